@@ -1,0 +1,140 @@
+"""Argument parsing, the shared command context and exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import enum
+import importlib
+import json as _json
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from node.log import configure_logging
+
+#: Sub-command modules, in help order. A module that does not exist yet is skipped.
+COMMAND_MODULES = ("_store_cmds", "_net_cmds", "_chain_cmds", "_demo")
+
+
+class ExitStatus(enum.IntEnum):
+    """Process exit codes; stable, documented in docs/operations.md."""
+
+    OK = 0
+    ERROR = 1  #: unexpected failure
+    USAGE = 2  #: bad arguments or configuration
+    NOT_FOUND = 3  #: content, file or data directory missing
+    VERIFY_FAILED = 4  #: stored or received data failed verification
+    PEER_ERROR = 5  #: the remote peer failed or misbehaved
+    CHAIN_ERROR = 6  #: the chain rejected a call or is unreachable
+    INTERRUPTED = 130  #: Ctrl-C; state is saved and the command can be re-run
+
+
+Handler = Callable[["Context", argparse.Namespace], ExitStatus]
+
+
+@dataclass
+class Context:
+    """What every command handler gets: streams, environment, output mode, data directory."""
+
+    stdout: TextIO
+    stderr: TextIO
+    env: Mapping[str, str]
+    json: bool
+    data_dir: Path
+    stdin: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def emit(self, obj: Any, text: str | None = None) -> None:
+        """Print a result: ``obj`` as one JSON document with ``--json``, else ``text``."""
+        if self.json:
+            self.stdout.write(_json.dumps(obj, sort_keys=True, default=str) + "\n")
+        elif text is not None:
+            self.stdout.write(text if text.endswith("\n") else text + "\n")
+        self.stdout.flush()
+
+    def fail(self, status: ExitStatus, message: str, **details: Any) -> ExitStatus:
+        """Report an error (JSON on stdout with ``--json``, text on stderr) and return status."""
+        if self.json:
+            payload = {"error": message, "status": status.name.lower(), **details}
+            self.stdout.write(_json.dumps(payload, sort_keys=True, default=str) + "\n")
+            self.stdout.flush()
+        else:
+            self.stderr.write(f"bcai: error: {message}\n")
+            self.stderr.flush()
+        return status
+
+    @property
+    def is_tty(self) -> bool:
+        isatty = getattr(self.stdout, "isatty", None)
+        return bool(isatty and isatty())
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    if "BCAI_HOME" in env:
+        return Path(env["BCAI_HOME"])
+    return Path(env.get("HOME", "~")).expanduser() / ".bcai"
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bcai", description="Move very large data between peers, verified, with receipts on chain."
+    )
+    parser.add_argument(
+        "-d",
+        "--data-dir",
+        type=Path,
+        default=default_data_dir(env),
+        help="node data directory (default: $BCAI_HOME or ~/.bcai)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    parser.add_argument(
+        "--log-level", default=env.get("BCAI_LOG_LEVEL", "warning"), help="debug|info|warning|error"
+    )
+    parser.add_argument("--log-json", action="store_true", help="structured JSON logs on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"node.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"node.cli.{name}":
+                raise
+            continue
+        module.register(sub)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stdin: Any = None,
+) -> ExitStatus:
+    env = dict(os.environ) if env is None else env
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
+    parser = build_parser(env)
+    try:
+        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    except SystemExit as exc:
+        return ExitStatus.OK if exc.code == 0 else ExitStatus.USAGE
+    configure_logging(args.log_level, json=args.log_json, stream=stderr)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help(stdout)
+        return ExitStatus.USAGE
+    ctx = Context(
+        stdout=stdout,
+        stderr=stderr,
+        env=env,
+        json=args.json,
+        data_dir=args.data_dir,
+        stdin=stdin if stdin is not None else sys.stdin,
+    )
+    try:
+        return handler(ctx, args)
+    except KeyboardInterrupt:
+        return ctx.fail(ExitStatus.INTERRUPTED, "interrupted; re-run the same command to resume")

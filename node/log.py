@@ -1,0 +1,49 @@
+"""structlog set-up shared by every entry point.
+
+Logs go to stderr (stdout is kept for command output, so ``--json`` stays machine-readable).
+Never log key material: the processors below drop any event key that looks like a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+_SECRET_KEYS = frozenset({"password", "passphrase", "private_key", "secret", "key_material", "seed"})
+
+
+def _drop_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    for key in list(event):
+        if key in _SECRET_KEYS:
+            event[key] = "<redacted>"
+    return event
+
+
+def configure_logging(level: str = "info", *, json: bool = False, stream: TextIO | None = None) -> None:
+    """Configure structlog (and stdlib logging underneath) once per process."""
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    out = stream if stream is not None else sys.stderr
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)
