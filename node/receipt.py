@@ -1,0 +1,434 @@
+"""EIP-712 transfer receipts: the receiver's signed statement "this provider served me N bytes".
+
+Pure eth-account (no web3), so the transfer engine (layer 4) can sign and check receipts; the
+``chain`` package submits them to ``TransferReceipts``, which verifies the same digest.
+
+Typed struct (must match ``contracts/src/TransferReceipts.sol`` exactly)::
+
+    Receipt(bytes32 contentRoot,address provider,address receiver,uint64 bytesServed,
+            uint32 chunks,uint64 nonce,uint64 issuedAt)
+
+Domain: name "BCAI Transfer Receipts", version "1", ``chainId`` and ``verifyingContract`` taken
+from the chain the receipts go to (see ``chain.eip712.receipt_domain``).
+
+Signatures are 65 bytes ``r || s || v`` with ``v`` in {27, 28} and ``s`` in the lower half of the
+curve order (EIP-2). OpenZeppelin's ECDSA rejects high-s on chain; we reject it here too, so a
+malleated copy of a receipt is never forwarded.
+
+Compact binary form (all integers big-endian, 166 bytes, fixed layout)::
+
+    offset size field
+         0    1 format version (0x01)
+         1   32 contentRoot
+        33   20 provider
+        53   20 receiver
+        73    8 bytesServed   (uint64)
+        81    4 chunks        (uint32)
+        85    8 nonce         (uint64)
+        93    8 issuedAt      (uint64, unix seconds)
+       101   65 signature     r(32) || s(32) || v(1)
+
+Nonces are chosen by the receiver and must be unique per receiver; the contract keeps a bitmap of
+256 nonces per storage word, so sequential nonces are far cheaper to submit than random ones.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from eth_account.messages import encode_typed_data
+from eth_keys import keys
+from eth_keys.exceptions import BadSignature, ValidationError
+from eth_utils import is_address, keccak, to_checksum_address
+
+__all__ = [
+    "RECEIPT_TYPES",
+    "RECEIPT_TYPE_STRING",
+    "SECP256K1_N",
+    "WIRE_SIZE",
+    "BadReceiptSignature",
+    "InvalidReceipt",
+    "MalformedReceipt",
+    "Receipt",
+    "ReceiptDomain",
+    "ReceiptError",
+    "ReceiptMismatch",
+    "SignedReceipt",
+    "check_signature_form",
+    "decode_receipt",
+    "encode_receipt",
+    "receipt_digest",
+    "recover_signer",
+    "sign_receipt",
+    "verify_receipt",
+]
+
+DOMAIN_NAME = "BCAI Transfer Receipts"
+DOMAIN_VERSION = "1"
+FORMAT_VERSION = 1
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HALF_N = SECP256K1_N // 2
+
+RECEIPT_TYPE_STRING = (
+    "Receipt(bytes32 contentRoot,address provider,address receiver,uint64 bytesServed,"
+    "uint32 chunks,uint64 nonce,uint64 issuedAt)"
+)
+RECEIPT_TYPES: dict[str, list[dict[str, str]]] = {
+    "Receipt": [
+        {"name": "contentRoot", "type": "bytes32"},
+        {"name": "provider", "type": "address"},
+        {"name": "receiver", "type": "address"},
+        {"name": "bytesServed", "type": "uint64"},
+        {"name": "chunks", "type": "uint32"},
+        {"name": "nonce", "type": "uint64"},
+        {"name": "issuedAt", "type": "uint64"},
+    ]
+}
+_DOMAIN_TYPES = [
+    {"name": "name", "type": "string"},
+    {"name": "version", "type": "string"},
+    {"name": "chainId", "type": "uint256"},
+    {"name": "verifyingContract", "type": "address"},
+]
+_DOMAIN_TYPEHASH = keccak(
+    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+_RECEIPT_TYPEHASH = keccak(text=RECEIPT_TYPE_STRING)
+
+_BODY = struct.Struct(">B32s20s20sQIQQ")
+SIGNATURE_SIZE = 65
+WIRE_SIZE = _BODY.size + SIGNATURE_SIZE
+_U32 = (1 << 32) - 1
+_U64 = (1 << 64) - 1
+
+
+# ---------------------------------------------------------------------------------------- errors
+
+
+class ReceiptError(Exception):
+    """Root of every receipt error."""
+
+
+class InvalidReceipt(ReceiptError, ValueError):
+    """Local misuse: a field out of range or of the wrong type."""
+
+
+class MalformedReceipt(ReceiptError, ValueError):
+    """Remote fault: bytes or JSON from a peer that do not decode to a receipt."""
+
+
+class BadReceiptSignature(ReceiptError):
+    """Remote fault: the signature is malformed, malleable (high s) or does not recover."""
+
+
+class ReceiptMismatch(ReceiptError):
+    """Remote fault: a valid signature, but by someone else or for another provider/receiver."""
+
+    def __init__(self, field: str, expected: str, actual: str) -> None:
+        super().__init__(f"receipt {field} is {actual}, expected {expected}")
+        self.field = field
+        self.expected = expected
+        self.actual = actual
+
+
+# ---------------------------------------------------------------------------------------- types
+
+
+def _address(value: Any, name: str) -> str:
+    if isinstance(value, bytes) and len(value) == 20:
+        return to_checksum_address(value)
+    if not isinstance(value, str) or not is_address(value):
+        raise InvalidReceipt(f"{name} is not an address: {value!r}")
+    return to_checksum_address(value)
+
+
+def _uint(value: Any, bound: int, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= bound:
+        raise InvalidReceipt(f"{name} out of range: {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptDomain:
+    """EIP-712 domain of the ``TransferReceipts`` contract a receipt is bound to."""
+
+    chain_id: int
+    verifying_contract: str
+    name: str = DOMAIN_NAME
+    version: str = DOMAIN_VERSION
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "verifying_contract", _address(self.verifying_contract, "verifying_contract")
+        )
+        _uint(self.chain_id, (1 << 256) - 1, "chain_id")
+
+    def as_eip712(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": self.verifying_contract,
+        }
+
+    def separator(self) -> bytes:
+        """The EIP-712 domain separator (same as OZ ``_domainSeparatorV4()``)."""
+        return keccak(
+            _DOMAIN_TYPEHASH
+            + keccak(text=self.name)
+            + keccak(text=self.version)
+            + self.chain_id.to_bytes(32, "big")
+            + bytes(12)
+            + bytes.fromhex(self.verifying_contract[2:])
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """What the receiver attests: ``provider`` served ``bytes_served`` bytes of ``content_root``."""
+
+    content_root: bytes
+    provider: str
+    receiver: str
+    bytes_served: int
+    chunks: int
+    nonce: int
+    issued_at: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.content_root, bytes) or len(self.content_root) != 32:
+            raise InvalidReceipt("content_root must be 32 bytes")
+        object.__setattr__(self, "provider", _address(self.provider, "provider"))
+        object.__setattr__(self, "receiver", _address(self.receiver, "receiver"))
+        _uint(self.bytes_served, _U64, "bytes_served")
+        _uint(self.chunks, _U32, "chunks")
+        _uint(self.nonce, _U64, "nonce")
+        _uint(self.issued_at, _U64, "issued_at")
+
+    def as_eip712(self) -> dict[str, Any]:
+        return {
+            "contentRoot": self.content_root,
+            "provider": self.provider,
+            "receiver": self.receiver,
+            "bytesServed": self.bytes_served,
+            "chunks": self.chunks,
+            "nonce": self.nonce,
+            "issuedAt": self.issued_at,
+        }
+
+    def as_tuple(self) -> tuple[bytes, str, str, int, int, int, int]:
+        """ABI tuple order, for ``submitBatch``."""
+        return (
+            self.content_root,
+            self.provider,
+            self.receiver,
+            self.bytes_served,
+            self.chunks,
+            self.nonce,
+            self.issued_at,
+        )
+
+    def struct_hash(self) -> bytes:
+        return keccak(
+            _RECEIPT_TYPEHASH
+            + self.content_root
+            + bytes(12)
+            + bytes.fromhex(self.provider[2:])
+            + bytes(12)
+            + bytes.fromhex(self.receiver[2:])
+            + self.bytes_served.to_bytes(32, "big")
+            + self.chunks.to_bytes(32, "big")
+            + self.nonce.to_bytes(32, "big")
+            + self.issued_at.to_bytes(32, "big")
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SignedReceipt:
+    """A receipt and the receiver's 65-byte signature (``r || s || v``)."""
+
+    receipt: Receipt
+    signature: bytes
+
+    def to_bytes(self) -> bytes:
+        return encode_receipt(self)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SignedReceipt:
+        return decode_receipt(data)
+
+    def to_json_obj(self) -> dict[str, Any]:
+        r = self.receipt
+        return {
+            "contentRoot": "0x" + r.content_root.hex(),
+            "provider": r.provider,
+            "receiver": r.receiver,
+            "bytesServed": r.bytes_served,
+            "chunks": r.chunks,
+            "nonce": r.nonce,
+            "issuedAt": r.issued_at,
+            "signature": "0x" + self.signature.hex(),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_json_obj(), sort_keys=True)
+
+    @classmethod
+    def from_json_obj(cls, obj: Any) -> SignedReceipt:
+        try:
+            receipt = Receipt(
+                content_root=_hex_bytes(obj["contentRoot"], 32),
+                provider=obj["provider"],
+                receiver=obj["receiver"],
+                bytes_served=obj["bytesServed"],
+                chunks=obj["chunks"],
+                nonce=obj["nonce"],
+                issued_at=obj["issuedAt"],
+            )
+            signature = _hex_bytes(obj["signature"], SIGNATURE_SIZE)
+        except (KeyError, TypeError, InvalidReceipt) as exc:
+            raise MalformedReceipt(f"bad receipt JSON: {exc}") from None
+        return cls(receipt, signature)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SignedReceipt:
+        try:
+            obj = json.loads(text)
+        except ValueError as exc:
+            raise MalformedReceipt(f"bad receipt JSON: {exc}") from None
+        return cls.from_json_obj(obj)
+
+
+def _hex_bytes(value: Any, size: int) -> bytes:
+    if not isinstance(value, str) or not value.startswith("0x"):
+        raise MalformedReceipt("expected 0x-prefixed hex")
+    try:
+        raw = bytes.fromhex(value[2:])
+    except ValueError:
+        raise MalformedReceipt("bad hex") from None
+    if len(raw) != size:
+        raise MalformedReceipt(f"expected {size} bytes, got {len(raw)}")
+    return raw
+
+
+# ---------------------------------------------------------------------------------------- codec
+
+
+def encode_receipt(signed: SignedReceipt) -> bytes:
+    """The 166-byte wire form (layout in the module docstring)."""
+    r = signed.receipt
+    if len(signed.signature) != SIGNATURE_SIZE:
+        raise InvalidReceipt("signature must be 65 bytes")
+    return (
+        _BODY.pack(
+            FORMAT_VERSION,
+            r.content_root,
+            bytes.fromhex(r.provider[2:]),
+            bytes.fromhex(r.receiver[2:]),
+            r.bytes_served,
+            r.chunks,
+            r.nonce,
+            r.issued_at,
+        )
+        + signed.signature
+    )
+
+
+def decode_receipt(data: bytes) -> SignedReceipt:
+    """Parse the wire form; raises ``MalformedReceipt``. Does not check the signature."""
+    if len(data) != WIRE_SIZE:
+        raise MalformedReceipt(f"receipt must be {WIRE_SIZE} bytes, got {len(data)}")
+    version, root, provider, receiver, served, chunks, nonce, issued = _BODY.unpack_from(data)
+    if version != FORMAT_VERSION:
+        raise MalformedReceipt(f"unknown receipt format version {version}")
+    receipt = Receipt(
+        content_root=root,
+        provider=to_checksum_address(provider),
+        receiver=to_checksum_address(receiver),
+        bytes_served=served,
+        chunks=chunks,
+        nonce=nonce,
+        issued_at=issued,
+    )
+    return SignedReceipt(receipt, bytes(data[_BODY.size :]))
+
+
+# ---------------------------------------------------------------------------------------- crypto
+
+
+class _Signer(Protocol):
+    address: str
+
+    def sign_message(self, signable_message: Any) -> Any: ...
+
+
+def receipt_digest(receipt: Receipt, domain: ReceiptDomain) -> bytes:
+    """The EIP-712 digest the receiver signs (equals ``TransferReceipts.hashReceipt``)."""
+    return keccak(b"\x19\x01" + domain.separator() + receipt.struct_hash())
+
+
+def sign_receipt(account: _Signer, receipt: Receipt, domain: ReceiptDomain) -> SignedReceipt:
+    """Sign ``receipt`` as its receiver with an eth-account ``LocalAccount``."""
+    if to_checksum_address(account.address) != receipt.receiver:
+        raise InvalidReceipt("only the receiver signs a receipt")
+    message = encode_typed_data(
+        full_message={
+            "types": {"EIP712Domain": _DOMAIN_TYPES, **RECEIPT_TYPES},
+            "primaryType": "Receipt",
+            "domain": domain.as_eip712(),
+            "message": receipt.as_eip712(),
+        }
+    )
+    signed = account.sign_message(message)
+    signature = bytes(signed.signature)
+    check_signature_form(signature)  # eth-account always produces low-s; keep it honest
+    return SignedReceipt(receipt, signature)
+
+
+def check_signature_form(signature: bytes) -> tuple[int, int, int]:
+    """Return ``(v, r, s)``; raise ``BadReceiptSignature`` unless canonical (EIP-2, v 27/28)."""
+    if len(signature) != SIGNATURE_SIZE:
+        raise BadReceiptSignature(f"signature must be 65 bytes, got {len(signature)}")
+    r = int.from_bytes(signature[:32], "big")
+    s = int.from_bytes(signature[32:64], "big")
+    v = signature[64]
+    if v not in (27, 28):
+        raise BadReceiptSignature(f"signature v must be 27 or 28, got {v}")
+    if not 0 < r < SECP256K1_N or not 0 < s <= _HALF_N:
+        raise BadReceiptSignature("malleable or out-of-range signature (high s)")
+    return v, r, s
+
+
+def recover_signer(signed: SignedReceipt, domain: ReceiptDomain) -> str:
+    """The checksummed address that signed ``signed`` under ``domain``."""
+    v, r, s = check_signature_form(signed.signature)
+    digest = receipt_digest(signed.receipt, domain)
+    try:
+        public = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
+    except (BadSignature, ValidationError) as exc:
+        raise BadReceiptSignature(f"signature does not recover: {exc}") from None
+    return public.to_checksum_address()
+
+
+def verify_receipt(
+    signed: SignedReceipt,
+    domain: ReceiptDomain,
+    expected_receiver: str | None = None,
+    expected_provider: str | None = None,
+) -> str:
+    """Check the signature is the receiver's (and optionally who the parties are).
+
+    Returns the signer. Raises ``BadReceiptSignature`` or ``ReceiptMismatch``.
+    """
+    signer = recover_signer(signed, domain)
+    r = signed.receipt
+    if signer != r.receiver:
+        raise ReceiptMismatch("signer", r.receiver, signer)
+    if expected_receiver is not None and r.receiver != to_checksum_address(expected_receiver):
+        raise ReceiptMismatch("receiver", to_checksum_address(expected_receiver), r.receiver)
+    if expected_provider is not None and r.provider != to_checksum_address(expected_provider):
+        raise ReceiptMismatch("provider", to_checksum_address(expected_provider), r.provider)
+    return signer
