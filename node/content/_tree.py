@@ -1,0 +1,204 @@
+"""The RFC 6962 Merkle tree over 4 KiB segments, with SHA-256.
+
+    leaf      = SHA256(0x00 || segment)
+    node      = SHA256(0x01 || left || right)
+    MTH({})   = SHA256("")
+    MTH(D[n]) = node(MTH(D[0:k]), MTH(D[k:n]))   for n > 1, k the largest power of two < n
+
+Two facts the rest of the code leans on:
+
+* Level-by-level pairing where an odd last node is carried up unchanged gives exactly the
+  MTH above (the tree is "left-complete"); that is how :func:`merkle_root` computes it.
+* A full chunk is 2^j segments, so every chunk (the last, shorter one too) is one subtree of
+  the segment tree, and the content root is the MTH over the chunk roots taken as leaf hashes.
+  One tree therefore serves chunk verification during transfer and 4 KiB inclusion proofs on
+  chain; an audit path for a segment is its path inside its chunk followed by the chunk's path
+  in the chunk-root tree (:func:`segment_proof`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from ._errors import InvalidGeometry, InvalidProof
+
+SEGMENT_SIZE = 4096
+MIN_CHUNK_SIZE = 256 * 1024
+DEFAULT_CHUNK_SIZE = 1024 * 1024
+MAX_CHUNK_SIZE = 4 * 1024 * 1024
+HASH_SIZE = 32
+
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+_sha256 = hashlib.sha256
+_LEAF_PREFIX = _sha256(b"\x00")
+_NODE_PREFIX = b"\x01"
+
+
+def leaf_hash(segment: bytes | bytearray | memoryview) -> bytes:
+    """SHA256(0x00 || segment)."""
+    h = _LEAF_PREFIX.copy()
+    h.update(segment)
+    return h.digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """SHA256(0x01 || left || right)."""
+    return _sha256(_NODE_PREFIX + left + right).digest()
+
+
+def check_chunk_size(chunk_size: int) -> int:
+    """Return ``chunk_size`` if it is a power of two in [256 KiB, 4 MiB], else raise."""
+    if not (MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE) or chunk_size & (chunk_size - 1):
+        raise InvalidGeometry(
+            f"chunk size {chunk_size} is not a power of two in "
+            f"[{MIN_CHUNK_SIZE}, {MAX_CHUNK_SIZE}] bytes"
+        )
+    return chunk_size
+
+
+def segment_count(size: int) -> int:
+    """Number of 4 KiB segments (leaves) of content of ``size`` bytes."""
+    return -(-size // SEGMENT_SIZE)
+
+
+def chunk_count(size: int, chunk_size: int) -> int:
+    """Number of chunks of content of ``size`` bytes (0 for empty content)."""
+    return -(-size // chunk_size)
+
+
+def _reduce(level: list[bytes]) -> bytes:
+    # Pair neighbours level by level; an odd last node moves up unchanged (RFC 6962 shape).
+    sha = _sha256
+    while len(level) > 1:
+        odd = level[-1] if len(level) & 1 else None
+        level = [
+            sha(b"\x01" + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+        ]
+        if odd is not None:
+            level.append(odd)
+    return level[0]
+
+
+def merkle_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    """RFC 6962 MTH over already-hashed leaves (segment leaf hashes, or chunk roots)."""
+    if not leaf_hashes:
+        return EMPTY_ROOT
+    return _reduce(list(leaf_hashes))
+
+
+def segment_leaf_hashes(data: bytes | bytearray | memoryview) -> list[bytes]:
+    """Leaf hashes of the 4 KiB segments of ``data`` (the last segment may be shorter)."""
+    mv = memoryview(data)
+    prefix = _LEAF_PREFIX
+    out = []
+    for off in range(0, len(mv), SEGMENT_SIZE):
+        h = prefix.copy()
+        h.update(mv[off : off + SEGMENT_SIZE])
+        out.append(h.digest())
+    return out
+
+
+def chunk_root(chunk: bytes | bytearray | memoryview) -> bytes:
+    """Tree hash of one chunk's segments (the empty chunk hashes to :data:`EMPTY_ROOT`)."""
+    return merkle_root(segment_leaf_hashes(chunk))
+
+
+def tree_hash(data: bytes | bytearray | memoryview) -> bytes:
+    """Content root of in-memory ``data`` (same as :func:`chunk_root`; any size)."""
+    return chunk_root(data)
+
+
+def root_from_subtrees(chunk_roots: Sequence[bytes]) -> bytes:
+    """Content root from the list of chunk roots (each chunk is a subtree of the segment tree)."""
+    return merkle_root(chunk_roots)
+
+
+def _largest_power_of_two_below(n: int) -> int:
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """RFC 6962 audit path PATH(index, D[n]) for the leaf at ``index``, bottom-up."""
+    n = len(leaf_hashes)
+    if not 0 <= index < n:
+        raise IndexError(f"leaf index {index} outside a tree of {n} leaves")
+    path: list[bytes] = []
+    lo, hi, m = 0, n, index
+    # Walk down recording siblings, then reverse to get the bottom-up audit path.
+    while hi - lo > 1:
+        k = _largest_power_of_two_below(hi - lo)
+        if m < k:
+            path.append(merkle_root(leaf_hashes[lo + k : hi]))
+            hi = lo + k
+        else:
+            path.append(merkle_root(leaf_hashes[lo : lo + k]))
+            lo, m = lo + k, m - k
+    path.reverse()
+    return path
+
+
+def segment_proof(
+    chunk_roots: Sequence[bytes],
+    chunk_size: int,
+    chunk_data: bytes | bytearray | memoryview,
+    chunk_index: int,
+    segment_in_chunk: int,
+) -> list[bytes]:
+    """Audit path of one segment against the content root.
+
+    Needs only the chunk that holds the segment and the chunk-root list: the path inside the
+    chunk's own tree, followed by the chunk's path in the tree over chunk roots.
+    """
+    check_chunk_size(chunk_size)
+    leaves = segment_leaf_hashes(chunk_data)
+    if chunk_root(chunk_data) != chunk_roots[chunk_index]:
+        raise InvalidProof(f"chunk {chunk_index} does not match its chunk root")
+    return inclusion_proof(leaves, segment_in_chunk) + inclusion_proof(chunk_roots, chunk_index)
+
+
+def root_from_inclusion(leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes]) -> bytes:
+    """Recompute the root from a leaf hash and its audit path (RFC 9162, section 2.1.3.2)."""
+    if not 0 <= index < tree_size:
+        raise InvalidProof(f"leaf index {index} outside a tree of {tree_size} leaves")
+    if len(leaf) != HASH_SIZE:
+        raise InvalidProof(f"leaf hash has {len(leaf)} bytes, want {HASH_SIZE}")
+    fn, sn, r = index, tree_size - 1, leaf
+    for p in proof:
+        if len(p) != HASH_SIZE:
+            raise InvalidProof(f"proof element has {len(p)} bytes, want {HASH_SIZE}")
+        if sn == 0:
+            raise InvalidProof("proof is longer than the tree is deep")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise InvalidProof("proof is shorter than the tree is deep")
+    return r
+
+
+def verify_inclusion(
+    leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes
+) -> None:
+    """Raise :class:`InvalidProof` unless ``proof`` shows ``leaf`` at ``index`` under ``root``."""
+    if len(root) != HASH_SIZE:
+        raise InvalidProof(f"root has {len(root)} bytes, want {HASH_SIZE}")
+    if root_from_inclusion(leaf, index, tree_size, proof) != root:
+        raise InvalidProof(f"proof for leaf {index} of {tree_size} does not lead to the root")
+
+
+def check_segment(size: int, index: int, segment: bytes | bytearray | memoryview) -> None:
+    """Raise unless ``segment`` has the length segment ``index`` of ``size``-byte content has."""
+    n = segment_count(size)
+    if not 0 <= index < n:
+        raise InvalidProof(f"segment {index} outside content of {n} segments")
+    want = SEGMENT_SIZE if index < n - 1 else size - (n - 1) * SEGMENT_SIZE
+    if len(segment) != want:
+        raise InvalidProof(f"segment {index} has {len(segment)} bytes, want {want}")
