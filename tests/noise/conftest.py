@@ -1,0 +1,54 @@
+"""Shared helpers for the node.noise tests: key pairs and an in-memory connection pair."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.noise import KeyPair, NoiseConnection
+
+VECTOR_FILE = Path(__file__).resolve().parent / "vectors" / "25519_ChaChaPoly_SHA256.json"
+"""A copy of ../shared/vectors/noise/ (cacophony + snow vectors), kept in the repo."""
+
+
+def load_vectors() -> list[dict[str, Any]]:
+    """Every vector of the shared Noise vector file."""
+    with VECTOR_FILE.open() as f:
+        vectors: list[dict[str, Any]] = json.load(f)["vectors"]
+    return vectors
+
+
+def run_handshake(
+    initiator: NoiseConnection,
+    responder: NoiseConnection,
+    payloads: tuple[bytes, bytes, bytes] = (b"", b"", b""),
+) -> list[bytes]:
+    """Pipe XX messages between the two connections; return the payloads each side read."""
+    received = []
+    writer, reader = initiator, responder
+    for payload in payloads:
+        message = writer.write_handshake(payload)
+        received.append(reader.read_handshake(message))
+        writer, reader = reader, writer
+    return received
+
+
+@pytest.fixture
+def pair() -> tuple[NoiseConnection, NoiseConnection]:
+    """A fresh initiator and responder with their own static keys, handshake not started."""
+    return (
+        NoiseConnection.initiator(KeyPair.generate()),
+        NoiseConnection.responder(KeyPair.generate()),
+    )
+
+
+@pytest.fixture
+def connected(
+    pair: tuple[NoiseConnection, NoiseConnection],
+) -> tuple[NoiseConnection, NoiseConnection]:
+    """An initiator and responder that completed the XX handshake."""
+    run_handshake(*pair)
+    return pair
