@@ -1,0 +1,61 @@
+"""Errors of the transfer engine, rooted at :class:`TransferError`.
+
+Split by whose fault it is, as h11 does: :class:`LocalTransferError` for misuse or local
+conditions (bad arguments, store problems, cancelled by the user), :class:`RemoteTransferError`
+for what a peer did (bad data, refusals, disappearing). Every error carries ``retryable`` so the
+CLI can tell "run it again" from "this will not work".
+"""
+
+from __future__ import annotations
+
+
+class TransferError(Exception):
+    """Root of every error raised by :mod:`node.transfer`."""
+
+    retryable: bool = False
+
+
+class LocalTransferError(TransferError):
+    """Something on this side went wrong (arguments, store, configuration)."""
+
+
+class RemoteTransferError(TransferError):
+    """A peer misbehaved, refused or went away."""
+
+
+class InvalidArgument(LocalTransferError, ValueError):
+    """A caller passed something the engine cannot use."""
+
+
+class ContentNotFound(RemoteTransferError):
+    """No reachable peer has the requested content."""
+
+
+class ChunkRootsMismatch(RemoteTransferError):
+    """The chunk-root list a peer sent does not hash to the requested content root."""
+
+
+class ManifestMismatch(RemoteTransferError):
+    """A peer's manifest does not describe the requested root (or is malformed)."""
+
+
+class CorruptChunk(RemoteTransferError):
+    """A chunk failed verification against its (verified) chunk root.
+
+    Nothing of it was written. Raised to the caller only when no other source is left.
+    """
+
+    def __init__(self, index: int, peer: object) -> None:
+        super().__init__(f"chunk {index} from peer {peer} failed verification")
+        self.index = index
+        self.peer = peer
+
+
+class PeerFailed(RemoteTransferError):
+    """Every source failed (disconnects, timeouts, refusals); the transfer can be resumed."""
+
+    retryable = True
+
+
+class ProtocolViolation(RemoteTransferError):
+    """A peer sent something the protocol does not allow at this point."""

@@ -1,0 +1,402 @@
+"""Which chunk to ask which peer for, and when: the receiver's scheduler (sans-IO).
+
+Inputs are what happened (a chunk verified or failed, a peer refused or went away, the time);
+outputs are :class:`RequestChunks` and :class:`CancelChunks` actions for the I/O layer. Nothing
+here blocks, sleeps or reads a clock: ``now`` is always an argument, so tests can replay any
+interleaving and hypothesis can search them.
+
+Rules, per peer (``PeerState``):
+
+- A peer gets requests while its adaptive window (:mod:`._window`, outstanding *bytes*) has
+  room, its circuit breaker allows it, and its backoff has expired. Requests to one peer are
+  batched into one ``RequestChunks`` per poll.
+- Choice of index: lowest-index first (so a partially fetched file fills from the front and
+  resumes cheaply); when peers hold different subsets (bitfields), rarest first among the next
+  ``lookahead`` candidates, ties to the lowest index.
+- Stall: a peer with requests outstanding and no delivery for ``stall_timeout`` seconds loses
+  them all (back to the pool), its window halves, its breaker counts a failure and it backs
+  off with full jitter.
+- A corrupt chunk (it did not match its verified chunk root) bans the peer for this transfer.
+- Endgame: with nothing left to hand out, idle peers duplicate in-flight requests (at most
+  ``endgame_copies`` holders per chunk); the first copy to verify cancels the others.
+- The transfer fails when every peer is banned or given up: with :class:`CorruptChunk` when
+  corruption was the cause, else :class:`PeerFailed` (which a later run can resume).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass, field
+
+from ._backoff import Backoff
+from ._bitmap import Bitmap
+from ._breaker import BreakerState, CircuitBreaker
+from ._errors import CorruptChunk, PeerFailed, TransferError
+from ._window import FlowWindow
+
+PeerId = Hashable
+
+
+@dataclass(frozen=True)
+class RequestChunks:
+    """Send one batched request for ``indices`` to ``peer``."""
+
+    peer: PeerId
+    indices: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class CancelChunks:
+    """Tell ``peer`` to stop sending ``indices`` (done elsewhere, or given up on it)."""
+
+    peer: PeerId
+    indices: tuple[int, ...]
+
+
+Action = RequestChunks | CancelChunks
+
+
+@dataclass
+class PeerState:
+    peer: PeerId
+    window: FlowWindow
+    have: Bitmap | None = None  #: ``None``: the peer has every chunk
+    outstanding: dict[int, float] = field(default_factory=dict)  #: index -> requested at
+    outstanding_bytes: int = 0
+    breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
+    not_before: float = 0.0
+    attempt: int = 0
+    last_progress: float = 0.0
+    banned: bool = False
+    gone: bool = False
+    fault: TransferError | None = None
+    received_bytes: int = 0
+    chunks_ok: int = 0
+    chunks_corrupt: int = 0
+    timeouts: int = 0
+
+    def has(self, index: int) -> bool:
+        return self.have is None or index in self.have
+
+    @property
+    def usable(self) -> bool:
+        return not (self.banned or self.gone)
+
+
+class Scheduler:
+    """Chunk assignment across peers for one content root. See the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        chunk_count: int,
+        chunk_size: int,
+        total_size: int,
+        need: Bitmap,
+        initial_window: int = 16,
+        max_window: int = 64,
+        stall_timeout: float = 20.0,
+        max_peer_failures: int = 6,
+        endgame_copies: int = 2,
+        lookahead: int = 64,
+        backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if need.size != chunk_count:
+            raise ValueError("need bitmap size must equal chunk_count")
+        self.chunk_count = chunk_count
+        self.chunk_size = chunk_size
+        self.total_size = total_size
+        self.need = need
+        self.initial_window = initial_window
+        self.max_window = max_window
+        self.stall_timeout = stall_timeout
+        self.max_peer_failures = max_peer_failures
+        self.endgame_copies = endgame_copies
+        self.lookahead = lookahead
+        self.backoff = backoff or Backoff()
+        self.rng = rng or random.Random()
+        self.peers: dict[PeerId, PeerState] = {}
+        self.inflight: dict[int, list[PeerId]] = {}
+        self._retry: list[int] = []
+        self._next = 0
+        self._rotation = 0
+        self.duplicates_received = 0
+
+    # -- geometry -------------------------------------------------------------------------
+
+    def chunk_len(self, index: int) -> int:
+        if index == self.chunk_count - 1:
+            return self.total_size - index * self.chunk_size
+        return self.chunk_size
+
+    @property
+    def finished(self) -> bool:
+        return len(self.need) == 0
+
+    # -- peers ----------------------------------------------------------------------------
+
+    def add_peer(self, peer: PeerId, now: float, have: Bitmap | None = None) -> None:
+        if peer in self.peers and self.peers[peer].usable:
+            raise ValueError(f"peer {peer!r} already added")
+        window = FlowWindow(
+            self.chunk_size,
+            initial_chunks=min(self.initial_window, self.max_window),
+            max_chunks=self.max_window,
+        )
+        self.peers[peer] = PeerState(peer=peer, window=window, have=have, last_progress=now)
+
+    def set_have(self, peer: PeerId, have: Bitmap | None) -> None:
+        self.peers[peer].have = have
+
+    def peer_has(self, peer: PeerId, index: int) -> None:
+        st = self.peers[peer]
+        if st.have is not None:
+            st.have.set(index)
+
+    def remove_peer(self, peer: PeerId, fault: TransferError | None = None) -> None:
+        """The connection is gone: its outstanding requests go back to the pool."""
+        st = self.peers.get(peer)
+        if st is None:
+            return
+        self._release_all(st)
+        st.gone = True
+        if fault is not None and st.fault is None:
+            st.fault = fault
+
+    def usable_peers(self) -> list[PeerState]:
+        return [p for p in self.peers.values() if p.usable]
+
+    # -- events ---------------------------------------------------------------------------
+
+    def on_chunk(self, peer: PeerId, index: int, ok: bool, now: float) -> list[Action]:
+        """A chunk from ``peer`` arrived and was checked (``ok``) against its chunk root."""
+        st = self.peers[peer]
+        nbytes = self.chunk_len(index)
+        requested = st.outstanding.pop(index, None) is not None
+        if requested:
+            st.outstanding_bytes -= nbytes
+            self._drop_holder(index, peer)
+        st.last_progress = now
+        if not ok:
+            st.chunks_corrupt += 1
+            st.banned = True
+            st.breaker.trip(now)
+            if st.fault is None:
+                st.fault = CorruptChunk(index, peer)
+            actions: list[Action] = []
+            if st.outstanding:
+                actions.append(CancelChunks(peer, tuple(st.outstanding)))
+            self._release_all(st)
+            if index in self.need and index not in self.inflight:
+                heapq.heappush(self._retry, index)
+            return actions
+        st.received_bytes += nbytes
+        st.chunks_ok += 1
+        st.attempt = 0
+        st.breaker.record_success()
+        if requested:
+            st.window.on_delivered(nbytes)
+        if not self.need.clear(index):
+            self.duplicates_received += 1
+            return []
+        # Anyone else still fetching this index (endgame copies) can stop.
+        others = self.inflight.pop(index, [])
+        actions = []
+        for other in others:
+            ost = self.peers[other]
+            if ost.outstanding.pop(index, None) is not None:
+                ost.outstanding_bytes -= nbytes
+                actions.append(CancelChunks(other, (index,)))
+        return actions
+
+    def on_refused(
+        self,
+        peer: PeerId,
+        indices: tuple[int, ...] | list[int],
+        now: float,
+        retry_after: float | None = None,
+    ) -> None:
+        """``peer`` refused (BUSY, error) some requests: back to the pool, back off."""
+        st = self.peers[peer]
+        for index in indices:
+            if st.outstanding.pop(index, None) is not None:
+                st.outstanding_bytes -= self.chunk_len(index)
+                self._drop_holder(index, peer)
+                self._requeue(index)
+        st.window.on_congestion()
+        st.attempt += 1
+        delay = retry_after if retry_after is not None else self.backoff.delay(st.attempt, self.rng)
+        st.not_before = max(st.not_before, now + delay)
+        st.last_progress = now
+
+    def on_failure(self, peer: PeerId, now: float, fault: TransferError | None = None) -> None:
+        """A soft failure (timeout-like) of ``peer``: penalise it and maybe give it up."""
+        st = self.peers[peer]
+        self._release_all(st)
+        st.window.on_congestion()
+        st.breaker.record_failure(now)
+        st.attempt += 1
+        st.not_before = now + self.backoff.delay(st.attempt, self.rng)
+        if fault is not None:
+            st.fault = fault
+        if st.attempt >= self.max_peer_failures:
+            st.gone = True
+
+    # -- the clock ------------------------------------------------------------------------
+
+    def poll(self, now: float) -> list[Action]:
+        """Handle stalls, then hand out requests. Call after every event and at deadlines."""
+        actions: list[Action] = []
+        for st in list(self.peers.values()):
+            if st.usable and st.outstanding and now >= st.last_progress + self.stall_timeout:
+                st.timeouts += 1
+                actions.append(CancelChunks(st.peer, tuple(st.outstanding)))
+                self.on_failure(st.peer, now, PeerFailed(f"peer {st.peer} stalled"))
+        if self.finished:
+            return actions
+        peers = self.usable_peers()
+        if not peers:
+            return actions
+        # Rotate the starting peer so no peer is always served first.
+        self._rotation = (self._rotation + 1) % len(peers)
+        for st in peers[self._rotation :] + peers[: self._rotation]:
+            if now < st.not_before or not st.breaker.allow(now):
+                continue
+            batch: list[int] = []
+            while True:
+                if st.breaker.state is BreakerState.HALF_OPEN and (st.outstanding or batch):
+                    break  # one probe at a time
+                if not st.window.has_room(st.outstanding_bytes, self.chunk_size):
+                    break
+                index = self._pick(st)
+                if index is None:
+                    break
+                nbytes = self.chunk_len(index)
+                if not st.outstanding:
+                    st.last_progress = now
+                st.outstanding[index] = now
+                st.outstanding_bytes += nbytes
+                self.inflight.setdefault(index, []).append(st.peer)
+                batch.append(index)
+            if batch:
+                actions.append(RequestChunks(st.peer, tuple(batch)))
+        return actions
+
+    def next_deadline(self, now: float) -> float | None:
+        """When :meth:`poll` should run next if nothing else happens (``None``: no timer).
+
+        Idle peers waiting out a backoff or an open breaker count only while that wait lies
+        in the future (an idle peer with nothing to do must not cause a busy loop).
+        """
+        times: list[float] = []
+        for st in self.usable_peers():
+            if st.outstanding:
+                times.append(st.last_progress + self.stall_timeout)
+            elif not self.finished:
+                if st.not_before > now:
+                    times.append(st.not_before)
+                reopen = st.breaker.reopens_at()
+                if reopen is not None and reopen > now:
+                    times.append(reopen)
+        return min(times) if times else None
+
+    @property
+    def failure(self) -> TransferError | None:
+        """Why the transfer cannot go on (no usable peer left), or ``None``."""
+        if self.finished or self.usable_peers():
+            return None
+        faults = [st.fault for st in self.peers.values() if st.fault is not None]
+        for fault in faults:
+            if isinstance(fault, CorruptChunk):
+                return fault
+        return faults[0] if faults else PeerFailed("no peers to fetch from")
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _requeue(self, index: int) -> None:
+        if index in self.need and index not in self.inflight:
+            heapq.heappush(self._retry, index)
+
+    def _drop_holder(self, index: int, peer: PeerId) -> None:
+        holders = self.inflight.get(index)
+        if holders is not None:
+            if peer in holders:
+                holders.remove(peer)
+            if not holders:
+                del self.inflight[index]
+
+    def _release_all(self, st: PeerState) -> None:
+        for index in list(st.outstanding):
+            self._drop_holder(index, st.peer)
+            self._requeue(index)
+        st.outstanding.clear()
+        st.outstanding_bytes = 0
+
+    def _pending(self) -> Iterator[int]:
+        """Indices that are needed and not in flight, lowest first (retry heap, then cursor).
+
+        Stale heap entries are dropped as they surface. Yields lazily; the caller stops early.
+        """
+        retry = self._retry
+        while retry and (retry[0] not in self.need or retry[0] in self.inflight):
+            heapq.heappop(retry)
+        for index in sorted(set(retry)):
+            if index in self.need and index not in self.inflight:
+                yield index
+        i = self._next
+        while True:
+            i = self.need.next_set(i)
+            if i >= self.chunk_count:
+                return
+            if i not in self.inflight:
+                yield i
+            i += 1
+
+    def _advance_cursor(self) -> None:
+        i = self._next
+        while True:
+            i = self.need.next_set(i)
+            if i >= self.chunk_count or i not in self.inflight:
+                break
+            i += 1
+        self._next = i
+
+    def _take(self, index: int) -> int:
+        if self._retry and self._retry[0] == index:
+            heapq.heappop(self._retry)
+        if index == self._next:
+            self._next += 1
+        return index
+
+    def _pick(self, st: PeerState) -> int | None:
+        self._advance_cursor()
+        everyone_full = all(p.have is None for p in self.usable_peers())
+        best: int | None = None
+        best_avail = 0
+        for seen, index in enumerate(self._pending()):
+            if seen >= self.lookahead and best is not None:
+                break
+            if not st.has(index):
+                continue
+            if everyone_full:
+                return self._take(index)
+            avail = sum(1 for p in self.usable_peers() if p.has(index))
+            if best is None or avail < best_avail:
+                best, best_avail = index, avail
+        if best is not None:
+            return self._take(best)
+        return self._endgame_pick(st)
+
+    def _endgame_pick(self, st: PeerState) -> int | None:
+        choice: int | None = None
+        fewest = self.endgame_copies
+        for index, holders in self.inflight.items():
+            if st.peer in holders or not st.has(index) or len(holders) >= fewest:
+                continue
+            choice, fewest = index, len(holders)
+            if fewest == 1:
+                break
+        return choice
