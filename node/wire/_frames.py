@@ -1,0 +1,79 @@
+"""Noise message framing on TCP: ``u16 BE length | Noise message`` (handshake or transport).
+
+A Noise message is at most 65535 bytes (the u16 cannot say more) and at least 16 (every
+transport message carries a 16-byte tag; XX handshake messages are longer still).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from ._buffer import ReceiveBuffer
+from ._errors import LocalProtocolError, MalformedMessage
+from ._limits import FRAME_HEADER_LEN, NOISE_MAX_MESSAGE, NOISE_TAG_LEN
+from ._sentinels import NEED_DATA, PEER_CLOSED, Sentinel
+
+MIN_FRAME: Final = NOISE_TAG_LEN
+_U16 = struct.Struct(">H")
+
+
+class MalformedFrame(MalformedMessage):
+    """A Noise frame length is impossible (below 16) or the stream ended mid-frame."""
+
+    recoverable = False
+
+
+def frame_header(n: int) -> bytes:
+    """The 2-byte length that precedes a Noise message of ``n`` bytes."""
+    if not MIN_FRAME <= n <= NOISE_MAX_MESSAGE:
+        raise LocalProtocolError(f"Noise message of {n} bytes cannot be framed")
+    return _U16.pack(n)
+
+
+def encode_frame(noise_message: bytes) -> bytes:
+    """``frame_header(len(m)) + m``."""
+    return frame_header(len(noise_message)) + noise_message
+
+
+class FrameDecoder:
+    """Split a TCP byte stream into Noise messages. Holds at most one frame plus one read."""
+
+    def __init__(self) -> None:
+        self._buf = ReceiveBuffer()
+        self._eof = False
+        self._error: MalformedFrame | None = None
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        if self._eof:
+            raise LocalProtocolError("receive_data after receive_eof")
+        self._buf.feed(data)
+
+    def receive_eof(self) -> None:
+        self._eof = True
+
+    def next_frame(self) -> bytes | Sentinel:
+        """The next whole Noise message, ``NEED_DATA``, or ``PEER_CLOSED`` after a clean EOF."""
+        if self._error is not None:
+            raise self._error
+        head = self._buf.consume(FRAME_HEADER_LEN)
+        if head is not None:
+            (n,) = _U16.unpack(head)
+            if n < MIN_FRAME:
+                self._error = MalformedFrame(f"Noise frame of {n} bytes is below {MIN_FRAME}")
+                raise self._error
+            body = self._buf.consume(n)
+            if body is not None:
+                self._buf.commit()
+                return bytes(body)
+        self._buf.rollback()
+        if not self._eof:
+            return NEED_DATA
+        if len(self._buf) == 0:
+            return PEER_CLOSED
+        self._error = MalformedFrame("stream ended inside a Noise frame")
+        raise self._error
