@@ -7,7 +7,6 @@ Layout (private modules, re-exported here):
 - ``_errors``     exceptions: ``WireError`` > ``LocalProtocolError`` / ``RemoteProtocolError``
 - ``_caps``       ``Capabilities`` advertised in the handshake and in Hello
 - ``_identity``   the Noise handshake payload binding an Ethereum address to the static key
-- ``_receipt``    EIP-712 transfer receipts and their 165-byte wire form
 - ``_messages``   one frozen dataclass per message kind
 - ``_codec``      message <-> bytes (``encode``, ``encode_parts``, ``decode_body``)
 - ``_buffer``     receive buffer with commit/rollback and zero-copy reads
@@ -16,7 +15,9 @@ Layout (private modules, re-exported here):
 - ``_state``      which message is legal when, as data (``ProtocolState``)
 - ``_connection`` ``WireConnection``: decoder + encoder + state for one peer
 
-Nothing here touches sockets, clocks or threads; ``node.transport`` drives it over TCP.
+Receipts (EIP-712 struct, signing, 166-byte form) live in ``node.receipt``; ``ReceiptMsg``
+carries them. Nothing here touches sockets, clocks or threads; ``node.transport`` drives it
+over TCP.
 """
 
 from ._buffer import ReceiveBuffer as ReceiveBuffer
@@ -84,13 +85,6 @@ from ._messages import ReceiptAck as ReceiptAck
 from ._messages import ReceiptMsg as ReceiptMsg
 from ._messages import Request as Request
 from ._messages import Want as Want
-from ._receipt import RECEIPT_DOMAIN_NAME as RECEIPT_DOMAIN_NAME
-from ._receipt import RECEIPT_DOMAIN_VERSION as RECEIPT_DOMAIN_VERSION
-from ._receipt import RECEIPT_TYPE_STRING as RECEIPT_TYPE_STRING
-from ._receipt import RECEIPT_TYPES as RECEIPT_TYPES
-from ._receipt import Receipt as Receipt
-from ._receipt import ReceiptDomain as ReceiptDomain
-from ._receipt import SignedReceipt as SignedReceipt
 from ._sentinels import NEED_DATA as NEED_DATA
 from ._sentinels import PEER_CLOSED as PEER_CLOSED
 from ._sentinels import Sentinel as Sentinel

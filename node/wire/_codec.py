@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 
+from node.receipt import ReceiptError, decode_receipt, encode_receipt
+
 from ._caps import Capabilities
 from ._codes import decode_code
 from ._errors import LocalProtocolError, MalformedMessage, UnsupportedVersion
@@ -54,7 +56,6 @@ from ._messages import (
     Request,
     Want,
 )
-from ._receipt import SignedReceipt
 
 _HEADER = struct.Struct(">IB")
 _CHUNK_HEADER = struct.Struct(f">IB{ROOT_LEN}sIII")  # length, kind, root, index, offset, total
@@ -179,7 +180,10 @@ def _enc_progress(m: Progress) -> bytes:
 
 
 def _enc_receipt(m: ReceiptMsg) -> bytes:
-    return m.receipt.to_bytes()
+    try:
+        return encode_receipt(m.receipt)
+    except ReceiptError as exc:
+        raise LocalProtocolError(f"bad receipt: {exc}") from None
 
 
 def _enc_receipt_ack(m: ReceiptAck) -> bytes:
@@ -365,7 +369,10 @@ def _dec_complete(b: memoryview) -> Complete:
 
 
 def _dec_receipt(b: memoryview) -> ReceiptMsg:
-    return ReceiptMsg(SignedReceipt.from_bytes(b))
+    try:
+        return ReceiptMsg(decode_receipt(bytes(b)))
+    except ReceiptError as exc:
+        raise _bad(f"Receipt: {exc}") from None
 
 
 def _dec_receipt_ack(b: memoryview) -> ReceiptAck:

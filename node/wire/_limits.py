@@ -10,6 +10,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from node import receipt
+
 PROTOCOL_VERSION: Final = 1
 """The one protocol version this code speaks (u16 on the wire)."""
 SUPPORTED_VERSIONS: Final = frozenset({1})
@@ -49,8 +51,8 @@ MAX_MANIFEST_LEN: Final = 32 * 1024
 MAX_AGENT_LEN: Final = 128
 MAX_ERROR_TEXT: Final = 512
 MAX_GOODBYE_TEXT: Final = 256
-RECEIPT_LEN: Final = ROOT_LEN + ADDRESS_LEN + ADDRESS_LEN + 8 + 4 + 8 + 8 + SIGNATURE_LEN
-"""Signed receipt struct on the wire (165 bytes)."""
+RECEIPT_LEN: Final = receipt.WIRE_SIZE
+"""Signed receipt in ``node.receipt``'s compact form (166 bytes, format version first)."""
 
 DEFAULT_MAX_OUTSTANDING: Final = 256
 """Default number of chunk indices a node lets a peer have requested and not yet served."""

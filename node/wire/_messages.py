@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from node.receipt import SignedReceipt
+
 from ._caps import Capabilities
 from ._codes import ErrorCode
 from ._limits import PROTOCOL_VERSION, ROOT_LEN, Kind
-from ._receipt import SignedReceipt
 
 Buffer = bytes | memoryview
 
@@ -210,7 +211,8 @@ class Complete:
 
 @dataclass(frozen=True, slots=True)
 class ReceiptMsg:
-    """Receiver hands the provider a signed EIP-712 receipt for bytes it received."""
+    """Receiver hands the provider a signed EIP-712 receipt (``node.receipt``) for bytes it
+    received and verified; answered by ReceiptAck, or Error BAD_RECEIPT."""
 
     KIND: ClassVar[Kind] = Kind.RECEIPT
     receipt: SignedReceipt
