@@ -1,0 +1,154 @@
+"""CipherState and SymmetricState against their definitions in the Noise spec."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from nacl.bindings import crypto_aead_chacha20poly1305_ietf_encrypt
+
+from node.noise import (
+    CipherState,
+    DecryptError,
+    LocalProtocolError,
+    NonceExhausted,
+    SymmetricState,
+)
+
+KEY = bytes(range(32))
+
+
+def test_without_a_key_data_passes_through() -> None:
+    c = CipherState()
+    assert not c.has_key()
+    assert c.encrypt_with_ad(b"ad", bytearray(b"clear")) == b"clear"
+    assert c.decrypt_with_ad(b"ad", b"clear") == b"clear"
+    assert c.nonce == 0
+
+
+def test_nonce_is_four_zero_bytes_then_little_endian_counter() -> None:
+    c = CipherState(KEY)
+    n = 0x0102030405060708
+    c.set_nonce(n)
+    expected = crypto_aead_chacha20poly1305_ietf_encrypt(
+        b"msg", b"ad", b"\x00\x00\x00\x00" + bytes([8, 7, 6, 5, 4, 3, 2, 1]), KEY
+    )
+    assert c.encrypt_with_ad(b"ad", b"msg") == expected
+    assert c.nonce == n + 1
+
+
+@given(
+    ad=st.binary(max_size=64),
+    plaintext=st.binary(max_size=512),
+    kind=st.sampled_from([bytes, bytearray, memoryview]),
+)
+def test_round_trip_and_counters(ad: bytes, plaintext: bytes, kind: type) -> None:
+    send, recv = CipherState(KEY), CipherState(KEY)
+    for i in range(3):
+        ciphertext = send.encrypt_with_ad(ad, kind(plaintext))
+        assert len(ciphertext) == len(plaintext) + 16
+        assert recv.decrypt_with_ad(ad, kind(ciphertext)) == plaintext
+        assert send.nonce == recv.nonce == i + 1
+
+
+def test_failed_decryption_keeps_the_nonce() -> None:
+    send, recv = CipherState(KEY), CipherState(KEY)
+    ciphertext = send.encrypt_with_ad(b"", b"data")
+    with pytest.raises(DecryptError):
+        recv.decrypt_with_ad(b"other ad", ciphertext)
+    with pytest.raises(DecryptError):
+        recv.decrypt_with_ad(b"", ciphertext[:15])
+    assert recv.nonce == 0
+    assert recv.decrypt_with_ad(b"", ciphertext) == b"data"
+
+
+def test_last_nonce_is_usable_and_the_reserved_one_is_not() -> None:
+    c = CipherState(KEY)
+    c.set_nonce(2**64 - 2)
+    c.encrypt_with_ad(b"", b"")
+    assert c.nonce == 2**64 - 1
+    with pytest.raises(NonceExhausted):
+        c.encrypt_with_ad(b"", b"")
+    with pytest.raises(NonceExhausted):
+        c.decrypt_with_ad(b"", bytes(16))
+    with pytest.raises(LocalProtocolError):
+        c.set_nonce(2**64)
+    with pytest.raises(LocalProtocolError):
+        c.set_nonce(-1)
+
+
+def test_rekey_follows_the_spec_and_keeps_the_nonce() -> None:
+    c = CipherState(KEY)
+    c.set_nonce(7)
+    c.rekey()
+    reserved = b"\x00\x00\x00\x00" + b"\xff" * 8
+    new_key = crypto_aead_chacha20poly1305_ietf_encrypt(bytes(32), b"", reserved, KEY)[:32]
+    assert c.nonce == 7
+    reference = CipherState(new_key)
+    reference.set_nonce(7)
+    assert c.encrypt_with_ad(b"", b"x") == reference.encrypt_with_ad(b"", b"x")
+
+
+def test_rekey_without_key_and_bad_key_length_are_refused() -> None:
+    with pytest.raises(LocalProtocolError):
+        CipherState().rekey()
+    with pytest.raises(LocalProtocolError):
+        CipherState(bytes(31))
+
+
+def _hkdf(ck: bytes, ikm: bytes, n: int) -> list[bytes]:
+    temp = hmac.new(ck, ikm, hashlib.sha256).digest()
+    outs, prev = [], b""
+    for i in range(1, n + 1):
+        prev = hmac.new(temp, prev + bytes([i]), hashlib.sha256).digest()
+        outs.append(prev)
+    return outs
+
+
+def test_symmetric_state_initialisation_pads_or_hashes_the_name() -> None:
+    short = b"Noise_NN_25519_ChaChaPoly_SHA256"  # exactly 32 bytes: used as is
+    assert SymmetricState(short).get_handshake_hash() == short
+    longer = b"Noise_XXpsk3_25519_ChaChaPoly_SHA256"
+    assert SymmetricState(longer).get_handshake_hash() == hashlib.sha256(longer).digest()
+    assert SymmetricState(b"abc").get_handshake_hash() == b"abc" + bytes(29)
+
+
+def test_symmetric_state_operations_match_their_definitions() -> None:
+    name = b"Noise_NN_25519_ChaChaPoly_SHA256"
+    sym = SymmetricState(name)
+    h = ck = name
+    sym.mix_hash(b"prologue")
+    h = hashlib.sha256(h + b"prologue").digest()
+    assert sym.get_handshake_hash() == h
+    assert not sym.has_key()
+    assert sym.encrypt_and_hash(b"clear") == b"clear"
+    h = hashlib.sha256(h + b"clear").digest()
+
+    sym.mix_key(b"dh output")
+    ck, k = _hkdf(ck, b"dh output", 2)
+    ciphertext = sym.encrypt_and_hash(b"secret")
+    assert ciphertext == CipherState(k).encrypt_with_ad(h, b"secret")
+    h = hashlib.sha256(h + ciphertext).digest()
+
+    sym.mix_key_and_hash(b"psk")
+    ck, temp_h, k = _hkdf(ck, b"psk", 3)
+    h = hashlib.sha256(h + temp_h).digest()
+    assert sym.get_handshake_hash() == h
+
+    c1, c2 = sym.split()
+    k1, k2 = _hkdf(ck, b"", 2)
+    assert c1.encrypt_with_ad(b"", b"t") == CipherState(k1).encrypt_with_ad(b"", b"t")
+    assert c2.encrypt_with_ad(b"", b"t") == CipherState(k2).encrypt_with_ad(b"", b"t")
+
+
+def test_decrypt_and_hash_checks_h_as_associated_data() -> None:
+    a = SymmetricState(b"Noise_NN_25519_ChaChaPoly_SHA256")
+    b = SymmetricState(b"Noise_NN_25519_ChaChaPoly_SHA256")
+    a.mix_key(b"k")
+    b.mix_key(b"k")
+    b.mix_hash(b"diverged")
+    with pytest.raises(DecryptError):
+        b.decrypt_and_hash(a.encrypt_and_hash(b"payload"))
