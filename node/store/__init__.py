@@ -1,0 +1,58 @@
+"""Content-addressed chunk store: chunk files on disk, a LevelDB index, quota, pins, GC.
+
+Layout of the package (see docs/store.md for the on-disk format and the crash-safety argument):
+
+- ``_store``    :class:`Store`: open/close, reads, pins, listing, stats (the public face)
+- ``_add``      adding a file: read, hash in worker threads, write, index in batches
+- ``_partial``  partial content for the transfer engine: begin, put_chunk, missing_chunks
+- ``_maint``    jobs, removal, LRU eviction, gc, the recovery pass, verify
+- ``_files``    chunk files (atomic write, read, sweep); ``_index``: LevelDB key schema
+- ``_records``  persisted records and returned reports; ``_errors``: the error tree
+
+Typical use::
+
+    with Store.open(data_dir / "store", quota=50 << 30) as store:
+        manifest = store.add_file("model.bin", pin=True)
+        for chunk in store.iter_verified(manifest.root):
+            ...
+"""
+
+from ._errors import ChunkMismatch as ChunkMismatch
+from ._errors import CorruptChunk as CorruptChunk
+from ._errors import CorruptStoredChunk as CorruptStoredChunk
+from ._errors import IncompleteContent as IncompleteContent
+from ._errors import InvalidChunkRoots as InvalidChunkRoots
+from ._errors import NotFound as NotFound
+from ._errors import StoreCorrupt as StoreCorrupt
+from ._errors import StoreError as StoreError
+from ._errors import StoreFull as StoreFull
+from ._errors import StoreLocked as StoreLocked
+from ._records import ContentInfo as ContentInfo
+from ._records import EvictReport as EvictReport
+from ._records import GcReport as GcReport
+from ._records import State as State
+from ._records import StoreStats as StoreStats
+from ._records import VerifyReport as VerifyReport
+from ._store import ProgressCallback as ProgressCallback
+from ._store import Store as Store
+
+__all__ = [
+    "ChunkMismatch",
+    "ContentInfo",
+    "CorruptChunk",
+    "CorruptStoredChunk",
+    "EvictReport",
+    "GcReport",
+    "IncompleteContent",
+    "InvalidChunkRoots",
+    "NotFound",
+    "ProgressCallback",
+    "State",
+    "Store",
+    "StoreCorrupt",
+    "StoreError",
+    "StoreFull",
+    "StoreLocked",
+    "StoreStats",
+    "VerifyReport",
+]

@@ -1,0 +1,211 @@
+"""Adding a file: read, hash in worker threads, write chunk files, index in batches.
+
+The calling thread reads chunk-sized pieces into reusable buffers; a small thread pool hashes
+each chunk (``hashlib`` releases the GIL on large updates, so two cores work) and writes its
+file (temp, fsync, rename). Results are consumed in order: each chunk root goes into a
+:class:`~node.content.StreamingTreeHasher` (O(log n) memory) and into the chunk-root list, which
+is committed to LevelDB every ``COMMIT_EVERY`` chunks after the chunk files' directories are
+synced. Memory is a few chunk buffers plus one index batch, whatever the file size.
+
+Crash safety: the list is built under a ``u`` job record written before the first chunk; the
+content record appears in the same batch that deletes the job. A crash in between leaves a job
+that the recovery pass tears down (and unreferenced files that its sweep removes).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import os
+import stat
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from node.content import Manifest, StreamingTreeHasher, check_chunk_size, chunk_root, read_full
+from node.log import get_logger
+
+from . import _maint
+from ._index import Batch, access_key, content_key, dumps, job_key, pack_time, roots_key
+from ._records import ContentRecord, State
+
+if TYPE_CHECKING:
+    from ._store import ProgressCallback, Store
+
+log = get_logger(__name__)
+
+#: Chunks per index commit: bounds the work a crash can lose and the batch held in memory.
+COMMIT_EVERY = 256
+
+
+def _hash_and_write(store: Store, data: memoryview) -> tuple[bytes, Path | None]:
+    """Worker: chunk root, then the chunk file unless an identical one is already stored."""
+    cr = chunk_root(data)
+    with store._lock:
+        store._inflight[cr] += 1
+    try:
+        if store._files.exists_with_size(cr, len(data)):
+            return cr, None
+        return cr, store._files.write(cr, data)
+    except BaseException:
+        with store._lock:
+            store._release((cr,))
+        raise
+
+
+def ingest(
+    store: Store,
+    f: BinaryIO,
+    *,
+    name: str,
+    media_type: str,
+    chunk_size: int,
+    pin: bool,
+    progress_cb: ProgressCallback | None,
+) -> Manifest:
+    check_chunk_size(chunk_size)
+    store._check_open()
+    _advise_sequential(f)
+    list_id = _maint.begin_job(store, "add", present="all")
+    tree = StreamingTreeHasher()
+    workers = store.workers
+    max_pending = 2 * workers
+    pending: collections.deque[tuple[Future[tuple[bytes, Path | None]], bytearray, int]]
+    pending = collections.deque()
+    free: list[bytearray] = []
+    entries: list[tuple[bytes, int]] = []  # (chunk root, length) not yet committed
+    dirs: set[Path] = set()
+    size = 0
+    committed = 0
+
+    def flush() -> None:
+        nonlocal committed
+        if not entries:
+            return
+        store._files.sync_dirs(dirs)
+        dirs.clear()
+        with store._lock:
+            batch = Batch(store._db)
+            for i, (cr, n) in enumerate(entries, committed):
+                batch.put(roots_key(list_id, i), cr)
+                batch.ref(cr, +1, n)
+            batch.commit()
+            store._release(cr for cr, _ in entries)
+        committed += len(entries)
+        entries.clear()
+
+    def drain_one() -> None:
+        fut, buf, n = pending.popleft()
+        cr, d = fut.result()
+        free.append(buf)
+        tree.add(cr)
+        entries.append((cr, n))
+        if d is not None:
+            dirs.add(d)
+        if len(entries) >= COMMIT_EVERY:
+            flush()
+
+    try:
+        with ThreadPoolExecutor(workers, thread_name_prefix="store-add") as pool:
+            try:
+                while True:
+                    buf = free.pop() if free else bytearray(chunk_size)
+                    n = read_full(f, buf)
+                    if not n:
+                        break
+                    size += n
+                    pending.append(
+                        (pool.submit(_hash_and_write, store, memoryview(buf)[:n]), buf, n)
+                    )
+                    if len(pending) >= max_pending:
+                        drain_one()
+                    if progress_cb is not None:
+                        progress_cb(size)
+                while pending:
+                    drain_one()
+                flush()
+            except BaseException:
+                _abandon(store, pending, entries)
+                raise
+        root = tree.root()
+        manifest = Manifest(
+            root=root,
+            size=size,
+            chunk_size=chunk_size,
+            name=name,
+            media_type=media_type,
+            created=int(time.time()),
+        )
+        manifest = _finish(store, list_id, manifest, pin)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _maint.drain_job(store, list_id)
+        raise
+    log.info("added", root=manifest.root_hex, size=size, chunks=tree.count)
+    if store.quota is not None:
+        store.evict_to_quota(protect=(manifest.root,))
+    return manifest
+
+
+def _abandon(
+    store: Store,
+    pending: collections.deque[tuple[Future[tuple[bytes, Path | None]], bytearray, int]],
+    entries: list[tuple[bytes, int]],
+) -> None:
+    """Release in-flight markers of chunks that will never be committed."""
+    roots = [cr for cr, _ in entries]
+    for fut, _, _ in pending:
+        with contextlib.suppress(BaseException):
+            roots.append(fut.result()[0])
+    with store._lock:
+        store._release(roots)
+    entries.clear()
+    pending.clear()
+
+
+def _finish(store: Store, list_id: int, manifest: Manifest, pin: bool) -> Manifest:
+    """Publish the content record, or fold into an existing one; return the manifest kept."""
+    root = manifest.root
+    now = time.time()
+    with store._lock:
+        existing = store._record(root)
+        if existing is not None and existing.state is State.COMPLETE:
+            # Already have it: our list is redundant; keep the first manifest.
+            if pin and not existing.pinned:
+                store._db.put(content_key(root), dumps(existing.replace(pinned=True).to_json()))
+            _maint.mark_job(store, list_id, "remove", present="all")
+            drop: int | None = list_id
+            kept = existing.manifest
+        else:
+            rec = ContentRecord(
+                list_id=list_id,
+                state=State.COMPLETE,
+                manifest=manifest,
+                pinned=pin or (existing is not None and existing.pinned),
+                present=manifest.chunk_count,
+                added=now,
+            )
+            batch = Batch(store._db)
+            batch.put(content_key(root), dumps(rec.to_json()))
+            batch.put(access_key(root), pack_time(now))
+            batch.delete(job_key(list_id))
+            drop = None
+            if existing is not None:  # a partial copy: the complete one replaces it
+                batch.put(job_key(existing.list_id), _maint.job_value("remove", "bitmap"))
+                drop = existing.list_id
+            batch.commit()
+            kept = manifest
+        store._touch(root, force=True)
+    if drop is not None:
+        _maint.drain_job(store, drop)
+    return kept
+
+
+def _advise_sequential(f: BinaryIO) -> None:
+    try:
+        fd = f.fileno()
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+    except (OSError, AttributeError, ValueError):
+        pass

@@ -1,0 +1,166 @@
+"""Chunk files on disk: one file per distinct chunk, named by its chunk root.
+
+Layout under the store directory::
+
+    chunks/<first byte hex>/<chunk root hex>   chunk bytes, written once, never modified
+    tmp/<random>.part                           writes in flight (removed at open)
+
+A chunk file is written to ``tmp/``, ``fsync``-ed and renamed into place, and its directory is
+``fsync``-ed before the index refers to it (see :meth:`ChunkFiles.sync_dirs`). A reader thus sees
+either no file or the whole file; a crash leaves at most temp files and unreferenced chunk
+files, which the recovery pass and :meth:`node.store.Store.gc` remove.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from ._errors import StoreFull, is_no_space
+
+_O_BINARY = getattr(os, "O_BINARY", 0)
+_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _no_space(exc: OSError, what: str) -> StoreFull:
+    return StoreFull(exc.errno, f"no space left while writing {what}: {exc.strerror}")
+
+
+class ChunkFiles:
+    """The ``chunks/`` and ``tmp/`` directories of one store."""
+
+    def __init__(self, root_dir: Path, *, durable: bool = True) -> None:
+        self.chunks_dir = root_dir / "chunks"
+        self.tmp_dir = root_dir / "tmp"
+        self.durable = durable
+        self.chunks_dir.mkdir(parents=True, exist_ok=True)
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+    # -- names -----------------------------------------------------------------------------
+
+    def path(self, chunk_root: bytes) -> Path:
+        h = chunk_root.hex()
+        return self.chunks_dir / h[:2] / h
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def write(self, chunk_root: bytes, data: bytes | bytearray | memoryview) -> Path:
+        """Write a chunk atomically (temp file, fsync, rename); return its directory.
+
+        The caller must :meth:`sync_dirs` the returned directory before the index refers to the
+        chunk. Raises :class:`StoreFull` when the disk refuses the write (nothing is left
+        behind).
+        """
+        final = self.path(chunk_root)
+        tmp = self.tmp_dir / f"{chunk_root.hex()[:16]}.{secrets.token_hex(6)}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
+            try:
+                mv = memoryview(data)
+                while mv:
+                    n = os.write(fd, mv)
+                    mv = mv[n:]
+                if self.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.rename(tmp, final)
+            except FileNotFoundError:
+                final.parent.mkdir(exist_ok=True)
+                if self.durable:
+                    fsync_dir(self.chunks_dir)
+                os.rename(tmp, final)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if is_no_space(exc):
+                raise _no_space(exc, f"chunk {chunk_root.hex()}") from exc
+            raise
+        return final.parent
+
+    def sync_dirs(self, dirs: set[Path]) -> None:
+        """``fsync`` the directories that gained chunk files (a no-op when not durable)."""
+        if self.durable:
+            for d in dirs:
+                fsync_dir(d)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def exists_with_size(self, chunk_root: bytes, size: int) -> bool:
+        """True if the chunk file exists with the expected length."""
+        try:
+            return os.stat(self.path(chunk_root)).st_size == size
+        except FileNotFoundError:
+            return False
+
+    def read(self, chunk_root: bytes, expected: int) -> bytes | None:
+        """The chunk's bytes, or ``None`` if its file is missing. Length is not checked here."""
+        try:
+            fd = os.open(self.path(chunk_root), os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        try:
+            # One byte more than expected, so a file that grew is noticed by the caller.
+            parts = []
+            want = expected + 1
+            while want > 0:
+                b = os.read(fd, want)
+                if not b:
+                    break
+                parts.append(b)
+                want -= len(b)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+        finally:
+            os.close(fd)
+
+    # -- removal and sweeping --------------------------------------------------------------
+
+    def delete(self, chunk_root: bytes) -> int:
+        """Remove a chunk file; return the bytes freed (0 if it was not there)."""
+        p = self.path(chunk_root)
+        try:
+            size = p.stat().st_size
+            p.unlink()
+        except FileNotFoundError:
+            return 0
+        return size
+
+    def iter_chunk_roots(self) -> Iterator[tuple[bytes, int]]:
+        """Every chunk file on disk as ``(chunk_root, size)``; skips names that are not roots."""
+        with os.scandir(self.chunks_dir) as top:
+            for d in top:
+                if not d.is_dir(follow_symlinks=False) or len(d.name) != 2:
+                    continue
+                with os.scandir(d.path) as files:
+                    for f in files:
+                        if len(f.name) != 64 or not f.name.startswith(d.name):
+                            continue
+                        try:
+                            root = bytes.fromhex(f.name)
+                            size = f.stat(follow_symlinks=False).st_size
+                        except (ValueError, FileNotFoundError):
+                            continue
+                        yield root, size
+
+    def clear_tmp(self) -> int:
+        """Remove every temp file (only safe when no write is in flight); return the count."""
+        n = 0
+        with os.scandir(self.tmp_dir) as it:
+            for f in it:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f.path)
+                    n += 1
+        return n

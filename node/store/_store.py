@@ -1,0 +1,495 @@
+"""The :class:`Store`: open/close, records, reads, pins, listing. Writers live next door.
+
+Thread-safety: one :class:`Store` may be used from several threads (the transfer engine runs it
+through ``trio.to_thread``). Index read-modify-write sequences hold ``_lock``; hashing, chunk
+file I/O and verification run outside it. One process per store: LevelDB's lock file enforces
+it and a second opener gets :class:`StoreLocked`.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self
+
+import plyvel
+
+from node.content import DEFAULT_CHUNK_SIZE, Manifest, StreamingTreeHasher, chunk_root, root_hex
+from node.log import get_logger
+
+from . import _add, _maint, _partial
+from ._errors import (
+    CorruptStoredChunk,
+    IncompleteContent,
+    NotFound,
+    StoreCorrupt,
+    StoreError,
+)
+from ._files import ChunkFiles
+from ._index import (
+    ACCESS,
+    CONTENT,
+    META,
+    access_key,
+    content_key,
+    dumps,
+    get_meta_int,
+    iter_prefix,
+    loads,
+    open_db,
+    pack_time,
+    roots_key,
+    roots_prefix,
+    u64,
+    unpack_time,
+)
+from ._records import (
+    ContentInfo,
+    ContentRecord,
+    EvictReport,
+    GcReport,
+    State,
+    StoreStats,
+    VerifyReport,
+)
+
+log = get_logger(__name__)
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of bytes consumed so far (from the calling thread)."""
+
+_ACCESS_WRITE_INTERVAL = 1.0  # seconds between persisted last-access updates per root
+
+
+class Store:
+    """A content-addressed chunk store with a LevelDB index. Open with :meth:`open`.
+
+    ``path`` is the store directory (the CLI uses ``<data dir>/store``); it holds ``index/``
+    (LevelDB), ``chunks/`` and ``tmp/``. ``quota`` (bytes, ``None`` for no limit) bounds the
+    deduplicated chunk bytes of unpinned content: :meth:`evict_to_quota` removes least recently
+    used unpinned content until the store fits, and :meth:`add_file` calls it after each add.
+    ``durable=False`` skips every fsync (tests and throw-away caches only).
+    """
+
+    def __init__(self, path: Path, *, quota: int | None, durable: bool, workers: int) -> None:
+        self.path = path
+        self.quota = quota
+        self.workers = max(1, workers)
+        self._lock = threading.RLock()
+        self._inflight: collections.Counter[bytes] = collections.Counter()
+        self._access: dict[bytes, float] = {}  # in-process last access (exact LRU order)
+        self._access_written: dict[bytes, float] = {}
+        self._closed = False
+        path.mkdir(parents=True, exist_ok=True)
+        self._db: plyvel.DB = open_db(path / "index")
+        try:
+            self._files = ChunkFiles(path, durable=durable)
+            _maint.recover(self)
+        except BaseException:
+            self._db.close()
+            raise
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        quota: int | None = None,
+        durable: bool = True,
+        workers: int = 3,
+    ) -> Store:
+        """Open (creating if needed) the store at ``path`` and run the recovery pass.
+
+        Raises :class:`StoreLocked` when another process has it open.
+        """
+        return cls(Path(path), quota=quota, durable=durable, workers=workers)
+
+    def close(self) -> None:
+        """Mark a clean shutdown and close the index. Idempotent."""
+        if self._closed:
+            return
+        with self._lock:
+            self._closed = True
+            try:
+                self._flush_access()
+                self._db.put(META + b"open", u64(0), sync=True)
+            finally:
+                self._db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- adding ----------------------------------------------------------------------------
+
+    def add_file(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        name: str | None = None,
+        media_type: str = "application/octet-stream",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        pin: bool = False,
+        progress_cb: ProgressCallback | None = None,
+    ) -> Manifest:
+        """Add a file (a path, or a binary stream such as stdin) and return its manifest.
+
+        Streams: memory stays bounded by a few chunks whatever the size. Chunks are hashed in
+        a thread pool while this thread reads; identical chunks are stored once. If the content
+        is already complete in the store, the stored manifest is returned (and pinned if asked).
+        """
+        if isinstance(source, (str, os.PathLike)):
+            p = Path(source)
+            with open(p, "rb", buffering=0) as f:
+                return _add.ingest(
+                    self,
+                    f,
+                    name=p.name if name is None else name,
+                    media_type=media_type,
+                    chunk_size=chunk_size,
+                    pin=pin,
+                    progress_cb=progress_cb,
+                )
+        return _add.ingest(
+            self,
+            source,
+            name=name or "",
+            media_type=media_type,
+            chunk_size=chunk_size,
+            pin=pin,
+            progress_cb=progress_cb,
+        )
+
+    def add_bytes(
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        name: str = "",
+        media_type: str = "application/octet-stream",
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        pin: bool = False,
+    ) -> Manifest:
+        """Add in-memory bytes (small content; tests). Same result as :meth:`add_file`."""
+        import io
+
+        return _add.ingest(
+            self,
+            io.BytesIO(bytes(data)),
+            name=name,
+            media_type=media_type,
+            chunk_size=chunk_size,
+            pin=pin,
+            progress_cb=None,
+        )
+
+    # -- partial content (the transfer engine's side) --------------------------------------
+
+    def begin_partial(self, manifest: Manifest, chunk_roots: Iterable[bytes]) -> ContentInfo:
+        """Record content we are about to receive: its manifest and chunk-root list.
+
+        The list is streamed into the index while it is checked to hash to ``manifest.root``
+        (and to have ``manifest.chunk_count`` entries); on mismatch nothing is kept and
+        :class:`InvalidChunkRoots` is raised. If the root is already known (partial or
+        complete) this is a no-op and ``chunk_roots`` is not consumed: resume with
+        :meth:`missing_chunks`.
+        """
+        return _partial.begin(self, manifest, chunk_roots)
+
+    def put_chunk(self, root: bytes, index: int, data: bytes | bytearray | memoryview) -> bool:
+        """Verify chunk ``index`` against its chunk root, then store it durably.
+
+        Returns ``True`` if stored now, ``False`` if it was already present. Raises
+        :class:`ChunkMismatch` (wrong bytes, wrong length or index out of range: the sender's
+        fault) before anything is written, :class:`NotFound` if :meth:`begin_partial` was not
+        called, :class:`StoreFull` if the disk is full. When the last chunk arrives the
+        content becomes complete.
+        """
+        return _partial.put_chunk(self, root, index, data)
+
+    def missing_chunks(self, root: bytes, start: int = 0) -> Iterator[int]:
+        """Indices of chunks not yet present, ascending, from ``start`` (lazy, O(1) memory)."""
+        return _partial.missing_chunks(self, root, start)
+
+    def is_complete(self, root: bytes) -> bool:
+        """True if every chunk is present; :class:`NotFound` if the root is unknown."""
+        return self._require(root).state is State.COMPLETE
+
+    def has_content(self, root: bytes, *, partial: bool = False) -> bool:
+        """True if the root is stored complete (or at all, with ``partial=True``)."""
+        rec = self._record(root)
+        return rec is not None and (partial or rec.state is State.COMPLETE)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get_manifest(self, root: bytes) -> Manifest:
+        """The manifest of a stored (complete or partial) root; :class:`NotFound` otherwise."""
+        return self._require(root).manifest
+
+    def info(self, root: bytes) -> ContentInfo:
+        """State, pin and presence of one root; :class:`NotFound` if unknown."""
+        return self._info(self._require(root))
+
+    def chunk_roots(self, root: bytes, start: int = 0, stop: int | None = None) -> Iterator[bytes]:
+        """The chunk-root list, read lazily from the index (fine for a 1 TB content)."""
+        rec = self._require(root)
+        n = rec.manifest.chunk_count
+        stop = n if stop is None else min(stop, n)
+        prefix = roots_prefix(rec.list_id)
+        expected = start
+        if start >= stop:
+            return
+        with self._db.iterator(
+            start=roots_key(rec.list_id, start), stop=roots_key(rec.list_id, stop)
+        ) as it:
+            for key, value in it:
+                index = int.from_bytes(key[len(prefix) :], "big")
+                if index != expected or len(value) != 32:
+                    raise StoreCorrupt(
+                        f"chunk-root list of {root_hex(root)} has a hole at {expected}"
+                    )
+                expected += 1
+                yield value
+        if expected != stop:
+            raise StoreCorrupt(f"chunk-root list of {root_hex(root)} ends at {expected} of {stop}")
+
+    def chunk_root_at(self, root: bytes, index: int) -> bytes:
+        """Chunk root ``index`` of ``root``."""
+        rec = self._require(root)
+        return self._chunk_root_of(rec, index)
+
+    def read_chunk(self, root: bytes, index: int, *, verify: bool = True) -> bytes:
+        """Bytes of chunk ``index``; checked against its chunk root unless ``verify=False``.
+
+        Raises :class:`NotFound` (unknown root, or a chunk of partial content not yet present)
+        and :class:`CorruptStoredChunk` naming the index when the file is damaged or gone.
+        """
+        rec = self._require(root)
+        if rec.state is State.PARTIAL and not _partial.is_present(self, rec, index):
+            raise NotFound(f"chunk {index} of {root_hex(root)} is not present yet")
+        data = self._read_chunk(rec, index, self._chunk_root_of(rec, index), verify)
+        self._touch(root)
+        return data
+
+    def iter_verified(self, root: bytes, start: int = 0) -> Iterator[bytes]:
+        """Every chunk of complete content from ``start``, each verified before it is yielded.
+
+        Reading and hashing run a few chunks ahead in worker threads. Raises
+        :class:`IncompleteContent` for partial content and :class:`CorruptStoredChunk` at the
+        first bad chunk (nothing of that chunk is yielded).
+        """
+        rec = self._require(root)
+        if rec.state is not State.COMPLETE:
+            missing = rec.manifest.chunk_count - rec.present
+            raise IncompleteContent(
+                f"{root_hex(root)} is missing {missing} chunks", missing=missing
+            )
+        self._touch(root)
+        return self._iter_verified(rec, start)
+
+    def _iter_verified(self, rec: ContentRecord, start: int) -> Iterator[bytes]:
+        ahead = 2 * self.workers
+        pending: collections.deque[Future[bytes]] = collections.deque()
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="store-read") as pool:
+            try:
+                for index, cr in enumerate(self.chunk_roots(rec.manifest.root, start), start):
+                    pending.append(pool.submit(self._read_chunk, rec, index, cr, True))
+                    if len(pending) >= ahead:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+            finally:
+                for fut in pending:
+                    fut.cancel()
+
+    def export(self, root: bytes, dest: str | os.PathLike[str]) -> int:
+        """Write verified content to ``dest`` atomically (temp file + rename); return its size.
+
+        On any error the temp file is removed and ``dest`` is left untouched.
+        """
+        from ._export import export_file
+
+        return export_file(self, root, Path(dest))
+
+    def verify(self, root: bytes) -> VerifyReport:
+        """Re-hash every present chunk and the chunk-root list; name the bad chunks."""
+        return _maint.verify(self, root)
+
+    # -- pins, listing, stats --------------------------------------------------------------
+
+    def pin(self, root: bytes) -> None:
+        """Protect content (complete or partial) from eviction."""
+        self._set_pin(root, True)
+
+    def unpin(self, root: bytes) -> None:
+        """Make content evictable again (it stays until the quota or ``gc`` removes it)."""
+        self._set_pin(root, False)
+
+    def _set_pin(self, root: bytes, pinned: bool) -> None:
+        with self._lock:
+            rec = self._require(root)
+            if rec.pinned != pinned:
+                self._db.put(
+                    content_key(root), dumps(rec.replace(pinned=pinned).to_json()), sync=True
+                )
+
+    def list_content(self) -> Iterator[ContentInfo]:
+        """Every stored root (complete and partial), in root order."""
+        for _key, value in iter_prefix(self._db, CONTENT):
+            yield self._info(ContentRecord.from_json(loads(value)))
+
+    def stats(self) -> StoreStats:
+        n = complete = partial = pinned = 0
+        pinned_bytes = logical = 0
+        for info in self.list_content():
+            n += 1
+            logical += info.manifest.size
+            if info.complete:
+                complete += 1
+            else:
+                partial += 1
+            if info.pinned:
+                pinned += 1
+                pinned_bytes += info.manifest.size
+        return StoreStats(
+            path=str(self.path),
+            contents=n,
+            complete=complete,
+            partial=partial,
+            pinned=pinned,
+            used_bytes=self.used_bytes,
+            pinned_bytes=pinned_bytes,
+            logical_bytes=logical,
+            quota=self.quota,
+        )
+
+    @property
+    def used_bytes(self) -> int:
+        """Distinct chunk bytes referenced by stored content (what the quota bounds)."""
+        return get_meta_int(self._db, b"used")
+
+    # -- removal and space -----------------------------------------------------------------
+
+    def remove(self, root: bytes) -> EvictReport:
+        """Remove content (pinned or not) and delete chunk files nobody else references."""
+        return _maint.remove(self, root)
+
+    def evict_to_quota(
+        self, quota: int | None = None, *, protect: Iterable[bytes] = ()
+    ) -> EvictReport:
+        """Remove least recently used unpinned content until ``used_bytes <= quota``.
+
+        ``quota`` defaults to the store's; roots in ``protect`` are kept. Pinned content is
+        never evicted, so the store may stay above quota when pins alone exceed it.
+        """
+        return _maint.evict_to_quota(self, self.quota if quota is None else quota, set(protect))
+
+    def gc(self) -> GcReport:
+        """Delete chunk files no content references (left by crashes or removals)."""
+        return _maint.gc(self)
+
+    # -- internals shared with the writer modules ------------------------------------------
+
+    def _record(self, root: bytes) -> ContentRecord | None:
+        self._check_open()
+        value = self._db.get(content_key(root))
+        return None if value is None else ContentRecord.from_json(loads(value))
+
+    def _require(self, root: bytes) -> ContentRecord:
+        rec = self._record(root)
+        if rec is None:
+            raise NotFound(f"no content {root_hex(root)} in this store")
+        return rec
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def _info(self, rec: ContentRecord) -> ContentInfo:
+        return ContentInfo(
+            manifest=rec.manifest,
+            state=rec.state,
+            pinned=rec.pinned,
+            present_chunks=rec.present,
+            last_access=self._last_access(rec),
+        )
+
+    def _chunk_root_of(self, rec: ContentRecord, index: int) -> bytes:
+        n = rec.manifest.chunk_count
+        if not 0 <= index < n:
+            raise IndexError(f"chunk {index} outside 0..{n - 1}")
+        value = self._db.get(roots_key(rec.list_id, index))
+        if value is None or len(value) != 32:
+            raise StoreCorrupt(f"chunk-root list of {rec.manifest.root_hex} lacks entry {index}")
+        return bytes(value)
+
+    def _read_chunk(self, rec: ContentRecord, index: int, cr: bytes, verify: bool) -> bytes:
+        expected = rec.manifest.chunk_length(index)
+        data = self._files.read(cr, expected)
+        root = rec.manifest.root
+        if data is None:
+            raise CorruptStoredChunk(
+                f"chunk {index} of {root_hex(root)} is missing from disk", root=root, index=index
+            )
+        if len(data) != expected or (verify and chunk_root(data) != cr):
+            raise CorruptStoredChunk(
+                f"chunk {index} of {root_hex(root)} is corrupt on disk "
+                f"(file {self._files.path(cr)})",
+                root=root,
+                index=index,
+            )
+        return data
+
+    def _release(self, chunk_roots: Iterable[bytes]) -> None:
+        """Drop in-flight markers (call with ``_lock`` held)."""
+        for cr in chunk_roots:
+            self._inflight[cr] -= 1
+            if self._inflight[cr] <= 0:
+                del self._inflight[cr]
+
+    def _touch(self, root: bytes, *, force: bool = False) -> None:
+        """Note an access for LRU: kept in memory, persisted at most once a second per root."""
+        now = time.time()
+        with self._lock:
+            last = self._access.get(root)
+            self._access[root] = now if last is None else max(now, last)
+            if force or now - self._access_written.get(root, 0.0) >= _ACCESS_WRITE_INTERVAL:
+                self._access_written[root] = now
+                self._db.put(access_key(root), pack_time(self._access[root]))
+
+    def _last_access(self, rec: ContentRecord) -> float:
+        root = rec.manifest.root
+        t = self._db.get(access_key(root))
+        stored = unpack_time(t) if t else rec.added
+        return max(stored, self._access.get(root, 0.0))
+
+    def _flush_access(self) -> None:
+        for root, t in self._access.items():
+            if self._access_written.get(root) != t and self._db.get(content_key(root)):
+                self._db.put(access_key(root), pack_time(t))
+
+    def _content_roots_tree(self, root: bytes) -> bytes:
+        tree = StreamingTreeHasher()
+        tree.extend(self.chunk_roots(root))
+        return tree.root()
+
+
+__all__ = ["ACCESS", "ProgressCallback", "Store"]
