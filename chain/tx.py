@@ -1,0 +1,98 @@
+"""Send one contract transaction: estimate (surfacing reverts), sign locally, send raw, wait.
+
+Every transaction returns a ``TxResult`` with the gas actually used (from the receipt, not the
+estimate) and the suite events it emitted. A transaction mined with status 0 is replayed with
+``eth_call`` at its block to recover the revert reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+
+from .backend import ChainBackend
+from .errors import ChainRevert, revert_class
+from .events import ChainEvent, EventDecoder
+from .reverts import map_errors
+
+__all__ = ["TxResult", "send_transaction"]
+
+#: Gas head-room over the estimate (the 63/64 rule bites calls into precompiles).
+GAS_MARGIN = 1.25
+RECEIPT_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction: its hash, gas used, block and decoded suite events."""
+
+    tx_hash: str
+    gas_used: int
+    block: int
+    events: list[ChainEvent] = field(default_factory=list)
+    contract_address: str | None = None
+
+    def event(self, name: str) -> ChainEvent:
+        for e in self.events:
+            if e.name == name:
+                return e
+        raise KeyError(f"no {name} event in {self.tx_hash}")
+
+    def events_named(self, name: str) -> list[ChainEvent]:
+        return [e for e in self.events if e.name == name]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tx": self.tx_hash,
+            "gas_used": self.gas_used,
+            "block": self.block,
+            "events": [e.name for e in self.events],
+            **({"contract": self.contract_address} if self.contract_address else {}),
+        }
+
+
+def send_transaction(
+    backend: ChainBackend,
+    account: LocalAccount,
+    fn: Any,
+    *,
+    value: int = 0,
+    decoder: EventDecoder | None = None,
+) -> TxResult:
+    """Run ``fn`` (a web3 ``ContractFunction`` or ``ContractConstructor``) as ``account``."""
+    w3 = backend.w3
+    with map_errors():
+        params: dict[str, Any] = {"from": account.address, "value": value}
+        estimate = int(fn.estimate_gas(params))
+        block_limit = int(w3.eth.get_block("latest")["gasLimit"])
+        params.update(
+            gas=min(int(estimate * GAS_MARGIN) + 10_000, block_limit),
+            nonce=w3.eth.get_transaction_count(account.address, "pending"),
+            chainId=backend.chain_id,
+        )
+        tx = fn.build_transaction(params)
+        signed = account.sign_transaction(tx)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)
+        if receipt["status"] != 1:
+            _raise_replayed(w3, tx, int(receipt["blockNumber"]))
+    events = decoder.decode_all(receipt["logs"]) if decoder is not None else []
+    address = receipt.get("contractAddress")
+    return TxResult(
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        gas_used=int(receipt["gasUsed"]),
+        block=int(receipt["blockNumber"]),
+        events=events,
+        contract_address=str(address) if address else None,
+    )
+
+
+def _raise_replayed(w3: Any, tx: dict[str, Any], block: int) -> None:
+    call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx}
+    with map_errors():
+        w3.eth.call(call, block - 1 if block > 0 else "latest")
+    # The replay succeeded: the failure was gas or state-dependent ordering.
+    cls: type[ChainRevert] = revert_class("Unknown")
+    raise cls("Unknown", {}, b"", "transaction failed on chain (out of gas?)")
