@@ -8,21 +8,28 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, TextIO
 
 import structlog
 
-_SECRET_KEYS = frozenset({"password", "passphrase", "private_key", "secret", "key_material", "seed"})
+_SECRET_KEYS = frozenset(
+    {"password", "passphrase", "private_key", "secret", "key_material", "seed"}
+)
 
 
-def _drop_secrets(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _drop_secrets(
+    _logger: Any, _name: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     for key in list(event):
         if key in _SECRET_KEYS:
             event[key] = "<redacted>"
     return event
 
 
-def configure_logging(level: str = "info", *, json: bool = False, stream: TextIO | None = None) -> None:
+def configure_logging(
+    level: str = "info", *, json: bool = False, stream: TextIO | None = None
+) -> None:
     """Configure structlog (and stdlib logging underneath) once per process."""
     lvl = getattr(logging, level.upper(), logging.INFO)
     out = stream if stream is not None else sys.stderr

@@ -80,7 +80,8 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="bcai", description="Move very large data between peers, verified, with receipts on chain."
+        prog="bcai",
+        description="Move very large data between peers, verified, with receipts on chain.",
     )
     parser.add_argument(
         "-d",
