@@ -1,0 +1,229 @@
+"""Node configuration: ``<data dir>/config.toml``, typed, with a docstring per field.
+
+Tables: ``[node]`` (storage), ``[network]`` (listening, peers, rate limit) and ``[chain]``
+(RPC endpoint, chain id, contract addresses). Loading is tolerant: unknown tables and unknown
+keys are kept verbatim in ``extra`` and written back by :func:`save_config`, so a newer node's
+settings survive an older node's save. Sizes accept integers (bytes) or strings such as
+``"50 GiB"``, ``"512MiB"``, ``"10M"`` (powers of 1024 for K/M/G/T; ``kB``/``MB``/``GB``/``TB``
+are powers of 1000).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+from node.content import DEFAULT_CHUNK_SIZE, check_chunk_size
+
+CONFIG_FILE = "config.toml"
+
+
+class ConfigError(ValueError):
+    """The configuration file is unreadable or a value is out of range."""
+
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kib": 1 << 10,
+    "m": 1 << 20,
+    "mib": 1 << 20,
+    "g": 1 << 30,
+    "gib": 1 << 30,
+    "t": 1 << 40,
+    "tib": 1 << 40,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_size(value: int | str) -> int:
+    """Bytes from an integer or a string like ``"50 GiB"``; :class:`ConfigError` otherwise."""
+    if isinstance(value, bool):
+        raise ConfigError(f"not a size: {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ConfigError(f"size must not be negative: {value}")
+        return value
+    m = _SIZE_RE.match(str(value))
+    unit = m.group(2).lower() if m else ""
+    if not m or unit not in _UNITS:
+        raise ConfigError(f"not a size: {value!r} (examples: 1048576, '512 MiB', '50GiB')")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+@dataclass
+class NodeConfig:
+    """``[node]``: where and how content is stored."""
+
+    store_dir: str = "store"
+    """Store directory; relative paths are inside the data directory."""
+
+    cache_quota: int | None = None
+    """Bytes of unpinned content to keep before least recently used content is evicted
+    (deduplicated chunk bytes; ``None``: no limit). Pinned content is never evicted."""
+
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    """Chunk size for newly added content: a power of two from 256 KiB to 4 MiB."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys this version does not know, kept verbatim."""
+
+
+@dataclass
+class NetworkConfig:
+    """``[network]``: how the node listens and whom it talks to."""
+
+    listen: str = "0.0.0.0:7420"
+    """``host:port`` to accept peer connections on (port 0 picks a free port)."""
+
+    peers: list[str] = field(default_factory=list)
+    """Peers to connect to at start, as ``host:port`` (optionally ``0xADDRESS@host:port``)."""
+
+    limit_rate: int | None = None
+    """Upload and download cap in bytes per second (``None``: unlimited), e.g. ``"10M"``."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys this version does not know, kept verbatim."""
+
+
+@dataclass
+class ChainConfig:
+    """``[chain]``: the EVM chain receipts, availability proofs and rewards go to."""
+
+    rpc: str = "embedded"
+    """JSON-RPC URL of an EVM node, or ``"embedded"`` for the in-process py-evm chain."""
+
+    chain_id: int | None = None
+    """Expected chain id (``None``: take what the RPC endpoint reports)."""
+
+    contracts: dict[str, str] = field(default_factory=dict)
+    """Deployed contract addresses by name (``registry``, ``receipts``, ...)."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys this version does not know, kept verbatim."""
+
+
+@dataclass
+class Config:
+    """The whole ``config.toml``."""
+
+    node: NodeConfig = field(default_factory=NodeConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    chain: ChainConfig = field(default_factory=ChainConfig)
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Tables this version does not know, kept verbatim."""
+
+    def store_path(self, data_dir: Path) -> Path:
+        """The store directory, resolved against the data directory."""
+        p = Path(self.node.store_dir).expanduser()
+        return p if p.is_absolute() else data_dir / p
+
+
+_SIZE_FIELDS = {"cache_quota", "chunk_size", "limit_rate"}
+_TABLES: dict[str, type[Any]] = {"node": NodeConfig, "network": NetworkConfig, "chain": ChainConfig}
+
+
+def _table_from(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{where}] must be a table")
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "extra"}
+    kwargs: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in known:
+            extra[key] = value
+            continue
+        if key in _SIZE_FIELDS:
+            value = None if value in ("", "none", "unlimited") else parse_size(value)
+        kwargs[key] = value
+    obj = cls(**kwargs, extra=extra)
+    _check(obj, where)
+    return obj
+
+
+def _check(obj: Any, where: str) -> None:
+    if isinstance(obj, NodeConfig):
+        try:
+            check_chunk_size(obj.chunk_size)
+        except ValueError as exc:
+            raise ConfigError(f"[{where}] chunk_size: {exc}") from None
+    if isinstance(obj, NetworkConfig) and (
+        not isinstance(obj.peers, list) or not all(isinstance(p, str) for p in obj.peers)
+    ):
+        raise ConfigError(f"[{where}] peers must be a list of strings")
+    if isinstance(obj, ChainConfig):
+        if obj.chain_id is not None and not isinstance(obj.chain_id, int):
+            raise ConfigError(f"[{where}] chain_id must be an integer")
+        if not isinstance(obj.contracts, dict):
+            raise ConfigError(f"[{where}] contracts must be a table of name = address")
+
+
+def config_from_dict(raw: dict[str, Any]) -> Config:
+    """Build a :class:`Config` from parsed TOML; unknown tables go to ``extra``."""
+    cfg = Config()
+    for name, value in raw.items():
+        if name in _TABLES:
+            setattr(cfg, name, _table_from(_TABLES[name], value, name))
+        else:
+            cfg.extra[name] = value
+    return cfg
+
+
+def config_to_dict(cfg: Config) -> dict[str, Any]:
+    """The TOML document for ``cfg`` (``None`` values are omitted; TOML has no null)."""
+    out: dict[str, Any] = {}
+    for name in _TABLES:
+        table = getattr(cfg, name)
+        d = {
+            f.name: getattr(table, f.name)
+            for f in dataclasses.fields(table)
+            if f.name != "extra" and getattr(table, f.name) is not None
+        }
+        d.update(table.extra)
+        out[name] = d
+    out.update(cfg.extra)
+    return out
+
+
+def load_config(data_dir: Path) -> Config:
+    """Read ``<data dir>/config.toml``; defaults when it does not exist."""
+    path = Path(data_dir) / CONFIG_FILE
+    try:
+        with open(path, "rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        return Config()
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config_from_dict(raw)
+
+
+def save_config(data_dir: Path, cfg: Config) -> Path:
+    """Write ``config.toml`` atomically (temp file, fsync, rename)."""
+    path = Path(data_dir) / CONFIG_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{CONFIG_FILE}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            tomli_w.dump(config_to_dict(cfg), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return path
