@@ -47,6 +47,8 @@ class ReceiveBuffer:
         """Tentatively take the next ``n`` bytes, or None (and take nothing) if not all here."""
         if n > self.available:
             return None
+        if n == 0:
+            return memoryview(b"")
         skip = self._taken
         self._taken += n
         for i, part in enumerate(self._parts):

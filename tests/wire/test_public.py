@@ -1,0 +1,44 @@
+"""The public face of node.wire is exactly what other layers are told to use."""
+
+from __future__ import annotations
+
+from node import wire
+
+EXPECTED = {
+    "ALLOWED", "BODY_BOUNDS", "BadSignature", "Cancel", "CapFlag", "Capabilities", "ChunkData",
+    "ChunkRoots", "Complete", "DEFAULT_FLAGS", "ErrorCode", "ErrorMsg", "FrameDecoder",
+    "GetChunkRoots", "Goodbye", "Have", "HaveAll", "Hello", "IDENTITY_DOMAIN",
+    "IDENTITY_PAYLOAD_LEN", "IdentityError", "IdentityMismatch", "IdentityVersionError", "Kind",
+    "LocalProtocolError", "MAX_CHUNK_PIECE", "MAX_MESSAGE_LEN", "MAX_REQUEST_INDICES",
+    "MAX_ROOTS_PER_PAGE", "MESSAGE_TYPES", "MalformedFrame", "MalformedIdentity",
+    "MalformedMessage", "ManifestMsg", "Message", "MessageDecoder", "MessageTooLarge",
+    "NEED_DATA", "NOISE_MAX_MESSAGE", "NOISE_MAX_PLAINTEXT", "NotFound", "PEER_CLOSED",
+    "PROLOGUE", "PROTOCOL_VERSION", "PeerIdentity", "Phase", "Ping", "Pong", "Progress",
+    "ProtocolState", "ReceiptAck", "ReceiptMsg", "ReceiveBuffer", "RemoteProtocolError",
+    "Request", "SUPPORTED_VERSIONS", "Sentinel", "Side", "UnknownKind", "UnsupportedVersion",
+    "Want", "WireConnection", "WireError", "chunk_data_header", "decode_body", "decode_code",
+    "encode", "encode_frame", "encode_parts", "frame_header", "make_identity_payload",
+    "verify_identity_payload",
+}  # fmt: skip
+
+
+def test_public_names() -> None:
+    public = {n for n in dir(wire) if not n.startswith("_")}
+    assert public == EXPECTED
+
+
+def test_error_hierarchy() -> None:
+    assert issubclass(wire.LocalProtocolError, ValueError)
+    for exc in (wire.MalformedMessage, wire.MessageTooLarge, wire.UnknownKind,
+                wire.UnsupportedVersion, wire.MalformedFrame):  # fmt: skip
+        assert issubclass(exc, wire.RemoteProtocolError)
+        assert issubclass(exc, wire.WireError)
+    for exc in (wire.BadSignature, wire.IdentityMismatch, wire.MalformedIdentity):
+        assert issubclass(exc, wire.IdentityError)
+
+
+def test_prologue_matches_noise_default() -> None:
+    from node.noise import DEFAULT_PROLOGUE, MAX_PLAINTEXT_LEN
+
+    assert wire.PROLOGUE == DEFAULT_PROLOGUE == b"bcai/1"
+    assert wire.NOISE_MAX_PLAINTEXT == MAX_PLAINTEXT_LEN

@@ -1,0 +1,156 @@
+"""Two WireConnections paired in memory: the rules of ``_state.py``, from both ends."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node import wire
+
+from .strategies import messages
+
+ROOT = b"\xab" * 32
+
+
+class Pair:
+    """Two connections; ``a_to_b`` sends from A, returns what B decoded (h11 ConnectionPair)."""
+
+    def __init__(
+        self, a_caps: wire.Capabilities | None = None, b_caps: wire.Capabilities | None = None
+    ) -> None:
+        self.a = wire.WireConnection(a_caps, agent="a")
+        self.b = wire.WireConnection(b_caps, agent="b")
+
+    @staticmethod
+    def pipe(src: wire.WireConnection, dst: wire.WireConnection, msg: wire.Message) -> wire.Message:
+        dst.receive_data(src.send(msg))
+        ev = dst.next_event()
+        assert not isinstance(ev, wire.Sentinel)
+        return ev
+
+    def a_to_b(self, msg: wire.Message) -> wire.Message:
+        return self.pipe(self.a, self.b, msg)
+
+    def b_to_a(self, msg: wire.Message) -> wire.Message:
+        return self.pipe(self.b, self.a, msg)
+
+    def greet(self) -> None:
+        assert self.a_to_b(self.a.hello()) == self.a.hello()
+        assert self.b_to_a(self.b.hello()) == self.b.hello()
+
+
+def remote_error(conn: wire.WireConnection, raw: bytes) -> wire.RemoteProtocolError:
+    conn.receive_data(raw)
+    with pytest.raises(wire.RemoteProtocolError) as info:
+        conn.next_event()
+    return info.value
+
+
+def test_full_exchange() -> None:
+    p = Pair(b_caps=wire.Capabilities(max_outstanding=4))
+    p.greet()
+    assert p.a.peer_capabilities == p.b.capabilities
+    assert p.a_to_b(wire.Want(ROOT)) == wire.Want(ROOT)
+    p.b_to_a(wire.ManifestMsg(ROOT, b'{"root":"..."}'))
+    p.a_to_b(wire.GetChunkRoots(ROOT, 0, 2))
+    p.b_to_a(wire.ChunkRoots(ROOT, 0, 2, b"\x01" * 64))
+    p.b_to_a(wire.HaveAll(ROOT))
+    p.a_to_b(wire.Request(ROOT, 1, (0, 1)))
+    assert p.a.state.outstanding(wire.Side.US) == p.b.state.outstanding(wire.Side.THEM) == 2
+    p.b_to_a(wire.ChunkData(ROOT, 0, 0, 6, b"abc"))
+    p.b_to_a(wire.ChunkData(ROOT, 0, 3, 6, b"def"))  # last piece of chunk 0
+    assert p.a.state.outstanding(wire.Side.US) == p.b.state.outstanding(wire.Side.THEM) == 1
+    p.a_to_b(wire.Cancel(ROOT, (1,)))
+    assert p.a.state.outstanding(wire.Side.US) == p.b.state.outstanding(wire.Side.THEM) == 0
+    p.b_to_a(wire.ChunkData(ROOT, 1, 0, 6, b"abcdef"))  # crossed the Cancel: still legal
+    p.a_to_b(wire.Progress(ROOT, 1, 6))
+    p.a_to_b(wire.Complete(ROOT))
+    p.a_to_b(wire.Ping(9))
+    p.b_to_a(wire.Pong(9))
+    p.a_to_b(wire.Goodbye())
+    p.b_to_a(wire.Goodbye(wire.ErrorCode.SHUTTING_DOWN, "bye"))
+    assert p.a.closed and p.b.closed
+
+
+def test_nothing_but_error_or_goodbye_before_hello() -> None:
+    p = Pair()
+    with pytest.raises(wire.LocalProtocolError):
+        p.a.send(wire.Ping(1))
+    err = remote_error(p.b, wire.encode(wire.Ping(1)))
+    assert err.code is wire.ErrorCode.PROTOCOL_VIOLATION and not err.recoverable
+    p2 = Pair()
+    p2.a_to_b(wire.ErrorMsg(wire.ErrorCode.UNSUPPORTED_VERSION))
+    p2.a_to_b(wire.Goodbye(wire.ErrorCode.UNSUPPORTED_VERSION))
+
+
+def test_requests_need_both_hellos() -> None:
+    p = Pair()
+    p.a_to_b(p.a.hello())
+    with pytest.raises(wire.LocalProtocolError):  # A has not heard B's Hello
+        p.a.send(wire.Want(ROOT))
+    err = remote_error(p.b, wire.encode(wire.Want(ROOT)))  # B has not greeted yet
+    assert err.code is wire.ErrorCode.PROTOCOL_VIOLATION
+    p.b_to_a(p.b.hello())
+    p.a_to_b(wire.Want(ROOT))
+
+
+def test_hello_only_once_and_nothing_after_goodbye() -> None:
+    p = Pair()
+    p.greet()
+    with pytest.raises(wire.LocalProtocolError):
+        p.a.send(p.a.hello())
+    assert remote_error(p.b, wire.encode(p.a.hello())).code is wire.ErrorCode.PROTOCOL_VIOLATION
+    p.a_to_b(wire.Goodbye())
+    with pytest.raises(wire.LocalProtocolError):
+        p.a.send(wire.Ping(1))
+    assert remote_error(p.b, wire.encode(wire.Ping(1))).code is wire.ErrorCode.PROTOCOL_VIOLATION
+
+
+def test_outstanding_limit_is_rate_limited_and_recoverable() -> None:
+    p = Pair(b_caps=wire.Capabilities(max_outstanding=3))
+    p.greet()
+    p.a_to_b(wire.Request(ROOT, 1, (0, 1)))
+    with pytest.raises(wire.LocalProtocolError):
+        p.a.send(wire.Request(ROOT, 2, (2, 3)))
+    err = remote_error(p.b, wire.encode(wire.Request(ROOT, 2, (2, 3))))
+    assert err.code is wire.ErrorCode.RATE_LIMITED and err.recoverable and err.request_id == 2
+    # B refuses request 1 as a whole: both ends forget its indices
+    p.b_to_a(wire.ErrorMsg(wire.ErrorCode.BUSY, retry_after_ms=50, request_id=1))
+    assert p.a.state.outstanding(wire.Side.US) == p.b.state.outstanding(wire.Side.THEM) == 0
+    p.a_to_b(wire.Request(ROOT, 2, (2, 3, 4)))
+    p.b_to_a(wire.NotFound(ROOT))
+    assert p.a.state.outstanding(wire.Side.US) == p.b.state.outstanding(wire.Side.THEM) == 0
+
+
+def test_open_request_id_and_outstanding_index_cannot_be_reused() -> None:
+    p = Pair()
+    p.greet()
+    p.a_to_b(wire.Request(ROOT, 1, (0,)))
+    for again in (wire.Request(ROOT, 1, (5,)), wire.Request(ROOT, 2, (0,))):
+        with pytest.raises(wire.LocalProtocolError):
+            p.a.send(again)
+        assert remote_error(p.b, wire.encode(again)).code is wire.ErrorCode.PROTOCOL_VIOLATION
+
+
+@settings(max_examples=150)
+@given(st.lists(st.tuples(st.booleans(), messages), max_size=30), st.booleans())
+def test_what_one_side_may_send_the_other_accepts(
+    script: list[tuple[bool, wire.Message]], greet: bool
+) -> None:
+    """Local and remote checks agree: every message ``send`` lets through is decoded and
+    accepted by the peer, and the peer's view of the state ends up mirrored."""
+    p = Pair(wire.Capabilities(max_outstanding=40), wire.Capabilities(max_outstanding=40))
+    if greet:
+        p.greet()
+    for from_a, msg in script:
+        src, dst = (p.a, p.b) if from_a else (p.b, p.a)
+        try:
+            raw = src.send(msg)
+        except wire.LocalProtocolError:
+            continue
+        dst.receive_data(raw)
+        assert dst.next_event() == msg
+    for x, y in ((p.a, p.b), (p.b, p.a)):
+        assert x.state.phase[wire.Side.US] is y.state.phase[wire.Side.THEM]
+        assert x.state.requested[wire.Side.US] == y.state.requested[wire.Side.THEM]
