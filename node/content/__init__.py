@@ -29,6 +29,7 @@ from ._tree import check_segment as check_segment
 from ._tree import chunk_count as chunk_count
 from ._tree import chunk_root as chunk_root
 from ._tree import inclusion_proof as inclusion_proof
+from ._tree import inclusion_proof_from_ranges as inclusion_proof_from_ranges
 from ._tree import leaf_hash as leaf_hash
 from ._tree import merkle_root as merkle_root
 from ._tree import node_hash as node_hash

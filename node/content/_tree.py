@@ -19,7 +19,7 @@ Two facts the rest of the code leans on:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ._errors import InvalidGeometry, InvalidProof
 
@@ -134,6 +134,40 @@ def inclusion_proof(leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
             hi = lo + k
         else:
             path.append(merkle_root(leaf_hashes[lo : lo + k]))
+            lo, m = lo + k, m - k
+    path.reverse()
+    return path
+
+
+def inclusion_proof_from_ranges(
+    leaves: Callable[[int, int], Iterable[bytes]], tree_size: int, index: int
+) -> list[bytes]:
+    """Audit path like :func:`inclusion_proof`, reading leaves through ``leaves(lo, hi)``.
+
+    Each sibling subtree is hashed as a stream, so memory stays O(log n): this is how a host
+    proves a segment of a terabyte root without loading a million chunk roots at once.
+    """
+    from ._stream import StreamingTreeHasher  # local import: _stream imports this module
+
+    if not 0 <= index < tree_size:
+        raise IndexError(f"leaf index {index} outside a tree of {tree_size} leaves")
+
+    def subtree(lo: int, hi: int) -> bytes:
+        h = StreamingTreeHasher()
+        h.extend(leaves(lo, hi))
+        if h.count != hi - lo:
+            raise InvalidProof(f"leaf source gave {h.count} leaves for [{lo}, {hi})")
+        return h.root()
+
+    path: list[bytes] = []
+    lo, hi, m = 0, tree_size, index
+    while hi - lo > 1:
+        k = _largest_power_of_two_below(hi - lo)
+        if m < k:
+            path.append(subtree(lo + k, hi))
+            hi = lo + k
+        else:
+            path.append(subtree(lo, lo + k))
             lo, m = lo + k, m - k
     path.reverse()
     return path

@@ -22,6 +22,7 @@ from node.content import (
     chunk_root,
     hash_file,
     inclusion_proof,
+    inclusion_proof_from_ranges,
     leaf_hash,
     merkle_root,
     node_hash,
@@ -220,3 +221,12 @@ def test_chunked_hasher_is_split_invariant(cuts: list[int]) -> None:
         prev = c
     h.update(data[prev:])
     assert h.finalize()[0] == reference_root(data)
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(min_value=1, max_value=200), data=st.data())
+def test_streamed_inclusion_proof_equals_in_memory(n: int, data: st.DataObject) -> None:
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(n)]
+    index = data.draw(st.integers(min_value=0, max_value=n - 1))
+    got = inclusion_proof_from_ranges(lambda lo, hi: iter(leaves[lo:hi]), n, index)
+    assert got == inclusion_proof(leaves, index)
