@@ -67,7 +67,7 @@ def test_chunk_data_is_not_copied_either_way() -> None:
     header, body = wire.encode_parts(msg)
     assert body is payload
     assert len(header) == 49
-    wire_bytes = header + body
+    wire_bytes = bytes(header) + body
     dec = wire.MessageDecoder()
     dec.receive_data(wire_bytes)
     ev = dec.next_event()

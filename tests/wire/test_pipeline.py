@@ -72,7 +72,7 @@ def test_handshake_identity_and_chunk_transfer() -> None:
     for off in range(0, len(chunk), wire.MAX_CHUNK_PIECE):
         piece = memoryview(chunk)[off : off + wire.MAX_CHUNK_PIECE]
         header, data = b.send_parts(wire.ChunkData(root, 0, off, len(chunk), piece))
-        plaintext = header + bytes(data)
+        plaintext = bytes(header) + data
         assert len(plaintext) <= wire.NOISE_MAX_PLAINTEXT  # one Noise message per piece
         (ev,) = deliver(res, ini, fd_i, a, plaintext)
         assert isinstance(ev, wire.ChunkData) and ev.offset == off

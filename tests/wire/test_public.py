@@ -33,8 +33,8 @@ def test_error_hierarchy() -> None:
                 wire.UnsupportedVersion, wire.MalformedFrame):  # fmt: skip
         assert issubclass(exc, wire.RemoteProtocolError)
         assert issubclass(exc, wire.WireError)
-    for exc in (wire.BadSignature, wire.IdentityMismatch, wire.MalformedIdentity):
-        assert issubclass(exc, wire.IdentityError)
+    for ident in (wire.BadSignature, wire.IdentityMismatch, wire.MalformedIdentity):
+        assert issubclass(ident, wire.IdentityError)
 
 
 def test_prologue_matches_noise_default() -> None:
@@ -42,3 +42,13 @@ def test_prologue_matches_noise_default() -> None:
 
     assert wire.PROLOGUE == DEFAULT_PROLOGUE == b"bcai/1"
     assert wire.NOISE_MAX_PLAINTEXT == MAX_PLAINTEXT_LEN
+
+
+def test_spec_caps_table_matches_the_code() -> None:
+    import re
+    from pathlib import Path
+
+    spec = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    rows = re.findall(r"^\| (\d+) +\| 0x[0-9a-f]{2} \| \w+ +\| +(\d+) \| +(\d+) \|$", spec, re.M)
+    table = {int(k): (int(lo), int(hi)) for k, lo, hi in rows}
+    assert table == {int(k): v for k, v in wire.BODY_BOUNDS.items()}
