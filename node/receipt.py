@@ -360,7 +360,8 @@ def decode_receipt(data: bytes) -> SignedReceipt:
 
 
 class _Signer(Protocol):
-    address: str
+    @property
+    def address(self) -> Any: ...
 
     def sign_message(self, signable_message: Any) -> Any: ...
 
