@@ -4,7 +4,7 @@ The calling thread reads chunk-sized pieces into reusable buffers; a small threa
 each chunk (``hashlib`` releases the GIL on large updates, so two cores work) and writes its
 file (temp, fsync, rename). Results are consumed in order: each chunk root goes into a
 :class:`~node.content.StreamingTreeHasher` (O(log n) memory) and into the chunk-root list, which
-is committed to LevelDB every ``COMMIT_EVERY`` chunks after the chunk files' directories are
+is committed to LevelDB every ``COMMIT_BYTES`` after the chunk files' directories are
 synced. Memory is a few chunk buffers plus one index batch, whatever the file size.
 
 Crash safety: the list is built under a ``u`` job record written before the first chunk; the
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-#: Chunks per index commit: bounds the work a crash can lose and the batch held in memory.
-COMMIT_EVERY = 256
+#: Bytes of content per index commit: bounds the work a crash loses and the batch in memory.
+COMMIT_BYTES = 32 << 20
 
 
 def _hash_and_write(store: Store, data: memoryview) -> tuple[bytes, Path | None]:
@@ -103,7 +103,7 @@ def ingest(
         entries.append((cr, n))
         if d is not None:
             dirs.add(d)
-        if len(entries) >= COMMIT_EVERY:
+        if len(entries) * chunk_size >= COMMIT_BYTES:
             flush()
 
     try:
