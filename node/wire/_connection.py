@@ -25,7 +25,7 @@ class WireConnection:
     def __init__(self, capabilities: Capabilities | None = None, agent: str = "") -> None:
         self.capabilities = capabilities if capabilities is not None else Capabilities()
         self.agent = agent
-        self.state = ProtocolState(self.capabilities)
+        self.state = ProtocolState()
         self._decoder = MessageDecoder(self.capabilities.max_message_size)
 
     # -- receiving

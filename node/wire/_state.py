@@ -100,12 +100,10 @@ class Outstanding:
 class ProtocolState:
     """Tracks both sides of one connection and enforces the rules above."""
 
-    def __init__(self, our_capabilities: Capabilities) -> None:
+    def __init__(self) -> None:
         self.phase: dict[Side, Phase] = {Side.US: Phase.AWAIT_HELLO, Side.THEM: Phase.AWAIT_HELLO}
-        self.capabilities: dict[Side, Capabilities | None] = {
-            Side.US: our_capabilities,
-            Side.THEM: None,
-        }
+        # set from each side's Hello; None until that side has greeted (rule 4 tests this)
+        self.capabilities: dict[Side, Capabilities | None] = {Side.US: None, Side.THEM: None}
         self.requested: dict[Side, Outstanding] = {Side.US: Outstanding(), Side.THEM: Outstanding()}
 
     def _violation(self, side: Side, why: str, code: ErrorCode, **kw: int) -> Exception:
@@ -122,7 +120,7 @@ class ProtocolState:
         pv = ErrorCode.PROTOCOL_VIOLATION
         if kind not in ALLOWED[phase]:
             raise self._violation(side, f"{kind.name} not allowed in {phase.name}", pv, kind=kind)
-        if kind in NEEDS_BOTH_HELLOS and self.phase[side.other] is Phase.AWAIT_HELLO:
+        if kind in NEEDS_BOTH_HELLOS and self.capabilities[side.other] is None:
             raise self._violation(side, f"{kind.name} before the other Hello", pv, kind=kind)
         if isinstance(msg, Request):
             self._check_request(side, msg)
@@ -155,7 +153,7 @@ class ProtocolState:
                 side, "chunk index already outstanding", ErrorCode.PROTOCOL_VIOLATION, **kw
             )
         answering = self.capabilities[side.other]
-        assert answering is not None  # guaranteed by NEEDS_BOTH_HELLOS
+        assert answering is not None  # rule 4 was checked first
         if len(mine) + len(req.indices) > answering.max_outstanding:
             raise self._violation(
                 side,

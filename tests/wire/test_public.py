@@ -49,6 +49,8 @@ def test_spec_caps_table_matches_the_code() -> None:
     from pathlib import Path
 
     spec = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
-    rows = re.findall(r"^\| (\d+) +\| 0x[0-9a-f]{2} \| \w+ +\| +(\d+) \| +(\d+) \|$", spec, re.M)
+    rows = re.findall(
+        r"^\|\s*(\d+)\s*\|\s*0x[0-9a-f]{2}\s*\|\s*\w+\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|$", spec, re.M
+    )
     table = {int(k): (int(lo), int(hi)) for k, lo, hi in rows}
     assert table == {int(k): v for k, v in wire.BODY_BOUNDS.items()}

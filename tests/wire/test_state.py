@@ -154,3 +154,11 @@ def test_what_one_side_may_send_the_other_accepts(
     for x, y in ((p.a, p.b), (p.b, p.a)):
         assert x.state.phase[wire.Side.US] is y.state.phase[wire.Side.THEM]
         assert x.state.requested[wire.Side.US] == y.state.requested[wire.Side.THEM]
+
+
+def test_no_requests_to_a_side_that_left_without_greeting() -> None:
+    p = Pair()
+    p.a_to_b(p.a.hello())
+    p.b_to_a(wire.Goodbye(wire.ErrorCode.SHUTTING_DOWN))
+    with pytest.raises(wire.LocalProtocolError):
+        p.a.send(wire.Request(ROOT, 1, (0,)))
