@@ -23,18 +23,18 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import nacl.exceptions
 import nacl.public
 import nacl.pwhash
 import nacl.secret
 import nacl.utils
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
 
 from node.log import get_logger
+
+if TYPE_CHECKING:  # eth_account takes a second to import: only the functions that need it do
+    from eth_account.signers.local import LocalAccount
 
 log = get_logger(__name__)
 
@@ -100,6 +100,8 @@ def create_identity(
     private_key: bytes | None = None,
 ) -> Identity:
     """Generate (or import ``private_key``) an account and a Noise key; write both encrypted."""
+    from eth_account import Account
+
     kdir = keystore_dir(data_dir)
     if has_identity(data_dir) and not overwrite:
         raise IdentityExists(f"{kdir} already holds an identity (use --force to replace it)")
@@ -125,6 +127,8 @@ def create_identity(
 
 def load_identity(data_dir: Path, passphrase: str) -> Identity:
     """Decrypt the keystore of ``data_dir``; :class:`WrongPassphrase` if it does not open."""
+    from eth_account import Account
+
     kdir = keystore_dir(data_dir)
     try:
         keystore = json.loads((kdir / ACCOUNT_FILE).read_text())
@@ -149,6 +153,8 @@ def load_identity(data_dir: Path, passphrase: str) -> Identity:
 
 def read_address(data_dir: Path) -> str | None:
     """The account address of ``data_dir`` without unlocking it (``None`` if none)."""
+    from eth_utils import to_checksum_address
+
     try:
         keystore = json.loads((keystore_dir(data_dir) / ACCOUNT_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):

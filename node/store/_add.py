@@ -153,13 +153,15 @@ def _abandon(
     pending: collections.deque[tuple[Future[tuple[bytes, Path | None]], bytearray, int]],
     entries: list[tuple[bytes, int]],
 ) -> None:
-    """Release in-flight markers of chunks that will never be committed."""
+    """Release in-flight markers of chunks that will never be committed; delete their files."""
     roots = [cr for cr, _ in entries]
     for fut, _, _ in pending:
         with contextlib.suppress(BaseException):
             roots.append(fut.result()[0])
     with store._lock:
         store._release(roots)
+    # Free their space first (a full disk is a likely reason we are here), then the job's.
+    _maint.delete_unreferenced(store, roots)
     entries.clear()
     pending.clear()
 
