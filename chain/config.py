@@ -3,15 +3,19 @@
 The store owns the file; this module only adds or replaces its own ``[chain]`` table and leaves
 every other table as it found it. Writes go to a temporary file then ``os.replace``.
 
-Keys::
+Keys (compatible with ``node.config.ChainConfig``: ``rpc``, ``chain_id`` and ``contracts`` are
+its fields; the rest it keeps verbatim in ``extra``)::
 
     [chain]
-    backend = "embedded" | "rpc"
-    rpc_url = "http://127.0.0.1:8545"      # rpc only
+    rpc = "embedded" | "http://127.0.0.1:8545"
     chain_id = 31337
     hardfork = "prague"
     anvil_pid = 1234                       # when `bcai chain up --anvil` started it
-    [chain.deployment]                     # see chain.deploy.Deployment.to_dict
+    anvil_log = "/path/anvil.log"
+    [chain.contracts]                      # name = address
+    ContentRegistry = "0x..."  TransferReceipts = "0x..."  DataAvailability = "0x..."
+    HostingRewards = "0x..."
+    [chain.deployment]                     # chain.deploy.Deployment.to_dict()
 """
 
 from __future__ import annotations
@@ -23,9 +27,16 @@ from typing import Any
 
 import tomli_w
 
-from .errors import ChainUsageError
+from .deploy import Deployment
+from .errors import ChainUsageError, DeploymentMissing
 
-__all__ = ["CONFIG_NAME", "read_chain_config", "write_chain_config"]
+__all__ = [
+    "CONFIG_NAME",
+    "chain_table",
+    "load_deployment",
+    "read_chain_config",
+    "write_chain_config",
+]
 
 CONFIG_NAME = "config.toml"
 
@@ -64,3 +75,25 @@ def write_chain_config(data_dir: Path, table: dict[str, Any]) -> Path:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return path
+
+
+def chain_table(deployment: Deployment, rpc: str, **extra: Any) -> dict[str, Any]:
+    """The ``[chain]`` table describing ``deployment`` reached through ``rpc``."""
+    table: dict[str, Any] = {
+        "rpc": rpc,
+        "chain_id": deployment.chain_id,
+        "contracts": deployment.contracts(),
+        "deployment": deployment.to_dict(),
+    }
+    table.update({k: v for k, v in extra.items() if v is not None})
+    return table
+
+
+def load_deployment(data_dir: Path) -> tuple[Deployment, dict[str, Any]]:
+    """The configured deployment and the whole ``[chain]`` table."""
+    table = read_chain_config(data_dir)
+    if not table or "deployment" not in table:
+        raise DeploymentMissing(
+            f"no deployment in {_path(data_dir)}; run `bcai chain up` or `bcai chain deploy`"
+        )
+    return Deployment.from_dict(table["deployment"]), table

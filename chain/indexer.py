@@ -174,12 +174,12 @@ class Indexer:
 
     def _rollback(self, fork: int, fork_hash: bytes, cursor: dict[str, Any]) -> None:
         with self.db.write_batch(transaction=True, sync=True) as wb:
-            for key, value in self.db.iterator(start=_ekey(fork + 1, 0), prefix=b"e"):
+            for key, value in self.db.iterator(start=_ekey(fork + 1, 0), stop=b"f"):
                 block, log_index = _BL.unpack(key[1:])
                 wb.delete(key)
                 wb.delete(_nkey(json.loads(value)["name"], block, log_index))
             for key in self.db.iterator(
-                start=b"h" + _B.pack(fork + 1), prefix=b"h", include_value=False
+                start=b"h" + _B.pack(fork + 1), stop=b"i", include_value=False
             ):
                 wb.delete(key)
             new = dict(cursor)
@@ -224,7 +224,7 @@ class Indexer:
             for number, h in hashes.items():
                 wb.put(b"h" + _B.pack(number), h)
             for key in self.db.iterator(
-                prefix=b"h", stop=b"h" + _B.pack(max(0, b - self.keep + 1)), include_value=False
+                start=b"h", stop=b"h" + _B.pack(max(0, b - self.keep + 1)), include_value=False
             ):
                 wb.delete(key)
             cursor = {
@@ -261,14 +261,14 @@ class Indexer:
         """Stored events in chain order (``args["_timestamp"]`` is the block time)."""
         limit = self.confirmed if confirmed else self.block
         if name is None:
-            for key, value in self.db.iterator(prefix=b"e", start=_ekey(from_block, 0)):
+            for key, value in self.db.iterator(start=_ekey(from_block, 0), stop=b"f"):
                 if _BL.unpack(key[1:])[0] > limit:
                     return
                 yield self._load(key, value)
             return
         prefix = b"n" + name.encode() + b"\x00"
         for key in self.db.iterator(
-            prefix=prefix, start=prefix + _BL.pack(from_block, 0), include_value=False
+            start=prefix + _BL.pack(from_block, 0), stop=prefix[:-1] + b"\x01", include_value=False
         ):
             block, log_index = _BL.unpack(key[len(prefix) :])
             if block > limit:
