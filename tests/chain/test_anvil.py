@@ -31,11 +31,17 @@ def test_scenario_on_anvil(anvil_world: World) -> None:
     assert gas["respond_ok"] < 250_000
 
 
-def test_stopped_anvil_is_unavailable(tmp_path: object) -> None:
+def test_stopped_anvil_is_unavailable() -> None:
     proc = start_anvil()
     backend = RpcChain(proc.url, timeout=2)
     assert backend.is_up()
+    world = build_world(backend)
+    client = world.client(0)
     proc.stop()
     assert not backend.is_up()
     with pytest.raises(ChainUnavailable):
         backend.block_number()
+    with pytest.raises(ChainUnavailable):
+        client.register_content(b"\x01" * 32, 4096, 1 << 18)
+    with pytest.raises(ChainUnavailable):
+        client.is_registered(b"\x01" * 32)
