@@ -7,6 +7,26 @@ import {MockERC20} from "./mocks/MockERC20.sol";
 import {HostingRewards} from "../src/HostingRewards.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
+/// @notice A host whose receive() tries to claim again (reentrancy probe).
+contract ReenteringHost {
+    HostingRewards internal immutable rewards;
+    bytes32[] internal proof;
+    uint256 internal amount;
+
+    constructor(HostingRewards rewards_) {
+        rewards = rewards_;
+    }
+
+    function arm(uint256 amount_, bytes32[] memory proof_) external {
+        amount = amount_;
+        proof = proof_;
+    }
+
+    receive() external payable {
+        rewards.claim(6, address(0), address(this), amount, proof);
+    }
+}
+
 contract HostingRewardsTest is Test {
     HostingRewards internal rewards;
     MockERC20 internal token;
@@ -215,5 +235,19 @@ contract HostingRewardsTest is Test {
         bytes32[] memory p = _proof(i);
         vm.expectRevert(HostingRewards.InvalidProof.selector);
         rewards.claim(7, address(0), hosts[i], amount, p);
+    }
+
+    function test_RevertWhen_claim_reentered() public {
+        ReenteringHost attacker = new ReenteringHost(rewards);
+        tree[0] = MerkleTrees.rewardLeaf(address(attacker), amounts[0]);
+        _postEth(6);
+        bytes32[] memory p = _proof(0);
+        attacker.arm(amounts[0], p);
+        // The nested claim hits the guard, so the payout call fails and the claim reverts whole.
+        vm.expectRevert();
+        rewards.claim(6, address(0), address(attacker), amounts[0], p);
+        assertFalse(rewards.claimed(6, address(0), address(attacker)), "not marked claimed");
+        assertEq(rewards.paid(6, address(0)), 0, "nothing paid");
+        assertEq(address(rewards).balance, 10 ether, "funds intact");
     }
 }
