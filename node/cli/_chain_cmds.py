@@ -28,12 +28,12 @@ from chain.backend import ChainBackend, EmbeddedChain, RpcChain
 from chain.client import ChainClient
 from chain.config import chain_table, load_deployment, read_chain_config, write_chain_config
 from chain.deploy import Deployment, DeployParams, deploy_suite
-from chain.duties import answer_challenge
 from chain.eip712 import ZERO_ADDRESS
 from chain.errors import ChainRevert, ChainUnavailable, ChainUsageError
 from chain.merkle import AllocationTree
 from chain.port import ClientPort
 from node.receipt import ReceiptError, SignedReceipt
+from node.service import prove_segment
 
 from ._main import Context, ExitStatus
 
@@ -314,7 +314,8 @@ def cmd_prove(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     results = []
     with _open_store(ctx) as store:
         for ch in challenges:
-            res = answer_challenge(ClientPort(client), store, ch)
+            segment, proof = prove_segment(store, ch.root, ch.segment_index)
+            res = ClientPort(client).respond(ch.id, segment, proof)
             passed = bool(res.events_named("ChallengePassed"))
             results.append(
                 {"id": ch.id, "segment": ch.segment_index, "passed": passed, **res.to_json()}
