@@ -104,7 +104,7 @@ class Store:
         *,
         quota: int | None = None,
         durable: bool = True,
-        workers: int = 3,
+        workers: int = 4,
     ) -> Store:
         """Open (creating if needed) the store at ``path`` and run the recovery pass.
 

@@ -1,0 +1,133 @@
+"""Shared helpers for the benchmarks: measured child processes, test files, result output.
+
+Peak RSS comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of exactly that child, KiB on
+Linux), so no sampling can miss a short peak; ``psutil`` adds the machine description.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+MiB = 1 << 20
+GiB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One finished child process."""
+
+    cmd: list[str]
+    wall_s: float
+    peak_rss_bytes: int
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def check(self) -> Measured:
+        if self.returncode != 0:
+            raise RuntimeError(f"{self.cmd} failed ({self.returncode}): {self.stderr[-2000:]}")
+        return self
+
+
+def run_measured(
+    cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
+) -> Measured:
+    """Run ``cmd``; return wall time and the child's peak RSS (via ``wait4``)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        return Measured(
+            list(cmd),
+            wall,
+            usage.ru_maxrss * 1024,
+            proc.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
+
+
+def ensure_random_file(path: Path, size: int, *, seed: int = 1) -> Path:
+    """A file of ``size`` pseudo-random bytes (kept between runs when the size matches)."""
+    if path.exists() and path.stat().st_size == size:
+        return path
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 64 * MiB)
+            f.write(rng.bytes(n))
+            left -= n
+    os.replace(tmp, path)
+    return path
+
+
+def warm_cache(path: Path) -> None:
+    """Read a file once so every measured command starts from the same (warm) page cache."""
+    with open(path, "rb", buffering=0) as f:
+        buf = bytearray(8 * MiB)
+        while f.readinto(buf):
+            pass
+
+
+def machine() -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+    }
+    try:
+        import psutil
+
+        info["memory_bytes"] = psutil.virtual_memory().total
+        info["load_avg"] = os.getloadavg()
+    except ImportError:
+        pass
+    return info
+
+
+def write_json(name: str, obj: Any) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / name
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_default) + "\n")
+    return path
+
+
+def _default(o: Any) -> Any:
+    if hasattr(o, "__dataclass_fields__"):
+        return asdict(o)
+    return str(o)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers], *[[str(c) for c in r] for r in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = [
+        "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells
+    ]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def mib(n: float) -> str:
+    return f"{n / MiB:.1f}"
