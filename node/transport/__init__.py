@@ -1,0 +1,39 @@
+"""Trio transport: Noise-encrypted, identity-authenticated peer connections over TCP.
+
+Layout:
+
+- ``_errors``        error tree (local vs remote; trio's Closed/Broken mixed in)
+- ``_noise_stream``  :class:`NoiseStream`, a ``trio.abc.Stream`` in the manner of SSLStream
+- ``_peer``          :class:`PeerConnection`: node.wire messages, Hello, keep-alive, Goodbye
+- ``_connect``       :func:`open_peer_connection`, :func:`serve_peers`
+- ``_manager``       :class:`ConnectionManager`: reuse, low/high watermarks
+
+The sans-IO protocol logic lives in ``node.noise`` and ``node.wire``; this package only moves
+bytes and translates failures at the edge.
+"""
+
+from ._errors import ConnectionClosed as ConnectionClosed
+from ._errors import HandshakeFailed as HandshakeFailed
+from ._errors import HandshakeTimeout as HandshakeTimeout
+from ._errors import IdleTimeout as IdleTimeout
+from ._errors import LocalTransportError as LocalTransportError
+from ._errors import PeerDisconnected as PeerDisconnected
+from ._errors import PeerIdentityMismatch as PeerIdentityMismatch
+from ._errors import RemoteTransportError as RemoteTransportError
+from ._errors import TransportError as TransportError
+from ._errors import TransportProtocolError as TransportProtocolError
+from ._noise_stream import NoiseStream as NoiseStream
+
+__all__ = [
+    "ConnectionClosed",
+    "HandshakeFailed",
+    "HandshakeTimeout",
+    "IdleTimeout",
+    "LocalTransportError",
+    "NoiseStream",
+    "PeerDisconnected",
+    "PeerIdentityMismatch",
+    "RemoteTransportError",
+    "TransportError",
+    "TransportProtocolError",
+]

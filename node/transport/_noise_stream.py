@@ -1,0 +1,394 @@
+"""NoiseStream: a trio Stream encrypted with Noise XX, in the manner of ``trio.SSLStream``.
+
+Theory of operation
+-------------------
+
+A :class:`NoiseStream` wraps a transport stream (TCP in production, memory streams in tests)
+and a sans-IO :class:`node.noise.NoiseConnection`. On the wire every Noise message, handshake
+or transport, is a 2-byte big-endian length followed by the message (at most 65535 bytes);
+``node.wire.FrameDecoder`` splits the incoming byte stream.
+
+Handshake. It runs once, lazily, on the first ``send_all``/``receive_some`` (or explicitly with
+:meth:`do_handshake`), under a lock so a sender and a receiver that arrive together do not both
+drive it. XX runs ``-> e``, ``<- e, ee, s, es`` (responder's identity payload),
+``-> s, se`` (initiator's identity payload). Each identity payload carries an Ethereum address
+and its signature over the sender's Noise static key (``node.wire.verify_identity_payload``),
+so the peer is known by its address. If an ``expected_address`` is pinned and the peer proves
+another one, the stream is closed before any application byte is sent or accepted: the
+initiator checks message 2 before it writes message 3, the responder checks message 3 before
+it returns from the handshake. A handshake that does not finish within ``handshake_timeout``
+raises :class:`HandshakeTimeout`.
+
+Sending. ``send_all`` cuts the data into plaintexts of at most 65519 bytes, encrypts each into
+one Noise message, frames them and hands the whole batch to one ``transport.send_all``, so a
+1 MiB chunk costs one system-call loop, not seventeen. :meth:`send_plaintexts` does the same for
+plaintexts the caller has already cut on message boundaries (the wire layer lays out ChunkData
+pieces to fill a Noise message exactly). Batches of ``offload_bytes`` or more are encrypted in a
+worker thread: libsodium releases the GIL, so encryption runs on the second core while the
+trio thread keeps moving bytes. The nonce order is kept because only one send runs at a time.
+
+Receiving. ``receive_some`` returns decrypted plaintext. Each refill reads up to
+``receive_size`` bytes from the transport, decrypts every complete frame in it (in a worker
+thread when there are many bytes) and queues the plaintexts. :meth:`receive_plaintexts` hands
+out those plaintexts whole, one per Noise message, which lets the wire decoder slice ChunkData
+out of them without copying.
+
+Concurrency. Two tasks calling ``send_all`` (or ``receive_some``) at once is a bug and raises
+``trio.BusyResourceError``; a send and a receive may run concurrently.
+
+Failure. A bad frame or a failed decryption means the byte stream was tampered with or lost
+sync: the stream is broken, every later call raises :class:`TransportProtocolError`. A send
+cancelled half-way leaves a partial frame on the wire, so the stream is broken too. Transport
+failures surface as :class:`PeerDisconnected`; use after :meth:`aclose` raises
+:class:`ConnectionClosed`. EOF at a frame boundary is a clean end (``receive_some`` returns
+``b""``); EOF inside a frame is a protocol error.
+"""
+
+from __future__ import annotations
+
+import enum
+import operator
+import struct
+from collections import deque
+from collections.abc import Sequence
+
+import trio
+
+from node.noise import KeyPair, NoiseConnection, NoiseError
+from node.wire._errors import IdentityMismatch, WireError
+from node.wire._frames import FrameDecoder
+from node.wire._identity import PeerIdentity, verify_identity_payload
+from node.wire._limits import NOISE_MAX_PLAINTEXT, PROLOGUE
+from node.wire._sentinels import NEED_DATA, PEER_CLOSED
+
+from ._conflict import ConflictDetector
+from ._errors import (
+    ConnectionClosed,
+    HandshakeFailed,
+    HandshakeTimeout,
+    PeerDisconnected,
+    PeerIdentityMismatch,
+    TransportProtocolError,
+)
+
+Buffer = bytes | bytearray | memoryview
+_U16 = struct.Struct(">H")
+
+DEFAULT_HANDSHAKE_TIMEOUT = 10.0
+DEFAULT_RECEIVE_SIZE = 1 << 20
+DEFAULT_OFFLOAD_BYTES = 192 * 1024
+
+
+class _State(enum.Enum):
+    OK = "ok"
+    BROKEN = "broken"
+    CLOSED = "closed"
+
+
+class NoiseStream(trio.abc.Stream):
+    """An encrypted, authenticated stream over ``transport_stream``. See the module docstring."""
+
+    def __init__(
+        self,
+        transport_stream: trio.abc.Stream,
+        *,
+        initiator: bool,
+        static: KeyPair,
+        identity_payload: bytes,
+        expected_address: str | None = None,
+        prologue: bytes = PROLOGUE,
+        handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+        receive_size: int = DEFAULT_RECEIVE_SIZE,
+        offload_bytes: int = DEFAULT_OFFLOAD_BYTES,
+    ) -> None:
+        self.transport_stream = transport_stream
+        self.initiator = initiator
+        self.expected_address = expected_address
+        self.handshake_timeout = handshake_timeout
+        self.receive_size = receive_size
+        self.offload_bytes = offload_bytes
+        self._payload = identity_payload
+        self._noise = (
+            NoiseConnection.initiator(static, prologue=prologue)
+            if initiator
+            else NoiseConnection.responder(static, prologue=prologue)
+        )
+        self._frames = FrameDecoder()
+        self._plain: deque[bytes] = deque()
+        self._state = _State.OK
+        self._broken_by: Exception | None = None
+        self._handshake_lock = trio.Lock()
+        self._peer: PeerIdentity | None = None
+        self._send_conflict = ConflictDetector("another task is already sending on this stream")
+        self._recv_conflict = ConflictDetector("another task is already receiving on this stream")
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    # -- state ------------------------------------------------------------------------------
+
+    @property
+    def peer(self) -> PeerIdentity:
+        """The authenticated peer (after the handshake)."""
+        if self._peer is None:
+            raise HandshakeFailed("handshake not complete")
+        return self._peer
+
+    @property
+    def handshake_complete(self) -> bool:
+        return self._peer is not None
+
+    def _check(self) -> None:
+        if self._state is _State.CLOSED:
+            raise ConnectionClosed("stream was closed by this side")
+        if self._state is _State.BROKEN:
+            if isinstance(self._broken_by, PeerDisconnected):
+                raise PeerDisconnected(str(self._broken_by))
+            raise TransportProtocolError(f"stream is broken: {self._broken_by}")
+
+    def _break(self, exc: Exception) -> None:
+        if self._state is _State.OK:
+            self._state = _State.BROKEN
+            self._broken_by = exc
+
+    # -- raw transport, errors translated --------------------------------------------------
+
+    async def _raw_send(self, data: Buffer) -> None:
+        try:
+            await self.transport_stream.send_all(data)
+        except trio.ClosedResourceError:
+            self._check()
+            raise ConnectionClosed("transport was closed") from None
+        except (trio.BrokenResourceError, OSError) as exc:
+            err = PeerDisconnected(f"send failed: {exc}")
+            self._break(err)
+            raise err from None
+        except BaseException as exc:
+            # Cancelled half-way: a partial frame may be on the wire.
+            self._break(TransportProtocolError(f"send interrupted: {type(exc).__name__}"))
+            raise
+        self.bytes_sent += len(data)
+
+    async def _raw_receive(self) -> bytes:
+        try:
+            data = await self.transport_stream.receive_some(self.receive_size)
+        except trio.ClosedResourceError:
+            self._check()
+            raise ConnectionClosed("transport was closed") from None
+        except (trio.BrokenResourceError, OSError) as exc:
+            err = PeerDisconnected(f"receive failed: {exc}")
+            self._break(err)
+            raise err from None
+        self.bytes_received += len(data)
+        return bytes(data)
+
+    async def _read_frames(self) -> list[bytes]:
+        """At least one whole Noise message, or ``[]`` at a clean EOF."""
+        frames: list[bytes] = []
+        while True:
+            try:
+                frame = self._frames.next_frame()
+            except WireError as exc:
+                err = TransportProtocolError(f"bad frame: {exc}")
+                self._break(err)
+                raise err from None
+            if frame is NEED_DATA:
+                if frames:
+                    return frames
+                data = await self._raw_receive()
+                if data:
+                    self._frames.receive_data(data)
+                else:
+                    self._frames.receive_eof()
+            elif frame is PEER_CLOSED:
+                return frames
+            else:
+                assert isinstance(frame, bytes)
+                frames.append(frame)
+
+    async def _read_one_frame(self) -> bytes:
+        frames = await self._read_frames()
+        if not frames:
+            raise PeerDisconnected("peer closed during the handshake")
+        if len(frames) > 1:
+            raise TransportProtocolError("peer sent data before the handshake finished")
+        return frames[0]
+
+    # -- handshake --------------------------------------------------------------------------
+
+    async def do_handshake(self) -> PeerIdentity:
+        """Run the XX handshake (once) and return the authenticated peer."""
+        if self._peer is not None and self._state is _State.OK:
+            return self._peer
+        # Checkpoint before failing, as trio streams do (and so that a conflicting second
+        # caller's BusyResourceError can cancel us first).
+        await trio.lowlevel.checkpoint()
+        async with self._handshake_lock:
+            self._check()
+            if self._peer is not None:
+                return self._peer
+            try:
+                with trio.fail_after(self.handshake_timeout):
+                    self._peer = await self._handshake()
+            except trio.TooSlowError:
+                self._break(HandshakeTimeout("handshake timed out"))
+                await trio.aclose_forcefully(self.transport_stream)
+                raise HandshakeTimeout(
+                    f"handshake did not finish in {self.handshake_timeout:g}s"
+                ) from None
+            except (HandshakeFailed, TransportProtocolError, PeerDisconnected) as exc:
+                self._break(exc)
+                await trio.aclose_forcefully(self.transport_stream)
+                raise
+            return self._peer
+
+    def _verify(self, payload: bytes) -> PeerIdentity:
+        remote = self._noise.remote_static
+        if remote is None:
+            raise HandshakeFailed("peer static key missing")
+        try:
+            return verify_identity_payload(payload, remote, self.expected_address)
+        except IdentityMismatch:
+            actual = verify_identity_payload(payload, remote).address
+            raise PeerIdentityMismatch(str(self.expected_address), actual) from None
+        except WireError as exc:
+            raise HandshakeFailed(f"bad identity payload: {exc}") from None
+
+    async def _handshake(self) -> PeerIdentity:
+        noise = self._noise
+        try:
+            if self.initiator:
+                await self._raw_send(_frame(noise.write_handshake(b"")))
+                peer = self._verify(noise.read_handshake(await self._read_one_frame()))
+                await self._raw_send(_frame(noise.write_handshake(self._payload)))
+            else:
+                noise.read_handshake(await self._read_one_frame())
+                await self._raw_send(_frame(noise.write_handshake(self._payload)))
+                peer = self._verify(noise.read_handshake(await self._read_one_frame()))
+        except NoiseError as exc:
+            raise HandshakeFailed(f"noise handshake failed: {exc}") from None
+        if not noise.handshake_complete:
+            raise HandshakeFailed("handshake ended early")
+        return peer
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _seal(self, plaintexts: Sequence[Buffer]) -> bytes:
+        encrypt = self._noise.encrypt
+        pack = _U16.pack
+        parts: list[bytes] = []
+        for plaintext in plaintexts:
+            ct = encrypt(plaintext)
+            parts.append(pack(len(ct)))
+            parts.append(ct)
+        return b"".join(parts)
+
+    async def send_plaintexts(self, plaintexts: Sequence[Buffer]) -> None:
+        """Send each plaintext (<= 65519 bytes) as one Noise message, all in one write."""
+        with self._send_conflict:
+            await self.do_handshake()
+            await self._send_sealed(plaintexts)
+
+    async def _send_sealed(self, plaintexts: Sequence[Buffer]) -> None:
+        self._check()
+        if not plaintexts:
+            await trio.lowlevel.checkpoint()
+            return
+        total = 0
+        for p in plaintexts:
+            if len(p) > NOISE_MAX_PLAINTEXT:
+                raise ValueError(f"plaintext longer than {NOISE_MAX_PLAINTEXT} bytes")
+            total += len(p)
+        try:
+            if total >= self.offload_bytes:
+                wire = await trio.to_thread.run_sync(self._seal, plaintexts)
+            else:
+                wire = self._seal(plaintexts)
+        except NoiseError as exc:
+            err = TransportProtocolError(f"encryption failed: {exc}")
+            self._break(err)
+            raise err from None
+        except BaseException:
+            self._break(TransportProtocolError("send interrupted during encryption"))
+            raise
+        await self._raw_send(wire)
+
+    async def send_all(self, data: Buffer) -> None:
+        with self._send_conflict:
+            await self.do_handshake()
+            view = memoryview(data).cast("B")
+            step = NOISE_MAX_PLAINTEXT
+            await self._send_sealed([view[i : i + step] for i in range(0, len(view), step)])
+
+    async def wait_send_all_might_not_block(self) -> None:
+        with self._send_conflict:
+            # A send cannot start before the handshake, so waiting for it is waiting for
+            # the handshake first (this also keeps a responder from deadlocking here).
+            await self.do_handshake()
+            self._check()
+            await self.transport_stream.wait_send_all_might_not_block()
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def _open_all(self, frames: list[bytes]) -> list[bytes]:
+        decrypt = self._noise.decrypt
+        return [decrypt(f) for f in frames]
+
+    async def _fill(self) -> bool:
+        """Queue at least one plaintext; False at a clean EOF. Always a checkpoint."""
+        if self._plain:
+            await trio.lowlevel.checkpoint()
+        while not self._plain:
+            frames = await self._read_frames()
+            if not frames:
+                return False
+            try:
+                if sum(map(len, frames)) >= self.offload_bytes:
+                    plain = await trio.to_thread.run_sync(self._open_all, frames)
+                else:
+                    plain = self._open_all(frames)
+            except NoiseError as exc:
+                err = TransportProtocolError(f"decryption failed: {exc}")
+                self._break(err)
+                raise err from None
+            self._plain.extend(p for p in plain if p)
+        return True
+
+    async def receive_plaintexts(self) -> list[bytes]:
+        """Every decrypted plaintext ready now (waiting for at least one); ``[]`` at EOF."""
+        with self._recv_conflict:
+            await self.do_handshake()
+            self._check()
+            if not await self._fill():
+                return []
+            out = list(self._plain)
+            self._plain.clear()
+            return out
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if max_bytes is not None:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError("max_bytes must be >= 1")
+        with self._recv_conflict:
+            await self.do_handshake()
+            self._check()
+            if not await self._fill():
+                return b""
+            head = self._plain.popleft()
+            if max_bytes is not None and len(head) > max_bytes:
+                self._plain.appendleft(head[max_bytes:])
+                head = head[:max_bytes]
+            return head
+
+    # -- closing ----------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        if self._state is _State.CLOSED:
+            await trio.lowlevel.checkpoint()
+            return
+        self._state = _State.CLOSED
+        await self.transport_stream.aclose()
+
+
+def _frame(message: bytes) -> bytes:
+    return _U16.pack(len(message)) + message

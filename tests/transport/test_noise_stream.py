@@ -1,0 +1,144 @@
+"""NoiseStream over trio memory streams: conformance, identity pinning, tampering, framing."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import trio
+import trio.testing
+
+from node.transport import (
+    ConnectionClosed,
+    HandshakeTimeout,
+    NoiseStream,
+    PeerDisconnected,
+    PeerIdentityMismatch,
+    TransportProtocolError,
+)
+
+from .helpers import make_ident, noise_pair
+
+
+async def test_two_way_stream_conformance() -> None:
+    async def maker() -> tuple[NoiseStream, NoiseStream]:
+        return noise_pair()
+
+    async def clogged() -> tuple[NoiseStream, NoiseStream]:
+        return noise_pair(lockstep=True)
+
+    await trio.testing.check_two_way_stream(maker, clogged)
+
+
+async def test_handshake_authenticates_addresses() -> None:
+    a, b = make_ident(), make_ident()
+    client, server = noise_pair(a, b, expected_by_a=b.address)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.do_handshake)
+        peer = await client.do_handshake()
+    assert peer.address == b.address
+    assert server.peer.address == a.address
+    assert peer.noise_static == b.static.public
+
+
+async def test_pinned_address_mismatch_ends_before_application_data() -> None:
+    a, b, other = make_ident(), make_ident(), make_ident()
+    client, server = noise_pair(a, b, expected_by_a=other.address)
+    got: list[bytes] = []
+
+    async def server_side() -> None:
+        with pytest.raises((PeerDisconnected, TransportProtocolError)):
+            got.append(await server.receive_some())
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server_side)
+        with pytest.raises(PeerIdentityMismatch) as info:
+            await client.send_all(b"secret request")
+    assert info.value.actual == b.address
+    assert got == []
+    # The initiator never wrote message 3: the responder saw no application data.
+    assert client.bytes_sent < 100
+
+
+async def test_handshake_timeout() -> None:
+    a, b = make_ident(), make_ident()
+    client, _server = noise_pair(a, b, handshake_timeout=0.5)
+    with pytest.raises(HandshakeTimeout):
+        await client.do_handshake()
+
+
+async def test_large_send_arrives_intact_in_max_size_messages() -> None:
+    client, server = noise_pair()
+    data = os.urandom(3 * 65519 + 17)
+    received = bytearray()
+
+    async def reader() -> None:
+        while len(received) < len(data):
+            for p in await server.receive_plaintexts():
+                assert len(p) <= 65519
+                received.extend(p)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(reader)
+        await client.send_all(data)
+    assert bytes(received) == data
+
+
+async def test_tampered_ciphertext_breaks_the_stream() -> None:
+    a, b = make_ident(), make_ident()
+    ta, tb = trio.testing.memory_stream_pair()
+    client = NoiseStream(ta, initiator=True, static=a.static, identity_payload=a.payload)
+
+    # Flip one bit in the 4th frame from the client (first transport message).
+    class Flipper(trio.abc.Stream):
+        def __init__(self, inner: trio.abc.Stream) -> None:
+            self.inner = inner
+            self.seen = 0
+
+        async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+            await self.inner.send_all(data)
+
+        async def wait_send_all_might_not_block(self) -> None:
+            await self.inner.wait_send_all_might_not_block()
+
+        async def receive_some(self, max_bytes: int | None = None) -> bytes:
+            data = bytearray(await self.inner.receive_some(max_bytes))
+            self.seen += len(data)
+            if self.seen > 300 and data:
+                data[-1] ^= 1
+            return bytes(data)
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    server = NoiseStream(Flipper(tb), initiator=False, static=b.static, identity_payload=b.payload)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.do_handshake)
+        await client.do_handshake()
+    await client.send_all(b"x" * 1000)
+    with pytest.raises(TransportProtocolError):
+        await server.receive_some()
+    with pytest.raises(TransportProtocolError):
+        await server.receive_some()
+
+
+async def test_use_after_close_is_local_error() -> None:
+    client, server = noise_pair()
+    await client.aclose()
+    with pytest.raises(ConnectionClosed):
+        await client.send_all(b"x")
+    await server.aclose()
+
+
+async def test_eof_mid_frame_is_protocol_error() -> None:
+    a, b = make_ident(), make_ident()
+    ta, tb = trio.testing.memory_stream_pair()
+    client = NoiseStream(ta, initiator=True, static=a.static, identity_payload=a.payload)
+    server = NoiseStream(tb, initiator=False, static=b.static, identity_payload=b.payload)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server.do_handshake)
+        await client.do_handshake()
+    await ta.send_all(b"\x00\x40abc")  # a frame header promising 64 bytes, then 3
+    await ta.aclose()
+    with pytest.raises(TransportProtocolError):
+        await server.receive_some()
