@@ -1,0 +1,7 @@
+"""Entry point: ``python -m simulations run SCENARIO.toml --out DIR``."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
