@@ -12,6 +12,9 @@ The sans-IO protocol logic lives in ``node.noise`` and ``node.wire``; this packa
 bytes and translates failures at the edge.
 """
 
+from ._connect import LocalPeer as LocalPeer
+from ._connect import open_peer_connection as open_peer_connection
+from ._connect import serve_peers as serve_peers
 from ._errors import ConnectionClosed as ConnectionClosed
 from ._errors import HandshakeFailed as HandshakeFailed
 from ._errors import HandshakeTimeout as HandshakeTimeout
@@ -22,18 +25,25 @@ from ._errors import PeerIdentityMismatch as PeerIdentityMismatch
 from ._errors import RemoteTransportError as RemoteTransportError
 from ._errors import TransportError as TransportError
 from ._errors import TransportProtocolError as TransportProtocolError
+from ._manager import ConnectionManager as ConnectionManager
 from ._noise_stream import NoiseStream as NoiseStream
+from ._peer import PeerConnection as PeerConnection
 
 __all__ = [
     "ConnectionClosed",
+    "ConnectionManager",
     "HandshakeFailed",
     "HandshakeTimeout",
     "IdleTimeout",
+    "LocalPeer",
     "LocalTransportError",
     "NoiseStream",
+    "PeerConnection",
     "PeerDisconnected",
     "PeerIdentityMismatch",
     "RemoteTransportError",
     "TransportError",
     "TransportProtocolError",
+    "open_peer_connection",
+    "serve_peers",
 ]

@@ -1,0 +1,172 @@
+"""Opening and accepting peer connections over TCP: ``open_peer_connection``, ``serve_peers``."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import trio
+
+from node.log import get_logger
+from node.noise import KeyPair
+from node.wire import Capabilities, make_identity_payload
+
+from ._errors import HandshakeFailed, PeerDisconnected, TransportError
+from ._noise_stream import DEFAULT_HANDSHAKE_TIMEOUT, NoiseStream
+from ._peer import DEFAULT_IDLE_TIMEOUT, PeerConnection
+
+log = get_logger(__name__)
+
+
+class _NodeIdentity(Protocol):
+    """What the transport needs of ``node.identity.Identity``."""
+
+    @property
+    def account(self) -> Any: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def noise_private(self) -> bytes: ...
+    @property
+    def noise_public(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class LocalPeer:
+    """This node as the transport presents it: Noise key pair and signed identity payload.
+
+    Build once per process with :meth:`from_identity` (the payload signature costs a few ms).
+    """
+
+    address: str
+    static: KeyPair
+    payload: bytes
+    capabilities: Capabilities
+
+    @classmethod
+    def from_identity(
+        cls, identity: _NodeIdentity, capabilities: Capabilities | None = None
+    ) -> LocalPeer:
+        caps = capabilities or Capabilities()
+        static = KeyPair.from_private(identity.noise_private)
+        payload = make_identity_payload(identity.account, static.public, caps)
+        return cls(identity.address, static, payload, caps)
+
+
+def _as_local(identity: LocalPeer | _NodeIdentity) -> LocalPeer:
+    return identity if isinstance(identity, LocalPeer) else LocalPeer.from_identity(identity)
+
+
+async def open_peer_connection(
+    host: str,
+    port: int,
+    identity: LocalPeer | _NodeIdentity,
+    expected_address: str | None = None,
+    *,
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    connect_timeout: float = 10.0,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+) -> PeerConnection:
+    """Connect, run the Noise handshake (pinning ``expected_address`` if given) and Hello."""
+    me = _as_local(identity)
+    try:
+        with trio.fail_after(connect_timeout):
+            tcp = await trio.open_tcp_stream(host, port)
+    except (OSError, trio.TooSlowError) as exc:
+        raise PeerDisconnected(f"cannot connect to {host}:{port}: {exc}") from None
+    _tune(tcp)
+    stream = NoiseStream(
+        tcp,
+        initiator=True,
+        static=me.static,
+        identity_payload=me.payload,
+        expected_address=expected_address,
+        handshake_timeout=handshake_timeout,
+    )
+    conn = PeerConnection(stream, capabilities=me.capabilities, idle_timeout=idle_timeout)
+    try:
+        await conn.start()
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)
+        raise
+    return conn
+
+
+def _tune(tcp: trio.SocketStream) -> None:
+    """Big socket buffers: a 1 MiB chunk should not need many wake-ups to cross loopback."""
+    for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+        with contextlib.suppress(OSError):
+            tcp.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+
+
+Handler = Callable[[PeerConnection], Awaitable[None]]
+
+
+async def serve_peers(
+    handler: Handler,
+    port: int,
+    identity: LocalPeer | _NodeIdentity,
+    *,
+    host: str | None = "127.0.0.1",
+    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    max_connections: int = 256,
+    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept peers until cancelled; each gets its own task running ``handler(conn)``.
+
+    Every accepted connection is handshaken (bounded by ``handshake_timeout``) before the
+    handler sees it; failed handshakes are logged and dropped. Beyond ``max_connections``
+    concurrent peers new connections are closed at once. ``task_status.started`` receives the
+    listeners (``listeners[0].socket.getsockname()`` tells the port when ``port`` is 0).
+    The connection is closed (with Goodbye) when the handler returns.
+    """
+    me = _as_local(identity)
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    active = 0
+
+    async def on_stream(tcp: trio.SocketStream) -> None:
+        nonlocal active
+        if active >= max_connections:
+            await trio.aclose_forcefully(tcp)
+            return
+        active += 1
+        try:
+            _tune(tcp)
+            stream = NoiseStream(
+                tcp,
+                initiator=False,
+                static=me.static,
+                identity_payload=me.payload,
+                handshake_timeout=handshake_timeout,
+            )
+            conn = PeerConnection(stream, capabilities=me.capabilities, idle_timeout=idle_timeout)
+            try:
+                await conn.start()
+            except (TransportError, trio.TooSlowError) as exc:
+                log.info("handshake failed", error=str(exc), kind=type(exc).__name__)
+                await trio.aclose_forcefully(stream)
+                return
+            try:
+                await handler(conn)
+            except TransportError as exc:
+                log.info("peer connection ended", peer=conn.address, reason=str(exc))
+            except Exception:
+                # A bug in one connection's handler must not take the server down.
+                log.exception("peer handler crashed", peer=conn.address)
+            finally:
+                await conn.aclose()
+        finally:
+            active -= 1
+
+    try:
+        await trio.serve_listeners(on_stream, listeners, task_status=task_status)
+    except OSError as exc:  # pragma: no cover - accept() failures other than EMFILE
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise HandshakeFailed(f"out of file descriptors: {exc}") from None
+        raise

@@ -1,0 +1,230 @@
+"""PeerConnection: node.wire messages over a NoiseStream, with Hello, keep-alive and Goodbye.
+
+The sans-IO :class:`node.wire.WireConnection` checks every message against the protocol state
+in both directions; this class only moves its bytes. Sending coalesces small messages into as
+few Noise messages as possible and gives each ChunkData piece a Noise message of its own (the
+wire layout makes a full piece fill one exactly), so the receiver slices pieces out of the
+decrypted plaintexts without copying.
+
+Receiving answers ``Ping`` with ``Pong`` by itself, turns ``Goodbye`` and EOF into
+:class:`PeerDisconnected`, and raises :class:`IdleTimeout` when nothing arrived for
+``idle_timeout`` seconds. :meth:`keepalive` (run it in a nursery) sends a Ping whenever this
+side has been silent for ``keepalive_interval`` seconds, so a healthy but quiet peer never
+trips the other side's idle timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import Sequence
+
+import trio
+
+from node.log import get_logger
+from node.wire import (
+    MAX_CHUNK_PIECE,
+    NOISE_MAX_PLAINTEXT,
+    Capabilities,
+    ChunkData,
+    ErrorCode,
+    Goodbye,
+    Hello,
+    Message,
+    Ping,
+    Pong,
+    RemoteProtocolError,
+    WireConnection,
+    WireError,
+)
+from node.wire._identity import PeerIdentity
+from node.wire._sentinels import NEED_DATA, PEER_CLOSED, Sentinel
+
+from ._errors import (
+    ConnectionClosed,
+    IdleTimeout,
+    PeerDisconnected,
+    TransportError,
+    TransportProtocolError,
+)
+from ._noise_stream import NoiseStream
+
+log = get_logger(__name__)
+
+AGENT = "bcai-transfer/0.1"
+DEFAULT_IDLE_TIMEOUT = 60.0
+DEFAULT_KEEPALIVE = 15.0
+GOODBYE_TIMEOUT = 2.0
+
+
+class PeerConnection:
+    """One authenticated peer. Create with :func:`open_peer_connection` or :func:`serve_peers`."""
+
+    def __init__(
+        self,
+        stream: NoiseStream,
+        *,
+        capabilities: Capabilities | None = None,
+        agent: str = AGENT,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+        keepalive_interval: float = DEFAULT_KEEPALIVE,
+    ) -> None:
+        self.stream = stream
+        self.wire = WireConnection(capabilities, agent)
+        self.idle_timeout = idle_timeout
+        self.keepalive_interval = keepalive_interval
+        self._send_lock = trio.Lock()
+        self._events: deque[Message] = deque()
+        self._closed = False
+        self._ping_nonce = itertools.count(1)
+        self.peer_hello: Hello | None = None
+        self.last_sent = trio.current_time()
+        self.last_received = self.last_sent
+        self.goodbye: Goodbye | None = None
+
+    # -- identity ---------------------------------------------------------------------------
+
+    @property
+    def peer(self) -> PeerIdentity:
+        return self.stream.peer
+
+    @property
+    def address(self) -> str:
+        """The peer's Ethereum address (authenticated by the handshake)."""
+        return self.stream.peer.address
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __repr__(self) -> str:
+        who = self.stream.peer.address if self.stream.handshake_complete else "?"
+        return f"<PeerConnection {who}>"
+
+    # -- opening ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Handshake, then exchange Hello (ours first; the peer's must be its first message)."""
+        await self.stream.do_handshake()
+        await self.send(self.wire.hello())
+        with trio.fail_after(self.stream.handshake_timeout):
+            msg = await self._next_message()
+        if not isinstance(msg, Hello):
+            raise TransportProtocolError(f"expected Hello, got {type(msg).__name__}")
+        self.peer_hello = msg
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(self, *messages: Message) -> None:
+        """Send messages in order, coalesced into as few Noise messages as fit."""
+        if self._closed:
+            raise ConnectionClosed("connection closed by this side")
+        try:
+            data = b"".join(self.wire.send(m) for m in messages)
+        except WireError as exc:
+            raise TransportProtocolError(f"cannot send: {exc}") from exc
+        step = NOISE_MAX_PLAINTEXT
+        view = memoryview(data)
+        await self._send_plaintexts([view[i : i + step] for i in range(0, len(view), step)])
+
+    async def send_chunk(self, root: bytes, index: int, data: bytes | memoryview) -> None:
+        """Send a whole chunk as ChunkData pieces, one Noise message each, in one write."""
+        if self._closed:
+            raise ConnectionClosed("connection closed by this side")
+        view = memoryview(data)
+        total = len(view)
+        plaintexts: list[bytes] = []
+        wire_parts = self.wire.send_parts
+        for offset in range(0, total, MAX_CHUNK_PIECE):
+            piece = view[offset : offset + MAX_CHUNK_PIECE]
+            header, payload = wire_parts(ChunkData(root, index, offset, total, piece))
+            plaintexts.append(bytes(header) + bytes(payload))
+        await self._send_plaintexts(plaintexts)
+
+    async def _send_plaintexts(self, plaintexts: Sequence[bytes | memoryview]) -> None:
+        async with self._send_lock:
+            await self.stream.send_plaintexts(plaintexts)
+            self.last_sent = trio.current_time()
+
+    async def ping(self) -> None:
+        await self.send(Ping(next(self._ping_nonce)))
+
+    # -- receiving --------------------------------------------------------------------------
+
+    async def _next_message(self) -> Message:
+        while True:
+            try:
+                ev = self.wire.next_event()
+            except RemoteProtocolError as exc:
+                if exc.recoverable:
+                    raise
+                raise TransportProtocolError(f"peer broke the protocol: {exc}") from exc
+            if ev is NEED_DATA:
+                plaintexts = await self.stream.receive_plaintexts()
+                self.last_received = trio.current_time()
+                if not plaintexts:
+                    self.wire.receive_eof()
+                for p in plaintexts:
+                    self.wire.receive_data(p)
+                continue
+            if ev is PEER_CLOSED:
+                raise PeerDisconnected("peer closed the connection without Goodbye")
+            assert not isinstance(ev, Sentinel)
+            return ev
+
+    async def receive(self) -> Message:
+        """The next application message. Pings are answered here and not returned.
+
+        Raises :class:`PeerDisconnected` on Goodbye or EOF, :class:`IdleTimeout` after
+        ``idle_timeout`` seconds of silence, :class:`TransportProtocolError` on garbage, and
+        a recoverable ``node.wire.RemoteProtocolError`` for a bad message the caller may
+        answer with an Error and then read on.
+        """
+        while True:
+            if self._events:
+                return self._events.popleft()
+            try:
+                with trio.fail_after(self.idle_timeout):
+                    msg = await self._next_message()
+            except trio.TooSlowError:
+                raise IdleTimeout(f"peer silent for {self.idle_timeout:g}s") from None
+            if isinstance(msg, Ping):
+                await self.send(Pong(msg.nonce))
+                continue
+            if isinstance(msg, Pong):
+                continue
+            if isinstance(msg, Goodbye):
+                self.goodbye = msg
+                raise PeerDisconnected(
+                    f"peer said goodbye ({msg.code!s}: {msg.reason})", code=int(msg.code)
+                )
+            return msg
+
+    # -- keep-alive and closing ---------------------------------------------------------------
+
+    async def keepalive(self) -> None:
+        """Ping whenever we have been silent for ``keepalive_interval``; returns when closed."""
+        while not self._closed:
+            due = self.last_sent + self.keepalive_interval
+            now = trio.current_time()
+            if now < due:
+                await trio.sleep(due - now)
+                continue
+            try:
+                await self.ping()
+            except (TransportError, trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+
+    async def aclose(self, code: ErrorCode = ErrorCode.OK, reason: str = "") -> None:
+        """Say Goodbye (best effort, bounded in time) and close. Idempotent."""
+        if self._closed:
+            return
+        try:
+            with trio.move_on_after(GOODBYE_TIMEOUT) as scope:
+                scope.shield = True
+                await self.send(Goodbye(code, reason))
+        except (TransportError, WireError, trio.BrokenResourceError, trio.BusyResourceError):
+            pass
+        self._closed = True
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(self.stream)
