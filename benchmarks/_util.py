@@ -1,6 +1,6 @@
 """Shared helpers for the benchmarks: measured child processes, test files, result output.
 
-Peak RSS comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of exactly that child, KiB on
+Peak RSS comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of exactly that process, KiB on
 Linux), so no sampling can miss a short peak; ``psutil`` adds the machine description.
 """
 
@@ -12,7 +12,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,23 +40,46 @@ class Measured:
         return self
 
 
+# The measuring parent must be small: a forked child inherits its parent's RSS high-water
+# mark, and Linux keeps it across exec, so wait4 from this (numpy-sized) process would report
+# our own peak. A tiny launcher forks the command and reports the grandchild's wait4 figures.
+_LAUNCHER = """
+import json, os, sys, time
+out = sys.argv[1]
+t0 = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(sys.argv[2], sys.argv[2:])
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+with open(out, "w") as f:
+    json.dump({"wall": wall, "rss_kib": usage.ru_maxrss,
+               "code": os.waitstatus_to_exitcode(status)}, f)
+"""
+
+
 def run_measured(
     cmd: Sequence[str], *, env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> Measured:
-    """Run ``cmd``; return wall time and the child's peak RSS (via ``wait4``)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    """Run ``cmd``; return wall time and its peak RSS (``wait4`` in a small launcher)."""
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile("r", suffix=".json") as res,
+    ):
+        launcher = [sys.executable, "-S", "-c", _LAUNCHER, res.name, *cmd]
+        subprocess.run(launcher, stdout=out, stderr=err, env=env, cwd=cwd, check=False)
+        r = json.loads(Path(res.name).read_text())
         out.seek(0)
         err.seek(0)
         return Measured(
             list(cmd),
-            wall,
-            usage.ru_maxrss * 1024,
-            proc.returncode,
+            float(r["wall"]),
+            int(r["rss_kib"]) * 1024,
+            int(r["code"]),
             out.read().decode(errors="replace"),
             err.read().decode(errors="replace"),
         )
