@@ -1,0 +1,82 @@
+"""The transfer engine: fetch content from peers into the store, serve it to peers.
+
+Layout:
+
+- sans-IO core (no sockets, no clocks; ``now`` is an argument):
+  ``_scheduler`` (which chunk from which peer: windows, stalls, endgame, failures),
+  ``_window`` (per-peer AIMD window on outstanding bytes), ``_backoff`` (full jitter),
+  ``_breaker`` (per-peer circuit breaker), ``_bucket`` (token bucket for ``--limit-rate``),
+  ``_progress`` (speed/ETA), ``_rootlist`` (O(log n) chunk-root list check), ``_bitmap``
+- trio drivers: ``_fetch`` (receiver), ``_provider`` (serving side), ``_node`` (serve_node)
+- ``_receipts``: the provider's durable ReceiptBox (LevelDB)
+- ``_errors``: TransferError > LocalTransferError / RemoteTransferError
+
+See docs/transfer.md.
+"""
+
+from ._backoff import Backoff as Backoff
+from ._bitmap import Bitmap as Bitmap
+from ._breaker import CircuitBreaker as CircuitBreaker
+from ._bucket import TokenBucket as TokenBucket
+from ._bucket import parse_rate as parse_rate
+from ._errors import ChunkRootsMismatch as ChunkRootsMismatch
+from ._errors import ContentNotFound as ContentNotFound
+from ._errors import CorruptChunk as CorruptChunk
+from ._errors import InvalidArgument as InvalidArgument
+from ._errors import LocalTransferError as LocalTransferError
+from ._errors import ManifestMismatch as ManifestMismatch
+from ._errors import PeerFailed as PeerFailed
+from ._errors import ProtocolViolation as ProtocolViolation
+from ._errors import RemoteTransferError as RemoteTransferError
+from ._errors import TransferError as TransferError
+from ._fetch import FetchResult as FetchResult
+from ._fetch import PeerAddr as PeerAddr
+from ._fetch import ProviderReport as ProviderReport
+from ._fetch import fetch as fetch
+from ._node import default_receipt_domain as default_receipt_domain
+from ._node import serve_node as serve_node
+from ._progress import Progress as Progress
+from ._progress import ProgressTracker as ProgressTracker
+from ._provider import Provider as Provider
+from ._provider import ProviderStats as ProviderStats
+from ._receipts import ReceiptBox as ReceiptBox
+from ._receipts import StoredReceipt as StoredReceipt
+from ._rootlist import RootListVerifier as RootListVerifier
+from ._scheduler import CancelChunks as CancelChunks
+from ._scheduler import RequestChunks as RequestChunks
+from ._scheduler import Scheduler as Scheduler
+from ._window import FlowWindow as FlowWindow
+
+__all__ = [
+    "Backoff",
+    "Bitmap",
+    "CancelChunks",
+    "ChunkRootsMismatch",
+    "CircuitBreaker",
+    "ContentNotFound",
+    "CorruptChunk",
+    "FetchResult",
+    "FlowWindow",
+    "InvalidArgument",
+    "LocalTransferError",
+    "ManifestMismatch",
+    "PeerAddr",
+    "PeerFailed",
+    "Progress",
+    "ProgressTracker",
+    "ProtocolViolation",
+    "Provider",
+    "ProviderReport",
+    "ProviderStats",
+    "ReceiptBox",
+    "RemoteTransferError",
+    "RequestChunks",
+    "Scheduler",
+    "StoredReceipt",
+    "TokenBucket",
+    "TransferError",
+    "default_receipt_domain",
+    "fetch",
+    "parse_rate",
+    "serve_node",
+]

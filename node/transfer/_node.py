@@ -1,0 +1,67 @@
+"""``serve_node``: run a provider inside an existing trio nursery (CLI, demo and tests)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+
+from node.receipt import ReceiptDomain
+from node.store import Store
+from node.transport import LocalPeer, serve_peers
+
+from ._provider import Provider
+from ._receipts import ReceiptBox
+
+#: Chain id of the embedded py-evm chain (eth-tester), the project's default chain.
+EMBEDDED_CHAIN_ID = 131277322940537
+_ZERO = "0x" + "00" * 20
+
+
+def default_receipt_domain(chain: Any = None) -> ReceiptDomain:
+    """The EIP-712 domain from a ``node.config.ChainConfig`` (or defaults without one).
+
+    Uses ``chain.chain_id`` and ``chain.contracts["TransferReceipts"]`` when set; otherwise the
+    embedded chain's id and the zero address (receipts stay verifiable by both parties; the
+    chain client re-checks the domain before it submits).
+    """
+    chain_id = getattr(chain, "chain_id", None) or EMBEDDED_CHAIN_ID
+    contracts = getattr(chain, "contracts", None) or {}
+    contract = contracts.get("TransferReceipts") or contracts.get("transfer_receipts") or _ZERO
+    return ReceiptDomain(chain_id=int(chain_id), verifying_contract=contract)
+
+
+async def serve_node(
+    store: Store,
+    identity: Any,
+    *,
+    listen: tuple[str, int] = ("127.0.0.1", 0),
+    receipt_box: ReceiptBox | None = None,
+    receipt_domain: ReceiptDomain | None = None,
+    workers: int = 4,
+    max_queued: int = 1024,
+    provider: Provider | None = None,
+    task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``store`` to peers on ``listen`` until cancelled.
+
+    ``task_status.started`` gets the bound ``(host, port)``. ``identity`` is a
+    ``node.identity.Identity`` or a ``node.transport.LocalPeer``.
+    """
+    me = identity if isinstance(identity, LocalPeer) else LocalPeer.from_identity(identity)
+    prov = provider or Provider(
+        store,
+        me.address,
+        receipt_box=receipt_box,
+        receipt_domain=receipt_domain or default_receipt_domain(),
+        workers=workers,
+        max_queued=max_queued,
+    )
+
+    async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+        await serve_peers(prov.handle, listen[1], me, host=listen[0], task_status=task_status)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(run)
+        host, port = listeners[0].socket.getsockname()[:2]
+        task_status.started((host, port))

@@ -1,0 +1,296 @@
+"""Provider side: answer Want, GetChunkRoots and Request from the local store.
+
+One :class:`Provider` serves every connection of a node (pass :meth:`Provider.handle` to
+``node.transport.serve_peers``). Per connection a reader task answers control messages at once
+and queues chunk requests; a sender task serves them in order, reading the next chunk in a
+worker thread while the current one is encrypted and sent (read-ahead of one chunk, so memory
+stays at a few chunks per connection).
+
+Capacity: chunk indices queued across all connections are counted; a Request that would push
+the count past ``max_queued`` is refused with ``Error(BUSY, retry_after_ms)`` and the receiver
+backs off (full jitter) and retries. Chunk reads run under a global limiter of ``workers``.
+
+Chunks are read with ``verify=False``: the receiver verifies every chunk against its chunk root
+anyway, and re-hashing here would halve the provider's throughput. A chunk file damaged on disk
+is therefore caught by the receiver, which drops this provider and reports it.
+
+Receipts: a ReceiptMsg is accepted when the signer is the Noise-authenticated peer, the
+provider is us, and the EIP-712 domain is ours; it is stored in the ReceiptBox and
+acknowledged. Otherwise the peer gets ``Error(BAD_RECEIPT)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import trio
+
+from node.log import get_logger
+from node.receipt import ReceiptDomain, ReceiptError, verify_receipt
+from node.store import NotFound as StoreNotFound
+from node.store import Store, StoreError
+from node.transport import PeerConnection
+from node.wire import (
+    MAX_ROOTS_PER_PAGE,
+    Cancel,
+    ChunkRoots,
+    Complete,
+    ErrorCode,
+    ErrorMsg,
+    GetChunkRoots,
+    Have,
+    HaveAll,
+    ManifestMsg,
+    NotFound,
+    Progress,
+    ReceiptAck,
+    ReceiptMsg,
+    RemoteProtocolError,
+    Request,
+    Want,
+)
+
+from ._receipts import ReceiptBox
+
+log = get_logger(__name__)
+
+HAVE_PAGE_BYTES = 32 * 1024
+
+
+@dataclass
+class ProviderStats:
+    chunks_served: int = 0
+    bytes_served: int = 0
+    busy_refusals: int = 0
+    receipts_accepted: int = 0
+    receipts_rejected: int = 0
+    connections: int = 0
+
+
+@dataclass
+class _Queue:
+    items: deque[tuple[bytes, int, int]] = field(default_factory=deque)  # (root, req id, index)
+    cancelled: set[tuple[bytes, int]] = field(default_factory=set)
+    wakeup: trio.Event = field(default_factory=trio.Event)
+
+
+class Provider:
+    """Serves a store's content to peers. See the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        address: str,
+        *,
+        receipt_box: ReceiptBox | None = None,
+        receipt_domain: ReceiptDomain | None = None,
+        workers: int = 4,
+        max_queued: int = 1024,
+        busy_retry_after: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.address = address
+        self.receipt_box = receipt_box
+        self.receipt_domain = receipt_domain
+        self.limiter = trio.CapacityLimiter(workers)
+        self.max_queued = max_queued
+        self.busy_retry_after = busy_retry_after
+        self.queued = 0
+        self.stats = ProviderStats()
+
+    async def handle(self, conn: PeerConnection) -> None:
+        """Serve one peer until it leaves (raises the transport error that ended it)."""
+        self.stats.connections += 1
+        queue = _Queue()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(conn.keepalive)
+                nursery.start_soon(self._sender, conn, queue)
+                await self._reader(conn, queue)
+                nursery.cancel_scope.cancel()
+        finally:
+            self.queued -= len(queue.items)
+
+    # -- control messages -------------------------------------------------------------------
+
+    async def _reader(self, conn: PeerConnection, queue: _Queue) -> None:
+        while True:
+            try:
+                msg = await conn.receive()
+            except RemoteProtocolError as exc:  # recoverable: answer and read on
+                await conn.send(ErrorMsg(exc.code, request_id=exc.request_id, message=str(exc)))
+                continue
+            if isinstance(msg, Want):
+                await self._on_want(conn, msg)
+            elif isinstance(msg, GetChunkRoots):
+                await self._on_get_roots(conn, msg)
+            elif isinstance(msg, Request):
+                await self._on_request(conn, queue, msg)
+            elif isinstance(msg, Cancel):
+                for index in msg.indices:
+                    queue.cancelled.add((bytes(msg.root), index))
+            elif isinstance(msg, ReceiptMsg):
+                await self._on_receipt(conn, msg)
+            elif isinstance(msg, (Progress, Complete)):
+                log.debug("peer progress", peer=conn.address, msg=type(msg).__name__)
+            else:
+                log.debug("ignored message", peer=conn.address, kind=type(msg).__name__)
+
+    async def _on_want(self, conn: PeerConnection, msg: Want) -> None:
+        root = bytes(msg.root)
+        try:
+            info = self.store.info(root)
+        except StoreNotFound:
+            await conn.send(NotFound(root))
+            return
+        reply: list = [ManifestMsg(root, info.manifest.to_bytes())]
+        if info.complete:
+            reply.append(HaveAll(root))
+        else:
+            reply.extend(await trio.to_thread.run_sync(self._have_pages, root, info))
+        await conn.send(*reply)
+
+    def _have_pages(self, root: bytes, info: object) -> list[Have]:
+        n = self.store.get_manifest(root).chunk_count
+        bits = bytearray(b"\xff" * ((n + 7) // 8))
+        for i in self.store.missing_chunks(root):
+            bits[i >> 3] &= ~(0x80 >> (i & 7)) & 0xFF
+        if n % 8:
+            bits[-1] &= (0xFF << (8 - n % 8)) & 0xFF
+        pages = []
+        for off in range(0, len(bits), HAVE_PAGE_BYTES):
+            pages.append(Have(root, off * 8, bytes(bits[off : off + HAVE_PAGE_BYTES])))
+        return pages or [Have(root, 0, b"")]
+
+    async def _on_get_roots(self, conn: PeerConnection, msg: GetChunkRoots) -> None:
+        root = bytes(msg.root)
+        try:
+            total = self.store.get_manifest(root).chunk_count
+            count = min(msg.count, MAX_ROOTS_PER_PAGE)
+            roots = await trio.to_thread.run_sync(
+                lambda: b"".join(self.store.chunk_roots(root, msg.start, msg.start + count))
+            )
+        except StoreNotFound:
+            await conn.send(NotFound(root))
+            return
+        await conn.send(ChunkRoots(root, msg.start, total, roots))
+
+    async def _on_request(self, conn: PeerConnection, queue: _Queue, msg: Request) -> None:
+        root = bytes(msg.root)
+        if not self.store.has_content(root, partial=True):
+            await conn.send(NotFound(root))
+            return
+        if self.queued + len(msg.indices) > self.max_queued:
+            self.stats.busy_refusals += 1
+            await conn.send(
+                ErrorMsg(
+                    ErrorCode.BUSY,
+                    retry_after_ms=math.ceil(self.busy_retry_after * 1000),
+                    request_id=msg.request_id,
+                    ref_kind=int(Request.KIND),
+                    message="provider busy",
+                )
+            )
+            return
+        for index in msg.indices:
+            queue.cancelled.discard((root, index))
+            queue.items.append((root, msg.request_id, index))
+        self.queued += len(msg.indices)
+        queue.wakeup.set()
+
+    async def _on_receipt(self, conn: PeerConnection, msg: ReceiptMsg) -> None:
+        signed = msg.receipt
+        r = signed.receipt
+        if self.receipt_box is None or self.receipt_domain is None:
+            await conn.send(ErrorMsg(ErrorCode.BAD_RECEIPT, message="receipts not accepted here"))
+            return
+        try:
+            verify_receipt(
+                signed,
+                self.receipt_domain,
+                expected_receiver=conn.address,
+                expected_provider=self.address,
+            )
+        except ReceiptError as exc:
+            self.stats.receipts_rejected += 1
+            log.warning("bad receipt", peer=conn.address, error=str(exc))
+            await conn.send(ErrorMsg(ErrorCode.BAD_RECEIPT, message=str(exc)[:500]))
+            return
+        added = await trio.to_thread.run_sync(self.receipt_box.add, signed)
+        self.stats.receipts_accepted += int(added)
+        log.info(
+            "receipt accepted",
+            peer=conn.address,
+            root="0x" + r.content_root.hex(),
+            bytes=r.bytes_served,
+            nonce=r.nonce,
+            new=added,
+        )
+        await conn.send(ReceiptAck(r.content_root, r.nonce))
+
+    # -- chunk sending ----------------------------------------------------------------------
+
+    def _next(self, queue: _Queue) -> tuple[bytes, int, int] | None:
+        while queue.items:
+            root, req, index = queue.items.popleft()
+            self.queued -= 1
+            if (root, index) in queue.cancelled:
+                queue.cancelled.discard((root, index))
+                continue
+            return root, req, index
+        return None
+
+    async def _read(self, root: bytes, index: int) -> bytes | Exception:
+        try:
+            return await trio.to_thread.run_sync(
+                lambda: self.store.read_chunk(root, index, verify=False), limiter=self.limiter
+            )
+        except StoreError as exc:
+            return exc
+
+    async def _sender(self, conn: PeerConnection, queue: _Queue) -> None:
+        """Serve queued indices in order, reading one chunk ahead of the one being sent."""
+        ahead: tuple[tuple[bytes, int, int], trio.Event, list[bytes | Exception]] | None = None
+        async with trio.open_nursery() as nursery:
+
+            def start_read(item: tuple[bytes, int, int]) -> tuple:
+                done = trio.Event()
+                box: list[bytes | Exception] = []
+
+                async def run() -> None:
+                    box.append(await self._read(item[0], item[2]))
+                    done.set()
+
+                nursery.start_soon(run)
+                return item, done, box
+
+            while True:
+                if ahead is None:
+                    item = self._next(queue)
+                    if item is None:
+                        queue.wakeup = trio.Event()
+                        await queue.wakeup.wait()
+                        continue
+                    ahead = start_read(item)
+                (root, req, index), done, box = ahead
+                await done.wait()
+                nxt = self._next(queue)
+                ahead = start_read(nxt) if nxt is not None else None
+                if (root, index) in queue.cancelled:
+                    queue.cancelled.discard((root, index))
+                    continue
+                data = box[0]
+                if isinstance(data, Exception):
+                    code = (
+                        ErrorCode.NOT_FOUND
+                        if isinstance(data, StoreNotFound)
+                        else (ErrorCode.INTERNAL)
+                    )
+                    log.warning("cannot serve chunk", index=index, error=str(data))
+                    await conn.send(ErrorMsg(code, request_id=req, message=str(data)[:500]))
+                    continue
+                await conn.send_chunk(root, index, data)
+                self.stats.chunks_served += 1
+                self.stats.bytes_served += len(data)
