@@ -206,7 +206,7 @@ def plot_sweep(sw: SweepResult, title: str, path: Path) -> Path:
                     color="white" if abs(adv[iy, ix]) > 0.6 * lim else "black",
                 )
         bar = fig.colorbar(im, ax=ax)
-        bar.set_label(f"{who} profit minus honest, USD per host-epoch (red: cheating pays)")
+        bar.set_label("profit minus honest, USD per host-epoch")
     ax.set_title(title)
     return _save(fig, path)
 
@@ -223,7 +223,7 @@ def write_plots(res: RunResult, sweep: SweepResult | None, out: Path) -> list[Pa
         paths.append(
             plot_sweep(
                 sweep,
-                f"{res.scenario.run.name}: where {LABELS[sweep.strategy]} pays",
+                f"{res.scenario.run.name}: {LABELS[sweep.strategy]} minus honest (red: it pays)",
                 out / "sweep.png",
             )
         )
