@@ -27,6 +27,7 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -70,6 +71,7 @@ from ._errors import (
     ProtocolViolation,
     TransferError,
 )
+from ._output import OutputFile
 from ._progress import Progress, ProgressTracker
 from ._rootlist import RootListVerifier
 from ._scheduler import CancelChunks, RequestChunks, Scheduler
@@ -166,7 +168,10 @@ class _Fetch:
         initial_window: int,
         stall_timeout: float,
         put_workers: int,
+        output: Path | None = None,
     ) -> None:
+        self.output_path = output
+        self.output: OutputFile | None = None
         self.store = store
         self.me = me
         self.account = account
@@ -267,7 +272,7 @@ class _Fetch:
         assert self.sched is not None and self.tracker is not None
         try:
             try:
-                await trio.to_thread.run_sync(self.store.put_chunk, self.root, index, data)
+                await trio.to_thread.run_sync(self._store_chunk, index, data)
                 ok = True
             except ChunkMismatch as exc:
                 log.warning("corrupt chunk", peer=peer.conn.address, index=index, error=str(exc))
@@ -296,6 +301,12 @@ class _Fetch:
             report.error = f"chunk {index} failed verification"
         await self._send_actions(actions)
         await self._pump()
+
+    def _store_chunk(self, index: int, data: bytearray) -> None:
+        """Worker thread: verify + store, then copy into the output file if there is one."""
+        self.store.put_chunk(self.root, index, data)
+        if self.output is not None:
+            self.output.write_chunk(index, data)
 
     async def _on_request_error(self, peer: _Peer, msg: ErrorMsg) -> None:
         assert self.sched is not None
@@ -472,10 +483,16 @@ class _Fetch:
                     nursery.start_soon(peer.conn.keepalive)
                 manifest = await self._manifest()
                 await self._begin(manifest)
+                if self.output_path is not None:
+                    self.output = OutputFile(self.output_path, manifest)
                 result = await self._transfer(manifest, start)
+                if self.output is not None:
+                    await trio.to_thread.run_sync(self.output.finish, self.store)
                 await self._receipts()
                 nursery.cancel_scope.cancel()
         finally:
+            if self.output is not None:
+                self.output.close()
             with trio.CancelScope(shield=True):
                 for peer in self.peers.values():
                     await peer.conn.aclose()
@@ -584,12 +601,14 @@ async def fetch(
     stall_timeout: float = 20.0,
     put_workers: int = 3,
     local_peer: LocalPeer | None = None,
+    output: Path | None = None,
 ) -> FetchResult:
     """Fetch ``root`` from ``peers`` into ``store``; resumes whatever an earlier run left.
 
     ``identity`` is a ``node.identity.Identity`` (its account signs the receipts). Raises a
     :class:`TransferError`: :class:`ContentNotFound`, :class:`CorruptChunk` (single source
     sent bad data), :class:`PeerFailed` (resumable), :class:`ChunkRootsMismatch`...
+    With ``output``, the content is also written to that file (atomically, at the end).
     """
     if len(root) != 32:
         raise InvalidArgument("root must be 32 bytes")
@@ -612,6 +631,7 @@ async def fetch(
         initial_window=initial_window,
         stall_timeout=stall_timeout,
         put_workers=put_workers,
+        output=output,
     )
     try:
         return await run.run(addrs)

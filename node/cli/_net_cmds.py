@@ -1,0 +1,358 @@
+"""Network commands: ``serve`` (provide the store to peers), ``get`` (fetch), ``status``.
+
+Exit codes: NOT_FOUND when no peer has the content; VERIFY_FAILED when a peer sent data that
+failed verification (nothing of it was written) or a chunk-root list/manifest that does not
+match the root; PEER_ERROR when peers failed or went away (re-run the same command to resume);
+INTERRUPTED on Ctrl-C (state is saved: re-run to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from node.content import parse_root, root_hex
+from node.identity import Identity, load_identity, resolve_passphrase
+from node.log import get_logger
+from node.store import Store, StoreLocked
+from node.transfer import (
+    ChunkRootsMismatch,
+    ContentNotFound,
+    CorruptChunk,
+    FetchResult,
+    InvalidArgument,
+    ManifestMismatch,
+    PeerAddr,
+    Progress,
+    ReceiptBox,
+    RemoteTransferError,
+    TransferError,
+    default_receipt_domain,
+    fetch,
+    parse_rate,
+    serve_node,
+)
+
+from ._main import Context, ExitStatus
+from ._store_cmds import Handler, _config
+from ._store_cmds import _guard as _store_guard
+
+log = get_logger("bcai.net")
+
+RECEIPTS_DIR = "receipts"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add serve, get and status to the ``bcai`` parser."""
+    p = sub.add_parser("serve", help="serve the store to peers until Ctrl-C / SIGTERM")
+    p.add_argument("--listen", help="HOST:PORT to listen on (default: [network] listen)")
+    p.add_argument("--passphrase-file", type=Path, help="keystore passphrase file")
+    p.add_argument("--workers", type=int, default=4, help="concurrent chunk reads (default 4)")
+    p.set_defaults(handler=_guard(cmd_serve))
+
+    p = sub.add_parser("get", help="fetch content from peers (resumable), verify, write a file")
+    p.add_argument("root", help="content root (0x...)")
+    p.add_argument(
+        "--peer",
+        action="append",
+        required=True,
+        metavar="HOST:PORT[/0xADDRESS]",
+        help="a peer to fetch from (repeat for several; pin its address after /)",
+    )
+    p.add_argument("-o", "--output", type=Path, help="write the content to this file")
+    p.add_argument("--limit-rate", help="cap the download rate, e.g. 500K, 50M, 1G (bytes/s)")
+    p.add_argument("--window", type=int, default=16, help="initial requests in flight per peer")
+    p.add_argument("--no-receipts", action="store_true", help="do not sign transfer receipts")
+    p.add_argument("--passphrase-file", type=Path, help="keystore passphrase file")
+    p.set_defaults(handler=_guard(cmd_get))
+
+    p = sub.add_parser("status", help="local node status: contents, partial transfers, receipts")
+    p.set_defaults(handler=_guard(cmd_status))
+
+
+def _guard(handler: Handler) -> Handler:
+    """Transfer errors -> exit codes; store/identity/config errors as the store commands do."""
+
+    def run(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+        try:
+            return handler(ctx, args)
+        except InvalidArgument as exc:
+            return ctx.fail(ExitStatus.USAGE, str(exc))
+        except ContentNotFound as exc:
+            return ctx.fail(ExitStatus.NOT_FOUND, str(exc))
+        except CorruptChunk as exc:
+            return ctx.fail(
+                ExitStatus.VERIFY_FAILED,
+                f"{exc}; nothing of it was written; the peer was dropped",
+                bad_chunks=[exc.index],
+                peer=str(exc.peer),
+            )
+        except (ChunkRootsMismatch, ManifestMismatch) as exc:
+            return ctx.fail(ExitStatus.VERIFY_FAILED, str(exc))
+        except RemoteTransferError as exc:
+            return ctx.fail(
+                ExitStatus.PEER_ERROR, f"{exc}; re-run the same command to resume", retryable=True
+            )
+        except TransferError as exc:
+            return ctx.fail(ExitStatus.ERROR, str(exc))
+
+    return _store_guard(run)
+
+
+def _identity(ctx: Context, args: argparse.Namespace) -> Identity:
+    passphrase = resolve_passphrase(ctx.env, args.passphrase_file, stdin=ctx.stdin)
+    try:
+        return load_identity(ctx.data_dir, passphrase)
+    finally:
+        del passphrase
+
+
+def _parse_listen(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise InvalidArgument(f"bad --listen {text!r}: expected HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+@contextlib.contextmanager
+def _receipt_box(ctx: Context) -> Iterator[ReceiptBox]:
+    box = ReceiptBox.open(ctx.data_dir / RECEIPTS_DIR)
+    try:
+        yield box
+    finally:
+        box.close()
+
+
+# -- serve ------------------------------------------------------------------------------------
+
+
+def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Serve the store until Ctrl-C or SIGTERM; receipts from receivers go to the ReceiptBox."""
+    cfg = _config(ctx)
+    listen = _parse_listen(args.listen or cfg.network.listen)
+    identity = _identity(ctx, args)
+    domain = default_receipt_domain(cfg.chain)
+    with (
+        Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota) as store,
+        _receipt_box(ctx) as box,
+    ):
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                host, port = await nursery.start(
+                    lambda task_status: serve_node(
+                        store,
+                        identity,
+                        listen=listen,
+                        receipt_box=box,
+                        receipt_domain=domain,
+                        workers=args.workers,
+                        task_status=task_status,
+                    )
+                )
+                ctx.emit(
+                    {"listen": f"{host}:{port}", "address": identity.address, "pid": _pid()},
+                    f"listening on {host}:{port}\naddress {identity.address}\n"
+                    f"peer string {host}:{port}/{identity.address}",
+                )
+                log.info("serving", listen=f"{host}:{port}", address=identity.address)
+                with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                    async for signum in signals:
+                        log.info("shutting down", signal=signal.Signals(signum).name)
+                        break
+                nursery.cancel_scope.cancel()
+
+        trio.run(main)
+    log.info("stopped")
+    return ExitStatus.OK
+
+
+def _pid() -> int:
+    return os.getpid()
+
+
+# -- get --------------------------------------------------------------------------------------
+
+
+class _Bar:
+    """rich progress on a terminal (size, speed, ETA), nothing otherwise."""
+
+    def __init__(self, ctx: Context, root: bytes) -> None:
+        self.progress: Any = None
+        self.task: Any = None
+        if ctx.json or not _isatty(ctx.stderr):
+            return
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[bold blue]{task.description}"),
+            BarColumn(),
+            "[progress.percentage]{task.percentage:>3.1f}%",
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(file=ctx.stderr),
+        )
+        self.task = self.progress.add_task(root_hex(root)[:12] + "…", total=None)
+
+    def __enter__(self) -> _Bar:
+        if self.progress is not None:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+    def update(self, p: Progress) -> None:
+        if self.progress is not None:
+            self.progress.update(self.task, total=p.total_bytes, completed=p.done_bytes)
+
+
+def _isatty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Fetch ROOT from the peers into the store (and -o FILE); resumable after any stop."""
+    cfg = _config(ctx)
+    root = parse_root(args.root)
+    peers = [PeerAddr.parse(p) for p in args.peer]
+    try:
+        limit = parse_rate(args.limit_rate) if args.limit_rate else cfg.network.limit_rate
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    identity = _identity(ctx, args)
+    domain = None if args.no_receipts else default_receipt_domain(cfg.chain)
+    started = time.time()
+    with (
+        Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota) as store,
+        _receipt_box(ctx) as box,
+        _Bar(ctx, root) as bar,
+    ):
+
+        async def main() -> FetchResult:
+            return await fetch(
+                store,
+                identity,
+                root,
+                peers,
+                receipt_domain=domain,
+                next_nonce=box.next_nonce,
+                progress=bar.update,
+                limit_rate=limit,
+                initial_window=args.window,
+                output=args.output,
+            )
+
+        result = trio.run(main)
+    wall = time.time() - started
+    providers = [
+        {
+            "address": rep.address,
+            "endpoint": rep.endpoint,
+            "chunks": rep.chunks,
+            "bytes": rep.bytes,
+            "corrupt_chunks": rep.corrupt_chunks,
+            "receipt_nonce": rep.receipt.receipt.nonce if rep.receipt else None,
+            "receipt_acked": rep.receipt_acked,
+            "error": rep.error,
+        }
+        for rep in result.providers.values()
+    ]
+    m = result.manifest
+    out = {
+        "root": root_hex(root),
+        "size": m.size,
+        "chunks": m.chunk_count,
+        "fetched_chunks": result.fetched_chunks,
+        "fetched_bytes": result.fetched_bytes,
+        "resumed_chunks": result.resumed_chunks,
+        "duplicate_chunks": result.duplicate_chunks,
+        "elapsed": round(result.elapsed, 3),
+        "wall": round(wall, 3),
+        "throughput": round(result.throughput),
+        "output": str(args.output) if args.output else None,
+        "providers": providers,
+    }
+    mbps = result.throughput / 1e6
+    ctx.emit(
+        out,
+        f"got {root_hex(root)} ({m.size} bytes, {m.chunk_count} chunks; "
+        f"{result.fetched_chunks} fetched, {result.resumed_chunks} already here) "
+        f"in {result.elapsed:.2f}s, {mbps:.1f} MB/s"
+        + (f"\nwrote {args.output}" if args.output else ""),
+    )
+    return ExitStatus.OK
+
+
+# -- status -----------------------------------------------------------------------------------
+
+
+def cmd_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Contents, partial transfers and pending receipts of the local node."""
+    cfg = _config(ctx)
+    out: dict[str, Any] = {"data_dir": str(ctx.data_dir)}
+    try:
+        with Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota) as store:
+            contents: list[dict[str, Any]] = []
+            partial: list[dict[str, Any]] = []
+            for info in store.list_content():
+                m = info.manifest
+                item = {
+                    "root": root_hex(m.root),
+                    "name": m.name,
+                    "size": m.size,
+                    "chunks": m.chunk_count,
+                    "present_chunks": info.present_chunks,
+                    "pinned": info.pinned,
+                }
+                (contents if info.complete else partial).append(item)
+            out["contents"] = contents
+            out["partial"] = partial
+    except StoreLocked:
+        out["store"] = "locked: a node (bcai serve/get) is using it"
+    try:
+        with _receipt_box(ctx) as box:
+            out["receipts"] = box.counts()
+            out["pending_receipts"] = [
+                {
+                    "content_root": root_hex(r.receipt.receipt.content_root),
+                    "receiver": r.receipt.receipt.receiver,
+                    "bytes": r.receipt.receipt.bytes_served,
+                    "chunks": r.receipt.receipt.chunks,
+                    "nonce": r.receipt.receipt.nonce,
+                }
+                for r in box.pending_records(100)
+            ]
+    except Exception as exc:  # plyvel raises IOError for a held lock
+        out["receipts"] = f"unavailable: {exc}"
+    text = [f"data dir {ctx.data_dir}"]
+    for item in out.get("contents", []):
+        text.append(f"  {item['root']}  {item['size']:>14}  {item['name']}")
+    for item in out.get("partial", []):
+        text.append(f"  {item['root']}  partial {item['present_chunks']}/{item['chunks']} chunks")
+    if isinstance(out.get("receipts"), dict):
+        text.append(f"receipts {out['receipts']}")
+    ctx.emit(out, "\n".join(text))
+    return ExitStatus.OK
+
+
+__all__ = ["register"]
