@@ -21,11 +21,10 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +70,7 @@ from ._errors import (
     ProtocolViolation,
     TransferError,
 )
+from ._groups import collapse_groups
 from ._output import OutputFile
 from ._progress import Progress, ProgressTracker
 from ._rootlist import RootListVerifier
@@ -476,7 +476,7 @@ class _Fetch:
         if not self.peers:
             raise PeerFailed("could not connect to any peer: " + "; ".join(errors.values()))
         try:
-            async with _collapse_groups(), trio.open_nursery() as nursery:
+            async with collapse_groups(), trio.open_nursery() as nursery:
                 self.nursery = nursery
                 for peer in self.peers.values():
                     nursery.start_soon(self._reader, peer)
@@ -563,30 +563,6 @@ class _Fetch:
         return have
 
 
-def _leaves(exc: BaseException) -> Iterator[BaseException]:
-    if isinstance(exc, BaseExceptionGroup):
-        for inner in exc.exceptions:
-            yield from _leaves(inner)
-    else:
-        yield exc
-
-
-@contextlib.asynccontextmanager
-async def _collapse_groups() -> AsyncIterator[None]:
-    """Raise the meaningful error out of a nursery's ExceptionGroup (callers want one type)."""
-    try:
-        yield
-    except BaseExceptionGroup as group:
-        leaves = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
-        for leaf in leaves:
-            if isinstance(leaf, TransferError):
-                raise leaf from None
-        for leaf in leaves:
-            if isinstance(leaf, TransportError):
-                raise PeerFailed(f"{type(leaf).__name__}: {leaf}") from leaf
-        raise
-
-
 async def fetch(
     store: Store,
     identity: Any,
@@ -637,6 +613,8 @@ async def fetch(
         return await run.run(addrs)
     except StoreNotFound as exc:
         raise ContentNotFound(str(exc)) from None
+    except TransportError as exc:
+        raise PeerFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
 __all__ = ["FetchResult", "PeerAddr", "ProviderReport", "fetch"]

@@ -52,6 +52,7 @@ from node.wire import (
     Want,
 )
 
+from ._groups import collapse_groups
 from ._receipts import ReceiptBox
 
 log = get_logger(__name__)
@@ -105,7 +106,7 @@ class Provider:
         self.stats.connections += 1
         queue = _Queue()
         try:
-            async with trio.open_nursery() as nursery:
+            async with collapse_groups(), trio.open_nursery() as nursery:
                 nursery.start_soon(conn.keepalive)
                 nursery.start_soon(self._sender, conn, queue)
                 await self._reader(conn, queue)

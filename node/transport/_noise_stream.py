@@ -181,10 +181,14 @@ class NoiseStream(trio.abc.Stream):
         self.bytes_received += len(data)
         return bytes(data)
 
-    async def _read_frames(self) -> list[bytes]:
-        """At least one whole Noise message, or ``[]`` at a clean EOF."""
+    async def _read_frames(self, limit: int | None = None) -> list[bytes]:
+        """At least one whole Noise message (at most ``limit``), or ``[]`` at a clean EOF.
+
+        Frames beyond ``limit`` stay in the decoder: during the handshake the peer's first
+        transport message may arrive in the same read as its last handshake message.
+        """
         frames: list[bytes] = []
-        while True:
+        while limit is None or len(frames) < limit:
             try:
                 frame = self._frames.next_frame()
             except WireError as exc:
@@ -204,13 +208,12 @@ class NoiseStream(trio.abc.Stream):
             else:
                 assert isinstance(frame, bytes)
                 frames.append(frame)
+        return frames
 
     async def _read_one_frame(self) -> bytes:
-        frames = await self._read_frames()
+        frames = await self._read_frames(limit=1)
         if not frames:
             raise PeerDisconnected("peer closed during the handshake")
-        if len(frames) > 1:
-            raise TransportProtocolError("peer sent data before the handshake finished")
         return frames[0]
 
     # -- handshake --------------------------------------------------------------------------

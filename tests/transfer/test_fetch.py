@@ -62,7 +62,7 @@ async def test_fetch_roundtrip_with_receipt(tmp_path: Path) -> None:
 
 async def test_fetch_empty_and_resume(tmp_path: Path) -> None:
     provider_id, receiver_id = make_identity(), make_identity()
-    src, root, data = store_with(tmp_path / "a", 0)
+    src, root, _data = store_with(tmp_path / "a", 0)
     dst = Store.open(tmp_path / "b", durable=False)
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:

@@ -142,3 +142,42 @@ async def test_eof_mid_frame_is_protocol_error() -> None:
     await ta.aclose()
     with pytest.raises(TransportProtocolError):
         await server.receive_some()
+
+
+class _LateReader(trio.abc.Stream):
+    """Reads only once every other task is blocked, so back-to-back sends share one read."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        await trio.testing.wait_all_tasks_blocked()
+        return bytes(await self.inner.receive_some(max_bytes))
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_first_transport_message_in_same_read_as_handshake_end() -> None:
+    """The initiator's message 3 and its first data often share one TCP read."""
+    a, b = make_ident(), make_ident()
+    ta, tb = trio.testing.memory_stream_pair()
+    client = NoiseStream(ta, initiator=True, static=a.static, identity_payload=a.payload)
+    server = NoiseStream(
+        _LateReader(tb), initiator=False, static=b.static, identity_payload=b.payload
+    )
+
+    async def client_side() -> None:
+        await client.do_handshake()
+        await client.send_all(b"hello right away")
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(client_side)
+            assert await server.receive_some() == b"hello right away"
