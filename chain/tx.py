@@ -116,3 +116,27 @@ def _raise_replayed(w3: Any, tx: dict[str, Any], block: int) -> None:
     # The replay succeeded: the failure was gas or state-dependent ordering.
     cls: type[ChainRevert] = revert_class("Unknown")
     raise cls("Unknown", {}, b"", "transaction failed on chain (out of gas?)")
+
+
+def send_value(backend: ChainBackend, account: LocalAccount, to: str, value: int) -> TxResult:
+    """A plain ETH transfer from ``account`` to ``to`` (funding node accounts in dev/demo)."""
+    w3 = backend.w3
+    with map_errors():
+        tx: dict[str, Any] = {
+            "from": account.address,
+            "to": w3.to_checksum_address(to),
+            "value": value,
+            "gas": 21_000,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": backend.chain_id,
+            "maxFeePerGas": w3.eth.gas_price * 2 + 1,
+            "maxPriorityFeePerGas": 1,
+        }
+        signed = account.sign_transaction(tx)
+        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)
+    return TxResult(
+        tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+        gas_used=int(receipt["gasUsed"]),
+        block=int(receipt["blockNumber"]),
+    )

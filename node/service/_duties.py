@@ -13,7 +13,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,9 +41,9 @@ class ReceiptOutbox(Protocol):
 
     def pending(self, limit: int) -> list[SignedReceipt]: ...
 
-    def mark_submitted(self, receipts: Sequence[SignedReceipt], tx_hash: str) -> None: ...
+    def mark_submitted(self, receipts: Iterable[SignedReceipt], tx_hash: str) -> object: ...
 
-    def mark_rejected(self, receipts: Sequence[SignedReceipt], reason: str) -> None: ...
+    def mark_rejected(self, receipts: Iterable[SignedReceipt], reason: str) -> object: ...
 
     def counts(self) -> dict[str, int]: ...
 
@@ -75,7 +76,7 @@ class ChainDuties:
         interval: float = 5.0,
         backoff: Backoff = CHAIN_BACKOFF,
         rng: random.Random | None = None,
-        chain_lock: threading.Lock | None = None,
+        chain_lock: AbstractContextManager[Any] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.port = port
@@ -87,7 +88,7 @@ class ChainDuties:
         self.interval = interval
         self.backoff = backoff
         self.rng = rng or random.Random()
-        self.lock = chain_lock or threading.Lock()
+        self.lock: AbstractContextManager[Any] = chain_lock or threading.Lock()
         self.clock = clock
         self.status = DutyStatus()
 
