@@ -135,10 +135,11 @@ class PeerConnection:
         total = len(view)
         plaintexts: list[bytes] = []
         wire_parts = self.wire.send_parts
+        join = b"".join
         for offset in range(0, total, MAX_CHUNK_PIECE):
             piece = view[offset : offset + MAX_CHUNK_PIECE]
-            header, payload = wire_parts(ChunkData(root, index, offset, total, piece))
-            plaintexts.append(bytes(header) + bytes(payload))
+            # One copy per piece (header + payload into the plaintext the cipher needs).
+            plaintexts.append(join(wire_parts(ChunkData(root, index, offset, total, piece))))
         await self._send_plaintexts(plaintexts)
 
     async def _send_plaintexts(self, plaintexts: Sequence[bytes | memoryview]) -> None:
