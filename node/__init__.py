@@ -11,3 +11,5 @@ Layers, each importing only the ones below it (see docs/architecture.md):
 6. ``chain``          (top-level package) contracts client; nothing above imports web3
 7. ``node.cli``, ``node.api``  the faces
 """
+
+from . import log as _log  # noqa: F401  (logs default to stderr for library callers too)

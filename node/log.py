@@ -54,3 +54,13 @@ def configure_logging(
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+def _default_to_stderr() -> None:
+    # A library caller that never calls configure_logging would get structlog's default,
+    # which prints to stdout and would spoil output meant for pipes (``bcai cat``).
+    if not structlog.is_configured():
+        structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+
+
+_default_to_stderr()

@@ -18,6 +18,18 @@ from node.log import configure_logging
 #: Sub-command modules, in help order. A module that does not exist yet is skipped.
 COMMAND_MODULES = ("_store_cmds", "_net_cmds", "_chain_cmds", "_demo")
 
+#: Which module registers each top-level command. ``main`` imports only the module of the
+#: command being run (web3 alone takes seconds to import; ``bcai add`` should not pay for it);
+#: ``--help`` and unknown commands import them all. tests/cli/test_main.py keeps this in sync.
+COMMAND_INDEX = {
+    **dict.fromkeys(
+        ("init", "add", "ls", "cat", "export", "verify", "pin", "unpin", "gc"), "_store_cmds"
+    ),
+    **dict.fromkeys(("serve", "get", "status"), "_net_cmds"),
+    **dict.fromkeys(("chain", "publish", "receipts", "host", "prove", "rewards"), "_chain_cmds"),
+    "demo": "_demo",
+}
+
 
 class ExitStatus(enum.IntEnum):
     """Process exit codes; stable, documented in docs/operations.md."""
@@ -78,7 +90,19 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
     return Path(env.get("HOME", "~")).expanduser() / ".bcai"
 
 
-def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+def _modules_for(argv: Sequence[str]) -> tuple[str, ...]:
+    """The command modules needed to parse ``argv``: the first command word's, else all."""
+    for token in argv:
+        if token in ("-h", "--help"):
+            break
+        if token in COMMAND_INDEX:
+            return (COMMAND_INDEX[token],)
+    return COMMAND_MODULES
+
+
+def build_parser(
+    env: Mapping[str, str], modules: Sequence[str] = COMMAND_MODULES
+) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bcai",
         description="Move very large data between peers, verified, with receipts on chain.",
@@ -96,7 +120,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     parser.add_argument("--log-json", action="store_true", help="structured JSON logs on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules:
         try:
             module = importlib.import_module(f"node.cli.{name}")
         except ModuleNotFoundError as exc:
@@ -117,9 +141,10 @@ def main(
     env = dict(os.environ) if env is None else env
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
-    parser = build_parser(env)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(env, _modules_for(argv))
     try:
-        args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+        args = parser.parse_args(argv)
     except SystemExit as exc:
         return ExitStatus.OK if exc.code == 0 else ExitStatus.USAGE
     configure_logging(args.log_level, json=args.log_json, stream=stderr)
