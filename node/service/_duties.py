@@ -186,8 +186,16 @@ class ChainDuties:
         self.status.rounds += 1
         return out
 
-    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Run duties until cancelled; back off with full jitter while the chain is down."""
+    async def run(
+        self,
+        *,
+        on_round: Callable[[dict[str, Any]], None] | None = None,
+        task_status: Any = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Run duties until cancelled; back off with full jitter while the chain is down.
+
+        ``on_round(snapshot)`` is called after every round, failed or not (the status file).
+        """
         task_status.started()
         failures = 0
         while True:
@@ -198,6 +206,8 @@ class ChainDuties:
                 delay = self.backoff.delay(failures, self.rng)
                 failures += 1
                 log.warning("chain unavailable; work stays queued", retry_in=round(delay, 2))
+                if on_round is not None:
+                    on_round(self.snapshot())
                 await trio.sleep(delay)
                 continue
             except ChainError as exc:
@@ -207,6 +217,8 @@ class ChainDuties:
                 if not self.status.chain_up:
                     log.info("chain is back")
                 self.status.chain_up, failures = True, 0
+            if on_round is not None:
+                on_round(self.snapshot())
             await trio.sleep(self.interval)
 
     def snapshot(self) -> dict[str, Any]:

@@ -1,0 +1,104 @@
+"""What ``bcai serve`` adds to serving: chain duties and a status file.
+
+``open_chain_duties`` builds :class:`ChainDuties` from the node's ``[chain]`` config (a JSON-RPC
+URL such as a local anvil; an embedded chain lives in one process only, so a standalone serve
+does not start one). ``StatusFile`` is how a running node tells ``bcai status`` what it is doing:
+LevelDB allows one process per database, so ``status`` cannot open the receipt box while
+``serve`` holds it; ``serve`` writes ``<data dir>/run/status.json`` (atomically) every round.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import plyvel
+
+from chain import ChainClient, RpcChain
+from chain.config import load_deployment, read_chain_config
+from chain.port import ClientPort
+from node.identity import Identity
+from node.log import get_logger
+from node.store import Store
+
+from ._answers import AnswerQueue
+from ._duties import ChainDuties, ReceiptOutbox
+
+log = get_logger("node.service")
+
+DUTIES_DIR = "duties"
+STATUS_FILE = Path("run") / "status.json"
+
+
+@contextlib.contextmanager
+def open_chain_duties(
+    data_dir: Path,
+    identity: Identity,
+    store: Store,
+    outbox: ReceiptOutbox,
+    *,
+    rpc: str | None = None,
+    interval: float = 5.0,
+    batch_size: int = 100,
+) -> Iterator[ChainDuties | None]:
+    """Chain duties for this node, or ``None`` (with a log line) when no RPC chain is set."""
+    table = read_chain_config(data_dir) or {}
+    url = rpc or table.get("rpc")
+    if not url or url == "embedded":
+        log.info(
+            "chain duties off: no JSON-RPC chain configured "
+            "(bcai chain up --anvil, or serve --rpc URL)"
+        )
+        yield None
+        return
+    deployment, _ = load_deployment(data_dir)
+    backend = RpcChain(str(url))
+    client = ChainClient(backend, deployment, identity.account)
+    db = plyvel.DB(str(data_dir / DUTIES_DIR), create_if_missing=True)
+    try:
+        yield ChainDuties(
+            ClientPort(client),
+            store,
+            outbox,
+            AnswerQueue(db),
+            identity.address,
+            interval=interval,
+            batch_size=batch_size,
+        )
+    finally:
+        db.close()
+        backend.close()
+
+
+class StatusFile:
+    """``<data dir>/run/status.json``: what a running node reports about itself."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = Path(data_dir) / STATUS_FILE
+
+    def write(self, status: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**status, "updated": time.time(), "pid": os.getpid()}))
+        os.replace(tmp, self.path)
+
+    def read(self) -> dict[str, Any] | None:
+        """The last status, if the process that wrote it is still alive."""
+        try:
+            status = json.loads(self.path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        try:
+            os.kill(int(status.get("pid", 0)), 0)
+        except (OSError, ValueError):
+            return None
+        return dict(status)
+
+    def clear(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
