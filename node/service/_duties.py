@@ -33,6 +33,9 @@ from ._availability import prove_segment
 
 log = get_logger("node.service")
 
+#: Pre-check verdicts that are not final: the receipt is kept and tried again next round.
+DEFER_REASONS = frozenset({"IssuedInFuture"})
+
 CHAIN_BACKOFF = Backoff(base=0.5, cap=30.0)  #: retry policy while the chain is down
 
 
@@ -103,10 +106,14 @@ class ChainDuties:
         tx_hash = report.txs[-1].tx_hash if report.txs else ""
         if report.accepted:
             self.outbox.mark_submitted(report.accepted, tx_hash)
+        deferred = 0
         for rej in report.rejected:
+            if rej.reason in DEFER_REASONS:
+                deferred += 1  # stays pending: submitted once chain time catches up
+                continue
             self.outbox.mark_rejected([rej.receipt], rej.reason)
+            self.status.receipts_rejected += 1
         self.status.receipts_submitted += len(report.accepted)
-        self.status.receipts_rejected += len(report.rejected)
         for tx in report.txs:
             self.status.receipt_txs.append({"tx": tx.tx_hash, "gas_used": tx.gas_used})
         log.info(
@@ -118,7 +125,8 @@ class ChainDuties:
         )
         return {
             "submitted": len(report.accepted),
-            "rejected": len(report.rejected),
+            "rejected": len(report.rejected) - deferred,
+            "deferred": deferred,
             "gas": report.gas_used,
         }
 
