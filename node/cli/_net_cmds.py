@@ -71,6 +71,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--limit-rate", help="cap the download rate, e.g. 500K, 50M, 1G (bytes/s)")
     p.add_argument("--window", type=int, default=16, help="initial requests in flight per peer")
     p.add_argument("--no-receipts", action="store_true", help="do not sign transfer receipts")
+    p.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="skip per-chunk fsync of chunk files (resume still survives a killed process, "
+        "not a power cut; scp and curl never fsync either)",
+    )
     p.add_argument("--passphrase-file", type=Path, help="keystore passphrase file")
     p.set_defaults(handler=_guard(cmd_get))
 
@@ -243,7 +249,9 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     domain = None if args.no_receipts else default_receipt_domain(cfg.chain)
     started = time.time()
     with (
-        Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota) as store,
+        Store.open(
+            cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota, durable=not args.no_fsync
+        ) as store,
         _receipt_box(ctx) as box,
         _Bar(ctx, root) as bar,
     ):

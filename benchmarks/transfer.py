@@ -1,0 +1,185 @@
+"""Transfer benchmark: `bcai serve` -> `bcai get` over loopback, in the same run as the anchors.
+
+Runs the shared anchors harness (/work/shared/bench/anchors, set up with
+``./setup.sh && ./sshd_ctl.sh start``) in-process: its ``one_run`` measures every method the
+same way (timer from client spawn to client exit, peak summed RSS of each side's process tree,
+CPU from wait4, sha256 of the received file). This script adds the method ``bcai`` (Noise XX
+ChaChaPoly, every chunk verified against its Merkle chunk root, receipts signed and stored)
+and prints throughput, RSS and the ratios against scp (chacha20-poly1305) and libtorrent v2.
+
+    .venv/bin/python benchmarks/transfer.py [--sizes 1g,256m] [--runs 3]
+        [--methods bcai,scp_chacha,scp_aesgcm,lt_v2_plain] [--chunk-size 1MiB] [--fsync]
+
+The source files are the anchors' /tmp/anchors/src/file{1g,256m}; the provider's store gets
+them with ``bcai add`` (untimed). Each ``bcai get`` runs against a fresh receiver data dir and
+writes ``-o`` the anchors' destination file. By default the receiver skips per-chunk fsync
+(``--no-fsync``), as scp, libtorrent and curl do; ``--fsync`` measures the durable store.
+The JSON ``elapsed`` of ``bcai get`` (transfer only, without interpreter start-up) is
+reported next to the harness's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import shutil
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+ANCHORS = Path("/work/shared/bench/anchors")
+A = Path("/tmp/anchors")
+WORK = A / "bcai"
+PORT = 47400
+REFS = ("scp_chacha", "lt_v2_plain")
+os.environ.setdefault("BCAI_INSECURE_FAST_KDF", "1")
+os.environ.setdefault("BCAI_PASSPHRASE", "bench")
+os.environ.setdefault("BCAI_LOG_LEVEL", "warning")
+sys.path.insert(0, str(REPO))
+
+from node.cli import main as bcai_main  # noqa: E402
+
+
+def _load_harness() -> Any:
+    spec = importlib.util.spec_from_file_location("anchors_bench", ANCHORS / "bench.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _cli(data: Path, *args: str) -> dict[str, Any]:
+    out, err = io.StringIO(), io.StringIO()
+    status = bcai_main(["-d", str(data), "--json", *args], stdout=out, stderr=err)
+    if status != 0:
+        raise SystemExit(f"bcai {args} failed: {out.getvalue()} {err.getvalue()}")
+    return json.loads(out.getvalue().splitlines()[-1])
+
+
+def prepare(sizes: list[str], chunk_size: str) -> tuple[Path, str, dict[str, str]]:
+    """Provider data dir with the anchors' source files added; returns (dir, address, roots)."""
+    provider = WORK / f"provider-{chunk_size}"
+    if not (provider / "config.toml").exists():
+        _cli(provider, "init")
+    roots = {}
+    for size in sizes:
+        src = A / "src" / {"1g": "file1g", "256m": "file256m"}[size]
+        roots[size] = _cli(provider, "add", str(src), "--chunk-size", chunk_size)["root"]
+    address = json.loads((provider / "keystore" / "noise.json").read_text())["address"]
+    return provider, address, roots
+
+
+def bcai_method(provider: Path, address: str, roots: dict[str, str], fsync: bool) -> Any:
+    counter = {"n": 0}
+
+    def spec(src: str, dst: str, size: str) -> dict[str, Any]:
+        counter["n"] += 1
+        receiver = WORK / f"receiver-{counter['n']}"
+        shutil.rmtree(receiver, ignore_errors=True)
+        _cli(receiver, "init")  # untimed: the harness starts its clock after building the spec
+        py = sys.executable
+        client = [
+            py,
+            "-m",
+            "node.cli",
+            "-d",
+            str(receiver),
+            "--json",
+            "get",
+            roots[size],
+            "--peer",
+            f"127.0.0.1:{PORT}/{address}",
+            "-o",
+            dst,
+        ]
+        if not fsync:
+            client.append("--no-fsync")
+        return dict(
+            server=[py, "-m", "node.cli", "-d", str(provider), "serve", "--listen",
+                    f"127.0.0.1:{PORT}"],
+            server_side="send", ready=PORT, server_stop=True,
+            client=client, client_side="recv", done="client",
+        )  # fmt: skip
+
+    return spec
+
+
+def _elapsed(rec: dict[str, Any]) -> float | None:
+    for line in rec.get("logs", {}).get("recv", {}).get("out", "").splitlines():
+        with contextlib.suppress(ValueError):
+            return float(json.loads(line)["elapsed"])
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1g,256m")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--methods", default="bcai,scp_chacha,scp_aesgcm,lt_v2_plain")
+    ap.add_argument("--chunk-size", default="1MiB")
+    ap.add_argument("--fsync", action="store_true", help="durable receiver store (per-chunk fsync)")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "transfer.json")
+    a = ap.parse_args()
+    if not (A / "src" / "SHA256SUMS").exists():
+        raise SystemExit("run /work/shared/bench/anchors/setup.sh && ./sshd_ctl.sh start first")
+    sizes = a.sizes.split(",")
+    h = _load_harness()
+    provider, address, roots = prepare(sizes, a.chunk_size)
+    h.METHODS["bcai"] = bcai_method(provider, address, roots, a.fsync)
+    refs = {}
+    for line in (A / "src" / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split()
+        refs[name] = digest
+    results: list[dict[str, Any]] = []
+    for size in sizes:
+        for method in a.methods.split(","):
+            for run in range(a.runs):
+                rec = h.one_run(method, size, refs[h.SIZES[size]])
+                rec["run"] = run
+                if method == "bcai":
+                    rec["transfer_s"] = _elapsed(rec)
+                results.append(rec)
+                extra = f" transfer {rec['transfer_s']:.2f}s" if rec.get("transfer_s") else ""
+                print(
+                    f"{method:12s} {size:5s} run{run} {rec['wall_s']:7.2f}s {rec['MBps']:7.1f} MB/s"
+                    f"{extra} RSS send {rec['send_peak_rss_MiB']:.0f} recv "
+                    f"{rec['recv_peak_rss_MiB']:.0f} MiB ok={rec['sha256_ok']}",
+                    flush=True,
+                )
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=1))
+    print(
+        "\n| size | method | MB/s median (wall) | MB/s (transfer only) | peak RSS send/recv MiB |"
+        " vs scp_chacha | vs lt_v2_plain |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for size in sizes:
+        med: dict[str, float] = {}
+        rows = []
+        for method in a.methods.split(","):
+            recs = [r for r in results if r["method"] == method and r["size"] == size]
+            med[method] = statistics.median(r["MBps"] for r in recs)
+            t = [r["bytes"] / r["transfer_s"] / 1e6 for r in recs if r.get("transfer_s")]
+            rss = (
+                max(r["send_peak_rss_MiB"] for r in recs),
+                max(r["recv_peak_rss_MiB"] for r in recs),
+            )
+            rows.append((method, med[method], statistics.median(t) if t else None, rss))
+        for method, mbps, tmbps, rss in rows:
+            vs = [f"{mbps / med[ref]:.2f}x" if ref in med else "-" for ref in REFS]
+            shown = f"{tmbps:.0f}" if tmbps else "-"
+            print(
+                f"| {size} | {method} | {mbps:.0f} | {shown} | {rss[0]:.0f}/{rss[1]:.0f} | "
+                f"{vs[0]} | {vs[1]} |"
+            )
+    print("wrote", a.out)
+
+
+if __name__ == "__main__":
+    main()
