@@ -56,6 +56,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--listen", help="HOST:PORT to listen on (default: [network] listen)")
     p.add_argument("--passphrase-file", type=Path, help="keystore passphrase file")
     p.add_argument("--workers", type=int, default=4, help="concurrent chunk reads (default 4)")
+    p.add_argument(
+        "--rpc", help="JSON-RPC URL for chain duties (default: [chain] rpc of config.toml)"
+    )
+    p.add_argument(
+        "--chain-interval",
+        type=float,
+        default=5.0,
+        help="seconds between chain duty rounds: receipt batches, challenge answers (default 5)",
+    )
+    p.add_argument("--no-chain", action="store_true", help="serve only; no chain duties")
     p.set_defaults(handler=_guard(cmd_serve))
 
     p = sub.add_parser("get", help="fetch content from peers (resumable), verify, write a file")
@@ -141,15 +151,36 @@ def _receipt_box(ctx: Context) -> Iterator[ReceiptBox]:
 
 
 def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-    """Serve the store until Ctrl-C or SIGTERM; receipts from receivers go to the ReceiptBox."""
+    """Serve the store until Ctrl-C or SIGTERM.
+
+    Receipts from receivers go to the ReceiptBox; with a JSON-RPC chain configured (``[chain]
+    rpc`` or ``--rpc``) the node's chain duties run alongside: receipts are submitted in batches
+    and data-availability challenges answered from the store, unattended. Both queues are in
+    LevelDB, so a chain outage or a restart delays that work and loses none of it.
+    """
+    from node.service import StatusFile, open_chain_duties
+
     cfg = _config(ctx)
     listen = _parse_listen(args.listen or cfg.network.listen)
     identity = _identity(ctx, args)
     domain = default_receipt_domain(cfg.chain)
+    status_file = StatusFile(ctx.data_dir)
     with (
         Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota) as store,
         _receipt_box(ctx) as box,
+        (
+            contextlib.nullcontext(None)
+            if args.no_chain
+            else open_chain_duties(
+                ctx.data_dir, identity, store, box, rpc=args.rpc, interval=args.chain_interval
+            )
+        ) as duties,
     ):
+        node_status: dict[str, Any] = {"address": identity.address, "chain": None}
+
+        def on_round(snapshot: dict[str, Any]) -> None:
+            node_status["chain"] = snapshot
+            status_file.write(node_status)
 
         async def main() -> None:
             async with trio.open_nursery() as nursery:
@@ -164,10 +195,22 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                         task_status=task_status,
                     )
                 )
+                node_status["listen"] = f"{host}:{port}"
+                status_file.write(node_status)
+                if duties is not None:
+                    await nursery.start(
+                        lambda task_status: duties.run(on_round=on_round, task_status=task_status)
+                    )
                 ctx.emit(
-                    {"listen": f"{host}:{port}", "address": identity.address, "pid": _pid()},
+                    {
+                        "listen": f"{host}:{port}",
+                        "address": identity.address,
+                        "pid": _pid(),
+                        "chain_duties": duties is not None,
+                    },
                     f"listening on {host}:{port}\naddress {identity.address}\n"
-                    f"peer string {host}:{port}/{identity.address}",
+                    f"peer string {host}:{port}/{identity.address}\n"
+                    f"chain duties {'on' if duties is not None else 'off'}",
                 )
                 log.info("serving", listen=f"{host}:{port}", address=identity.address)
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -176,7 +219,10 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                         break
                 nursery.cancel_scope.cancel()
 
-        trio.run(main)
+        try:
+            trio.run(main)
+        finally:
+            status_file.clear()
     log.info("stopped")
     return ExitStatus.OK
 
@@ -316,8 +362,12 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Contents, partial transfers and pending receipts of the local node."""
+    from node.service import StatusFile
+
     cfg = _config(ctx)
     out: dict[str, Any] = {"data_dir": str(ctx.data_dir)}
+    running = StatusFile(ctx.data_dir).read()
+    out["node"] = running  # None when no `bcai serve` runs on this data dir
     try:
         with Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota) as store:
             contents: list[dict[str, Any]] = []
@@ -351,8 +401,18 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                 for r in box.pending_records(100)
             ]
     except Exception as exc:  # plyvel raises IOError for a held lock
-        out["receipts"] = f"unavailable: {exc}"
+        chain = (running or {}).get("chain") or {}
+        out["receipts"] = chain.get("receipts") or f"unavailable: {exc}"
     text = [f"data dir {ctx.data_dir}"]
+    if running is not None:
+        chain = running.get("chain") or {}
+        duty = "off"
+        if chain:
+            duty = f"chain_up={chain.get('chain_up')} answers={chain.get('answers')}"
+        text.append(
+            f"node running (pid {running.get('pid')}) on {running.get('listen')}; "
+            f"chain duties {duty}"
+        )
     for item in out.get("contents", []):
         text.append(f"  {item['root']}  {item['size']:>14}  {item['name']}")
     for item in out.get("partial", []):
