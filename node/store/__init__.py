@@ -27,6 +27,8 @@ from ._errors import StoreCorrupt as StoreCorrupt
 from ._errors import StoreError as StoreError
 from ._errors import StoreFull as StoreFull
 from ._errors import StoreLocked as StoreLocked
+from ._partial import PartialWriter as PartialWriter
+from ._partial import PutResult as PutResult
 from ._records import ContentInfo as ContentInfo
 from ._records import EvictReport as EvictReport
 from ._records import GcReport as GcReport
@@ -46,7 +48,9 @@ __all__ = [
     "IncompleteContent",
     "InvalidChunkRoots",
     "NotFound",
+    "PartialWriter",
     "ProgressCallback",
+    "PutResult",
     "State",
     "Store",
     "StoreCorrupt",

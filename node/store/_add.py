@@ -2,10 +2,11 @@
 
 The calling thread reads chunk-sized pieces into reusable buffers; a small thread pool hashes
 each chunk (``hashlib`` releases the GIL on large updates, so two cores work) and writes its
-file (temp, fsync, rename). Results are consumed in order: each chunk root goes into a
+file (temp, rename; no fsync per file). Results are consumed in order: each chunk root goes into a
 :class:`~node.content.StreamingTreeHasher` (O(log n) memory) and into the chunk-root list, which
-is committed to LevelDB every ``COMMIT_BYTES`` after the chunk files' directories are
-synced. Memory is a few chunk buffers plus one index batch, whatever the file size.
+is committed to LevelDB every ``COMMIT_BYTES`` after one ``fdatasync`` pass over the files
+of that group and their directories (group commit). Memory is a few chunk buffers plus one
+index batch, whatever the file size.
 
 Crash safety: the list is built under a ``u`` job record written before the first chunk; the
 content record appears in the same batch that deletes the job. A crash in between leaves a job
@@ -40,14 +41,17 @@ COMMIT_BYTES = 32 << 20
 
 
 def _hash_and_write(store: Store, data: memoryview) -> tuple[bytes, Path | None]:
-    """Worker: chunk root, then the chunk file unless an identical one is already stored."""
+    """Worker: chunk root, then the chunk file unless an identical one is already stored.
+
+    No fsync here: the group of files a commit covers is synced in one pass before it.
+    """
     cr = chunk_root(data)
     with store._lock:
         store._inflight[cr] += 1
     try:
         if store._files.exists_with_size(cr, len(data)):
             return cr, None
-        return cr, store._files.write(cr, data)
+        return cr, store._files.write(cr, data, fsync=False)
     except BaseException:
         with store._lock:
             store._release((cr,))
@@ -75,7 +79,6 @@ def ingest(
     pending = collections.deque()
     free: list[bytearray] = []
     entries: list[tuple[bytes, int]] = []  # (chunk root, length) not yet committed
-    dirs: set[Path] = set()
     size = 0
     committed = 0
 
@@ -83,10 +86,11 @@ def ingest(
         nonlocal committed
         if not entries:
             return
-        store._files.sync_dirs(dirs)
-        dirs.clear()
+        # Group commit: the files this batch refers to are made durable first, in one pass
+        # (an identical chunk found on disk may itself be uncommitted, so every file is synced).
+        store._files.sync_files(cr for cr, _ in entries)
         with store._lock:
-            batch = Batch(store._db)
+            batch = Batch(store._db, sync=store.durable)
             for i, (cr, n) in enumerate(entries, committed):
                 batch.put(roots_key(list_id, i), cr)
                 batch.ref(cr, +1, n)
@@ -97,12 +101,10 @@ def ingest(
 
     def drain_one() -> None:
         fut, buf, n = pending.popleft()
-        cr, d = fut.result()
+        cr, _ = fut.result()
         free.append(buf)
         tree.add(cr)
         entries.append((cr, n))
-        if d is not None:
-            dirs.add(d)
         if len(entries) * chunk_size >= COMMIT_BYTES:
             flush()
 

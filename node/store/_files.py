@@ -5,8 +5,10 @@ Layout under the store directory::
     chunks/<first byte hex>/<chunk root hex>   chunk bytes, written once, never modified
     tmp/<random>.part                           writes in flight (removed at open)
 
-A chunk file is written to ``tmp/``, ``fsync``-ed and renamed into place, and its directory is
-``fsync``-ed before the index refers to it (see :meth:`ChunkFiles.sync_dirs`). A reader thus sees
+A chunk file is written to ``tmp/`` and renamed into place; before the index refers to it, the
+file's data and its directory entry are made durable: either at once (``write(..., fsync=True)``
+then :meth:`ChunkFiles.sync_dirs`) or for a whole group of files with one pass of
+:meth:`ChunkFiles.sync_files` (group commit, see docs/store.md). A reader thus sees
 either no file or the whole file; a crash leaves at most temp files and unreferenced chunk
 files, which the recovery pass and :meth:`node.store.Store.gc` remove.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ._errors import StoreFull, is_no_space
@@ -56,13 +58,18 @@ class ChunkFiles:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, chunk_root: bytes, data: bytes | bytearray | memoryview) -> Path:
-        """Write a chunk atomically (temp file, fsync, rename); return its directory.
+    def write(
+        self, chunk_root: bytes, data: bytes | bytearray | memoryview, *, fsync: bool | None = None
+    ) -> Path:
+        """Write a chunk atomically (temp file, optional fsync, rename); return its directory.
 
-        The caller must :meth:`sync_dirs` the returned directory before the index refers to the
-        chunk. Raises :class:`StoreFull` when the disk refuses the write (nothing is left
-        behind).
+        ``fsync`` defaults to :attr:`durable`. With it, the caller must :meth:`sync_dirs` the
+        returned directory before the index refers to the chunk; without it (group commit),
+        :meth:`sync_files` on the chunk roots. Raises :class:`StoreFull` when the disk refuses
+        the write (nothing is left behind).
         """
+        if fsync is None:
+            fsync = self.durable
         final = self.path(chunk_root)
         tmp = self.tmp_dir / f"{chunk_root.hex()[:16]}.{secrets.token_hex(6)}.part"
         try:
@@ -72,7 +79,7 @@ class ChunkFiles:
                 while mv:
                     n = os.write(fd, mv)
                     mv = mv[n:]
-                if self.durable:
+                if fsync:
                     os.fsync(fd)
             finally:
                 os.close(fd)
@@ -97,6 +104,29 @@ class ChunkFiles:
             for d in dirs:
                 fsync_dir(d)
 
+    def sync_files(self, chunk_roots: Iterable[bytes]) -> None:
+        """Group commit: ``fdatasync`` each chunk file, then ``fsync`` their directories.
+
+        One pass for a whole group of files written with ``fsync=False``: the kernel writes
+        their pages back together and each call mostly waits for what is already in flight.
+        A no-op when not durable; a file that is gone (a racing removal) is skipped.
+        """
+        if not self.durable:
+            return
+        dirs: set[Path] = set()
+        for cr in chunk_roots:
+            p = self.path(cr)
+            try:
+                fd = os.open(p, os.O_RDONLY | _O_BINARY)
+            except FileNotFoundError:
+                continue
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
+            dirs.add(p.parent)
+        self.sync_dirs(dirs)
+
     # -- reading ---------------------------------------------------------------------------
 
     def exists_with_size(self, chunk_root: bytes, size: int) -> bool:
@@ -105,6 +135,28 @@ class ChunkFiles:
             return os.stat(self.path(chunk_root)).st_size == size
         except FileNotFoundError:
             return False
+
+    def read_into(self, chunk_root: bytes, buf: bytearray | memoryview) -> int | None:
+        """Read the chunk into ``buf`` (at most ``len(buf)`` bytes); ``None`` if it is missing.
+
+        Returns the bytes read; pass a buffer one byte longer than expected to notice a file
+        that grew.
+        """
+        try:
+            fd = os.open(self.path(chunk_root), os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
+        except FileNotFoundError:
+            return None
+        try:
+            view = memoryview(buf).cast("B")
+            got = 0
+            while got < len(view):
+                n = os.readv(fd, [view[got:]])
+                if not n:
+                    break
+                got += n
+            return got
+        finally:
+            os.close(fd)
 
     def read(self, chunk_root: bytes, expected: int) -> bytes | None:
         """The chunk's bytes, or ``None`` if its file is missing. Length is not checked here."""

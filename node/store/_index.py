@@ -131,12 +131,14 @@ class Batch:
     """A LevelDB write batch plus a read-your-writes overlay for refcounts and bitmaps.
 
     Refcount changes are accumulated as deltas and merged with the stored values at
-    :meth:`commit`; call it with the store's index lock held.
+    :meth:`commit`; call it with the store's index lock held. ``sync=False`` skips LevelDB's
+    log fsync: the batch still reaches the kernel with one ``write()``, so it survives a killed
+    process (not a power cut). Stores opened with ``durable=False`` use it.
     """
 
-    def __init__(self, db: plyvel.DB) -> None:
+    def __init__(self, db: plyvel.DB, *, sync: bool = True) -> None:
         self._db = db
-        self._wb = db.write_batch(sync=True)
+        self._wb = db.write_batch(sync=sync)
         self._ref_delta: dict[bytes, list[int]] = {}  # chunk root -> [delta, length]
         self._bitmaps: dict[bytes, bytearray] = {}
         self.used_delta = 0

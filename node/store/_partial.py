@@ -2,16 +2,19 @@
 
 A partial record holds the manifest and a chunk-root list that was checked to hash to the
 content root before the record became visible. Presence is a bitmap in 1 KiB index blocks
-(8192 chunks each, 128 KiB per TB at 1 MiB chunks). :func:`put_chunk` verifies the bytes against
-their chunk root before writing, writes the file durably, then sets the bit and takes the
-reference in one atomic batch; the batch that sets the last bit also flips the record to
-complete and drops the bitmap.
+(8192 chunks each, 128 KiB per TB at 1 MiB chunks). :class:`PartialWriter` verifies the bytes
+against their chunk root before writing, writes the files, and commits groups of chunks: one
+``fdatasync`` pass over the group's files, then one atomic batch that sets the bits and takes
+the references; the batch that sets the last bit also flips the record to complete and drops
+the bitmap. :func:`put_chunk` and :func:`put_chunks` are a one-group writer.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from node.content import EMPTY_ROOT, Manifest, StreamingTreeHasher, chunk_root, root_hex
@@ -40,6 +43,11 @@ if TYPE_CHECKING:
 
 #: Chunk-root entries per index commit while a list is streamed in.
 ROOTS_BATCH = 4096
+#: Group commit of received chunks: at most this many bytes or seconds between index commits.
+GROUP_BYTES = 16 << 20
+GROUP_SECONDS = 0.5
+
+Buffer = bytes | bytearray | memoryview
 
 
 def begin(store: Store, manifest: Manifest, chunk_roots: Iterable[bytes]) -> ContentInfo:
@@ -51,7 +59,7 @@ def begin(store: Store, manifest: Manifest, chunk_roots: Iterable[bytes]) -> Con
     list_id = _maint.begin_job(store, "partial", present="none")
     try:
         tree = StreamingTreeHasher()
-        batch = Batch(store._db)
+        batch = Batch(store._db, sync=store.durable)
         pending = 0
         for cr in chunk_roots:
             i = tree.count
@@ -64,7 +72,7 @@ def begin(store: Store, manifest: Manifest, chunk_roots: Iterable[bytes]) -> Con
             pending += 1
             if pending >= ROOTS_BATCH:
                 batch.commit()
-                batch, pending = Batch(store._db), 0
+                batch, pending = Batch(store._db, sync=store.durable), 0
         batch.commit()
         if tree.count != n:
             raise InvalidChunkRoots(f"{tree.count} chunk roots for {n} chunks of {root_hex(root)}")
@@ -114,9 +122,18 @@ def is_present(store: Store, rec: ContentRecord, index: int) -> bool:
     return bm is not None and bit_get(bm, bit)
 
 
-def put_chunk(store: Store, root: bytes, index: int, data: bytes | bytearray | memoryview) -> bool:
-    rec = store._require(root)
-    m = rec.manifest
+@dataclass(frozen=True)
+class PutResult:
+    """What :meth:`Store.put_chunks` did with one chunk."""
+
+    index: int
+    stored: bool  #: ``True``: written and committed now; ``False``: rejected or already present
+    error: ChunkMismatch | None = None  #: why it was rejected (the sender's fault)
+
+
+def _verify(store: Store, rec: ContentRecord, index: int, data: Buffer) -> bytes | None:
+    """The chunk root ``data`` was checked against; ``None`` if chunk ``index`` is present."""
+    root, m = rec.manifest.root, rec.manifest
     if not 0 <= index < m.chunk_count:
         raise ChunkMismatch(
             f"chunk index {index} outside 0..{m.chunk_count - 1} of {root_hex(root)}",
@@ -124,7 +141,7 @@ def put_chunk(store: Store, root: bytes, index: int, data: bytes | bytearray | m
             index=index,
         )
     if rec.state is State.COMPLETE or is_present(store, rec, index):
-        return False
+        return None
     expected = store._chunk_root_of(rec, index)
     if len(data) != m.chunk_length(index):
         raise ChunkMismatch(
@@ -139,37 +156,175 @@ def put_chunk(store: Store, root: bytes, index: int, data: bytes | bytearray | m
             root=root,
             index=index,
         )
-    with store._lock:
-        store._inflight[expected] += 1
-    try:
-        if not store._files.exists_with_size(expected, len(data)):
-            store._files.sync_dirs({store._files.write(expected, data)})
-        with store._lock:
-            rec = store._require(root)  # may have changed while we wrote
-            if rec.state is State.COMPLETE or is_present(store, rec, index):
+    return expected
+
+
+class PartialWriter:
+    """Group commit of verified chunks into one partial content; safe to share between threads.
+
+    :meth:`put` verifies a chunk against its chunk root (a mismatch raises
+    :class:`ChunkMismatch` and writes nothing), writes its file without ``fsync`` and queues it.
+    :meth:`flush` commits the queued group: one ``fdatasync`` pass over its files and their
+    directories (durable stores only), then ONE index batch that sets every presence bit, takes
+    every reference and bumps ``present`` (synced on durable stores). A group is flushed by the
+    :meth:`put` that makes it reach ``group_bytes`` or ``group_seconds`` of age, by
+    :meth:`flush_if_due`, and by :meth:`flush`/:meth:`close`.
+
+    Crash bound: a killed process or a power cut loses at most the chunks of the groups not
+    yet committed (``group_bytes`` plus what other threads were writing); their files are
+    unreferenced, the recovery pass sweeps them, a resumed fetch asks for them again. A chunk
+    that failed verification is never written.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        root: bytes,
+        *,
+        group_bytes: int = GROUP_BYTES,
+        group_seconds: float = GROUP_SECONDS,
+    ) -> None:
+        store._require(root)
+        self._store = store
+        self.root = root
+        self.group_bytes = group_bytes
+        self.group_seconds = group_seconds
+        self._lock = threading.Lock()  # guards the queue
+        self._commit_lock = threading.Lock()  # one group commit at a time
+        self._queue: list[tuple[int, bytes, int]] = []  # (index, chunk root, length)
+        self._queued: set[int] = set()  # indices queued or being committed
+        self._queued_bytes = 0
+        self._oldest = 0.0
+        self.committed_chunks = 0
+
+    @property
+    def queued_chunks(self) -> int:
+        """Chunks written but not yet committed (what a crash now would lose)."""
+        return len(self._queued)
+
+    def put(self, index: int, data: Buffer) -> bool:
+        """Verify and write chunk ``index``; ``False`` if it is present or already queued.
+
+        Raises :class:`ChunkMismatch` (nothing written), :class:`NotFound`, :class:`StoreFull`.
+        """
+        store = self._store
+        expected = _verify(store, store._require(self.root), index, data)
+        if expected is None:
+            return False
+        with self._lock:
+            if index in self._queued:
                 return False
-            batch = Batch(store._db)
-            block, bit = divmod(index, BITMAP_BLOCK_BITS)
-            bit_set(batch.bitmap(rec.list_id, block), bit)
-            batch.ref(expected, +1, len(data))
-            present = rec.present + 1
-            if present == m.chunk_count:
-                rec = rec.replace(state=State.COMPLETE, present=present)
-                batch.put(content_key(root), dumps(rec.to_json()))
-                batch.commit()
-                # Dropping the bitmap is a separate batch: "complete" already means all present.
-                drop = Batch(store._db)
-                for key, _ in iter_prefix(store._db, bitmap_prefix(rec.list_id)):
-                    drop.delete(key)
-                drop.commit()
-            else:
-                batch.put(content_key(root), dumps(rec.replace(present=present).to_json()))
-                batch.commit()
-            store._touch(root)
-            return True
-    finally:
+            self._queued.add(index)
         with store._lock:
-            store._release((expected,))
+            store._inflight[expected] += 1
+        try:
+            if not store._files.exists_with_size(expected, len(data)):
+                store._files.write(expected, data, fsync=False)
+        except BaseException:
+            with self._lock:
+                self._queued.discard(index)
+            with store._lock:
+                store._release((expected,))
+            raise
+        now = time.monotonic()
+        with self._lock:
+            if not self._queue:
+                self._oldest = now
+            self._queue.append((index, expected, len(data)))
+            self._queued_bytes += len(data)
+            due = self._due(now)
+        if due:
+            self.flush()
+        return True
+
+    def _due(self, now: float) -> bool:
+        return bool(self._queue) and (
+            self._queued_bytes >= self.group_bytes or now - self._oldest >= self.group_seconds
+        )
+
+    def flush_if_due(self) -> int:
+        """Commit the queued group if it is big or old enough; return the chunks committed."""
+        with self._lock:
+            due = self._due(time.monotonic())
+        return self.flush() if due else 0
+
+    def flush(self) -> int:
+        """Make every queued chunk durable and present; return how many became present."""
+        store = self._store
+        with self._commit_lock:
+            with self._lock:
+                items, self._queue = self._queue, []
+                self._queued_bytes = 0
+            if not items:
+                return 0
+            try:
+                store._files.sync_files(cr for _, cr, _ in items)
+                added = _commit(store, self.root, items)
+            finally:
+                with self._lock:
+                    self._queued.difference_update(i for i, _, _ in items)
+                with store._lock:
+                    store._release(cr for _, cr, _ in items)
+            self.committed_chunks += added
+            return added
+
+    def close(self) -> None:
+        self.flush()
+
+
+def _commit(store: Store, root: bytes, items: list[tuple[int, bytes, int]]) -> int:
+    """One index batch for a group of written (and synced) chunk files."""
+    with store._lock:
+        rec = store._require(root)  # may have changed while we wrote
+        if rec.state is State.COMPLETE:
+            return 0
+        m = rec.manifest
+        batch = Batch(store._db, sync=store.durable)
+        added = 0
+        for index, cr, n in items:
+            block, bit = divmod(index, BITMAP_BLOCK_BITS)
+            bm = batch.bitmap(rec.list_id, block)
+            if bit_get(bm, bit):
+                continue
+            bit_set(bm, bit)
+            batch.ref(cr, +1, n)
+            added += 1
+        if not added:
+            return 0
+        present = rec.present + added
+        if present == m.chunk_count:
+            rec = rec.replace(state=State.COMPLETE, present=present)
+            batch.put(content_key(root), dumps(rec.to_json()))
+            batch.commit()
+            # Dropping the bitmap is a separate batch: "complete" already means all present.
+            drop = Batch(store._db, sync=store.durable)
+            for key, _ in iter_prefix(store._db, bitmap_prefix(rec.list_id)):
+                drop.delete(key)
+            drop.commit()
+        else:
+            batch.put(content_key(root), dumps(rec.replace(present=present).to_json()))
+            batch.commit()
+        store._touch(root)
+        return added
+
+
+def put_chunk(store: Store, root: bytes, index: int, data: Buffer) -> bool:
+    writer = PartialWriter(store, root, group_bytes=1 << 62, group_seconds=float("inf"))
+    return writer.put(index, data) and writer.flush() > 0
+
+
+def put_chunks(store: Store, root: bytes, chunks: Iterable[tuple[int, Buffer]]) -> list[PutResult]:
+    writer = PartialWriter(store, root, group_bytes=1 << 62, group_seconds=float("inf"))
+    results: list[PutResult] = []
+    try:
+        for index, data in chunks:
+            try:
+                results.append(PutResult(index, writer.put(index, data)))
+            except ChunkMismatch as exc:
+                results.append(PutResult(index, False, exc))
+    finally:
+        writer.flush()
+    return results
 
 
 def missing_chunks(store: Store, root: bytes, start: int) -> Iterator[int]:

@@ -49,6 +49,7 @@ from ._index import (
     u64,
     unpack_time,
 )
+from ._partial import PartialWriter, PutResult
 from ._records import (
     ContentInfo,
     ContentRecord,
@@ -139,6 +140,11 @@ class Store:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def durable(self) -> bool:
+        """False when opened with ``durable=False`` (no fsync of files or index batches)."""
+        return self._files.durable
+
     # -- adding ----------------------------------------------------------------------------
 
     def add_file(
@@ -225,6 +231,33 @@ class Store:
         """
         return _partial.put_chunk(self, root, index, data)
 
+    def put_chunks(
+        self, root: bytes, chunks: Iterable[tuple[int, bytes | bytearray | memoryview]]
+    ) -> list[PutResult]:
+        """Verify and store many chunks of ``root`` with one group commit; one result each.
+
+        Each chunk is checked against its chunk root before its file is written; a mismatch
+        is reported in its :class:`PutResult` (``error``) and does not stop the others. Then
+        one ``fdatasync`` pass over the written files and ONE index batch make them present.
+        """
+        return _partial.put_chunks(self, root, chunks)
+
+    def partial_writer(
+        self,
+        root: bytes,
+        *,
+        group_bytes: int = _partial.GROUP_BYTES,
+        group_seconds: float = _partial.GROUP_SECONDS,
+    ) -> PartialWriter:
+        """A thread-safe group-commit writer for ``root`` (see :class:`PartialWriter`).
+
+        The transfer engine puts chunks as they arrive and the writer commits them every
+        ``group_bytes`` or ``group_seconds``; a crash loses at most the uncommitted group.
+        """
+        return _partial.PartialWriter(
+            self, root, group_bytes=group_bytes, group_seconds=group_seconds
+        )
+
     def missing_chunks(self, root: bytes, start: int = 0) -> Iterator[int]:
         """Indices of chunks not yet present, ascending, from ``start`` (lazy, O(1) memory)."""
         return _partial.missing_chunks(self, root, start)
@@ -288,6 +321,38 @@ class Store:
         data = self._read_chunk(rec, index, self._chunk_root_of(rec, index), verify)
         self._touch(root)
         return data
+
+    def read_chunk_into(
+        self, root: bytes, index: int, buf: bytearray | memoryview, *, verify: bool = False
+    ) -> int:
+        """Read chunk ``index`` into ``buf`` (a reusable buffer); return its length.
+
+        ``buf`` must hold the chunk (give it one spare byte to also catch a file that grew).
+        Unverified by default (a provider's receiver verifies); ``verify=True`` checks it
+        against its chunk root. Errors as :meth:`read_chunk`.
+        """
+        rec = self._require(root)
+        if rec.state is State.PARTIAL and not _partial.is_present(self, rec, index):
+            raise NotFound(f"chunk {index} of {root_hex(root)} is not present yet")
+        cr = self._chunk_root_of(rec, index)
+        expected = rec.manifest.chunk_length(index)
+        view = memoryview(buf).cast("B")
+        if len(view) < expected:
+            raise ValueError(f"buffer of {len(view)} bytes for a chunk of {expected}")
+        n = self._files.read_into(cr, view[: expected + 1])
+        if n is None:
+            raise CorruptStoredChunk(
+                f"chunk {index} of {root_hex(root)} is missing from disk", root=root, index=index
+            )
+        if n != expected or (verify and chunk_root(view[:n]) != cr):
+            raise CorruptStoredChunk(
+                f"chunk {index} of {root_hex(root)} is corrupt on disk "
+                f"(file {self._files.path(cr)})",
+                root=root,
+                index=index,
+            )
+        self._touch(root)
+        return n
 
     def iter_verified(self, root: bytes, start: int = 0) -> Iterator[bytes]:
         """Every chunk of complete content from ``start``, each verified before it is yielded.
@@ -492,4 +557,4 @@ class Store:
         return tree.root()
 
 
-__all__ = ["ACCESS", "ProgressCallback", "Store"]
+__all__ = ["ACCESS", "PartialWriter", "ProgressCallback", "PutResult", "Store"]

@@ -4,7 +4,8 @@
 second time after the transfer (that would double the time for a 1 GiB file). Each chunk the
 store accepted (so verified against its chunk root) is also written with ``os.pwrite`` at its
 offset in ``FILE.part``; chunks that were already in the store from an earlier run are copied
-from the store at the end; then ``FILE.part`` is fsynced and renamed to ``FILE``.
+from the store at the end; then ``FILE.part`` is fsynced (unless ``durable=False``, which
+``bcai get --no-fsync`` asks for, as scp and curl never fsync) and renamed to ``FILE``.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from ._bitmap import Bitmap
 
 
 class OutputFile:
-    def __init__(self, path: Path, manifest: Manifest) -> None:
+    def __init__(self, path: Path, manifest: Manifest, *, durable: bool = True) -> None:
         self.path = Path(path)
+        self.durable = durable
         self.part = self.path.with_name(self.path.name + ".part")
         self.manifest = manifest
         self.written = Bitmap(manifest.chunk_count)
@@ -42,7 +44,8 @@ class OutputFile:
         for index in range(self.manifest.chunk_count):
             if index not in self.written:
                 self.write_chunk(index, store.read_chunk(self.manifest.root, index, verify=True))
-        os.fsync(self._fd)
+        if self.durable:
+            os.fsync(self._fd)
         os.close(self._fd)
         self._fd = -1
         os.replace(self.part, self.path)
