@@ -105,7 +105,10 @@ def _gas_limit(backend: ChainBackend, fn: Any, params: dict[str, Any]) -> int:
         ) // price
         if affordable >= 1_000_000:
             return min(block_limit // 2, affordable)
-    estimate = int(fn.estimate_gas(params))
+    # Estimate against the pending block: its timestamp is "now", as the including block's will
+    # be. Against "latest" a quiet chain (or one restored from a state file) has an old
+    # timestamp and time checks such as TransferReceipts' IssuedInFuture would fail spuriously.
+    estimate = int(fn.estimate_gas(params, block_identifier="pending"))
     return min(int(estimate * GAS_MARGIN) + 10_000, block_limit)
 
 

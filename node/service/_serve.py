@@ -13,17 +13,20 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import plyvel
 
-from chain import ChainClient, RpcChain
+from chain import ChainClient, ChainUnavailable, RpcChain, TxResult
+from chain.client import Challenge, SubmitReport
 from chain.config import load_deployment, read_chain_config
-from chain.port import ClientPort
+from chain.port import ChainPort, ClientPort
+from node.content import Manifest
 from node.identity import Identity
 from node.log import get_logger
+from node.receipt import SignedReceipt
 from node.store import Store
 
 from ._answers import AnswerQueue
@@ -58,11 +61,10 @@ def open_chain_duties(
         return
     deployment, _ = load_deployment(data_dir)
     backend = RpcChain(str(url))
-    client = ChainClient(backend, deployment, identity.account)
     db = plyvel.DB(str(data_dir / DUTIES_DIR), create_if_missing=True)
     try:
         yield ChainDuties(
-            ClientPort(client),
+            _LazyPort(lambda: ClientPort(ChainClient(backend, deployment, identity.account))),
             store,
             outbox,
             AnswerQueue(db),
@@ -73,6 +75,41 @@ def open_chain_duties(
     finally:
         db.close()
         backend.close()
+
+
+class _LazyPort:
+    """A ``ChainPort`` whose client is built on first use.
+
+    Building a ``ChainClient`` asks the chain for its id; a node must start (and serve, and
+    queue receipts) while its chain is down, so that question waits for the first duty round.
+    """
+
+    def __init__(self, factory: Callable[[], ChainPort]) -> None:
+        self._factory = factory
+        self._port: ChainPort | None = None
+
+    def _get(self) -> ChainPort:
+        if self._port is None:
+            self._port = self._factory()
+        return self._port
+
+    def is_up(self) -> bool:
+        try:
+            return self._get().is_up()
+        except ChainUnavailable:
+            return False
+
+    def publish(self, manifest: Manifest, metadata_uri: str = "") -> TxResult | None:
+        return self._get().publish(manifest, metadata_uri)
+
+    def submit_receipts(self, receipts: Sequence[SignedReceipt]) -> SubmitReport:
+        return self._get().submit_receipts(receipts)
+
+    def open_challenges(self, host: str) -> list[Challenge]:
+        return self._get().open_challenges(host)
+
+    def respond(self, challenge_id: int, segment: bytes, proof: Sequence[bytes]) -> TxResult:
+        return self._get().respond(challenge_id, segment, proof)
 
 
 class StatusFile:
