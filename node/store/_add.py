@@ -82,22 +82,40 @@ def ingest(
     size = 0
     committed = 0
 
+    # Group commits run on one committer thread, one at a time and in order, so the disk
+    # writes back group k while the readers and hashers already work on group k+1.
+    commit_pool = ThreadPoolExecutor(1, thread_name_prefix="store-commit")
+    in_commit: Future[None] | None = None
+
+    def commit_group(group: list[tuple[bytes, int]], start: int) -> None:
+        try:
+            # The files this batch refers to are made durable first, in one pass (an identical
+            # chunk found on disk may itself be uncommitted, so every file is synced).
+            store._files.sync_files(cr for cr, _ in group)
+            with store._lock:
+                batch = Batch(store._db, sync=store.durable)
+                for i, (cr, n) in enumerate(group, start):
+                    batch.put(roots_key(list_id, i), cr)
+                    batch.ref(cr, +1, n)
+                batch.commit()
+        finally:
+            with store._lock:
+                store._release(cr for cr, _ in group)
+
+    def wait_commit() -> None:
+        nonlocal in_commit
+        if in_commit is not None:
+            fut, in_commit = in_commit, None
+            fut.result()
+
     def flush() -> None:
-        nonlocal committed
-        if not entries:
-            return
-        # Group commit: the files this batch refers to are made durable first, in one pass
-        # (an identical chunk found on disk may itself be uncommitted, so every file is synced).
-        store._files.sync_files(cr for cr, _ in entries)
-        with store._lock:
-            batch = Batch(store._db, sync=store.durable)
-            for i, (cr, n) in enumerate(entries, committed):
-                batch.put(roots_key(list_id, i), cr)
-                batch.ref(cr, +1, n)
-            batch.commit()
-            store._release(cr for cr, _ in entries)
-        committed += len(entries)
-        entries.clear()
+        nonlocal committed, in_commit
+        wait_commit()
+        if entries:
+            group = entries.copy()
+            entries.clear()
+            in_commit = commit_pool.submit(commit_group, group, committed)
+            committed += len(group)
 
     def drain_one() -> None:
         fut, buf, n = pending.popleft()
@@ -109,7 +127,7 @@ def ingest(
             flush()
 
     try:
-        with ThreadPoolExecutor(workers, thread_name_prefix="store-add") as pool:
+        with commit_pool, ThreadPoolExecutor(workers, thread_name_prefix="store-add") as pool:
             try:
                 while True:
                     buf = free.pop() if free else bytearray(chunk_size)
@@ -127,7 +145,10 @@ def ingest(
                 while pending:
                     drain_one()
                 flush()
+                wait_commit()
             except BaseException:
+                with contextlib.suppress(BaseException):
+                    wait_commit()
                 _abandon(store, pending, entries)
                 raise
         root = tree.root()
