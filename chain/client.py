@@ -264,8 +264,8 @@ class ChainClient:
         domain = self.receipt_domain
         # The including block's timestamp is at least the wall clock on anvil (automine) and on
         # live chains, so a receipt issued a moment ago is not "in the future" just because the
-        # chain has been quiet; 5 s of slack for clock skew.
-        now = max(self.backend.timestamp(), int(time.time()) - 5)
+        # chain has been quiet; 2 s of slack for clock skew (a younger receipt waits a round).
+        now = max(self.backend.timestamp(), int(time.time()) - 2)
         good: list[SignedReceipt] = []
         bad: list[RejectedReceipt] = []
         seen: set[tuple[str, int]] = set()
