@@ -11,6 +11,8 @@ callers above treat it as fatal anyway.
 
 from __future__ import annotations
 
+from nacl._sodium import ffi as _ffi  # PyNaCl's own cffi handle (see encrypt_into)
+from nacl._sodium import lib as _lib
 from nacl.bindings import (
     crypto_aead_chacha20poly1305_ietf_decrypt as _aead_decrypt,
 )
@@ -105,6 +107,84 @@ class CipherState:
             raise DecryptError("authentication tag did not verify") from None
         self._n = n + 1
         return plaintext
+
+    def encrypt_into(self, ad: bytes, plaintext: Buffer, out: Buffer) -> int:
+        """EncryptWithAd into ``out`` (writable, >= len(plaintext) + 16); return the length.
+
+        Same nonce rules as :meth:`encrypt_with_ad`, without the input copy and the output
+        allocation: libsodium reads ``plaintext`` and writes ``out`` in place through PyNaCl's
+        cffi handle (which releases the GIL). ``out`` must not overlap ``plaintext`` unless
+        they start at the same address.
+        """
+        k = self._k
+        n_in = len(plaintext)
+        view = memoryview(out)
+        if view.readonly:
+            raise LocalProtocolError("output buffer is read-only")
+        if view.nbytes < n_in + TAGLEN:
+            raise LocalProtocolError("output buffer too small for ciphertext and tag")
+        if k is None:
+            view.cast("B")[:n_in] = plaintext
+            return n_in
+        n = self._n
+        if n >= MAX_NONCE:
+            raise NonceExhausted("send nonce exhausted: open a new session")
+        clen = _ffi.new("unsigned long long *")
+        rc = _lib.crypto_aead_chacha20poly1305_ietf_encrypt(
+            _ffi.from_buffer(view, require_writable=True),
+            clen,
+            _ffi.from_buffer(plaintext),
+            n_in,
+            ad,
+            len(ad),
+            _ffi.NULL,
+            _NONCE_PREFIX + n.to_bytes(8, "little"),
+            k,
+        )
+        if rc != 0:  # pragma: no cover - libsodium's encrypt cannot fail for these sizes
+            raise LocalProtocolError("encryption failed")
+        self._n = n + 1
+        return int(clen[0])
+
+    def decrypt_into(self, ad: bytes, ciphertext: Buffer, out: Buffer) -> int:
+        """DecryptWithAd into ``out`` (writable, >= len(ciphertext) - 16); return the length.
+
+        Raises DecryptError if the tag does not verify (``n`` is then left unchanged; ``out``
+        may hold garbage and must not be used). Same overlap rule as :meth:`encrypt_into`.
+        """
+        k = self._k
+        n_in = len(ciphertext)
+        view = memoryview(out)
+        if view.readonly:
+            raise LocalProtocolError("output buffer is read-only")
+        if k is None:
+            if view.nbytes < n_in:
+                raise LocalProtocolError("output buffer too small for the plaintext")
+            view.cast("B")[:n_in] = ciphertext
+            return n_in
+        n = self._n
+        if n >= MAX_NONCE:
+            raise NonceExhausted("receive nonce exhausted: open a new session")
+        if n_in < TAGLEN:
+            raise DecryptError("ciphertext shorter than the authentication tag")
+        if view.nbytes < n_in - TAGLEN:
+            raise LocalProtocolError("output buffer too small for the plaintext")
+        mlen = _ffi.new("unsigned long long *")
+        rc = _lib.crypto_aead_chacha20poly1305_ietf_decrypt(
+            _ffi.from_buffer(view, require_writable=True),
+            mlen,
+            _ffi.NULL,
+            _ffi.from_buffer(ciphertext),
+            n_in,
+            ad,
+            len(ad),
+            _NONCE_PREFIX + n.to_bytes(8, "little"),
+            k,
+        )
+        if rc != 0:
+            raise DecryptError("authentication tag did not verify")
+        self._n = n + 1
+        return int(mlen[0])
 
     def rekey(self) -> None:
         """Rekey(): ``k = first 32 bytes of ENCRYPT(k, 2**64 - 1, "", zeros)``; ``n`` is kept."""

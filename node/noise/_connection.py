@@ -163,6 +163,36 @@ class NoiseConnection:
             self._broken = True
             raise
 
+    def encrypt_into(self, plaintext: Buffer, out: Buffer) -> int:
+        """:meth:`encrypt` into a preallocated ``out`` (>= len + 16 bytes); return the length."""
+        send = self._send
+        if send is None or self._broken:
+            raise LocalProtocolError(
+                "connection is broken; drop it" if self._broken else "handshake not complete"
+            )
+        if len(plaintext) > MAX_PLAINTEXT_LEN:
+            raise LocalProtocolError(f"plaintext longer than {MAX_PLAINTEXT_LEN} bytes")
+        return send.encrypt_into(b"", plaintext, out)
+
+    def decrypt_into(self, ciphertext: Buffer, out: Buffer) -> int:
+        """:meth:`decrypt` into a preallocated ``out`` (>= len - 16 bytes); return the length.
+
+        Same failure rules as :meth:`decrypt`: a bad tag or an oversized message breaks the
+        connection (and ``out`` holds garbage).
+        """
+        recv = self._recv
+        if recv is None or self._broken:
+            raise LocalProtocolError(
+                "connection is broken; drop it" if self._broken else "handshake not complete"
+            )
+        try:
+            if len(ciphertext) > MAX_MESSAGE_LEN:
+                raise RemoteProtocolError(f"transport message longer than {MAX_MESSAGE_LEN}")
+            return recv.decrypt_into(b"", ciphertext, out)
+        except RemoteProtocolError:
+            self._broken = True
+            raise
+
     def rekey_outgoing(self) -> None:
         """Rekey our sending CipherState; the peer must call :meth:`rekey_incoming` in step."""
         if self._send is None or self._broken:

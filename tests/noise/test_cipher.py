@@ -152,3 +152,54 @@ def test_decrypt_and_hash_checks_h_as_associated_data() -> None:
     b.mix_hash(b"diverged")
     with pytest.raises(DecryptError):
         b.decrypt_and_hash(a.encrypt_and_hash(b"payload"))
+
+
+@given(st.binary(max_size=2000), st.binary(max_size=40), st.integers(0, 2**64 - 2))
+def test_encrypt_into_and_decrypt_into_match_the_copying_calls(
+    plaintext: bytes, ad: bytes, nonce: int
+) -> None:
+    a, b, ref = CipherState(KEY), CipherState(KEY), CipherState(KEY)
+    for c in (a, b, ref):
+        c.set_nonce(nonce)
+    expected = ref.encrypt_with_ad(ad, plaintext)
+    out = bytearray(len(plaintext) + 16 + 5)
+    n = a.encrypt_into(ad, memoryview(bytearray(plaintext)), memoryview(out)[3:])
+    assert n == len(expected) and bytes(out[3 : 3 + n]) == expected
+    assert a.nonce == nonce + 1
+    back = bytearray(len(plaintext))
+    assert b.decrypt_into(ad, memoryview(out)[3 : 3 + n], back) == len(plaintext)
+    assert bytes(back) == plaintext and b.nonce == nonce + 1
+
+
+def test_decrypt_into_fails_closed_and_keeps_the_nonce() -> None:
+    a, b = CipherState(KEY), CipherState(KEY)
+    ct = bytearray(a.encrypt_with_ad(b"", b"secret message"))
+    ct[-1] ^= 1
+    with pytest.raises(DecryptError):
+        b.decrypt_into(b"", ct, bytearray(64))
+    assert b.nonce == 0
+    with pytest.raises(DecryptError):
+        b.decrypt_into(b"", b"short", bytearray(64))
+
+
+def test_into_calls_check_their_output_buffer() -> None:
+    c = CipherState(KEY)
+    with pytest.raises(LocalProtocolError):
+        c.encrypt_into(b"", b"12345", bytearray(20))  # needs 5 + 16
+    with pytest.raises(LocalProtocolError):
+        c.encrypt_into(b"", b"x", b"\x00" * 64)  # read-only
+    ct = c.encrypt_with_ad(b"", b"12345")
+    with pytest.raises(LocalProtocolError):
+        CipherState(KEY).decrypt_into(b"", ct, bytearray(4))
+    assert c.nonce == 1
+    clear = CipherState()  # no key: copied through
+    out = bytearray(30)
+    assert clear.encrypt_into(b"", b"clear", out) == 5 and out[:5] == b"clear"
+    assert clear.decrypt_into(b"", b"clear", out) == 5
+
+
+def test_decrypt_into_in_place() -> None:
+    a, b = CipherState(KEY), CipherState(KEY)
+    buf = bytearray(a.encrypt_with_ad(b"", b"in place please"))
+    n = b.decrypt_into(b"", memoryview(buf), memoryview(buf))
+    assert bytes(buf[:n]) == b"in place please"

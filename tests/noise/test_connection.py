@@ -328,3 +328,22 @@ def test_send_and_receive_nonces_exhaust(connected: Pair) -> None:
 def test_nonce_hook_refuses_before_handshake(pair: Pair) -> None:
     with pytest.raises(LocalProtocolError):
         pair[0]._set_nonces_for_testing(send=1)
+
+
+def test_transport_into_preallocated_buffers(connected: Pair) -> None:
+    a, b = connected
+    frame = bytearray(MAX_PLAINTEXT_LEN + 16)
+    plain = bytearray(MAX_PLAINTEXT_LEN)
+    for size in (0, 1, MAX_PLAINTEXT_LEN):
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        n = a.encrypt_into(data, frame)
+        assert n == size + 16
+        assert b.decrypt_into(memoryview(frame)[:n], plain) == size and plain[:size] == data
+    with pytest.raises(LocalProtocolError):
+        a.encrypt_into(bytes(MAX_PLAINTEXT_LEN + 1), bytearray(70000))
+    n = a.encrypt_into(b"tampered", frame)
+    frame[0] ^= 1
+    with pytest.raises(DecryptError):
+        b.decrypt_into(memoryview(frame)[:n], plain)
+    with pytest.raises(LocalProtocolError):  # broken after a failed read
+        b.decrypt_into(memoryview(frame)[:n], plain)
