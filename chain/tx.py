@@ -108,7 +108,9 @@ def _gas_limit(backend: ChainBackend, fn: Any, params: dict[str, Any]) -> int:
     # Estimate against the pending block: its timestamp is "now", as the including block's will
     # be. Against "latest" a quiet chain (or one restored from a state file) has an old
     # timestamp and time checks such as TransferReceipts' IssuedInFuture would fail spuriously.
-    estimate = int(fn.estimate_gas(params, block_identifier="pending"))
+    # (eth-tester only estimates against "latest"; its blocks carry the wall-clock time.)
+    block = "latest" if backend.kind == "embedded" else "pending"
+    estimate = int(fn.estimate_gas(params, block_identifier=block))
     return min(int(estimate * GAS_MARGIN) + 10_000, block_limit)
 
 
