@@ -205,6 +205,24 @@ def cmd_chain_deploy(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
+def cmd_chain_attach(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Join a local network: take the chain and contract addresses of another node's config."""
+    table = read_chain_config(args.source)
+    if not table or "deployment" not in table:
+        return ctx.fail(ExitStatus.NOT_FOUND, f"no deployed chain in {args.source}/config.toml")
+    table = {k: v for k, v in table.items() if k not in ("anvil_pid", "anvil_log")}
+    if args.rpc:
+        table["rpc"] = args.rpc
+    if table.get("rpc") == "embedded":
+        return ctx.fail(ExitStatus.USAGE, f"{args.source} uses an embedded chain: {EMBEDDED_NOTE}")
+    write_chain_config(ctx.data_dir, table)
+    ctx.emit(
+        {"rpc": table["rpc"], "contracts": table.get("contracts", {})},
+        f"attached to {table['rpc']}",
+    )
+    return ExitStatus.OK
+
+
 def cmd_chain_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Is the chain up, which block, where the contracts are."""
     table = read_chain_config(ctx.data_dir) or {}
@@ -418,6 +436,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = csub.add_parser("status", help="is the chain up; block; contract addresses")
     p.add_argument("--rpc", help="JSON-RPC URL (default: config)")
     p.set_defaults(handler=_guard(cmd_chain_status))
+    p = csub.add_parser(
+        "attach",
+        help="use a chain another node deployed: copy its [chain] table (rpc, addresses)",
+    )
+    p.add_argument("source", type=Path, help="the other node's data directory")
+    p.add_argument("--rpc", help="reach the chain through this URL instead")
+    p.set_defaults(handler=_guard(cmd_chain_attach))
     p = csub.add_parser("down", help="stop the anvil started by `chain up --anvil`")
     p.set_defaults(handler=_guard(cmd_chain_down))
 

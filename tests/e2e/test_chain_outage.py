@@ -22,7 +22,7 @@ import pytest
 
 from chain import ChainClient, RpcChain
 from chain.anvil import anvil_binary, start_anvil
-from chain.config import load_deployment, read_chain_config, write_chain_config
+from chain.config import load_deployment
 from chain.tx import send_value
 
 pytestmark = [
@@ -123,7 +123,8 @@ def test_receipts_survive_chain_outage_and_node_restart(tmp_path: Path) -> None:
         for d in (provider, receiver):
             bcai(d, "init")
         bcai(provider, "chain", "deploy", "--rpc", anvil.url)
-        write_chain_config(receiver, read_chain_config(provider) or {})
+        attached = bcai(receiver, "chain", "attach", str(provider))
+        assert attached["rpc"] == anvil.url
         backend = RpcChain(anvil.url)
         funder = backend.dev_accounts()[0]
         provider_address = bcai(provider, "status")["node"] or None
