@@ -143,6 +143,14 @@ ProgressCallback = Callable[[Progress], None]
 
 
 @dataclass
+class _Assembly:
+    """A chunk being filled piece by piece, in a buffer of its final size."""
+
+    buf: bytearray
+    filled: int = 0
+
+
+@dataclass
 class _Peer:
     addr: PeerAddr
     conn: PeerConnection
@@ -150,7 +158,7 @@ class _Peer:
     replies: trio.MemoryReceiveChannel[Message]
     requests: dict[int, tuple[int, ...]] = field(default_factory=dict)
     req_ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
-    assembling: dict[int, bytearray] = field(default_factory=dict)
+    assembling: dict[int, _Assembly] = field(default_factory=dict)
     report: ProviderReport | None = None
     have: Bitmap | None = None  #: ``None``: has everything (HaveAll)
 
@@ -192,6 +200,9 @@ class _Fetch:
         self.tracker: ProgressTracker | None = None
         self.done = trio.Event()
         self.writer: PartialWriter | None = None
+        self.chunk_size = 0
+        self._free: list[bytearray] = []
+        self._free_max = put_workers + 4
         self.fetched_chunks = 0
         self.fetched_bytes = 0
 
@@ -250,23 +261,31 @@ class _Fetch:
         index = msg.index
         if bytes(msg.root) != self.root or self.sched is None or index >= self.sched.chunk_count:
             return
-        buf = peer.assembling.get(index)
-        if buf is None:
+        total = msg.total_len
+        asm = peer.assembling.get(index)
+        if asm is None:
             if msg.offset != 0:
                 return  # tail of a chunk we cancelled
-            buf = peer.assembling[index] = bytearray()
-        if msg.offset != len(buf) or msg.total_len != self.sched.chunk_len(index):
+            if total != self.sched.chunk_len(index):
+                raise ProtocolViolation(f"chunk {index} announced with the wrong length")
+            asm = peer.assembling[index] = _Assembly(self._buffer(total))
+        data = msg.data
+        end = asm.filled + len(data)
+        if msg.offset != asm.filled or total != len(asm.buf) or end > total:
             del peer.assembling[index]
             raise ProtocolViolation(f"chunk {index} pieces out of order or of the wrong length")
-        buf += msg.data
+        asm.buf[asm.filled : end] = data  # one copy, into a buffer of the final size
+        asm.filled = end
         if self.bucket is not None:
-            delay = self.bucket.consume(len(msg.data), trio.current_time())
+            delay = self.bucket.consume(len(data), trio.current_time())
             if delay > 0:
                 await trio.sleep(delay)
-        if len(buf) < msg.total_len:
+        if end < total:
             return
         del peer.assembling[index]
+        buf = asm.buf
         if index not in self.sched.need:
+            self._recycle(buf)
             return  # an endgame copy that lost the race
         await self.put_slots.acquire()
         self.nursery.start_soon(self._put, peer, index, buf)
@@ -282,6 +301,8 @@ class _Fetch:
                 ok = False
         finally:
             self.put_slots.release()
+        n = len(data)
+        self._recycle(data)  # the worker is done with it (written, or refused)
         address = peer.conn.address
         if address not in self.sched.peers:
             return
@@ -290,7 +311,6 @@ class _Fetch:
         actions = self.sched.on_chunk(address, index, ok, now)
         report = peer.report
         if ok and was_needed:
-            n = len(data)
             self.fetched_chunks += 1
             self.fetched_bytes += n
             if report is not None:
@@ -304,6 +324,16 @@ class _Fetch:
             report.error = f"chunk {index} failed verification"
         await self._send_actions(actions)
         await self._pump()
+
+    def _buffer(self, size: int) -> bytearray:
+        """A chunk buffer: reused when it has the usual size (no 1 MiB allocation per chunk)."""
+        if self._free and size == self.chunk_size:
+            return self._free.pop()
+        return bytearray(size)
+
+    def _recycle(self, buf: bytearray) -> None:
+        if len(buf) == self.chunk_size and len(self._free) < self._free_max:
+            self._free.append(buf)
 
     def _store_chunk(self, index: int, data: bytearray) -> None:
         """Worker thread: verify + write (group commit), then copy into the output file."""
@@ -506,6 +536,7 @@ class _Fetch:
 
     async def _transfer(self, manifest: Manifest, start: float) -> FetchResult:
         n = manifest.chunk_count
+        self.chunk_size = manifest.chunk_size
         missing = await trio.to_thread.run_sync(lambda: list(self.store.missing_chunks(self.root)))
         need = Bitmap.from_indices(n, missing)
         resumed = n - len(need)
