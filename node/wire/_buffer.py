@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import deque
 from itertools import islice
 
+from ._errors import LocalProtocolError
+
 
 class ReceiveBuffer:
     """Bytes received and not yet committed as consumed."""
@@ -83,3 +85,26 @@ class ReceiveBuffer:
     def rollback(self) -> None:
         """Un-take everything consumed since the last commit/rollback."""
         self._taken = 0
+
+
+class BufferedInput:
+    """What both stream decoders share: a :class:`ReceiveBuffer` fed until end of stream."""
+
+    def __init__(self) -> None:
+        self._buf = ReceiveBuffer()
+        self._eof = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held (for tests and metrics)."""
+        return len(self._buf)
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
+        """Feed bytes; ``bytes`` inputs are kept without copying."""
+        if self._eof:
+            raise LocalProtocolError("receive_data after receive_eof")
+        self._buf.feed(data)
+
+    def receive_eof(self) -> None:
+        """The underlying stream ended; the decoder then reports ``PEER_CLOSED``."""
+        self._eof = True

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 
-from ._buffer import ReceiveBuffer
+from ._buffer import BufferedInput
 from ._codec import decode_body
 from ._errors import (
     LocalProtocolError,
@@ -32,31 +32,15 @@ _HEADER = struct.Struct(">IB")
 _KNOWN = {int(k): k for k in Kind}
 
 
-class MessageDecoder:
-    """Sans-IO message decoder for one direction of one connection."""
+class MessageDecoder(BufferedInput):
+    """Sans-IO message decoder for one direction of one connection (fed decrypted bytes)."""
 
     def __init__(self, max_message_size: int = MAX_MESSAGE_LEN) -> None:
         if max_message_size < MAX_MESSAGE_LEN:
             raise LocalProtocolError(f"max_message_size must be >= {MAX_MESSAGE_LEN}")
+        super().__init__()
         self.max_message_size = max_message_size
-        self._buf = ReceiveBuffer()
-        self._eof = False
         self._error: RemoteProtocolError | None = None
-
-    @property
-    def buffered(self) -> int:
-        """Bytes held (for tests and metrics)."""
-        return len(self._buf)
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        """Feed decrypted bytes; ``bytes`` inputs are kept without copying."""
-        if self._eof:
-            raise LocalProtocolError("receive_data after receive_eof")
-        self._buf.feed(data)
-
-    def receive_eof(self) -> None:
-        """The underlying stream ended; ``next_event`` then reports ``PEER_CLOSED``."""
-        self._eof = True
 
     def _fatal(self, exc: RemoteProtocolError) -> RemoteProtocolError:
         exc.recoverable = False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import struct
 from typing import Final
 
-from ._buffer import ReceiveBuffer
+from ._buffer import BufferedInput
 from ._errors import LocalProtocolError, MalformedMessage
 from ._limits import FRAME_HEADER_LEN, NOISE_MAX_MESSAGE, NOISE_TAG_LEN
 from ._sentinels import NEED_DATA, PEER_CLOSED, Sentinel
@@ -36,25 +36,12 @@ def encode_frame(noise_message: bytes) -> bytes:
     return frame_header(len(noise_message)) + noise_message
 
 
-class FrameDecoder:
+class FrameDecoder(BufferedInput):
     """Split a TCP byte stream into Noise messages. Holds at most one frame plus one read."""
 
     def __init__(self) -> None:
-        self._buf = ReceiveBuffer()
-        self._eof = False
+        super().__init__()
         self._error: MalformedFrame | None = None
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buf)
-
-    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
-        if self._eof:
-            raise LocalProtocolError("receive_data after receive_eof")
-        self._buf.feed(data)
-
-    def receive_eof(self) -> None:
-        self._eof = True
 
     def next_frame(self) -> bytes | Sentinel:
         """The next whole Noise message, ``NEED_DATA``, or ``PEER_CLOSED`` after a clean EOF."""
