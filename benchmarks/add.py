@@ -3,8 +3,9 @@
 For each size: warm the page cache, run ``sha256sum FILE`` and ``bcai add FILE`` (fresh data
 directory, a real subprocess) alternately ``--repeat`` times, and report the median wall-time
 ratio add / sha256sum and bcai's peak RSS. Goals: ratio <= 1.0; peak RSS < 100 MiB and flat
-(1 GiB vs 4 GiB within 5 MiB). A second line per size runs the store alone (no CLI imports)
-to separate the store's cost from the CLI's start-up.
+(1 GiB vs 4 GiB within 5 MiB). The store is also run alone (no CLI imports), durable and
+with ``durable=False``, to separate the store's cost from the CLI's start-up and from the
+disk's write-back (sha256sum writes nothing).
 
     .venv/bin/python benchmarks/add.py [--sizes 1,4] [--repeat 3] [--dir /tmp/bcai-bench]
 
@@ -33,6 +34,7 @@ from benchmarks._util import (
     machine,
     markdown_table,
     mib,
+    precompile,
     run_measured,
     warm_cache,
     write_json,
@@ -40,7 +42,8 @@ from benchmarks._util import (
 
 STORE_ONLY = (
     "import sys; from node.store import Store; "
-    "s = Store.open(sys.argv[1]); print(s.add_file(sys.argv[2]).root_hex); s.close()"
+    "s = Store.open(sys.argv[1], durable=sys.argv[3] == '1'); "
+    "print(s.add_file(sys.argv[2]).root_hex); s.close()"
 )
 
 
@@ -67,6 +70,7 @@ def bench_size(work: Path, size: int, repeat: int) -> dict[str, Any]:
     sha: list[Measured] = []
     add: list[Measured] = []
     store_only: list[Measured] = []
+    no_fsync: list[Measured] = []
     roots = set()
     for _ in range(repeat):
         sha.append(run_measured(["sha256sum", str(src)]).check())
@@ -79,12 +83,13 @@ def bench_size(work: Path, size: int, repeat: int) -> dict[str, Any]:
         shutil.rmtree(home, ignore_errors=True)
         store_dir = work / "store-only"
         shutil.rmtree(store_dir, ignore_errors=True)
-        m2 = run_measured(
-            [sys.executable, "-c", STORE_ONLY, str(store_dir), str(src)], cwd=REPO
-        ).check()
-        roots.add(m2.stdout.strip().splitlines()[-1])
-        store_only.append(m2)
-        shutil.rmtree(store_dir, ignore_errors=True)
+        for durable, into in (("1", store_only), ("0", no_fsync)):
+            m2 = run_measured(
+                [sys.executable, "-c", STORE_ONLY, str(store_dir), str(src), durable], cwd=REPO
+            ).check()
+            roots.add(m2.stdout.strip().splitlines()[-1])
+            into.append(m2)
+            shutil.rmtree(store_dir, ignore_errors=True)
     startup = run_measured([sys.executable, "-m", "node.cli", "--help"], cwd=REPO).check()
     if len(roots) != 1:
         raise RuntimeError(f"runs disagree on the root: {roots}")
@@ -92,6 +97,7 @@ def bench_size(work: Path, size: int, repeat: int) -> dict[str, Any]:
     sha_s = med(m.wall_s for m in sha)
     add_s = med(m.wall_s for m in add)
     so_s = med(m.wall_s for m in store_only)
+    nf_s = med(m.wall_s for m in no_fsync)
     return {
         "size_bytes": size,
         "root": roots.pop(),
@@ -99,6 +105,8 @@ def bench_size(work: Path, size: int, repeat: int) -> dict[str, Any]:
         "sha256sum_s": [m.wall_s for m in sha],
         "bcai_add_s": [m.wall_s for m in add],
         "store_only_add_s": [m.wall_s for m in store_only],
+        "store_only_no_fsync_s": [m.wall_s for m in no_fsync],
+        "ratio_store_only_no_fsync_over_sha256sum": nf_s / sha_s,
         "cli_startup_s": startup.wall_s,
         "cli_startup_rss_bytes": startup.peak_rss_bytes,
         "ratio_add_over_sha256sum": add_s / sha_s,
@@ -108,6 +116,7 @@ def bench_size(work: Path, size: int, repeat: int) -> dict[str, Any]:
         "sha256sum_median_s": sha_s,
         "bcai_add_median_s": add_s,
         "store_only_median_s": so_s,
+        "store_only_no_fsync_median_s": nf_s,
         "add_throughput_MiBps": size / MiB / add_s,
     }
 
@@ -120,6 +129,7 @@ def main() -> int:
     ap.add_argument("--keep-files", action="store_true", help="keep the random input files")
     args = ap.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
+    precompile()
     sizes = [int(float(s) * GiB) for s in args.sizes.split(",")]
     results = [bench_size(args.dir, size, args.repeat if size <= GiB else 1) for size in sizes]
     by_size = {r["size_bytes"]: r for r in results}
@@ -143,6 +153,8 @@ def main() -> int:
             f"{r['ratio_add_over_sha256sum']:.2f}",
             f"{r['store_only_median_s']:.2f}",
             f"{r['ratio_store_only_over_sha256sum']:.2f}",
+            f"{r['store_only_no_fsync_median_s']:.2f}",
+            f"{r['ratio_store_only_no_fsync_over_sha256sum']:.2f}",
             mib(r["bcai_add_peak_rss_bytes"]),
             mib(r["store_only_peak_rss_bytes"]),
             f"{r['cli_startup_s']:.2f}",
@@ -158,6 +170,8 @@ def main() -> int:
                 "ratio",
                 "store-only s",
                 "ratio (store)",
+                "store no-fsync s",
+                "ratio (no-fsync)",
                 "bcai RSS MiB",
                 "store RSS MiB",
                 "CLI start-up s",

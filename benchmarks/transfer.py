@@ -43,6 +43,7 @@ os.environ.setdefault("BCAI_PASSPHRASE", "bench")
 os.environ.setdefault("BCAI_LOG_LEVEL", "warning")
 sys.path.insert(0, str(REPO))
 
+from benchmarks._util import precompile  # noqa: E402
 from node.cli import main as bcai_main  # noqa: E402
 
 
@@ -130,6 +131,7 @@ def main() -> None:
         raise SystemExit("run /work/shared/bench/anchors/setup.sh && ./sshd_ctl.sh start first")
     sizes = a.sizes.split(",")
     h = _load_harness()
+    precompile()
     provider, address, roots = prepare(sizes, a.chunk_size)
     h.METHODS["bcai"] = bcai_method(provider, address, roots, a.fsync)
     refs = {}
