@@ -220,22 +220,27 @@ def test_sigkill_then_resume(provider: Provider, receiver: Path, tmp_path: Path)
         "4M",
     ]
     proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    # Wait until the receiver has stored a few chunks, then kill it without warning.
+    # Wait until the receiver has written several chunk files, then kill it without warning.
+    # Files are written before their group commits (every 16 MiB or 0.5 s); 8 files at
+    # 4 MB/s is ~2 s, so at least one group is committed and the kill lands mid-transfer.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)
-        if _present_without_lock(receiver) >= 4:
+        if _present_without_lock(receiver) >= 8:
             break
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
+    written = _present_without_lock(receiver)  # files on disk, committed or not
     with Store.open(receiver / "store") as store:
         missing = set(store.missing_chunks(bytes.fromhex(root[2:])))
     present = n - len(missing)
     assert 0 < present < n, "the kill must land mid-transfer"
+    assert written - present <= 16 + 3, "lost more than the uncommitted group"
     result = json.loads(
         bcai(receiver, "get", root, "--peer", provider.server.peer, "-o", str(out)).stdout
     )
-    # Only what was not stored is fetched again: at most the chunks in flight at the kill.
+    # Only what was not committed is fetched again: the chunks in flight at the kill and the
+    # uncommitted group (< 16 MiB + 3 chunks; docs/store.md).
     assert result["resumed_chunks"] == present
     assert result["fetched_chunks"] == len(missing)
     assert sha256_file(out) == digest
