@@ -14,8 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from eth_abi import encode as abi_encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import keccak, to_checksum_address
 
 from node.receipt import ReceiptDomain, ReceiptError, SignedReceipt, verify_receipt
 
@@ -37,10 +38,15 @@ __all__ = [
     "FailReason",
     "RejectedReceipt",
     "SubmitReport",
+    "draw_segment_index",
 ]
 
 #: Receipts per submitBatch transaction (the gas goal is stated for 100).
 DEFAULT_BATCH = 100
+#: DataAvailability.SEGMENT_SIZE.
+DA_SEGMENT_SIZE = 4096
+#: Blocks whose hash the EVM's BLOCKHASH still returns (a challenge's seed must be in reach).
+BLOCKHASH_WINDOW = 256
 
 _ERC20_ABI: list[dict[str, Any]] = [
     {
@@ -65,6 +71,7 @@ class ChallengeStatus(enum.IntEnum):
     OPEN = 1
     PASSED = 2
     FAILED = 3
+    VOID = 4  #: the seed block's hash left the 256-block window before the answer: no slash
 
 
 class FailReason(enum.IntEnum):
@@ -87,12 +94,35 @@ class ContentInfo:
 
 @dataclass(frozen=True)
 class Challenge:
+    """A data-availability challenge.
+
+    The segment is drawn from the hash of ``seed_block`` (the block after the challenge's), so
+    ``index`` is ``None`` until that block is mined and followed by one more (and again once its
+    hash is older than 256 blocks). ``segment_index`` is the drawn index and raises
+    ``ChainUsageError`` while there is none.
+    """
+
     id: int
     host: str
     root: bytes
-    segment_index: int
+    index: int | None
     deadline: int
     status: ChallengeStatus
+    seed_block: int
+
+    @property
+    def ready(self) -> bool:
+        """Whether the segment is drawn (a ``respond`` sent now can be judged)."""
+        return self.index is not None
+
+    @property
+    def segment_index(self) -> int:
+        """The segment asked for; ``ChainUsageError`` until the seed block is mined."""
+        if self.index is None:
+            raise ChainUsageError(
+                f"challenge {self.id}: segment not drawn yet (seed block {self.seed_block})"
+            )
+        return self.index
 
 
 @dataclass(frozen=True)
@@ -133,6 +163,19 @@ class SubmitReport:
             "txs": [t.to_json() for t in self.txs],
             "gas_used": self.gas_used,
         }
+
+
+def draw_segment_index(
+    seed_hash: bytes, host: str, root: bytes, challenge_id: int, size: int
+) -> int:
+    """The segment ``DataAvailability`` asks for: keccak256(abi.encode(blockhash(seedBlock),
+    host, root, id)) modulo the segment count of a ``size``-byte root."""
+    segments = -(-size // DA_SEGMENT_SIZE)
+    enc = abi_encode(
+        ["bytes32", "address", "bytes32", "uint256"],
+        [seed_hash, to_checksum_address(host), root, challenge_id],
+    )
+    return int.from_bytes(keccak(enc), "big") % segments
 
 
 def _root(root: bytes | str) -> bytes:
@@ -333,10 +376,29 @@ class ChainClient:
         return self._tx(self.da.functions.slashExpired(challenge_id))
 
     def get_challenge(self, challenge_id: int) -> Challenge:
+        """Challenge ``challenge_id``; its ``index`` is ``None`` until the seed block is mined.
+
+        Readiness is the contract's, as the node's ``eth_call`` sees it: geth and py-evm evaluate
+        calls in the latest block, so the index shows once a block follows the seed block (one
+        block later than a transaction could use it; a respond is then sure to pass).
+        """
         c = self._view(self.da.functions.getChallenge(challenge_id))
+        host, root, index, deadline, status, seed_block, ready = c
         return Challenge(
-            challenge_id, c[0], bytes(c[1]), int(c[2]), int(c[3]), ChallengeStatus(int(c[4]))
+            id=challenge_id,
+            host=host,
+            root=bytes(root),
+            index=int(index) if ready else None,
+            deadline=int(deadline),
+            status=ChallengeStatus(int(status)),
+            seed_block=int(seed_block),
         )
+
+    def segment_index_of(self, challenge_id: int) -> tuple[bool, int]:
+        """The contract's ``segmentIndexOf`` as evaluated by the node's ``eth_call`` (which may
+        lag ``get_challenge`` by a block, see there)."""
+        ready, index = self._view(self.da.functions.segmentIndexOf(challenge_id))
+        return bool(ready), int(index)
 
     def open_challenge(self, host: str, root: bytes | str) -> int:
         fn = self.da.functions.openChallenge(to_checksum_address(host), _root(root))
@@ -355,8 +417,12 @@ class ChainClient:
     def hosts_of(self, root: bytes | str) -> list[str]:
         return list(self._view(self.da.functions.hostsOf(_root(root))))
 
-    def open_challenges_for(self, host: str) -> list[Challenge]:
-        """Challenges against ``host`` still open, found from ``ChallengeIssued`` logs."""
+    def open_challenges_for(self, host: str, *, include_pending: bool = False) -> list[Challenge]:
+        """Challenges against ``host`` still open, found from ``ChallengeIssued`` logs.
+
+        Only those whose segment is drawn (answerable now) unless ``include_pending``: a
+        challenge whose seed block is not mined yet shows up on a later call.
+        """
         host = to_checksum_address(host)
         topic = self.da.events.ChallengeIssued().topic
         host_topic = "0x" + "00" * 12 + host[2:].lower()
@@ -373,7 +439,7 @@ class ChainClient:
         out: list[Challenge] = []
         for event in self.decoder.decode_all(logs):
             c = self.get_challenge(int(event.args["id"]))
-            if c.status is ChallengeStatus.OPEN:
+            if c.status is ChallengeStatus.OPEN and (c.ready or include_pending):
                 out.append(c)
         return out
 

@@ -9,17 +9,23 @@ import {ContentRegistry} from "./ContentRegistry.sol";
 import {RFC6962} from "./RFC6962.sol";
 
 /// @title DataAvailability
-/// @notice Hosts stake ETH on holding a registered root. Anyone may challenge a host: chain
-/// randomness picks a 4 KiB segment, and the host must answer with the segment and its RFC 6962
-/// audit path within the response window, or lose `slashBps` of its stake. Other contracts ask
-/// `isAvailable(root, minHosts, maxAge)`.
+/// @notice Hosts stake ETH on holding a registered root. Anyone may challenge a host: the hash
+/// of the block after the challenge's block picks a 4 KiB segment, and the host must answer
+/// with the segment and its RFC 6962 audit path within the response window, or lose `slashBps`
+/// of its stake. Other contracts ask `isAvailable(root, minHosts, maxAge)`.
+/// @dev Commit-then-reveal: `challenge` fixes only the seed block (`block.number + 1`), whose
+/// hash does not exist when the challenge is sent, so a host challenging itself from another
+/// address cannot pick a segment it still holds. The index is known from block seedBlock + 1 on
+/// (`segmentIndexOf`) and `respond` reverts `SeedNotReady` before that. If the seed's hash has
+/// left the 256-block `blockhash` window before the host answers, `respond` voids the challenge
+/// (no slash, no proof recorded); a deadline that passed first still slashes.
 /// @dev Lifecycle of a commitment (host, root): commit (stake >= minStake, top-ups allowed) ->
 /// active (counted in `hostsOf`) -> requestExit or a failed challenge -> exiting (still
 /// challengeable, not counted) -> withdraw after `exitDelay` with no open challenge. Committing
 /// again while exiting re-activates.
 /// Storage: `_commitments[host][root]` is one slot: stake (uint128) | exitRequestedAt (uint64) |
 /// lastProvenAt (uint64). A challenge is three slots: host | deadline | status, root,
-/// challenger | segmentIndex (uint96; segment counts are < 2^52). `_roots[root]` is one slot:
+/// challenger | seedBlock (uint64). `_roots[root]` is one slot:
 /// the registry's (immutable) size, cached at the first commit so `respond` makes no external
 /// call, and the root's lastProvenAt.
 /// Value accounting: address(this).balance == totalStaked + treasuryBalance at all times.
@@ -33,7 +39,8 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
         None,
         Open,
         Passed,
-        Failed
+        Failed,
+        Void
     }
 
     /// @notice Why a challenge failed.
@@ -44,13 +51,16 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
         InvalidProof
     }
 
-    /// @notice A challenge as returned by `getChallenge`.
+    /// @notice A challenge as returned by `getChallenge`. `segmentIndex` is meaningful only when
+    /// `indexReady` (the seed block is mined and its hash still available).
     struct Challenge {
         address host;
         bytes32 root;
         uint256 segmentIndex;
         uint64 deadline;
         ChallengeStatus status;
+        uint64 seedBlock;
+        bool indexReady;
     }
 
     struct Commitment {
@@ -72,7 +82,7 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
         ChallengeStatus status;
         bytes32 root;
         address challenger;
-        uint96 segmentIndex;
+        uint64 seedBlock;
     }
 
     // ------------------------------------------------------------------ constants
@@ -106,6 +116,9 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
     error ChallengeNotOpen(uint256 id, ChallengeStatus status);
     /// @notice Only the challenged host may respond to challenge `id`; `caller` is not it.
     error NotChallengedHost(uint256 id, address caller);
+    /// @notice Challenge `id`'s segment is drawn from block `seedBlock`'s hash: answer from block
+    /// seedBlock + 1 on.
+    error SeedNotReady(uint256 id, uint64 seedBlock);
     /// @notice Challenge `id` passed its deadline.
     error ChallengeExpired(uint256 id, uint64 deadline);
     /// @notice Challenge `id` can be slashed only after `deadline`.
@@ -123,13 +136,19 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
     event ExitRequested(address indexed host, bytes32 indexed root, uint64 withdrawableAt);
     /// @notice `host` withdrew `amount` and left `root`.
     event Withdrawn(address indexed host, bytes32 indexed root, uint256 amount);
-    /// @notice Challenge `id` asks `host` for segment `segmentIndex` of `root` by `deadline`.
+    /// @notice Challenge `id` asks `host` for a segment of `root` by `deadline`; the segment is
+    /// drawn from the hash of block `seedBlock` (see `segmentIndexOf`).
     event ChallengeIssued(
         uint256 indexed id,
         address indexed host,
         bytes32 indexed root,
-        uint256 segmentIndex,
+        uint64 seedBlock,
         uint64 deadline
+    );
+    /// @notice Challenge `id` was voided: block `seedBlock`'s hash left the 256-block window
+    /// before the host answered, so its segment can no longer be drawn. No slash, no proof.
+    event ChallengeVoided(
+        uint256 indexed id, address indexed host, bytes32 indexed root, uint64 seedBlock
     );
     /// @notice `host` answered challenge `id` correctly.
     event ChallengePassed(uint256 indexed id, address indexed host, bytes32 indexed root);
@@ -260,20 +279,16 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ challenges
 
     /// @notice Challenge `host` to prove it holds `root`. Anyone may call; one open challenge per
-    /// (host, root). The segment is drawn from prevrandao and the previous block hash, so neither
-    /// the host nor the challenger picks it freely (see docs/contracts.md for the residual bias).
+    /// (host, root). Only the seed block (the next block) is fixed here: the segment is drawn
+    /// from its hash, which nobody knows when this transaction is sent, so neither the host nor
+    /// the challenger picks it (see docs/contracts.md for the residual bias).
     /// @return challengeId the new challenge's id (ids start at 1).
     function challenge(address host, bytes32 root) external returns (uint256 challengeId) {
         if (_commitments[host][root].stake == 0) revert NotCommitted(host, root);
         uint256 open = _openChallenge[host][root];
         if (open != 0) revert ChallengeAlreadyOpen(host, root, open);
         challengeId = ++challengeCount;
-        uint256 segments = (uint256(_roots[root].size) + SEGMENT_SIZE - 1) / SEGMENT_SIZE;
-        uint256 segmentIndex = uint256(
-            keccak256(
-                abi.encode(block.prevrandao, blockhash(block.number - 1), host, root, challengeId)
-            )
-        ) % segments;
+        uint64 seedBlock = uint64(block.number) + 1;
         uint64 deadline = uint64(block.timestamp) + responseWindow;
         _challenges[challengeId] = StoredChallenge({
             host: host,
@@ -281,15 +296,18 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
             status: ChallengeStatus.Open,
             root: root,
             challenger: msg.sender,
-            segmentIndex: uint96(segmentIndex)
+            seedBlock: seedBlock
         });
         _openChallenge[host][root] = challengeId;
-        emit ChallengeIssued(challengeId, host, root, segmentIndex, deadline);
+        emit ChallengeIssued(challengeId, host, root, seedBlock, deadline);
     }
 
     /// @notice Answer challenge `challengeId` with the segment and its RFC 6962 audit path
-    /// against the root. Host only, before the deadline. A wrong answer does not revert: it fails
-    /// the challenge and slashes (half to the challenger, half to the treasury).
+    /// against the root. Host only, before the deadline, after the seed block is mined (else
+    /// `SeedNotReady`). A wrong answer does not revert: it fails the challenge and slashes (half
+    /// to the challenger, half to the treasury). If the seed block's hash is no longer available
+    /// (more than 256 blocks ago), the challenge is voided instead: `ChallengeVoided`, no slash,
+    /// no proof recorded; the arguments are ignored.
     /// @param segment the 4096-byte segment (the tail length for the last segment).
     /// @param proof audit path from the segment's leaf to the root.
     function respond(uint256 challengeId, bytes calldata segment, bytes32[] calldata proof)
@@ -297,13 +315,25 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
         nonReentrant
     {
         StoredChallenge storage ch = _challenges[challengeId];
-        (address host, uint64 deadline, ChallengeStatus status) = (ch.host, ch.deadline, ch.status);
-        if (status != ChallengeStatus.Open) revert ChallengeNotOpen(challengeId, status);
-        if (msg.sender != host) revert NotChallengedHost(challengeId, msg.sender);
-        if (block.timestamp > deadline) revert ChallengeExpired(challengeId, deadline);
+        address host = ch.host;
+        {
+            (uint64 deadline, ChallengeStatus status) = (ch.deadline, ch.status);
+            if (status != ChallengeStatus.Open) revert ChallengeNotOpen(challengeId, status);
+            if (msg.sender != host) revert NotChallengedHost(challengeId, msg.sender);
+            if (block.timestamp > deadline) revert ChallengeExpired(challengeId, deadline);
+            uint64 seedBlock = ch.seedBlock;
+            if (block.number <= seedBlock) revert SeedNotReady(challengeId, seedBlock);
+        }
         bytes32 root = ch.root;
-        FailReason reason = _judge(root, ch.segmentIndex, segment, proof);
         delete _openChallenge[host][root];
+        (bool drawn, uint256 index) = _indexOf(ch, challengeId);
+        if (!drawn) {
+            // Past its seed block, so not drawn means the seed's hash is gone (> 256 blocks).
+            ch.status = ChallengeStatus.Void;
+            emit ChallengeVoided(challengeId, host, root, ch.seedBlock);
+            return;
+        }
+        FailReason reason = _judge(root, index, segment, proof);
         if (reason == FailReason.None) {
             ch.status = ChallengeStatus.Passed;
             uint64 now_ = uint64(block.timestamp);
@@ -330,16 +360,27 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ views
 
-    /// @notice Challenge `id` (status None for ids never issued).
+    /// @notice Challenge `id` (status None for ids never issued). `segmentIndex` is 0 unless
+    /// `indexReady`.
     function getChallenge(uint256 id) external view returns (Challenge memory) {
         StoredChallenge storage ch = _challenges[id];
+        (bool ready, uint256 index) = segmentIndexOf(id);
         return Challenge({
             host: ch.host,
             root: ch.root,
-            segmentIndex: ch.segmentIndex,
+            segmentIndex: index,
             deadline: ch.deadline,
-            status: ch.status
+            status: ch.status,
+            seedBlock: ch.seedBlock,
+            indexReady: ready
         });
+    }
+
+    /// @notice The segment challenge `id` asks for. `ready` is false (and `index` 0) for ids
+    /// never issued, before block seedBlock + 1, and once the seed's hash is older than 256
+    /// blocks. Stays readable after the challenge is closed (within that window).
+    function segmentIndexOf(uint256 id) public view returns (bool ready, uint256 index) {
+        return _indexOf(_challenges[id], id);
     }
 
     /// @notice The open challenge on (host, root), 0 if none.
@@ -392,6 +433,24 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
     }
 
     // ------------------------------------------------------------------ internals
+
+    /// @dev The segment of challenge `id` (stored in `ch`):
+    /// keccak256(abi.encode(blockhash(seedBlock), host, root, id)) % segmentCount(root), or
+    /// (false, 0) if the challenge does not exist, its seed block is not mined yet (readable
+    /// from block seedBlock + 1), or the seed's hash left the 256-block window.
+    function _indexOf(StoredChallenge storage ch, uint256 id)
+        private
+        view
+        returns (bool ready, uint256 index)
+    {
+        uint64 seedBlock = ch.seedBlock;
+        if (seedBlock == 0 || block.number <= seedBlock) return (false, 0);
+        bytes32 seed = blockhash(seedBlock);
+        if (seed == bytes32(0)) return (false, 0);
+        bytes32 root = ch.root;
+        uint256 segments = (uint256(_roots[root].size) + SEGMENT_SIZE - 1) / SEGMENT_SIZE;
+        return (true, uint256(keccak256(abi.encode(seed, ch.host, root, id))) % segments);
+    }
 
     /// @dev FailReason.None iff `segment` is segment `index` of `root`, proven by `proof`.
     function _judge(bytes32 root, uint256 index, bytes calldata segment, bytes32[] calldata proof)

@@ -135,6 +135,8 @@ class ChainDuties:
     def answer_challenges_once(self) -> dict[str, Any]:
         """Queue answers to newly seen challenges, then send every queued answer."""
         for ch in self.port.open_challenges(self.host):
+            if not ch.ready:
+                continue  # seed block not mined yet: the segment is drawn by a later round
             if self.answers.get(ch.id) is not None:
                 continue
             rec = AnswerRecord(ch.id, root_hex(ch.root), ch.segment_index, ch.deadline)

@@ -342,10 +342,17 @@ async def _scenario(
     # 6. challenges ------------------------------------------------------------------------
     validator = ChainClient(backend, deployment, validators[0])
     challenge_ids = {}
+    drawn_at_issue = []
     for node in (alice, carol):
         res, ch = await chain(partial(validator.challenge, node.address, root))
-        txs.append(_tx(f"validator challenges {node.name} (segment {ch.segment_index})", res))
+        txs.append(_tx(f"validator challenges {node.name} (seed block {ch.seed_block})", res))
         challenge_ids[node.name] = ch.id
+        drawn_at_issue.append(ch.ready)
+    result.check("challenges fix no segment when issued", not any(drawn_at_issue))
+    # The segment comes from the seed block's hash (the block after each challenge). The dev
+    # chain mines only on transactions: mine the seed blocks and one more, since calls run in
+    # the latest block and BLOCKHASH there reaches only earlier ones.
+    await chain(lambda: backend.mine(2))
     say("duties answer open challenges from the store")
     for node in (alice, carol):
         await chain(node.duties.run_once)  # type: ignore[union-attr]

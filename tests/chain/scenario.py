@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chain.client import ChallengeStatus, FailReason
+from chain.client import Challenge, ChallengeStatus, FailReason, draw_segment_index
 from chain.eip712 import ZERO_ADDRESS
 from chain.errors import ChainRevert, revert_class
 from chain.merkle import AllocationTree
@@ -41,6 +41,22 @@ def deploy_token(world: World, supply: int) -> str:
     return res.contract_address
 
 
+def reveal(world: World, challenge_id: int) -> Challenge:
+    """Mine the challenge's seed block and one more (calls run in the latest block, where
+    BLOCKHASH reaches only earlier blocks); return the challenge with its segment drawn, checked
+    against the seed block's hash."""
+    client = world.client(0)
+    world.backend.mine(1)
+    assert world.backend.block_number() == client.get_challenge(challenge_id).seed_block
+    world.backend.mine(1)
+    ch = client.get_challenge(challenge_id)
+    assert ch.ready and client.segment_index_of(challenge_id) == (True, ch.index)
+    seed_hash = bytes(world.backend.w3.eth.get_block(ch.seed_block)["hash"])
+    size = client.get_content(ch.root).size
+    assert ch.index == draw_segment_index(seed_hash, ch.host, ch.root, ch.id, size)
+    return ch
+
+
 def run_scenario(world: World) -> dict[str, int]:
     """Register, receipts, challenges (right, wrong, expired), rewards; returns gas used."""
     gas: dict[str, int] = {}
@@ -66,9 +82,18 @@ def run_scenario(world: World) -> dict[str, int]:
         provider.submit_receipts(batch[:1], precheck=False)
     assert info.value.args_["nonce"] == 0
 
-    # Data availability: right answer, wrong answer, no answer.
+    # Data availability: too early, right answer, wrong answer, no answer.
     host.commit(content.root, 10**17)
-    _, ch = owner.challenge(host.address, content.root)
+    res, ch = owner.challenge(host.address, content.root)
+    assert ch.seed_block == res.block + 1
+    assert res.event("ChallengeIssued").args["seedBlock"] == ch.seed_block
+    assert not ch.ready and ch.index is None
+    assert host.open_challenges_for(host.address) == []
+    assert [c.id for c in host.open_challenges_for(host.address, include_pending=True)] == [ch.id]
+    with pytest.raises(revert_class("SeedNotReady")) as early:
+        host.respond(ch.id, content.segments[0], content.proof(0))  # lands in the seed block
+    assert early.value.args_["seedBlock"] == ch.seed_block
+    ch = reveal(world, ch.id)
     assert [c.id for c in host.open_challenges_for(host.address)] == [ch.id]
     i = ch.segment_index
     res = host.respond(ch.id, content.segments[i], content.proof(i))
@@ -79,6 +104,7 @@ def run_scenario(world: World) -> dict[str, int]:
     assert host.is_available(content.root, 1, 3600)
 
     _, ch = owner.challenge(host.address, content.root)
+    ch = reveal(world, ch.id)
     wrong = bytes(len(content.segments[ch.segment_index]))
     res = host.respond(ch.id, wrong, content.proof(ch.segment_index))
     failed = res.event("ChallengeFailed")
@@ -88,6 +114,7 @@ def run_scenario(world: World) -> dict[str, int]:
 
     host.commit(content.root, 10**17)
     _, ch = owner.challenge(host.address, content.root)
+    ch = reveal(world, ch.id)
     with pytest.raises(revert_class("ChallengeNotExpired")):
         owner.slash_expired(ch.id)
     world.backend.time_travel(601)

@@ -89,6 +89,7 @@ def test_interface_names_present() -> None:
             "availability",
             "isAvailable",
             "hostsOf",
+            "segmentIndexOf",
             "Committed",
             "ExitRequested",
             "Withdrawn",
@@ -96,6 +97,8 @@ def test_interface_names_present() -> None:
             "ChallengePassed",
             "ChallengeFailed",
             "HostSlashed",
+            "ChallengeVoided",
+            "SeedNotReady",
         },
         "HostingRewards": {
             "addValidator",

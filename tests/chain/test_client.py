@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from chain.client import ChallengeStatus
+from chain.client import BLOCKHASH_WINDOW, ChainClient, ChallengeStatus, draw_segment_index
 from chain.eip712 import ZERO_ADDRESS, allocation_digest
 from chain.errors import ChainRevert, ChainUsageError, revert_class
 from chain.merkle import AllocationTree
@@ -14,7 +14,7 @@ from node.content import EMPTY_ROOT
 from node.receipt import SECP256K1_N, Receipt, SignedReceipt, receipt_digest, sign_receipt
 
 from .conftest import World, make_content
-from .scenario import deploy_token, run_scenario, signed_receipts
+from .scenario import deploy_token, reveal, run_scenario, signed_receipts
 
 
 def test_full_scenario_on_pyevm(world: World) -> None:
@@ -136,6 +136,9 @@ def test_commit_errors_and_views(world: World) -> None:
     with pytest.raises(revert_class("NotChallengedHost")):
         world.client(5).respond(ch.id, c.segments[0], c.proof(0))
     assert host.open_challenge(host.address, c.root) == ch.id
+    with pytest.raises(ChainUsageError):
+        _ = ch.segment_index  # not drawn before the seed block
+    ch = reveal(world, ch.id)
     # Wrong length: a failure, not a revert.
     res = host.respond(ch.id, b"\x00" * 10, c.proof(ch.segment_index))
     assert res.event("ChallengeFailed").args["reason"] == 2
@@ -178,3 +181,47 @@ def test_client_refuses_wrong_chain(world: World) -> None:
 
     with pytest.raises(ChainUsageError):
         ChainClient(world.backend, replace(world.deployment, chain_id=1), world.accounts[0])
+
+
+def _committed_host(world: World) -> tuple[ChainClient, bytes]:
+    host = world.client(3)
+    c = make_content(4096 * 7 + 5, seed=5)
+    host.register_content(c.root, len(c.data), 1 << 18)
+    host.commit(c.root, 10**16)
+    return host, c.root
+
+
+def test_challenge_index_unknown_until_seed_block(world: World) -> None:
+    """The challenge fixes no segment: the same challenge, mined on different seed blocks,
+    asks for segments drawn from each block's hash."""
+    host, root = _committed_host(world)
+    snap = world.backend.snapshot()
+    drawn = []
+    for extra in range(6):
+        world.backend.revert(snap)
+        world.backend.mine(extra)  # a different seed block (number and hash) per round
+        _, ch = world.client(5).challenge(host.address, root)
+        assert ch.index is None and host.segment_index_of(ch.id) == (False, 0)
+        world.backend.mine(1)  # the seed block: its hash exists, calls in it cannot read it
+        assert host.get_challenge(ch.id).index is None
+        world.backend.mine(1)
+        ch = host.get_challenge(ch.id)
+        seed_hash = bytes(world.backend.w3.eth.get_block(ch.seed_block)["hash"])
+        assert ch.index == draw_segment_index(seed_hash, host.address, root, ch.id, 4096 * 7 + 5)
+        assert host.segment_index_of(ch.id) == (True, ch.index)
+        drawn.append(ch.index)
+    assert len(set(drawn)) > 1, drawn
+
+
+def test_respond_voids_once_seed_hash_is_gone(world: World) -> None:
+    host, root = _committed_host(world)
+    _, ch = world.client(5).challenge(host.address, root)
+    world.backend.mine(BLOCKHASH_WINDOW + 2)  # calls run in the latest block: 257 past seed
+    ch = host.get_challenge(ch.id)
+    assert ch.index is None and ch.status is ChallengeStatus.OPEN
+    assert host.open_challenges_for(host.address) == []
+    res = host.respond(ch.id, b"", [])
+    assert res.event("ChallengeVoided").args["id"] == ch.id
+    assert host.get_challenge(ch.id).status is ChallengeStatus.VOID
+    assert host.stake_of(host.address, root) == 10**16
+    assert host.availability(root).last_proven_at == 0

@@ -20,6 +20,10 @@ contract DAHandler is Test {
     uint256 public ghostWithdrawn;
     uint256 public ghostBounties;
     uint256 public ghostTreasuryOut;
+    /// @dev Answers accepted in or before their seed block (must stay 0).
+    uint256 public ghostEarlyAnswers;
+    /// @dev Challenges voided although their seed hash was still available (must stay 0).
+    uint256 public ghostWrongVoids;
 
     constructor(DataAvailability da_, bytes memory content_, bytes32 root_) {
         da = da_;
@@ -55,17 +59,19 @@ contract DAHandler is Test {
         } catch {}
     }
 
-    function challenge(uint256 who, bytes32 randao) external {
-        vm.prevrandao(randao);
+    function challenge(uint256 who) external {
         vm.prank(KEEPER);
         try da.challenge(hosts[who % 3], root) {} catch {}
     }
 
+    /// @dev Answers with the drawn segment when the index is ready; otherwise with segment 0
+    /// (too early: must revert SeedNotReady; seed gone: voids).
     function respond(uint256 who, bool honest) external {
         address h = hosts[who % 3];
         uint256 id = da.openChallenge(h, root);
         if (id == 0) return;
-        uint256 index = da.getChallenge(id).segmentIndex;
+        (bool ready, uint256 index) = da.segmentIndexOf(id);
+        uint64 seedBlock = da.getChallenge(id).seedBlock;
         bytes memory seg = MerkleTrees.segment(content, index);
         bytes32[] memory proof = MerkleTrees.path(leaves, index);
         if (!honest && proof.length > 0) proof[0] = bytes32(uint256(proof[0]) ^ 1);
@@ -73,6 +79,9 @@ contract DAHandler is Test {
         vm.prank(h);
         try da.respond(id, seg, proof) {
             ghostBounties += KEEPER.balance - before;
+            if (block.number <= seedBlock) ++ghostEarlyAnswers;
+            bool voided = da.getChallenge(id).status == DataAvailability.ChallengeStatus.Void;
+            if (voided && ready) ++ghostWrongVoids;
         } catch {}
     }
 
@@ -95,9 +104,10 @@ contract DAHandler is Test {
         ghostTreasuryOut += amount;
     }
 
-    function advance(uint32 dt) external {
+    /// @dev Time and blocks move on; now and then far enough for a seed hash to be gone.
+    function advance(uint32 dt, uint16 blocks) external {
         vm.warp(block.timestamp + bound(dt, 0, 2 days));
-        vm.roll(block.number + 1);
+        vm.roll(block.number + bound(blocks, 1, 300));
     }
 }
 
@@ -140,6 +150,12 @@ contract DataAvailabilityInvariantTest is Test {
                 + address(da).balance,
             "conservation"
         );
+    }
+
+    /// @dev No answer is accepted before its segment can be drawn; only lost seeds void.
+    function invariant_answersNeedTheSeedBlock() public view {
+        assertEq(handler.ghostEarlyAnswers(), 0, "answer accepted before the seed block");
+        assertEq(handler.ghostWrongVoids(), 0, "void with a live seed");
     }
 
     /// @dev Active hosts are exactly the committed, non-exiting ones.

@@ -12,6 +12,7 @@ interface Vm {
     function warp(uint256 timestamp) external;
     function roll(uint256 blockNumber) external;
     function prevrandao(bytes32 value) external;
+    function setBlockhash(uint256 blockNumber, bytes32 blockHash) external;
     function prank(address sender) external;
     function startPrank(address sender) external;
     function stopPrank() external;
