@@ -16,8 +16,9 @@ setup: $(STAMP) $(NPMSTAMP)
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.8
-	$(UV) pip install -q --python $(PY) -r requirements.lock
+	$(UV) pip install -q --python $(PY) --compile-bytecode -r requirements.lock
 	$(UV) pip install -q --python $(PY) --no-deps -e .
+	$(PY) -m compileall -q node chain simulations
 	touch $(STAMP)
 
 $(NPMSTAMP): package.json package-lock.json
