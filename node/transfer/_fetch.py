@@ -178,8 +178,10 @@ class _Fetch:
         initial_window: int,
         stall_timeout: float,
         put_workers: int,
+        request_batch: int = 1,
         output: Path | None = None,
     ) -> None:
+        self.request_batch = request_batch
         self.output_path = output
         self.output: OutputFile | None = None
         self.store = store
@@ -547,6 +549,7 @@ class _Fetch:
             need=need,
             initial_window=self.initial_window,
             stall_timeout=self.stall_timeout,
+            request_batch=self.request_batch,
         )
         now = trio.current_time()
         done_bytes = sum(manifest.chunk_length(i) for i in range(n) if i not in need) if n else 0
@@ -619,6 +622,7 @@ async def fetch(
     initial_window: int = 16,
     stall_timeout: float = 20.0,
     put_workers: int = 3,
+    request_batch: int = 4,
     local_peer: LocalPeer | None = None,
     output: Path | None = None,
 ) -> FetchResult:
@@ -628,6 +632,8 @@ async def fetch(
     :class:`TransferError`: :class:`ContentNotFound`, :class:`CorruptChunk` (single source
     sent bad data), :class:`PeerFailed` (resumable), :class:`ChunkRootsMismatch`...
     With ``output``, the content is also written to that file (atomically, at the end).
+    ``request_batch``: a busy peer is sent a new Request once it has room for this many
+    chunks (one Request per few chunks instead of one per chunk; see ``Scheduler``).
     """
     if len(root) != 32:
         raise InvalidArgument("root must be 32 bytes")
@@ -650,6 +656,7 @@ async def fetch(
         initial_window=initial_window,
         stall_timeout=stall_timeout,
         put_workers=put_workers,
+        request_batch=request_batch,
         output=output,
     )
     try:

@@ -9,7 +9,9 @@ Rules, per peer (``PeerState``):
 
 - A peer gets requests while its adaptive window (:mod:`._window`, outstanding *bytes*) has
   room, its circuit breaker allows it, and its backoff has expired. Requests to one peer are
-  batched into one ``RequestChunks`` per poll.
+  batched into one ``RequestChunks`` per poll; a peer that still has requests outstanding
+  gets more only once its window has room for ``request_batch`` chunks (capped at half its
+  window), so a steady stream costs one Request per few chunks, not one per chunk.
 - Choice of index: lowest-index first (so a partially fetched file fills from the front and
   resumes cheaply); when peers hold different subsets (bitfields), rarest first among the next
   ``lookahead`` candidates, ties to the lowest index.
@@ -101,6 +103,7 @@ class Scheduler:
         max_peer_failures: int = 6,
         endgame_copies: int = 2,
         lookahead: int = 64,
+        request_batch: int = 1,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -116,6 +119,9 @@ class Scheduler:
         self.max_peer_failures = max_peer_failures
         self.endgame_copies = endgame_copies
         self.lookahead = lookahead
+        if request_batch < 1:
+            raise ValueError("request_batch must be >= 1")
+        self.request_batch = request_batch
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
         self.peers: dict[PeerId, PeerState] = {}
@@ -265,6 +271,8 @@ class Scheduler:
         for st in peers[self._rotation :] + peers[: self._rotation]:
             if now < st.not_before or not st.breaker.allow(now):
                 continue
+            if st.outstanding and not self._batch_room(st):
+                continue
             batch: list[int] = []
             while True:
                 if st.breaker.state is BreakerState.HALF_OPEN and (st.outstanding or batch):
@@ -315,6 +323,13 @@ class Scheduler:
         return faults[0] if faults else PeerFailed("no peers to fetch from")
 
     # -- internals ------------------------------------------------------------------------
+
+    def _batch_room(self, st: PeerState) -> bool:
+        """Has a busy peer's window room for a whole batch (at most half the window)?"""
+        if self.request_batch == 1:
+            return True
+        batch = min(self.request_batch, max(1, st.window.size // self.chunk_size // 2))
+        return st.window.has_room(st.outstanding_bytes, batch * self.chunk_size)
 
     def _requeue(self, index: int) -> None:
         if index in self.need and index not in self.inflight:

@@ -54,6 +54,30 @@ def test_delivery_grows_window_and_refills() -> None:
     assert reqs == {"a": [16, 17]}
 
 
+def test_request_batch_waits_for_room_for_a_batch() -> None:
+    s = make(100, request_batch=4)
+    s.add_peer("a", 0.0)
+    assert requests(s.poll(0.0)) == {"a": list(range(16))}
+    s.on_chunk("a", 0, True, 1.0)
+    # Room for two (one freed, one of slow-start growth): below the batch, so nothing yet.
+    assert s.poll(1.0) == []
+    s.on_chunk("a", 1, True, 1.0)
+    assert requests(s.poll(1.0)) == {"a": [16, 17, 18, 19]}
+
+
+def test_request_batch_capped_at_half_a_small_window() -> None:
+    s = make(100, request_batch=8, initial_window=2)
+    s.add_peer("a", 0.0)
+    assert requests(s.poll(0.0)) == {"a": [0, 1]}
+    s.on_chunk("a", 0, True, 1.0)  # window 3 chunks, 1 outstanding: batch is min(8, 3 // 2)
+    assert requests(s.poll(1.0)) == {"a": [2, 3]}
+
+
+def test_request_batch_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        make(4, request_batch=0)
+
+
 def test_resume_only_requests_missing() -> None:
     s = make(10, missing=[3, 7])
     s.add_peer("a", 0.0)
@@ -156,13 +180,19 @@ def test_zero_chunks_is_finished() -> None:
     npeers=st.integers(1, 4),
     seed=st.integers(0, 2**32 - 1),
     corrupt_rate=st.sampled_from([0.0, 0.05]),
+    batch=st.sampled_from([1, 4]),
 )
 def test_random_runs_finish_or_fail_cleanly(
-    n: int, npeers: int, seed: int, corrupt_rate: float
+    n: int, npeers: int, seed: int, corrupt_rate: float, batch: int
 ) -> None:
     """Random delivery orders, drops and corruption: invariants hold at every step."""
     rng = random.Random(seed)
-    s = make(n, size=(n - 1) * CHUNK + rng.randint(1, CHUNK), stall_timeout=5.0)
+    s = make(
+        n,
+        size=(n - 1) * CHUNK + rng.randint(1, CHUNK),
+        stall_timeout=5.0,
+        request_batch=batch,
+    )
     peers = [f"p{i}" for i in range(npeers)]
     for p in peers:
         s.add_peer(p, 0.0)
