@@ -186,16 +186,18 @@ class NoiseStream(trio.abc.Stream):
         self.bytes_received += len(data)
         return bytes(data)
 
-    async def _read_frames(self, limit: int | None = None) -> list[bytes]:
+    async def _read_frames(self, limit: int | None = None) -> list[memoryview]:
         """At least one whole Noise message (at most ``limit``), or ``[]`` at a clean EOF.
 
         Frames beyond ``limit`` stay in the decoder: during the handshake the peer's first
-        transport message may arrive in the same read as its last handshake message.
+        transport message may arrive in the same read as its last handshake message. The
+        frames are read-only views of the received bytes (no copy per frame).
         """
-        frames: list[bytes] = []
+        frames: list[memoryview] = []
+        next_frame = self._frames.next_frame_view
         while limit is None or len(frames) < limit:
             try:
-                frame = self._frames.next_frame()
+                frame = next_frame()
             except WireError as exc:
                 err = TransportProtocolError(f"bad frame: {exc}")
                 self._break(err)
@@ -211,7 +213,7 @@ class NoiseStream(trio.abc.Stream):
             elif frame is PEER_CLOSED:
                 return frames
             else:
-                assert isinstance(frame, bytes)
+                assert isinstance(frame, memoryview)
                 frames.append(frame)
         return frames
 
@@ -219,7 +221,7 @@ class NoiseStream(trio.abc.Stream):
         frames = await self._read_frames(limit=1)
         if not frames:
             raise PeerDisconnected("peer closed during the handshake")
-        return frames[0]
+        return bytes(frames[0])
 
     # -- handshake --------------------------------------------------------------------------
 
@@ -387,7 +389,7 @@ class NoiseStream(trio.abc.Stream):
 
     # -- receiving --------------------------------------------------------------------------
 
-    def _open_all(self, frames: list[bytes]) -> list[memoryview]:
+    def _open_all(self, frames: list[memoryview]) -> list[memoryview]:
         """Decrypt every frame into one fresh buffer; read-only views of it, one per frame.
 
         The views are handed to the wire decoder, which slices ChunkData out of them without

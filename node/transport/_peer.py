@@ -168,7 +168,10 @@ class PeerConnection:
         return ev
 
     async def _next_message(self) -> Message:
+        events = self._events
         while True:
+            if events:
+                return events.popleft()
             msg = self._buffered_message()
             if msg is not None:
                 return msg
@@ -176,8 +179,18 @@ class PeerConnection:
             self.last_received = trio.current_time()
             if not plaintexts:
                 self.wire.receive_eof()
+            # Fast path: a plaintext that is one whole ChunkData (the sender's usual layout)
+            # is decoded and state-checked straight from its header, skipping the general
+            # decoder's buffering. It only applies while that decoder is empty, so anything
+            # else, and everything after it in this batch, keeps its order through it.
+            piece = self.wire.receive_chunk_piece
+            feed = self.wire.receive_data
             for p in plaintexts:
-                self.wire.receive_data(p)
+                m = piece(p)
+                if m is None:
+                    feed(p)
+                else:
+                    events.append(m)
 
     async def receive(self) -> Message:
         """The next application message. Pings are answered here and not returned.

@@ -26,6 +26,7 @@ from ._caps import Capabilities as Capabilities
 from ._caps import CapFlag as CapFlag
 from ._codec import chunk_data_header as chunk_data_header
 from ._codec import decode_body as decode_body
+from ._codec import decode_chunk_piece as decode_chunk_piece
 from ._codec import encode as encode
 from ._codec import encode_parts as encode_parts
 from ._codes import ErrorCode as ErrorCode

@@ -356,6 +356,32 @@ def _dec_chunk_data(b: memoryview) -> ChunkData:
     return ChunkData(bytes(b[:ROOT_LEN]), index, offset, total, data)
 
 
+def decode_chunk_piece(plaintext: Buffer) -> ChunkData | None:
+    """``plaintext`` as ONE whole, well-formed ChunkData message, or ``None``.
+
+    The receiver's fast path for the common case (a sender puts each ChunkData in a Noise
+    message of its own, section 3): the 49-byte header is parsed in one ``unpack_from`` and
+    ``data`` is a view of ``plaintext``. ``None`` means "not that case" (another kind, several
+    messages, a partial one, or a field out of range); the caller then feeds ``plaintext`` to
+    the general decoder, which accepts it or raises the proper error.
+    """
+    view = memoryview(plaintext)
+    if view.format != "B" or view.ndim != 1:
+        return None
+    n = len(view)
+    data_len = n - _CHUNK_HEADER.size
+    if not 1 <= data_len <= MAX_CHUNK_PIECE:
+        return None
+    length, kind, root, index, offset, total = _CHUNK_HEADER.unpack_from(view)
+    if kind != Kind.CHUNK_DATA or length != n - 4:
+        return None
+    if offset + data_len > total or total > MAX_CHUNK_SIZE:
+        return None
+    if not view.readonly:  # the caller may reuse a mutable buffer; keep the general rule
+        view = memoryview(bytes(view))
+    return ChunkData(root, index, offset, total, view[_CHUNK_HEADER.size :])
+
+
 def _dec_cancel(b: memoryview) -> Cancel:
     return Cancel(bytes(b[:ROOT_LEN]), _dec_indices(b[ROOT_LEN:], "Cancel"))
 

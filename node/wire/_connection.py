@@ -11,10 +11,11 @@ The transport feeds it decrypted plaintext and asks it for bytes to encrypt::
 from __future__ import annotations
 
 from ._caps import Capabilities
-from ._codec import encode, encode_parts
+from ._codec import decode_chunk_piece, encode, encode_parts
 from ._decoder import MessageDecoder
+from ._errors import RemoteProtocolError
 from ._limits import PROTOCOL_VERSION
-from ._messages import Buffer, Hello, Message
+from ._messages import Buffer, ChunkData, Hello, Message
 from ._sentinels import Sentinel
 from ._state import Phase, ProtocolState, Side
 
@@ -41,6 +42,27 @@ class WireConnection:
         if not isinstance(ev, Sentinel):
             self.state.process(Side.THEM, ev)
         return ev
+
+    def receive_chunk_piece(self, plaintext: Buffer) -> ChunkData | None:
+        """Fast path: ``plaintext`` decoded and state-checked as one whole ChunkData, or None.
+
+        Applies only when the decoder holds nothing (so message order is kept) and
+        ``plaintext`` is exactly one well-formed ChunkData that the state machine accepts.
+        On ``None`` nothing changed: feed ``plaintext`` to :meth:`receive_data` instead, and
+        the general decoder delivers it (or raises its error) in order. Same caps and checks
+        as the general path (the body bounds and ``max_message_size`` are implied by a Noise
+        plaintext of <= 65519 bytes).
+        """
+        if not self._decoder.idle:
+            return None
+        msg = decode_chunk_piece(plaintext)
+        if msg is None:
+            return None
+        try:
+            self.state.process(Side.THEM, msg)
+        except RemoteProtocolError:
+            return None
+        return msg
 
     @property
     def buffered(self) -> int:

@@ -42,6 +42,11 @@ class MessageDecoder(BufferedInput):
         self.max_message_size = max_message_size
         self._error: RemoteProtocolError | None = None
 
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered, no error, no EOF: the next bytes start a new message."""
+        return self._error is None and not self._eof and len(self._buf) == 0
+
     def _fatal(self, exc: RemoteProtocolError) -> RemoteProtocolError:
         exc.recoverable = False
         self._error = exc

@@ -45,6 +45,15 @@ class FrameDecoder(BufferedInput):
 
     def next_frame(self) -> bytes | Sentinel:
         """The next whole Noise message, ``NEED_DATA``, or ``PEER_CLOSED`` after a clean EOF."""
+        frame = self.next_frame_view()
+        return frame if isinstance(frame, Sentinel) else bytes(frame)
+
+    def next_frame_view(self) -> memoryview | Sentinel:
+        """As :meth:`next_frame`, without copying: a read-only view of the received bytes.
+
+        The view stays valid after later calls (fed ``bytes`` are never modified; a frame
+        spanning several feeds is joined into a fresh object).
+        """
         if self._error is not None:
             raise self._error
         head = self._buf.consume(FRAME_HEADER_LEN)
@@ -56,7 +65,7 @@ class FrameDecoder(BufferedInput):
             body = self._buf.consume(n)
             if body is not None:
                 self._buf.commit()
-                return bytes(body)
+                return body
         self._buf.rollback()
         if not self._eof:
             return NEED_DATA

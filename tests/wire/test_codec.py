@@ -148,3 +148,31 @@ def test_chunk_roots_root_list() -> None:
     got = decode_one(wire.encode(msg))
     assert isinstance(got, wire.ChunkRoots)
     assert got.root_list() == rs
+
+
+@settings(max_examples=300)
+@given(messages)
+def test_chunk_piece_fast_path_agrees_with_the_general_decoder(msg: wire.Message) -> None:
+    data = wire.encode(msg)
+    fast = wire.decode_chunk_piece(memoryview(data))
+    if isinstance(msg, wire.ChunkData):
+        assert fast == decode_one(data) == msg
+        assert isinstance(fast.data, memoryview) and fast.data.readonly
+    else:
+        assert fast is None
+
+
+@given(chunk_data(max_piece=64), st.data())
+def test_chunk_piece_fast_path_declines_anything_but_one_whole_message(
+    msg: wire.ChunkData, data: st.DataObject
+) -> None:
+    raw = wire.encode(msg)
+    assert wire.decode_chunk_piece(raw[:-1]) is None  # partial
+    assert wire.decode_chunk_piece(raw + raw) is None  # two messages
+    assert wire.decode_chunk_piece(raw + b"\x00") is None  # trailing byte
+    # total_len below the piece's end: declined here, MALFORMED from the general decoder.
+    bad = bytearray(raw)
+    struct.pack_into(">I", bad, 45, msg.offset + len(msg.data) - 1)
+    assert wire.decode_chunk_piece(bytes(bad)) is None
+    with pytest.raises(wire.MalformedMessage):
+        decode_one(bytes(bad))

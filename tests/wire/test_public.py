@@ -16,7 +16,8 @@ EXPECTED = {
     "PROLOGUE", "PROTOCOL_VERSION", "PeerIdentity", "Phase", "Ping", "Pong", "Progress",
     "ProtocolState", "ReceiptAck", "ReceiptMsg", "ReceiveBuffer", "RemoteProtocolError",
     "Request", "SUPPORTED_VERSIONS", "Sentinel", "Side", "UnknownKind", "UnsupportedVersion",
-    "Want", "WireConnection", "WireError", "chunk_data_header", "decode_body", "decode_code",
+    "Want", "WireConnection", "WireError", "chunk_data_header", "decode_body",
+    "decode_chunk_piece", "decode_code",
     "encode", "encode_frame", "encode_parts", "frame_header", "make_identity_payload",
     "verify_identity_payload",
 }  # fmt: skip

@@ -162,3 +162,19 @@ def test_no_requests_to_a_side_that_left_without_greeting() -> None:
     p.b_to_a(wire.Goodbye(wire.ErrorCode.SHUTTING_DOWN))
     with pytest.raises(wire.LocalProtocolError):
         p.a.send(wire.Request(ROOT, 1, (0,)))
+
+
+def test_chunk_piece_fast_path_keeps_the_state_rules_and_the_order() -> None:
+    p = Pair()
+    piece = wire.ChunkData(ROOT, 3, 0, 4, b"abcd")
+    raw = wire.encode(piece)
+    # Before Hello: declined, and the general path raises the violation.
+    assert p.a.receive_chunk_piece(raw) is None
+    p.greet()
+    p.b.send(wire.Request(ROOT, 1, (3,)))
+    assert p.b.state.outstanding(wire.Side.US) == 1
+    assert p.b.receive_chunk_piece(raw) == piece
+    assert p.b.state.outstanding(wire.Side.US) == 0  # the last piece answered the request
+    # With bytes waiting in the decoder, declined (they must come out first, in order).
+    p.b.receive_data(wire.encode(wire.Ping(7))[:3])
+    assert p.b.receive_chunk_piece(raw) is None
