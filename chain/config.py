@@ -20,12 +20,13 @@ its fields; the rest it keeps verbatim in ``extra``)::
 
 from __future__ import annotations
 
-import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import tomli_w
+
+from node._fs import atomic_write
 
 from .deploy import Deployment
 from .errors import ChainUsageError, DeploymentMissing
@@ -68,12 +69,7 @@ def write_chain_config(data_dir: Path, table: dict[str, Any]) -> Path:
     data["chain"] = table
     path = _path(data_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".toml.tmp")
-    with open(tmp, "wb") as fh:
-        tomli_w.dump(data, fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, tomli_w.dumps(data).encode())
     return path
 
 

@@ -10,11 +10,8 @@ are powers of 1000).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import os
 import re
-import secrets
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +19,7 @@ from typing import Any
 
 import tomli_w
 
+from node._fs import atomic_write
 from node.content import DEFAULT_CHUNK_SIZE, check_chunk_size
 
 CONFIG_FILE = "config.toml"
@@ -216,14 +214,5 @@ def save_config(data_dir: Path, cfg: Config) -> Path:
     """Write ``config.toml`` atomically (temp file, fsync, rename)."""
     path = Path(data_dir) / CONFIG_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{CONFIG_FILE}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            tomli_w.dump(config_to_dict(cfg), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    atomic_write(path, tomli_w.dumps(config_to_dict(cfg)).encode())
     return path

@@ -19,7 +19,6 @@ import contextlib
 import getpass
 import json
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import nacl.pwhash
 import nacl.secret
 import nacl.utils
 
+from node._fs import atomic_write
 from node.log import get_logger
 
 if TYPE_CHECKING:  # eth_account takes a second to import: only the functions that need it do
@@ -245,15 +245,4 @@ def _open_noise(sealed: dict[str, Any], passphrase: str) -> bytes:
 
 def _write_private(path: Path, obj: dict[str, Any]) -> None:
     """Write a secret JSON file atomically with mode 0600."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+    atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)

@@ -17,6 +17,7 @@ RANK = {
     "node.wire": 3,
     "node.receipt": 3,
     "node.log": 0,
+    "node._fs": 0,
     "node.config": 2,
     "node.identity": 2,
     "node.transport": 3.5,

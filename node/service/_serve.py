@@ -23,6 +23,7 @@ from chain import ChainClient, ChainUnavailable, RpcChain, TxResult
 from chain.client import Challenge, SubmitReport
 from chain.config import load_deployment, read_chain_config
 from chain.port import ChainPort, ClientPort
+from node._fs import atomic_write
 from node.content import Manifest
 from node.identity import Identity
 from node.log import get_logger
@@ -120,9 +121,8 @@ class StatusFile:
 
     def write(self, status: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**status, "updated": time.time(), "pid": os.getpid()}))
-        os.replace(tmp, self.path)
+        body = json.dumps({**status, "updated": time.time(), "pid": os.getpid()})
+        atomic_write(self.path, body.encode(), durable=False)  # rewritten every round
 
     def read(self) -> dict[str, Any] | None:
         """The last status, if the process that wrote it is still alive."""
