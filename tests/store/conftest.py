@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from node.content import MIN_CHUNK_SIZE
+from node.content import MIN_CHUNK_SIZE, Manifest, hash_file
 from node.store import Store
 
 CS = MIN_CHUNK_SIZE  # 256 KiB: multi-chunk content stays small
@@ -54,3 +54,17 @@ def flip_byte(path: Path, offset: int = 100) -> None:
         f.write(bytes([b[0] ^ 0xFF]))
         f.flush()
         os.fsync(f.fileno())
+
+
+def content(tmp_path: Path, n_bytes: int, seed: int = 0) -> tuple[bytes, Manifest, list[bytes]]:
+    """Random content of ``n_bytes``: its bytes, manifest (chunk size CS) and chunk roots."""
+    data = rand(n_bytes, seed)
+    src = write_file(tmp_path / f"src{seed}", data)
+    res = hash_file(src, chunk_size=CS, collect_roots=True)
+    assert res.chunk_roots is not None
+    return data, Manifest(root=res.root, size=len(data), chunk_size=CS), res.chunk_roots
+
+
+def chunk_of(data: bytes, i: int) -> bytes:
+    """Bytes of chunk ``i`` (chunk size CS)."""
+    return data[i * CS : (i + 1) * CS]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from node.content import Manifest, hash_file, tree_hash
+from node.content import Manifest, tree_hash
 from node.store import (
     ChunkMismatch,
     InvalidChunkRoots,
@@ -19,23 +19,11 @@ from node.store import (
     _partial,
 )
 
-from .conftest import CS, chunk_files, rand, write_file
-
-
-def _content(tmp_path: Path, n_bytes: int, seed: int = 0) -> tuple[bytes, Manifest, list[bytes]]:
-    data = rand(n_bytes, seed)
-    src = write_file(tmp_path / f"src{seed}", data)
-    res = hash_file(src, chunk_size=CS, collect_roots=True)
-    assert res.chunk_roots is not None
-    return data, Manifest(root=res.root, size=len(data), chunk_size=CS), res.chunk_roots
-
-
-def _chunk(data: bytes, i: int) -> bytes:
-    return data[i * CS : (i + 1) * CS]
+from .conftest import CS, chunk_files, chunk_of, content
 
 
 def test_put_chunks_in_any_order_completes(store: Store, tmp_path: Path) -> None:
-    data, m, roots = _content(tmp_path, 6 * CS + 123)
+    data, m, roots = content(tmp_path, 6 * CS + 123)
     info = store.begin_partial(m, iter(roots))
     assert info.state is State.PARTIAL and info.present_chunks == 0
     assert list(store.missing_chunks(m.root)) == list(range(7))
@@ -43,8 +31,8 @@ def test_put_chunks_in_any_order_completes(store: Store, tmp_path: Path) -> None
     random.Random(1).shuffle(order)
     for k, i in enumerate(order):
         assert not store.is_complete(m.root)
-        assert store.put_chunk(m.root, i, _chunk(data, i)) is True
-        assert store.put_chunk(m.root, i, _chunk(data, i)) is False  # already there
+        assert store.put_chunk(m.root, i, chunk_of(data, i)) is True
+        assert store.put_chunk(m.root, i, chunk_of(data, i)) is False  # already there
         assert list(store.missing_chunks(m.root)) == sorted(order[k + 1 :])
     assert store.is_complete(m.root)
     assert b"".join(store.iter_verified(m.root)) == data
@@ -54,13 +42,13 @@ def test_put_chunks_in_any_order_completes(store: Store, tmp_path: Path) -> None
 def test_bad_chunks_are_refused_before_writing(
     store: Store, store_path: Path, tmp_path: Path
 ) -> None:
-    data, m, roots = _content(tmp_path, 2 * CS + 10)
+    data, m, roots = content(tmp_path, 2 * CS + 10)
     store.begin_partial(m, roots)
     with pytest.raises(ChunkMismatch) as err:
-        store.put_chunk(m.root, 1, _chunk(data, 0))
+        store.put_chunk(m.root, 1, chunk_of(data, 0))
     assert err.value.index == 1
     with pytest.raises(ChunkMismatch, match="bytes"):
-        store.put_chunk(m.root, 2, _chunk(data, 2) + b"x")
+        store.put_chunk(m.root, 2, chunk_of(data, 2) + b"x")
     with pytest.raises(ChunkMismatch, match="outside"):
         store.put_chunk(m.root, 3, b"x")
     assert chunk_files(store_path) == []
@@ -70,7 +58,7 @@ def test_bad_chunks_are_refused_before_writing(
 
 
 def test_chunk_root_list_must_hash_to_the_root(store: Store, tmp_path: Path) -> None:
-    _, m, roots = _content(tmp_path, 3 * CS)
+    _, m, roots = content(tmp_path, 3 * CS)
     bad = [*roots[:2], bytes(32)]
     with pytest.raises(InvalidChunkRoots, match="hash to"):
         store.begin_partial(m, bad)
@@ -85,11 +73,11 @@ def test_chunk_root_list_must_hash_to_the_root(store: Store, tmp_path: Path) -> 
 
 
 def test_resume_after_reopen(store_path: Path, tmp_path: Path) -> None:
-    data, m, roots = _content(tmp_path, 5 * CS)
+    data, m, roots = content(tmp_path, 5 * CS)
     with Store.open(store_path) as s:
         s.begin_partial(m, roots)
         for i in (0, 3):
-            s.put_chunk(m.root, i, _chunk(data, i))
+            s.put_chunk(m.root, i, chunk_of(data, i))
     with Store.open(store_path) as s:
         assert s.begin_partial(m, iter(())).present_chunks == 2  # known: no-op
         missing = list(s.missing_chunks(m.root))
@@ -97,7 +85,7 @@ def test_resume_after_reopen(store_path: Path, tmp_path: Path) -> None:
         assert list(s.missing_chunks(m.root, start=2)) == [2, 4]
         assert s.verify(m.root).ok and s.verify(m.root).missing == 3
         for i in missing:
-            s.put_chunk(m.root, i, _chunk(data, i))
+            s.put_chunk(m.root, i, chunk_of(data, i))
         assert s.is_complete(m.root)
         assert b"".join(s.iter_verified(m.root)) == data
 
@@ -108,24 +96,24 @@ def test_bitmap_blocks_across_boundaries(
     for mod in (_index, _partial, _maint):
         monkeypatch.setattr(mod, "BITMAP_BLOCK_BITS", 8, raising=False)
     monkeypatch.setattr(_index, "BITMAP_BLOCK_BYTES", 1)
-    data, m, roots = _content(tmp_path, 19 * CS)
+    data, m, roots = content(tmp_path, 19 * CS)
     store.begin_partial(m, roots)
     have = [0, 7, 8, 9, 15, 16, 18]
     for i in have:
-        store.put_chunk(m.root, i, _chunk(data, i))
+        store.put_chunk(m.root, i, chunk_of(data, i))
     want = [i for i in range(19) if i not in have]
     assert list(store.missing_chunks(m.root)) == want
     assert list(store.missing_chunks(m.root, start=8)) == [i for i in want if i >= 8]
     for i in want:
-        store.put_chunk(m.root, i, _chunk(data, i))
+        store.put_chunk(m.root, i, chunk_of(data, i))
     assert store.is_complete(m.root)
     assert list(_index.iter_prefix(store._db, _index.BITMAP)) == []
 
 
 def test_add_file_completes_a_partial_copy(store: Store, store_path: Path, tmp_path: Path) -> None:
-    data, m, roots = _content(tmp_path, 3 * CS + 1)
+    data, m, roots = content(tmp_path, 3 * CS + 1)
     store.begin_partial(m, roots)
-    store.put_chunk(m.root, 1, _chunk(data, 1))
+    store.put_chunk(m.root, 1, chunk_of(data, 1))
     store.pin(m.root)
     m2 = store.add_bytes(data, chunk_size=CS)
     assert m2.root == m.root
@@ -138,10 +126,10 @@ def test_add_file_completes_a_partial_copy(store: Store, store_path: Path, tmp_p
 def test_remove_partial_releases_only_present_chunks(
     store: Store, store_path: Path, tmp_path: Path
 ) -> None:
-    data, m, roots = _content(tmp_path, 3 * CS, seed=5)
+    data, m, roots = content(tmp_path, 3 * CS, seed=5)
     store.begin_partial(m, roots)
-    store.put_chunk(m.root, 2, _chunk(data, 2))
-    other = store.add_bytes(_chunk(data, 2), chunk_size=CS)  # shares chunk 2
+    store.put_chunk(m.root, 2, chunk_of(data, 2))
+    other = store.add_bytes(chunk_of(data, 2), chunk_size=CS)  # shares chunk 2
     store.remove(m.root)
     assert store.verify(other.root).ok
     assert len(chunk_files(store_path)) == 1
