@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -48,19 +49,26 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def plot_profit(res: RunResult, path: Path) -> Path:
-    cum = np.cumsum(res.matrix("profit"), axis=0)
+def _cumulative_lines(res: RunResult, metric: str, per_strategy: str) -> tuple[Any, Any]:
+    """A figure with one line per strategy: the cumulative ``metric`` over epochs, averaged
+    (``per_strategy="mean"``, per host) or summed (``"sum"``) over that strategy's hosts."""
+    cum = np.cumsum(res.matrix(metric), axis=0)
     epochs = np.arange(1, cum.shape[0] + 1)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for i in res.present:
         name = STRATEGIES[i]
         ax.plot(
             epochs,
-            cum[:, res.strategy == i].mean(axis=1),
+            getattr(cum[:, res.strategy == i], per_strategy)(axis=1),
             label=LABELS[name],
             color=COLORS[name],
             lw=2,
         )
+    return fig, ax
+
+
+def plot_profit(res: RunResult, path: Path) -> Path:
+    fig, ax = _cumulative_lines(res, "profit", "mean")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xlabel("epoch (day)")
     ax.set_ylabel("cumulative profit per host (USD)")
@@ -128,18 +136,7 @@ def plot_availability(res: RunResult, path: Path) -> Path:
 
 
 def plot_slashing(res: RunResult, path: Path) -> Path:
-    cum = np.cumsum(res.matrix("slashed"), axis=0)
-    epochs = np.arange(1, cum.shape[0] + 1)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i in res.present:
-        name = STRATEGIES[i]
-        ax.plot(
-            epochs,
-            cum[:, res.strategy == i].sum(axis=1),
-            label=LABELS[name],
-            color=COLORS[name],
-            lw=2,
-        )
+    fig, ax = _cumulative_lines(res, "slashed", "sum")
     ax.set_xlabel("epoch (day)")
     ax.set_ylabel("cumulative stake slashed (USD)")
     ax.set_title(f"{res.scenario.run.name}: slashing by strategy")
