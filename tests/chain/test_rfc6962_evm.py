@@ -1,6 +1,6 @@
 """The Solidity RFC 6962 verifier (contracts/src/RFC6962.sol) on a real EVM (py-evm).
 
-Runs every transparency-dev inclusion vector in ../shared/vectors/rfc6962/inclusion through the
+Runs every transparency-dev inclusion vector in tests/content/vectors/rfc6962/inclusion through the
 RFC6962Harness artifact and checks it accepts exactly the ones with ``wantErr: false``, then checks
 the on-chain verifier against the Python one in ``node.content`` on random trees (differential,
 including tampered proofs) and on a synthetic 2^28-leaf (1 TiB) tree.
@@ -33,7 +33,7 @@ from node.content import (
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "chain" / "artifacts" / "RFC6962Harness.json"
-VECTORS = (REPO / ".." / "shared" / "vectors" / "rfc6962" / "inclusion").resolve()
+VECTORS = REPO / "tests" / "content" / "vectors" / "rfc6962" / "inclusion"
 VECTOR_FILES = sorted(VECTORS.rglob("*.json")) if VECTORS.is_dir() else []
 
 

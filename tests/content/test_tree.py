@@ -34,7 +34,7 @@ from node.content import (
     verify_inclusion,
 )
 
-VECTORS = Path(__file__).resolve().parents[2].parent / "shared" / "vectors" / "rfc6962"
+VECTORS = Path(__file__).resolve().parent / "vectors" / "rfc6962"
 CHUNK_SIZES = [256 * 1024, 512 * 1024, 1024 * 1024]
 
 
