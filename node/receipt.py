@@ -3,30 +3,42 @@
 Pure eth-account (no web3), so the transfer engine (layer 4) can sign and check receipts; the
 ``chain`` package submits them to ``TransferReceipts``, which verifies the same digest.
 
-Typed struct (must match ``contracts/src/TransferReceipts.sol`` exactly)::
+Typed struct (must match ``contracts/src/TransferReceipts.sol`` exactly; docs/incentives.md
+section 3.2)::
 
     Receipt(bytes32 contentRoot,address provider,address receiver,uint64 bytesServed,
-            uint32 chunks,uint64 nonce,uint64 issuedAt)
+            uint32 chunks,uint128 payment,uint64 nonce,uint64 issuedAt)
 
-Domain: name "BCAI Transfer Receipts", version "1", ``chainId`` and ``verifyingContract`` taken
+Domain: name "BCAI Transfer Receipts", version "2", ``chainId`` and ``verifyingContract`` taken
 from the chain the receipts go to (see ``chain.eip712.receipt_domain``).
+
+``payment`` is what the receiver pays the provider for these bytes, in wei, debited from the
+receiver's escrow when the provider cashes the receipt. It must be at least
+``payment_for(bytes_served, price)`` for the provider's stated price, and the contract refuses
+any receipt below the protocol floor ``minPricePerGiB`` (``Underpaid``). A receipt is for the
+bytes delivered since the previous receipt on the same connection, never cumulative.
 
 Signatures are 65 bytes ``r || s || v`` with ``v`` in {27, 28} and ``s`` in the lower half of the
 curve order (EIP-2). OpenZeppelin's ECDSA rejects high-s on chain; we reject it here too, so a
 malleated copy of a receipt is never forwarded.
 
-Compact binary form (all integers big-endian, 166 bytes, fixed layout)::
+Compact binary form (all integers big-endian, 182 bytes, fixed layout, fields in struct
+order)::
 
     offset size field
-         0    1 format version (0x01)
+         0    1 format version (0x02)
          1   32 contentRoot
         33   20 provider
         53   20 receiver
         73    8 bytesServed   (uint64)
         81    4 chunks        (uint32)
-        85    8 nonce         (uint64)
-        93    8 issuedAt      (uint64, unix seconds)
-       101   65 signature     r(32) || s(32) || v(1)
+        85   16 payment       (uint128, wei)
+       101    8 nonce         (uint64)
+       109    8 issuedAt      (uint64, unix seconds)
+       117   65 signature     r(32) || s(32) || v(1)
+
+Format version 1 (166 bytes, no payment, domain version "1") is no longer accepted: its
+receipts cannot be cashed on the v2 contract.
 
 Nonces are chosen by the receiver and must be unique per receiver; the contract keeps a bitmap of
 256 nonces per storage word, so sequential nonces are far cheaper to submit than random ones.
@@ -45,6 +57,9 @@ from eth_keys.exceptions import BadSignature, ValidationError
 from eth_utils import is_address, keccak, to_checksum_address
 
 __all__ = [
+    "DEFAULT_PRICE_PER_GIB",
+    "FORMAT_VERSION",
+    "GIB",
     "RECEIPT_TYPES",
     "RECEIPT_TYPE_STRING",
     "SECP256K1_N",
@@ -58,8 +73,10 @@ __all__ = [
     "ReceiptMismatch",
     "SignedReceipt",
     "check_signature_form",
+    "covers_price",
     "decode_receipt",
     "encode_receipt",
+    "payment_for",
     "receipt_digest",
     "recover_signer",
     "sign_receipt",
@@ -67,14 +84,14 @@ __all__ = [
 ]
 
 DOMAIN_NAME = "BCAI Transfer Receipts"
-DOMAIN_VERSION = "1"
-FORMAT_VERSION = 1
+DOMAIN_VERSION = "2"
+FORMAT_VERSION = 2
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _HALF_N = SECP256K1_N // 2
 
 RECEIPT_TYPE_STRING = (
     "Receipt(bytes32 contentRoot,address provider,address receiver,uint64 bytesServed,"
-    "uint32 chunks,uint64 nonce,uint64 issuedAt)"
+    "uint32 chunks,uint128 payment,uint64 nonce,uint64 issuedAt)"
 )
 RECEIPT_TYPES: dict[str, list[dict[str, str]]] = {
     "Receipt": [
@@ -83,6 +100,7 @@ RECEIPT_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "receiver", "type": "address"},
         {"name": "bytesServed", "type": "uint64"},
         {"name": "chunks", "type": "uint32"},
+        {"name": "payment", "type": "uint128"},
         {"name": "nonce", "type": "uint64"},
         {"name": "issuedAt", "type": "uint64"},
     ]
@@ -98,11 +116,34 @@ _DOMAIN_TYPEHASH = keccak(
 )
 _RECEIPT_TYPEHASH = keccak(text=RECEIPT_TYPE_STRING)
 
-_BODY = struct.Struct(">B32s20s20sQIQQ")
+_BODY = struct.Struct(">B32s20s20sQI16sQQ")
 SIGNATURE_SIZE = 65
 WIRE_SIZE = _BODY.size + SIGNATURE_SIZE
 _U32 = (1 << 32) - 1
 _U64 = (1 << 64) - 1
+_U128 = (1 << 128) - 1
+
+GIB = 1 << 30
+#: Protocol floor ``minPricePerGiB`` of the deployment defaults (``chain.deploy.DeployParams``),
+#: in wei per GiB: the default price a provider states and the default most a receiver pays.
+DEFAULT_PRICE_PER_GIB = 10**15
+
+
+def payment_for(bytes_served: int, price_per_gib: int) -> int:
+    """The least payment (wei) for ``bytes_served`` bytes at ``price_per_gib`` wei per GiB.
+
+    ``ceil(bytes_served * price_per_gib / 2**30)``, exact integers: a receipt paying this much
+    passes the contract's ``payment * 2^30 >= bytesServed * minPricePerGiB`` check whenever
+    ``price_per_gib >= minPricePerGiB``.
+    """
+    if bytes_served < 0 or price_per_gib < 0:
+        raise InvalidReceipt("bytes_served and price_per_gib must be >= 0")
+    return -(-bytes_served * price_per_gib // GIB)
+
+
+def covers_price(payment: int, bytes_served: int, price_per_gib: int) -> bool:
+    """``payment`` pays for ``bytes_served`` at ``price_per_gib`` (the contract's rule)."""
+    return payment * GIB >= bytes_served * price_per_gib
 
 
 # ---------------------------------------------------------------------------------------- errors
@@ -195,6 +236,7 @@ class Receipt:
     receiver: str
     bytes_served: int
     chunks: int
+    payment: int
     nonce: int
     issued_at: int
 
@@ -205,6 +247,7 @@ class Receipt:
         object.__setattr__(self, "receiver", _address(self.receiver, "receiver"))
         _uint(self.bytes_served, _U64, "bytes_served")
         _uint(self.chunks, _U32, "chunks")
+        _uint(self.payment, _U128, "payment")
         _uint(self.nonce, _U64, "nonce")
         _uint(self.issued_at, _U64, "issued_at")
 
@@ -215,11 +258,12 @@ class Receipt:
             "receiver": self.receiver,
             "bytesServed": self.bytes_served,
             "chunks": self.chunks,
+            "payment": self.payment,
             "nonce": self.nonce,
             "issuedAt": self.issued_at,
         }
 
-    def as_tuple(self) -> tuple[bytes, str, str, int, int, int, int]:
+    def as_tuple(self) -> tuple[bytes, str, str, int, int, int, int, int]:
         """ABI tuple order, for ``submitBatch``."""
         return (
             self.content_root,
@@ -227,6 +271,7 @@ class Receipt:
             self.receiver,
             self.bytes_served,
             self.chunks,
+            self.payment,
             self.nonce,
             self.issued_at,
         )
@@ -241,6 +286,7 @@ class Receipt:
             + bytes.fromhex(self.receiver[2:])
             + self.bytes_served.to_bytes(32, "big")
             + self.chunks.to_bytes(32, "big")
+            + self.payment.to_bytes(32, "big")
             + self.nonce.to_bytes(32, "big")
             + self.issued_at.to_bytes(32, "big")
         )
@@ -268,6 +314,7 @@ class SignedReceipt:
             "receiver": r.receiver,
             "bytesServed": r.bytes_served,
             "chunks": r.chunks,
+            "payment": str(r.payment),
             "nonce": r.nonce,
             "issuedAt": r.issued_at,
             "signature": "0x" + self.signature.hex(),
@@ -285,6 +332,7 @@ class SignedReceipt:
                 receiver=obj["receiver"],
                 bytes_served=obj["bytesServed"],
                 chunks=obj["chunks"],
+                payment=_json_uint(obj["payment"]),
                 nonce=obj["nonce"],
                 issued_at=obj["issuedAt"],
             )
@@ -300,6 +348,15 @@ class SignedReceipt:
         except ValueError as exc:
             raise MalformedReceipt(f"bad receipt JSON: {exc}") from None
         return cls.from_json_obj(obj)
+
+
+def _json_uint(value: Any) -> int:
+    """A uint128 from JSON: a decimal string (how we write it) or a plain integer."""
+    if isinstance(value, str) and value.isdecimal() and value.isascii():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise MalformedReceipt(f"payment must be a decimal string, got {value!r}")
 
 
 def _hex_bytes(value: Any, size: int) -> bytes:
@@ -318,7 +375,7 @@ def _hex_bytes(value: Any, size: int) -> bytes:
 
 
 def encode_receipt(signed: SignedReceipt) -> bytes:
-    """The 166-byte wire form (layout in the module docstring)."""
+    """The 182-byte wire form (layout in the module docstring)."""
     r = signed.receipt
     if len(signed.signature) != SIGNATURE_SIZE:
         raise InvalidReceipt("signature must be 65 bytes")
@@ -330,6 +387,7 @@ def encode_receipt(signed: SignedReceipt) -> bytes:
             bytes.fromhex(r.receiver[2:]),
             r.bytes_served,
             r.chunks,
+            r.payment.to_bytes(16, "big"),
             r.nonce,
             r.issued_at,
         )
@@ -341,7 +399,8 @@ def decode_receipt(data: bytes) -> SignedReceipt:
     """Parse the wire form; raises ``MalformedReceipt``. Does not check the signature."""
     if len(data) != WIRE_SIZE:
         raise MalformedReceipt(f"receipt must be {WIRE_SIZE} bytes, got {len(data)}")
-    version, root, provider, receiver, served, chunks, nonce, issued = _BODY.unpack_from(data)
+    fields = _BODY.unpack_from(data)
+    version, root, provider, receiver, served, chunks, payment, nonce, issued = fields
     if version != FORMAT_VERSION:
         raise MalformedReceipt(f"unknown receipt format version {version}")
     receipt = Receipt(
@@ -350,6 +409,7 @@ def decode_receipt(data: bytes) -> SignedReceipt:
         receiver=to_checksum_address(receiver),
         bytes_served=served,
         chunks=chunks,
+        payment=int.from_bytes(payment, "big"),
         nonce=nonce,
         issued_at=issued,
     )

@@ -15,7 +15,7 @@ Layout (private modules, re-exported here):
 - ``_state``      which message is legal when, as data (``ProtocolState``)
 - ``_connection`` ``WireConnection``: decoder + encoder + state for one peer
 
-Receipts (EIP-712 struct, signing, 166-byte form) live in ``node.receipt``; ``ReceiptMsg``
+Receipts (EIP-712 struct, signing, 182-byte form v2) live in ``node.receipt``; ``ReceiptMsg``
 carries them. Nothing here touches sockets, clocks or threads; ``node.transport`` drives it
 over TCP.
 """
@@ -81,6 +81,7 @@ from ._messages import Message as Message
 from ._messages import NotFound as NotFound
 from ._messages import Ping as Ping
 from ._messages import Pong as Pong
+from ._messages import Price as Price
 from ._messages import Progress as Progress
 from ._messages import ReceiptAck as ReceiptAck
 from ._messages import ReceiptMsg as ReceiptMsg

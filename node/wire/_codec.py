@@ -50,6 +50,7 @@ from ._messages import (
     NotFound,
     Ping,
     Pong,
+    Price,
     Progress,
     ReceiptAck,
     ReceiptMsg,
@@ -161,6 +162,10 @@ def _enc_have(m: Have) -> bytes:
     return _ROOT_U32.pack(_root(m.root), _uint(m.start, 32, "start")) + bytes(m.bitfield)
 
 
+def _enc_price(m: Price) -> bytes:
+    return _root(m.root) + _uint(m.price_per_gib, 128, "price_per_gib").to_bytes(16, "big")
+
+
 def _enc_request(m: Request) -> bytes:
     if not 1 <= m.request_id < 1 << 32:
         raise LocalProtocolError("request_id must be in 1..2**32-1")
@@ -203,6 +208,7 @@ _ENCODERS: dict[type, Callable[..., bytes]] = {
     ChunkRoots: _enc_roots,
     Have: _enc_have,
     HaveAll: _enc_root_only,
+    Price: _enc_price,
     Request: _enc_request,
     Cancel: _enc_cancel,
     Progress: _enc_progress,
@@ -341,6 +347,10 @@ def _dec_have_all(b: memoryview) -> HaveAll:
     return HaveAll(bytes(b))
 
 
+def _dec_price(b: memoryview) -> Price:
+    return Price(bytes(b[:ROOT_LEN]), int.from_bytes(b[ROOT_LEN:], "big"))
+
+
 def _dec_request(b: memoryview) -> Request:
     root, req = _ROOT_U32.unpack_from(b)
     if req == 0:
@@ -418,6 +428,7 @@ _DECODERS: dict[Kind, Callable[[memoryview], Message]] = {
     Kind.CHUNK_ROOTS: _dec_roots,
     Kind.HAVE: _dec_have,
     Kind.HAVE_ALL: _dec_have_all,
+    Kind.PRICE: _dec_price,
     Kind.REQUEST: _dec_request,
     Kind.CHUNK_DATA: _dec_chunk_data,
     Kind.CANCEL: _dec_cancel,

@@ -149,6 +149,20 @@ class HaveAll:
 
 
 @dataclass(frozen=True, slots=True)
+class Price:
+    """Provider states what it charges for ``root``, in wei per GiB (u128), before any chunk.
+
+    Sent right after ``ManifestMsg`` and before Have/HaveAll. The receiver pays at least
+    ``node.receipt.payment_for(bytes, price_per_gib)`` in each receipt to this provider, and
+    drops a provider whose price is above its own maximum.
+    """
+
+    KIND: ClassVar[Kind] = Kind.PRICE
+    root: bytes
+    price_per_gib: int
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     """Receiver asks for whole chunks ``indices`` of ``root`` (1..1024 of them).
 
@@ -240,6 +254,7 @@ Message = (
     | ChunkRoots
     | Have
     | HaveAll
+    | Price
     | Request
     | ChunkData
     | Cancel
@@ -262,6 +277,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     ChunkRoots,
     Have,
     HaveAll,
+    Price,
     Request,
     ChunkData,
     Cancel,

@@ -13,6 +13,7 @@ u8 = st.integers(0, 0xFF)
 u16 = st.integers(0, 0xFFFF)
 u32 = st.integers(0, 0xFFFF_FFFF)
 u64 = st.integers(0, 0xFFFF_FFFF_FFFF_FFFF)
+u128 = st.integers(0, (1 << 128) - 1)
 roots = st.binary(min_size=32, max_size=32)
 codes = st.one_of(st.sampled_from(wire.ErrorCode), st.integers(13, 0xFFFF))
 addresses = st.binary(min_size=20, max_size=20).map(to_checksum_address)
@@ -54,7 +55,7 @@ def chunk_data(draw: st.DrawFn, max_piece: int = 2048) -> wire.ChunkData:
 
 signed_receipts = st.builds(
     SignedReceipt,
-    receipt=st.builds(Receipt, roots, addresses, addresses, u64, u32, u64, u64),
+    receipt=st.builds(Receipt, roots, addresses, addresses, u64, u32, u128, u64, u64),
     signature=st.binary(min_size=64, max_size=64).flatmap(
         lambda rs: st.sampled_from([27, 28]).map(lambda v: rs + bytes([v]))
     ),
@@ -75,6 +76,7 @@ messages: st.SearchStrategy[wire.Message] = st.one_of(
     chunk_roots(),
     st.builds(wire.Have, roots, u32.map(lambda x: x & ~7), st.binary(min_size=1, max_size=300)),
     st.builds(wire.HaveAll, roots),
+    st.builds(wire.Price, roots, u128),
     st.builds(wire.Request, roots, st.integers(1, 0xFFFF_FFFF), index_lists()),
     chunk_data(),
     st.builds(wire.Cancel, roots, index_lists()),

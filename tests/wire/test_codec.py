@@ -41,7 +41,8 @@ def test_kind_numbers_are_stable() -> None:
     assert {k.name: int(k) for k in wire.Kind} == {
         "HELLO": 0x01, "GOODBYE": 0x02, "PING": 0x03, "PONG": 0x04, "ERROR": 0x05,
         "WANT": 0x10, "MANIFEST": 0x11, "NOT_FOUND": 0x12, "GET_CHUNK_ROOTS": 0x13,
-        "CHUNK_ROOTS": 0x14, "HAVE": 0x15, "HAVE_ALL": 0x16, "REQUEST": 0x20,
+        "CHUNK_ROOTS": 0x14, "HAVE": 0x15, "HAVE_ALL": 0x16, "PRICE": 0x17,
+        "REQUEST": 0x20,
         "CHUNK_DATA": 0x21, "CANCEL": 0x22, "PROGRESS": 0x23, "COMPLETE": 0x24,
         "RECEIPT": 0x30, "RECEIPT_ACK": 0x31,
     }  # fmt: skip
@@ -56,6 +57,18 @@ def test_worked_request_example_matches_spec() -> None:
         "00000031" "20"
         "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
         "00000007" "00000000" "00000001" "00000201"
+    )  # fmt: skip
+    assert wire.encode(msg) == expected
+    assert decode_one(expected) == msg
+
+
+def test_price_layout_matches_spec() -> None:
+    """docs/protocol.md section 5.12a: root(32) | price_per_gib u128 big-endian."""
+    msg = wire.Price(bytes(range(32)), 10**15)
+    expected = bytes.fromhex(
+        "00000031" "17"
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "000000000000000000038d7ea4c68000"
     )  # fmt: skip
     assert wire.encode(msg) == expected
     assert decode_one(expected) == msg
@@ -121,6 +134,8 @@ R = b"\x01" * 32
         wire.Hello(agent="a" * (_limits.MAX_AGENT_LEN + 1)),
         wire.ManifestMsg(R, b"{"),
         wire.ManifestMsg(R, b" " * (_limits.MAX_MANIFEST_LEN + 1)),
+        wire.Price(R, -1),
+        wire.Price(R, 1 << 128),
     ],
     ids=repr,
 )

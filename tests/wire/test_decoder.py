@@ -138,7 +138,7 @@ def test_unknown_kind_longer_than_advertised_is_too_large() -> None:
         (wire.Kind.CHUNK_DATA, b"\x00" * 32 + struct.pack(">III", 0, 0, (4 << 20) + 1) + b"a"),
         (wire.Kind.ERROR, b"\x00" * 11 + b"\xff\xfe"),  # bad UTF-8
         (wire.Kind.HELLO, b"\x00\x01" + struct.pack(">IIH", 0, 10, 1)),  # max_message_size small
-        (wire.Kind.RECEIPT, b"\x02" + b"\x00" * 165),  # unknown receipt format version
+        (wire.Kind.RECEIPT, b"\x01" + b"\x00" * 181),  # receipt format 1 is retired
     ],
 )
 def test_bad_bodies_are_malformed_and_recoverable(kind: wire.Kind, body: bytes) -> None:

@@ -13,7 +13,7 @@ EXPECTED = {
     "MAX_ROOTS_PER_PAGE", "MESSAGE_TYPES", "MalformedFrame", "MalformedIdentity",
     "MalformedMessage", "ManifestMsg", "Message", "MessageDecoder", "MessageTooLarge",
     "NEED_DATA", "NOISE_MAX_MESSAGE", "NOISE_MAX_PLAINTEXT", "NotFound", "PEER_CLOSED",
-    "PROLOGUE", "PROTOCOL_VERSION", "PeerIdentity", "Phase", "Ping", "Pong", "Progress",
+    "PROLOGUE", "PROTOCOL_VERSION", "PeerIdentity", "Phase", "Ping", "Pong", "Price", "Progress",
     "ProtocolState", "ReceiptAck", "ReceiptMsg", "ReceiveBuffer", "RemoteProtocolError",
     "Request", "SUPPORTED_VERSIONS", "Sentinel", "Side", "UnknownKind", "UnsupportedVersion",
     "Want", "WireConnection", "WireError", "chunk_data_header", "decode_body",
