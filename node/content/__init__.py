@@ -1,4 +1,4 @@
-"""Content addressing: 4 KiB segments, the RFC 6962 SHA-256 tree, chunk roots, manifests.
+"""Content addressing: 4 KiB segments, the RFC 6962 SHA-256 tree, chunk roots, manifests, slots.
 
 Pure functions and small state machines; no I/O except :func:`hash_file`, which only reads.
 See docs/content-addressing.md for the tree with a worked example.
@@ -13,6 +13,26 @@ from ._manifest import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 from ._manifest import Manifest as Manifest
 from ._manifest import parse_root as parse_root
 from ._manifest import root_hex as root_hex
+from ._slots import BATCH_BUDGET as BATCH_BUDGET
+from ._slots import DEFAULT_DATA_SHARDS as DEFAULT_DATA_SHARDS
+from ._slots import DEFAULT_SLOT_COUNT as DEFAULT_SLOT_COUNT
+from ._slots import MAX_DATA_SHARDS as MAX_DATA_SHARDS
+from ._slots import MAX_SLOT_COUNT as MAX_SLOT_COUNT
+from ._slots import ReadFn as ReadFn
+from ._slots import SlotError as SlotError
+from ._slots import SlotLayout as SlotLayout
+from ._slots import SlotLayoutError as SlotLayoutError
+from ._slots import SlotReadError as SlotReadError
+from ._slots import draw_sample_indices as draw_sample_indices
+from ._slots import encode_slot as encode_slot
+from ._slots import encode_slot_roots as encode_slot_roots
+from ._slots import encode_slots as encode_slots
+from ._slots import iter_slot_batches as iter_slot_batches
+from ._slots import iter_slot_segments as iter_slot_segments
+from ._slots import last_segment_proof as last_segment_proof
+from ._slots import slot_root_proof as slot_root_proof
+from ._slots import slots_proof as slots_proof
+from ._slots import slots_root_of as slots_root_of
 from ._stream import ChunkedHasher as ChunkedHasher
 from ._stream import HashResult as HashResult
 from ._stream import StreamingTreeHasher as StreamingTreeHasher

@@ -6,6 +6,7 @@ Layout of the package (see docs/store.md for the on-disk format and the crash-sa
 - ``_add``      adding a file: read, hash in worker threads, write, index in batches
 - ``_partial``  partial content for the transfer engine: begin, put_chunk, missing_chunks
 - ``_maint``    jobs, removal, LRU eviction, gc, the recovery pass, verify
+- ``_slots``    :class:`SlotStore`: erasure-coded slots a host keeps and proves from
 - ``_files``    chunk files (atomic write, read, sweep); ``_index``: LevelDB key schema
 - ``_records``  persisted records and returned reports; ``_errors``: the error tree
 
@@ -35,6 +36,12 @@ from ._records import GcReport as GcReport
 from ._records import State as State
 from ._records import StoreStats as StoreStats
 from ._records import VerifyReport as VerifyReport
+from ._slots import CorruptSlot as CorruptSlot
+from ._slots import SlotError as SlotError
+from ._slots import SlotInfo as SlotInfo
+from ._slots import SlotMismatch as SlotMismatch
+from ._slots import SlotMissing as SlotMissing
+from ._slots import SlotStore as SlotStore
 from ._store import ProgressCallback as ProgressCallback
 from ._store import Store as Store
 
@@ -42,6 +49,7 @@ __all__ = [
     "ChunkMismatch",
     "ContentInfo",
     "CorruptChunk",
+    "CorruptSlot",
     "CorruptStoredChunk",
     "EvictReport",
     "GcReport",
@@ -51,6 +59,11 @@ __all__ = [
     "PartialWriter",
     "ProgressCallback",
     "PutResult",
+    "SlotError",
+    "SlotInfo",
+    "SlotMismatch",
+    "SlotMissing",
+    "SlotStore",
     "State",
     "Store",
     "StoreCorrupt",

@@ -385,6 +385,48 @@ class Store:
                 for fut in pending:
                     fut.cancel()
 
+    def reader(self, root: bytes, *, verify: bool = True) -> Callable[[int, int], bytes]:
+        """A ``read(offset, length)`` over complete content, for the slot encoder.
+
+        Returns the bytes at ``offset`` (shorter only at the end of the content, empty past
+        it). Each chunk is read once per visit and checked against its chunk root unless
+        ``verify=False``; the last chunk read is cached, so sequential reads of any length cost
+        one chunk read each. Raises :class:`IncompleteContent` for partial content now and
+        :class:`CorruptStoredChunk` from ``read``. Not thread-safe: one reader per thread.
+        """
+        rec = self._require(root)
+        if rec.state is not State.COMPLETE:
+            missing = rec.manifest.chunk_count - rec.present
+            raise IncompleteContent(
+                f"{root_hex(root)} is missing {missing} chunks", missing=missing
+            )
+        size, cs = rec.manifest.size, rec.manifest.chunk_size
+        cached: list[tuple[int, bytes]] = []  # at most one (index, chunk bytes)
+
+        def chunk(index: int) -> bytes:
+            if cached and cached[0][0] == index:
+                return cached[0][1]
+            data = self._read_chunk(rec, index, self._chunk_root_of(rec, index), verify)
+            cached[:] = [(index, data)]
+            return data
+
+        def read(offset: int, length: int) -> bytes:
+            if offset < 0 or length < 0:
+                raise ValueError(f"read({offset}, {length}) outside the content")
+            end = min(size, offset + length)
+            parts = []
+            while offset < end:
+                index, skip = divmod(offset, cs)
+                take = min(cs - skip, end - offset)
+                parts.append(chunk(index)[skip : skip + take])
+                offset += take
+            if not parts:
+                return b""
+            self._touch(root)
+            return parts[0] if len(parts) == 1 else b"".join(parts)
+
+        return read
+
     def export(self, root: bytes, dest: str | os.PathLike[str]) -> int:
         """Write verified content to ``dest`` atomically (temp file + rename); return its size.
 
