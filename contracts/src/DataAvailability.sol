@@ -4,35 +4,60 @@ pragma solidity ^0.8.24;
 import {Ownable} from "@openzeppelin/contracts/access/Ownable.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
-import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
 import {ContentRegistry} from "./ContentRegistry.sol";
+import {TransferReceipts} from "./TransferReceipts.sol";
 import {RFC6962} from "./RFC6962.sol";
 
 /// @title DataAvailability
-/// @notice Hosts stake ETH on holding a registered root. Anyone may challenge a host: the hash
-/// of the block after the challenge's block picks a 4 KiB segment, and the host must answer
-/// with the segment and its RFC 6962 audit path within the response window, or lose `slashBps`
-/// of its stake. Other contracts ask `isAvailable(root, minHosts, maxAge)`.
-/// @dev Commit-then-reveal: `challenge` fixes only the seed block (`block.number + 1`), whose
-/// hash does not exist when the challenge is sent, so a host challenging itself from another
-/// address cannot pick a segment it still holds. The index is known from block seedBlock + 1 on
-/// (`segmentIndexOf`) and `respond` reverts `SeedNotReady` before that. If the seed's hash has
-/// left the 256-block `blockhash` window before the host answers, `respond` voids the challenge
-/// (no slash, no proof recorded); a deadline that passed first still slashes.
-/// @dev Lifecycle of a commitment (host, root): commit (stake >= minStake, top-ups allowed) ->
-/// active (counted in `hostsOf`) -> requestExit or a failed challenge -> exiting (still
-/// challengeable, not counted) -> withdraw after `exitDelay` with no open challenge. Committing
-/// again while exiting re-activates.
-/// Storage: `_commitments[host][root]` is one slot: stake (uint128) | exitRequestedAt (uint64) |
-/// lastProvenAt (uint64). A challenge is three slots: host | deadline | status, root,
-/// challenger | seedBlock (uint64). `_roots[root]` is one slot:
-/// the registry's (immutable) size, cached at the first commit so `respond` makes no external
-/// call, and the root's lastProvenAt.
-/// Value accounting: address(this).balance == totalStaked + treasuryBalance at all times.
+/// @notice Proofs of storage over erasure-coded slots. Each registered root is split into
+/// `slotCount` slots (docs/incentives.md section 2); a host stakes ETH on holding exactly one
+/// slot (`commit`, proving the slot root against the registered `slotsRoot`). The chain's
+/// randomness schedules challenges: a commitment is *due* in a block period when the hash of the
+/// period's start block says so (`isDue`); a challenger posts `challengeBond` and the host must
+/// answer with `samples` segments of its slot, drawn from the hash of the block after the
+/// challenge, each with its RFC 6962 audit path against the slot root, within `responseWindow`.
+/// A pass pays the host its accrued storage payment and the challenger its bond back plus, for a
+/// scheduled challenge, `challengeReward` from the reward pool. An unanswered challenge is a
+/// *fault* (downtime: `faultSlashBps`, the host stays, until `maxFaults` consecutive faults
+/// terminate it); a wrong answer is *deletion evidence* (`proofSlashBps`, terminated).
+/// @dev Parameters are snapshotted into every challenge (deadline, samples, slash rates,
+/// maxFaults, exitDelay, reward, bond) and every exit (readyAt), so `setParams` never changes an
+/// open obligation. `storageRatePerGiBDay`, `feeBps` and `periodBlocks` are fixed at deployment
+/// (setParams reverts `ImmutableParam` if they differ): storage accrues continuously and period
+/// numbers must never jump.
+/// Every payout is a pull payment (`owedTo`, `withdrawOwed`); nothing pushes ETH inside a
+/// challenge, so a challenger that cannot receive ETH cannot stop a slash. `withdraw` pays the
+/// calling host its own stake.
+/// Slot freeing: a slot is free when never taken, when its host withdrew, or when its host is
+/// exiting (voluntarily or terminated) past `readyAt` with no open challenge; `commit` on such a
+/// slot moves the old host's remaining stake to `owedTo(oldHost)` and emits `Withdrawn` for it.
+/// Value accounting: address(this).balance == totalStaked + totalOwed + rewardPool +
+/// totalStorageBudget + totalBonds + totalBurnt.
+/// Choices where docs/incentives.md leaves details open: a respond with a number of segments or
+/// proofs other than `samples` reverts `SampleCountMismatch` (a malformed call, not evidence);
+/// the scheduled reward is paid on every resolution of a scheduled challenge but a void one;
+/// a fault forfeits the storage payment accrued since the last payment (lastPaidAt = now);
+/// a storage payment capped by the budget also moves lastPaidAt to now; `isDue` is false for a
+/// commitment that cannot be challenged now (free, terminated, or exiting too close to readyAt).
 contract DataAvailability is Ownable, ReentrancyGuardTransient {
-    using EnumerableSet for EnumerableSet.AddressSet;
-
     // ------------------------------------------------------------------ types
+
+    /// @notice The owner-set parameters (field order is the ABI tuple order).
+    struct Params {
+        uint256 minStake;
+        uint256 challengeBond;
+        uint256 challengeReward;
+        uint64 responseWindow;
+        uint64 exitDelay;
+        uint64 periodBlocks;
+        uint16 dueBps;
+        uint16 samples;
+        uint16 faultSlashBps;
+        uint16 proofSlashBps;
+        uint8 maxFaults;
+        uint256 storageRatePerGiBDay;
+        uint16 feeBps;
+    }
 
     /// @notice Life cycle of a challenge.
     enum ChallengeStatus {
@@ -51,462 +76,798 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
         InvalidProof
     }
 
-    /// @notice A challenge as returned by `getChallenge`. `segmentIndex` is meaningful only when
-    /// `indexReady` (the seed block is mined and its hash still available).
+    /// @notice A commitment of one host to one slot of one root.
+    /// `readyAt` is 0 while active; else the host is exiting (withdraws from `readyAt`).
+    /// `challengedPeriod` is the period of the last challenge plus one (0 = never).
+    struct Commitment {
+        address host;
+        uint64 lastProvenAt;
+        uint8 faults;
+        bool terminated;
+        uint128 stake;
+        uint64 lastPaidAt;
+        uint64 readyAt;
+        bytes32 slotRoot;
+        uint64 openChallenge;
+        uint64 challengedPeriod;
+        uint64 committedAt;
+    }
+
+    /// @notice A challenge with its parameter snapshot.
     struct Challenge {
         address host;
-        bytes32 root;
-        uint256 segmentIndex;
         uint64 deadline;
         ChallengeStatus status;
-        uint64 seedBlock;
-        bool indexReady;
-    }
-
-    struct Commitment {
-        uint128 stake;
-        uint64 exitRequestedAt;
-        uint64 lastProvenAt;
-    }
-
-    /// @dev One slot per root: the size is cached at the first commit, so the slot is non-zero
-    /// before `respond` writes lastProvenAt into it (a 2.9k instead of a 22.1k SSTORE).
-    struct RootInfo {
-        uint64 size;
-        uint64 lastProvenAt;
-    }
-
-    struct StoredChallenge {
-        address host;
-        uint64 deadline;
-        ChallengeStatus status;
+        bool scheduled;
+        uint8 slot;
+        FailReason reason;
         bytes32 root;
         address challenger;
         uint64 seedBlock;
+        uint128 bond;
+        uint128 reward;
+        uint16 samples;
+        uint16 faultSlashBps;
+        uint16 proofSlashBps;
+        uint8 maxFaults;
+        uint64 exitDelay;
+        uint64 rows;
+    }
+
+    /// @dev The registry's (immutable) layout of a root, cached at its first commit.
+    struct RootInfo {
+        uint64 size;
+        uint64 rows;
+        uint8 dataShards;
+        uint8 slotCount;
+        uint64 lastProvenAt;
+        bytes32 slotsRoot;
     }
 
     // ------------------------------------------------------------------ constants
 
-    /// @notice Segment size of the tree (bytes).
+    /// @notice Segment size (bytes).
     uint256 public constant SEGMENT_SIZE = 4096;
-    /// @notice Denominator of `slashBps`.
+    /// @notice Denominator of basis points.
     uint16 public constant BPS = 10_000;
+    /// @notice Most segments a challenge may ask for.
+    uint16 public constant MAX_SAMPLES = 256;
 
     // ------------------------------------------------------------------ errors
 
-    /// @notice `root` is not registered in the ContentRegistry.
+    /// @notice A parameter is out of range.
+    error InvalidParams();
+    /// @notice `storageRatePerGiBDay`, `feeBps` and `periodBlocks` cannot change.
+    error ImmutableParam();
+    /// @notice `root` is not registered, or has size 0.
     error RootNotRegistered(bytes32 root);
-    /// @notice `root` has size 0: there is nothing to hold or prove.
-    error EmptyContent(bytes32 root);
-    /// @notice The stake after this call (`stake`) would be below `minStake`.
+    /// @notice `slot` is not below the root's slot count.
+    error InvalidSlot(bytes32 root, uint8 slot);
+    /// @notice `slotProof` does not prove `slotRoot` as leaf `slot` of the registered slotsRoot.
+    error InvalidSlotProof(bytes32 root, uint8 slot);
+    /// @notice (root, slot) is held by `host`.
+    error SlotTaken(bytes32 root, uint8 slot, address host);
+    /// @notice `host` already holds slot `slot` of `root` (one slot per host per root).
+    error HostHasSlot(bytes32 root, address host, uint8 slot);
+    /// @notice The stake `stake` is below `minStake`.
     error InsufficientStake(uint256 stake, uint256 minStake);
-    /// @notice `host` has no stake on `root`.
-    error NotCommitted(address host, bytes32 root);
-    /// @notice `host` already asked to exit `root`.
-    error ExitAlreadyRequested(address host, bytes32 root);
-    /// @notice `host` has not asked to exit `root`.
-    error ExitNotRequested(address host, bytes32 root);
+    /// @notice (root, slot) has no commitment.
+    error NotCommitted(bytes32 root, uint8 slot);
+    /// @notice `caller` is not the host of (root, slot).
+    error NotHost(bytes32 root, uint8 slot, address caller);
+    /// @notice The host of (root, slot) is exiting already.
+    error ExitAlreadyRequested(bytes32 root, uint8 slot);
+    /// @notice The host of (root, slot) has not asked to exit.
+    error ExitNotRequested(bytes32 root, uint8 slot);
     /// @notice Withdrawal possible from `readyAt`.
     error ExitDelayNotElapsed(uint64 readyAt);
-    /// @notice Challenge `id` on (host, root) is still open.
+    /// @notice Challenge `id` is still open.
     error ChallengeStillOpen(uint256 id);
-    /// @notice (host, root) already has open challenge `id`.
-    error ChallengeAlreadyOpen(address host, bytes32 root, uint256 id);
+    /// @notice `msg.value` must equal the challenge bond.
+    error WrongBond(uint256 sent, uint256 bond);
+    /// @notice (root, slot) cannot be challenged now (terminated, or exiting within one response
+    /// window of readyAt).
+    error NotChallengeable(bytes32 root, uint8 slot);
+    /// @notice (root, slot) has open challenge `id`.
+    error ChallengeAlreadyOpen(bytes32 root, uint8 slot, uint256 id);
+    /// @notice (root, slot) was challenged in `period` already.
+    error AlreadyChallengedThisPeriod(bytes32 root, uint8 slot, uint64 period);
     /// @notice Challenge `id` is not open (its status is `status`).
     error ChallengeNotOpen(uint256 id, ChallengeStatus status);
-    /// @notice Only the challenged host may respond to challenge `id`; `caller` is not it.
+    /// @notice Only the challenged host may respond to challenge `id`.
     error NotChallengedHost(uint256 id, address caller);
-    /// @notice Challenge `id`'s segment is drawn from block `seedBlock`'s hash: answer from block
-    /// seedBlock + 1 on.
+    /// @notice Challenge `id`'s samples are drawn from block `seedBlock`'s hash: answer from
+    /// block seedBlock + 1 on.
     error SeedNotReady(uint256 id, uint64 seedBlock);
     /// @notice Challenge `id` passed its deadline.
     error ChallengeExpired(uint256 id, uint64 deadline);
-    /// @notice Challenge `id` can be slashed only after `deadline`.
+    /// @notice Challenge `id` can be settled only after `deadline`.
     error ChallengeNotExpired(uint256 id, uint64 deadline);
-    /// @notice A parameter is out of range (slashBps > 10000, responseWindow or exitDelay 0).
-    error InvalidParams();
+    /// @notice A response must carry exactly `samples` segments and proofs.
+    error SampleCountMismatch(uint256 samples, uint256 segments, uint256 proofs);
+    /// @notice A slot has at least one row.
+    error ZeroRows();
     /// @notice Amount must be positive.
     error ZeroAmount();
 
     // ------------------------------------------------------------------ events
 
-    /// @notice `host` committed to `root`; `stake` is its total stake after this call.
-    event Committed(address indexed host, bytes32 indexed root, uint256 stake);
-    /// @notice `host` will be able to withdraw from `root` at `withdrawableAt`.
-    event ExitRequested(address indexed host, bytes32 indexed root, uint64 withdrawableAt);
-    /// @notice `host` withdrew `amount` and left `root`.
-    event Withdrawn(address indexed host, bytes32 indexed root, uint256 amount);
-    /// @notice Challenge `id` asks `host` for a segment of `root` by `deadline`; the segment is
-    /// drawn from the hash of block `seedBlock` (see `segmentIndexOf`).
+    /// @notice `host` committed to `slot` of `root` with `stake`.
+    event Committed(address indexed host, bytes32 indexed root, uint8 slot, uint256 stake);
+    /// @notice `host` topped up its stake on (root, slot) to `stake`.
+    event StakeAdded(address indexed host, bytes32 indexed root, uint8 slot, uint256 stake);
+    /// @notice `host` is exiting (root, slot) and may withdraw from `readyAt`.
+    event ExitRequested(address indexed host, bytes32 indexed root, uint8 slot, uint64 readyAt);
+    /// @notice `host` left (root, slot) with `amount` of stake (paid, or owed if evicted).
+    event Withdrawn(address indexed host, bytes32 indexed root, uint8 slot, uint256 amount);
+    /// @notice Challenge `id` asks `host` for samples of (root, slot) by `deadline`, drawn from
+    /// the hash of block `seedBlock`; `scheduled` if the commitment was due this period.
     event ChallengeIssued(
         uint256 indexed id,
         address indexed host,
         bytes32 indexed root,
+        uint8 slot,
         uint64 seedBlock,
-        uint64 deadline
-    );
-    /// @notice Challenge `id` was voided: block `seedBlock`'s hash left the 256-block window
-    /// before the host answered, so its segment can no longer be drawn. No slash, no proof.
-    event ChallengeVoided(
-        uint256 indexed id, address indexed host, bytes32 indexed root, uint64 seedBlock
+        uint64 deadline,
+        bool scheduled
     );
     /// @notice `host` answered challenge `id` correctly.
-    event ChallengePassed(uint256 indexed id, address indexed host, bytes32 indexed root);
-    /// @notice Challenge `id` failed for `reason`; the host is slashed and forced to exit.
+    event ChallengePassed(uint256 indexed id, address indexed host, bytes32 indexed root, uint8 slot);
+    /// @notice Challenge `id` failed for `reason`: `slashed` taken from the stake; `terminated`
+    /// if the host is forced out.
     event ChallengeFailed(
-        uint256 indexed id, address indexed host, bytes32 indexed root, FailReason reason
+        uint256 indexed id,
+        address indexed host,
+        bytes32 indexed root,
+        uint8 slot,
+        FailReason reason,
+        uint256 slashed,
+        bool terminated
     );
-    /// @notice `amount` of `host`'s stake on `root` was slashed.
-    event HostSlashed(address indexed host, bytes32 indexed root, uint256 amount);
-    /// @notice The owner changed the parameters.
-    event ParamsUpdated(uint256 minStake, uint64 responseWindow, uint16 slashBps, uint64 exitDelay);
-    /// @notice The owner took `amount` of slashed funds to `to`.
-    event TreasuryWithdrawn(address indexed to, uint256 amount);
+    /// @notice Challenge `id` was voided: its seed hash left the 256-block window before the host
+    /// answered. Bond back, no slash.
+    event ChallengeVoided(uint256 indexed id, address indexed host, bytes32 indexed root, uint8 slot);
+    /// @notice `host` earned `amount` (fee `fee` burnt, the rest owed) for storing (root, slot),
+    /// counted in receipts epoch `epoch`.
+    event StoragePaid(
+        address indexed host,
+        bytes32 indexed root,
+        uint8 slot,
+        uint256 amount,
+        uint256 fee,
+        uint64 epoch
+    );
+    /// @notice `from` added `amount` to the storage budget of `root`.
+    event StorageFunded(bytes32 indexed root, address indexed from, uint256 amount);
+    /// @notice `from` added `amount` to the reward pool.
+    event RewardsFunded(address indexed from, uint256 amount);
+    /// @notice `to` pulled `amount` it was owed.
+    event OwedWithdrawn(address indexed to, uint256 amount);
+    /// @notice The owner changed the parameters (for challenges and exits created from now on).
+    event ParamsUpdated(Params params);
 
     // ------------------------------------------------------------------ storage
 
     /// @notice The registry roots must be registered in.
     ContentRegistry public immutable registry;
+    /// @notice The receipts contract (its epochs count storage fees).
+    TransferReceipts public immutable receipts;
+    /// @notice Block number of deployment; period 0 starts here.
+    uint64 public immutable genesisBlock;
 
-    /// @notice Minimum total stake of a commitment (wei).
-    uint256 public minStake;
-    /// @notice Seconds a host has to answer a challenge.
-    uint64 public responseWindow;
-    /// @notice Share of the stake slashed per failed challenge, in basis points.
-    uint16 public slashBps;
-    /// @notice Seconds between requestExit and withdraw.
-    uint64 public exitDelay;
     /// @notice Number of challenges issued so far (ids are 1..challengeCount).
     uint256 public challengeCount;
     /// @notice Sum of all stakes.
     uint256 public totalStaked;
-    /// @notice Slashed funds owed to the owner's treasury (pulled with `withdrawTreasury`).
-    uint256 public treasuryBalance;
+    /// @notice Sum of `owedTo` over all accounts.
+    uint256 public totalOwed;
+    /// @notice Protocol funds that pay scheduled challenges.
+    uint256 public rewardPool;
+    /// @notice Sum of all storage budgets.
+    uint256 public totalStorageBudget;
+    /// @notice Bonds of open challenges.
+    uint256 public totalBonds;
+    /// @notice Storage fees burnt (held by this contract forever).
+    uint256 public totalBurnt;
 
-    mapping(address host => mapping(bytes32 root => Commitment)) private _commitments;
-    mapping(address host => mapping(bytes32 root => uint256 id)) private _openChallenge;
-    mapping(uint256 id => StoredChallenge) private _challenges;
-    mapping(bytes32 root => EnumerableSet.AddressSet) private _hosts;
+    /// @notice ETH each account may pull with `withdrawOwed`.
+    mapping(address account => uint256) public owedTo;
+    /// @notice Storage budget of each root (paid out to its hosts on passes).
+    mapping(bytes32 root => uint256) public storageBudgetOf;
+    /// @notice Storage fees burnt on payments to `host` in receipts epoch `epoch`.
+    mapping(address host => mapping(uint64 epoch => uint256)) public storageFeesOf;
+    /// @notice Storage payments (fees included) to `host` in receipts epoch `epoch`.
+    mapping(address host => mapping(uint64 epoch => uint256)) public storagePaidOf;
+
+    Params private _params;
+    mapping(bytes32 root => mapping(uint8 slot => Commitment)) private _commitments;
+    mapping(bytes32 root => mapping(address host => uint256 slotPlusOne)) private _slotOfHost;
+    mapping(uint256 id => Challenge) private _challenges;
     mapping(bytes32 root => RootInfo) private _roots;
 
     // ------------------------------------------------------------------ construction and admin
 
     /// @param registry_ the ContentRegistry.
-    /// @param minStake_ minimum stake per commitment (wei).
-    /// @param responseWindow_ seconds to answer a challenge (> 0).
-    /// @param slashBps_ basis points of the stake slashed per failure (<= 10000).
-    /// @param exitDelay_ seconds between requestExit and withdraw (> 0, >= responseWindow advised).
-    constructor(
-        ContentRegistry registry_,
-        uint256 minStake_,
-        uint64 responseWindow_,
-        uint16 slashBps_,
-        uint64 exitDelay_
-    ) Ownable(msg.sender) {
+    /// @param receipts_ the TransferReceipts (its `epochOf` tallies storage fees).
+    /// @param p the parameters (see `setParams` for the ranges).
+    constructor(ContentRegistry registry_, TransferReceipts receipts_, Params memory p)
+        Ownable(msg.sender)
+    {
         registry = registry_;
-        _setParams(minStake_, responseWindow_, slashBps_, exitDelay_);
+        receipts = receipts_;
+        genesisBlock = uint64(block.number);
+        _checkParams(p);
+        _params = p;
+        emit ParamsUpdated(p);
     }
 
-    /// @notice Change the parameters. Owner only. Applies to new challenges and exits; open
-    /// challenges keep their deadline.
-    function setParams(
-        uint256 minStake_,
-        uint64 responseWindow_,
-        uint16 slashBps_,
-        uint64 exitDelay_
-    ) external onlyOwner {
-        _setParams(minStake_, responseWindow_, slashBps_, exitDelay_);
+    /// @notice Replace the parameters. Owner only. Applies to challenges and exits created
+    /// afterwards; open ones keep their snapshot. Ranges: responseWindow, exitDelay,
+    /// periodBlocks > 0; dueBps <= 10000; 1 <= samples <= 256; faultSlashBps <= proofSlashBps
+    /// <= 10000; maxFaults >= 1; feeBps <= 10000; minStake, challengeBond, challengeReward
+    /// < 2^128; storageRatePerGiBDay < 2^96. storageRatePerGiBDay, feeBps and periodBlocks must
+    /// equal the current ones.
+    function setParams(Params calldata p) external onlyOwner {
+        _checkParams(p);
+        Params storage cur = _params;
+        if (
+            p.storageRatePerGiBDay != cur.storageRatePerGiBDay || p.feeBps != cur.feeBps
+                || p.periodBlocks != cur.periodBlocks
+        ) revert ImmutableParam();
+        _params = p;
+        emit ParamsUpdated(p);
     }
 
-    /// @notice Send `amount` of the slashed funds to `to`. Owner only.
-    function withdrawTreasury(address payable to, uint256 amount) external onlyOwner nonReentrant {
+    /// @notice The current parameters.
+    function params() external view returns (Params memory) {
+        return _params;
+    }
+
+    /// @notice The current challenge bond (wei).
+    function challengeBond() external view returns (uint256) {
+        return _params.challengeBond;
+    }
+
+    /// @notice The current minimum stake (wei).
+    function minStake() external view returns (uint256) {
+        return _params.minStake;
+    }
+
+    // ------------------------------------------------------------------ funding and payouts
+
+    /// @notice Add `msg.value` to the reward pool that pays scheduled challenges.
+    function fundRewards() external payable {
+        if (msg.value == 0) revert ZeroAmount();
+        rewardPool += msg.value;
+        emit RewardsFunded(msg.sender, msg.value);
+    }
+
+    /// @notice Add `msg.value` to the storage budget of `root` (a registered, non-empty root).
+    /// The budget pays the root's hosts on passes; it is not refundable.
+    function fundStorage(bytes32 root) external payable {
+        if (msg.value == 0) revert ZeroAmount();
+        (bool registered, uint64 size) = registry.registeredSize(root);
+        if (!registered || size == 0) revert RootNotRegistered(root);
+        storageBudgetOf[root] += msg.value;
+        totalStorageBudget += msg.value;
+        emit StorageFunded(root, msg.sender, msg.value);
+    }
+
+    /// @notice Pay the caller everything it is owed (bonds, rewards, bounties, storage payments,
+    /// stakes of evicted commitments).
+    function withdrawOwed() external nonReentrant {
+        uint256 amount = owedTo[msg.sender];
         if (amount == 0) revert ZeroAmount();
-        treasuryBalance -= amount; // reverts (underflow) if more than the treasury holds
-        emit TreasuryWithdrawn(to, amount);
-        Address.sendValue(to, amount);
+        owedTo[msg.sender] = 0;
+        totalOwed -= amount;
+        emit OwedWithdrawn(msg.sender, amount);
+        Address.sendValue(payable(msg.sender), amount);
     }
 
     // ------------------------------------------------------------------ hosts
 
-    /// @notice Stake `msg.value` on holding `root` (first commit or top-up). The total stake must
-    /// reach `minStake`. Re-activates a commitment that was exiting.
-    function commit(bytes32 root) external payable {
-        if (msg.value == 0) revert ZeroAmount();
-        RootInfo storage info = _roots[root];
-        if (info.size == 0) {
-            if (!registry.isRegistered(root)) revert RootNotRegistered(root);
-            uint64 size = registry.sizeOf(root);
-            if (size == 0) revert EmptyContent(root);
-            info.size = size;
-        }
-        Commitment storage c = _commitments[msg.sender][root];
-        uint256 stake = uint256(c.stake) + msg.value;
-        if (stake < minStake) revert InsufficientStake(stake, minStake);
-        c.stake = uint128(stake); // total ETH supply < 2^128 wei
-        c.exitRequestedAt = 0;
+    /// @notice Stake `msg.value` (>= minStake) on holding `slot` of `root`, whose RFC 6962 root
+    /// is `slotRoot`, proven by `slotProof` as leaf `slot` of the registered slotsRoot (tree of
+    /// slotCount leaves). The new commitment starts unproven (lastProvenAt 0, faults 0).
+    function commit(bytes32 root, uint8 slot, bytes32 slotRoot, bytes32[] calldata slotProof)
+        external
+        payable
+    {
+        RootInfo memory info = _rootInfo(root);
+        if (slot >= info.slotCount) revert InvalidSlot(root, slot);
+        uint256 held = _slotOfHost[root][msg.sender];
+        if (held != 0) revert HostHasSlot(root, msg.sender, uint8(held - 1));
+        if (
+            !RFC6962.verifyInclusion(
+                RFC6962.wordLeafHash(slotRoot), slot, info.slotCount, slotProof, info.slotsRoot
+            )
+        ) revert InvalidSlotProof(root, slot);
+        uint256 minStake_ = _params.minStake;
+        if (msg.value < minStake_) revert InsufficientStake(msg.value, minStake_);
+        Commitment storage c = _commitments[root][slot];
+        if (c.host != address(0)) _evict(root, slot, c);
+        uint64 now_ = uint64(block.timestamp);
+        _commitments[root][slot] = Commitment({
+            host: msg.sender,
+            lastProvenAt: 0,
+            faults: 0,
+            terminated: false,
+            stake: uint128(msg.value),
+            lastPaidAt: now_,
+            readyAt: 0,
+            slotRoot: slotRoot,
+            openChallenge: 0,
+            challengedPeriod: 0,
+            committedAt: now_
+        });
+        _slotOfHost[root][msg.sender] = uint256(slot) + 1;
         totalStaked += msg.value;
-        _hosts[root].add(msg.sender);
-        emit Committed(msg.sender, root, stake);
+        emit Committed(msg.sender, root, slot, msg.value);
     }
 
-    /// @notice Start leaving `root`: the host stops counting as available at once and may
-    /// withdraw after `exitDelay` (it stays challengeable until then).
-    function requestExit(bytes32 root) external {
-        Commitment storage c = _commitments[msg.sender][root];
-        if (c.stake == 0) revert NotCommitted(msg.sender, root);
-        if (c.exitRequestedAt != 0) revert ExitAlreadyRequested(msg.sender, root);
-        _beginExit(msg.sender, root, c);
+    /// @notice Add `msg.value` to the caller's stake on (root, slot).
+    function topUp(bytes32 root, uint8 slot) external payable {
+        if (msg.value == 0) revert ZeroAmount();
+        Commitment storage c = _hostCommitment(root, slot);
+        uint256 stake = uint256(c.stake) + msg.value;
+        c.stake = uint128(stake); // total ETH supply < 2^128 wei
+        totalStaked += msg.value;
+        emit StakeAdded(msg.sender, root, slot, stake);
     }
 
-    /// @notice Take the whole stake on `root` back, `exitDelay` after requestExit and with no
-    /// open challenge.
-    function withdraw(bytes32 root) external nonReentrant {
-        Commitment storage c = _commitments[msg.sender][root];
-        uint256 stake = c.stake;
-        if (stake == 0) revert NotCommitted(msg.sender, root);
-        uint64 requestedAt = c.exitRequestedAt;
-        if (requestedAt == 0) revert ExitNotRequested(msg.sender, root);
-        uint64 readyAt = requestedAt + exitDelay;
+    /// @notice Start leaving (root, slot): the host stops counting as available at once and may
+    /// withdraw at `readyAt = now + exitDelay` (the current exitDelay, fixed now). It stays
+    /// challengeable while `now + responseWindow < readyAt`.
+    function requestExit(bytes32 root, uint8 slot) external {
+        Commitment storage c = _hostCommitment(root, slot);
+        if (c.readyAt != 0) revert ExitAlreadyRequested(root, slot);
+        uint64 readyAt = uint64(block.timestamp) + _params.exitDelay;
+        c.readyAt = readyAt;
+        emit ExitRequested(msg.sender, root, slot, readyAt);
+    }
+
+    /// @notice Take the remaining stake on (root, slot) back from `readyAt` on, with no open
+    /// challenge (an expired one is settled first with `slashExpired`, by anyone). Frees the slot.
+    function withdraw(bytes32 root, uint8 slot) external nonReentrant {
+        Commitment storage c = _hostCommitment(root, slot);
+        uint64 readyAt = c.readyAt;
+        if (readyAt == 0) revert ExitNotRequested(root, slot);
         if (block.timestamp < readyAt) revert ExitDelayNotElapsed(readyAt);
-        uint256 open = _openChallenge[msg.sender][root];
+        uint256 open = c.openChallenge;
         if (open != 0) revert ChallengeStillOpen(open);
-        delete _commitments[msg.sender][root];
+        uint256 stake = c.stake;
+        delete _commitments[root][slot];
+        delete _slotOfHost[root][msg.sender];
         totalStaked -= stake;
-        emit Withdrawn(msg.sender, root, stake);
-        Address.sendValue(payable(msg.sender), stake);
+        emit Withdrawn(msg.sender, root, slot, stake);
+        if (stake != 0) Address.sendValue(payable(msg.sender), stake);
     }
 
     // ------------------------------------------------------------------ challenges
 
-    /// @notice Challenge `host` to prove it holds `root`. Anyone may call; one open challenge per
-    /// (host, root). Only the seed block (the next block) is fixed here: the segment is drawn
-    /// from its hash, which nobody knows when this transaction is sent, so neither the host nor
-    /// the challenger picks it (see docs/contracts.md for the residual bias).
-    /// @return challengeId the new challenge's id (ids start at 1).
-    function challenge(address host, bytes32 root) external returns (uint256 challengeId) {
-        if (_commitments[host][root].stake == 0) revert NotCommitted(host, root);
-        uint256 open = _openChallenge[host][root];
-        if (open != 0) revert ChallengeAlreadyOpen(host, root, open);
-        challengeId = ++challengeCount;
+    /// @notice Challenge the host of (root, slot); `msg.value` must equal `challengeBond`.
+    /// Allowed when the commitment is active, or exiting with now + responseWindow < readyAt
+    /// (so an open challenge always expires before readyAt and never blocks a withdrawal), with
+    /// no open challenge and at most once per commitment per period. `scheduled` = `isDue`.
+    /// The samples are drawn from the hash of the next block (`seedBlock`), unknown now.
+    /// @return id the new challenge's id (ids start at 1).
+    function challenge(bytes32 root, uint8 slot) external payable returns (uint256 id) {
+        Params memory p = _params;
+        if (msg.value != p.challengeBond) revert WrongBond(msg.value, p.challengeBond);
+        Commitment storage c = _commitments[root][slot];
+        if (c.host == address(0)) revert NotCommitted(root, slot);
+        if (!_challengeable(c, p.responseWindow)) revert NotChallengeable(root, slot);
+        if (c.openChallenge != 0) revert ChallengeAlreadyOpen(root, slot, c.openChallenge);
+        uint64 period = currentPeriod();
+        if (c.challengedPeriod == period + 1) {
+            revert AlreadyChallengedThisPeriod(root, slot, period);
+        }
+        bool scheduled = _dueHash(root, slot, period, p.dueBps);
+        id = ++challengeCount;
         uint64 seedBlock = uint64(block.number) + 1;
-        uint64 deadline = uint64(block.timestamp) + responseWindow;
-        _challenges[challengeId] = StoredChallenge({
-            host: host,
+        uint64 deadline = uint64(block.timestamp) + p.responseWindow;
+        _challenges[id] = Challenge({
+            host: c.host,
             deadline: deadline,
             status: ChallengeStatus.Open,
+            scheduled: scheduled,
+            slot: slot,
+            reason: FailReason.None,
             root: root,
             challenger: msg.sender,
-            seedBlock: seedBlock
+            seedBlock: seedBlock,
+            bond: uint128(msg.value),
+            reward: uint128(p.challengeReward),
+            samples: p.samples,
+            faultSlashBps: p.faultSlashBps,
+            proofSlashBps: p.proofSlashBps,
+            maxFaults: p.maxFaults,
+            exitDelay: p.exitDelay,
+            rows: _roots[root].rows
         });
-        _openChallenge[host][root] = challengeId;
-        emit ChallengeIssued(challengeId, host, root, seedBlock, deadline);
+        c.openChallenge = uint64(id);
+        c.challengedPeriod = period + 1;
+        totalBonds += msg.value;
+        emit ChallengeIssued(id, c.host, root, slot, seedBlock, deadline, scheduled);
     }
 
-    /// @notice Answer challenge `challengeId` with the segment and its RFC 6962 audit path
-    /// against the root. Host only, before the deadline, after the seed block is mined (else
-    /// `SeedNotReady`). A wrong answer does not revert: it fails the challenge and slashes (half
-    /// to the challenger, half to the treasury). If the seed block's hash is no longer available
-    /// (more than 256 blocks ago), the challenge is voided instead: `ChallengeVoided`, no slash,
-    /// no proof recorded; the arguments are ignored.
-    /// @param segment the 4096-byte segment (the tail length for the last segment).
-    /// @param proof audit path from the segment's leaf to the root.
-    function respond(uint256 challengeId, bytes calldata segment, bytes32[] calldata proof)
-        external
-        nonReentrant
-    {
-        StoredChallenge storage ch = _challenges[challengeId];
-        address host = ch.host;
-        {
-            (uint64 deadline, ChallengeStatus status) = (ch.deadline, ch.status);
-            if (status != ChallengeStatus.Open) revert ChallengeNotOpen(challengeId, status);
-            if (msg.sender != host) revert NotChallengedHost(challengeId, msg.sender);
-            if (block.timestamp > deadline) revert ChallengeExpired(challengeId, deadline);
-            uint64 seedBlock = ch.seedBlock;
-            if (block.number <= seedBlock) revert SeedNotReady(challengeId, seedBlock);
-        }
-        bytes32 root = ch.root;
-        delete _openChallenge[host][root];
-        (bool drawn, uint256 index) = _indexOf(ch, challengeId);
-        if (!drawn) {
-            // Past its seed block, so not drawn means the seed's hash is gone (> 256 blocks).
-            ch.status = ChallengeStatus.Void;
-            emit ChallengeVoided(challengeId, host, root, ch.seedBlock);
+    /// @notice Answer challenge `id` with `samples` segments of the slot (4096 bytes each) at the
+    /// indices `sampleIndicesOf(id)`, each with its RFC 6962 audit path against the slot root
+    /// (tree of `rows` leaves). Host only, from block seedBlock + 1, by the deadline. A wrong
+    /// segment length or proof does not revert: it is deletion evidence (slash proofSlashBps,
+    /// terminate). If the seed hash is gone (> 256 blocks), the challenge is voided instead.
+    function respond(uint256 id, bytes[] calldata segments, bytes32[][] calldata proofs) external {
+        Challenge storage ch = _challenges[id];
+        _checkRespond(ch, id);
+        Commitment storage c = _commitments[ch.root][ch.slot];
+        bytes32 seed = blockhash(ch.seedBlock);
+        if (seed == bytes32(0)) {
+            _void(id, ch, c);
             return;
         }
-        FailReason reason = _judge(root, index, segment, proof);
+        uint256 samples = ch.samples;
+        if (segments.length != samples || proofs.length != samples) {
+            revert SampleCountMismatch(samples, segments.length, proofs.length);
+        }
+        FailReason reason = _judge(
+            Draw({seed: seed, id: id, rows: ch.rows, slotRoot: c.slotRoot}), segments, proofs
+        );
+        c.openChallenge = 0;
         if (reason == FailReason.None) {
-            ch.status = ChallengeStatus.Passed;
-            uint64 now_ = uint64(block.timestamp);
-            _commitments[host][root].lastProvenAt = now_;
-            _roots[root].lastProvenAt = now_;
-            emit ChallengePassed(challengeId, host, root);
+            _pass(id, ch, c);
         } else {
-            _fail(challengeId, ch, host, root, reason, ch.challenger);
+            _fail(id, ch, c, reason, true);
         }
     }
 
-    /// @notice Slash the host of challenge `challengeId` after its deadline passed unanswered.
-    /// Anyone may call: half of the slashed amount goes to the caller (to the treasury if the
-    /// caller is the host itself), the rest to the treasury.
-    function slashExpired(uint256 challengeId) external nonReentrant {
-        StoredChallenge storage ch = _challenges[challengeId];
-        if (ch.status != ChallengeStatus.Open) revert ChallengeNotOpen(challengeId, ch.status);
-        if (block.timestamp <= ch.deadline) revert ChallengeNotExpired(challengeId, ch.deadline);
-        address host = ch.host;
-        bytes32 root = ch.root;
-        delete _openChallenge[host][root];
-        _fail(challengeId, ch, host, root, FailReason.Expired, msg.sender);
+    /// @notice Settle challenge `id` after its deadline passed unanswered: a fault. Anyone may
+    /// call (the host included). faults += 1; slash faultSlashBps and keep the host, or at
+    /// maxFaults consecutive faults slash proofSlashBps and terminate (snapshot values).
+    function slashExpired(uint256 id) external {
+        Challenge storage ch = _challenges[id];
+        if (ch.status != ChallengeStatus.Open) revert ChallengeNotOpen(id, ch.status);
+        if (block.timestamp <= ch.deadline) revert ChallengeNotExpired(id, ch.deadline);
+        Commitment storage c = _commitments[ch.root][ch.slot];
+        c.openChallenge = 0;
+        uint8 faults = c.faults + 1;
+        c.faults = faults;
+        c.lastPaidAt = uint64(block.timestamp);
+        _fail(id, ch, c, FailReason.Expired, faults >= ch.maxFaults);
     }
 
     // ------------------------------------------------------------------ views
 
-    /// @notice Challenge `id` (status None for ids never issued). `segmentIndex` is 0 unless
-    /// `indexReady`.
-    function getChallenge(uint256 id) external view returns (Challenge memory) {
-        StoredChallenge storage ch = _challenges[id];
-        (bool ready, uint256 index) = segmentIndexOf(id);
-        return Challenge({
-            host: ch.host,
-            root: ch.root,
-            segmentIndex: index,
-            deadline: ch.deadline,
-            status: ch.status,
-            seedBlock: ch.seedBlock,
-            indexReady: ready
-        });
+    /// @notice The commitment on (root, slot) (host 0 if free).
+    function commitmentOf(bytes32 root, uint8 slot) external view returns (Commitment memory) {
+        return _commitments[root][slot];
     }
 
-    /// @notice The segment challenge `id` asks for. `ready` is false (and `index` 0) for ids
-    /// never issued, before block seedBlock + 1, and once the seed's hash is older than 256
-    /// blocks. Stays readable after the challenge is closed (within that window).
-    function segmentIndexOf(uint256 id) public view returns (bool ready, uint256 index) {
-        return _indexOf(_challenges[id], id);
+    /// @notice The slot `host` holds in `root`, if any.
+    function slotOf(bytes32 root, address host) external view returns (bool held, uint8 slot) {
+        uint256 s = _slotOfHost[root][host];
+        if (s == 0) return (false, 0);
+        return (true, uint8(s - 1));
     }
 
-    /// @notice The open challenge on (host, root), 0 if none.
-    function openChallenge(address host, bytes32 root) external view returns (uint256) {
-        return _openChallenge[host][root];
+    /// @notice The holder of each slot of `root` (exiting holders included; zero if free).
+    /// Length = slotCount (<= 64); empty if nobody ever committed to `root`.
+    function hostsOf(bytes32 root) external view returns (address[] memory hosts) {
+        uint8 n = _roots[root].slotCount;
+        hosts = new address[](n);
+        for (uint8 j; j < n; ++j) {
+            hosts[j] = _commitments[root][j].host;
+        }
     }
 
-    /// @notice Stake of `host` on `root` (wei), including while exiting.
-    function stakeOf(address host, bytes32 root) external view returns (uint256) {
-        return _commitments[host][root].stake;
-    }
-
-    /// @notice Commitment details of `host` on `root`.
-    function commitmentOf(address host, bytes32 root)
-        external
-        view
-        returns (uint256 stake, uint64 exitRequestedAt, uint64 lastProvenAt)
-    {
-        Commitment storage c = _commitments[host][root];
-        return (c.stake, c.exitRequestedAt, c.lastProvenAt);
-    }
-
-    /// @notice Active (committed, not exiting) hosts of `root` and the last time any host proved
-    /// a segment of it (0 if never).
-    function availability(bytes32 root) external view returns (uint32 hosts, uint64 lastProvenAt) {
-        return (uint32(_hosts[root].length()), _roots[root].lastProvenAt);
-    }
-
-    /// @notice Whether at least `minHosts` active hosts of `root` each passed a challenge within
-    /// the last `maxAge` seconds.
-    /// @dev Iterates the active hosts (stops at `minHosts`); cost grows with the host count.
+    /// @notice Whether at least `minHosts` active (not exiting) slots of `root` passed a
+    /// challenge within the last `maxAge` seconds. Bounded by slotCount (<= 64).
     function isAvailable(bytes32 root, uint32 minHosts, uint64 maxAge) external view returns (bool) {
         if (minHosts == 0) return true;
-        EnumerableSet.AddressSet storage set = _hosts[root];
-        uint256 n = set.length();
-        if (n < minHosts) return false;
+        uint8 n = _roots[root].slotCount;
         uint256 fresh;
-        for (uint256 i; i < n; ++i) {
-            uint64 provenAt = _commitments[set.at(i)][root].lastProvenAt;
-            if (provenAt != 0 && block.timestamp - provenAt <= maxAge) {
+        for (uint8 j; j < n; ++j) {
+            Commitment storage c = _commitments[root][j];
+            uint64 provenAt = c.lastProvenAt;
+            if (
+                c.host != address(0) && c.readyAt == 0 && provenAt != 0
+                    && block.timestamp - provenAt <= maxAge
+            ) {
                 if (++fresh >= minHosts) return true;
             }
         }
         return false;
     }
 
-    /// @notice The active hosts of `root`.
-    function hostsOf(bytes32 root) external view returns (address[] memory) {
-        return _hosts[root].values();
+    /// @notice Active (committed, not exiting) slots of `root` and the last time any of its
+    /// slots passed a challenge (0 if never). Bounded by slotCount (<= 64).
+    function availability(bytes32 root) external view returns (uint32 hosts, uint64 lastProvenAt) {
+        uint8 n = _roots[root].slotCount;
+        for (uint8 j; j < n; ++j) {
+            Commitment storage c = _commitments[root][j];
+            if (c.host != address(0) && c.readyAt == 0) ++hosts;
+        }
+        return (hosts, _roots[root].lastProvenAt);
+    }
+
+    /// @notice Challenge `id` (status None for ids never issued).
+    function getChallenge(uint256 id) external view returns (Challenge memory) {
+        return _challenges[id];
+    }
+
+    /// @notice The open challenge on (root, slot), 0 if none.
+    function openChallenge(bytes32 root, uint8 slot) external view returns (uint256) {
+        return _commitments[root][slot].openChallenge;
+    }
+
+    /// @notice The slot rows challenge `id` asks for: `drawSampleIndices(blockhash(seedBlock),
+    /// id, samples, rows)`. Empty for ids never issued, before block seedBlock + 1, and once the
+    /// seed hash is older than 256 blocks.
+    function sampleIndicesOf(uint256 id) external view returns (uint256[] memory) {
+        Challenge storage ch = _challenges[id];
+        uint64 seedBlock = ch.seedBlock;
+        if (seedBlock == 0 || block.number <= seedBlock) return new uint256[](0);
+        bytes32 seed = blockhash(seedBlock);
+        if (seed == bytes32(0)) return new uint256[](0);
+        return drawSampleIndices(seed, id, ch.samples, ch.rows);
+    }
+
+    /// @notice index[k] = uint256(keccak256(abi.encode(seed, id, k))) % rows for k < samples
+    /// (docs/incentives.md section 2; node.content.draw_sample_indices). Indices may repeat.
+    function drawSampleIndices(bytes32 seed, uint256 id, uint16 samples, uint64 rows)
+        public
+        pure
+        returns (uint256[] memory indices)
+    {
+        if (rows == 0) revert ZeroRows();
+        indices = new uint256[](samples);
+        for (uint256 k; k < samples; ++k) {
+            indices[k] = _drawIndex(seed, id, k, rows);
+        }
+    }
+
+    /// @notice Whether (root, slot) is due (scheduled) in the current period: it can be
+    /// challenged now and uint256(keccak256(abi.encode(blockhash(startBlock(p)), root, slot)))
+    /// % 10000 < dueBps. False while the start block's hash is unknown (the start block itself)
+    /// or gone (more than 256 blocks ago), so validators challenge early in a period.
+    function isDue(bytes32 root, uint8 slot) external view returns (bool) {
+        Commitment storage c = _commitments[root][slot];
+        if (c.host == address(0) || !_challengeable(c, _params.responseWindow)) return false;
+        return _dueHash(root, slot, currentPeriod(), _params.dueBps);
+    }
+
+    /// @notice The period of block `blockNumber`: (blockNumber - genesisBlock) / periodBlocks
+    /// (0 before genesis).
+    function periodOf(uint256 blockNumber) public view returns (uint64) {
+        if (blockNumber <= genesisBlock) return 0;
+        return uint64((blockNumber - genesisBlock) / _params.periodBlocks);
+    }
+
+    /// @notice The period of the current block.
+    function currentPeriod() public view returns (uint64) {
+        return periodOf(block.number);
+    }
+
+    /// @notice The first block of `period`.
+    function startBlock(uint64 period) public view returns (uint256) {
+        return uint256(genesisBlock) + uint256(period) * _params.periodBlocks;
     }
 
     // ------------------------------------------------------------------ internals
 
-    /// @dev The segment of challenge `id` (stored in `ch`):
-    /// keccak256(abi.encode(blockhash(seedBlock), host, root, id)) % segmentCount(root), or
-    /// (false, 0) if the challenge does not exist, its seed block is not mined yet (readable
-    /// from block seedBlock + 1), or the seed's hash left the 256-block window.
-    function _indexOf(StoredChallenge storage ch, uint256 id)
-        private
-        view
-        returns (bool ready, uint256 index)
-    {
-        uint64 seedBlock = ch.seedBlock;
-        if (seedBlock == 0 || block.number <= seedBlock) return (false, 0);
-        bytes32 seed = blockhash(seedBlock);
-        if (seed == bytes32(0)) return (false, 0);
-        bytes32 root = ch.root;
-        uint256 segments = (uint256(_roots[root].size) + SEGMENT_SIZE - 1) / SEGMENT_SIZE;
-        return (true, uint256(keccak256(abi.encode(seed, ch.host, root, id))) % segments);
+    function _rootInfo(bytes32 root) private returns (RootInfo memory info) {
+        info = _roots[root];
+        if (info.size != 0) return info;
+        (bool registered,) = registry.registeredSize(root);
+        if (!registered) revert RootNotRegistered(root);
+        (info.size, info.dataShards, info.slotCount, info.slotsRoot, info.rows) =
+            registry.layoutOf(root);
+        if (info.size == 0) revert RootNotRegistered(root);
+        _roots[root] = info;
     }
 
-    /// @dev FailReason.None iff `segment` is segment `index` of `root`, proven by `proof`.
-    function _judge(bytes32 root, uint256 index, bytes calldata segment, bytes32[] calldata proof)
+    function _hostCommitment(bytes32 root, uint8 slot) private view returns (Commitment storage c) {
+        c = _commitments[root][slot];
+        if (c.host == address(0)) revert NotCommitted(root, slot);
+        if (c.host != msg.sender) revert NotHost(root, slot, msg.sender);
+    }
+
+    /// @dev Frees a slot whose holder is exiting past readyAt with no open challenge: its stake
+    /// becomes owed to it. Reverts SlotTaken otherwise.
+    function _evict(bytes32 root, uint8 slot, Commitment storage c) private {
+        address old = c.host;
+        if (c.readyAt == 0 || block.timestamp < c.readyAt || c.openChallenge != 0) {
+            revert SlotTaken(root, slot, old);
+        }
+        uint256 stake = c.stake;
+        delete _slotOfHost[root][old];
+        totalStaked -= stake;
+        _owe(old, stake);
+        emit Withdrawn(old, root, slot, stake);
+    }
+
+    function _challengeable(Commitment storage c, uint64 responseWindow)
+        private
+        view
+        returns (bool)
+    {
+        if (c.terminated) return false;
+        uint64 readyAt = c.readyAt;
+        return readyAt == 0 || block.timestamp + responseWindow < readyAt;
+    }
+
+    function _dueHash(bytes32 root, uint8 slot, uint64 period, uint16 dueBps)
+        private
+        view
+        returns (bool)
+    {
+        uint256 start = startBlock(period);
+        if (start >= block.number) return false;
+        bytes32 h = blockhash(start);
+        if (h == bytes32(0)) return false;
+        return uint256(keccak256(abi.encode(h, root, slot))) % BPS < dueBps;
+    }
+
+    function _drawIndex(bytes32 seed, uint256 id, uint256 k, uint64 rows)
+        private
+        pure
+        returns (uint256)
+    {
+        return uint256(keccak256(abi.encode(seed, id, k))) % rows;
+    }
+
+    function _checkRespond(Challenge storage ch, uint256 id) private view {
+        ChallengeStatus status = ch.status;
+        if (status != ChallengeStatus.Open) revert ChallengeNotOpen(id, status);
+        if (msg.sender != ch.host) revert NotChallengedHost(id, msg.sender);
+        if (block.timestamp > ch.deadline) revert ChallengeExpired(id, ch.deadline);
+        uint64 seedBlock = ch.seedBlock;
+        if (block.number <= seedBlock) revert SeedNotReady(id, seedBlock);
+    }
+
+    /// @dev What a response is judged against (in memory to stay clear of stack limits).
+    struct Draw {
+        bytes32 seed;
+        uint256 id;
+        uint64 rows;
+        bytes32 slotRoot;
+    }
+
+    /// @dev FailReason.None iff every segment k is 4096 bytes and proven at its drawn index.
+    function _judge(Draw memory d, bytes[] calldata segments, bytes32[][] calldata proofs)
         private
         view
         returns (FailReason)
     {
-        uint256 size = _roots[root].size;
-        uint256 segments = (size + SEGMENT_SIZE - 1) / SEGMENT_SIZE;
-        uint256 expectedLength = index + 1 < segments ? SEGMENT_SIZE : size - index * SEGMENT_SIZE;
-        if (segment.length != expectedLength) return FailReason.WrongLength;
-        if (!RFC6962.verifyInclusion(RFC6962.leafHash(segment), index, segments, proof, root)) {
+        uint256 n = segments.length;
+        for (uint256 k; k < n; ++k) {
+            FailReason reason = _judgeSample(d, k, segments[k], proofs[k]);
+            if (reason != FailReason.None) return reason;
+        }
+        return FailReason.None;
+    }
+
+    function _judgeSample(
+        Draw memory d,
+        uint256 k,
+        bytes calldata segment,
+        bytes32[] calldata proof
+    ) private view returns (FailReason) {
+        if (segment.length != SEGMENT_SIZE) return FailReason.WrongLength;
+        bytes32 leaf = RFC6962.leafHash(segment);
+        uint256 index = _drawIndex(d.seed, d.id, k, d.rows);
+        if (!RFC6962.verifyInclusion(leaf, index, d.rows, proof, d.slotRoot)) {
             return FailReason.InvalidProof;
         }
         return FailReason.None;
     }
 
+    function _void(uint256 id, Challenge storage ch, Commitment storage c) private {
+        ch.status = ChallengeStatus.Void;
+        c.openChallenge = 0;
+        uint256 bond = ch.bond;
+        totalBonds -= bond;
+        _owe(ch.challenger, bond);
+        emit ChallengeVoided(id, ch.host, ch.root, ch.slot);
+    }
+
+    function _pass(uint256 id, Challenge storage ch, Commitment storage c) private {
+        ch.status = ChallengeStatus.Passed;
+        uint64 now_ = uint64(block.timestamp);
+        c.lastProvenAt = now_;
+        c.faults = 0;
+        bytes32 root = ch.root;
+        _roots[root].lastProvenAt = now_;
+        address host = ch.host;
+        _payStorage(host, root, ch.slot, ch.rows, c);
+        uint256 bond = ch.bond;
+        totalBonds -= bond;
+        if (ch.scheduled) {
+            _owe(ch.challenger, bond + _takeReward(ch.reward));
+        } else {
+            _owe(host, bond);
+        }
+        emit ChallengePassed(id, host, root, ch.slot);
+    }
+
+    /// @dev Slashes the host of `ch`: proofSlashBps and termination if `terminate`, else
+    /// faultSlashBps. Half of the slash is owed to the challenger of record, the rest goes to the
+    /// reward pool; the bond goes back to the challenger (plus the reward if scheduled).
     function _fail(
-        uint256 challengeId,
-        StoredChallenge storage ch,
-        address host,
-        bytes32 root,
+        uint256 id,
+        Challenge storage ch,
+        Commitment storage c,
         FailReason reason,
-        address bountyTo
+        bool terminate
     ) private {
         ch.status = ChallengeStatus.Failed;
-        Commitment storage c = _commitments[host][root];
-        uint256 amount = (uint256(c.stake) * slashBps) / BPS;
-        c.stake -= uint128(amount);
-        totalStaked -= amount;
-        uint256 bounty = bountyTo == host ? 0 : amount / 2;
-        treasuryBalance += amount - bounty;
-        emit ChallengeFailed(challengeId, host, root, reason);
-        emit HostSlashed(host, root, amount);
-        if (c.exitRequestedAt == 0) _beginExit(host, root, c);
-        if (bounty != 0) Address.sendValue(payable(bountyTo), bounty);
+        ch.reason = reason;
+        uint256 bps = terminate ? ch.proofSlashBps : ch.faultSlashBps;
+        uint256 slashed = (uint256(c.stake) * bps) / BPS;
+        c.stake -= uint128(slashed);
+        totalStaked -= slashed;
+        uint256 bounty = slashed / 2;
+        rewardPool += slashed - bounty;
+        uint256 bond = ch.bond;
+        totalBonds -= bond;
+        uint256 reward = ch.scheduled ? _takeReward(ch.reward) : 0;
+        _owe(ch.challenger, bounty + bond + reward);
+        if (terminate) {
+            c.terminated = true;
+            uint64 readyAt = uint64(block.timestamp) + ch.exitDelay;
+            if (c.readyAt == 0 || c.readyAt > readyAt) {
+                c.readyAt = readyAt;
+                emit ExitRequested(ch.host, ch.root, ch.slot, readyAt);
+            }
+        }
+        emit ChallengeFailed(id, ch.host, ch.root, ch.slot, reason, slashed, terminate);
     }
 
-    function _beginExit(address host, bytes32 root, Commitment storage c) private {
+    /// @dev Pays the storage accrued since lastPaidAt (capped by the root's budget): fee burnt,
+    /// the rest owed to the host, tallied by the receipts epoch of now.
+    function _payStorage(address host, bytes32 root, uint8 slot, uint64 rows, Commitment storage c)
+        private
+    {
         uint64 now_ = uint64(block.timestamp);
-        c.exitRequestedAt = now_;
-        _hosts[root].remove(host);
-        emit ExitRequested(host, root, now_ + exitDelay);
+        uint256 elapsed = now_ - c.lastPaidAt;
+        c.lastPaidAt = now_;
+        uint256 budget = storageBudgetOf[root];
+        if (budget == 0 || elapsed == 0) return;
+        // rate < 2^96, slot bytes < 2^76, elapsed < 2^64: no overflow.
+        uint256 amount = (_params.storageRatePerGiBDay * uint256(rows) * SEGMENT_SIZE * elapsed)
+            / ((uint256(1) << 30) * 86_400);
+        if (amount > budget) amount = budget;
+        if (amount == 0) return;
+        uint256 fee = (amount * _params.feeBps) / BPS;
+        storageBudgetOf[root] = budget - amount;
+        totalStorageBudget -= amount;
+        totalBurnt += fee;
+        _owe(host, amount - fee);
+        uint64 epoch = receipts.epochOf(now_);
+        storageFeesOf[host][epoch] += fee;
+        storagePaidOf[host][epoch] += amount;
+        emit StoragePaid(host, root, slot, amount, fee, epoch);
     }
 
-    function _setParams(
-        uint256 minStake_,
-        uint64 responseWindow_,
-        uint16 slashBps_,
-        uint64 exitDelay_
-    ) private {
-        if (slashBps_ > BPS || responseWindow_ == 0 || exitDelay_ == 0) revert InvalidParams();
-        minStake = minStake_;
-        responseWindow = responseWindow_;
-        slashBps = slashBps_;
-        exitDelay = exitDelay_;
-        emit ParamsUpdated(minStake_, responseWindow_, slashBps_, exitDelay_);
+    function _takeReward(uint256 reward) private returns (uint256) {
+        uint256 pool = rewardPool;
+        if (reward > pool) reward = pool;
+        rewardPool = pool - reward;
+        return reward;
+    }
+
+    function _owe(address to, uint256 amount) private {
+        if (amount == 0) return;
+        owedTo[to] += amount;
+        totalOwed += amount;
+    }
+
+    function _checkParams(Params memory p) private pure {
+        if (
+            p.responseWindow == 0 || p.exitDelay == 0 || p.periodBlocks == 0 || p.dueBps > BPS
+                || p.samples == 0 || p.samples > MAX_SAMPLES || p.proofSlashBps > BPS
+                || p.faultSlashBps > p.proofSlashBps || p.maxFaults == 0 || p.feeBps > BPS
+                || p.minStake > type(uint128).max || p.challengeBond > type(uint128).max
+                || p.challengeReward > type(uint128).max || p.storageRatePerGiBDay >= 1 << 96
+        ) revert InvalidParams();
     }
 }

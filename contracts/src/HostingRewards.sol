@@ -10,15 +10,24 @@ import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProo
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EnumerableSet} from "@openzeppelin/contracts/utils/structs/EnumerableSet.sol";
+import {TransferReceipts} from "./TransferReceipts.sol";
+import {DataAvailability} from "./DataAvailability.sol";
 
 /// @title HostingRewards
 /// @notice Pays hosts per epoch. Anyone funds an epoch (ETH or an ERC-20); a quorum of validators
 /// signs an EIP-712 `Allocation`: the root of an OpenZeppelin StandardMerkleTree over
 /// (host, amount) computed from the reputation ledger, and its total; each host (or anyone on its
 /// behalf) then claims its amount with a Merkle proof, once.
+/// ETH claims are capped on chain: a host's ETH claim for epoch e is at most
+/// `rebateBps * (receipts.feesOf(host, e) + da.storageFeesOf(host, e)) / 10000`, a fraction
+/// (< 1) of the fees burnt on payments it received that epoch, so nothing a host generates for
+/// itself earns more than it burnt. Funds an epoch does not pay out are never stuck:
+/// `rollover` moves `funded - paid` to a later epoch once the claim window is over (or, for an
+/// epoch never posted, at the owner's call), and closes the epoch.
 /// @dev token address(0) is ETH. Invariants: paid(e, t) <= allocation total <= funded(e, t); a
-/// (epoch, token, host) is paid at most once. Claims follow checks-effects-interactions under a
-/// reentrancy guard. Fee-on-transfer tokens are credited with the amount actually received.
+/// (epoch, token, host) is paid at most once; balance(t) == sum(funded - paid - rolledOver).
+/// Claims follow checks-effects-interactions under a reentrancy guard. Fee-on-transfer tokens
+/// are credited with the amount actually received.
 contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
     using SafeERC20 for IERC20;
     using EnumerableSet for EnumerableSet.AddressSet;
@@ -30,6 +39,7 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
         uint256 total;
         uint256 paid;
         bool posted;
+        uint64 postedAt;
     }
 
     // ------------------------------------------------------------------ constants
@@ -67,6 +77,18 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
     error ZeroAmount();
     /// @notice The zero address is not allowed here.
     error ZeroAddress();
+    /// @notice rebateBps must be below 10000.
+    error InvalidRebate(uint16 rebateBps);
+    /// @notice The host's ETH claim for `epoch` would exceed its fee cap `cap`.
+    error ExceedsFeeCap(address host, uint64 epoch, uint256 cap);
+    /// @notice (epoch, token) was rolled over and is closed.
+    error EpochClosed(uint64 epoch, address token);
+    /// @notice `toEpoch` must be later than `epoch`, open and not yet posted.
+    error InvalidRolloverTarget(uint64 epoch, uint64 toEpoch);
+    /// @notice The claim window of (epoch, token) ends at `endsAt`.
+    error ClaimWindowOpen(uint64 epoch, address token, uint64 endsAt);
+    /// @notice Only the owner may roll over an epoch that was never posted.
+    error NotPosted(uint64 epoch, address token);
 
     // ------------------------------------------------------------------ events
 
@@ -84,8 +106,21 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
     event ValidatorRemoved(address indexed validator);
     /// @notice The quorum changed to `quorum`.
     event QuorumChanged(uint16 quorum);
+    /// @notice `amount` of (epoch, token) not paid out moved to `toEpoch`; `epoch` is closed.
+    event RolledOver(
+        uint64 indexed epoch, address indexed token, uint64 indexed toEpoch, uint256 amount
+    );
 
     // ------------------------------------------------------------------ storage
+
+    /// @notice The receipts contract (receipt fees per host and epoch).
+    TransferReceipts public immutable receipts;
+    /// @notice The availability contract (storage fees per host and epoch).
+    DataAvailability public immutable da;
+    /// @notice ETH claim cap as a share of the host's burnt fees, basis points (< 10000).
+    uint16 public immutable rebateBps;
+    /// @notice Seconds after an allocation is posted before its remainder can be rolled over.
+    uint64 public immutable claimWindow;
 
     /// @notice Signatures needed on an allocation.
     uint16 public quorum;
@@ -95,11 +130,27 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
     mapping(uint64 epoch => mapping(address token => Allocation)) private _allocations;
     mapping(uint64 epoch => mapping(address token => mapping(address host => bool))) private
         _claimed;
+    mapping(uint64 epoch => mapping(address token => uint256)) private _rolledOver;
+    mapping(uint64 epoch => mapping(address token => bool)) private _closed;
 
     // ------------------------------------------------------------------ construction, validators
 
     /// @dev Quorum starts at 1; add validators, then raise it with `setQuorum`.
-    constructor() Ownable(msg.sender) EIP712("BCAI Hosting Rewards", "1") {
+    /// @param receipts_ the TransferReceipts (receipt fees).
+    /// @param da_ the DataAvailability (storage fees).
+    /// @param rebateBps_ ETH claim cap in basis points of the host's fees (< 10000).
+    /// @param claimWindow_ seconds hosts have to claim before the remainder can roll over.
+    constructor(
+        TransferReceipts receipts_,
+        DataAvailability da_,
+        uint16 rebateBps_,
+        uint64 claimWindow_
+    ) Ownable(msg.sender) EIP712("BCAI Hosting Rewards", "1") {
+        if (rebateBps_ >= 10_000) revert InvalidRebate(rebateBps_);
+        receipts = receipts_;
+        da = da_;
+        rebateBps = rebateBps_;
+        claimWindow = claimWindow_;
         quorum = 1;
         emit QuorumChanged(1);
     }
@@ -144,6 +195,7 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
     /// @notice Add `msg.value` ETH to the rewards of `epoch`.
     function fundEpoch(uint64 epoch) external payable {
         if (msg.value == 0) revert ZeroAmount();
+        if (_closed[epoch][address(0)]) revert EpochClosed(epoch, address(0));
         _funded[epoch][address(0)] += msg.value;
         emit EpochFunded(epoch, address(0), msg.sender, msg.value);
     }
@@ -153,6 +205,7 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
     function fundEpochToken(uint64 epoch, IERC20 token, uint256 amount) external nonReentrant {
         if (address(token) == address(0)) revert ZeroAddress();
         if (amount == 0) revert ZeroAmount();
+        if (_closed[epoch][address(token)]) revert EpochClosed(epoch, address(token));
         uint256 before = token.balanceOf(address(this));
         token.safeTransferFrom(msg.sender, address(this), amount);
         uint256 received = token.balanceOf(address(this)) - before;
@@ -181,6 +234,7 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
     ) external {
         Allocation storage a = _allocations[epoch][token];
         if (a.posted) revert AllocationExists(epoch, token);
+        if (_closed[epoch][token]) revert EpochClosed(epoch, token);
         uint256 need = quorum;
         if (signatures.length < need) revert QuorumNotMet(signatures.length, need);
         uint256 available = _funded[epoch][token];
@@ -199,11 +253,13 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
         a.merkleRoot = merkleRoot;
         a.total = total;
         a.posted = true;
+        a.postedAt = uint64(block.timestamp);
         emit AllocationPosted(epoch, token, merkleRoot, total);
     }
 
     /// @notice Pay `host` its `amount` of (epoch, token), proven by `proof` against the posted
-    /// root. Anyone may call; the money always goes to `host`.
+    /// root. Anyone may call; the money always goes to `host`. For ETH, `amount` must not exceed
+    /// `feeCapOf(host, epoch)` (else `ExceedsFeeCap`).
     function claim(
         uint64 epoch,
         address token,
@@ -213,11 +269,17 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
     ) external nonReentrant {
         Allocation storage a = _allocations[epoch][token];
         if (!a.posted) revert NoAllocation(epoch, token);
+        if (_closed[epoch][token]) revert EpochClosed(epoch, token);
         if (_claimed[epoch][token][host]) revert AlreadyClaimed(epoch, token, host);
         bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(host, amount))));
         if (!MerkleProof.verifyCalldata(proof, a.merkleRoot, leaf)) revert InvalidProof();
         uint256 paidSoFar = a.paid;
         if (paidSoFar + amount > a.total) revert AllocationExhausted(paidSoFar, amount, a.total);
+        if (token == address(0)) {
+            // One claim per (epoch, token, host): the host's ETH claimed for the epoch is `amount`.
+            uint256 cap = feeCapOf(host, epoch);
+            if (amount > cap) revert ExceedsFeeCap(host, epoch, cap);
+        }
         _claimed[epoch][token][host] = true;
         a.paid = paidSoFar + amount;
         emit Claimed(epoch, token, host, amount);
@@ -226,6 +288,46 @@ contract HostingRewards is Ownable, EIP712, ReentrancyGuardTransient {
         } else {
             IERC20(token).safeTransfer(host, amount);
         }
+    }
+
+    /// @notice Move what (epoch, token) did not pay out (`funded - paid - already rolled over`) to
+    /// `toEpoch` (later than `epoch`, not closed, no allocation posted yet) and close `epoch`:
+    /// no further funding, posting or claims. Anyone may call once `claimWindow` has passed since
+    /// the allocation was posted; for an epoch never posted, only the owner.
+    function rollover(uint64 epoch, address token, uint64 toEpoch) external {
+        if (_closed[epoch][token]) revert EpochClosed(epoch, token);
+        if (
+            toEpoch <= epoch || _closed[toEpoch][token] || _allocations[toEpoch][token].posted
+        ) revert InvalidRolloverTarget(epoch, toEpoch);
+        Allocation storage a = _allocations[epoch][token];
+        if (a.posted) {
+            uint64 endsAt = a.postedAt + claimWindow;
+            if (block.timestamp < endsAt) revert ClaimWindowOpen(epoch, token, endsAt);
+        } else if (msg.sender != owner()) {
+            revert NotPosted(epoch, token);
+        }
+        uint256 amount = _funded[epoch][token] - a.paid;
+        _closed[epoch][token] = true;
+        _rolledOver[epoch][token] = amount;
+        _funded[toEpoch][token] += amount;
+        emit RolledOver(epoch, token, toEpoch, amount);
+    }
+
+    /// @notice The most ETH `host` may claim for `epoch`: rebateBps * (receipt fees + storage
+    /// fees burnt on payments to `host` in `epoch`) / 10000.
+    function feeCapOf(address host, uint64 epoch) public view returns (uint256) {
+        uint256 fees = receipts.feesOf(host, epoch) + da.storageFeesOf(host, epoch);
+        return (fees * rebateBps) / 10_000;
+    }
+
+    /// @notice Whether (epoch, token) was rolled over (closed).
+    function isClosed(uint64 epoch, address token) external view returns (bool) {
+        return _closed[epoch][token];
+    }
+
+    /// @notice Amount of (epoch, token) moved to a later epoch by `rollover`.
+    function rolledOver(uint64 epoch, address token) external view returns (uint256) {
+        return _rolledOver[epoch][token];
     }
 
     /// @notice Whether `host` has claimed (epoch, token).

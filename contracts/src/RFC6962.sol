@@ -31,6 +31,12 @@ library RFC6962 {
         }
     }
 
+    /// @notice SHA256(0x00 || word): the RFC 6962 hash of a 32-byte leaf (a slot root as a leaf
+    /// of the slots tree).
+    function wordLeafHash(bytes32 word) internal pure returns (bytes32) {
+        return sha256(abi.encodePacked(bytes1(0x00), word));
+    }
+
     /// @notice SHA256(0x01 || left || right): the RFC 6962 hash of an interior node.
     function nodeHash(bytes32 left, bytes32 right) internal view returns (bytes32 h) {
         assembly ("memory-safe") {
