@@ -1,9 +1,10 @@
 """The node as a service (layer 7): chain duties that run inside ``bcai serve``.
 
-- ``_availability``  answer a data-availability challenge from the store (segment + audit path)
+- ``_availability``  answer a (legacy, whole-content) availability challenge from the store
 - ``_answers``       durable queue of challenge answers (LevelDB)
-- ``_duties``        ``ChainDuties``: batch receipt submission and challenge answering on a
-                     schedule, through the narrow ``chain.port.ChainPort`` interface
+- ``_duties``        ``ChainDuties``: crash-safe receipt submission, challenge answers from the
+                     slot store, owed-payment withdrawals, through ``chain.port.ChainPort``
+- ``_validator``     ``ValidatorDuty``: scheduled challenges and slashes (``serve --validator``)
 - ``_serve``         duties from the node's ``[chain]`` config; the status file of a running node
 - ``demo``           the README's main job (``bcai demo``)
 """
@@ -12,6 +13,12 @@ from ._answers import AnswerQueue as AnswerQueue
 from ._answers import AnswerRecord as AnswerRecord
 from ._availability import prove_segment as prove_segment
 from ._duties import ChainDuties as ChainDuties
+from ._duties import DeferPolicy as DeferPolicy
 from ._duties import ReceiptOutbox as ReceiptOutbox
+from ._duties import SlotProver as SlotProver
 from ._serve import StatusFile as StatusFile
 from ._serve import open_chain_duties as open_chain_duties
+from ._serve import validator_enabled as validator_enabled
+from ._validator import ChallengeBook as ChallengeBook
+from ._validator import IssuedChallenge as IssuedChallenge
+from ._validator import ValidatorDuty as ValidatorDuty

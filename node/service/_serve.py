@@ -24,14 +24,13 @@ from chain.client import Challenge, SubmitReport
 from chain.config import load_deployment, read_chain_config
 from chain.port import ChainPort, ClientPort
 from node._fs import atomic_write
-from node.content import Manifest
 from node.identity import Identity
 from node.log import get_logger
 from node.receipt import SignedReceipt
-from node.store import Store
 
 from ._answers import AnswerQueue
-from ._duties import ChainDuties, ReceiptOutbox
+from ._duties import ChainDuties, ReceiptOutbox, SlotProver
+from ._validator import ValidatorDuty
 
 log = get_logger("node.service")
 
@@ -43,14 +42,20 @@ STATUS_FILE = Path("run") / "status.json"
 def open_chain_duties(
     data_dir: Path,
     identity: Identity,
-    store: Store,
     outbox: ReceiptOutbox,
     *,
+    slots: SlotProver | None = None,
     rpc: str | None = None,
     interval: float = 5.0,
     batch_size: int = 100,
+    validator: bool = False,
 ) -> Iterator[ChainDuties | None]:
-    """Chain duties for this node, or ``None`` (with a log line) when no RPC chain is set."""
+    """Chain duties for this node, or ``None`` (with a log line) when no RPC chain is set.
+
+    ``slots`` (the node's ``SlotStore``) makes the node answer challenges on the slots it
+    hosts; ``validator`` adds the validator's round (scheduled challenges, slashes), whose
+    record of issued challenges lives in the same LevelDB as the answer queue.
+    """
     table = read_chain_config(data_dir) or {}
     url = rpc or table.get("rpc")
     if not url or url == "embedded":
@@ -64,18 +69,28 @@ def open_chain_duties(
     backend = RpcChain(str(url))
     db = plyvel.DB(str(data_dir / DUTIES_DIR), create_if_missing=True)
     try:
+        port = _LazyPort(lambda: ClientPort(ChainClient(backend, deployment, identity.account)))
         yield ChainDuties(
-            _LazyPort(lambda: ClientPort(ChainClient(backend, deployment, identity.account))),
-            store,
+            port,
             outbox,
             AnswerQueue(db),
             identity.address,
+            slots=slots,
+            validator=(
+                ValidatorDuty(port, db.prefixed_db(b"v/"), identity.address) if validator else None
+            ),
             interval=interval,
             batch_size=batch_size,
         )
     finally:
         db.close()
         backend.close()
+
+
+def validator_enabled(extra: dict[str, Any]) -> bool:
+    """``[validator] enabled = true`` in config.toml (kept in ``Config.extra``)."""
+    table = extra.get("validator") or {}
+    return bool(isinstance(table, dict) and table.get("enabled", False))
 
 
 class _LazyPort:
@@ -100,17 +115,40 @@ class _LazyPort:
         except ChainUnavailable:
             return False
 
-    def publish(self, manifest: Manifest, metadata_uri: str = "") -> TxResult | None:
-        return self._get().publish(manifest, metadata_uri)
+    def publish(self, *args: Any, **kwargs: Any) -> TxResult | None:
+        return self._get().publish(*args, **kwargs)
 
     def submit_receipts(self, receipts: Sequence[SignedReceipt]) -> SubmitReport:
         return self._get().submit_receipts(receipts)
 
+    def receipt_on_chain(self, receipt: SignedReceipt) -> bool:
+        return self._get().receipt_on_chain(receipt)
+
     def open_challenges(self, host: str) -> list[Challenge]:
         return self._get().open_challenges(host)
 
-    def respond(self, challenge_id: int, segment: bytes, proof: Sequence[bytes]) -> TxResult:
-        return self._get().respond(challenge_id, segment, proof)
+    def respond(
+        self, challenge_id: int, segments: Sequence[bytes], proofs: Sequence[Sequence[bytes]]
+    ) -> TxResult:
+        return self._get().respond(challenge_id, segments, proofs)
+
+    def due_commitments(self) -> list[tuple[bytes, int, str]]:
+        return self._get().due_commitments()
+
+    def challenge(self, root: bytes, slot: int) -> tuple[TxResult, Challenge]:
+        return self._get().challenge(root, slot)
+
+    def expired_challenges(self) -> list[int]:
+        return self._get().expired_challenges()
+
+    def slash_expired(self, challenge_id: int) -> TxResult:
+        return self._get().slash_expired(challenge_id)
+
+    def withdraw_owed(self) -> TxResult | None:
+        return self._get().withdraw_owed()
+
+    def mine_if_dev(self, blocks: int = 1) -> None:
+        self._get().mine_if_dev(blocks)
 
 
 class StatusFile:
