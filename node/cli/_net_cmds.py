@@ -22,7 +22,7 @@ import trio
 from node.content import parse_root, root_hex
 from node.identity import Identity, load_identity, resolve_passphrase
 from node.log import get_logger
-from node.store import Store, StoreLocked
+from node.store import SlotStore, Store, StoreLocked
 from node.transfer import (
     ChunkRootsMismatch,
     ContentNotFound,
@@ -48,6 +48,7 @@ from ._store_cmds import _guard as _store_guard
 log = get_logger("bcai.net")
 
 RECEIPTS_DIR = "receipts"
+SLOTS_DIR = "slots"
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -66,6 +67,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="seconds between chain duty rounds: receipt batches, challenge answers (default 5)",
     )
     p.add_argument("--no-chain", action="store_true", help="serve only; no chain duties")
+    p.add_argument(
+        "--validator",
+        action="store_true",
+        help="also run the validator's round: challenge due commitments (bond paid), slash "
+        "expired challenges (default: [validator] enabled in config.toml)",
+    )
     p.set_defaults(handler=_guard(cmd_serve))
 
     p = sub.add_parser("get", help="fetch content from peers (resumable), verify, write a file")
@@ -156,9 +163,12 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     Receipts from receivers go to the ReceiptBox; with a JSON-RPC chain configured (``[chain]
     rpc`` or ``--rpc``) the node's chain duties run alongside: receipts are submitted in batches
     and data-availability challenges answered from the store, unattended. Both queues are in
-    LevelDB, so a chain outage or a restart delays that work and loses none of it.
+    LevelDB, so a chain outage or a restart delays that work and loses none of it. Challenges
+    are answered from the slot store (``<data dir>/slots``, filled by ``bcai host commit``).
+    With ``--validator`` (or ``[validator] enabled = true``) the node also challenges due
+    commitments and slashes expired challenges.
     """
-    from node.service import StatusFile, open_chain_duties
+    from node.service import StatusFile, open_chain_duties, validator_enabled
 
     cfg = _config(ctx)
     listen = _parse_listen(args.listen or cfg.network.listen)
@@ -167,12 +177,19 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     status_file = StatusFile(ctx.data_dir)
     with (
         Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota) as store,
+        SlotStore.open(ctx.data_dir / SLOTS_DIR) as slots,
         _receipt_box(ctx) as box,
         (
             contextlib.nullcontext(None)
             if args.no_chain
             else open_chain_duties(
-                ctx.data_dir, identity, store, box, rpc=args.rpc, interval=args.chain_interval
+                ctx.data_dir,
+                identity,
+                box,
+                slots=slots,
+                rpc=args.rpc,
+                interval=args.chain_interval,
+                validator=args.validator or validator_enabled(cfg.extra),
             )
         ) as duties,
     ):
