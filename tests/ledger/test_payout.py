@@ -155,10 +155,14 @@ def test_a_crash_mid_stream_loses_or_doubles_nothing(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
-    assert proc.stdout is not None
-    assert proc.stdout.readline().strip() == b"ready"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"ready"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
     d = plyvel.DB(path)
     led = PayoutLedger(d, sync=False)
     (partial,) = led.epoch_stats(1)
