@@ -2,8 +2,10 @@
 
 ``start_anvil()`` runs ``anvil --port 0`` (the OS picks a free port; anvil prints it), waits until
 it answers JSON-RPC and returns an ``AnvilProcess``. Used by the test suite and ``bcai chain up
---anvil``; the latter detaches it (``detach=True``) and records the pid so ``bcai chain down``
-style clean-up can find it.
+--anvil``; the latter detaches it (``detach=True``), records the pid so ``bcai chain down`` can
+stop it, and gives it a block time: challenges draw their samples from the hash of the block
+after the challenge, and proof periods are counted in blocks, so a chain that mines only on
+transactions would leave an honest host waiting for a seed block that never comes (and slashed).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -23,7 +26,10 @@ from typing import IO, Any
 
 from .errors import ChainUnavailable, ChainUsageError
 
-__all__ = ["AnvilProcess", "anvil_binary", "start_anvil"]
+__all__ = ["DEFAULT_ANVIL_PORT", "AnvilProcess", "anvil_binary", "port_free", "start_anvil"]
+
+#: The port ``bcai chain up --anvil`` tries first (anvil's own default).
+DEFAULT_ANVIL_PORT = 8545
 
 _REL = Path("node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
 _LISTENING = re.compile(r"Listening on ([0-9.]+):(\d+)")
@@ -87,6 +93,16 @@ class AnvilProcess:
         self.stop()
 
 
+def port_free(port: int) -> bool:
+    """Whether 127.0.0.1:``port`` can be bound now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def _answers(url: str) -> bool:
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
     req = urllib.request.Request(url, body, {"Content-Type": "application/json"})
@@ -104,12 +120,15 @@ def start_anvil(
     log_dir: Path | None = None,
     detach: bool = False,
     timeout: float = 30.0,
+    block_time: float | None = None,
     extra_args: list[str] | None = None,
 ) -> AnvilProcess:
     """Start anvil on 127.0.0.1 and wait until it answers ``eth_chainId``.
 
     ``port=0`` lets the OS choose. ``detach=True`` starts it in its own session so it outlives
-    this process (used by ``bcai chain up --anvil``).
+    this process (used by ``bcai chain up --anvil``). ``block_time`` (seconds) mines a block
+    that often, with or without transactions; ``None`` mines only on transactions (tests that
+    mine explicitly).
     """
     binary = anvil_binary()
     if binary is None:
@@ -119,6 +138,10 @@ def start_anvil(
     log_path = log_dir / "anvil.log"
     log = open(log_path, "wb")  # noqa: SIM115 - owned by the AnvilProcess
     args = [str(binary), "--host", "127.0.0.1", "--port", str(port), "--hardfork", hardfork]
+    if block_time is not None:
+        if block_time <= 0:
+            raise ChainUsageError(f"block time must be positive, got {block_time}")
+        args += ["--block-time", f"{block_time:g}"]
     proc = subprocess.Popen(
         args + list(extra_args or []),
         stdout=log,

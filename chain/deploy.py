@@ -1,9 +1,15 @@
-"""Deploy the four contracts and describe where they live (``Deployment``)."""
+"""Deploy the four contracts and describe where they live (``Deployment``).
+
+Order (docs/incentives.md §3): ``ContentRegistry`` -> ``TransferReceipts(registry, epochLength,
+minPricePerGiB, feeBps, withdrawDelay)`` -> ``DataAvailability(registry, receipts, Params)`` ->
+``HostingRewards(receipts, da, rebateBps, claimWindow)``; then the validators and the quorum,
+when given, so a fresh deployment can post allocations at once.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
@@ -15,26 +21,73 @@ from .errors import DeploymentMissing
 from .events import EventDecoder
 from .tx import TxResult, send_transaction
 
-__all__ = ["DeployParams", "Deployment", "deploy_suite"]
+__all__ = ["DeployParams", "Deployment", "deploy_suite", "setup_validators"]
 
 
 @dataclass(frozen=True)
 class DeployParams:
-    """Constructor parameters of the suite."""
+    """Constructor parameters of the suite (defaults: /tmp/bcai-interfaces.md, docs §3)."""
 
-    #: TransferReceipts epoch length, seconds.
-    epoch_length: int = 3600
-    #: DataAvailability minimum stake per commitment, wei.
+    # TransferReceipts
+    epoch_length: int = 86400  #: seconds per reward epoch
+    min_price_per_gib: int = 10**15  #: wei; a receipt must pay at least this per GiB
+    receipt_fee_bps: int = 1000  #: share of every receipt payment burnt
+    escrow_withdraw_delay: int = 3 * 86400  #: seconds between requestWithdrawal and withdraw
+    # DataAvailability.Params
     min_stake: int = 10**16
-    #: Seconds a host has to answer a challenge.
-    response_window: int = 600
-    #: Share of the stake slashed per failed challenge, basis points.
-    slash_bps: int = 5000
-    #: Seconds between requestExit and withdraw.
-    exit_delay: int = 3600
-    #: HostingRewards validators added at deployment (addresses) and the quorum to set.
+    challenge_bond: int = 10**15
+    challenge_reward: int = 5 * 10**14  #: paid from the reward pool per scheduled pass
+    response_window: int = 600  #: seconds a host has to answer
+    exit_delay: int = 3 * 86400
+    period_blocks: int = 7200  #: proof period, blocks
+    due_bps: int = 2500  #: share of commitments due per period
+    samples: int = 20  #: segments sampled per proof
+    fault_slash_bps: int = 100  #: downtime (expired challenge)
+    proof_slash_bps: int = 5000  #: deletion evidence (wrong proof) or max faults
+    max_faults: int = 3
+    storage_rate_per_gib_day: int = 10**13
+    storage_fee_bps: int = 1000
+    # HostingRewards
+    rebate_bps: int = 5000  #: reward cap: share of the fees a host's payments burnt
+    claim_window: int = 30 * 86400
     validators: tuple[str, ...] = ()
-    quorum: int = 0
+    quorum: int = 0  #: 0 with validators: all of them
+
+    def da_params(self) -> tuple[Any, ...]:
+        """The ``DataAvailability.Params`` tuple, in struct order."""
+        return (
+            self.min_stake,
+            self.challenge_bond,
+            self.challenge_reward,
+            self.response_window,
+            self.exit_delay,
+            self.period_blocks,
+            self.due_bps,
+            self.samples,
+            self.fault_slash_bps,
+            self.proof_slash_bps,
+            self.max_faults,
+            self.storage_rate_per_gib_day,
+            self.storage_fee_bps,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """TOML-safe: integers beyond int64 are impossible in TOML, so every int is a string."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = list(value) if f.name == "validators" else str(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DeployParams:
+        known = {f.name for f in fields(cls)}
+        kw: dict[str, Any] = {}
+        for k, v in d.items():
+            if k not in known:
+                continue  # a parameter of an older suite: ignored, not fatal
+            kw[k] = tuple(to_checksum_address(a) for a in v) if k == "validators" else int(v)
+        return cls(**kw)
 
 
 @dataclass(frozen=True)
@@ -61,18 +114,12 @@ class Deployment:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d["params"]["validators"] = list(self.params.validators)
-        # TOML has no integers beyond 64 bits signed; wei values are kept as decimal strings.
-        d["params"]["min_stake"] = str(self.params.min_stake)
+        d["params"] = self.params.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Deployment:
         try:
-            p = dict(d.get("params", {}))
-            if "min_stake" in p:
-                p["min_stake"] = int(p["min_stake"])
-            p["validators"] = tuple(p.get("validators", ()))
             return cls(
                 chain_id=int(d["chain_id"]),
                 content_registry=to_checksum_address(d["content_registry"]),
@@ -81,7 +128,7 @@ class Deployment:
                 hosting_rewards=to_checksum_address(d["hosting_rewards"]),
                 deployer=to_checksum_address(d["deployer"]),
                 block=int(d["block"]),
-                params=DeployParams(**p),
+                params=DeployParams.from_dict(dict(d.get("params", {}))),
                 gas={k: int(v) for k, v in d.get("gas", {}).items()},
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -99,24 +146,41 @@ def deploy_suite(
     deployer: LocalAccount,
     params: DeployParams | None = None,
 ) -> Deployment:
-    """Deploy ContentRegistry, TransferReceipts, DataAvailability and HostingRewards."""
+    """Deploy the suite in order, then add ``params.validators`` with ``params.quorum``."""
     p = params or DeployParams()
     start = backend.block_number() + 1
     registry = _deploy(backend, deployer, "ContentRegistry")
-    receipts = _deploy(backend, deployer, "TransferReceipts", p.epoch_length)
+    assert registry.contract_address
+    receipts = _deploy(
+        backend,
+        deployer,
+        "TransferReceipts",
+        registry.contract_address,
+        p.epoch_length,
+        p.min_price_per_gib,
+        p.receipt_fee_bps,
+        p.escrow_withdraw_delay,
+    )
+    assert receipts.contract_address
     availability = _deploy(
         backend,
         deployer,
         "DataAvailability",
         registry.contract_address,
-        p.min_stake,
-        p.response_window,
-        p.slash_bps,
-        p.exit_delay,
+        receipts.contract_address,
+        p.da_params(),
     )
-    rewards = _deploy(backend, deployer, "HostingRewards")
-    assert registry.contract_address and receipts.contract_address
-    assert availability.contract_address and rewards.contract_address
+    assert availability.contract_address
+    rewards = _deploy(
+        backend,
+        deployer,
+        "HostingRewards",
+        receipts.contract_address,
+        availability.contract_address,
+        p.rebate_bps,
+        p.claim_window,
+    )
+    assert rewards.contract_address
     deployment = Deployment(
         chain_id=backend.chain_id,
         content_registry=registry.contract_address,

@@ -19,6 +19,7 @@ __all__ = [
     "ChainUnavailable",
     "ChainUsageError",
     "DeploymentMissing",
+    "RegistrationMismatch",
     "ReorgTooDeep",
     "revert_class",
 ]
@@ -46,6 +47,26 @@ class ChainUnavailable(ChainError, ConnectionError):
 
 class ReorgTooDeep(ChainError):
     """A reorganisation reached below the blocks the indexer keeps hashes for."""
+
+
+class RegistrationMismatch(ChainError):
+    """The root is registered already, with another size or slot layout than ours.
+
+    Not "already registered, fine": a host holding the real content could not prove it against
+    that registration, so publishing must stop and say so."""
+
+    def __init__(self, root: bytes, ours: tuple[object, ...], theirs: tuple[object, ...]) -> None:
+        self.root = root
+        self.ours = ours
+        self.theirs = theirs
+        super().__init__(
+            f"0x{root.hex()} is registered as (size, dataShards, slotCount, slotsRoot) = "
+            f"{_shown(theirs)}, not {_shown(ours)}"
+        )
+
+
+def _shown(values: tuple[object, ...]) -> str:
+    return "(" + ", ".join(_show(v) for v in values) + ")"
 
 
 class ChainRevert(ChainError):

@@ -9,9 +9,13 @@ from typing import Any
 from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 
+from node.log import get_logger
+
 from .contracts import load_artifact
 
 __all__ = ["ChainEvent", "EventDecoder", "args_from_json", "args_to_json"]
+
+_log = get_logger("chain.events")
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,11 @@ class EventDecoder:
         if found is None:
             return None
         contract, event = found
-        decoded = event.process_log(log)
+        try:
+            decoded = event.process_log(log)
+        except Exception as exc:  # web3 raises several unrelated types for undecodable data
+            _log.warning("log skipped: does not decode", address=key[0], error=repr(exc))
+            return None
         return ChainEvent(
             name=decoded["event"],
             contract=contract,

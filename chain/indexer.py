@@ -31,13 +31,15 @@ import json
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import plyvel
 
-from node.ledger import LedgerEvent, ProofFailed, ProofPassed, ReceiptCredited
+from node.ledger import LedgerEvent, ProofFailed, ProofPassed, ReceiptPaid, StoragePaid
+from node.log import get_logger
 
 from .backend import ChainBackend
+from .client import FailReason
 from .deploy import Deployment
 from .errors import ChainUsageError, ReorgTooDeep
 from .events import ChainEvent, EventDecoder, args_from_json, args_to_json
@@ -45,15 +47,18 @@ from .reverts import map_errors
 
 __all__ = ["INDEXED_EVENTS", "Indexer", "SyncResult"]
 
+log = get_logger("chain.indexer")
+
 #: The events the node cares about (every suite event is stored; these are the documented ones).
 INDEXED_EVENTS = (
     "ContentRegistered",
     "ReceiptAccepted",
+    "ReceiptRejected",
     "Committed",
     "ChallengeIssued",
     "ChallengePassed",
     "ChallengeFailed",
-    "HostSlashed",
+    "StoragePaid",
     "EpochFunded",
     "AllocationPosted",
     "Claimed",
@@ -101,7 +106,7 @@ class Indexer:
         self.keep = max(keep if keep is not None else 64, confirmations + 1)
         self.step = step
         self.decoder = EventDecoder(backend.w3, deployment.contracts())
-        self._epoch_params: tuple[int, int] | None = None
+        self._epochs: dict[int, int] = {}
         cursor = self.cursor()
         if cursor and cursor.get("contracts") != deployment.contracts():
             raise ChainUsageError("this index belongs to another deployment")
@@ -255,6 +260,13 @@ class Indexer:
             args=args,
         )
 
+    def _load_or_skip(self, key: bytes, value: bytes) -> ChainEvent | None:
+        try:
+            return self._load(key, value)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("stored event unreadable, skipped", key=key.hex(), error=repr(exc))
+            return None
+
     def events(
         self, name: str | None = None, *, confirmed: bool = True, from_block: int = 0
     ) -> Iterator[ChainEvent]:
@@ -264,7 +276,9 @@ class Indexer:
             for key, value in self.db.iterator(start=_ekey(from_block, 0), stop=b"f"):
                 if _BL.unpack(key[1:])[0] > limit:
                     return
-                yield self._load(key, value)
+                event = self._load_or_skip(key, value)
+                if event is not None:
+                    yield event
             return
         prefix = b"n" + name.encode() + b"\x00"
         for key in self.db.iterator(
@@ -275,10 +289,14 @@ class Indexer:
                 return
             value = self.db.get(_ekey(block, log_index))
             if value is not None:
-                yield self._load(_ekey(block, log_index), value)
+                event = self._load_or_skip(_ekey(block, log_index), value)
+                if event is not None:
+                    yield event
 
     def _epoch_of(self, timestamp: int) -> int:
-        if self._epoch_params is None:
+        """``TransferReceipts.epochOf(timestamp)``, asked once per timestamp."""
+        cached = self._epochs.get(timestamp)
+        if cached is None:
             from .contracts import load_artifact
 
             w3: Any = self.backend.w3
@@ -286,28 +304,83 @@ class Indexer:
                 address=self.deployment.transfer_receipts, abi=load_artifact("TransferReceipts").abi
             )
             with map_errors():
-                self._epoch_params = (
-                    int(tr.functions.genesis().call()),
-                    int(tr.functions.epochLength().call()),
-                )
-        genesis, length = self._epoch_params
-        return 0 if timestamp <= genesis else (timestamp - genesis) // length
+                cached = int(tr.functions.epochOf(timestamp).call())
+            self._epochs[timestamp] = cached
+        return cached
+
+    def _scheduled(self, challenge_id: int, issued: dict[int, bool]) -> bool:
+        """Whether challenge ``challenge_id`` was scheduled, from its ``ChallengeIssued``."""
+        if challenge_id not in issued:
+            for e in self.events("ChallengeIssued", confirmed=False):
+                issued[int(e.args["id"])] = bool(e.args["scheduled"])
+        return issued.get(challenge_id, False)
 
     def ledger_events(self, *, from_block: int = 0) -> Iterator[LedgerEvent]:
-        """Confirmed facts for ``node.ledger.PayoutLedger.apply`` (idempotent by ``key``)."""
+        """Confirmed facts for ``node.ledger.PayoutLedger.apply`` (idempotent by ``key``), in
+        chain order. An event that does not convert is skipped with a log line, never raised:
+        one odd log must not stop every validator's allocation."""
+        issued: dict[int, bool] = {}
         for e in self.events(confirmed=True, from_block=from_block):
-            a = e.args
-            if e.name == "ReceiptAccepted":
-                yield ReceiptCredited(
-                    key=e.key,
-                    epoch=int(a["epoch"]),
-                    provider=a["provider"],
-                    receiver=a["receiver"],
-                    content_root=a["contentRoot"],
-                    bytes_served=int(a["bytesServed"]),
-                    chunks=int(a["chunks"]),
-                )
-            elif e.name == "ChallengePassed":
-                yield ProofPassed(e.key, self._epoch_of(a["_timestamp"]), a["host"], a["root"])
-            elif e.name == "ChallengeFailed":
-                yield ProofFailed(e.key, self._epoch_of(a["_timestamp"]), a["host"], a["root"])
+            try:
+                out = self._to_ledger(e, issued)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                log.warning("event skipped", event=e.name, key=e.key, error=repr(exc))
+                continue
+            if out is not None:
+                yield out
+
+    def _to_ledger(self, e: ChainEvent, issued: dict[int, bool]) -> LedgerEvent | None:
+        a = e.args
+        if e.name == "ChallengeIssued":
+            issued[int(a["id"])] = bool(a["scheduled"])
+            return None
+        if e.name == "ReceiptAccepted":
+            return ReceiptPaid(
+                key=e.key,
+                epoch=int(a["epoch"]),
+                provider=str(a["provider"]),
+                receiver=str(a["receiver"]),
+                content_root=bytes(a["contentRoot"]),
+                bytes_served=int(a["bytesServed"]),
+                payment=int(a["payment"]),
+                fee=int(a["fee"]),
+            )
+        if e.name == "StoragePaid":
+            return StoragePaid(
+                key=e.key,
+                epoch=int(a["epoch"]),
+                host=str(a["host"]),
+                content_root=bytes(a["root"]),
+                slot=int(a["slot"]),
+                amount=int(a["amount"]),
+                fee=int(a["fee"]),
+            )
+        if e.name == "ChallengePassed":
+            return ProofPassed(
+                key=e.key,
+                epoch=self._epoch_of(int(a["_timestamp"])),
+                host=str(a["host"]),
+                content_root=bytes(a["root"]),
+                slot=int(a["slot"]),
+                scheduled=self._scheduled(int(a["id"]), issued),
+            )
+        if e.name == "ChallengeFailed":
+            reason = int(a["reason"])
+            kind: Literal["expired", "invalid"]
+            if reason == FailReason.EXPIRED:
+                kind = "expired"
+            elif reason in (FailReason.WRONG_LENGTH, FailReason.INVALID_PROOF):
+                kind = "invalid"
+            else:
+                raise ValueError(f"fail reason {reason}")
+            return ProofFailed(
+                key=e.key,
+                epoch=self._epoch_of(int(a["_timestamp"])),
+                host=str(a["host"]),
+                content_root=bytes(a["root"]),
+                slot=int(a["slot"]),
+                reason=kind,
+                terminated=bool(a["terminated"]),
+                slashed=int(a["slashed"]),
+            )
+        return None

@@ -1,11 +1,12 @@
-"""Chain commands: ``chain up|deploy|status|down``, ``publish``, ``receipts submit``,
-``host commit|exit``, ``prove``, ``rewards fund|sign|post|claim``.
+"""Chain commands: ``chain up|deploy|status|attach|fund|down``, ``publish``, ``receipts submit``,
+``escrow deposit|status|withdraw``, ``host commit|exit|status``, ``prove``,
+``rewards fund|sign|post|claim|rollover``.
 
 Which chain: ``--rpc URL`` or the ``[chain]`` table of config.toml (written by ``chain up`` /
 ``chain deploy``). ``rpc = "embedded"`` means an in-process py-evm chain: it lives only as long
-as one process, so it is useful inside ``bcai serve`` / ``bcai demo``; each separate command gets
-a fresh chain (redeployed at the same, deterministic addresses, but with no history). Across
-processes use anvil: ``bcai chain up --anvil``.
+as one process, so it is useful inside ``bcai serve`` / ``bcai demo``; a separate command would
+get a fresh, empty chain and its transactions would vanish when it exits, so chain commands
+refuse it with a clear error. Across processes use anvil: ``bcai chain up --anvil``.
 
 Which account: ``--dev-account N`` (a prefunded account of anvil or the embedded chain) or the
 node identity (keystore passphrase from ``--passphrase-file`` or ``$BCAI_PASSPHRASE``).
@@ -22,18 +23,21 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
-from chain.anvil import start_anvil
+from eth_utils import to_checksum_address
+
+from chain.anvil import DEFAULT_ANVIL_PORT, port_free, start_anvil
 from chain.backend import ChainBackend, EmbeddedChain, RpcChain
-from chain.client import ChainClient
+from chain.client import ChainClient, ChallengeStatus
 from chain.config import chain_table, load_deployment, read_chain_config, write_chain_config
 from chain.deploy import Deployment, DeployParams, deploy_suite
 from chain.eip712 import ZERO_ADDRESS
-from chain.errors import ChainRevert, ChainUnavailable, ChainUsageError
+from chain.errors import ChainError, ChainRevert, ChainUnavailable, ChainUsageError
 from chain.merkle import AllocationTree
 from chain.port import ClientPort
+from chain.tx import send_value
 from node.receipt import ReceiptError, SignedReceipt
-from node.service import prove_segment
 
 from ._main import Context, ExitStatus
 
@@ -43,6 +47,13 @@ EMBEDDED_NOTE = (
     "an embedded chain lives inside one process: use it within `bcai serve`/`bcai demo`; "
     "across processes start anvil (`bcai chain up --anvil`) or pass --rpc URL"
 )
+EMBEDDED_THROWAWAY = (
+    'the configured chain is rpc = "embedded": a throwaway py-evm chain that would start empty '
+    "in this command and vanish with it, so nothing would be recorded. Start a chain that "
+    "outlives the command (`bcai chain up --anvil`) or pass --rpc URL"
+)
+#: What `chain up --anvil` / `chain attach` / `chain fund` give the node's account on a dev chain.
+DEV_FUNDING = 100 * 10**18
 
 
 # -- plumbing ---------------------------------------------------------------------------------
@@ -59,13 +70,20 @@ def _guard(fn: Handler) -> Handler:
             return ctx.fail(ExitStatus.CHAIN_ERROR, str(exc))
         except (ChainUsageError, ReceiptError, ValueError) as exc:
             return ctx.fail(ExitStatus.USAGE, str(exc))
+        except ChainError as exc:
+            return ctx.fail(ExitStatus.CHAIN_ERROR, str(exc), error_type=type(exc).__name__)
         except FileNotFoundError as exc:
             return ctx.fail(ExitStatus.NOT_FOUND, f"{exc.filename}: {exc.strerror}")
         except Exception as exc:
-            if type(exc).__name__ in {"NotFound", "IdentityNotFound", "IncompleteContent"}:
+            name = type(exc).__name__
+            if name in {"NotFound", "IdentityNotFound", "IncompleteContent", "SlotMissing"}:
                 return ctx.fail(ExitStatus.NOT_FOUND, str(exc))
-            if type(exc).__name__ in {"NoPassphrase", "WrongPassphrase", "ConfigError"}:
+            if name in {"NoPassphrase", "WrongPassphrase", "ConfigError"}:
                 return ctx.fail(ExitStatus.USAGE, str(exc))
+            if name in {"CorruptSlot", "SlotReadError"}:
+                return ctx.fail(ExitStatus.VERIFY_FAILED, str(exc))
+            if name == "Web3RPCError":  # a node refusing a transaction (e.g. no funds)
+                return ctx.fail(ExitStatus.CHAIN_ERROR, f"the chain refused: {exc}")
             raise
 
     return run
@@ -86,6 +104,10 @@ def parse_amount(text: str) -> int:
     if value < 0 or value != value.to_integral_value():
         raise ValueError(f"not a whole number of wei: {text!r}")
     return int(value)
+
+
+def _eth(wei: int) -> str:
+    return f"{Decimal(wei) / Decimal(10**18):f} ETH"
 
 
 def _hex32(text: str) -> bytes:
@@ -115,8 +137,9 @@ def _session(ctx: Context, args: argparse.Namespace) -> tuple[ChainBackend, Depl
     if backend.kind == "embedded":
         deployment = ctx.extra.get("embedded_deployment")
         if deployment is None:
-            deployment = deploy_suite(backend, backend.dev_accounts()[0])
-            ctx.extra["embedded_deployment"] = deployment
+            # Only a deployment made earlier in this very process is real; a fresh one would
+            # be thrown away with the process (and print a success that means nothing).
+            raise ChainUsageError(EMBEDDED_THROWAWAY)
         return backend, deployment
     deployment, _ = load_deployment(ctx.data_dir)
     if deployment.chain_id != backend.chain_id:
@@ -150,11 +173,71 @@ def _tx_text(res: Any) -> str:
     return f"tx {res.tx_hash} block {res.block} gas {res.gas_used}"
 
 
-# -- chain up / deploy / status / down -------------------------------------------------------
+def _node_address(ctx: Context) -> str | None:
+    from node.identity import read_address
+
+    try:
+        return read_address(ctx.data_dir)
+    except (OSError, ValueError):
+        return None
 
 
-def _params(args: argparse.Namespace) -> DeployParams:
-    return DeployParams(epoch_length=args.epoch_length, response_window=args.response_window)
+def _fund_from_dev(backend: ChainBackend, address: str, amount: int) -> dict[str, Any] | None:
+    """Top ``address`` up to ``amount`` from a prefunded dev account (dev chains only)."""
+    accounts = backend.dev_accounts()
+    if not accounts:
+        return None
+    w3: Any = backend.w3
+    have = int(w3.eth.get_balance(w3.to_checksum_address(address)))
+    if have >= amount:
+        return {"address": address, "balance": str(have), "sent": "0"}
+    res = send_value(backend, accounts[-1], address, amount - have)
+    return {
+        "address": address,
+        "balance": str(amount),
+        "sent": str(amount - have),
+        "tx": res.tx_hash,
+    }
+
+
+# -- chain up / deploy / status / attach / fund / down ---------------------------------------
+
+
+def _params(
+    args: argparse.Namespace, validators: tuple[str, ...] = (), quorum: int = 0
+) -> DeployParams:
+    kw: dict[str, Any] = {"validators": validators, "quorum": quorum}
+    for name in ("epoch_length", "response_window", "period_blocks", "exit_delay"):
+        value = getattr(args, name, None)
+        if value is not None:
+            kw[name] = value
+    return DeployParams(**kw)
+
+
+def _validators(
+    ctx: Context, args: argparse.Namespace, deployer: str
+) -> tuple[tuple[str, ...], int, str]:
+    """Who signs allocations: --validator (repeatable) and --quorum, else the node itself with
+    quorum 1 (else the deployer, when this data directory has no identity yet)."""
+    if args.validator:
+        validators = tuple(args.validator)
+        return validators, args.quorum or len(validators), "given"
+    node = _node_address(ctx)
+    if node is not None:
+        return (node,), args.quorum or 1, "node"
+    return (deployer,), args.quorum or 1, "deployer"
+
+
+def _anvil_port(ctx: Context, args: argparse.Namespace) -> int:
+    """--port, else the port of the configured local rpc (nodes that attached keep working),
+    else anvil's 8545 if free, else any free port."""
+    if args.port is not None:
+        return int(args.port)
+    table = read_chain_config(ctx.data_dir) or {}
+    url = urlparse(str(table.get("rpc", "")))
+    if url.hostname in ("127.0.0.1", "localhost") and url.port and port_free(url.port):
+        return url.port
+    return DEFAULT_ANVIL_PORT if port_free(DEFAULT_ANVIL_PORT) else 0
 
 
 def cmd_chain_up(ctx: Context, args: argparse.Namespace) -> ExitStatus:
@@ -163,24 +246,44 @@ def cmd_chain_up(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     if args.anvil:
         ctx.data_dir.mkdir(parents=True, exist_ok=True)
         proc = start_anvil(
-            port=args.port, hardfork=args.hardfork, log_dir=ctx.data_dir / "anvil", detach=True
+            port=_anvil_port(ctx, args),
+            hardfork=args.hardfork,
+            log_dir=ctx.data_dir / "anvil",
+            detach=True,
+            block_time=args.block_time or None,
         )
         backend: ChainBackend = RpcChain(proc.url)
         rpc = proc.url
-        extra.update(anvil_pid=proc.pid, anvil_log=str(proc.log_path))
+        extra.update(anvil_pid=proc.pid, anvil_log=str(proc.log_path), block_time=args.block_time)
     else:
         backend = _backend(ctx, argparse.Namespace(rpc="embedded"))
         rpc = "embedded"
-    deployment = deploy_suite(backend, backend.dev_accounts()[0], _params(args))
+    deployer = backend.dev_accounts()[0]
+    validators, quorum, who = _validators(ctx, args, deployer.address)
+    deployment = deploy_suite(backend, deployer, _params(args, validators, quorum))
     if backend.kind == "embedded":
         ctx.extra["embedded_deployment"] = deployment
+    funded = None
+    node = _node_address(ctx)
+    if args.anvil and node is not None:
+        funded = _fund_from_dev(backend, node, DEV_FUNDING)
     path = write_chain_config(ctx.data_dir, chain_table(deployment, rpc, **extra))
-    out = {"rpc": rpc, "config": str(path), **deployment.to_dict()}
+    out: dict[str, Any] = {
+        "rpc": rpc,
+        "config": str(path),
+        "validators_from": who,
+        "funded": funded,
+        **deployment.to_dict(),
+    }
     text = f"chain {deployment.chain_id} at {rpc}\n" + "\n".join(
         f"{name:18} {addr}" for name, addr in deployment.contracts().items()
     )
+    text += f"\nvalidators {', '.join(validators)} (quorum {quorum})"
+    if funded:
+        text += f"\nfunded {funded['address']} to {_eth(int(funded['balance']))}"
     if not args.anvil:
-        text += f"\nnote: {EMBEDDED_NOTE}"
+        out["warning"] = EMBEDDED_THROWAWAY
+        ctx.stderr.write(f"bcai: warning: {EMBEDDED_THROWAWAY}\n")
     ctx.emit(out, text)
     return ExitStatus.OK
 
@@ -188,14 +291,19 @@ def cmd_chain_up(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 def cmd_chain_deploy(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Deploy the suite to --rpc (or the configured chain) and record it in config.toml."""
     backend = _backend(ctx, args)
+    if backend.kind == "embedded":
+        raise ChainUsageError(EMBEDDED_THROWAWAY)
     account = (
         _account(ctx, args, backend)
         if args.dev_account is not None or not backend.dev_accounts()
         else backend.dev_accounts()[0]
     )
-    deployment = deploy_suite(backend, account, _params(args))
+    validators, quorum, _ = _validators(ctx, args, account.address)
+    deployment = deploy_suite(backend, account, _params(args, validators, quorum))
     old = read_chain_config(ctx.data_dir) or {}
-    keep = {k: v for k, v in old.items() if k in ("hardfork", "anvil_pid", "anvil_log")}
+    keep = {
+        k: v for k, v in old.items() if k in ("hardfork", "anvil_pid", "anvil_log", "block_time")
+    }
     rpc = backend.url or "embedded"
     write_chain_config(ctx.data_dir, chain_table(deployment, rpc, **keep))
     ctx.emit(
@@ -216,10 +324,34 @@ def cmd_chain_attach(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     if table.get("rpc") == "embedded":
         return ctx.fail(ExitStatus.USAGE, f"{args.source} uses an embedded chain: {EMBEDDED_NOTE}")
     write_chain_config(ctx.data_dir, table)
+    funded = None
+    node = _node_address(ctx)
+    if node is not None and not args.no_fund:
+        backend = RpcChain(str(table["rpc"]), timeout=5)
+        if backend.is_up():
+            funded = _fund_from_dev(backend, node, DEV_FUNDING)
     ctx.emit(
-        {"rpc": table["rpc"], "contracts": table.get("contracts", {})},
-        f"attached to {table['rpc']}",
+        {"rpc": table["rpc"], "contracts": table.get("contracts", {}), "funded": funded},
+        f"attached to {table['rpc']}"
+        + (f"\nfunded {node} to {_eth(int(funded['balance']))}" if funded else ""),
     )
+    return ExitStatus.OK
+
+
+def cmd_chain_fund(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Dev chains: top the node's account (or --to) up from a prefunded dev account."""
+    backend = _backend(ctx, args)
+    if backend.kind == "embedded":
+        raise ChainUsageError(EMBEDDED_THROWAWAY)
+    to = args.to or _node_address(ctx)
+    if to is None:
+        raise ChainUsageError("no node identity here (run `bcai init`) and no --to address")
+    funded = _fund_from_dev(backend, to, parse_amount(args.amount))
+    if funded is None:
+        raise ChainUsageError(
+            "this chain has no prefunded dev accounts (not anvil): fund it yourself"
+        )
+    ctx.emit(funded, f"{to}: {_eth(int(funded['balance']))} (sent {_eth(int(funded['sent']))})")
     return ExitStatus.OK
 
 
@@ -229,8 +361,8 @@ def cmd_chain_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     rpc = args.rpc or table.get("rpc", "embedded")
     info: dict[str, Any] = {"rpc": rpc, "contracts": table.get("contracts", {})}
     if rpc == "embedded":
-        info.update(up=True, note=EMBEDDED_NOTE)
-        ctx.emit(info, f"rpc embedded (in-process)\nnote: {EMBEDDED_NOTE}")
+        info.update(up=False, note=EMBEDDED_NOTE, warning=EMBEDDED_THROWAWAY)
+        ctx.emit(info, f"rpc embedded (in-process, throwaway)\nnote: {EMBEDDED_NOTE}")
         return ExitStatus.OK
     backend = RpcChain(str(rpc), timeout=3)
     up = backend.is_up()
@@ -239,6 +371,10 @@ def cmd_chain_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         info.update(chain_id=backend.chain_id, block=backend.block_number())
         code = {n: len(backend.w3.eth.get_code(a)) > 0 for n, a in info["contracts"].items()}
         info["deployed"] = code
+        node = _node_address(ctx)
+        if node is not None:
+            info["account"] = node
+            info["balance"] = str(backend.w3.eth.get_balance(to_checksum_address(node)))
     ctx.emit(info, "\n".join(f"{k}: {v}" for k, v in info.items()))
     return ExitStatus.OK if up else ExitStatus.CHAIN_ERROR
 
@@ -263,7 +399,7 @@ def cmd_chain_down(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
-# -- content, receipts, hosting ----------------------------------------------------------------
+# -- content, receipts, escrow, hosting ------------------------------------------------------
 
 
 def _open_store(ctx: Context) -> Any:
@@ -274,21 +410,44 @@ def _open_store(ctx: Context) -> Any:
     return Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota)
 
 
+def _open_slots(ctx: Context) -> Any:
+    from node.store import SlotStore
+
+    return SlotStore.open(ctx.data_dir / "slots")
+
+
 def cmd_publish(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-    """Register stored content (root, size, chunk size) in the ContentRegistry."""
+    """Register stored content with its slot layout and size proof in the ContentRegistry."""
+    from node.content import SlotLayout, encode_slot_roots, last_segment_proof
+
     root = _hex32(args.root)
+    client = _client(ctx, args)
     with _open_store(ctx) as store:
         manifest = store.get_manifest(root)
-    client = _client(ctx, args)
-    res = ClientPort(client).publish(manifest, args.metadata_uri or "")
+        if manifest.size == 0:
+            raise ChainUsageError("empty content has no slots to host; nothing to publish")
+        layout = SlotLayout(manifest.size, args.data_shards, args.slots)
+        read = store.reader(root)
+        slot_roots, _ = encode_slot_roots(read, layout)
+        last, proof = last_segment_proof(read, manifest.size)
+    res = ClientPort(client).publish(
+        manifest, layout, slot_roots, last, proof, args.metadata_uri or ""
+    )
+    info: dict[str, Any] = {
+        "root": args.root,
+        "size": manifest.size,
+        "data_shards": layout.data_shards,
+        "slots": layout.slot_count,
+        "rows": layout.rows,
+    }
     if res is None:
-        info = client.get_content(root)
+        owner = client.get_content(root).owner
         ctx.emit(
-            {"root": args.root, "already_registered": True, "owner": info.owner},
-            f"already registered by {info.owner}",
+            {**info, "already_registered": True, "owner": owner},
+            f"already registered by {owner} with the same size and layout",
         )
     else:
-        ctx.emit({"root": args.root, **res.to_json()}, f"published {args.root}\n{_tx_text(res)}")
+        ctx.emit({**info, **res.to_json()}, f"published {args.root}\n{_tx_text(res)}")
     return ExitStatus.OK
 
 
@@ -299,45 +458,199 @@ def cmd_receipts_submit(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     report = _client(ctx, args).submit_receipts(receipts, batch_size=args.batch)
     ctx.emit(
         report.to_json(),
-        f"accepted {len(report.accepted)}, rejected {len(report.rejected)}, gas {report.gas_used}",
+        f"accepted {len(report.accepted)}, rejected {len(report.rejected)}, "
+        f"deferred {len(report.deferred)}, gas {report.gas_used}",
     )
-    return ExitStatus.OK if not report.rejected else ExitStatus.CHAIN_ERROR
+    return ExitStatus.OK if not (report.rejected or report.deferred) else ExitStatus.CHAIN_ERROR
+
+
+def cmd_escrow_deposit(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Prepay receipts: fund this account's escrow (or --for RECEIVER's)."""
+    client = _client(ctx, args)
+    res = client.deposit(parse_amount(args.amount), args.receiver)
+    escrow = client.escrow_of(args.receiver)
+    ctx.emit(
+        {
+            "receiver": args.receiver or client.address,
+            "balance": str(escrow.balance),
+            **res.to_json(),
+        },
+        f"escrow {_eth(escrow.balance)}\n{_tx_text(res)}",
+    )
+    return ExitStatus.OK
+
+
+def cmd_escrow_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Escrow balance, pending withdrawal, and earnings of an account (default: this one)."""
+    client = _client(ctx, args)
+    who = args.address or client.address
+    e = client.escrow_of(who)
+    out = {
+        "address": who,
+        "balance": str(e.balance),
+        "requested": str(e.requested),
+        "unlock_at": e.unlock_at,
+        "earnings": str(client.earnings(who)),
+    }
+    ctx.emit(
+        out,
+        f"{who}\nescrow {_eth(e.balance)}"
+        + (f", withdrawal of {_eth(e.requested)} from {e.unlock_at}" if e.requested else "")
+        + f"\nearnings {_eth(int(out['earnings']))}",
+    )
+    return ExitStatus.OK
+
+
+def cmd_escrow_withdraw(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """--request AMOUNT starts the withdrawal delay; without it, pay out a ripe request.
+    --earnings pulls the provider earnings instead."""
+    client = _client(ctx, args)
+    if args.earnings:
+        res = client.withdraw_earnings()
+    elif args.request is not None:
+        res = client.request_withdrawal(parse_amount(args.request))
+    else:
+        res = client.withdraw_escrow()
+    ctx.emit(res.to_json(), _tx_text(res))
+    return ExitStatus.OK
 
 
 def cmd_host_commit(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-    """Stake on holding ROOT (data-availability commitment; top-ups allowed)."""
-    res = _client(ctx, args).commit(_hex32(args.root), parse_amount(args.stake))
-    ctx.emit(res.to_json(), _tx_text(res))
+    """Build slot J of ROOT from the store, check it against the chain, pin ROOT, stake on it."""
+    from node.content import SlotLayout, encode_slot_roots, slot_root_proof, slots_root_of
+
+    root = _hex32(args.root)
+    client = _client(ctx, args)
+    on_chain = client.layout_of(root)
+    if on_chain.slot_count == 0:
+        raise ChainUsageError(f"{args.root} is registered without slots (empty content)")
+    layout = SlotLayout(on_chain.size, on_chain.data_shards, on_chain.slot_count)
+    layout.check_slot(args.slot)
+    with _open_store(ctx) as store:
+        manifest = store.get_manifest(root)
+        if manifest.size != on_chain.size:
+            raise ChainUsageError(
+                f"the store holds {manifest.size} bytes for {args.root}, the chain registered "
+                f"{on_chain.size}"
+            )
+        read = store.reader(root)
+        slot_roots, slots_root = encode_slot_roots(read, layout)
+        if slots_root != on_chain.slots_root:
+            raise ChainUsageError(
+                f"the slots of the stored content hash to 0x{slots_root.hex()}, the chain "
+                f"registered 0x{on_chain.slots_root.hex()}: the registration lies about its "
+                "slots; do not host it"
+            )
+        with _open_slots(ctx) as slots:
+            slot_root = slots.build(root, args.slot, layout, read)
+        if slot_root != slot_roots[args.slot]:
+            raise ChainUsageError(
+                f"slot {args.slot} built with root 0x{slot_root.hex()}, "
+                f"expected 0x{slot_roots[args.slot].hex()}"
+            )
+        store.pin(root)
+    proof = slot_root_proof(slot_roots, args.slot)
+    assert slots_root_of(slot_roots) == on_chain.slots_root
+    res = client.commit(root, args.slot, slot_root, proof, parse_amount(args.stake))
+    ctx.emit(
+        {
+            "root": args.root,
+            "slot": args.slot,
+            "slot_root": "0x" + slot_root.hex(),
+            **res.to_json(),
+        },
+        f"committed to slot {args.slot} of {args.root} ({layout.slot_bytes} bytes)\n"
+        + _tx_text(res),
+    )
     return ExitStatus.OK
 
 
 def cmd_host_exit(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-    """Request exit (then `host withdraw` after the exit delay)."""
+    """Request exit (then `host exit --withdraw` after the exit delay)."""
     client = _client(ctx, args)
+    root = _hex32(args.root)
     res = (
-        client.withdraw(_hex32(args.root))
-        if args.withdraw
-        else client.request_exit(_hex32(args.root))
+        client.withdraw(root, args.slot) if args.withdraw else client.request_exit(root, args.slot)
     )
     ctx.emit(res.to_json(), _tx_text(res))
     return ExitStatus.OK
 
 
+def cmd_host_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Commitments of this account, when each was last proven, open challenges, what is owed."""
+    client = _client(ctx, args)
+    host = args.host or client.address
+    now = client.backend.timestamp()
+    commitments: list[dict[str, Any]] = []
+    for c in client.commitments_of(host):
+        commitments.append(
+            {
+                "root": "0x" + c.root.hex(),
+                "slot": c.slot,
+                "stake": str(c.stake),
+                "last_proven_at": c.last_proven_at,
+                "faults": c.faults,
+                "exiting_until": c.ready_at or None,
+                "due": client.is_due(c.root, c.slot),
+            }
+        )
+    challenges = [
+        {
+            "id": ch.id,
+            "root": "0x" + ch.root.hex(),
+            "slot": ch.slot,
+            "deadline": ch.deadline,
+            "drawn": ch.ready,
+            "scheduled": ch.scheduled,
+            "expired": ch.deadline < now,
+        }
+        for ch in client.open_challenges_for(host, include_pending=True)
+        if ch.status is ChallengeStatus.OPEN
+    ]
+    owed = client.owed_to(host)
+    out = {
+        "host": host,
+        "commitments": commitments,
+        "open_challenges": challenges,
+        "owed": str(owed),
+    }
+    lines = [f"host {host}"]
+    for cj in commitments:
+        proven = (
+            f"last proven {now - cj['last_proven_at']} s ago"
+            if cj["last_proven_at"]
+            else "never proven"
+        )
+        lines.append(
+            f"  {cj['root']} slot {cj['slot']}: stake {_eth(int(cj['stake']))}, {proven}, "
+            f"faults {cj['faults']}"
+        )
+    for ch in challenges:
+        lines.append(
+            f"  challenge {ch['id']} on {ch['root']} slot {ch['slot']}: "
+            f"deadline {ch['deadline']}{' EXPIRED' if ch['expired'] else ''}"
+        )
+    lines.append(f"owed {_eth(owed)}")
+    ctx.emit(out, "\n".join(lines))
+    return ExitStatus.OK
+
+
 def cmd_prove(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-    """Answer every open challenge against this node from the local store."""
+    """Answer every drawn open challenge against this node from its slot store."""
     client = _client(ctx, args)
     challenges = client.open_challenges_for(client.address)
     if args.root:
         challenges = [c for c in challenges if c.root == _hex32(args.root)]
     results = []
-    with _open_store(ctx) as store:
+    with _open_slots(ctx) as slots:
         for ch in challenges:
-            segment, proof = prove_segment(store, ch.root, ch.segment_index)
-            res = ClientPort(client).respond(ch.id, segment, proof)
-            passed = bool(res.events_named("ChallengePassed"))
-            results.append(
-                {"id": ch.id, "segment": ch.segment_index, "passed": passed, **res.to_json()}
+            assert ch.indices is not None
+            answers = slots.prove(ch.root, ch.slot, list(ch.indices))
+            res = ClientPort(client).respond(
+                ch.id, [seg for seg, _ in answers], [path for _, path in answers]
             )
+            passed = bool(res.events_named("ChallengePassed"))
+            results.append({"id": ch.id, "slot": ch.slot, "passed": passed, **res.to_json()})
     ctx.emit(
         {"answered": results},
         "\n".join(f"challenge {r['id']}: {'passed' if r['passed'] else 'FAILED'}" for r in results)
@@ -401,6 +714,13 @@ def cmd_rewards_claim(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     return ExitStatus.OK
 
 
+def cmd_rewards_rollover(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Move what EPOCH did not pay out to the later, unposted epoch --to."""
+    res = _client(ctx, args).rollover(args.epoch, args.to, args.token or ZERO_ADDRESS)
+    ctx.emit(res.to_json(), _tx_text(res))
+    return ExitStatus.OK
+
+
 # -- parser ------------------------------------------------------------------------------------
 
 
@@ -411,8 +731,22 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _deploy_opts(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--epoch-length", type=int, default=3600, help="reward epoch, seconds")
-    p.add_argument("--response-window", type=int, default=600, help="challenge window, seconds")
+    d = DeployParams()
+    p.add_argument("--epoch-length", type=int, default=d.epoch_length, help="reward epoch, seconds")
+    p.add_argument(
+        "--response-window", type=int, default=d.response_window, help="challenge window, seconds"
+    )
+    p.add_argument(
+        "--period-blocks", type=int, help=f"proof period, blocks (default {d.period_blocks})"
+    )
+    p.add_argument("--exit-delay", type=int, help=f"seconds (default {d.exit_delay})")
+    p.add_argument(
+        "--validator",
+        action="append",
+        default=[],
+        help="validator address (repeat; default: this node's address, quorum 1)",
+    )
+    p.add_argument("--quorum", type=int, default=0, help="signatures an allocation needs")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -421,11 +755,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     csub = chain.add_subparsers(dest="chain_command", metavar="ACTION", required=True)
     p = csub.add_parser(
         "up",
-        help="start a dev chain (embedded or --anvil), deploy, write config",
+        help="start a dev chain (--anvil; embedded is throwaway), deploy, write config",
         description=f"Note: {EMBEDDED_NOTE}.",
     )
     p.add_argument("--anvil", action="store_true", help="start anvil in the background")
-    p.add_argument("--port", type=int, default=0, help="anvil port (default: any free port)")
+    p.add_argument(
+        "--port", type=int, help="anvil port (default: the configured one, else 8545, else any)"
+    )
+    p.add_argument(
+        "--block-time",
+        type=int,
+        default=1,
+        help="anvil mines a block every N seconds (0: only on transactions; challenges then "
+        "wait forever for their seed block)",
+    )
     p.add_argument("--hardfork", default="prague", choices=["prague", "cancun"])
     _deploy_opts(p)
     p.set_defaults(handler=_guard(cmd_chain_up))
@@ -442,13 +785,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("source", type=Path, help="the other node's data directory")
     p.add_argument("--rpc", help="reach the chain through this URL instead")
+    p.add_argument(
+        "--no-fund", action="store_true", help="do not fund this node's account on a dev chain"
+    )
     p.set_defaults(handler=_guard(cmd_chain_attach))
+    p = csub.add_parser("fund", help="dev chains: fund this node's account from a dev account")
+    p.add_argument("--amount", default="100eth", help="balance to top up to (default 100eth)")
+    p.add_argument("--to", help="address to fund (default: this node's)")
+    p.add_argument("--rpc", help="JSON-RPC URL (default: config)")
+    p.set_defaults(handler=_guard(cmd_chain_fund))
     p = csub.add_parser("down", help="stop the anvil started by `chain up --anvil`")
     p.set_defaults(handler=_guard(cmd_chain_down))
 
-    p = sub.add_parser("publish", help="register stored content on chain")
+    p = sub.add_parser("publish", help="register stored content (size proof, slot layout)")
     p.add_argument("root", help="content root (0x...)")
     p.add_argument("--metadata-uri", help="metadata URI recorded with the content")
+    p.add_argument("--data-shards", type=int, default=4, help="K: any K slots rebuild the content")
+    p.add_argument("--slots", type=int, default=8, help="N: slots (one host each)")
     _common(p)
     p.set_defaults(handler=_guard(cmd_publish))
 
@@ -460,37 +813,65 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _common(p)
     p.set_defaults(handler=_guard(cmd_receipts_submit))
 
+    escrow = sub.add_parser("escrow", help="receipt escrow: prepay what you fetch")
+    esub = escrow.add_subparsers(dest="escrow_command", metavar="ACTION", required=True)
+    p = esub.add_parser("deposit", help="add AMOUNT to this account's escrow")
+    p.add_argument("amount", help="wei, or e.g. 0.1eth")
+    p.add_argument("--for", dest="receiver", help="fund another receiver's escrow")
+    _common(p)
+    p.set_defaults(handler=_guard(cmd_escrow_deposit))
+    p = esub.add_parser("status", help="escrow balance, pending withdrawal, earnings")
+    p.add_argument("address", nargs="?", help="account (default: this one)")
+    _common(p)
+    p.set_defaults(handler=_guard(cmd_escrow_status))
+    p = esub.add_parser(
+        "withdraw", help="--request AMOUNT, then withdraw after the delay; --earnings"
+    )
+    p.add_argument("--request", help="start a withdrawal of AMOUNT (replaces an earlier one)")
+    p.add_argument("--earnings", action="store_true", help="withdraw provider earnings")
+    _common(p)
+    p.set_defaults(handler=_guard(cmd_escrow_withdraw))
+
     host = sub.add_parser("host", help="data-availability commitments")
     hsub = host.add_subparsers(dest="host_command", metavar="ACTION", required=True)
-    p = hsub.add_parser("commit", help="stake on holding ROOT")
+    p = hsub.add_parser("commit", help="build slot J of ROOT, check it, pin ROOT, stake on it")
     p.add_argument("root")
+    p.add_argument("--slot", type=int, required=True, help="slot index (0 .. N-1)")
     p.add_argument("--stake", required=True, help="amount: wei, or e.g. 0.1eth")
     _common(p)
     p.set_defaults(handler=_guard(cmd_host_commit))
-    p = hsub.add_parser("exit", help="request exit from ROOT (--withdraw after the delay)")
+    p = hsub.add_parser("exit", help="request exit from a slot (--withdraw after the delay)")
     p.add_argument("root")
+    p.add_argument("--slot", type=int, required=True)
     p.add_argument("--withdraw", action="store_true", help="withdraw the stake")
     _common(p)
     p.set_defaults(handler=_guard(cmd_host_exit))
+    p = hsub.add_parser("status", help="commitments, last proofs, open challenges, owed")
+    p.add_argument("--host", help="address (default: this account)")
+    _common(p)
+    p.set_defaults(handler=_guard(cmd_host_status))
 
-    p = sub.add_parser("prove", help="answer open challenges against this node from the store")
+    p = sub.add_parser("prove", help="answer open challenges against this node from its slots")
     p.add_argument("--root", help="only challenges on this root")
     _common(p)
     p.set_defaults(handler=_guard(cmd_prove))
 
-    rewards = sub.add_parser("rewards", help="hosting rewards: fund, sign, post, claim")
+    rewards = sub.add_parser("rewards", help="hosting rewards: fund, sign, post, claim, rollover")
     wsub = rewards.add_subparsers(dest="rewards_command", metavar="ACTION", required=True)
     for name, fn, helptext in (
         ("fund", cmd_rewards_fund, "fund EPOCH with --amount (ETH, or --token ERC-20)"),
         ("sign", cmd_rewards_sign, "validator: sign the allocation of EPOCH"),
         ("post", cmd_rewards_post, "post the allocation of EPOCH with --sig signatures"),
         ("claim", cmd_rewards_claim, "claim from the allocation of EPOCH"),
+        ("rollover", cmd_rewards_rollover, "move what EPOCH left unpaid to epoch --to"),
     ):
         p = wsub.add_parser(name, help=helptext)
         p.add_argument("epoch", type=int)
         p.add_argument("--token", help="ERC-20 address (default: ETH)")
         if name == "fund":
             p.add_argument("--amount", required=True, help="wei, or e.g. 1eth")
+        elif name == "rollover":
+            p.add_argument("--to", type=int, required=True, help="a later epoch, not yet posted")
         else:
             p.add_argument("--allocation", required=True, help="JSON: host address -> amount (wei)")
         if name == "post":
