@@ -8,12 +8,18 @@ Layout:
   ``_breaker`` (per-peer circuit breaker), ``_bucket`` (token bucket for ``--limit-rate``),
   ``_progress`` (speed/ETA), ``_rootlist`` (O(log n) chunk-root list check), ``_bitmap``
 - trio drivers: ``_fetch`` (receiver), ``_provider`` (serving side), ``_node`` (serve_node)
-- ``_receipts``: the provider's durable ReceiptBox (LevelDB)
+- ``_receipts``: the provider's durable ReceiptBox outbox (LevelDB)
+- ``_acceptance``: which receipts a provider accepts (per-connection credit, sans-IO)
 - ``_errors``: TransferError > LocalTransferError / RemoteTransferError
 
 See docs/transfer.md.
 """
 
+from ._acceptance import DEFAULT_MAX_SKEW as DEFAULT_MAX_SKEW
+from ._acceptance import REFUSAL_REASONS as REFUSAL_REASONS
+from ._acceptance import ConnectionCredit as ConnectionCredit
+from ._acceptance import ReceiptPolicy as ReceiptPolicy
+from ._acceptance import ReceiptRefused as ReceiptRefused
 from ._backoff import Backoff as Backoff
 from ._bitmap import Bitmap as Bitmap
 from ._breaker import CircuitBreaker as CircuitBreaker
@@ -26,6 +32,8 @@ from ._errors import InvalidArgument as InvalidArgument
 from ._errors import LocalTransferError as LocalTransferError
 from ._errors import ManifestMismatch as ManifestMismatch
 from ._errors import PeerFailed as PeerFailed
+from ._errors import PriceMissing as PriceMissing
+from ._errors import PriceTooHigh as PriceTooHigh
 from ._errors import ProtocolViolation as ProtocolViolation
 from ._errors import RemoteTransferError as RemoteTransferError
 from ._errors import TransferError as TransferError
@@ -40,6 +48,7 @@ from ._progress import ProgressTracker as ProgressTracker
 from ._provider import Provider as Provider
 from ._provider import ProviderStats as ProviderStats
 from ._receipts import ReceiptBox as ReceiptBox
+from ._receipts import ReceiptBoxError as ReceiptBoxError
 from ._receipts import StoredReceipt as StoredReceipt
 from ._rootlist import RootListVerifier as RootListVerifier
 from ._scheduler import CancelChunks as CancelChunks
@@ -48,11 +57,14 @@ from ._scheduler import Scheduler as Scheduler
 from ._window import FlowWindow as FlowWindow
 
 __all__ = [
+    "DEFAULT_MAX_SKEW",
+    "REFUSAL_REASONS",
     "Backoff",
     "Bitmap",
     "CancelChunks",
     "ChunkRootsMismatch",
     "CircuitBreaker",
+    "ConnectionCredit",
     "ContentNotFound",
     "CorruptChunk",
     "FetchResult",
@@ -62,6 +74,8 @@ __all__ = [
     "ManifestMismatch",
     "PeerAddr",
     "PeerFailed",
+    "PriceMissing",
+    "PriceTooHigh",
     "Progress",
     "ProgressTracker",
     "ProtocolViolation",
@@ -69,6 +83,9 @@ __all__ = [
     "ProviderReport",
     "ProviderStats",
     "ReceiptBox",
+    "ReceiptBoxError",
+    "ReceiptPolicy",
+    "ReceiptRefused",
     "RemoteTransferError",
     "RequestChunks",
     "Scheduler",

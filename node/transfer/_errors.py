@@ -59,3 +59,23 @@ class PeerFailed(RemoteTransferError):
 
 class ProtocolViolation(RemoteTransferError):
     """A peer sent something the protocol does not allow at this point."""
+
+
+class PriceTooHigh(RemoteTransferError):
+    """A provider asks more per GiB than this receiver pays; that provider is not used.
+
+    Raised to the caller only when no other provider is left.
+    """
+
+    def __init__(self, peer: object, price_per_gib: int, max_price_per_gib: int) -> None:
+        super().__init__(
+            f"peer {peer} asks {price_per_gib} wei/GiB, more than the {max_price_per_gib} "
+            "this receiver pays"
+        )
+        self.peer = peer
+        self.price_per_gib = price_per_gib
+        self.max_price_per_gib = max_price_per_gib
+
+
+class PriceMissing(ProtocolViolation):
+    """A provider sent its Have/HaveAll without stating a Price first; it is not used."""

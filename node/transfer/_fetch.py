@@ -3,7 +3,9 @@
 The decisions are made by the sans-IO :class:`Scheduler`; this module does the I/O around it:
 
 1. Connect to every peer (pinning its address when given) and ask each ``Want``; the first
-   manifest that describes the root is used, peers answering ``NotFound`` are dropped.
+   manifest that describes the root is used, peers answering ``NotFound`` are dropped, and so
+   are peers whose ``Price`` (sent with the manifest) is above ``max_price_per_gib``
+   (:class:`PriceTooHigh`, raised only if no provider is left).
 2. Unless the store already has the root (complete, or partial from an earlier run), fetch the
    chunk-root list in pages of 2048 and stream it into ``Store.begin_partial`` from a worker
    thread, which checks it hashes to the content root as it goes (O(log n) memory; each page
@@ -17,8 +19,14 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    uncommitted group, which a resume fetches again). The verdict goes back to the scheduler,
    whose actions (Request / Cancel) are sent at once. A timer task polls the scheduler for
    stalls and backoffs.
-4. At the end, each provider that delivered verified bytes gets ``Complete`` and a signed
-   EIP-712 receipt, and we wait (briefly) for its ``ReceiptAck``.
+4. Receipts (with a receipt domain): each provider is paid for the verified bytes it
+   delivered, at its stated price (``payment_for``), in receipts that each cover the bytes
+   since the previous one on that connection: one every ``receipt_every_chunks`` chunks or
+   ``receipt_every_bytes`` bytes during the transfer, and one for the rest at the end, after
+   ``Complete``, or when the fetch ends early (failure, Ctrl-C), then we wait (briefly) for
+   the ``ReceiptAck``s. A provider whose connection is already gone cannot be sent the last
+   receipt: the bytes since its previous receipt stay unpaid (the periodic receipts bound
+   that). On cancellation the last receipts are sent without waiting for acks.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +44,14 @@ import trio
 
 from node.content import Manifest
 from node.log import get_logger
-from node.receipt import Receipt, ReceiptDomain, SignedReceipt, sign_receipt
+from node.receipt import (
+    DEFAULT_PRICE_PER_GIB,
+    Receipt,
+    ReceiptDomain,
+    SignedReceipt,
+    payment_for,
+    sign_receipt,
+)
 from node.store import ChunkMismatch, InvalidChunkRoots, PartialWriter, Store
 from node.store import NotFound as StoreNotFound
 from node.transport import LocalPeer, PeerConnection, TransportError, open_peer_connection
@@ -51,9 +67,11 @@ from node.wire import (
     GetChunkRoots,
     Have,
     HaveAll,
+    Kind,
     ManifestMsg,
     Message,
     NotFound,
+    Price,
     ReceiptAck,
     ReceiptMsg,
     RemoteProtocolError,
@@ -61,6 +79,7 @@ from node.wire import (
     Want,
 )
 
+from ._acceptance import ReceiptRefused
 from ._bitmap import Bitmap
 from ._bucket import TokenBucket
 from ._errors import (
@@ -69,6 +88,8 @@ from ._errors import (
     InvalidArgument,
     ManifestMismatch,
     PeerFailed,
+    PriceMissing,
+    PriceTooHigh,
     ProtocolViolation,
     TransferError,
 )
@@ -82,6 +103,9 @@ log = get_logger(__name__)
 
 CONTROL_TIMEOUT = 20.0
 RECEIPT_TIMEOUT = 10.0
+CANCELLED_RECEIPT_TIMEOUT = 2.0  #: bound on sending the last receipts after a cancellation
+RECEIPT_EVERY_CHUNKS = 256
+RECEIPT_EVERY_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -118,9 +142,23 @@ class ProviderReport:
     chunks: int = 0
     bytes: int = 0
     corrupt_chunks: int = 0
-    receipt: SignedReceipt | None = None
-    receipt_acked: bool = False
+    receipt: SignedReceipt | None = None  #: the last receipt sent to this provider
+    receipt_acked: bool = False  #: every receipt sent was acknowledged (and there was one)
     error: str | None = None
+    price_per_gib: int | None = None  #: what it stated (wei per GiB)
+    receipts: list[SignedReceipt] = field(default_factory=list)  #: every receipt sent, in order
+    receipts_acked: int = 0
+    receipts_refused: list[str] = field(default_factory=list)  #: BAD_RECEIPT reasons
+
+    @property
+    def billed_bytes(self) -> int:
+        """Bytes covered by the receipts sent (the rest of ``bytes`` is unpaid)."""
+        return sum(s.receipt.bytes_served for s in self.receipts)
+
+    @property
+    def paid(self) -> int:
+        """Wei promised in the receipts sent."""
+        return sum(s.receipt.payment for s in self.receipts)
 
 
 @dataclass
@@ -133,6 +171,7 @@ class FetchResult:
     duplicate_chunks: int
     elapsed: float
     providers: dict[str, ProviderReport] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)  #: peers not used, and why
 
     @property
     def throughput(self) -> float:
@@ -161,6 +200,12 @@ class _Peer:
     assembling: dict[int, _Assembly] = field(default_factory=dict)
     report: ProviderReport | None = None
     have: Bitmap | None = None  #: ``None``: has everything (HaveAll)
+    price: int | None = None  #: stated wei per GiB
+    gone: bool = False  #: the connection failed: nothing more can be sent on it
+    billed_bytes: int = 0  #: verified bytes/chunks already covered by a receipt sent
+    billed_chunks: int = 0
+    unanswered: deque[SignedReceipt] = field(default_factory=deque)  #: sent, no Ack/Error yet
+    answered: trio.Event = field(default_factory=trio.Event)  #: set (and replaced) per answer
 
 
 class _Fetch:
@@ -180,7 +225,14 @@ class _Fetch:
         put_workers: int,
         request_batch: int = 1,
         output: Path | None = None,
+        max_price_per_gib: int = DEFAULT_PRICE_PER_GIB,
+        receipt_every_chunks: int = RECEIPT_EVERY_CHUNKS,
+        receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
     ) -> None:
+        self.max_price = max_price_per_gib
+        self.receipt_every_chunks = receipt_every_chunks
+        self.receipt_every_bytes = receipt_every_bytes
+        self.refused: dict[str, str] = {}
         self.request_batch = request_batch
         self.output_path = output
         self.output: OutputFile | None = None
@@ -240,12 +292,19 @@ class _Fetch:
                     await self._on_piece(peer, msg)
                 elif isinstance(msg, ErrorMsg) and msg.request_id in peer.requests:
                     await self._on_request_error(peer, msg)
+                elif isinstance(msg, ReceiptAck) or (
+                    isinstance(msg, ErrorMsg)
+                    and (msg.code == ErrorCode.BAD_RECEIPT or msg.ref_kind == Kind.RECEIPT)
+                ):
+                    self._on_receipt_answer(peer, msg)
                 else:
                     await peer.control.send(msg)
         except (TransportError, TransferError) as exc:
             await self._peer_gone(peer, exc)
 
     async def _peer_gone(self, peer: _Peer, exc: Exception) -> None:
+        peer.gone = True
+        peer.answered.set()  # nobody waits for receipt answers from a dead connection
         if self.done.is_set():
             return
         log.warning("peer lost", peer=peer.conn.address, error=str(exc))
@@ -321,6 +380,8 @@ class _Fetch:
             prog = self.tracker.advance(n, now)
             if self.progress_cb is not None:
                 self.progress_cb(prog)
+            if self._receipt_due(peer):
+                await self._send_receipt(peer)
         elif not ok and report is not None:
             report.corrupt_chunks += 1
             report.error = f"chunk {index} failed verification"
@@ -401,6 +462,7 @@ class _Fetch:
 
     async def _manifest(self) -> Manifest:
         manifest: Manifest | None = None
+        refusals: list[TransferError] = []
         for address, peer in list(self.peers.items()):
             await peer.conn.send(Want(self.root))
             msg = await self._reply(peer, ManifestMsg)
@@ -413,12 +475,33 @@ class _Fetch:
                 raise ManifestMismatch(f"peer {address} sent a malformed manifest: {exc}") from None
             if m.root != self.root:
                 raise ManifestMismatch(f"peer {address} sent a manifest for another root")
-            peer.report = ProviderReport(address, f"{peer.addr.host}:{peer.addr.port}")
+            try:
+                peer.price = await self._price(peer)
+            except (PriceTooHigh, PriceMissing) as exc:
+                # Only this peer is out: the others may still serve the root.
+                log.warning("provider not used", peer=address, error=str(exc))
+                self.refused[address] = f"{type(exc).__name__}: {exc}"
+                refusals.append(exc)
+                continue
+            peer.report = ProviderReport(
+                address, f"{peer.addr.host}:{peer.addr.port}", price_per_gib=peer.price
+            )
             peer.have = await self._have(peer, m.chunk_count)
             manifest = manifest or m
         if manifest is None:
+            if refusals:
+                raise refusals[0]
             raise ContentNotFound(f"no peer has 0x{self.root.hex()}")
         return manifest
+
+    async def _price(self, peer: _Peer) -> int:
+        """The provider's Price, which must come between its Manifest and its Have pages."""
+        msg = await self._reply(peer, Price, Have, HaveAll)
+        if not isinstance(msg, Price) or bytes(msg.root) != self.root:
+            raise PriceMissing(f"peer {peer.conn.address} stated no price before its Have")
+        if msg.price_per_gib > self.max_price:
+            raise PriceTooHigh(peer.conn.address, msg.price_per_gib, self.max_price)
+        return msg.price_per_gib
 
     def _roots_from(
         self, peer: _Peer, manifest: Manifest, token: trio.lowlevel.TrioToken
@@ -468,42 +551,90 @@ class _Fetch:
                 last = PeerFailed(f"peer {peer.conn.address}: {exc}")
         raise last or ContentNotFound("no peer sent the chunk-root list")
 
-    async def _receipts(self) -> None:
-        if self.receipt_domain is None:
-            return
-        async with trio.open_nursery() as nursery:
-            for peer in self.peers.values():
-                rep = peer.report
-                if rep is None or rep.chunks == 0 or peer.conn.closed:
-                    continue
-                nursery.start_soon(self._one_receipt, peer, rep)
+    # -- receipts -----------------------------------------------------------------------------
 
-    async def _one_receipt(self, peer: _Peer, rep: ProviderReport) -> None:
-        assert self.receipt_domain is not None
+    def _receipt_due(self, peer: _Peer) -> bool:
+        """A periodic receipt is due: enough verified since the last one (module docstring)."""
+        rep = peer.report
+        if self.receipt_domain is None or rep is None:
+            return False
+        return (
+            rep.chunks - peer.billed_chunks >= self.receipt_every_chunks
+            or rep.bytes - peer.billed_bytes >= self.receipt_every_bytes
+        )
+
+    async def _send_receipt(self, peer: _Peer, *, complete: bool = False) -> None:
+        """Sign and send a receipt for what ``peer`` delivered since its last receipt.
+
+        Signing and booking happen with no checkpoint in between, so two chunk tasks of the
+        same peer can never bill the same bytes twice.
+        """
+        rep = peer.report
+        if self.receipt_domain is None or rep is None or peer.price is None or peer.gone:
+            return
+        nbytes, chunks = rep.bytes - peer.billed_bytes, rep.chunks - peer.billed_chunks
+        if nbytes <= 0:
+            return
         receipt = Receipt(
             content_root=self.root,
             provider=peer.conn.address,
             receiver=self.me.address,
-            bytes_served=rep.bytes,
-            chunks=rep.chunks,
+            bytes_served=nbytes,
+            chunks=chunks,
+            payment=payment_for(nbytes, peer.price),
             nonce=self.next_nonce(),
             issued_at=int(time.time()),
         )
         signed = sign_receipt(self.account, receipt, self.receipt_domain)
+        peer.billed_bytes += nbytes
+        peer.billed_chunks += chunks
+        rep.receipts.append(signed)
         rep.receipt = signed
+        rep.receipt_acked = False
+        peer.unanswered.append(signed)
+        msgs: list[Message] = [Complete(self.root)] if complete else []
         try:
-            await peer.conn.send(Complete(self.root), ReceiptMsg(signed))
-            with trio.move_on_after(RECEIPT_TIMEOUT):
-                while True:
-                    msg = await peer.replies.receive()
-                    if isinstance(msg, ReceiptAck) and msg.nonce == receipt.nonce:
-                        rep.receipt_acked = True
-                        return
-                    if isinstance(msg, ErrorMsg):
-                        log.warning("receipt refused", peer=peer.conn.address, error=msg.message)
-                        return
-        except (TransportError, trio.EndOfChannel) as exc:
+            await peer.conn.send(*msgs, ReceiptMsg(signed))
+        except TransportError as exc:
             log.warning("receipt not delivered", peer=peer.conn.address, error=str(exc))
+            peer.unanswered.remove(signed)
+            peer.gone = True
+
+    def _on_receipt_answer(self, peer: _Peer, msg: ReceiptAck | ErrorMsg) -> None:
+        """The provider answers receipts in order: this answers the oldest unanswered one."""
+        rep = peer.report
+        if not peer.unanswered or rep is None:
+            log.debug("unexpected receipt answer", peer=peer.conn.address)
+            return
+        if isinstance(msg, ReceiptAck):
+            if msg.nonce != peer.unanswered[0].receipt.nonce:
+                raise ProtocolViolation(f"peer {peer.conn.address} acked an unknown receipt")
+            peer.unanswered.popleft()
+            rep.receipts_acked += 1
+        else:
+            peer.unanswered.popleft()
+            refused = ReceiptRefused.from_message(msg.message)
+            rep.receipts_refused.append(refused.reason)
+            log.warning("receipt refused", peer=peer.conn.address, reason=refused.reason)
+        rep.receipt_acked = rep.receipts_acked == len(rep.receipts) > 0
+        peer.answered.set()
+        peer.answered = trio.Event()
+
+    async def _settle(self, *, complete: bool, wait: bool) -> None:
+        """Last receipts: every provider still connected gets one for its unbilled bytes
+        (with ``Complete`` first when the content is complete); then, if ``wait``, wait up to
+        ``RECEIPT_TIMEOUT`` for every receipt to be answered."""
+        if self.receipt_domain is None:
+            return
+        peers = [p for p in self.peers.values() if p.report is not None]
+        for peer in peers:
+            await self._send_receipt(peer, complete=complete)
+        if not wait:
+            return
+        with trio.move_on_after(RECEIPT_TIMEOUT):
+            for peer in peers:
+                while peer.unanswered and not peer.gone:
+                    await peer.answered.wait()
 
     async def run(self, addrs: Sequence[PeerAddr]) -> FetchResult:
         start = trio.current_time()
@@ -523,10 +654,24 @@ class _Fetch:
                 await self._begin(manifest)
                 if self.output_path is not None:
                     self.output = OutputFile(self.output_path, manifest, durable=self.store.durable)
-                result = await self._transfer(manifest, start)
+                try:
+                    result = await self._transfer(manifest, start)
+                except BaseException as exc:
+                    # Partial transfers earn too: pay every provider still connected for the
+                    # verified bytes it delivered, then let the error through. Cancelled (or
+                    # Ctrl-C): the readers are going away, so send without waiting for acks.
+                    cancelled = isinstance(exc, (trio.Cancelled, KeyboardInterrupt))
+                    with (
+                        trio.CancelScope(shield=True),
+                        trio.move_on_after(
+                            CANCELLED_RECEIPT_TIMEOUT if cancelled else RECEIPT_TIMEOUT + 5
+                        ),
+                    ):
+                        await self._settle(complete=False, wait=not cancelled)
+                    raise
                 if self.output is not None:
                     await trio.to_thread.run_sync(self.output.finish, self.store)
-                await self._receipts()
+                await self._settle(complete=True, wait=True)
                 nursery.cancel_scope.cancel()
         finally:
             if self.output is not None:
@@ -583,6 +728,7 @@ class _Fetch:
             duplicate_chunks=self.sched.duplicates_received,
             elapsed=trio.current_time() - start,
             providers={a: p.report for a, p in self.peers.items() if p.report is not None},
+            refused=dict(self.refused),
         )
 
     async def _have(self, peer: _Peer, n: int) -> Bitmap | None:
@@ -625,6 +771,9 @@ async def fetch(
     request_batch: int = 4,
     local_peer: LocalPeer | None = None,
     output: Path | None = None,
+    max_price_per_gib: int = DEFAULT_PRICE_PER_GIB,
+    receipt_every_chunks: int = RECEIPT_EVERY_CHUNKS,
+    receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
 ) -> FetchResult:
     """Fetch ``root`` from ``peers`` into ``store``; resumes whatever an earlier run left.
 
@@ -634,7 +783,13 @@ async def fetch(
     With ``output``, the content is also written to that file (atomically, at the end).
     ``request_batch``: a busy peer is sent a new Request once it has room for this many
     chunks (one Request per few chunks instead of one per chunk; see ``Scheduler``).
+    ``max_price_per_gib``: providers stating a higher Price are not used (:class:`PriceTooHigh`
+    if none is left). With ``receipt_domain``, every provider is paid at its stated price in
+    receipts sent every ``receipt_every_chunks`` chunks / ``receipt_every_bytes`` bytes and at
+    the end, also when the fetch fails or is cancelled (module docstring).
     """
+    if receipt_every_chunks < 1 or receipt_every_bytes < 1:
+        raise InvalidArgument("receipt_every_chunks and receipt_every_bytes must be >= 1")
     if len(root) != 32:
         raise InvalidArgument("root must be 32 bytes")
     addrs = [
@@ -658,6 +813,9 @@ async def fetch(
         put_workers=put_workers,
         request_batch=request_batch,
         output=output,
+        max_price_per_gib=max_price_per_gib,
+        receipt_every_chunks=receipt_every_chunks,
+        receipt_every_bytes=receipt_every_bytes,
     )
     try:
         return await run.run(addrs)

@@ -6,10 +6,11 @@ from typing import Any
 
 import trio
 
-from node.receipt import ReceiptDomain
+from node.receipt import DEFAULT_PRICE_PER_GIB, ReceiptDomain
 from node.store import Store
 from node.transport import LocalPeer, serve_peers
 
+from ._acceptance import DEFAULT_MAX_SKEW
 from ._provider import Provider
 from ._receipts import ReceiptBox
 
@@ -40,13 +41,16 @@ async def serve_node(
     receipt_domain: ReceiptDomain | None = None,
     workers: int = 4,
     max_queued: int = 1024,
+    price_per_gib: int = DEFAULT_PRICE_PER_GIB,
+    max_receipt_skew: float = DEFAULT_MAX_SKEW,
     provider: Provider | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``store`` to peers on ``listen`` until cancelled.
 
     ``task_status.started`` gets the bound ``(host, port)``. ``identity`` is a
-    ``node.identity.Identity`` or a ``node.transport.LocalPeer``.
+    ``node.identity.Identity`` or a ``node.transport.LocalPeer``. ``price_per_gib`` (wei) is
+    stated to every receiver before it fetches; receipts paying less are refused.
     """
     me = identity if isinstance(identity, LocalPeer) else LocalPeer.from_identity(identity)
     prov = provider or Provider(
@@ -56,6 +60,8 @@ async def serve_node(
         receipt_domain=receipt_domain or default_receipt_domain(),
         workers=workers,
         max_queued=max_queued,
+        price_per_gib=price_per_gib,
+        max_receipt_skew=max_receipt_skew,
     )
 
     async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:

@@ -18,21 +18,32 @@ Chunks are read with ``verify=False``: the receiver verifies every chunk against
 anyway, and re-hashing here would halve the provider's throughput. A chunk file damaged on disk
 is therefore caught by the receiver, which drops this provider and reports it.
 
-Receipts: a ReceiptMsg is accepted when the signer is the Noise-authenticated peer, the
-provider is us, and the EIP-712 domain is ours; it is stored in the ReceiptBox and
-acknowledged. Otherwise the peer gets ``Error(BAD_RECEIPT)``.
+Price: every Manifest answer is followed by ``Price(root, price_per_gib)`` (wei per GiB, default
+the protocol floor), before the Have/HaveAll pages, so a receiver knows it before any chunk.
+
+Receipts: a ReceiptMsg is accepted only for what this provider served on THIS connection
+(``_acceptance.ConnectionCredit``): signed by the receiver under our EIP-712 domain, provider is
+us, receiver is the Noise-authenticated peer, a root we sent chunks of here, at most the bytes
+and chunks sent of it and not yet covered by an earlier receipt, paying at least our price,
+``issuedAt`` within ``max_receipt_skew`` of our clock, and a nonce this receiver never used
+with us. It is then stored in the ReceiptBox (synced) and acknowledged; otherwise the peer gets
+``Error(BAD_RECEIPT, ref_kind=Receipt)`` whose message starts with the reason.
+A chunk counts as served when we start sending it (before the receiver could possibly sign
+for it), so the count can never lag behind a receipt that arrives while the send completes.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
 
 from node.log import get_logger
-from node.receipt import ReceiptDomain, ReceiptError, verify_receipt
+from node.receipt import DEFAULT_PRICE_PER_GIB, ReceiptDomain
 from node.store import NotFound as StoreNotFound
 from node.store import Store, StoreError
 from node.transport import PeerConnection
@@ -46,8 +57,10 @@ from node.wire import (
     GetChunkRoots,
     Have,
     HaveAll,
+    Kind,
     ManifestMsg,
     NotFound,
+    Price,
     Progress,
     ReceiptAck,
     ReceiptMsg,
@@ -56,6 +69,7 @@ from node.wire import (
     Want,
 )
 
+from ._acceptance import DEFAULT_MAX_SKEW, ConnectionCredit, ReceiptPolicy, ReceiptRefused
 from ._groups import collapse_groups
 from ._receipts import ReceiptBox
 
@@ -72,6 +86,7 @@ class ProviderStats:
     receipts_accepted: int = 0
     receipts_rejected: int = 0
     connections: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)  #: BAD_RECEIPT count per reason
 
 
 @dataclass
@@ -79,6 +94,7 @@ class _Queue:
     items: deque[tuple[bytes, int, int]] = field(default_factory=deque)  # (root, req id, index)
     cancelled: set[tuple[bytes, int]] = field(default_factory=set)
     wakeup: trio.Event = field(default_factory=trio.Event)
+    credit: ConnectionCredit = field(default_factory=ConnectionCredit)
 
 
 class Provider:
@@ -95,6 +111,9 @@ class Provider:
         max_queued: int = 1024,
         busy_retry_after: float = 1.0,
         inline_reads: bool = True,
+        price_per_gib: int = DEFAULT_PRICE_PER_GIB,
+        max_receipt_skew: float = DEFAULT_MAX_SKEW,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
         self.address = address
@@ -106,6 +125,8 @@ class Provider:
         self.queued = 0
         self.stats = ProviderStats()
         self.inline_reads = inline_reads
+        self.policy = ReceiptPolicy(price_per_gib, max_receipt_skew)
+        self.clock = clock
 
     async def handle(self, conn: PeerConnection) -> None:
         """Serve one peer until it leaves (raises the transport error that ended it)."""
@@ -127,7 +148,14 @@ class Provider:
             try:
                 msg = await conn.receive()
             except RemoteProtocolError as exc:  # recoverable: answer and read on
-                await conn.send(ErrorMsg(exc.code, request_id=exc.request_id, message=str(exc)))
+                await conn.send(
+                    ErrorMsg(
+                        exc.code,
+                        request_id=exc.request_id,
+                        ref_kind=exc.kind,
+                        message=str(exc)[:500],
+                    )
+                )
                 continue
             if isinstance(msg, Want):
                 await self._on_want(conn, msg)
@@ -139,7 +167,7 @@ class Provider:
                 for index in msg.indices:
                     queue.cancelled.add((bytes(msg.root), index))
             elif isinstance(msg, ReceiptMsg):
-                await self._on_receipt(conn, msg)
+                await self._on_receipt(conn, queue.credit, msg)
             elif isinstance(msg, (Progress, Complete)):
                 log.debug("peer progress", peer=conn.address, msg=type(msg).__name__)
             else:
@@ -152,7 +180,10 @@ class Provider:
         except StoreNotFound:
             await conn.send(NotFound(root))
             return
-        reply: list = [ManifestMsg(root, info.manifest.to_bytes())]
+        reply: list = [
+            ManifestMsg(root, info.manifest.to_bytes()),
+            Price(root, self.policy.price_per_gib),
+        ]
         if info.complete:
             reply.append(HaveAll(root))
         else:
@@ -207,33 +238,46 @@ class Provider:
         self.queued += len(msg.indices)
         queue.wakeup.set()
 
-    async def _on_receipt(self, conn: PeerConnection, msg: ReceiptMsg) -> None:
+    async def _on_receipt(
+        self, conn: PeerConnection, credit: ConnectionCredit, msg: ReceiptMsg
+    ) -> None:
+        """Judge one receipt (module docstring); messages of a connection are handled in order,
+        so the credit check and its booking cannot interleave with another receipt's."""
         signed = msg.receipt
         r = signed.receipt
-        if self.receipt_box is None or self.receipt_domain is None:
-            await conn.send(ErrorMsg(ErrorCode.BAD_RECEIPT, message="receipts not accepted here"))
-            return
+        box, domain = self.receipt_box, self.receipt_domain
         try:
-            verify_receipt(
+            if box is None or domain is None:
+                raise ReceiptRefused("not-accepted", "this node takes no receipts")
+            credit.check(
                 signed,
-                self.receipt_domain,
-                expected_receiver=conn.address,
-                expected_provider=self.address,
+                provider=self.address,
+                peer=conn.address,
+                domain=domain,
+                policy=self.policy,
+                now=self.clock(),
             )
-        except ReceiptError as exc:
+            if box.has(r.receiver, r.nonce):
+                raise ReceiptRefused("nonce-used", f"nonce {r.nonce} already used")
+            if not await trio.to_thread.run_sync(box.add, signed):  # raced another connection
+                raise ReceiptRefused("nonce-used", f"nonce {r.nonce} already used")
+        except ReceiptRefused as exc:
             self.stats.receipts_rejected += 1
-            log.warning("bad receipt", peer=conn.address, error=str(exc))
-            await conn.send(ErrorMsg(ErrorCode.BAD_RECEIPT, message=str(exc)[:500]))
+            self.stats.refusals[exc.reason] = self.stats.refusals.get(exc.reason, 0) + 1
+            log.warning("receipt refused", peer=conn.address, reason=exc.reason, error=str(exc))
+            await conn.send(
+                ErrorMsg(ErrorCode.BAD_RECEIPT, ref_kind=int(Kind.RECEIPT), message=str(exc)[:500])
+            )
             return
-        added = await trio.to_thread.run_sync(self.receipt_box.add, signed)
-        self.stats.receipts_accepted += int(added)
+        credit.settle(signed)
+        self.stats.receipts_accepted += 1
         log.info(
             "receipt accepted",
             peer=conn.address,
             root="0x" + r.content_root.hex(),
             bytes=r.bytes_served,
+            payment=r.payment,
             nonce=r.nonce,
-            new=added,
         )
         await conn.send(ReceiptAck(r.content_root, r.nonce))
 
@@ -301,6 +345,7 @@ class Provider:
                     log.warning("cannot serve chunk", index=index, error=str(data))
                     await conn.send(ErrorMsg(code, request_id=req, message=str(data)[:500]))
                     continue
+                queue.credit.record(root, len(data))  # before sending: see module docstring
                 await conn.send_chunk(root, index, data)
                 self.stats.chunks_served += 1
                 self.stats.bytes_served += len(data)
