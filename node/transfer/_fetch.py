@@ -248,6 +248,7 @@ class _Fetch:
         )
         self.initial_window = initial_window
         self.stall_timeout = stall_timeout
+        self.put_workers = put_workers
         self.put_slots = trio.Semaphore(put_workers)
         self.peers: dict[str, _Peer] = {}
         self.sched: Scheduler | None = None
@@ -322,6 +323,8 @@ class _Fetch:
         index = msg.index
         if bytes(msg.root) != self.root or self.sched is None or index >= self.sched.chunk_count:
             return
+        if self.done.is_set():
+            return  # over (finished or failed): late pieces are neither stored nor billed
         total = msg.total_len
         asm = peer.assembling.get(index)
         if asm is None:
@@ -387,6 +390,18 @@ class _Fetch:
             report.error = f"chunk {index} failed verification"
         await self._send_actions(actions)
         await self._pump()
+
+    async def _drain_puts(self) -> None:
+        """Wait (bounded) until no chunk is being verified/written (``done`` is set first, so
+        no new one starts): holding every put slot means each ``_put`` has released its own,
+        and it counts its chunk before its next checkpoint."""
+        held = 0
+        with trio.move_on_after(RECEIPT_TIMEOUT):
+            while held < self.put_workers:
+                await self.put_slots.acquire()
+                held += 1
+        for _ in range(held):
+            self.put_slots.release()
 
     def _buffer(self, size: int) -> bytearray:
         """A chunk buffer: reused when it has the usual size (no 1 MiB allocation per chunk)."""
@@ -711,8 +726,12 @@ class _Fetch:
                 await self.done.wait()
             self.done.set()
         finally:
-            # Commit what verified so far (also on failure or Ctrl-C: a resume skips it).
+            # Commit what verified so far (also on failure or Ctrl-C: a resume skips it). The
+            # chunks already being verified are waited for first, so that what is committed,
+            # what the reports count and what the receipts bill are the same chunks.
+            self.done.set()
             with trio.CancelScope(shield=True):
+                await self._drain_puts()
                 await trio.to_thread.run_sync(self.writer.flush)
         failure = self.sched.failure
         if failure is not None:

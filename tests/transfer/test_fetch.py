@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import trio
 
-from node.receipt import verify_receipt
+from node.receipt import DEFAULT_PRICE_PER_GIB, SignedReceipt, payment_for, verify_receipt
 from node.store import Store
 from node.transfer import (
     ContentNotFound,
     CorruptChunk,
     PeerAddr,
+    PriceTooHigh,
     ReceiptBox,
     default_receipt_domain,
     fetch,
@@ -57,6 +58,9 @@ async def test_fetch_roundtrip_with_receipt(tmp_path: Path) -> None:
     assert len(pending) == 1
     assert verify_receipt(pending[0], domain, expected_provider=provider_id.address)
     assert pending[0].receipt.receiver == receiver_id.address
+    assert pending[0].receipt.bytes_served == len(data) and pending[0].receipt.chunks == 6
+    assert pending[0].receipt.payment == payment_for(len(data), DEFAULT_PRICE_PER_GIB)
+    assert report.price_per_gib == DEFAULT_PRICE_PER_GIB and report.receipts == pending
     assert box.counts()["pending"] == 1
 
 
@@ -154,3 +158,158 @@ async def test_corrupt_with_second_source_completes(tmp_path: Path) -> None:
             nursery.cancel_scope.cancel()
     assert read_all(dst, root) == data
     assert result.providers[ids[1].address].chunks >= 1
+
+
+def _present_bytes(store: Store, root: bytes) -> int:
+    m = store.get_manifest(root)
+    missing = set(store.missing_chunks(root))
+    return sum(m.chunk_length(i) for i in range(m.chunk_count) if i not in missing)
+
+
+def _billed(receipts: list[SignedReceipt]) -> tuple[int, int]:
+    return sum(r.receipt.bytes_served for r in receipts), sum(r.receipt.chunks for r in receipts)
+
+
+async def test_over_priced_provider_dropped_others_used(tmp_path: Path) -> None:
+    ids = [make_identity() for _ in range(3)]
+    dear, root, data = store_with(tmp_path / "a", 4 * CHUNK, chunk_size=CHUNK)
+    cheap = Store.open(tmp_path / "c", durable=False)
+    cheap.add_file(tmp_path / "a" / "src.bin", chunk_size=CHUNK)
+    box = ReceiptBox.open(tmp_path / "receipts")
+    dst = Store.open(tmp_path / "b", durable=False)
+    price = DEFAULT_PRICE_PER_GIB // 2
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            h1, p1 = await nursery.start(
+                lambda task_status: serve_node(
+                    dear, ids[0], price_per_gib=10**16, task_status=task_status
+                )
+            )
+            h2, p2 = await nursery.start(
+                lambda task_status: serve_node(
+                    cheap, ids[1], receipt_box=box, price_per_gib=price, task_status=task_status
+                )
+            )
+            with pytest.raises(PriceTooHigh) as info:  # the dear one alone: refused, typed
+                await fetch(
+                    Store.open(tmp_path / "x", durable=False), ids[2], root, [(h1, p1, None)]
+                )
+            assert info.value.price_per_gib == 10**16
+            result = await fetch(
+                dst,
+                ids[2],
+                root,
+                [(h1, p1, None), (h2, p2, None)],
+                receipt_domain=default_receipt_domain(),
+            )
+            nursery.cancel_scope.cancel()
+    assert read_all(dst, root) == data
+    assert list(result.providers) == [ids[1].address]
+    assert "PriceTooHigh" in result.refused[ids[0].address]
+    (receipt,) = box.pending()
+    assert receipt.receipt.payment == payment_for(len(data), price)
+
+
+async def test_periodic_receipts_cover_each_stretch_once(tmp_path: Path) -> None:
+    provider_id, receiver_id = make_identity(), make_identity()
+    src, root, data = store_with(tmp_path / "a", 6 * CHUNK + 5, chunk_size=CHUNK)
+    dst = Store.open(tmp_path / "b", durable=False)
+    box = ReceiptBox.open(tmp_path / "receipts")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            host, port = await nursery.start(
+                lambda task_status: serve_node(
+                    src, provider_id, receipt_box=box, task_status=task_status
+                )
+            )
+            result = await fetch(
+                dst,
+                receiver_id,
+                root,
+                [(host, port, None)],
+                receipt_domain=default_receipt_domain(),
+                receipt_every_chunks=2,
+            )
+            nursery.cancel_scope.cancel()
+    report = result.providers[provider_id.address]
+    stored = box.pending()
+    assert report.receipt_acked and report.receipts_acked == len(report.receipts) == 4
+    assert sorted(stored, key=lambda r: r.receipt.nonce) == sorted(
+        report.receipts, key=lambda r: r.receipt.nonce
+    )
+    assert [r.receipt.chunks for r in report.receipts] == [2, 2, 2, 1]
+    assert _billed(stored) == (len(data), 7)  # each byte billed exactly once
+    assert len({r.receipt.nonce for r in stored}) == 4
+    for r in stored:
+        assert r.receipt.payment == payment_for(r.receipt.bytes_served, DEFAULT_PRICE_PER_GIB)
+
+
+async def test_failed_transfer_still_pays_for_verified_chunks(tmp_path: Path) -> None:
+    """A single source that turns out corrupt mid-way: the fetch fails, but the provider gets a
+    receipt for exactly the chunks that verified and were stored (it used to earn nothing)."""
+    provider_id, receiver_id = make_identity(), make_identity()
+    src, root, _ = store_with(tmp_path / "a", 8 * CHUNK, chunk_size=CHUNK)
+    _corrupt_chunk_file(src, root, 5)
+    dst = Store.open(tmp_path / "b", durable=False)
+    box = ReceiptBox.open(tmp_path / "receipts")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            host, port = await nursery.start(
+                lambda task_status: serve_node(
+                    src, provider_id, receipt_box=box, task_status=task_status
+                )
+            )
+            with pytest.raises(CorruptChunk):
+                await fetch(
+                    dst,
+                    receiver_id,
+                    root,
+                    [(host, port, None)],
+                    receipt_domain=default_receipt_domain(),
+                    initial_window=2,
+                )
+            nursery.cancel_scope.cancel()
+    present = _present_bytes(dst, root)
+    assert 0 < present < 8 * CHUNK and 5 in set(dst.missing_chunks(root))
+    assert _billed(box.pending()) == (present, present // CHUNK)
+
+
+async def test_cancelled_transfer_pays_for_what_arrived(tmp_path: Path) -> None:
+    """Ctrl-C-like cancellation mid-way: the last receipt is still sent (no ack awaited) and
+    covers exactly the verified, stored bytes."""
+    provider_id, receiver_id = make_identity(), make_identity()
+    n = 24
+    src, root, _ = store_with(tmp_path / "a", n * CHUNK, chunk_size=CHUNK)
+    dst = Store.open(tmp_path / "b", durable=False)
+    box = ReceiptBox.open(tmp_path / "receipts")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            host, port = await nursery.start(
+                lambda task_status: serve_node(
+                    src, provider_id, receipt_box=box, task_status=task_status
+                )
+            )
+            with trio.CancelScope() as scope:
+
+                def on_progress(p: object) -> None:
+                    if getattr(p, "done_chunks", 0) >= 6:
+                        scope.cancel()
+
+                await fetch(
+                    dst,
+                    receiver_id,
+                    root,
+                    [(host, port, None)],
+                    receipt_domain=default_receipt_domain(),
+                    progress=on_progress,
+                    limit_rate=4 * CHUNK,
+                    receipt_every_chunks=4,
+                )
+            assert scope.cancelled_caught
+            present = _present_bytes(dst, root)
+            assert 0 < present < n * CHUNK
+            while _billed(box.pending())[0] < present:  # the provider stores it shortly
+                await trio.sleep(0.05)
+            await trio.sleep(0.2)
+            nursery.cancel_scope.cancel()
+    assert _billed(box.pending()) == (present, present // CHUNK)

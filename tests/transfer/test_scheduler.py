@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Hashable
 
 import pytest
 from hypothesis import given, settings
@@ -198,7 +199,7 @@ def test_random_runs_finish_or_fail_cleanly(
         s.add_peer(p, 0.0)
     now = 0.0
     received: set[int] = set()
-    inflight_wire: list[tuple[str, int]] = []
+    inflight_wire: list[tuple[Hashable, int]] = []
     for _ in range(5000):
         for a in s.poll(now):
             if isinstance(a, RequestChunks):
