@@ -23,6 +23,8 @@ from node.content import (
     encode_slot_roots,
     iter_slot_segments,
     leaf_hash,
+    merkle_root,
+    node_hash,
     tree_hash,
     verify_inclusion,
 )
@@ -470,3 +472,25 @@ def test_store_reader_needs_complete_content(tmp_path: Path) -> None:
         store.begin_partial(manifest, chunk_roots)
         with pytest.raises(IncompleteContent):
             store.reader(manifest.root)
+
+
+def test_upper_levels_across_read_pieces(tmp_path: Path) -> None:
+    """Levels built in pieces of 65536 nodes equal the left-complete tree over level 5."""
+    count = 2 * 65536 + 3
+    rows = count * GROUP - 5
+    rng = random.Random(7)
+    level5 = [rng.randbytes(32) for _ in range(count)]
+    fd = os.open(tmp_path / "tree", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"".join(level5))
+        top = SlotStore._write_upper_levels(fd, rows)
+    finally:
+        os.close(fd)
+    levels = [level5]
+    while len(levels[-1]) > 1:
+        lv = levels[-1]
+        nxt = [node_hash(lv[i], lv[i + 1]) for i in range(0, len(lv) - 1, 2)]
+        levels.append(nxt + ([lv[-1]] if len(lv) % 2 else []))
+    assert [len(lv) for lv in levels] == level_counts(rows)
+    assert (tmp_path / "tree").read_bytes() == b"".join(b"".join(lv) for lv in levels)
+    assert top == levels[-1][0] == merkle_root(level5)
