@@ -1,7 +1,10 @@
-"""``python -m simulations run SCENARIO.toml --out DIR``: run, write CSV/JSON/PNG, print a table.
+"""``python -m simulations run SCENARIO --seeds N --out DIR`` and ``python -m simulations list``.
 
-``SCENARIO`` is a path, or the name of a bundled scenario (``baseline``, ``high-cheaters``,
-``low-stake``, ``sybil``); ``python -m simulations list`` shows the bundled ones.
+``SCENARIO`` is a path, or the name of a bundled scenario (``list`` shows them). ``run`` writes
+``DIR/summary.json`` (``{"strategies": {NAME: {"roi_mean": x, "roi_ci95": [lo, hi], ...}}}``),
+``DIR/epochs.csv`` and the figures, and prints the ROI table. ``--evm`` runs the scenario on the
+real contracts (py-evm) instead, through the indexer and the PayoutLedger, and compares it with
+the model (small scenarios only: ``evm-small``).
 """
 
 from __future__ import annotations
@@ -12,12 +15,10 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from ._errors import ScenarioError
+from ._errors import ScenarioError, SimulationError
 from ._params import load_scenario
-from ._plots import write_plots
-from ._runner import run_scenario, run_sweep, write_outputs
 
 
 class ExitStatus(enum.IntEnum):
@@ -32,7 +33,7 @@ def bundled_scenarios() -> dict[str, Path]:
     return {Path(p.name).stem: Path(str(p)) for p in root.iterdir() if p.name.endswith(".toml")}
 
 
-def resolve(spec: str) -> Path:
+def resolve_path(spec: str) -> Path:
     path = Path(spec)
     if path.exists():
         return path
@@ -46,15 +47,35 @@ def resolve(spec: str) -> Path:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m simulations", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run a scenario and write results")
+    run = sub.add_parser("run", help="run a scenario over seeds and write results")
     run.add_argument("scenario", help="scenario TOML file or bundled scenario name")
     run.add_argument("--out", required=True, type=Path, help="output directory")
-    run.add_argument("--seed", type=int, help="override run.seed")
+    run.add_argument("--seeds", type=int, help="number of seeds (default: run.seeds)")
+    run.add_argument("--seed", type=int, help="first seed (default: run.seed)")
     run.add_argument("--epochs", type=int, help="override run.epochs")
-    run.add_argument("--no-sweep", action="store_true", help="skip the scenario's [sweep]")
-    run.add_argument("--no-plots", action="store_true", help="write CSV/JSON only")
+    run.add_argument("--hosts", type=int, help="override run.hosts")
+    run.add_argument("--workers", type=int, help="processes (default: all cores)")
+    run.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override any parameter, e.g. --set protocol.due_bps=10000",
+    )
+    run.add_argument("--no-plots", action="store_true", help="write JSON/CSV only")
+    run.add_argument("--evm", action="store_true", help="run on the real contracts (py-evm)")
     sub.add_parser("list", help="list bundled scenarios")
     return p
+
+
+def _value(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
 
 
 def main(
@@ -71,41 +92,68 @@ def main(
             out.write(f"{name}\t{path}\n")
         return ExitStatus.OK
     try:
-        scenario = load_scenario(resolve(args.scenario))
-        overrides: dict[str, int] = {}
-        if args.seed is not None:
-            overrides["run.seed"] = args.seed
-        if args.epochs is not None:
-            overrides["run.epochs"] = args.epochs
-        scenario = scenario.with_values(overrides).validate()
+        scenario = load_scenario(resolve_path(args.scenario))
+        values: dict[str, Any] = {}
+        for key, attr in (("run.seed", "seed"), ("run.epochs", "epochs"), ("run.hosts", "hosts")):
+            if getattr(args, attr) is not None:
+                values[key] = getattr(args, attr)
+        if args.seeds is not None:
+            values["run.seeds"] = args.seeds
+        for item in args.set:
+            key, sep, text = item.partition("=")
+            if not sep:
+                raise ScenarioError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+            values[key.strip()] = _value(text.strip())
+        if values:
+            scenario = scenario.with_values(values)
     except ScenarioError as exc:
         err.write(f"error: {exc}\n")
         return ExitStatus.USAGE
-    result = run_scenario(scenario)
-    sweep = None if args.no_sweep else run_sweep(scenario)
-    summ = write_outputs(result, sweep, args.out)
-    if not args.no_plots:
-        write_plots(result, sweep, args.out)
-    out.write(_table(summ))
+    try:
+        if args.evm:
+            from ._evm import run_evm
+
+            report = run_evm(scenario, args.out, seed=scenario.run.seed)
+            out.write(report.text())
+            out.write(f"results in {args.out}\n")
+            return ExitStatus.OK if report.agrees else ExitStatus.ERROR
+        from ._plots import write_plots
+        from ._runner import run_seeds, write_outputs
+
+        res = run_seeds(scenario, workers=args.workers)
+        summ = write_outputs(res, args.out)
+        if not args.no_plots:
+            write_plots(res, summ, args.out)
+    except SimulationError as exc:
+        err.write(f"error: {exc}\n")
+        return ExitStatus.ERROR
+    out.write(table(summ))
     out.write(f"results in {args.out}\n")
     return ExitStatus.OK
 
 
-def _table(summ: dict) -> str:
+def table(summ: dict[str, Any]) -> str:
+    """The ROI table as plain text (the same numbers as summary.json)."""
     lines = [
-        f"{summ['name']}: {summ['epochs']} epochs",
-        f"{'strategy':<14}{'hosts':>6}{'profit/host-epoch':>19}{'reward share':>14}"
-        f"{'slashed USD':>13}",
+        f"{summ['name']}: {summ['hosts']} hosts x {summ['epochs']} epochs x "
+        f"{len(summ['seeds'])} seeds in {summ['seconds']:.1f} s ({summ['workers']} workers)",
+        f"{'strategy':<19}{'hosts':>6}{'ROI':>9}{'95% CI':>21}{'profit USD/host-epoch':>24}",
     ]
     for name, s in summ["strategies"].items():
+        lo, hi = s["roi_ci95"]
+        plo, phi = s["profit_usd_per_host_epoch_ci95"]
         lines.append(
-            f"{name:<14}{s['hosts']:>6}{s['profit_per_host_epoch_usd']:>19.3f}"
-            f"{s['reward_share']:>14.3f}{s['slashed_usd']:>13.1f}"
+            f"{name:<19}{s['hosts']:>6}{s['roi_mean']:>9.3f}   [{lo:>7.3f}, {hi:>7.3f}]"
+            f"{s['profit_usd_per_host_epoch']:>10.3f} [{plo:.3f}, {phi:.3f}]"
         )
-    n = summ["network"]
+    c = summ["checks"]
     lines.append(
-        f"availability mean {n['availability_mean']:.3f} (chain view "
-        f"{n['claimed_availability_mean']:.3f}), unmet demand {n['unmet_demand_mean']:.3f}, "
-        f"allocated {n['allocated_total_usd']:.0f} of {n['budget_total_usd']:.0f} USD"
+        "every deviant's ROI CI below honest's: "
+        + ("yes" if c["every_deviant_below_honest"] else f"NO ({', '.join(c['failing'])})")
+    )
+    d = summ["detection"]
+    lines.append(
+        f"detection at half the slot lost: per proof {d['per_proof_at_half_lost']:.9f}, "
+        f"per period {d['per_period_at_half_lost']:.6f}"
     )
     return "\n".join(lines) + "\n"

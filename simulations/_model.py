@@ -1,316 +1,480 @@
-"""The discrete-epoch model.
+"""One seed of the hosting market under the product's rules (vectorised over slots with numpy).
 
-Each epoch:
+Time advances in proof periods (``periodBlocks * block_seconds``; a day at the defaults, so one
+period per epoch). Per period:
 
-1. Intermittent hosts draw whether they are online.
-2. Demand: ``requests_per_epoch`` whole-root downloads, root drawn by Zipf popularity, client
-   uniform. A client picks among the root's listed hosts in proportion to its local reputation
-   score (the formula of node.ledger.LocalLedger.score), mixed with ``explore`` uniform picks.
-   Offline hosts and free-riders time out; a deleter serves the part of the root it kept and
-   announces the rest as missing (no timeout). What the first host did not serve is fetched
-   from hosts that hold the whole root (same weights), or is lost (unmet demand).
-3. Clients update their reputation records (chunks ok, a timeout per dead request,
-   throughput) and sign a receipt per request served; sybil farmers add fake receipts.
-4. Challenges: Poisson(challenge_rate) per commitment. An offline host fails every challenge;
-   an online one fails with probability = fraction of the root it dropped. Failure slashes
-   ``stake * slash_bps / 10000`` (half to the challenger); the host tops its stake back up.
-5. Events go through the product's PayoutLedger, which allocates the epoch budget.
-6. Profit = reward - storage - bandwidth - gas (receipts, responses, claims) - slashes -
-   capital cost of the stake - cost of fake receipts.
+1. **Who is online.** Each host is offline for the whole period with its strategy's
+   probability (honest hosts: ``market.honest_offline``).
+2. **Downloads.** Each root's requests (Poisson, popularity by Zipf, ``request_gib`` each) are
+   served by the online, serving hosts of its slots in proportion to the rows they hold. The receiver pays ``price`` per GiB; ``receiptFeeBps`` of it is burnt, the provider
+   keeps the rest (docs/incentives.md §3.2). The sybil ring's receivers pay its providers for
+   fake downloads on top.
+3. **Challenges.** Every active slot is due with probability ``dueBps / 10000`` (the chain's
+   ``blockhash % 10000 < dueBps``) and a validator challenges it (``challengeBond`` posted,
+   returned with ``challengeReward`` on a pass). Self-challengers add ad-hoc challenges of
+   their own slots; griefers add ad-hoc challenges of honest hosts' slots (their bond goes to
+   the host on a pass). A challenged host passes iff it is online and all ``S`` sampled rows
+   drawn by the product's :func:`node.content.draw_sample_indices` (from a fresh random seed
+   hash per challenge) are rows it holds; for a host missing a fraction ``x`` of its rows this
+   happens with probability ``(1 - x) ** S`` (the summary compares the two). The outsourcer holds
+   nothing and instead rebuilds each sampled row from other hosts of the root: one fetch unit
+   (a chunk, ``node.content.DEFAULT_CHUNK_SIZE``) per distinct sampled row from one host's plain
+   copy when hosts keep one (``market.serving_copy = 1``, as ``bcai serve`` does), else from K
+   other slots; it passes iff it is online, enough sources are online with their data, and the
+   download fits in ``responseWindow``; it pays them the receiver price for what it fetches.
+   A pass pays storage: ``storageRatePerGiBDay * slot GiB * days since the last payment``
+   (``storageFeeBps`` of it burnt). A miss expires: a *fault* (``faultSlashBps`` of the stake),
+   and at ``maxFaults`` consecutive faults ``proofSlashBps`` and termination (the slot is lost,
+   with the storage accrued since its last payment; the rest of the stake is returned). Half
+   of a slash goes to the challenger of record.
+4. **Reputation.** Every proof outcome goes through ``node.ledger.update_reputation`` in order.
+5. **Epoch end.** ``node.ledger.allocate_amounts`` splits the epoch's HostingRewards budget by
+   fee-weighted reputation, each host capped at ``rebateBps`` of the fees it burnt.
 
-Population and commitments are fixed for the run (no entry or exit).
+Every flow is booked to the host (or ring owner) that pays or receives it; ROI is revenue over
+cost per strategy. Costs: storage of the bytes held, bandwidth of the bytes served, gas of every
+transaction sent (at ``market.gas_price_gwei``), the capital cost of the stake, slashes, bonds
+lost, fees burnt on payments received, payments made. Revenue: payments received (gross),
+storage payments (gross), the subsidy, bonds received, the challenger's share of slashes.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from . import _strategies as strat
-from ._ledger import WEI_PER_ETH, SimLedger, usd_to_wei
 from ._params import Scenario
+from ._product import ledger_rules, sample_draw
+from ._strategies import STRATEGIES
 
-GIB = 1 << 30
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+GIB = 2**30
+SEGMENT = 4096
+DAY = 86400.0
+
+REVENUE = ("payments", "storage_pay", "subsidy", "bonds_received", "bounties")
+COSTS = (
+    "storage",
+    "bandwidth",
+    "gas",
+    "capital",
+    "slashed",
+    "bonds_lost",
+    "fees",
+    "payments_made",
+)
+CATEGORIES = REVENUE + COSTS
+COUNTS = (
+    "challenges",
+    "passes",
+    "faults",
+    "terminations",
+    "served_gib",
+    "fake_gib",
+    "missing_challenges",  # challenges of slots missing rows (lazy) ...
+    "missing_failures",  # ... and how many of them failed: the empirical detection rate
+)
 
 
-@dataclass
-class EpochRecord:
-    """Per-host outcome of one epoch (arrays of length ``hosts``), money in USD."""
+@dataclass(frozen=True)
+class SeedResult:
+    """Everything one seed produced (plain numpy arrays, picklable)."""
 
-    reward: FloatArray
-    storage: FloatArray
-    bandwidth: FloatArray
-    gas: FloatArray
-    slashed: FloatArray
-    capital: FloatArray
-    fake_cost: FloatArray
-    real_gib: FloatArray
-    fake_gib: FloatArray
-    passed: IntArray
-    failed: IntArray
-    online: npt.NDArray[np.bool_]
-    available: float  #: fraction of roots with >= k whole, online, serving holders
-    claimed_available: float  #: fraction of roots with >= k committed hosts (what chain sees)
-    unmet: float  #: fraction of requested bytes no host could serve
-    budget_wei: int
-    allocated_wei: int
-    challenger_net: float  #: bounties (half the slashes) minus challenge/slash gas
+    seed: int
+    strategies: tuple[str, ...]  #: strategies present, in NAMES order
+    hosts: npt.NDArray[np.int64]  #: hosts per strategy
+    #: (epochs, strategies, categories) ETH booked per epoch, in CATEGORIES order
+    money: npt.NDArray[np.float64]
+    #: (strategies, counts) totals, COUNTS order
+    counts: npt.NDArray[np.float64]
+    #: network figures: budget, allocated, unmet demand, validator income ...
+    network: dict[str, float]
 
-    @property
-    def profit(self) -> FloatArray:
-        return (
-            self.reward
-            - self.storage
-            - self.bandwidth
-            - self.gas
-            - self.slashed
-            - self.capital
-            - self.fake_cost
-        )
+
+def _interleave(counts: list[int], rng: np.random.Generator) -> npt.NDArray[np.int64]:
+    """Strategy index per position, each strategy spread evenly over the positions (so every
+    strategy is dealt the same mix of hot and cold roots: stratified, not luck of the draw)."""
+    keys: list[tuple[float, float, int]] = []
+    for s, n in enumerate(counts):
+        jitter = rng.random(n)
+        keys.extend(((i + j) / n, float(j), s) for i, j in zip(range(n), jitter, strict=True))
+    keys.sort()
+    return np.array([s for _, _, s in keys], dtype=np.int64)
+
+
+def _lost(salt: np.uint64, rows: npt.NDArray[np.uint64], x: float) -> npt.NDArray[np.bool_]:
+    """Whether each row is lost from a slot missing the fraction ``x`` (splitmix64 of
+    salt + row, compared with x * 2**64)."""
+    with np.errstate(over="ignore"):
+        z = rows + salt * np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return z < np.uint64(min(x, 1.0) * 2.0**64 - 1)
 
 
 class Model:
-    """One run of a scenario. ``step()`` advances an epoch; ``run()`` does them all."""
+    """One seed; :meth:`run` returns a :class:`SeedResult`."""
 
-    def __init__(self, scenario: Scenario, ledger: SimLedger) -> None:
-        self.s = scenario
-        self.ledger = ledger
-        self.rng = np.random.default_rng(scenario.run.seed)
-        n, e = scenario.network, scenario.economics
-        rng = self.rng
-        self.hosts = n.hosts
-        ranks = np.arange(1, n.roots + 1, dtype=np.float64)
-        pop = ranks ** (-n.zipf_s)
-        self.popularity: FloatArray = pop / pop.sum()
-        sizes = rng.lognormal(np.log(n.size_median_gib), n.size_sigma, n.roots)
-        self.sizes: FloatArray = np.clip(sizes, n.size_min_gib, n.size_max_gib)
-        # Hosts pick roots with weight popularity**pick_exponent: 0.5 favours what earns while
-        # the tail still gets replicas; 0 is a protocol that assigns replicas uniformly.
-        pick = self.popularity**n.pick_exponent
-        pick /= pick.sum()
-        self.strategy = strat.assign_strategies(rng, n.hosts, scenario.mix)
-        self.commitments = strat.deal_commitments(rng, self.strategy, pick, n.roots_per_host)
-        # What a host can expect to earn per GiB stored of each root, per epoch: its share of
-        # the root's downloads times (reward per GiB served - bandwidth cost per GiB).
-        holders = np.maximum(np.bincount(self.commitments.ravel(), minlength=n.roots), 1)
-        demand_gib = n.requests_per_epoch * float((self.popularity * self.sizes).sum())
-        reward_per_gib = e.epoch_budget_usd / demand_gib if demand_gib > 0 else 0.0
-        downloads = n.requests_per_epoch * self.popularity / holders
-        self.margin_per_gib: FloatArray = downloads * (reward_per_gib - e.bandwidth_usd_per_gib)
-        self.throughput: FloatArray = rng.lognormal(
-            np.log(n.throughput_median_mbps * 1e6 / 8), n.throughput_sigma, n.hosts
+    def __init__(
+        self, scenario: Scenario, protocol: dict[str, int], fetch_unit: int, seed: int
+    ) -> None:
+        self.sc = scenario
+        self.p = protocol
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.ledger = ledger_rules()
+        self.rep_params = self.ledger.ReputationParams()
+        self.reward_params = self.ledger.RewardParams(rebate_bps=protocol["rebate_bps"])
+        self.fetch_unit = fetch_unit
+        self._setup()
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        sc, p, rng, m = self.sc, self.p, self.rng, self.sc.market
+        counts = sc.host_counts()
+        self.strategies = tuple(counts)
+        self.n_strat = len(self.strategies)
+        host_strat = _interleave([counts[s] for s in self.strategies], rng)
+        H = len(host_strat)
+        self.H = H
+        self.host_strat = host_strat
+        self.K, self.N = p["data_shards"], p["slot_count"]
+        N = self.N
+        R = max(1, (H * sc.run.slots_per_host) // N)
+        self.R = R
+        C = R * N
+        self.C = C
+        # Roots: size log-normal (independent of popularity), popularity Zipf by rank.
+        sizes = np.exp(rng.normal(math.log(m.root_gib_median), m.root_gib_sigma, R))
+        sizes = np.clip(sizes, m.root_gib_min, m.root_gib_max)
+        rows = np.ceil(sizes * GIB / SEGMENT / self.K)
+        self.rows = rows
+        self.slot_gib = rows * SEGMENT / GIB  # per root
+        pop = 1.0 / np.arange(1, R + 1) ** m.zipf_s
+        self.pop = pop / pop.sum()
+        self.size_gib = sizes
+        # Commitments: (root r, slot j) is c = r * N + j; dealt cyclically over the stratified
+        # host order, hottest root first, so one root's N slots go to N distinct hosts.
+        c = np.arange(C)
+        self.c_host = c % H
+        self.c_root = c // N
+        self.c_gib = self.slot_gib[self.c_root]  # what the storage payment is for
+        # what an honest host keeps: its slot, plus the plain content it serves from (bcai
+        # serve keeps the root in its Store next to the slot in its SlotStore) if serving_copy
+        self.c_store_gib = self.c_gib + m.serving_copy * self.size_gib[self.c_root]
+        flags = [STRATEGIES[s] for s in self.strategies]
+        hs = host_strat
+        self.h_offline = np.array(
+            [flags[s].offline if flags[s].offline is not None else m.honest_offline for s in hs]
         )
-        self.drop = strat.drop_fractions(
-            self.strategy,
-            self.commitments,
-            self.sizes,
-            self.margin_per_gib,
-            e.storage_usd_per_gib_epoch,
-            scenario.behaviour,
-        )
-        # holders[r] = (host ids, index into that host's commitments)
-        self.holders: list[tuple[IntArray, IntArray]] = []
-        for r in range(n.roots):
-            hs, js = np.nonzero(self.commitments == r)
-            self.holders.append((hs.astype(np.int64), js.astype(np.int64)))
-        # Local reputation records of every client about every host (LocalLedger fields).
-        shape = (n.clients, n.hosts)
-        self.chunks_ok = np.zeros(shape)
-        self.bad_chunks = np.zeros(shape)
-        self.timeouts = np.zeros(shape)
-        self.known_tp = np.zeros(shape)
-        self.usd_per_gas = scenario.economics.gas_price_gwei * 1e-9 * e.eth_usd
-        receipt_usd = scenario.gas.receipt * self.usd_per_gas
-        self.fake_cost_gib, self.fake_receipt_gib = strat.fake_cost_per_gib(
-            scenario.sybil, receipt_usd
-        )
-        self.fake_gib_prev = np.zeros(n.hosts)
-        self.weight_prev = np.zeros(n.hosts)
-        self.epoch = 0
-
-    # -- scores -------------------------------------------------------------------------------
-
-    def scores(self, clients: IntArray | slice, hosts: IntArray) -> FloatArray:
-        """node.ledger.LocalLedger.score, vectorised: throughput (1.0 if unknown) times
-        good / (good + 10 * bad_chunks + 2 * timeouts), good = chunks_ok + 1."""
-        ok = self.chunks_ok[clients][:, hosts]
-        good = ok + 1.0
-        penalty = good / (
-            good
-            + 10.0 * self.bad_chunks[clients][:, hosts]
-            + 2.0 * self.timeouts[clients][:, hosts]
-        )
-        tp = self.known_tp[clients][:, hosts]
-        return np.where(tp > 0, tp, 1.0) * penalty
-
-    def _optimistic(self, clients: IntArray, hosts: IntArray, w: FloatArray) -> FloatArray:
-        """Score never-tried hosts at the median score of the hosts each client knows."""
-        unknown = self.known_tp[clients][:, hosts] == 0
-        if not unknown.any():
-            return w
-        known = np.where(unknown, np.nan, w)
-        has_known = ~unknown.all(axis=1)
-        med = np.ones(len(clients))
-        if has_known.any():
-            med[has_known] = np.nanmedian(known[has_known], axis=1)
-        # an unknown host that timed out keeps its penalty factor
-        return np.where(unknown, med[:, None] * w, w)
-
-    # -- one epoch ------------------------------------------------------------------------------
-
-    def step(self) -> EpochRecord:
-        s, n, e, g = self.s, self.s.network, self.s.economics, self.s.gas
-        rng = self.rng
-        H = self.hosts
-        up = strat.online(rng, self.strategy, s.behaviour)
-        serving = up & strat.serves(self.strategy)
-        chunk_gib = n.chunk_mib / 1024.0
-
-        # Demand: requests per (client, root).
-        flat = rng.multinomial(
-            n.requests_per_epoch, np.repeat(self.popularity, n.clients) / n.clients
-        )
-        demand = flat.reshape(n.roots, n.clients)
-        real_gib = np.zeros(H)
-        receipts = np.zeros(H)
-        unmet_gib = 0.0
-        asked_gib = 0.0
-        d_ok = np.zeros_like(self.chunks_ok)
-        d_to = np.zeros_like(self.timeouts)
-        for r in range(n.roots):
-            want = demand[r]
-            hs, js = self.holders[r]
-            if want.sum() == 0:
+        self.h_serves = np.array([flags[s].serves for s in hs])
+        self.h_outsources = np.array([flags[s].outsources for s in hs])
+        self.h_self = np.array([flags[s].self_challenges for s in hs])
+        self.h_griefs = np.array([flags[s].griefs for s in hs])
+        self.h_ring = np.array([flags[s].ring for s in hs])
+        self.h_honest = np.array([self.strategies[s] == "honest" for s in hs])
+        # Missing fraction per slot.
+        x = np.zeros(C)
+        for h in range(H):
+            st = flags[hs[h]]
+            if st.drop <= 0:
                 continue
-            size = float(self.sizes[r])
-            asked_gib += size * float(want.sum())
-            if hs.size == 0:
-                unmet_gib += size * float(want.sum())
-                continue
-            cl = np.flatnonzero(want)
-            # A deleter that dropped the whole root says so (have/bitfield): not a candidate.
-            listed = ~((self.strategy[hs] == strat.DELETER) & (self.drop[hs, js] >= 1.0))
-            w = self.scores(cl, hs)
-            if n.unknown_prior == "median":
-                w = self._optimistic(cl, hs, w)
-            w = w * listed
-            if not listed.any():
-                unmet_gib += size * float(want.sum())
-                continue
-            p = (1.0 - n.explore) * w / w.sum(axis=1, keepdims=True) + (
-                n.explore * listed / listed.sum()
-            )
-            p = np.clip(p / p.sum(axis=1, keepdims=True), 0.0, 1.0)
-            picks = rng.multinomial(want[cl], p)  # (clients, holders)
-            frac = np.where(serving[hs], 1.0 - self.drop[hs, js], 0.0)  # share served
-            served = picks * frac  # whole-root equivalents per (client, holder)
-            missing = (picks * (1.0 - frac)).sum(axis=1)  # per client
-            whole = frac >= 1.0
-            q = p * whole
-            qs = q.sum(axis=1)
-            has_fallback = qs > 0
-            fb = np.zeros_like(q)
-            fb[has_fallback] = (
-                q[has_fallback] / qs[has_fallback, None] * missing[has_fallback, None]
-            )
-            unmet_gib += size * float(missing[~has_fallback].sum())
-            total = served + fb
-            real_gib_r = total.sum(axis=0) * size
-            np.add.at(real_gib, hs, real_gib_r)
-            np.add.at(receipts, hs, (picks * (frac > 0)).sum(axis=0) + fb.sum(axis=0))
-            chunks = size / chunk_gib
-            # Reputation: chunks served ok; a timeout per request to a host that never answers.
-            # A deleter announces what it still has (have/bitfield), so the chunks it dropped
-            # are fetched elsewhere without a timeout: dropping costs it no reputation.
-            ix = np.ix_(cl, hs)
-            d_ok[ix] += total * chunks
-            d_to[ix] += picks * ~serving[hs]
-        self.chunks_ok += d_ok
-        self.timeouts += d_to
-        touched = d_ok > 0
-        self.known_tp = np.where(touched, self.throughput[None, :], self.known_tp)
+            mine = np.flatnonzero(self.c_host == h)
+            if st.drop_order == "random" or st.drop >= 1:
+                x[mine] = st.drop
+            else:  # coldest first: whole slots of the least-downloaded roots
+                order = mine[np.argsort(self.pop[self.c_root[mine]], kind="stable")]
+                budget = st.drop * self.c_store_gib[mine].sum()
+                for ci in order:
+                    take = min(self.c_store_gib[ci], budget)
+                    x[ci] = take / self.c_store_gib[ci]
+                    budget -= take
+                    if budget <= 0:
+                        break
+        self.x = x
+        # Which rows a partial slot lost: row i is lost iff mix(salt, i) < x (a pseudo-random
+        # subset of exactly the expected size, decided once per slot, so repeated challenges
+        # see the same holes).
+        self.salt = rng.integers(0, 2**63, C, dtype=np.int64).astype(np.uint64)
+        self.draw = sample_draw()
+        self._challenge_id = 0
+        self.active = np.ones(C, dtype=bool)
+        self.stake = np.full(C, float(p["min_stake"]))  # wei
+        self.faults = np.zeros(C, dtype=np.int64)
+        self.last_paid = np.zeros(C)  # days since commit
+        self.reps = [self.ledger.Reputation.initial(self.rep_params)] * H
+        self.addr = [f"0x{h + 1:040x}" for h in range(H)]
 
-        # Challenges.
-        counts = rng.poisson(e.challenge_rate, self.commitments.shape)
-        p_fail = np.where(up[:, None], self.drop, 1.0)
-        failed_c = rng.binomial(counts, p_fail)
-        passed = (counts - failed_c).sum(axis=1).astype(np.int64)
-        failed = failed_c.sum(axis=1).astype(np.int64)
-        stake_usd = e.stake_eth * e.eth_usd
-        slash_each = stake_usd * e.slash_bps / 10_000
-        slashed = failed * slash_each
-        challenger_net = float(
-            slashed.sum() / 2
-            - counts.sum() * g.challenge * self.usd_per_gas
-            - failed.sum() * g.slash_expired * self.usd_per_gas
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _book(self, cat: str, per_host: npt.NDArray[Any]) -> None:
+        """Add a per-host ETH amount to the current epoch's per-strategy category."""
+        self._money[:, CATEGORIES.index(cat)] += np.bincount(
+            self.host_strat, weights=per_host, minlength=self.n_strat
         )
 
-        # Receipt farming (sybil hosts), best response to last epoch's totals.
-        fake_gib = np.zeros(H)
-        budget_usd = e.epoch_budget_usd
-        total_prev = float(self.weight_prev.sum())
-        for h in np.flatnonzero(self.strategy == strat.SYBIL):
-            own = float(self.weight_prev[h])
-            cap = s.sybil.max_receipts_per_epoch * self.fake_receipt_gib
-            target = strat.farm_best_response(
-                budget_usd, total_prev - own, own - self.fake_gib_prev[h], self.fake_cost_gib, cap
-            )
-            # Damped towards the best response so several farmers settle instead of cycling.
-            fake_gib[h] = target if self.epoch == 0 else 0.5 * (self.fake_gib_prev[h] + target)
-        if self.epoch == 0:
-            fake_gib[:] = 0.0  # nothing observed yet
-        # Gas per receipt, the minimum fee and receiver identities, all folded into one rate.
-        fake_cost = fake_gib * self.fake_cost_gib
+    def _book_host(self, cat: str, hosts: npt.NDArray[np.int64], amounts: Any) -> None:
+        per = np.bincount(hosts, weights=np.broadcast_to(amounts, hosts.shape), minlength=self.H)
+        self._book(cat, per)
 
-        # The product's allocation rule, through the real ledger.
-        real_bytes = np.round(real_gib * GIB).astype(np.int64)
-        fake_bytes = np.round(fake_gib * GIB).astype(np.int64)
-        self.ledger.record_epoch(self.epoch, real_bytes, fake_bytes, passed, failed)
-        budget_wei = usd_to_wei(budget_usd, e.eth_usd)
-        alloc, amounts = self.ledger.allocate(self.epoch, budget_wei, H)
-        wei_usd = e.eth_usd / WEI_PER_ETH
-        reward = np.array([a * wei_usd for a in amounts])
-
-        rel = (passed + 1) / (passed + 2 * failed + 1)
-        self.weight_prev = (real_gib + fake_gib) * rel
-        self.fake_gib_prev = fake_gib
-
-        stored = ((1.0 - self.drop) * self.sizes[self.commitments]).sum(axis=1)
-        gas = (
-            receipts * g.receipt + passed * g.respond + (reward > 0) * g.claim
-        ) * self.usd_per_gas
-        capital = np.full(H, n.roots_per_host * stake_usd * e.capital_apr / e.epochs_per_year)
-
-        # Availability.
-        holds_whole = (self.drop == 0) & serving[:, None]
-        whole_count = np.bincount(self.commitments[holds_whole], minlength=n.roots)
-        committed = np.bincount(self.commitments.ravel(), minlength=n.roots)
-        rec = EpochRecord(
-            reward=reward,
-            storage=stored * e.storage_usd_per_gib_epoch,
-            bandwidth=real_gib * e.bandwidth_usd_per_gib,
-            gas=gas,
-            slashed=slashed,
-            capital=capital,
-            fake_cost=fake_cost,
-            real_gib=real_gib,
-            fake_gib=fake_gib,
-            passed=passed,
-            failed=failed,
-            online=up,
-            available=float((whole_count >= n.k_available).mean()),
-            claimed_available=float((committed >= n.k_available).mean()),
-            unmet=unmet_gib / asked_gib if asked_gib > 0 else 0.0,
-            budget_wei=budget_wei,
-            allocated_wei=alloc.total,
-            challenger_net=challenger_net,
+    def _count(self, name: str, hosts: npt.NDArray[np.int64], n: Any = 1.0) -> None:
+        per = np.bincount(
+            self.host_strat[hosts],
+            weights=np.broadcast_to(np.asarray(n, dtype=np.float64), hosts.shape),
+            minlength=self.n_strat,
         )
-        self.epoch += 1
-        return rec
+        self.counts[:, COUNTS.index(name)] += per
 
-    def run(self) -> list[EpochRecord]:
-        return [self.step() for _ in range(self.s.run.epochs)]
+    def _proves(self, c: int, samples: int) -> bool:
+        """Draw a challenge's indices with ``node.content.draw_sample_indices`` (a fresh
+        random seed hash per challenge) and check them against the rows slot ``c`` lost."""
+        self._challenge_id += 1
+        rows = int(self.rows[self.c_root[c]])
+        drawn = np.asarray(
+            self.draw(self.rng.bytes(32), self._challenge_id, samples, rows), dtype=np.uint64
+        )
+        return not bool(_lost(self.salt[c], drawn, self.x[c]).any())
+
+    # -- the run -----------------------------------------------------------------------------
+
+    def run(self) -> SeedResult:
+        sc, p, m, rng = self.sc, self.p, self.sc.market, self.rng
+        period_s = p["period_blocks"] * m.block_seconds
+        epoch_s = float(p["epoch_length"])
+        epochs = sc.run.epochs
+        periods = max(1, math.ceil(epochs * epoch_s / period_s))
+        gwei = m.gas_price_gwei * 1e-9  # ETH per gas
+        usd = 1.0 / m.eth_usd  # ETH per USD
+        price = p["min_price_per_gib"] * m.price_multiple / 1e18  # ETH per GiB
+        fee_r = p["receipt_fee_bps"] / 10_000
+        fee_s = p["storage_fee_bps"] / 10_000
+        rate = p["storage_rate_per_gib_day"] / 1e18  # ETH per GiB-day
+        S, K = p["samples"], self.K
+        bond = p["challenge_bond"] / 1e18
+        reward = p["challenge_reward"] / 1e18
+        g = sc.gas
+        respond_gas = g.respond_base + S * g.respond_per_sample
+        money = np.zeros((epochs, self.n_strat, len(CATEGORIES)))
+        self.counts = np.zeros((self.n_strat, len(COUNTS)))
+        net = {
+            "budget_eth": 0.0,
+            "allocated_eth": 0.0,
+            "demand_gib": 0.0,
+            "unmet_gib": 0.0,
+            "validator_challenges": 0.0,
+            "validator_gas_eth": 0.0,
+            "validator_rewards_eth": 0.0,
+            "validator_bounties_eth": 0.0,
+            "burnt_eth": 0.0,
+        }
+        demand_epoch = m.demand_gib_per_slot_epoch * self.C * self.pop  # GiB per root
+        budget_wei = int(m.rewards_eth_per_host_epoch * self.H * 1e18)
+        fees_wei = np.zeros(self.H, dtype=object)  # exact ints for the allocation
+        # an outsourcer rebuilds each sampled row: from one host's plain copy (one fetch unit
+        # holds the row's K segments) if hosts keep one, else from K other slots
+        sources = 1 if m.serving_copy else K
+        fetch_bytes = S * sources * self.fetch_unit
+        fetch_s = fetch_bytes * 8 / (m.fetch_mbps * 1e6)
+        fetch_ok = fetch_s <= p["response_window"]
+        due_p = p["due_bps"] / 10_000
+        honest_c = np.flatnonzero(self.h_honest[self.c_host])
+        grief_hosts = np.flatnonzero(self.h_griefs)
+        ring_hosts = np.flatnonzero(self.h_ring)
+        epoch_of = [min(epochs - 1, int(k * period_s // epoch_s)) for k in range(periods)]
+        frac = period_s / epoch_s
+        for k in range(periods):
+            e = epoch_of[k]
+            self._money = money[e]
+            t_days = (k + 1) * period_s / DAY
+            online = rng.random(self.H) >= self.h_offline
+            c_online = online[self.c_host]
+            act = self.active
+            # -- downloads
+            w = ((1.0 - self.x) * c_online * act * self.h_serves[self.c_host]).reshape(
+                self.R, self.N
+            )
+            wsum = w.sum(axis=1)
+            unit = np.minimum(self.size_gib, m.request_gib)
+            gib = rng.poisson(demand_epoch * frac / unit) * unit
+            net["demand_gib"] += float(gib.sum())
+            net["unmet_gib"] += float(gib[wsum <= 0].sum())
+            share = np.divide(w, wsum[:, None], out=np.zeros_like(w), where=wsum[:, None] > 0)
+            served_c = (share * gib[:, None]).ravel()
+            served = np.bincount(self.c_host, weights=served_c, minlength=self.H)
+            fake = np.zeros(self.H)
+            fake[ring_hosts] = sc.behaviour.ring_fake_gib_per_host_epoch * frac
+            pay = (served + fake) * price
+            self._book("payments", pay)
+            self._book("fees", pay * fee_r)
+            self._book("payments_made", fake * price)  # the ring's receivers pay it
+            self._book("bandwidth", served * m.bandwidth_usd_per_gib * usd)
+            receipts = np.ceil((served + fake) / m.receipt_gib)
+            self._book("gas", receipts * g.receipt * gwei)
+            fees_wei += np.round(pay * fee_r * 1e18).astype(np.int64).astype(object)
+            net["burnt_eth"] += float((pay * fee_r).sum())
+            self._count("served_gib", np.arange(self.H), served)
+            self._count("fake_gib", np.arange(self.H), fake)
+            # -- storage and capital (bytes held, stake locked, while the slot is active)
+            held_gib = np.bincount(
+                self.c_host, weights=self.c_store_gib * (1.0 - self.x) * act, minlength=self.H
+            )
+            self._book("storage", held_gib * m.storage_usd_per_gib_day * usd * period_s / DAY)
+            staked = np.bincount(self.c_host, weights=self.stake * act, minlength=self.H) / 1e18
+            self._book("capital", staked * m.capital_apr * period_s / (365 * DAY))
+            # -- challenges: scheduled (validators), self, grief
+            due = act & (rng.random(self.C) < due_p)
+            selfc = act & ~due & self.h_self[self.c_host] & c_online
+            grief = np.zeros(self.C, dtype=bool)
+            griefer_of = np.full(self.C, -1, dtype=np.int64)
+            if grief_hosts.size:
+                n_each = rng.poisson(sc.behaviour.grief_per_host_period, grief_hosts.size)
+                cand = honest_c[act[honest_c] & ~due[honest_c]]
+                total = min(int(n_each.sum()), cand.size)
+                if total:
+                    targets = rng.choice(cand, size=total, replace=False)
+                    who = np.repeat(grief_hosts, n_each)[:total]
+                    grief[targets] = True
+                    griefer_of[targets] = who
+                    self._book_host("gas", who, g.challenge * gwei)
+            challenged = due | selfc | grief
+            idx = np.flatnonzero(challenged)
+            if idx.size == 0:
+                self._end_period(k, periods, epoch_of, fees_wei, budget_wei, net, g, gwei)
+                continue
+            hosts = self.c_host[idx]
+            on = c_online[idx]
+            ok = on.copy()
+            out_mask = self.h_outsources[hosts]
+            # ordinary hosts: every sampled row must be one they hold. Whole slots are all or
+            # nothing; a partial slot is sampled with the product's draw over its rows.
+            plain = ~out_mask
+            xs = self.x[idx]
+            ok[plain & (xs >= 1.0)] = False
+            for pos in np.flatnonzero(plain & on & (xs > 0) & (xs < 1)):
+                ok[pos] = self._proves(int(idx[pos]), S)
+            # outsourcers: K other hosts of the root online with their whole slot, in time
+            fetch_pay = np.zeros(self.H)
+            src_pay = np.zeros(self.H)
+            for pos in np.flatnonzero(out_mask):
+                ci = int(idx[pos])
+                r = int(self.c_root[ci])
+                others = np.arange(r * self.N, (r + 1) * self.N)
+                others = others[others != ci]
+                good = others[
+                    self.active[others]
+                    & c_online[others]
+                    & (self.x[others] == 0)
+                    & self.h_serves[self.c_host[others]]
+                ]
+                if not (on[pos] and fetch_ok and good.size >= sources):
+                    ok[pos] = False
+                    continue
+                rows = self.rows[r]
+                distinct = rows * (1.0 - (1.0 - 1.0 / rows) ** S)
+                cost = distinct * sources * self.fetch_unit / GIB * price
+                fetch_pay[self.c_host[ci]] += cost
+                src = self.c_host[good[:sources]]
+                np.add.at(src_pay, src, cost / sources)
+            if fetch_pay.any():
+                self._book("payments_made", fetch_pay)
+                self._book("payments", src_pay)
+                self._book("fees", src_pay * fee_r)
+                fees_wei += np.round(src_pay * fee_r * 1e18).astype(np.int64).astype(object)
+            # missing-row detection statistics (lazy hosts that were online)
+            miss = plain & (self.x[idx] > 0) & (self.x[idx] < 1) & on
+            self._count("missing_challenges", hosts[miss])
+            self._count("missing_failures", hosts[miss & ~ok])
+            self._count("challenges", hosts)
+            sched = due[idx]
+            self_ = selfc[idx]
+            griefed = grief[idx]
+            # challenge gas: validators for scheduled ones (network), the host for its own
+            n_sched = int(sched.sum())
+            net["validator_challenges"] += n_sched
+            net["validator_gas_eth"] += n_sched * g.challenge * gwei
+            self._book_host("gas", hosts[self_], g.challenge * gwei)
+            # -- passes
+            pidx, phost = idx[ok], hosts[ok]
+            self._book_host("gas", phost, respond_gas * gwei)
+            amount = rate * self.c_gib[pidx] * (t_days - self.last_paid[pidx])
+            self.last_paid[pidx] = t_days
+            self.faults[pidx] = 0
+            self._book_host("storage_pay", phost, amount)
+            self._book_host("fees", phost, amount * fee_s)
+            net["burnt_eth"] += float((amount * fee_s).sum())
+            np.add.at(
+                fees_wei, phost, np.round(amount * fee_s * 1e18).astype(np.int64).astype(object)
+            )
+            net["validator_rewards_eth"] += float(sched[ok].sum()) * reward
+            # ad-hoc bonds of griefers go to the host that answered
+            g_ok = griefed & ok
+            self._book_host("bonds_received", hosts[g_ok], bond)
+            self._book_host("bonds_lost", griefer_of[idx[g_ok]], bond)
+            self._count("passes", phost)
+            # -- faults (expired)
+            fidx, fhost = idx[~ok], hosts[~ok]
+            self.faults[fidx] += 1
+            term = self.faults[fidx] >= p["max_faults"]
+            bps = np.where(term, p["proof_slash_bps"], p["fault_slash_bps"])
+            slashed = self.stake[fidx] * bps / 10_000 / 1e18
+            self.stake[fidx] -= slashed * 1e18
+            self._book_host("slashed", fhost, slashed)
+            self._count("faults", fhost)
+            self._count("terminations", fhost[term])
+            self.active[fidx[term]] = False
+            # the challenger of record calls slashExpired and is owed half the slash
+            f_grief = griefed[~ok]
+            gr = griefer_of[fidx[f_grief]]
+            self._book_host("gas", gr, g.slash_expired * gwei)
+            self._book_host("bounties", gr, slashed[f_grief] / 2)
+            f_val = sched[~ok]
+            net["validator_gas_eth"] += float(f_val.sum()) * g.slash_expired * gwei
+            net["validator_bounties_eth"] += float(slashed[f_val].sum()) / 2
+            # -- reputation, in chain order (slot order within the period)
+            upd = self.ledger.update_reputation
+            rp = self.rep_params
+            reps = self.reps
+            for h, passed in zip(hosts.tolist(), ok.tolist(), strict=True):
+                reps[h] = upd(reps[h], "pass" if passed else "expired", rp)
+            self._end_period(k, periods, epoch_of, fees_wei, budget_wei, net, g, gwei)
+        hosts_per = np.bincount(self.host_strat, minlength=self.n_strat).astype(np.int64)
+        return SeedResult(self.seed, self.strategies, hosts_per, money, self.counts, net)
+
+    def _end_period(
+        self,
+        k: int,
+        periods: int,
+        epoch_of: list[int],
+        fees_wei: npt.NDArray[Any],
+        budget_wei: int,
+        net: dict[str, float],
+        g: Any,
+        gwei: float,
+    ) -> None:
+        """At the last period of an epoch: the allocation, claims and withdrawals."""
+        if k + 1 < periods and epoch_of[k + 1] == epoch_of[k]:
+            return
+        fees = {self.addr[h]: int(f) for h, f in enumerate(fees_wei.tolist()) if f > 0}
+        reps = {a: self.reps[h] for h, a in enumerate(self.addr) if a in fees}
+        amounts = self.ledger.allocate_amounts(
+            fees, reps, budget_wei, self.reward_params, self.rep_params
+        )
+        sub = np.zeros(self.H)
+        paid = np.zeros(self.H)
+        for a, amt in amounts.items():
+            h = int(a, 16) - 1
+            sub[h] = amt / 1e18
+            paid[h] = 1.0
+        self._book("subsidy", sub)
+        self._book("gas", paid * g.claim * gwei)
+        # one withdrawal per host and epoch that earned anything
+        earned = np.asarray(fees_wei > 0, dtype=np.float64)
+        self._book("gas", earned * g.withdraw * gwei)
+        net["budget_eth"] += budget_wei / 1e18
+        net["allocated_eth"] += float(sub.sum())
+        fees_wei[:] = 0

@@ -1,12 +1,15 @@
 """Scenario parameters: typed, documented, loaded from TOML.
 
-A scenario file has the tables ``[run]``, ``[network]``, ``[mix]``, ``[behaviour]``,
-``[economics]``, ``[gas]``, ``[sybil]`` and optionally ``[sweep]``; every key is optional and
-falls back to the default documented on the field below (docs/simulations.md lists them with
-their sources). Unknown tables or keys are errors, so a typo cannot silently run the defaults.
+A scenario file has the tables ``[run]``, ``[mix]``, ``[protocol]``, ``[market]``, ``[gas]``
+and ``[behaviour]``; every key is optional. ``[protocol]`` holds only *overrides* of the
+deployment defaults, which come from the product (``chain.deploy.DeployParams`` and
+``node.content``, see :mod:`simulations._product`): a scenario that sets nothing there runs the
+contracts as ``bcai chain deploy`` deploys them. Everything else (prices of disks, bandwidth,
+gas and ETH, demand) is the market the protocol lives in; the defaults are below, each with its
+source. Unknown tables or keys are errors, so a typo cannot silently run the defaults.
 
-Units: money in USD, sizes in GiB, one epoch is one day unless the scenario says otherwise
-(only the per-epoch costs depend on it).
+Money: protocol values in wei (as the contracts), market costs in USD, converted at
+``market.eth_usd``. One epoch is ``protocol.epoch_length`` seconds (a day by default).
 """
 
 from __future__ import annotations
@@ -18,182 +21,169 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ScenarioError
-
-STRATEGIES: tuple[str, ...] = ("honest", "deleter", "free_rider", "sybil", "intermittent")
+from ._product import PROTOCOL_KEYS
+from ._strategies import NAMES
 
 
 @dataclass(frozen=True)
 class Run:
     name: str = "scenario"  #: label used in titles and file names
-    seed: int = 1  #: seed of the numpy Generator; same seed, same output, byte for byte
-    epochs: int = 60  #: number of epochs simulated
+    seed: int = 1  #: first seed; seed i of a run is ``seed + i`` (same seed, same numbers)
+    seeds: int = 10  #: independent runs; the 95% intervals are across them
+    epochs: int = 30  #: epochs simulated
+    hosts: int = 200  #: hosts in the network
+    slots_per_host: int = 4  #: slots each host commits to (one per root, distinct roots)
 
 
 @dataclass(frozen=True)
-class Network:
-    hosts: int = 300  #: hosts in the network (100-1000 is the intended range)
-    roots: int = 500  #: content roots in the catalogue
-    roots_per_host: int = 15  #: commitments per host (roots drawn by popularity, no repeats)
-    size_median_gib: float = 20.0  #: median root size (log-normal)
-    size_sigma: float = 1.2  #: log-normal sigma of root sizes
-    size_min_gib: float = 0.1  #: 100 MB model files ...
-    size_max_gib: float = 1024.0  #: ... up to 1 TiB data sets
-    zipf_s: float = 1.2  #: popularity exponent: request share of rank i is ~ 1 / i**s
-    pick_exponent: float = 0.0  #: hosts pick roots with weight popularity**e (0 = uniform)
-    clients: int = 40  #: client nodes, each with its own local reputation view
-    requests_per_epoch: int = 1000  #: whole-root downloads requested per epoch
-    explore: float = 0.1  #: share of requests sent to a uniformly chosen host (exploration)
-    #: how a client scores a host it has never downloaded from: "median" (the median score of
-    #: the hosts it knows, an optimistic prior) or "ledger" (LocalLedger.score as is: 1.0,
-    #: against ~1e7 for a known host, so unknown hosts get only exploration traffic)
-    unknown_prior: str = "median"
-    k_available: int = 3  #: a root is available when >= k hosts hold all of it and are online
-    chunk_mib: int = 1  #: chunk size (receipts and reputation count chunks)
-    throughput_median_mbps: float = 400.0  #: median host upload throughput, Mbit/s
-    throughput_sigma: float = 0.3  #: log-normal sigma of host throughput
-
-
-@dataclass(frozen=True)
-class Mix:
-    """Fractions of hosts per strategy; normalised to sum to 1."""
-
-    honest: float = 0.70
-    deleter: float = 0.10
-    free_rider: float = 0.05
-    sybil: float = 0.05
-    intermittent: float = 0.10
-
-    def fractions(self) -> dict[str, float]:
-        raw = {s: float(getattr(self, s)) for s in STRATEGIES}
-        total = sum(raw.values())
-        if total <= 0 or any(v < 0 for v in raw.values()):
-            raise ScenarioError("[mix] fractions must be >= 0 and not all zero")
-        return {s: v / total for s, v in raw.items()}
-
-
-@dataclass(frozen=True)
-class Behaviour:
-    deleter_drop: float = 0.5  #: fraction of its committed bytes a deleter drops (coldest first)
-    free_rider_keep: float = 0.0  #: fraction of committed bytes a free-rider keeps (never serves)
-    intermittent_offline: float = 0.3  #: probability an intermittent host is offline an epoch
-
-
-@dataclass(frozen=True)
-class Economics:
-    eth_usd: float = 3000.0  #: converts stake and gas (ETH) to USD
-    gas_price_gwei: float = 0.05  #: an L2-like gas price; L1 is ~100-1000x more
-    stake_eth: float = 0.05  #: stake per (host, root) commitment (DataAvailability.minStake)
-    slash_bps: int = 1000  #: share of the stake slashed per failed challenge, basis points
-    challenge_rate: float = 0.1  #: expected challenges per commitment per epoch (Poisson)
-    epoch_budget_usd: float = 600.0  #: HostingRewards funding per epoch
-    storage_usd_per_gib_epoch: float = 0.00067  #: ~$0.02 per GiB-month (disk + power + ops)
-    bandwidth_usd_per_gib: float = 0.005  #: egress of a dedicated server (~$5/TiB)
-    capital_apr: float = 0.05  #: opportunity cost of staked capital per year
-    epochs_per_year: float = 365.0  #: converts the APR to a per-epoch cost
+class Market:
+    eth_usd: float = 3000.0  #: converts wei to USD
+    gas_price_gwei: float = 0.05  #: an L2's price; on L1 (10-50 gwei) multiply gas costs by ~500
+    block_seconds: float = 12.0  #: block time; a proof period is periodBlocks blocks
+    #: what receivers pay per GiB, as a multiple of minPricePerGiB (1 = the floor)
+    price_multiple: float = 1.0
+    #: mean GiB downloaded per committed slot per epoch (sets the network's total demand)
+    demand_gib_per_slot_epoch: float = 0.5
+    #: a download request fetches this many GiB (a range of the content; receivers rarely pull
+    #: a whole data set at once), so a root's GiB per epoch is Poisson in these units
+    request_gib: float = 1.0
+    zipf_s: float = 0.8  #: popularity: downloads of the root of rank i are ~ 1 / i**s
+    root_gib_median: float = 40.0  #: content size, log-normal (a slot is 1/K of it)
+    root_gib_sigma: float = 1.0
+    root_gib_min: float = 0.5
+    root_gib_max: float = 2048.0
+    #: disk + power + operations, ~0.02 USD per GiB-month (2025 dedicated-server prices)
+    storage_usd_per_gib_day: float = 0.00067
+    bandwidth_usd_per_gib: float = 0.005  #: egress of a dedicated server (~5 USD per TiB)
+    capital_apr: float = 0.05  #: opportunity cost of staked ETH per year
+    #: HostingRewards funding per host per epoch, ETH (the protocol's subsidy budget)
+    rewards_eth_per_host_epoch: float = 1e-4
+    #: probability an honest host is offline for a whole proof period (maintenance, outages)
+    honest_offline: float = 0.01
+    receipt_gib: float = 1.0  #: GiB per receipt a provider submits (cumulative cheques)
+    #: 1: a host keeps the plain content it serves next to its slot (``bcai serve`` keeps the
+    #: root in its Store and the slot in its SlotStore), so it stores slot + content and an
+    #: outsourcer can rebuild a sampled row from any one host's copy; 0: hosts keep only slots
+    #: (serving from K slots) and an outsourcer needs K other slots per row
+    serving_copy: int = 1
+    #: bytes an outsourcer downloads per sampled row from each source; 0 = the transfer
+    #: protocol's chunk size (node.content.DEFAULT_CHUNK_SIZE), the unit a receiver pays for
+    fetch_unit_bytes: int = 0
+    fetch_mbps: float = 200.0  #: an outsourcer's download throughput, Mbit/s
 
 
 @dataclass(frozen=True)
 class Gas:
-    """Gas per call (measured-looking defaults; see docs/simulations.md)."""
+    """Gas per transaction at Cancun calldata pricing (docs/simulations.md: sources)."""
 
-    receipt: int = 15_000  #: per receipt in a batch of 100 (TransferReceipts goal)
-    respond: int = 90_000  #: DataAvailability.respond, ~20-level proof
-    challenge: int = 95_000  #: DataAvailability.challenge
-    slash_expired: int = 60_000  #: DataAvailability.slashExpired
-    claim: int = 80_000  #: HostingRewards.claim (one per host per epoch it earns)
-
-
-@dataclass(frozen=True)
-class Sybil:
-    """The receipt farmer and what counters it."""
-
-    max_receipt_gib: float = 1024.0  #: bytesServed a validator accepts per receipt (content size)
-    max_receipts_per_epoch: int = 20_000  #: block space a farmer can buy per epoch
-    fee_usd_per_gib: float = 0.0  #: minimum fee the receiver pays per GiB credited (burnt)
-    receiver_cap_gib: float = 0.0  #: validator policy: GiB credited per receiver-epoch (0 = none)
-    identity_usd: float = 0.0  #: cost per receiver identity per epoch under the cap policy
+    #: DataAvailability.respond = respond_base + S * respond_per_sample: per sample 4096 bytes
+    #: of calldata (16 gas per non-zero byte: 65.5k), a ~20-hash audit path (640 bytes: 10k)
+    #: and its hashing and keccak draw (~2k); S = 20 gives 1.59M. Prague (EIP-7623 floor,
+    #: 40 gas per non-zero calldata byte) makes it ~3.9M.
+    respond_base: int = 60_000
+    respond_per_sample: int = 76_500
+    challenge: int = 120_000  #: DataAvailability.challenge (bond, snapshot, event)
+    slash_expired: int = 80_000  #: DataAvailability.slashExpired
+    receipt: int = 30_000  #: one receipt in a submitBatch (signature recovery + 3 SSTOREs)
+    claim: int = 90_000  #: HostingRewards.claim (Merkle proof, one per host and epoch paid)
+    withdraw: int = 40_000  #: withdrawOwed / withdrawEarnings, once per host and epoch
 
 
 @dataclass(frozen=True)
-class Axis:
-    param: str  #: "section.key", e.g. "economics.slash_bps"
-    values: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class Sweep:
-    """Re-run a (smaller) scenario over a grid of one or two parameters."""
-
-    x: Axis
-    y: Axis | None = None
-    strategy: str = "deleter"  #: whose profit is compared with honest
-    overrides: dict[str, Any] = field(default_factory=dict)  #: applied to every grid point
+class Behaviour:
+    #: fake GiB the sybil ring's receivers pay each ring provider for, per epoch
+    ring_fake_gib_per_host_epoch: float = 50.0
+    #: ad-hoc challenges a griefer sends per proof period (against random honest slots)
+    grief_per_host_period: float = 1.0
 
 
 @dataclass(frozen=True)
 class Scenario:
     run: Run = Run()
-    network: Network = Network()
-    mix: Mix = Mix()
-    behaviour: Behaviour = Behaviour()
-    economics: Economics = Economics()
+    mix: dict[str, float] = field(default_factory=lambda: {"honest": 1.0})
+    protocol: dict[str, int] = field(default_factory=dict)  #: overrides of the defaults only
+    market: Market = Market()
     gas: Gas = Gas()
-    sybil: Sybil = Sybil()
-    sweep: Sweep | None = None
+    behaviour: Behaviour = Behaviour()
 
     def with_values(self, values: dict[str, Any]) -> Scenario:
-        """A copy with ``{"section.key": value}`` overrides applied (validated)."""
+        """A copy with ``{"section.key": value}`` overrides applied."""
         out = self
         for dotted, value in values.items():
             section, _, key = dotted.partition(".")
-            part = getattr(out, section, None)
-            if section in ("sweep", "") or part is None or not dataclasses.is_dataclass(part):
+            if section == "mix":
+                out = replace(out, mix={**out.mix, key: float(value)})
+            elif section == "protocol":
+                out = replace(out, protocol={**out.protocol, **_protocol({key: value})})
+            elif section in _SECTIONS:
+                part = getattr(out, section)
+                out = replace(out, **{section: _build(type(part), {key: value}, section, part)})
+            else:
                 raise ScenarioError(f"unknown parameter {dotted!r}")
-            out = replace(out, **{section: _build(type(part), {key: value}, section, part)})
-        return out
+        return out.validate()
+
+    def fractions(self) -> dict[str, float]:
+        total = sum(self.mix.values())
+        return {k: v / total for k, v in self.mix.items() if v > 0}
+
+    def host_counts(self) -> dict[str, int]:
+        """Hosts per strategy: largest remainders of ``hosts * fraction``, ties to honest."""
+        hosts = self.run.hosts
+        frac = self.fractions()
+        raw = {k: hosts * f for k, f in frac.items()}
+        counts = {k: int(v) for k, v in raw.items()}
+        rest = hosts - sum(counts.values())
+        order = sorted(raw, key=lambda k: (-(raw[k] - counts[k]), k != "honest", k))
+        for k in order[:rest]:
+            counts[k] += 1
+        return {k: counts[k] for k in NAMES if counts.get(k, 0) > 0}
 
     def validate(self) -> Scenario:
-        n, b, e = self.network, self.behaviour, self.economics
+        r, m = self.run, self.market
         checks = [
-            (self.run.epochs >= 1, "run.epochs must be >= 1"),
-            (n.hosts >= 1 and n.roots >= 1 and n.clients >= 1, "network sizes must be >= 1"),
-            (1 <= n.roots_per_host <= n.roots, "network.roots_per_host must be in [1, roots]"),
-            (0 <= n.explore <= 1, "network.explore must be in [0, 1]"),
-            (n.unknown_prior in ("median", "ledger"), "network.unknown_prior: median|ledger"),
-            (n.k_available >= 1, "network.k_available must be >= 1"),
-            (0 <= b.deleter_drop <= 1, "behaviour.deleter_drop must be in [0, 1]"),
-            (0 <= b.free_rider_keep <= 1, "behaviour.free_rider_keep must be in [0, 1]"),
-            (0 <= b.intermittent_offline <= 1, "behaviour.intermittent_offline in [0, 1]"),
-            (0 <= e.slash_bps <= 10_000, "economics.slash_bps must be in [0, 10000]"),
-            (e.challenge_rate >= 0, "economics.challenge_rate must be >= 0"),
-            (e.epoch_budget_usd >= 0, "economics.epoch_budget_usd must be >= 0"),
+            (r.epochs >= 1, "run.epochs must be >= 1"),
+            (1 <= r.seeds <= 1000, "run.seeds must be in [1, 1000]"),
+            (r.slots_per_host >= 1, "run.slots_per_host must be >= 1"),
+            (m.eth_usd > 0 and m.gas_price_gwei >= 0, "market.eth_usd > 0, gas_price_gwei >= 0"),
+            (m.block_seconds > 0, "market.block_seconds must be > 0"),
+            (m.price_multiple >= 1, "market.price_multiple must be >= 1 (the contract floor)"),
+            (0 <= m.honest_offline < 1, "market.honest_offline must be in [0, 1)"),
+            (m.receipt_gib > 0 and m.fetch_mbps > 0, "market.receipt_gib, fetch_mbps > 0"),
+            (m.request_gib > 0, "market.request_gib must be > 0"),
+            (m.serving_copy in (0, 1), "market.serving_copy must be 0 or 1"),
+            (m.fetch_unit_bytes >= 0, "market.fetch_unit_bytes must be >= 0"),
+            (
+                0 < m.root_gib_min <= m.root_gib_median <= m.root_gib_max,
+                "market: root_gib_min <= root_gib_median <= root_gib_max",
+            ),
+            (m.demand_gib_per_slot_epoch >= 0, "market.demand_gib_per_slot_epoch >= 0"),
+            (m.rewards_eth_per_host_epoch >= 0, "market.rewards_eth_per_host_epoch >= 0"),
         ]
         for ok, msg in checks:
             if not ok:
                 raise ScenarioError(msg)
-        self.mix.fractions()
-        if self.sweep is not None:
-            axes = [self.sweep.x] + ([self.sweep.y] if self.sweep.y else [])
-            for axis in axes:
-                self.with_values({axis.param: axis.values[0]})
-            if self.sweep.strategy not in STRATEGIES:
-                raise ScenarioError(f"sweep.strategy must be one of {STRATEGIES}")
-            self.with_values(self.sweep.overrides)
+        unknown = set(self.mix) - set(NAMES)
+        if unknown:
+            raise ScenarioError(f"unknown strateg(ies) in [mix]: {', '.join(sorted(unknown))}")
+        if any(v < 0 for v in self.mix.values()) or sum(self.mix.values()) <= 0:
+            raise ScenarioError("[mix] fractions must be >= 0 and not all zero")
+        if "honest" not in self.fractions():
+            raise ScenarioError("[mix] needs honest hosts (every result is relative to them)")
+        if self.run.hosts < 8 or self.run.hosts < self.run.slots_per_host:
+            raise ScenarioError("run.hosts must be >= 8 (one host per slot of a root)")
         return self
 
 
 def _build(cls: type, data: dict[str, Any], section: str, base: Any = None) -> Any:
     if not isinstance(data, dict):
         raise ScenarioError(f"[{section}] must be a table")
-    names = {f.name: f for f in fields(cls)}
-    unknown = set(data) - set(names)
+    names = {f.name for f in fields(cls)}
+    unknown = set(data) - names
     if unknown:
         raise ScenarioError(f"unknown key(s) in [{section}]: {', '.join(sorted(unknown))}")
-    kwargs: dict[str, Any] = {}
-    for key, value in data.items():
-        default = getattr(base if base is not None else cls(), key)
-        kwargs[key] = _coerce(value, default, f"{section}.{key}")
-    return replace(base, **kwargs) if base is not None else cls(**kwargs)
+    base = base if base is not None else cls()
+    kwargs = {k: _coerce(v, getattr(base, k), f"{section}.{k}") for k, v in data.items()}
+    return replace(base, **kwargs)
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:
@@ -216,61 +206,38 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
     raise ScenarioError(f"{where}: unsupported parameter")  # pragma: no cover
 
 
-def _axis(data: Any, where: str) -> Axis:
-    if not isinstance(data, dict) or set(data) != {"param", "values"}:
-        raise ScenarioError(f"{where} must be {{param = 'section.key', values = [...]}}")
-    values = data["values"]
-    if not isinstance(values, list) or not values:
-        raise ScenarioError(f"{where}.values must be a non-empty list")
-    return Axis(str(data["param"]), tuple(float(v) for v in values))
-
-
-def _sweep(data: Any) -> Sweep:
+def _protocol(data: Any) -> dict[str, int]:
     if not isinstance(data, dict):
-        raise ScenarioError("[sweep] must be a table")
-    unknown = set(data) - {"x", "y", "strategy", "overrides"}
-    if unknown or "x" not in data:
-        raise ScenarioError("[sweep] takes x (required), y, strategy, overrides")
-    overrides = data.get("overrides", {})
-    if not isinstance(overrides, dict):
-        raise ScenarioError("sweep.overrides must be a table of 'section.key' = value")
-    return Sweep(
-        x=_axis(data["x"], "sweep.x"),
-        y=_axis(data["y"], "sweep.y") if "y" in data else None,
-        strategy=str(data.get("strategy", "deleter")),
-        overrides=_flatten(overrides),
-    )
-
-
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in table.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
+        raise ScenarioError("[protocol] must be a table")
+    out: dict[str, int] = {}
+    for key, value in data.items():
+        if key not in PROTOCOL_KEYS:
+            raise ScenarioError(
+                f"unknown key in [protocol]: {key} (known: {', '.join(PROTOCOL_KEYS)})"
+            )
+        out[key] = _coerce(value, 0, f"protocol.{key}")
+        if out[key] < 0:
+            raise ScenarioError(f"protocol.{key} must be >= 0")
     return out
 
 
-_SECTIONS: dict[str, type] = {
-    "run": Run,
-    "network": Network,
-    "mix": Mix,
-    "behaviour": Behaviour,
-    "economics": Economics,
-    "gas": Gas,
-    "sybil": Sybil,
-}
+def _mix(data: Any) -> dict[str, float]:
+    if not isinstance(data, dict):
+        raise ScenarioError("[mix] must be a table")
+    return {str(k): _coerce(v, 0.0, f"mix.{k}") for k, v in data.items()}
+
+
+_SECTIONS: dict[str, type] = {"run": Run, "market": Market, "gas": Gas, "behaviour": Behaviour}
 
 
 def scenario_from_dict(data: dict[str, Any]) -> Scenario:
     """Build and validate a scenario from parsed TOML."""
-    unknown = set(data) - set(_SECTIONS) - {"sweep"}
+    unknown = set(data) - set(_SECTIONS) - {"mix", "protocol"}
     if unknown:
         raise ScenarioError(f"unknown table(s): {', '.join(sorted(unknown))}")
     parts = {name: _build(cls, data.get(name, {}), name) for name, cls in _SECTIONS.items()}
-    sweep = _sweep(data["sweep"]) if "sweep" in data else None
-    return Scenario(**parts, sweep=sweep).validate()
+    mix = _mix(data["mix"]) if "mix" in data else {"honest": 1.0}
+    return Scenario(mix=mix, protocol=_protocol(data.get("protocol", {})), **parts).validate()
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -287,7 +254,7 @@ def load_scenario(path: str | Path) -> Scenario:
 
 def scenario_to_dict(s: Scenario) -> dict[str, Any]:
     """Plain-data form, written into summary.json so a result carries its parameters."""
-    out = {name: dataclasses.asdict(getattr(s, name)) for name in _SECTIONS}
-    if s.sweep is not None:
-        out["sweep"] = dataclasses.asdict(s.sweep)
+    out: dict[str, Any] = {name: dataclasses.asdict(getattr(s, name)) for name in _SECTIONS}
+    out["mix"] = dict(s.mix)
+    out["protocol_overrides"] = dict(s.protocol)
     return out

@@ -1,12 +1,13 @@
-"""Matplotlib figures (Agg backend, no display needed), one PNG per question.
+"""Matplotlib figures (Agg backend), each saying exactly what its title claims.
 
-- ``profit.png``: cumulative profit per host, by strategy.
-- ``share.png``: share of each epoch's rewards, by strategy (stacked).
-- ``availability.png``: roots with >= k whole, online, serving replicas vs what the chain's
-  committed-host count suggests, and unmet demand.
-- ``slashing.png``: cumulative stake slashed, by strategy.
-- ``sweep.png``: heat map of the swept strategy's profit advantage over honest (2-D sweep) or
-  a line of it (1-D sweep).
+- ``roi.png``: ROI per strategy, the mean over seeds with its 95% t-interval as an error bar,
+  the honest interval as a shaded band (a deviant "wins" only if its bar reaches the band).
+- ``profit.png``: cumulative profit per host by strategy, mean line with a 95% band.
+- ``detection.png``: probability that a proof (and a proof period) catches a host missing a
+  fraction of its slot, S and dueBps from the deployment.
+
+Every line or bar takes its colour from :data:`~simulations._strategies.COLORS` and its legend
+label from the strategy's title, so the legend, the title and the data agree.
 """
 
 from __future__ import annotations
@@ -20,208 +21,94 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.colors import TwoSlopeNorm
 
-from ._params import STRATEGIES
-from ._runner import RunResult, SweepResult
+from ._runner import MultiResult, cumulative_bands
+from ._strategies import COLORS, STRATEGIES
 
-COLORS = {
-    "honest": "#1b9e77",
-    "deleter": "#d95f02",
-    "free_rider": "#7570b3",
-    "sybil": "#e7298a",
-    "intermittent": "#66a61e",
-}
-LABELS = {
-    "honest": "honest",
-    "deleter": "deleter (lazy)",
-    "free_rider": "free-rider",
-    "sybil": "sybil receipt farmer",
-    "intermittent": "intermittent",
-}
 DPI = 90
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path
 
 
-def _cumulative_lines(res: RunResult, metric: str, per_strategy: str) -> tuple[Any, Any]:
-    """A figure with one line per strategy: the cumulative ``metric`` over epochs, averaged
-    (``per_strategy="mean"``, per host) or summed (``"sum"``) over that strategy's hosts."""
-    cum = np.cumsum(res.matrix(metric), axis=0)
-    epochs = np.arange(1, cum.shape[0] + 1)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    for i in res.present:
-        name = STRATEGIES[i]
-        ax.plot(
-            epochs,
-            getattr(cum[:, res.strategy == i], per_strategy)(axis=1),
-            label=LABELS[name],
-            color=COLORS[name],
-            lw=2,
-        )
-    return fig, ax
+def plot_roi(summ: dict[str, Any], path: Path) -> Path:
+    names = list(summ["strategies"])
+    strat = summ["strategies"]
+    means = np.array([strat[n]["roi_mean"] for n in names])
+    lo = np.array([strat[n]["roi_ci95"][0] for n in names])
+    hi = np.array([strat[n]["roi_ci95"][1] for n in names])
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    y = np.arange(len(names))[::-1]
+    h = strat["honest"]["roi_ci95"]
+    ax.axvspan(h[0], h[1], color=COLORS["honest"], alpha=0.12, label="honest 95% CI")
+    for yi, n, m, a, b in zip(y, names, means, lo, hi, strict=True):
+        ax.errorbar(m, yi, xerr=[[m - a], [b - m]], fmt="o", color=COLORS[n], capsize=4, lw=2, ms=6)
+    ax.axvline(1.0, color="grey", lw=0.8, ls="--", label="ROI = 1 (break-even)")
+    ax.set_yticks(y, [f"{STRATEGIES[n].title} ({strat[n]['hosts']})" for n in names])
+    for tick, n in zip(ax.get_yticklabels(), names, strict=True):
+        tick.set_color(COLORS[n])
+    ax.set_xlabel("ROI = revenue / cost over the run (mean, 95% CI across seeds)")
+    ax.set_title(
+        f"{summ['name']}: ROI per strategy, {len(summ['seeds'])} seeds x "
+        f"{summ['epochs']} epochs x {summ['hosts']} hosts"
+    )
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3, axis="x")
+    return _save(fig, path)
 
 
-def plot_profit(res: RunResult, path: Path) -> Path:
-    fig, ax = _cumulative_lines(res, "profit", "mean")
+def plot_profit(res: MultiResult, path: Path) -> Path:
+    bands = cumulative_bands(res)
+    fig, ax = plt.subplots(figsize=(8, 4.6))
+    for name, (mean, lo, hi) in bands.items():
+        x = np.arange(1, len(mean) + 1)
+        ax.plot(x, mean, color=COLORS[name], lw=2, label=STRATEGIES[name].title)
+        ax.fill_between(x, lo, hi, color=COLORS[name], alpha=0.2, lw=0)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("epoch (day)")
+    ax.set_xlabel("epoch")
     ax.set_ylabel("cumulative profit per host (USD)")
-    ax.set_title(f"{res.scenario.run.name}: cumulative profit per host by strategy")
-    ax.legend(loc="best", fontsize=8)
+    ax.set_title(
+        f"{res.scenario.run.name}: cumulative profit per host, mean and 95% band "
+        f"({len(res.seeds)} seeds)"
+    )
+    ax.legend(loc="upper left", fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
-def plot_share(res: RunResult, path: Path) -> Path:
-    rewards = res.matrix("reward")
-    totals = rewards.sum(axis=1)
-    totals[totals == 0] = 1.0
-    epochs = np.arange(1, rewards.shape[0] + 1)
-    names = [STRATEGIES[i] for i in res.present]
-    shares = [rewards[:, res.strategy == i].sum(axis=1) / totals for i in res.present]
-    hosts = [int((res.strategy == i).sum()) for i in res.present]
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    ax.stackplot(
-        epochs,
-        shares,
-        colors=[COLORS[n] for n in names],
-        labels=[f"{LABELS[n]} ({h} hosts)" for n, h in zip(names, hosts, strict=True)],
-    )
-    ax.set_ylim(0, 1)
-    ax.set_xlim(epochs[0], epochs[-1])
-    ax.set_xlabel("epoch (day)")
-    ax.set_ylabel("share of epoch rewards")
-    ax.set_title(f"{res.scenario.run.name}: who the allocation pays")
-    ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
-    return _save(fig, path)
-
-
-def plot_availability(res: RunResult, path: Path) -> Path:
-    k = res.scenario.network.k_available
-    epochs = np.arange(1, len(res.records) + 1)
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+def plot_detection(detection: dict[str, Any], path: Path) -> Path:
+    S, due = detection["samples"], detection["due_bps"] / 10_000
+    x = np.linspace(0.0, 1.0, 401)
+    per_proof = 1.0 - (1.0 - x) ** S
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    ax.plot(x, per_proof, color="#0072b2", lw=2, label=f"per proof: 1 - (1 - x)^{S}")
     ax.plot(
-        epochs,
-        [r.claimed_available for r in res.records],
-        color="grey",
-        ls="--",
-        label=f">= {k} committed hosts (what the chain counts)",
-    )
-    ax.plot(
-        epochs,
-        [r.available for r in res.records],
-        color="#1b9e77",
+        x,
+        due * per_proof,
+        color="#d55e00",
         lw=2,
-        label=f">= {k} online hosts holding the whole root",
+        ls="--",
+        label=f"per proof period: dueBps/10^4 x per proof = {due:g} x ...",
     )
-    ax.plot(
-        epochs,
-        [r.unmet for r in res.records],
-        color="#d95f02",
-        label="requested bytes no host could serve",
-    )
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("epoch (day)")
-    ax.set_ylabel("fraction of roots / of demand")
-    ax.set_title(f"{res.scenario.run.name}: content availability")
-    ax.legend(loc="center right", fontsize=8)
+    ax.axhline(1 - 1e-6, color="grey", lw=0.8, ls=":", label="1 - 10^-6")
+    ax.axvline(0.5, color="grey", lw=0.8)
+    ax.set_xlabel("fraction x of its slot a host cannot produce")
+    ax.set_ylabel("probability the host is caught")
+    ax.set_title(f"Detection vs fraction lost (S = {S} samples, dueBps = {detection['due_bps']})")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
 
-def plot_slashing(res: RunResult, path: Path) -> Path:
-    fig, ax = _cumulative_lines(res, "slashed", "sum")
-    ax.set_xlabel("epoch (day)")
-    ax.set_ylabel("cumulative stake slashed (USD)")
-    ax.set_title(f"{res.scenario.run.name}: slashing by strategy")
-    ax.legend(loc="upper left", fontsize=8)
-    ax.grid(alpha=0.3)
-    return _save(fig, path)
-
-
-def plot_sweep(sw: SweepResult, title: str, path: Path) -> Path:
-    adv = np.array(sw.advantage)
-    fig, ax = plt.subplots(figsize=(7, 4.8))
-    who = LABELS[sw.strategy]
-    if sw.y_param is None:
-        ax.plot(
-            sw.x_values,
-            adv[0],
-            marker="o",
-            color=COLORS[sw.strategy],
-            lw=2,
-            label=f"{who} minus honest",
-        )
-        ax.axhline(0, color="grey", lw=0.8)
-        ax.set_xlabel(sw.x_param)
-        ax.set_ylabel("profit per host-epoch minus honest (USD)")
-        if min(sw.x_values) > 0 and max(sw.x_values) / min(sw.x_values) > 50:
-            ax.set_xscale("log")
-        share_ax = ax.twinx()
-        share_ax.plot(
-            sw.x_values,
-            sw.strategy_share[0],
-            color="black",
-            ls=":",
-            marker=".",
-            label=f"{who} share of rewards",
-        )
-        share_ax.set_ylabel("share of rewards")
-        share_ax.set_ylim(0, 1)
-        lines = ax.get_legend_handles_labels()
-        lines2 = share_ax.get_legend_handles_labels()
-        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
-        ax.grid(alpha=0.3)
-    else:
-        lim = float(np.nanmax(np.abs(adv))) or 1.0
-        im = ax.imshow(
-            adv,
-            origin="lower",
-            aspect="auto",
-            cmap="RdBu_r",
-            norm=TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim),
-        )
-        ax.set_xticks(range(len(sw.x_values)), [f"{v:g}" for v in sw.x_values])
-        ax.set_yticks(range(len(sw.y_values)), [f"{v:g}" for v in sw.y_values])
-        ax.set_xlabel(sw.x_param)
-        ax.set_ylabel(sw.y_param)
-        for iy in range(adv.shape[0]):
-            for ix in range(adv.shape[1]):
-                ax.text(
-                    ix,
-                    iy,
-                    f"{adv[iy, ix]:+.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if abs(adv[iy, ix]) > 0.6 * lim else "black",
-                )
-        bar = fig.colorbar(im, ax=ax)
-        bar.set_label("profit minus honest, USD per host-epoch")
-    ax.set_title(title)
-    return _save(fig, path)
-
-
-def write_plots(res: RunResult, sweep: SweepResult | None, out: Path) -> list[Path]:
-    """Write every figure for a run into ``out``; return their paths."""
-    paths = [
+def write_plots(res: MultiResult, summ: dict[str, Any], out: Path) -> list[Path]:
+    """Write every figure of a run into ``out``; return their paths."""
+    return [
+        plot_roi(summ, out / "roi.png"),
         plot_profit(res, out / "profit.png"),
-        plot_share(res, out / "share.png"),
-        plot_availability(res, out / "availability.png"),
-        plot_slashing(res, out / "slashing.png"),
+        plot_detection(summ["detection"], out / "detection.png"),
     ]
-    if sweep is not None:
-        paths.append(
-            plot_sweep(
-                sweep,
-                f"{res.scenario.run.name}: {LABELS[sweep.strategy]} minus honest (red: it pays)",
-                out / "sweep.png",
-            )
-        )
-    return paths

@@ -1,250 +1,294 @@
-"""Run a scenario (and its sweep), aggregate per strategy, write CSV and JSON.
+"""Run a scenario over many seeds in parallel and turn the seeds into estimates with 95% CIs.
 
-Files written into the output directory:
+Each seed is an independent run of :class:`~simulations._model.Model` (its own numpy
+Generator seeded with ``run.seed + i``), so the same scenario and seeds give the same numbers
+byte for byte. Seeds run in a process pool over every core. Per strategy and seed the ROI is
+the strategy's total revenue over its total cost (all its hosts, the whole run); the reported
+interval is the t-interval of the mean across seeds.
 
-- ``epochs.csv``: one row per (epoch, strategy): money flows in USD, per-host profit,
-  cumulative per-host profit, share of the epoch's rewards, challenges passed and failed.
-- ``network.csv``: one row per epoch: availability (true and as the chain sees it), unmet
-  demand, budget and allocated total, challenger net income.
-- ``hosts.csv``: one row per host: strategy and run totals.
-- ``sweep.csv``: one row per grid point (only when the scenario has a ``[sweep]``).
-- ``summary.json``: parameters, per-strategy totals, network means and the sweep grid.
+Files written (:func:`write_outputs`): ``summary.json`` (parameters, per-strategy ROI and
+profit with CIs, revenue and cost breakdown, detection, the acceptance checks, timing) and
+``epochs.csv`` (per epoch and strategy: cumulative profit per host, mean and 95% band).
 """
 
 from __future__ import annotations
 
 import csv
-import itertools
 import json
-from dataclasses import dataclass, field
+import math
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._ledger import WEI_PER_ETH, SimLedger
-from ._model import EpochRecord, Model
-from ._params import STRATEGIES, Scenario, scenario_to_dict
+from ._model import CATEGORIES, COSTS, COUNTS, REVENUE, Model, SeedResult
+from ._params import Scenario, scenario_to_dict
+from ._product import chunk_size_default, protocol_defaults
+from ._stats import band95, mean_ci95
+from ._strategies import NAMES
 
-MONEY = ("reward", "storage", "bandwidth", "gas", "slashed", "capital", "fake_cost")
+#: A host missing at least this fraction of its slot must be caught per proof with
+#: probability >= 1 - DETECTION_TARGET (issue 8's acceptance).
+DETECTION_FRACTION = 0.5
+DETECTION_TARGET = 1e-6
 
 
-@dataclass
-class RunResult:
+@dataclass(frozen=True)
+class Setup:
+    """What a worker needs besides the scenario: the resolved protocol (plain ints)."""
+
+    protocol: dict[str, int]
+    fallbacks: tuple[str, ...]
+    fetch_unit: int
+
+
+def resolve(scenario: Scenario) -> Setup:
+    """Deployment defaults from the product, with the scenario's ``[protocol]`` overrides."""
+    params, fallbacks = protocol_defaults()
+    params.update(scenario.protocol)
+    unit = scenario.market.fetch_unit_bytes or chunk_size_default()
+    return Setup(params, tuple(k for k in fallbacks if k not in scenario.protocol), unit)
+
+
+def _one(args: tuple[Scenario, Setup, int]) -> SeedResult:
+    scenario, setup, seed = args
+    return Model(scenario, setup.protocol, setup.fetch_unit, seed).run()
+
+
+@dataclass(frozen=True)
+class MultiResult:
     scenario: Scenario
-    strategy: np.ndarray  #: strategy index per host
-    records: list[EpochRecord]
+    setup: Setup
+    seeds: tuple[int, ...]
+    results: tuple[SeedResult, ...]
+    seconds: float
+    workers: int
 
     @property
-    def present(self) -> list[int]:
-        return [i for i in range(len(STRATEGIES)) if (self.strategy == i).any()]
+    def strategies(self) -> tuple[str, ...]:
+        return self.results[0].strategies
 
-    def matrix(self, attr: str) -> np.ndarray:
-        """(epochs, hosts) matrix of a per-host quantity (``profit`` included)."""
-        return np.stack([np.asarray(getattr(r, attr), dtype=np.float64) for r in self.records])
+    def money(self) -> np.ndarray:
+        """(seeds, epochs, strategies, categories) ETH."""
+        return np.stack([r.money for r in self.results])
 
-    def per_host_profit(self, strategy: int) -> float:
-        """Mean profit per host per epoch of a strategy, USD (nan if absent)."""
-        mask = self.strategy == strategy
-        if not mask.any():
-            return float("nan")
-        return float(self.matrix("profit")[:, mask].mean())
-
-    def reward_share(self, strategy: int) -> float:
-        rewards = self.matrix("reward")
-        total = rewards.sum()
-        return float(rewards[:, self.strategy == strategy].sum() / total) if total > 0 else 0.0
+    def hosts(self) -> np.ndarray:
+        return self.results[0].hosts
 
 
-@dataclass
-class SweepResult:
-    x_param: str
-    y_param: str | None
-    strategy: str
-    x_values: list[float]
-    y_values: list[float]
-    #: advantage[y][x] = strategy's mean profit per host-epoch minus honest's, USD
-    advantage: list[list[float]] = field(default_factory=list)
-    strategy_profit: list[list[float]] = field(default_factory=list)
-    honest_profit: list[list[float]] = field(default_factory=list)
-    strategy_share: list[list[float]] = field(default_factory=list)
-
-
-def run_scenario(scenario: Scenario) -> RunResult:
-    """Run every epoch of ``scenario`` against a fresh PayoutLedger."""
-    with SimLedger() as ledger:
-        model = Model(scenario, ledger)
-        records = model.run()
-        return RunResult(scenario, model.strategy.copy(), records)
-
-
-def run_sweep(scenario: Scenario) -> SweepResult | None:
-    """Re-run the scenario (with the sweep's overrides) at every grid point."""
-    sw = scenario.sweep
-    if sw is None:
-        return None
-    base = scenario.with_values(sw.overrides)
-    ys: list[float | None] = list(sw.y.values) if sw.y else [None]
-    target = STRATEGIES.index(sw.strategy)
-    out = SweepResult(
-        sw.x.param,
-        sw.y.param if sw.y else None,
-        sw.strategy,
-        list(sw.x.values),
-        [float(y) for y in ys if y is not None],
+def run_seeds(
+    scenario: Scenario,
+    seeds: int | None = None,
+    workers: int | None = None,
+    setup: Setup | None = None,
+) -> MultiResult:
+    """Run ``seeds`` seeds (default ``run.seeds``) on ``workers`` processes (default: all
+    cores; 1 runs in this process)."""
+    n = seeds if seeds is not None else scenario.run.seeds
+    if n < 1:
+        raise ValueError("seeds must be >= 1")
+    setup = setup or resolve(scenario)
+    seed_list = tuple(scenario.run.seed + i for i in range(n))
+    jobs = [(scenario, setup, s) for s in seed_list]
+    w = min(n, workers if workers is not None else (os.cpu_count() or 1))
+    start = time.perf_counter()
+    if w <= 1:
+        results = [_one(j) for j in jobs]
+    else:
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp
+        with ctx.Pool(w) as pool:
+            results = pool.map(_one, jobs, chunksize=1)
+    return MultiResult(
+        scenario, setup, seed_list, tuple(results), time.perf_counter() - start, max(1, w)
     )
-    for y in ys:
-        rows: dict[str, list[float]] = {"adv": [], "sp": [], "hp": [], "sh": []}
-        for x in sw.x.values:
-            values: dict[str, Any] = {sw.x.param: x}
-            if sw.y is not None and y is not None:
-                values[sw.y.param] = y
-            res = run_scenario(base.with_values(values))
-            sp, hp = res.per_host_profit(target), res.per_host_profit(0)
-            rows["adv"].append(sp - hp)
-            rows["sp"].append(sp)
-            rows["hp"].append(hp)
-            rows["sh"].append(res.reward_share(target))
-        out.advantage.append(rows["adv"])
-        out.strategy_profit.append(rows["sp"])
-        out.honest_profit.append(rows["hp"])
-        out.strategy_share.append(rows["sh"])
+
+
+# -- estimates ----------------------------------------------------------------------------------
+
+
+def _ci(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    mean, lo, hi = mean_ci95(values)
+    return {"mean": mean, "ci95": [lo, hi]}
+
+
+def strategy_table(res: MultiResult) -> dict[str, dict[str, Any]]:
+    sc = res.scenario
+    usd = sc.market.eth_usd
+    money = res.money()  # (seeds, epochs, strat, cat)
+    totals = money.sum(axis=1)  # (seeds, strat, cat)
+    rev_i = [CATEGORIES.index(c) for c in REVENUE]
+    cost_i = [CATEGORIES.index(c) for c in COSTS]
+    revenue = totals[:, :, rev_i].sum(axis=2)
+    cost = totals[:, :, cost_i].sum(axis=2)
+    epochs = money.shape[1]
+    out: dict[str, dict[str, Any]] = {}
+    for si, name in enumerate(res.strategies):
+        n_hosts = int(res.hosts()[si])
+        roi = revenue[:, si] / np.where(cost[:, si] > 0, cost[:, si], np.nan)
+        roi = np.nan_to_num(roi, nan=0.0)
+        per_he = (revenue[:, si] - cost[:, si]) * usd / (n_hosts * epochs)
+        counts = np.stack([r.counts[si] for r in res.results])  # (seeds, counts)
+        roi_mean, roi_lo, roi_hi = mean_ci95(roi)
+        prof = _ci(per_he)
+        entry: dict[str, Any] = {
+            "hosts": n_hosts,
+            "roi_mean": roi_mean,
+            "roi_ci95": [roi_lo, roi_hi],
+            "roi_per_seed": [float(v) for v in roi],
+            "profit_usd_per_host_epoch": prof["mean"],
+            "profit_usd_per_host_epoch_ci95": prof["ci95"],
+            "revenue_usd_per_host_epoch": {
+                c: float(totals[:, si, CATEGORIES.index(c)].mean()) * usd / (n_hosts * epochs)
+                for c in REVENUE
+            },
+            "cost_usd_per_host_epoch": {
+                c: float(totals[:, si, CATEGORIES.index(c)].mean()) * usd / (n_hosts * epochs)
+                for c in COSTS
+            },
+            "per_host_run": {c: float(counts[:, COUNTS.index(c)].mean()) / n_hosts for c in COUNTS},
+        }
+        mc = counts[:, COUNTS.index("missing_challenges")].sum()
+        if mc > 0:
+            entry["detection_observed"] = float(
+                counts[:, COUNTS.index("missing_failures")].sum() / mc
+            )
+        out[name] = entry
     return out
 
 
-# -- aggregation and files ---------------------------------------------------------------------
-
-
-def epoch_rows(res: RunResult) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    profit = res.matrix("profit")
-    cum = np.cumsum(profit, axis=0)
-    for t, rec in enumerate(res.records):
-        total_reward = float(rec.reward.sum())
-        for i in res.present:
-            mask = res.strategy == i
-            n = int(mask.sum())
-            row: dict[str, Any] = {"epoch": t, "strategy": STRATEGIES[i], "hosts": n}
-            for m in MONEY:
-                row[f"{m}_usd"] = round(float(getattr(rec, m)[mask].sum()), 6)
-            row["profit_usd"] = round(float(profit[t, mask].sum()), 6)
-            row["profit_per_host_usd"] = round(float(profit[t, mask].mean()), 6)
-            row["cum_profit_per_host_usd"] = round(float(cum[t, mask].mean()), 6)
-            share = float(rec.reward[mask].sum()) / total_reward if total_reward > 0 else 0.0
-            row["reward_share"] = round(share, 6)
-            row["served_gib"] = round(float(rec.real_gib[mask].sum()), 3)
-            row["fake_gib"] = round(float(rec.fake_gib[mask].sum()), 3)
-            row["passed"] = int(rec.passed[mask].sum())
-            row["failed"] = int(rec.failed[mask].sum())
-            rows.append(row)
-    return rows
-
-
-def network_rows(res: RunResult) -> list[dict[str, Any]]:
-    usd = res.scenario.economics.eth_usd / WEI_PER_ETH
-    return [
-        {
-            "epoch": t,
-            "available": round(r.available, 6),
-            "claimed_available": round(r.claimed_available, 6),
-            "unmet_demand": round(r.unmet, 6),
-            "online_hosts": int(r.online.sum()),
-            "budget_usd": round(r.budget_wei * usd, 6),
-            "allocated_usd": round(r.allocated_wei * usd, 6),
-            "budget_wei": r.budget_wei,
-            "allocated_wei": r.allocated_wei,
-            "challenger_net_usd": round(r.challenger_net, 6),
-        }
-        for t, r in enumerate(res.records)
-    ]
-
-
-def host_rows(res: RunResult) -> list[dict[str, Any]]:
-    mats = {m: res.matrix(m).sum(axis=0) for m in (*MONEY, "profit", "passed", "failed")}
-    return [
-        {
-            "host": h,
-            "strategy": STRATEGIES[int(res.strategy[h])],
-            **{f"{m}_usd": round(float(mats[m][h]), 6) for m in (*MONEY, "profit")},
-            "passed": int(mats["passed"][h]),
-            "failed": int(mats["failed"][h]),
-        }
-        for h in range(len(res.strategy))
-    ]
-
-
-def summary(res: RunResult, sweep: SweepResult | None) -> dict[str, Any]:
-    epochs = len(res.records)
-    profit = res.matrix("profit")
-    strategies: dict[str, Any] = {}
-    for i in res.present:
-        mask = res.strategy == i
-        strategies[STRATEGIES[i]] = {
-            "hosts": int(mask.sum()),
-            "profit_per_host_epoch_usd": res.per_host_profit(i),
-            "cum_profit_per_host_usd": float(profit[:, mask].sum(axis=0).mean()),
-            "reward_share": res.reward_share(i),
-            **{f"{m}_usd": float(res.matrix(m)[:, mask].sum()) for m in MONEY},
-            "challenges_passed": int(res.matrix("passed")[:, mask].sum()),
-            "challenges_failed": int(res.matrix("failed")[:, mask].sum()),
-        }
-    net = network_rows(res)
-    out: dict[str, Any] = {
-        "name": res.scenario.run.name,
-        "epochs": epochs,
-        "parameters": scenario_to_dict(res.scenario),
-        "strategies": strategies,
-        "network": {
-            "availability_mean": float(np.mean([r["available"] for r in net])),
-            "availability_final": net[-1]["available"],
-            "claimed_availability_mean": float(np.mean([r["claimed_available"] for r in net])),
-            "unmet_demand_mean": float(np.mean([r["unmet_demand"] for r in net])),
-            "slashed_total_usd": float(res.matrix("slashed").sum()),
-            "challenger_net_total_usd": float(sum(r["challenger_net_usd"] for r in net)),
-            "budget_total_usd": float(sum(r["budget_usd"] for r in net)),
-            "allocated_total_usd": float(sum(r["allocated_usd"] for r in net)),
-            "allocation_never_exceeds_budget": all(
-                r["allocated_wei"] <= r["budget_wei"] for r in net
-            ),
-        },
-    }
-    if sweep is not None:
-        out["sweep"] = sweep.__dict__
-    return out
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="") as f:
-        if not rows:
-            return
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
-def sweep_rows(sw: SweepResult) -> list[dict[str, Any]]:
-    ys: list[float | None] = list(sw.y_values) if sw.y_param else [None]
+def detection_table(protocol: dict[str, int]) -> dict[str, Any]:
+    """Detection of a host missing a fraction x of its slot: per proof ``1 - (1 - x)^S``; per
+    proof period (a slot is challenged only when due) ``dueBps/10^4`` times that; and the
+    periods until it is caught with probability ``1 - 10^-6``."""
+    S = protocol["samples"]
+    due = protocol["due_bps"] / 10_000
     rows = []
-    for (iy, y), (ix, x) in itertools.product(enumerate(ys), enumerate(sw.x_values)):
-        row: dict[str, Any] = {sw.x_param: x}
-        if sw.y_param:
-            row[sw.y_param] = y
-        row[f"{sw.strategy}_profit_per_host_epoch_usd"] = round(sw.strategy_profit[iy][ix], 6)
-        row["honest_profit_per_host_epoch_usd"] = round(sw.honest_profit[iy][ix], 6)
-        row["advantage_usd"] = round(sw.advantage[iy][ix], 6)
-        row[f"{sw.strategy}_reward_share"] = round(sw.strategy_share[iy][ix], 6)
-        rows.append(row)
-    return rows
+    for x in (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0):
+        per_proof = 1.0 - (1.0 - x) ** S
+        per_period = due * per_proof
+        miss = 1.0 - per_period
+        periods = (
+            math.inf
+            if per_period <= 0
+            else (1 if miss <= 0 else math.ceil(math.log(DETECTION_TARGET) / math.log(miss)))
+        )
+        rows.append(
+            {
+                "fraction_lost": x,
+                "per_proof": per_proof,
+                "per_period": per_period,
+                "periods_to_1e-6": periods,
+            }
+        )
+    worst = 1.0 - (1.0 - DETECTION_FRACTION) ** S
+    return {
+        "samples": S,
+        "due_bps": protocol["due_bps"],
+        "rows": rows,
+        "per_proof_at_half_lost": worst,
+        "per_proof_meets_1e-6": worst >= 1.0 - DETECTION_TARGET,
+        "per_period_at_half_lost": due * worst,
+        "per_period_meets_1e-6": due * worst >= 1.0 - DETECTION_TARGET,
+    }
 
 
-def write_outputs(res: RunResult, sweep: SweepResult | None, out: Path) -> dict[str, Any]:
-    """Write the CSV and JSON files; return the summary."""
+def checks(table: dict[str, dict[str, Any]], detection: dict[str, Any]) -> dict[str, Any]:
+    """Issue 8's acceptance, evaluated on this run (a failed check is reported, not hidden)."""
+    honest = table["honest"]
+    lo = honest["roi_ci95"][0]
+    order = {
+        name: {
+            "roi_ci95_hi": e["roi_ci95"][1],
+            "below_honest_lo": e["roi_ci95"][1] < lo,
+        }
+        for name, e in table.items()
+        if name != "honest"
+    }
+    out: dict[str, Any] = {
+        "honest_roi_ci95_lo": lo,
+        "ordering": order,
+        "every_deviant_below_honest": all(v["below_honest_lo"] for v in order.values()),
+        "failing": sorted(k for k, v in order.items() if not v["below_honest_lo"]),
+        "detection_per_proof_meets_1e-6": detection["per_proof_meets_1e-6"],
+    }
+    if "lazy-5" in table:
+        lazy = table["lazy-5"]
+        saved = (
+            honest["cost_usd_per_host_epoch"]["storage"]
+            - lazy["cost_usd_per_host_epoch"]["storage"]
+        )
+        lost = honest["profit_usd_per_host_epoch"] - lazy["profit_usd_per_host_epoch"] + saved
+        out["lazy5"] = {
+            "storage_saved_usd_per_host_epoch": saved,
+            "lost_usd_per_host_epoch": lost,
+            "loses_more_than_it_saves": lost > saved,
+        }
+    return out
+
+
+def cumulative_bands(res: MultiResult) -> dict[str, tuple[np.ndarray, ...]]:
+    """Per strategy: (mean, lo, hi) of cumulative profit per host (USD) at each epoch."""
+    money = res.money()
+    rev_i = [CATEGORIES.index(c) for c in REVENUE]
+    cost_i = [CATEGORIES.index(c) for c in COSTS]
+    profit = money[:, :, :, rev_i].sum(axis=3) - money[:, :, :, cost_i].sum(axis=3)
+    cum = np.cumsum(profit, axis=1) * res.scenario.market.eth_usd  # (seeds, epochs, strat)
+    return {
+        name: band95(cum[:, :, si] / max(1, int(res.hosts()[si])))
+        for si, name in enumerate(res.strategies)
+    }
+
+
+def summary(res: MultiResult) -> dict[str, Any]:
+    table = strategy_table(res)
+    det = detection_table(res.setup.protocol)
+    net_keys = res.results[0].network.keys()
+    usd = res.scenario.market.eth_usd
+    network = {
+        k.replace("_eth", "_usd"): _ci(
+            [r.network[k] * (usd if k.endswith("_eth") else 1) for r in res.results]
+        )
+        for k in net_keys
+    }
+    return {
+        "name": res.scenario.run.name,
+        "epochs": res.scenario.run.epochs,
+        "hosts": res.scenario.run.hosts,
+        "seeds": list(res.seeds),
+        "seconds": res.seconds,
+        "workers": res.workers,
+        "parameters": {
+            **scenario_to_dict(res.scenario),
+            "protocol": res.setup.protocol,
+            "protocol_fallbacks": list(res.setup.fallbacks),
+            "fetch_unit_bytes": res.setup.fetch_unit,
+        },
+        "roi_definition": "revenue / cost per strategy over the run; revenue: "
+        + ", ".join(REVENUE)
+        + "; cost: "
+        + ", ".join(COSTS),
+        "strategies": {n: table[n] for n in NAMES if n in table},
+        "detection": det,
+        "network": network,
+        "checks": checks(table, det),
+    }
+
+
+def write_outputs(res: MultiResult, out: Path) -> dict[str, Any]:
+    """Write ``summary.json`` and ``epochs.csv`` into ``out``; return the summary."""
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(out / "epochs.csv", epoch_rows(res))
-    _write_csv(out / "network.csv", network_rows(res))
-    _write_csv(out / "hosts.csv", host_rows(res))
-    if sweep is not None:
-        _write_csv(out / "sweep.csv", sweep_rows(sweep))
-    summ = summary(res, sweep)
-    (out / "summary.json").write_text(json.dumps(summ, indent=2, sort_keys=True) + "\n")
+    summ = summary(res)
+    (out / "summary.json").write_text(json.dumps(summ, indent=2, sort_keys=False) + "\n")
+    bands = cumulative_bands(res)
+    with (out / "epochs.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["epoch", "strategy", "cum_profit_usd_per_host", "ci95_lo", "ci95_hi"])
+        for name, (mean, lo, hi) in bands.items():
+            for e in range(len(mean)):
+                w.writerow([e + 1, name, f"{mean[e]:.6f}", f"{lo[e]:.6f}", f"{hi[e]:.6f}"])
     return summ

@@ -1,164 +1,80 @@
-"""Host strategies: what each kind of host stores, when it is online, whether it serves, and
-how much a receipt farmer fakes.
+"""The host strategies the model compares, as data (the model reads these flags, nothing else).
 
-Every function is pure (numpy in, numpy out; randomness only through the Generator passed in),
-so the model stays deterministic for a seed.
+Every strategy is a host that commits stake to ``slots_per_host`` slots of distinct roots and
+pays gas for what it sends. What differs is what it stores, when it is online, what it serves
+and which extra transactions it sends. docs/simulations.md has the table with the reasoning.
 
-- honest: stores every committed root, serves, answers every challenge.
-- deleter (lazy): drops up to ``deleter_drop`` of its committed bytes, taken from the roots
-  whose expected serving margin per GiB is below the storage cost, coldest first; a challenge
-  on root r fails with probability = the fraction of r's segments it dropped (segment indices
-  are uniform on chain).
-- free_rider: commits stake, keeps ``free_rider_keep`` of the bytes, never serves.
-- sybil: an honest host that also farms self-signed receipts through fake receivers.
-- intermittent: honest, but offline with probability ``intermittent_offline`` each epoch
-  (misses the challenges of that epoch and times out on requests).
+A host that cannot produce a proof lets the challenge expire rather than send a wrong one: an
+expiry is a fault (``faultSlashBps``, reputation weight 1, terminated only at ``maxFaults``
+consecutive faults) while a wrong proof is deletion evidence (``proofSlashBps``, terminated at
+once, reputation weight ``w_invalid``), so expiring is never worse for it. The model therefore
+gives every deviant the cheaper failure; nobody sends an invalid proof.
 """
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
+from typing import Literal
 
-import numpy as np
-import numpy.typing as npt
-
-from ._params import STRATEGIES, Behaviour, Mix, Sybil
-
-HONEST, DELETER, FREE_RIDER, SYBIL, INTERMITTENT = range(len(STRATEGIES))
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
+DropOrder = Literal["random", "cold"]
 
 
-def assign_strategies(rng: np.random.Generator, hosts: int, mix: Mix) -> IntArray:
-    """Exact head counts by largest remainder, shuffled over host ids."""
-    fractions = np.array(list(mix.fractions().values()))
-    raw = fractions * hosts
-    counts = np.floor(raw).astype(np.int64)
-    order = np.argsort(-(raw - counts), kind="stable")
-    counts[order[: hosts - int(counts.sum())]] += 1
-    return rng.permutation(np.repeat(np.arange(len(fractions), dtype=np.int64), counts))
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    #: fraction of its slot bytes the host deletes (0 keeps everything, 1 keeps nothing)
+    drop: float = 0.0
+    #: "random": the lost rows are spread over every slot it holds (disk loss, random pruning);
+    #: "cold": it deletes whole slots of its least-downloaded roots first (serving revenue kept)
+    drop_order: DropOrder = "random"
+    #: probability that the host is offline for a whole proof period (no answers, no serving)
+    offline: float | None = None  #: None: the scenario's honest downtime
+    serves: bool = True  #: answers download requests for what it holds
+    #: deletes its slot, keeps the roots, and rebuilds the sampled rows from K other slots'
+    #: hosts when challenged (paying them the receiver price); fails if fewer than K are online
+    outsources: bool = False
+    self_challenges: bool = False  #: sends ad-hoc challenges against its own slots every period
+    griefs: bool = False  #: sends ad-hoc challenges against honest hosts' slots
+    #: one owner runs these providers and sybil receivers that pay them for fake downloads
+    ring: bool = False
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
 
 
-def deal_commitments(
-    rng: np.random.Generator, strategy: IntArray, pick: FloatArray, per_host: int
-) -> IntArray:
-    """Commitments, shape (hosts, per_host): root r gets ~ hosts*per_host*pick[r] replicas.
+STRATEGY_LIST: tuple[Strategy, ...] = (
+    Strategy("honest", label="honest"),
+    Strategy("lazy-5", drop=0.05, label="lazy 5% (random rows)"),
+    Strategy("lazy-5-cold", drop=0.05, drop_order="cold", label="lazy 5% (coldest first)"),
+    Strategy("lazy-50", drop=0.5, label="lazy 50% (random rows)"),
+    Strategy("lazy-50-cold", drop=0.5, drop_order="cold", label="lazy 50% (coldest first)"),
+    Strategy("flaky-5", offline=0.05, label="flaky (offline 5%)"),
+    Strategy("flaky-30", offline=0.30, label="flaky (offline 30%)"),
+    Strategy("free-rider", drop=1.0, serves=False, label="free-rider"),
+    Strategy("sybil-ring", ring=True, label="sybil receipt ring"),
+    Strategy("outsourcer", drop=1.0, serves=False, outsources=True, label="outsourcer"),
+    Strategy("self-challenger", self_challenges=True, label="self-challenger"),
+    Strategy("challenge-griefer", griefs=True, label="challenge griefer"),
+)
 
-    Replicas are dealt hottest root first; each replica goes to the strategy group furthest
-    behind its share of slots, and within a group to the next host in a shuffled cycle. So
-    every strategy holds the same mix of hot and cold roots and differences between strategies
-    come from behaviour, not from which group happened to draw the hot roots (stratified
-    sampling: a variance reduction).
-    """
-    hosts = strategy.shape[0]
-    slots = hosts * per_host
-    raw = pick / pick.sum() * slots
-    reps = np.floor(raw).astype(np.int64)
-    reps[np.argsort(-(raw - reps), kind="stable")[: slots - int(reps.sum())]] += 1
-    reps = np.minimum(reps, hosts)
-    groups = [rng.permutation(np.flatnonzero(strategy == i)) for i in range(len(STRATEGIES))]
-    share = np.array([len(g) for g in groups], dtype=np.float64) / hosts
-    cursor = [0] * len(groups)
-    dealt = np.zeros(len(groups))
-    held: list[list[int]] = [[] for _ in range(hosts)]
-    for r in np.argsort(-pick, kind="stable"):
-        for _ in range(int(reps[r])):
-            deficit = np.where(share > 0, share * (dealt.sum() + 1) - dealt, -np.inf)
-            for i in np.argsort(-(deficit + 1e-9 * rng.random(len(groups))), kind="stable"):
-                g = groups[i]
-                if len(g) == 0:
-                    continue
-                for step in range(len(g)):  # next host in the cycle without r and with room
-                    h = int(g[(cursor[i] + step) % len(g)])
-                    if len(held[h]) < per_host and r not in held[h]:
-                        cursor[i] = (cursor[i] + step + 1) % len(g)
-                        break
-                else:
-                    continue
-                held[h].append(int(r))
-                dealt[i] += 1
-                break
-    # Any host left short (rounding) tops up with random roots it does not hold.
-    for h in range(hosts):
-        while len(held[h]) < per_host:
-            r = int(rng.choice(pick.shape[0], p=pick / pick.sum()))
-            if r not in held[h]:
-                held[h].append(r)
-    return np.array(held, dtype=np.int64)
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in STRATEGY_LIST}
+NAMES: tuple[str, ...] = tuple(STRATEGIES)
 
-
-def drop_fractions(
-    strategy: IntArray,
-    commitments: IntArray,
-    sizes: FloatArray,
-    margin_per_gib: FloatArray,
-    storage_per_gib: float,
-    behaviour: Behaviour,
-) -> FloatArray:
-    """Fraction of each commitment's segments the host does not hold, shape (hosts, per_host).
-
-    A deleter is rational about it: it drops only roots whose expected serving margin per GiB
-    stored (``margin_per_gib``: reward minus bandwidth, per holder, per epoch) is below the
-    storage cost, coldest first, until it has dropped ``deleter_drop`` of its committed bytes;
-    the root on the boundary is dropped in part.
-    """
-    drop = np.zeros(commitments.shape, dtype=np.float64)
-    drop[strategy == FREE_RIDER] = 1.0 - behaviour.free_rider_keep
-    target = behaviour.deleter_drop
-    for h in np.flatnonzero(strategy == DELETER):
-        roots = commitments[h]
-        order = np.argsort(margin_per_gib[roots], kind="stable")
-        budget = target * float(sizes[roots].sum())
-        for j in order:
-            if budget <= 0 or margin_per_gib[roots[j]] >= storage_per_gib:
-                break
-            size = float(sizes[roots[j]])
-            part = min(1.0, budget / size)
-            drop[h, j] = part
-            budget -= part * size
-    return drop
-
-
-def online(
-    rng: np.random.Generator, strategy: IntArray, behaviour: Behaviour
-) -> npt.NDArray[np.bool_]:
-    """Which hosts are online this epoch (one draw per host, every epoch, for determinism)."""
-    draws = rng.random(strategy.shape[0])
-    return ~((strategy == INTERMITTENT) & (draws < behaviour.intermittent_offline))
-
-
-def serves(strategy: IntArray) -> npt.NDArray[np.bool_]:
-    """Whether a host answers download requests at all."""
-    return strategy != FREE_RIDER
-
-
-def fake_cost_per_gib(sybil: Sybil, receipt_gas_usd: float) -> tuple[float, float]:
-    """(cost per faked GiB in USD, GiB per fake receipt) under the scenario's counter-measures.
-
-    The farmer pays gas per receipt, the minimum fee per GiB (if any) and, when validators cap
-    the bytes they count per receiver, one identity per ``receiver_cap_gib``.
-    """
-    per_receipt = sybil.max_receipt_gib
-    if sybil.receiver_cap_gib > 0:
-        per_receipt = min(per_receipt, sybil.receiver_cap_gib)
-    cost = sybil.fee_usd_per_gib + receipt_gas_usd / per_receipt
-    if sybil.receiver_cap_gib > 0:
-        cost += sybil.identity_usd / sybil.receiver_cap_gib
-    return cost, per_receipt
-
-
-def farm_best_response(
-    budget_usd: float, others_weight: float, own_weight: float, cost_per_gib: float, cap_gib: float
-) -> float:
-    """GiB of fake receipts that maximise ``B*(own+x)/(others+own+x) - c*x`` (x in [0, cap]).
-
-    Weights are reliability-weighted GiB as in the allocation rule; the farmer sees last
-    epoch's on-chain totals. First-order condition: (others+own+x)^2 = B*others/c.
-    """
-    if others_weight <= 0:
-        return 0.0  # alone in the pool: its real bytes already take the whole budget
-    if cost_per_gib <= 0:
-        return cap_gib
-    x = math.sqrt(budget_usd * others_weight / cost_per_gib) - others_weight - own_weight
-    return float(min(max(x, 0.0), cap_gib))
+#: Plot colours, one per strategy (a colour-blind-safe qualitative palette; honest is black so
+#: it stands out from every deviant).
+COLORS: dict[str, str] = {
+    "honest": "#000000",
+    "lazy-5": "#e69f00",
+    "lazy-5-cold": "#b07800",
+    "lazy-50": "#d55e00",
+    "lazy-50-cold": "#8c3d00",
+    "flaky-5": "#56b4e9",
+    "flaky-30": "#0072b2",
+    "free-rider": "#999999",
+    "sybil-ring": "#cc79a7",
+    "outsourcer": "#009e73",
+    "self-challenger": "#6a3d9a",
+    "challenge-griefer": "#b2182b",
+}
