@@ -12,11 +12,15 @@ from ._main import Context, ExitStatus
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "demo",
-        help="end-to-end run: 3 nodes, embedded chain, transfer, receipts, challenges, rewards",
+        help="end-to-end run: 3 nodes and a validator on an embedded chain: paid transfers, "
+        "slots, scheduled challenges, slashing, rewards",
         description=(
-            "Three nodes on 127.0.0.1 move a file over Noise, receipts go on chain, an honest "
-            "host proves availability and a cheating one is slashed, rewards are allocated by a "
-            "validator quorum and claimed. Uses an embedded py-evm chain unless --rpc is given."
+            "Three nodes on 127.0.0.1 move a file over Noise and pay for it from escrow in "
+            "signed receipts; each hosts its own erasure-coded slot; a validator challenges on "
+            "schedule; the honest host proves its samples, a host that lost its slot and one "
+            "that fetches on challenge are slashed; forged receipts are rejected; the "
+            "validator allocates the epoch from the reputation ledger and the hosts claim. "
+            "Uses an embedded py-evm chain unless --rpc is given."
         ),
     )
     p.add_argument("--rpc", help="JSON-RPC URL of a dev chain (e.g. anvil) instead of py-evm")
@@ -26,56 +30,92 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _eth(wei: int) -> str:
-    return f"{wei / 10**18:.6f} ETH"
+    """Ether for stakes and balances; gwei for the small sums receipts and fees move."""
+    if abs(wei) >= 10**15 or wei == 0:
+        return f"{wei / 10**18:.6f} ETH"
+    return f"{wei / 10**9:,.3f} gwei"
 
 
 def _print_summary(ctx: Context, s: dict[str, Any], checks: list[tuple[str, bool]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(file=ctx.stdout, width=140, force_terminal=ctx.is_tty, soft_wrap=False)
+    console = Console(file=ctx.stdout, width=150, force_terminal=ctx.is_tty, soft_wrap=False)
     c = s["content"]
-    console.print(f"\n[bold]content[/] {c['root']}  {c['size']} bytes, {c['chunks']} chunks")
-    t = Table(title="transfers (Noise XX over TCP, every chunk verified)")
-    for col in ("receiver", "bytes", "chunks", "seconds", "MB/s", "from (bytes, receipt acked)"):
+    lay = c["layout"]
+    console.print(
+        f"\n[bold]content[/] {c['root']}  {c['size']} bytes, {c['chunks']} chunks; "
+        f"{lay['slots']} slots of {lay['rows']} segments (any {lay['data_shards']} rebuild it)"
+    )
+    t = Table(title="paid transfers (Noise XX over TCP, every chunk verified)")
+    for col in ("receiver", "bytes", "seconds", "MB/s", "from: bytes, receipts, paid"):
         t.add_column(col)
     for tr in s["transfers"]:
-        src = ", ".join(
-            f"{name} ({p['bytes']}, {'yes' if p['receipt_acked'] else 'no'})"
+        src = "; ".join(
+            f"{name}: {p['bytes']} B, {p['receipts']} receipt(s), {_eth(p['paid'])}"
             for name, p in tr["providers"].items()
         )
-        t.add_row(
-            tr["receiver"],
-            str(tr["bytes"]),
-            str(tr["chunks"]),
-            str(tr["seconds"]),
-            str(tr["MB_per_s"]),
-            src,
-        )
+        t.add_row(tr["receiver"], str(tr["bytes"]), str(tr["seconds"]), str(tr["MB_per_s"]), src)
     console.print(t)
-    t = Table(title=f"receipts on chain, epoch {s['receipts']['epoch']}")
-    for col in ("provider", "served bytes on chain", "bytes transferred", "receipts"):
+    r = s["receipts"]
+    t = Table(
+        title=f"receipts on chain, epoch {r['epoch']} (burnt in all: {_eth(r['total_burnt_wei'])})"
+    )
+    for col in ("provider", "bytes credited", "receipts", "payments", "fees burnt", "earnings"):
         t.add_column(col)
-    for name, oc in s["receipts"]["on_chain"].items():
+    for name, oc in r["on_chain"].items():
         t.add_row(
             name,
             str(oc["served_bytes"]),
-            str(s["receipts"]["transferred"].get(name, 0)),
             str(oc["receipts"]),
+            _eth(oc["payments"]),
+            _eth(oc["fees"]),
+            _eth(oc["earnings"]),
         )
     console.print(t)
-    a = s["availability"]
-    console.print(
-        f"[bold]availability[/] hosts={a['hosts']}  alice: challenge passed, stake "
-        f"{_eth(a['alice']['stake_wei'])}; carol: missed, slashed {_eth(a['carol']['slashed_wei'])}"
-        f", stake left {_eth(a['carol']['stake_wei'])}"
-    )
-    r = s["rewards"]
-    console.print(
-        f"[bold]rewards[/] epoch {r['epoch']}: funded {_eth(r['funded_wei'])}, allocation "
-        + ", ".join(f"{k} {_eth(v)}" for k, v in r["allocation_wei"].items())
-        + f"; paid {_eth(r['paid_wei'])}"
-    )
+    h = s["hosting"]
+    t = Table(title="hosting: one slot each, challenged by the validator on schedule")
+    for col in ("host", "slot", "outcome", "slashed", "stake now", "note"):
+        t.add_column(col)
+    for name in ("alice", "bob", "carol"):
+        row = h[name]
+        note = ""
+        if name == "alice":
+            note = f"owed {_eth(row['owed_wei'])} storage payment"
+        elif name == "bob":
+            note = f"faults {row['faults']}, keeps the slot"
+        elif row.get("terminated"):
+            note = "forced out"
+        t.add_row(
+            name,
+            str(row["slot"]),
+            row["outcome"],
+            _eth(row.get("slashed_wei", 0)),
+            _eth(row["stake_wei"]),
+            note,
+        )
+    console.print(t)
+    for f in s["forged_receipts"]:
+        console.print(
+            f"[bold]forged receipt[/] {f['root'][:18]}... {f['bytes']} bytes: rejected "
+            f"({f['verdict']})"
+        )
+    w = s["rewards"]
+    funded, paid = _eth(w["funded_wei"]), _eth(w["paid_wei"])
+    t = Table(title=f"rewards, epoch {w['epoch']}: funded {funded}, paid {paid}")
+    for col in ("host", "score", "fees burnt", "fee cap", "allocated", "claimed"):
+        t.add_column(col)
+    for name, rep in w["reputation"].items():
+        score = f"{rep['score']:.3f}" + (" (disqualified)" if rep["disqualified"] else "")
+        t.add_row(
+            name,
+            score,
+            _eth(w["fees_wei"].get(name, 0)),
+            _eth(w["fee_cap_wei"].get(name, 0)),
+            _eth(w["allocation_wei"].get(name, 0)),
+            _eth(w["claimed_wei"].get(name, 0)),
+        )
+    console.print(t)
     t = Table(title="transactions")
     for col in ("step", "tx hash", "gas used"):
         t.add_column(col)

@@ -53,6 +53,7 @@ class IssuedChallenge:
     tx_hash: str
     gas_used: int
     at: float
+    block: int = 0  #: the block that included the challenge (its seed block is the next)
     state: str = "open"  #: open | slashed (settled by us) | settled (by the host or others)
 
 
@@ -164,6 +165,7 @@ class ValidatorDuty:
                 tx_hash=res.tx_hash,
                 gas_used=res.gas_used,
                 at=now,
+                block=res.block,
             )
             self.book.record(root, slot, rec)
             issued.append(rec)

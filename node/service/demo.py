@@ -1,19 +1,33 @@
 """The README's main job: the whole product, end to end, in one process.
 
-Three nodes (alice, bob, carol) with their own data directories, keystores, stores and receipt
-boxes, on 127.0.0.1 over real TCP and Noise, against one chain (the embedded py-evm chain by
-default, or any JSON-RPC URL such as a local anvil):
+Three nodes (alice, bob, carol) with their own data directories, keystores, stores, slot stores
+and receipt boxes, on 127.0.0.1 over real TCP and Noise, and a validator, against one chain (the
+embedded py-evm chain by default, or any JSON-RPC URL such as a local anvil):
 
-1. deploy the suite; fund the nodes' accounts from the chain's dev accounts
-2. alice adds a file and publishes its root (ContentRegistry)
-3. bob fetches it from alice; carol fetches it from alice and bob at once (multi-source); every
-   chunk is verified on arrival; each receiver signs an EIP-712 receipt per provider
-4. the providers' chain duties submit the receipts in batches (TransferReceipts)
-5. alice (honest) and carol commit stake to host the root; carol deletes her copy
-6. a validator challenges both; the duties answer from the store unattended: alice proves her
-   segment, carol cannot; after the response window carol is slashed
-7. the validators index the chain, compute the epoch's allocation from the payout ledger, sign
-   it (2 of 3), post it, and the hosts claim
+1. deploy the suite with demo parameters (a small slot layout, every commitment due each
+   period, 8 samples per proof); fund the nodes from the chain's dev accounts
+2. alice adds a file and publishes it: the size is proven by the last segment's audit path,
+   with the slot layout (K data shards, N slots) and the root of the slot roots; she funds its
+   storage
+3. bob and carol deposit escrow; bob fetches from alice, carol from alice and bob at once; each
+   receiver pays the provider's price for the bytes delivered in signed receipts; the
+   providers' duties submit them (``TransferReceipts``: debited from escrow, a fee burnt, the
+   rest the provider's earnings)
+4. each node builds its own slot of the content (checked against the registered slot root) and
+   commits stake to host it; bob then loses his slot data; carol keeps only the root and its
+   chunk roots and plans to fetch on challenge
+5. the validator's round (``ValidatorDuty``) challenges every commitment due this period (bond
+   paid); the samples are drawn from a block mined after the challenge
+6. the hosts' duties answer unattended: alice proves her 8 sampled segments and passes (bond
+   back, reward and storage payment owed); bob's duty cannot prove and sends nothing; carol
+   fetches the content from alice again (paying for it) and answers with what she can build,
+   which is not her slot: deletion evidence, slashed and forced out
+7. the response window passes; the validator slashes bob's expired challenge (a fault: a
+   smaller slash, bob stays); owed payments are withdrawn
+8. alice tries to cash forged self-dealt receipts (an unregistered root, 2^64-1 bytes): the
+   chain rejects each and credits nothing
+9. the validator indexes the chain, computes the epoch's allocation from the reputation ledger,
+   signs it (quorum 1) and posts it; the hosts claim, each within its fee cap
 
 Every claim the summary makes is checked against the chain (``checks``); a failed check makes
 the command exit non-zero.
@@ -34,27 +48,55 @@ from typing import Any
 
 import plyvel
 import trio
+from eth_account import Account
 
 from chain import ChainBackend, ChainClient, DeployParams, EmbeddedChain, RpcChain, deploy_suite
 from chain.eip712 import ZERO_ADDRESS
-from chain.indexer import Indexer
-from chain.merkle import AllocationTree
 from chain.port import ClientPort
 from chain.tx import send_value
-from node.content import root_hex
+from node.content import (
+    SlotLayout,
+    encode_slot_roots,
+    last_segment_proof,
+    root_hex,
+    slot_root_proof,
+)
 from node.identity import Identity, create_identity
-from node.ledger import PayoutLedger
 from node.log import get_logger
-from node.store import Store
+from node.receipt import Receipt, sign_receipt
+from node.store import SlotStore, Store
 from node.transfer import FetchResult, PeerAddr, ReceiptBox, fetch, serve_node
 
+from ._allocation import compute_allocation, sign_and_post
 from ._answers import AnswerQueue
+from ._availability import prove_segment
 from ._duties import ChainDuties
+from ._validator import ValidatorDuty
 
 log = get_logger("node.demo")
 
 ETH = 10**18
 PASSPHRASE = "bcai-demo"  # local demo identities; never use for real keys
+#: Demo slot layout: K data shards, N slots (one per host; any K of them rebuild the content).
+DEMO_DATA_SHARDS, DEMO_SLOT_COUNT = 2, 3
+STAKE = ETH // 2
+ESCROW = ETH // 10
+STORAGE_BUDGET = ETH // 100
+REWARD_POOL = ETH // 100
+
+
+def demo_params(validator: str) -> DeployParams:
+    """Deployment defaults, except what makes the demo run in seconds on a dev chain."""
+    return DeployParams(
+        min_stake=ETH // 10,
+        exit_delay=3600,
+        period_blocks=200,  # the whole demo fits in one proof period (< 256 blocks)
+        due_bps=10_000,  # every commitment is due every period
+        samples=8,
+        storage_rate_per_gib_day=10**17,  # visible storage payments after seconds
+        validators=(validator,),
+        quorum=1,
+    )
 
 
 @dataclass
@@ -63,6 +105,7 @@ class DemoNode:
     data_dir: Path
     identity: Identity
     store: Store
+    slots: SlotStore
     box: ReceiptBox
     duties_db: plyvel.DB
     client: ChainClient | None = None
@@ -73,6 +116,16 @@ class DemoNode:
     def address(self) -> str:
         return self.identity.address
 
+    @property
+    def c(self) -> ChainClient:
+        assert self.client is not None
+        return self.client
+
+    @property
+    def d(self) -> ChainDuties:
+        assert self.duties is not None
+        return self.duties
+
     def peer(self) -> PeerAddr:
         assert self.endpoint is not None
         return PeerAddr(self.endpoint[0], self.endpoint[1], self.address)
@@ -80,6 +133,7 @@ class DemoNode:
     def close(self) -> None:
         self.box.close()
         self.duties_db.close()
+        self.slots.close()
         self.store.close()
 
 
@@ -107,9 +161,10 @@ def _make_node(name: str, root_dir: Path) -> DemoNode:
     data_dir.mkdir(parents=True, exist_ok=True)
     identity = create_identity(data_dir, PASSPHRASE, fast_kdf=True, overwrite=True)
     store = Store.open(data_dir / "store")
+    slots = SlotStore.open(data_dir / "slots")
     box = ReceiptBox.open(data_dir / "receipts")
     duties_db = plyvel.DB(str(data_dir / "duties"), create_if_missing=True)
-    return DemoNode(name, data_dir, identity, store, box, duties_db)
+    return DemoNode(name, data_dir, identity, store, slots, box, duties_db)
 
 
 def _write_random_file(path: Path, size: int) -> str:
@@ -151,7 +206,7 @@ async def run_demo(
     nodes: list[DemoNode] = []
     backend: ChainBackend = RpcChain(rpc) if rpc else EmbeddedChain()
     try:
-        await _scenario(backend, workdir, size, result, nodes, say)
+        await _Scenario(backend, workdir, size, result, nodes, say).run()
     finally:
         for n in nodes:
             n.close()
@@ -162,90 +217,254 @@ async def run_demo(
     return result
 
 
-async def _scenario(
-    backend: ChainBackend,
-    workdir: Path,
-    size: int,
-    result: DemoResult,
-    nodes: list[DemoNode],
-    say: Callable[[str], None],
-) -> None:
-    summary = result.summary
-    txs: list[dict[str, Any]] = []
-    summary["transactions"] = txs
-    lock = threading.RLock()  # one chain, several nodes: serialise chain calls (re-entrant)
+class _Scenario:
+    def __init__(
+        self,
+        backend: ChainBackend,
+        workdir: Path,
+        size: int,
+        result: DemoResult,
+        nodes: list[DemoNode],
+        say: Callable[[str], None],
+    ) -> None:
+        self.backend = backend
+        self.workdir = workdir
+        self.size = size
+        self.result = result
+        self.nodes = nodes
+        self.say = say
+        self.summary = result.summary
+        self.txs: list[dict[str, Any]] = []
+        self.summary["transactions"] = self.txs
+        self.lock = threading.RLock()  # one chain, several nodes: serialise chain calls
 
-    async def chain(fn: Callable[[], Any]) -> Any:
+    def check(self, what: str, ok: bool) -> None:
+        self.result.check(what, ok)
+
+    async def chain(self, fn: Callable[[], Any]) -> Any:
         def locked() -> Any:
-            with lock:
+            with self.lock:
                 return fn()
 
         return await trio.to_thread.run_sync(locked)
 
-    # 1. chain + suite ---------------------------------------------------------------------
-    dev = backend.dev_accounts()
-    if len(dev) < 9:
-        raise RuntimeError("the demo needs a dev chain with 9 funded accounts (py-evm or anvil)")
-    deployer, validators = dev[0], dev[6:9]
-    params = DeployParams(
-        epoch_length=3600,
-        min_stake=ETH // 10,
-        response_window=600,
-        slash_bps=5000,
-        exit_delay=3600,
-        validators=tuple(v.address for v in validators),
-        quorum=2,
-    )
-    say(f"chain: {backend.kind} (chain id {backend.chain_id}); deploying the suite")
-    deployment = await chain(lambda: deploy_suite(backend, deployer, params))
-    summary["chain"] = {
-        "kind": backend.kind,
-        "chain_id": backend.chain_id,
-        "contracts": deployment.contracts(),
-        "deploy_gas": deployment.gas,
-    }
-    domain = ChainClient(backend, deployment, deployer).receipt_domain
+    def name_of(self, address: str) -> str:
+        for n in self.nodes:
+            if n.address.lower() == address.lower():
+                return n.name
+        if address.lower() == self.validator.address.lower():
+            return "validator"
+        return address
 
-    # 2. three nodes -----------------------------------------------------------------------
-    for name in ("alice", "bob", "carol"):
-        node = _make_node(name, workdir)
-        node.client = ChainClient(backend, deployment, node.identity.account)
-        node.duties = ChainDuties(
-            ClientPort(node.client),
-            node.store,
-            node.box,
-            AnswerQueue(node.duties_db),
-            node.address,
-            chain_lock=lock,
+    async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            if getattr(self, "val_db", None) is not None:
+                self.val_db.close()
+
+    async def _run(self) -> None:
+        await self.setup()
+        await self.publish()
+        await self.transfers()
+        await self.commit_slots()
+        await self.challenges()
+        await self.forged_receipts()
+        await self.rewards()
+        self.summary["balances_wei"] = {
+            n.name: {"before": self.balances_before[n.name], "after": await self.chain(n.c.balance)}
+            for n in self.nodes
+        }
+        self.summary["gas_total"] = sum(t["gas_used"] for t in self.txs)
+
+    # 1. chain, suite, nodes -------------------------------------------------------------------
+
+    async def setup(self) -> None:
+        backend = self.backend
+        dev = backend.dev_accounts()
+        if len(dev) < 8:
+            raise RuntimeError("the demo needs a dev chain with 8 funded accounts (py-evm, anvil)")
+        deployer, self.validator = dev[0], dev[6]
+        self.params = demo_params(self.validator.address)
+        self.say(f"chain: {backend.kind} (chain id {backend.chain_id}); deploying the suite")
+        self.deployment = await self.chain(partial(deploy_suite, backend, deployer, self.params))
+        self.summary["chain"] = {
+            "kind": backend.kind,
+            "chain_id": backend.chain_id,
+            "contracts": self.deployment.contracts(),
+            "deploy_gas": self.deployment.gas,
+            "params": {
+                "slot_layout": f"K={DEMO_DATA_SHARDS} N={DEMO_SLOT_COUNT}",
+                "samples": self.params.samples,
+                "due_bps": self.params.due_bps,
+                "period_blocks": self.params.period_blocks,
+                "min_price_per_gib": self.params.min_price_per_gib,
+                "receipt_fee_bps": self.params.receipt_fee_bps,
+                "rebate_bps": self.params.rebate_bps,
+            },
+        }
+        self.funder = ChainClient(backend, self.deployment, deployer)
+        self.domain = self.funder.receipt_domain
+        self.val_client = ChainClient(backend, self.deployment, self.validator)
+        self.val_db = plyvel.DB(str(self.workdir / "validator"), create_if_missing=True)
+        self.val_duty = ValidatorDuty(
+            ClientPort(self.val_client),
+            self.val_db.prefixed_db(b"v/"),
+            self.validator.address,
         )
-        nodes.append(node)
-        fund = await chain(partial(send_value, backend, deployer, node.address, 5 * ETH))
-        txs.append(_tx(f"fund {name}", fund))
-    alice, bob, carol = nodes
-    say("nodes: " + ", ".join(f"{n.name} {n.address}" for n in nodes))
-    assert alice.client and bob.client and carol.client
-    assert alice.duties and bob.duties and carol.duties
-    balances_before = {n.name: await chain(partial(n.client.balance)) for n in nodes if n.client}
+        for name in ("alice", "bob", "carol"):
+            node = _make_node(name, self.workdir)
+            node.client = ChainClient(backend, self.deployment, node.identity.account)
+            node.duties = ChainDuties(
+                ClientPort(node.client),
+                node.box,
+                AnswerQueue(node.duties_db),
+                node.address,
+                slots=node.slots,
+                chain_lock=self.lock,
+                mine_after=0.0,  # the dev chain mines only on transactions: mine when needed
+            )
+            self.nodes.append(node)
+            fund = await self.chain(partial(send_value, backend, deployer, node.address, 5 * ETH))
+            self.txs.append(_tx(f"fund {name}", fund))
+        self.alice, self.bob, self.carol = self.nodes
+        self.say("nodes: " + ", ".join(f"{n.name} {n.address}" for n in self.nodes))
+        self.balances_before = {n.name: await self.chain(n.c.balance) for n in self.nodes}
+        res = await self.chain(partial(self.funder.fund_rewards, REWARD_POOL))
+        self.txs.append(_tx("protocol funds the challenge reward pool", res))
 
-    src = workdir / "dataset.bin"
-    sha = _write_random_file(src, size)
-    manifest = await trio.to_thread.run_sync(
-        partial(alice.store.add_file, src, name="dataset.bin", pin=True)
-    )
-    root = manifest.root
-    say(f"alice added {size} bytes: {root_hex(root)} ({manifest.chunk_count} chunks)")
-    publish = await chain(lambda: ClientPort(alice.client).publish(manifest))  # type: ignore[arg-type]
-    txs.append(_tx("publish (ContentRegistry.register)", publish))
-    summary["content"] = {
-        "root": root_hex(root),
-        "size": size,
-        "chunks": manifest.chunk_count,
-        "sha256": sha,
-    }
+    # 2. publish ---------------------------------------------------------------------------
 
-    # 3. transfers over Noise ----------------------------------------------------------------
-    async with trio.open_nursery() as nursery:
+    async def publish(self) -> None:
+        alice, size = self.alice, self.size
+        src = self.workdir / "dataset.bin"
+        self.sha = _write_random_file(src, size)
+        manifest = await trio.to_thread.run_sync(
+            partial(alice.store.add_file, src, name="dataset.bin", pin=True)
+        )
+        self.root = root = manifest.root
+        self.layout = layout = SlotLayout(size, DEMO_DATA_SHARDS, DEMO_SLOT_COUNT)
+        read = alice.store.reader(root)
+        self.slot_roots, slots_root = await trio.to_thread.run_sync(encode_slot_roots, read, layout)
+        last, proof = await trio.to_thread.run_sync(last_segment_proof, read, size)
+        self.say(
+            f"alice added {size} bytes: {root_hex(root)} ({manifest.chunk_count} chunks); "
+            f"publishes it with a size proof and {layout.slot_count} slots of {layout.rows} "
+            f"segments (K={layout.data_shards})"
+        )
+        port = ClientPort(alice.c)
+        res = await self.chain(
+            partial(port.publish, manifest, layout, self.slot_roots, last, proof)
+        )
+        self.txs.append(_tx("alice: ContentRegistry.register (size proof, slots root)", res))
+        on_chain = await self.chain(partial(alice.c.layout_of, root))
+        self.check(
+            "registered size and slot layout are what alice encoded",
+            (on_chain.size, on_chain.data_shards, on_chain.slot_count, on_chain.slots_root)
+            == (size, layout.data_shards, layout.slot_count, slots_root),
+        )
+        res = await self.chain(partial(alice.c.fund_storage, root, STORAGE_BUDGET))
+        self.txs.append(_tx("alice: DataAvailability.fundStorage", res))
+        self.summary["content"] = {
+            "root": root_hex(root),
+            "size": size,
+            "chunks": manifest.chunk_count,
+            "sha256": self.sha,
+            "layout": {
+                "data_shards": layout.data_shards,
+                "slots": layout.slot_count,
+                "rows": layout.rows,
+                "slot_bytes": layout.slot_bytes,
+            },
+            "slots_root": "0x" + slots_root.hex(),
+        }
+
+    # 3. paid transfers --------------------------------------------------------------------
+
+    async def transfers(self) -> None:
+        alice, bob, carol = self.nodes
+        for node in (bob, carol):
+            res = await self.chain(partial(node.c.deposit, ESCROW))
+            self.txs.append(_tx(f"{node.name}: TransferReceipts.deposit (escrow)", res))
+        escrow_before = {n.name: (await self.chain(n.c.escrow_of)).balance for n in (bob, carol)}
+        transfers: list[dict[str, Any]] = []
+        paid_by: dict[str, int] = {}
+        async with trio.open_nursery() as nursery:
+            await self._serve(nursery, alice, bob)
+            for receiver, sources in [(bob, [alice]), (carol, [alice, bob])]:
+                self.say(f"{receiver.name} fetches from {', '.join(s.name for s in sources)}")
+                res = await self._fetch(receiver, sources, receiver.data_dir / "dataset.bin")
+                got = await trio.to_thread.run_sync(_file_sha256, receiver.data_dir / "dataset.bin")
+                self.check(f"{receiver.name}'s copy has the right sha256", got == self.sha)
+                transfers.append(self._transfer_row(receiver, res))
+                paid_by[receiver.name] = sum(p.paid for p in res.providers.values())
+            nursery.cancel_scope.cancel()
+        self.summary["transfers"] = transfers
+        self.check(
+            "every byte delivered is covered by a paid receipt",
+            all(
+                p["billed_bytes"] == p["bytes"] and (p["paid"] > 0) == (p["bytes"] > 0)
+                for t in transfers
+                for p in t["providers"].values()
+            ),
+        )
+
+        self.say("providers submit the receipts they collected (duties, in batches)")
         for node in (alice, bob):
+            await self._drain_receipts(node)
+        self.epoch = epoch = await self.chain(alice.c.current_epoch)
+        served: dict[str, dict[str, int]] = {}
+        for t in transfers:
+            for name, p in t["providers"].items():
+                row = served.setdefault(name, {"bytes": 0, "receipts": 0, "payment": 0, "fee": 0})
+                row["bytes"] += p["billed_bytes"]
+                row["receipts"] += p["receipts"]
+                row["payment"] += p["paid"]
+                row["fee"] += p["fee"]
+        on_chain: dict[str, dict[str, int]] = {}
+        for node in (alice, bob):
+            c = node.c
+            want = served.get(node.name, {"bytes": 0, "receipts": 0, "payment": 0, "fee": 0})
+            row = {
+                "served_bytes": await self.chain(partial(c.served_bytes, node.address, epoch)),
+                "receipts": await self.chain(partial(c.receipt_count, node.address, epoch)),
+                "payments": await self.chain(partial(c.payments_of, node.address, epoch)),
+                "fees": await self.chain(partial(c.fees_of, node.address, epoch)),
+                "earnings": await self.chain(partial(c.earnings, node.address)),
+            }
+            on_chain[node.name] = row
+            self.check(
+                f"{node.name}: bytes credited on chain == bytes delivered and paid for",
+                row["served_bytes"] == want["bytes"],
+            )
+            self.check(
+                f"{node.name}: receipts on chain == receipts signed",
+                row["receipts"] == want["receipts"],
+            )
+            self.check(
+                f"{node.name}: payments on chain == receipts' payments; fee burnt, rest earned",
+                row["payments"] == want["payment"]
+                and row["fees"] == want["fee"]
+                and row["earnings"] == row["payments"] - row["fees"],
+            )
+        escrow_after = {n.name: (await self.chain(n.c.escrow_of)).balance for n in (bob, carol)}
+        for name in ("bob", "carol"):
+            self.check(
+                f"{name}'s escrow paid exactly what {name} signed for",
+                escrow_before[name] - escrow_after[name] == paid_by[name],
+            )
+        self.summary["receipts"] = {
+            "epoch": epoch,
+            "on_chain": on_chain,
+            "transferred": {k: v["bytes"] for k, v in served.items()},
+            "escrow_wei": {
+                k: {"before": escrow_before[k], "after": escrow_after[k]} for k in escrow_before
+            },
+            "total_burnt_wei": await self.chain(alice.c.total_burnt),
+        }
+
+    async def _serve(self, nursery: trio.Nursery, *providers: DemoNode) -> None:
+        for node in providers:
             node.endpoint = await nursery.start(
                 partial(
                     serve_node,
@@ -253,188 +472,371 @@ async def _scenario(
                     node.identity,
                     listen=("127.0.0.1", 0),
                     receipt_box=node.box,
-                    receipt_domain=domain,
+                    receipt_domain=self.domain,
                 )
             )
-        transfers: list[dict[str, Any]] = []
-        plan = [(bob, [alice]), (carol, [alice, bob])]
-        for receiver, sources in plan:
-            say(f"{receiver.name} fetches from {', '.join(s.name for s in sources)}")
-            out = receiver.data_dir / "dataset.bin"
-            res: FetchResult = await fetch(
-                receiver.store,
-                receiver.identity,
-                root,
-                [s.peer() for s in sources],
-                receipt_domain=domain,
-                next_nonce=receiver.box.next_nonce,
-                output=out,
-            )
-            got_sha = await trio.to_thread.run_sync(_file_sha256, out)
-            result.check(f"{receiver.name}'s copy has the right sha256", got_sha == sha)
-            transfers.append(
-                {
-                    "receiver": receiver.name,
-                    "bytes": res.fetched_bytes,
-                    "chunks": res.fetched_chunks,
-                    "seconds": round(res.elapsed, 3),
-                    "MB_per_s": round(res.throughput / 1e6, 1),
-                    "providers": {
-                        next(n.name for n in nodes if n.address == a): {
-                            "bytes": p.bytes,
-                            "chunks": p.chunks,
-                            "receipt_acked": p.receipt_acked,
-                        }
-                        for a, p in res.providers.items()
-                    },
+
+    async def _fetch(self, receiver: DemoNode, sources: list[DemoNode], out: Path) -> FetchResult:
+        return await fetch(
+            receiver.store,
+            receiver.identity,
+            self.root,
+            [s.peer() for s in sources],
+            receipt_domain=self.domain,
+            next_nonce=receiver.box.next_nonce,
+            output=out,
+        )
+
+    def _transfer_row(self, receiver: DemoNode, res: FetchResult) -> dict[str, Any]:
+        fee_bps = self.params.receipt_fee_bps
+        return {
+            "receiver": receiver.name,
+            "bytes": res.fetched_bytes,
+            "chunks": res.fetched_chunks,
+            "seconds": round(res.elapsed, 3),
+            "MB_per_s": round(res.throughput / 1e6, 1),
+            "providers": {
+                self.name_of(a): {
+                    "bytes": p.bytes,
+                    "chunks": p.chunks,
+                    "billed_bytes": p.billed_bytes,
+                    "receipts": len(p.receipts),
+                    "receipt_acked": p.receipt_acked,
+                    "paid": p.paid,
+                    "fee": sum(s.receipt.payment * fee_bps // 10_000 for s in p.receipts),
+                    "price_per_gib": p.price_per_gib,
                 }
-            )
-        nursery.cancel_scope.cancel()
-    summary["transfers"] = transfers
-    served: dict[str, int] = {}
-    receipts_expected: dict[str, int] = {}
-    for t in transfers:
-        for name, p in t["providers"].items():
-            if p["bytes"]:
-                served[name] = served.get(name, 0) + p["bytes"]
-                receipts_expected[name] = receipts_expected.get(name, 0) + 1
+                for a, p in res.providers.items()
+            },
+        }
 
-    # 4. receipts on chain -------------------------------------------------------------------
-    say("providers submit the receipts they collected")
-    for node in (alice, bob):
-        duties = node.duties
-        assert duties is not None
-        # Receipts younger than the clock-skew slack wait a round (as in `bcai serve`).
+    async def _drain_receipts(self, node: DemoNode) -> None:
+        # Receipts younger than the chain's clock wait a round (as in `bcai serve`).
         with trio.move_on_after(30):
-            while node.box.counts()["pending"]:
-                await chain(duties.submit_receipts_once)
-                if node.box.counts()["pending"]:
+            while node.box.counts()["pending"] or node.box.counts().get("deferred", 0):
+                await self.chain(node.d.submit_receipts_once)
+                if node.box.counts()["pending"] or node.box.counts().get("deferred", 0):
                     await trio.sleep(0.5)
-        for t in duties.status.receipt_txs:
-            txs.append({"step": f"{node.name}: TransferReceipts.submitBatch", **t})
-    epoch = await chain(alice.client.current_epoch)
-    on_chain = {}
-    for node in (alice, bob):
-        c = node.client
-        assert c is not None
-        nbytes = await chain(partial(c.served_bytes, node.address, epoch))
-        count = await chain(partial(c.receipt_count, node.address, epoch))
-        on_chain[node.name] = {"served_bytes": nbytes, "receipts": count}
-        result.check(
-            f"{node.name}: served bytes on chain == bytes transferred",
-            nbytes == served.get(node.name, 0),
-        )
-        result.check(
-            f"{node.name}: receipts on chain == receipts signed",
-            count == receipts_expected.get(node.name, 0),
-        )
-    summary["receipts"] = {"epoch": epoch, "on_chain": on_chain, "transferred": served}
+        for t in node.d.status.receipt_txs[len(self._seen_txs(node)) :]:
+            self.txs.append({"step": f"{node.name}: TransferReceipts.submitBatch", **t})
 
-    # 5. hosting commitments -----------------------------------------------------------------
-    stake = ETH // 2
-    for node in (alice, carol):
-        res = await chain(partial(node.client.commit, root, stake))  # type: ignore[union-attr]
-        txs.append(_tx(f"{node.name}: DataAvailability.commit", res))
-    say(f"alice and carol commit {stake / ETH} ETH each; carol deletes her copy")
-    await trio.to_thread.run_sync(carol.store.remove, root)
-    await trio.to_thread.run_sync(carol.store.gc)
+    def _seen_txs(self, node: DemoNode) -> list[dict[str, Any]]:
+        return [t for t in self.txs if t["step"] == f"{node.name}: TransferReceipts.submitBatch"]
 
-    # 6. challenges ------------------------------------------------------------------------
-    validator = ChainClient(backend, deployment, validators[0])
-    challenge_ids = {}
-    drawn_at_issue = []
-    for node in (alice, carol):
-        res, ch = await chain(partial(validator.challenge, node.address, root))
-        txs.append(_tx(f"validator challenges {node.name} (seed block {ch.seed_block})", res))
-        challenge_ids[node.name] = ch.id
-        drawn_at_issue.append(ch.ready)
-    result.check("challenges fix no segment when issued", not any(drawn_at_issue))
-    # The segment comes from the seed block's hash (the block after each challenge). The dev
-    # chain mines only on transactions: mine the seed blocks and one more, since calls run in
-    # the latest block and BLOCKHASH there reaches only earlier ones.
-    await chain(lambda: backend.mine(2))
-    say("duties answer open challenges from the store")
-    for node in (alice, carol):
-        await chain(node.duties.run_once)  # type: ignore[union-attr]
-    for t in alice.duties.status.answer_txs:
-        txs.append({"step": "alice: DataAvailability.respond", **t})
-    alice_ch = await chain(partial(validator.get_challenge, challenge_ids["alice"]))
-    result.check("alice's challenge passed", alice_ch.status.name == "PASSED")
-    result.check("carol could not answer", carol.duties.status.answers_sent == 0)
-    say("response window passes; the validator slashes carol")
-    await chain(lambda: backend.time_travel(params.response_window + 1))
-    carol_stake_before = await chain(partial(validator.stake_of, carol.address, root))
-    slash = await chain(partial(validator.slash_expired, challenge_ids["carol"]))
-    txs.append(_tx("validator: DataAvailability.slashExpired(carol)", slash))
-    slashed = int(slash.event("HostSlashed").args["amount"])
-    carol_stake_after = await chain(partial(validator.stake_of, carol.address, root))
-    alice_stake = await chain(partial(validator.stake_of, alice.address, root))
-    expected_slash = carol_stake_before * params.slash_bps // 10_000
-    result.check(f"carol slashed {params.slash_bps / 100}% of her stake", slashed == expected_slash)
-    result.check("carol's stake went down by the slash", carol_stake_after == stake - slashed)
-    result.check("alice's stake is untouched", alice_stake == stake)
-    availability = await chain(partial(validator.availability, root))
-    summary["availability"] = {
-        "hosts": availability.hosts,
-        "last_proven_at": availability.last_proven_at,
-        "alice": {"challenge": "passed", "stake_wei": alice_stake},
-        "carol": {"challenge": "missed", "slashed_wei": slashed, "stake_wei": carol_stake_after},
-    }
+    # 4. slots and commitments -------------------------------------------------------------
 
-    # 7. rewards -----------------------------------------------------------------------------
-    say("validators index the chain, allocate the epoch from the ledger, sign 2 of 3, post")
-    budget = ETH
-    funder = ChainClient(backend, deployment, deployer)
-    for res in await chain(partial(funder.fund_epoch, epoch, budget)):
-        txs.append(_tx(f"fund epoch {epoch} (HostingRewards)", res))
-    ledger_db = plyvel.DB(str(workdir / "validator-index"), create_if_missing=True)
-    try:
-        indexer = Indexer(ledger_db, backend, deployment, confirmations=0)
-        await chain(indexer.sync)
-        ledger = PayoutLedger(ledger_db)
-        applied = sum(ledger.apply(ev) for ev in indexer.ledger_events())
-        allocation = ledger.allocate(epoch, budget)
-    finally:
-        ledger_db.close()
-    amounts = {h: a for h, a in allocation.amounts}
-    tree = AllocationTree(amounts)
-    sigs = [
-        validator.sign_allocation(epoch, ZERO_ADDRESS, tree.root, tree.total, v)
-        for v in validators[:2]
-    ]
-    post = await chain(
-        partial(validator.post_allocation, epoch, ZERO_ADDRESS, tree.root, tree.total, sigs)
-    )
-    txs.append(_tx("validators: HostingRewards.postAllocation (2 of 3)", post))
-    claims = {}
-    for node in nodes:
-        key = next((h for h in amounts if h.lower() == node.address.lower()), None)
-        if key is None:
-            continue
-        c = node.client
-        assert c is not None
-        res = await chain(
-            partial(c.claim, epoch, ZERO_ADDRESS, key, amounts[key], tree.proof_for(key))
+    async def commit_slots(self) -> None:
+        root, layout = self.root, self.layout
+        self.host_slot = {"alice": 0, "bob": 1, "carol": 2}
+        for node in self.nodes:
+            slot = self.host_slot[node.name]
+            slot_root = await trio.to_thread.run_sync(
+                partial(
+                    node.slots.build,
+                    root,
+                    slot,
+                    layout,
+                    node.store.reader(root),
+                    expected_slot_root=self.slot_roots[slot],
+                )
+            )
+            proof = slot_root_proof(self.slot_roots, slot)
+            res = await self.chain(partial(node.c.commit, root, slot, slot_root, proof, STAKE))
+            self.txs.append(_tx(f"{node.name}: DataAvailability.commit (slot {slot})", res))
+        hosts = await self.chain(partial(self.alice.c.hosts_of, root))
+        self.check(
+            "each host holds a distinct slot (alice 0, bob 1, carol 2)",
+            [h.lower() for h in hosts] == [n.address.lower() for n in self.nodes],
         )
-        txs.append(_tx(f"{node.name}: HostingRewards.claim", res))
-        claims[node.name] = amounts[key]
-    result.check("alice earned a reward", claims.get("alice", 0) > 0)
-    result.check("carol earned nothing (she served nothing)", "carol" not in claims)
-    paid = await chain(partial(validator.paid, epoch))
-    result.check("paid <= funded", paid <= budget)
-    summary["rewards"] = {
-        "epoch": epoch,
-        "funded_wei": budget,
-        "ledger_events": applied,
-        "allocation_wei": {
-            next(n.name for n in nodes if n.address.lower() == h.lower()): a
-            for h, a in amounts.items()
-        },
-        "claimed_wei": claims,
-        "paid_wei": paid,
-    }
-    summary["balances_wei"] = {
-        n.name: {"before": balances_before[n.name], "after": await chain(n.client.balance)}  # type: ignore[union-attr]
-        for n in nodes
-    }
-    summary["gas_total"] = sum(t["gas_used"] for t in txs)
+        self.say(
+            f"alice, bob and carol build their own slots and commit {STAKE / ETH} ETH each; "
+            "bob loses his slot data; carol keeps only the root and its chunk roots"
+        )
+        await trio.to_thread.run_sync(self.bob.slots.remove, root, 1)
+        await trio.to_thread.run_sync(self.bob.store.remove, root)
+        await trio.to_thread.run_sync(self.carol.slots.remove, root, 2)
+        await trio.to_thread.run_sync(self.carol.store.remove, root)
+        await trio.to_thread.run_sync(self.carol.store.gc)
+
+    # 5-7. challenges -----------------------------------------------------------------------
+
+    async def challenges(self) -> None:
+        alice, bob = self.alice, self.bob
+        root = self.root
+        self.say("the validator's round: challenge every commitment due this period")
+        issued = await self.chain(self.val_duty.challenge_due_once)
+        for rec in issued:
+            self.txs.append(
+                _tx(
+                    f"validator: challenge {self.name_of(rec.host)} (slot {rec.slot}, "
+                    f"seed block {rec.seed_block})",
+                    _Res(rec.tx_hash, rec.gas_used, rec.block),
+                )
+            )
+        by_host = {self.name_of(r.host): r for r in issued}
+        self.check(
+            "the validator challenged all three commitments, on schedule",
+            sorted(by_host) == ["alice", "bob", "carol"] and all(r.scheduled for r in issued),
+        )
+        self.check(
+            "no sample was known when a challenge was sent (seed = the next block)",
+            all(r.seed_block == r.block + 1 for r in issued),
+        )
+
+        self.say("hosts answer unattended: alice proves her samples; bob cannot; carol fetches")
+        for _ in range(4):
+            await self.chain(alice.d.answer_challenges_once)
+            await self.chain(bob.d.answer_challenges_once)
+            if alice.d.status.answers_sent:
+                break
+        for t in alice.d.status.answer_txs:
+            self.txs.append({"step": "alice: DataAvailability.respond (8 samples)", **t})
+        cheat = await self._outsource_answer(by_host["carol"].id)
+        self.txs.append(_tx("carol: respond with what she could fetch", cheat))
+
+        a_ch = await self.chain(partial(alice.c.get_challenge, by_host["alice"].id))
+        c_ch = await self.chain(partial(alice.c.get_challenge, by_host["carol"].id))
+        self.check("alice's challenge passed", a_ch.status.name == "PASSED")
+        self.check(
+            "bob's node sent no answer it could not prove",
+            bob.d.status.answers_sent == 0 and bob.d.status.answers_failed == 1,
+        )
+        failed = cheat.events_named("ChallengeFailed")
+        carol_slash = int(failed[0].args["slashed"]) if failed else 0
+        self.check(
+            "carol's fetched answer is deletion evidence: slashed and forced out",
+            c_ch.status.name == "FAILED"
+            and bool(failed)
+            and bool(failed[0].args["terminated"])
+            and carol_slash == STAKE * self.params.proof_slash_bps // 10_000,
+        )
+
+        self.say("the response window passes; the validator settles bob's expired challenge")
+        await self.chain(partial(self.backend.time_travel, self.params.response_window + 1))
+        slashed_ids = await self.chain(self.val_duty.slash_expired_once)
+        for t in self.val_duty.status.txs:
+            if t["step"] == "slashExpired":
+                self.txs.append({**t, "step": f"validator: slashExpired({t['id']}) (bob)"})
+        bob_c = await self.chain(partial(alice.c.commitment_of, root, 1))
+        alice_c = await self.chain(partial(alice.c.commitment_of, root, 0))
+        carol_c = await self.chain(partial(alice.c.commitment_of, root, 2))
+        bob_slash = STAKE - bob_c.stake
+        self.check(
+            "bob's expiry is a fault: a small slash, and he keeps his slot",
+            slashed_ids == [by_host["bob"].id]
+            and bob_slash == STAKE * self.params.fault_slash_bps // 10_000
+            and bob_c.faults == 1
+            and not bob_c.terminated,
+        )
+        self.check(
+            "alice's stake is untouched and her slot is proven",
+            alice_c.stake == STAKE and alice_c.last_proven_at > 0,
+        )
+        available = await self.chain(partial(alice.c.is_available, root, 1, 3600))
+        self.check("the chain's isAvailable reflects alice's fresh proof", available)
+
+        owed = {
+            "alice": await self.chain(partial(alice.c.owed_to, alice.address)),
+            "validator": await self.chain(partial(alice.c.owed_to, self.validator.address)),
+        }
+        self.check(
+            "alice is owed a storage payment; the validator its bonds, reward and slash share",
+            owed["alice"] > 0 and owed["validator"] > 0,
+        )
+        alice.d.withdraw_owed_once(force=True)
+        for w in alice.d.status.withdrawals:
+            self.txs.append({"step": "alice: DataAvailability.withdrawOwed", **w})
+        vres = await self.chain(self.val_client.withdraw_owed)
+        self.txs.append(_tx("validator: DataAvailability.withdrawOwed", vres))
+        self.summary["hosting"] = {
+            "challenges": [
+                {"id": r.id, "host": self.name_of(r.host), "slot": r.slot, "tx": r.tx_hash}
+                for r in issued
+            ],
+            "alice": {
+                "slot": 0,
+                "outcome": "passed",
+                "stake_wei": alice_c.stake,
+                "owed_wei": owed["alice"],
+            },
+            "bob": {
+                "slot": 1,
+                "outcome": "expired (fault)",
+                "slashed_wei": bob_slash,
+                "stake_wei": bob_c.stake,
+                "faults": bob_c.faults,
+            },
+            "carol": {
+                "slot": 2,
+                "outcome": "invalid proof (deletion evidence)",
+                "slashed_wei": carol_slash,
+                "stake_wei": carol_c.stake,
+                "terminated": carol_c.terminated,
+            },
+            "validator_owed_wei": owed["validator"],
+            "available": available,
+        }
+
+    async def _outsource_answer(self, challenge_id: int) -> Any:
+        """Carol's strategy: fetch on challenge from another host, answer with that."""
+        carol, alice = self.carol, self.alice
+        ch = await self.chain(partial(carol.c.get_challenge, challenge_id))
+        while ch.indices is None:  # the same wait as an honest host's
+            await self.chain(partial(ClientPort(carol.c).mine_if_dev, 2))
+            ch = await self.chain(partial(carol.c.get_challenge, challenge_id))
+        async with trio.open_nursery() as nursery:
+            await self._serve(nursery, alice)
+            await self._fetch(carol, [alice], carol.data_dir / "refetched.bin")
+            nursery.cancel_scope.cancel()
+        # The chunks prove the content, not slot 2 (which exists nowhere she can fetch it from).
+        answers = [prove_segment(carol.store, self.root, i) for i in ch.indices]
+        return await self.chain(
+            partial(
+                carol.c.respond,
+                challenge_id,
+                [seg for seg, _ in answers],
+                [path for _, path in answers],
+            )
+        )
+
+    # 8. forged receipts -------------------------------------------------------------------
+
+    async def forged_receipts(self) -> None:
+        alice = self.alice
+        self.say("alice forges self-dealt receipts (a sybil receiver key of her own)")
+        await self._drain_receipts(alice)  # carol's re-fetch, paid like any other
+        sybil = Account.create()
+        now = int(await self.chain(self.backend.timestamp)) - 5
+        forged = [
+            Receipt(os.urandom(32), alice.address, sybil.address, 2**64 - 1, 1, 10**12, 1, now),
+            Receipt(self.root, alice.address, sybil.address, 2**64 - 1, 1, 10**12, 2, now),
+        ]
+        signed = [sign_receipt(sybil, r, self.domain) for r in forged]
+        before = await self.chain(partial(alice.c.served_bytes, alice.address, self.epoch))
+        for s in signed:
+            alice.box.add(s)
+        await self.chain(alice.d.submit_receipts_once)  # her node's pre-check refuses them
+        reasons = {
+            r.receipt.receipt.nonce: r.reason
+            for r in alice.box.list("rejected")
+            if r.receipt.receipt.receiver == sybil.address
+        }
+        # An attacker skips the pre-check: the contract judges each receipt itself.
+        report = await self.chain(partial(alice.c.submit_receipts, signed, precheck=False))
+        for tx in report.txs:
+            self.txs.append(_tx("alice: submitBatch(forged receipts), no pre-check", tx))
+        on_chain = {r.receipt.receipt.nonce: r.reason for r in report.rejected}
+        after = await self.chain(partial(alice.c.served_bytes, alice.address, self.epoch))
+        want = {1: "RootNotRegistered", 2: "ExceedsSize"}
+        self.check(
+            "forged receipts are refused by the node and by the contract "
+            "(unregistered root; 2^64-1 bytes > registered size)",
+            reasons == want and on_chain == want and not report.accepted,
+        )
+        self.check("the forged receipts credited nothing", after == before)
+        self.summary["forged_receipts"] = [
+            {
+                "root": root_hex(r.content_root),
+                "bytes": r.bytes_served,
+                "verdict": on_chain.get(i),
+                "tx": report.tx_hash,
+            }
+            for i, r in zip((1, 2), forged, strict=True)
+        ]
+
+    # 9. rewards ---------------------------------------------------------------------------
+
+    async def rewards(self) -> None:
+        epoch = self.epoch
+        self.say("the validator indexes the chain, allocates the epoch from the ledger, posts")
+        caps = {
+            n.name: await self.chain(partial(n.c.fee_cap, n.address, epoch)) for n in self.nodes
+        }
+        # Half of what the caps allow: the shares, not the caps, decide (reputation shows).
+        budget = sum(caps.values()) // 2
+        for res in await self.chain(partial(self.funder.fund_epoch, epoch, budget)):
+            self.txs.append(_tx(f"fund epoch {epoch} (HostingRewards)", res))
+        ledger_db = self.val_db.prefixed_db(b"ledger/")
+        allocation, ledger, applied = await self.chain(
+            partial(
+                compute_allocation,
+                ledger_db,
+                self.backend,
+                self.deployment,
+                epoch,
+                budget,
+                rebate_bps=self.params.rebate_bps,
+            )
+        )
+        reps = {n.name: ledger.reputation(n.address.lower()) for n in self.nodes}
+        self.check(
+            "the ledger remembers: alice > bob (a fault), carol disqualified (deletion evidence)",
+            reps["alice"].score > reps["bob"].score and reps["carol"].disqualified,
+        )
+        amounts = {self.name_of(h): a for h, a in allocation.amounts}
+        fees = {
+            n.name: sum(
+                h.total_fees for h in ledger.epoch_stats(epoch) if h.host == n.address.lower()
+            )
+            for n in self.nodes
+        }
+        self.check(
+            "rewards follow reputation: bob (a fault) earns less per wei of fees than alice",
+            amounts.get("bob", 0) * fees["alice"] < amounts.get("alice", 0) * fees["bob"],
+        )
+        self.check(
+            "every allocated amount is within its host's fee cap",
+            all(a <= caps[name] for name, a in amounts.items()),
+        )
+        posted = await self.chain(
+            partial(sign_and_post, self.val_client, allocation, [self.validator])
+        )
+        if posted.tx is not None:
+            self.txs.append(_tx("validator: HostingRewards.postAllocation (quorum 1)", posted.tx))
+        claims: dict[str, int] = {}
+        for node in self.nodes:
+            key = next(
+                (h for h, _ in allocation.amounts if h.lower() == node.address.lower()), None
+            )
+            if key is None or posted.tree is None:
+                continue
+            amount = posted.tree.amount_for(key)
+            res = await self.chain(
+                partial(node.c.claim, epoch, ZERO_ADDRESS, key, amount, posted.tree.proof_for(key))
+            )
+            self.txs.append(_tx(f"{node.name}: HostingRewards.claim", res))
+            claims[node.name] = amount
+        self.check(
+            "alice and bob (both served paid bytes) claimed rewards",
+            claims.get("alice", 0) > 0 and claims.get("bob", 0) > 0,
+        )
+        self.check("carol earned nothing", "carol" not in claims)
+        paid = await self.chain(partial(self.val_client.paid, epoch))
+        self.check("paid == claimed <= funded", paid == sum(claims.values()) <= budget)
+        self.summary["rewards"] = {
+            "epoch": epoch,
+            "funded_wei": budget,
+            "fees_wei": fees,
+            "ledger_events": applied,
+            "reputation": {
+                k: {
+                    "score": round(float(r.score), 4),
+                    "passes": r.passes,
+                    "disqualified": r.disqualified,
+                }
+                for k, r in reps.items()
+            },
+            "fee_cap_wei": caps,
+            "allocation_wei": amounts,
+            "claimed_wei": claims,
+            "paid_wei": paid,
+        }
+
+
+@dataclass(frozen=True)
+class _Res:
+    """A recorded transaction, shaped like ``TxResult`` for :func:`_tx`."""
+
+    tx_hash: str
+    gas_used: int
+    block: int
