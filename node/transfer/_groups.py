@@ -1,8 +1,10 @@
 """Collapse trio's ExceptionGroups into the one error callers expect.
 
 Nurseries wrap every failure in an ExceptionGroup; the engine's callers want a single typed
-error (``CorruptChunk``, ``PeerDisconnected``...). Cancellations are ignored; a transfer error
-wins over a transport error, which wins over anything else (re-raised as the group).
+error (``CorruptChunk``, ``PeerDisconnected``...). Cancellations are ignored; Ctrl-C
+(``KeyboardInterrupt``) wins over everything (the CLI maps it to INTERRUPTED; wrapped in a
+group it used to escape as a traceback), then a transfer error, then a transport error;
+anything else is re-raised as the group.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ async def collapse_groups() -> AsyncIterator[None]:
         yield
     except BaseExceptionGroup as group:
         found = [e for e in leaves(group) if not isinstance(e, trio.Cancelled)]
-        for kind in (TransferError, TransportError):
+        for kind in (KeyboardInterrupt, TransferError, TransportError):
             for leaf in found:
                 if isinstance(leaf, kind):
                     raise leaf from None

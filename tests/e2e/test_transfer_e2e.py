@@ -250,3 +250,42 @@ def _present_without_lock(data: Path) -> int:
     """Count chunk files the receiver has written (the store is locked by the running get)."""
     chunks = data / "store" / "chunks"
     return sum(1 for _ in chunks.rglob("*") if _.is_file()) if chunks.exists() else 0
+
+
+def test_ctrl_c_pays_for_what_arrived(tmp_path: Path) -> None:
+    """Ctrl-C mid-transfer: the receiver still signs a receipt for the verified chunks it
+    stored, and the provider's outbox holds receipts for exactly those bytes (before, an
+    interrupted transfer earned the provider nothing)."""
+    from node.transfer import ReceiptBox
+
+    prov = tmp_path / "provider"
+    cli(prov, "init")
+    src = tmp_path / "src.bin"
+    write_random(src, 24 * MiB)
+    root = cli(prov, "add", str(src))["root"]
+    server = Server(prov)
+    receiver = tmp_path / "receiver"
+    cli(receiver, "init")
+    try:
+        cmd = [sys.executable, "-m", "node.cli", "-d", str(receiver), "--json", "get", root,
+               "--peer", server.peer, "--limit-rate", "4M"]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            if _present_without_lock(receiver) >= 6:
+                break
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130  # INTERRUPTED
+    finally:
+        assert server.stop() == 0
+    with Store.open(receiver / "store") as store:
+        r = bytes.fromhex(root[2:])
+        missing = set(store.missing_chunks(r))
+    present = 24 - len(missing)
+    assert 0 < present < 24, "the interrupt must land mid-transfer"
+    with ReceiptBox.open(prov / "receipts") as box:
+        receipts = [s.receipt for s in box.pending()]
+    assert sum(r.bytes_served for r in receipts) == present * MiB
+    assert sum(r.chunks for r in receipts) == present
+    assert all(r.payment > 0 for r in receipts)
