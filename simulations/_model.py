@@ -6,7 +6,8 @@ period per epoch). Per period:
 1. **Who is online.** Each host is offline for the whole period with its strategy's
    probability (honest hosts: ``market.honest_offline``).
 2. **Downloads.** Each root's requests (Poisson, popularity by Zipf, ``request_gib`` each) are
-   served by the online, serving hosts of its slots in proportion to the rows they hold. The receiver pays ``price`` per GiB; ``receiptFeeBps`` of it is burnt, the provider
+   served by the online, serving hosts of its slots in proportion to the rows they hold. The
+   receiver pays ``price`` per GiB; ``receiptFeeBps`` of it is burnt, the provider
    keeps the rest (docs/incentives.md §3.2). The sybil ring's receivers pay its providers for
    fake downloads on top.
 3. **Challenges.** Every active slot is due with probability ``dueBps / 10000`` (the chain's

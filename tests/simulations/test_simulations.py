@@ -1,182 +1,213 @@
-"""Incentive model tests: small scenarios (a second or so each) that assert outcomes that
-could go either way, including one where the contract parameters fail to deter cheating."""
+"""Simulation tests: small scenarios (a second or so each) asserting outcomes that could go
+either way, the product's rules and defaults really being the ones used, and the CLI's files."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
+from chain.deploy import DeployParams
+from node.content import DEFAULT_DATA_SHARDS, DEFAULT_SLOT_COUNT, draw_sample_indices
 from simulations import (
-    STRATEGIES,
+    NAMES,
+    Model,
     ScenarioError,
     load_scenario,
     main,
-    run_scenario,
+    run_seeds,
     scenario_from_dict,
+    summary,
 )
 from simulations._cli import bundled_scenarios
-from simulations._ledger import SimLedger
-from simulations._strategies import farm_best_response
+from simulations._model import CATEGORIES, _lost
+from simulations._runner import resolve
+from simulations._stats import mean_ci95, t975
 
-HONEST, DELETER, FREE_RIDER, SYBIL, INTERMITTENT = range(5)
-
-SMALL = {
-    "run": {"name": "small", "seed": 7, "epochs": 12},
-    "network": {
-        "hosts": 100,
-        "roots": 120,
-        "roots_per_host": 10,
-        "clients": 10,
-        "requests_per_epoch": 300,
-    },
-    "sybil": {"fee_usd_per_gib": 1.0},
-}
+SMALL = bundled_scenarios()["small"]
 
 
-def small(**sections: dict) -> dict:
-    out = {k: dict(v) for k, v in SMALL.items()}
-    for name, values in sections.items():
-        out.setdefault(name, {}).update(values)
-    return out
+@pytest.fixture(scope="module")
+def small_summary() -> dict:
+    res = run_seeds(load_scenario(SMALL), seeds=4, workers=1)
+    return summary(res)
 
 
-def test_same_seed_same_result_and_other_seed_differs() -> None:
-    s = scenario_from_dict(small())
-    a, b = run_scenario(s), run_scenario(s)
-    assert np.array_equal(a.strategy, b.strategy)
-    for m in ("profit", "reward", "slashed", "real_gib"):
-        assert np.array_equal(a.matrix(m), b.matrix(m)), m
-    c = run_scenario(s.with_values({"run.seed": 8}))
-    assert not np.array_equal(a.matrix("reward"), c.matrix("reward"))
+def test_protocol_is_the_deployment_default() -> None:
+    setup = resolve(load_scenario(SMALL))
+    deploy = DeployParams()
+    for f in dataclasses.fields(deploy):
+        if f.name in setup.protocol:
+            assert setup.protocol[f.name] == getattr(deploy, f.name), f.name
+    assert setup.protocol["data_shards"] == DEFAULT_DATA_SHARDS
+    assert setup.protocol["slot_count"] == DEFAULT_SLOT_COUNT
+    assert setup.fallbacks == ()  # nothing came from the simulation's own table
+    over = resolve(scenario_from_dict({"protocol": {"due_bps": 10_000}}))
+    assert over.protocol["due_bps"] == 10_000
 
 
-def test_baseline_parameters_make_honesty_pay_best() -> None:
-    base = load_scenario(bundled_scenarios()["baseline"])
-    s = base.with_values(
+def test_same_seed_same_numbers_other_seed_differs() -> None:
+    sc = load_scenario(SMALL)
+    setup = resolve(sc)
+    a = Model(sc, setup.protocol, setup.fetch_unit, 5).run()
+    b = Model(sc, setup.protocol, setup.fetch_unit, 5).run()
+    c = Model(sc, setup.protocol, setup.fetch_unit, 6).run()
+    assert np.array_equal(a.money, b.money) and np.array_equal(a.counts, b.counts)
+    assert a.network == b.network
+    assert not np.array_equal(a.money, c.money)
+
+
+def test_parallel_equals_serial() -> None:
+    sc = load_scenario(SMALL).with_values({"run.epochs": 4})
+    one = run_seeds(sc, seeds=2, workers=1)
+    two = run_seeds(sc, seeds=2, workers=2)
+    assert np.array_equal(one.money(), two.money())
+
+
+def test_summary_schema_and_intervals(small_summary: dict) -> None:
+    strategies = small_summary["strategies"]
+    assert set(strategies) == set(NAMES)  # the small scenario has every strategy
+    for name, s in strategies.items():
+        lo, hi = s["roi_ci95"]
+        assert isinstance(s["roi_mean"], float)
+        assert lo <= s["roi_mean"] <= hi, name
+        assert len(s["roi_per_seed"]) == 4
+        assert s["roi_mean"] == pytest.approx(np.mean(s["roi_per_seed"]))
+    json.dumps(small_summary)  # plain data
+
+
+def test_honest_beats_the_attacks_on_a_small_scenario(small_summary: dict) -> None:
+    strategies = small_summary["strategies"]
+    honest_lo = strategies["honest"]["roi_ci95"][0]
+    for name in ("sybil-ring", "outsourcer", "free-rider", "lazy-50", "challenge-griefer"):
+        assert strategies[name]["roi_ci95"][1] < honest_lo, name
+    # the ring pays more than it gets back: ROI below 1 (it loses money), whatever the subsidy
+    assert strategies["sybil-ring"]["roi_ci95"][1] < 1.0
+    assert strategies["free-rider"]["roi_mean"] == 0.0
+
+
+def test_lazy5_loses_more_than_it_saves(small_summary: dict) -> None:
+    lazy = small_summary["checks"]["lazy5"]
+    assert lazy["storage_saved_usd_per_host_epoch"] > 0
+    assert lazy["lost_usd_per_host_epoch"] > lazy["storage_saved_usd_per_host_epoch"]
+
+
+def test_subsidy_never_exceeds_the_fee_rebate_nor_the_budget() -> None:
+    sc = load_scenario(SMALL).with_values({"market.rewards_eth_per_host_epoch": 1.0})
+    res = run_seeds(sc, seeds=2, workers=1)
+    money = res.money()  # (seeds, epochs, strategies, categories)
+    rebate = res.setup.protocol["rebate_bps"] / 10_000
+    subsidy = money[..., CATEGORIES.index("subsidy")]
+    fees = money[..., CATEGORIES.index("fees")]
+    assert (subsidy <= rebate * fees * (1 + 1e-9) + 1e-12).all()
+    assert subsidy.sum() > 0
+    for r in res.results:
+        assert r.network["allocated_eth"] <= r.network["budget_eth"]
+
+
+def test_detection_uses_the_products_draw() -> None:
+    """Rows lost with the model's hole pattern, sampled with the product's draw: the failure
+    rate matches 1 - (1 - x)^S (the figure the summary and docs report)."""
+    rng = np.random.default_rng(3)
+    rows, S, x, trials = 40_000, 20, 0.05, 3000
+    salt = np.uint64(12345)
+    lost_fraction = _lost(salt, np.arange(rows, dtype=np.uint64), x).mean()
+    assert lost_fraction == pytest.approx(x, abs=0.005)
+    fails = 0
+    for cid in range(trials):
+        idx = draw_sample_indices(rng.bytes(32), cid, S, rows)
+        fails += bool(_lost(salt, np.asarray(idx, dtype=np.uint64), x).any())
+    expected = 1 - (1 - x) ** S
+    sd = (expected * (1 - expected) / trials) ** 0.5
+    assert abs(fails / trials - expected) < 4 * sd
+
+
+def test_detection_table_meets_the_per_proof_target(small_summary: dict) -> None:
+    det = small_summary["detection"]
+    assert det["samples"] == DeployParams().samples
+    assert det["per_proof_at_half_lost"] == pytest.approx(1 - 0.5 ** det["samples"])
+    assert det["per_proof_meets_1e-6"] is True
+    # a slot is challenged only when due: per period it is caught with dueBps/10^4 of that
+    assert det["per_period_at_half_lost"] == pytest.approx(
+        det["due_bps"] / 10_000 * det["per_proof_at_half_lost"]
+    )
+
+
+def test_storage_only_market_lets_the_outsourcer_keep_up() -> None:
+    """The model can say no: with no downloads and 4 KiB fetches, deleting the slot and
+    rebuilding sampled rows on demand earns at least what storing does."""
+    sc = load_scenario(bundled_scenarios()["storage-only"]).with_values(
         {
-            "run.epochs": 15,
-            "network.hosts": 120,
-            "network.clients": 10,
-            "network.requests_per_epoch": 400,
+            "run.epochs": 20,
+            "run.hosts": 80,
+            "market.fetch_unit_bytes": 4096,
+            "mix.lazy-5-cold": 0,
+            "mix.free-rider": 0,
+            "mix.outsourcer": 0.25,
         }
     )
-    res = run_scenario(s)
-    honest = res.per_host_profit(HONEST)
-    assert honest > 0
-    assert honest > res.per_host_profit(DELETER)
-    assert honest > res.per_host_profit(FREE_RIDER)
+    s = summary(run_seeds(sc, seeds=3, workers=1))["strategies"]
+    assert s["outsourcer"]["roi_mean"] > s["honest"]["roi_mean"]
 
 
-def test_without_challenges_deleting_pays() -> None:
-    """The model can say no: with no challenges, dropping cold content beats storing it."""
-    mix = {"honest": 0.5, "deleter": 0.5, "free_rider": 0, "sybil": 0, "intermittent": 0}
-    econ = {"challenge_rate": 0.0, "storage_usd_per_gib_epoch": 0.003, "epoch_budget_usd": 150.0}
-    res = run_scenario(
-        scenario_from_dict(small(mix=mix, economics=econ, behaviour={"deleter_drop": 0.8}))
-    )
-    assert res.per_host_profit(DELETER) > res.per_host_profit(HONEST)
-    assert res.matrix("slashed").sum() == 0
-    # ... and the same cheat under challenges loses.
-    res2 = run_scenario(
-        scenario_from_dict(
-            small(
-                mix=mix, economics={**econ, "challenge_rate": 0.1}, behaviour={"deleter_drop": 0.8}
-            )
-        )
-    )
-    assert res2.per_host_profit(DELETER) < res2.per_host_profit(HONEST)
+def test_t_interval() -> None:
+    assert t975(9) == pytest.approx(2.262)
+    assert t975(200) == pytest.approx(1.972, abs=1e-3)
+    mean, lo, hi = mean_ci95([1.0, 2.0, 3.0, 4.0])
+    assert mean - lo == pytest.approx(hi - mean)
+    assert mean == 2.5
+    assert hi - mean == pytest.approx(3.182 * np.std([1, 2, 3, 4], ddof=1) / 2)
+    assert mean_ci95([5.0]) == (5.0, 5.0, 5.0)
 
 
-def test_unpriced_receipts_let_a_farmer_take_the_budget_and_a_fee_stops_it() -> None:
-    mix = {"honest": 0.9, "deleter": 0, "free_rider": 0, "sybil": 0.1, "intermittent": 0}
-    free = run_scenario(scenario_from_dict(small(mix=mix, sybil={"fee_usd_per_gib": 0.0})))
-    assert free.reward_share(SYBIL) > 0.8
-    assert free.per_host_profit(SYBIL) > free.per_host_profit(HONEST)
-    fee = run_scenario(scenario_from_dict(small(mix=mix, sybil={"fee_usd_per_gib": 1.0})))
-    assert fee.matrix("fake_gib").sum() == 0
-    assert fee.reward_share(SYBIL) < 0.2
-
-
-def test_allocation_never_exceeds_budget_and_spends_it() -> None:
-    res = run_scenario(scenario_from_dict(small(sybil={"fee_usd_per_gib": 0.0})))
-    for rec in res.records:
-        assert 0 < rec.allocated_wei <= rec.budget_wei
-        assert rec.budget_wei - rec.allocated_wei < res.scenario.network.hosts  # dust only
-
-
-@settings(max_examples=25, deadline=None)
-@given(
-    budget=st.floats(0, 1e6),
-    others=st.floats(0, 1e9),
-    own=st.floats(0, 1e6),
-    cost=st.floats(0, 10),
-    cap=st.floats(0, 1e9),
-)
-def test_farm_best_response_is_a_maximum(budget, others, own, cost, cap) -> None:
-    x = farm_best_response(budget, others, own, cost, cap)
-    assert 0 <= x <= cap
-
-    def profit(v: float) -> float:
-        return budget * (own + v) / (others + own + v) - cost * v if others + own + v else 0.0
-
-    if others > 0:
-        for v in (0.0, cap, x * 0.5, min(cap, x * 1.5 + 1)):
-            assert profit(x) >= profit(v) - 1e-6 * max(1.0, budget)
-
-
-def test_ledger_is_the_products(tmp_path: Path) -> None:
-    with SimLedger() as led:
-        real = np.array([100, 300, 0], dtype=np.int64)
-        zero = np.zeros(3, dtype=np.int64)
-        led.record_epoch(5, real, zero, np.array([1, 0, 0]), np.array([0, 1, 0]))
-        alloc, dense = led.allocate(5, 1000, 3)
-        # weights: 100 * 2/2 = 100 and 300 * 1/3 = 100 -> an even split
-        assert dense == [500, 500, 0]
-        assert alloc.total == 1000
-
-
-def test_cli_writes_csv_json_and_valid_pngs(tmp_path: Path) -> None:
-    scen = tmp_path / "s.toml"
-    scen.write_text(
-        "[run]\nname='cli'\nepochs=4\n[network]\nhosts=40\nroots=40\nroots_per_host=5\n"
-        "clients=5\nrequests_per_epoch=80\n"
-        "[sweep]\nx={param='economics.slash_bps', values=[0, 1000]}\n"
-        "y={param='economics.challenge_rate', values=[0, 0.2]}\n"
-        "[sweep.overrides]\n'run.epochs'=3\n"
-    )
+def test_cli_writes_summary_csv_and_pngs(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert main(["run", str(scen), "--out", str(out)], stdout=io.StringIO()) == 0
-    for name in ("epochs.csv", "network.csv", "hosts.csv", "sweep.csv", "summary.json"):
-        assert (out / name).stat().st_size > 0
-    for name in ("profit", "share", "availability", "slashing", "sweep"):
+    argv = ["run", "small", "--seeds", "2", "--epochs", "3", "--workers", "1", "--out", str(out)]
+    assert main(argv, stdout=io.StringIO()) == 0
+    summ = json.loads((out / "summary.json").read_text())
+    assert summ["strategies"]["honest"]["roi_ci95"][0] <= summ["strategies"]["honest"]["roi_mean"]
+    assert summ["seeds"] == [1, 2]
+    assert (out / "epochs.csv").read_text().count("\n") == 1 + 3 * len(NAMES)
+    for name in ("roi", "profit", "detection"):
         data = (out / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         width, height = struct.unpack(">II", data[16:24])
         assert width > 300 and height > 200
-    assert (out / "sweep.csv").read_text().count("\n") == 5
+    listing = io.StringIO()
+    assert main(["list"], stdout=listing) == 0
+    assert {"baseline", "scale", "small", "evm-small"} <= {
+        line.split("\t")[0] for line in listing.getvalue().splitlines()
+    }
 
 
 def test_bad_scenarios_are_typed_errors(tmp_path: Path) -> None:
     with pytest.raises(ScenarioError, match="unknown key"):
-        scenario_from_dict({"economics": {"slash_bp": 10}})
-    with pytest.raises(ScenarioError, match="slash_bps"):
-        scenario_from_dict({"economics": {"slash_bps": 20_000}})
+        scenario_from_dict({"market": {"eth_usdd": 1}})
+    with pytest.raises(ScenarioError, match="protocol"):
+        scenario_from_dict({"protocol": {"slash_bps": 10}})
+    with pytest.raises(ScenarioError, match="unknown strateg"):
+        scenario_from_dict({"mix": {"honest": 1, "cheater": 1}})
+    with pytest.raises(ScenarioError, match="honest"):
+        scenario_from_dict({"mix": {"lazy-5": 1}})
     with pytest.raises(ScenarioError, match="unknown table"):
         scenario_from_dict({"economy": {}})
     bad = tmp_path / "bad.toml"
     bad.write_text("[run\n")
-    assert main(["run", str(bad), "--out", str(tmp_path)], stderr=io.StringIO()) == 2
+    err = io.StringIO()
+    assert main(["run", str(bad), "--out", str(tmp_path)], stderr=err) == 2
+    assert main(["run", "small", "--set", "nonsense", "--out", str(tmp_path)], stderr=err) == 2
 
 
 def test_bundled_scenarios_load() -> None:
     names = bundled_scenarios()
-    assert {"baseline", "high-cheaters", "low-stake", "sybil"} <= set(names)
+    assert {"baseline", "scale", "sybil-ring", "outsourcer", "small"} <= set(names)
     for path in names.values():
-        assert load_scenario(path).run.epochs >= 1
-    assert len(STRATEGIES) == 5
+        sc = load_scenario(path)
+        assert sc.run.epochs >= 1 and "honest" in sc.fractions()
+    scale = load_scenario(names["scale"])
+    assert (scale.run.hosts, scale.run.epochs) == (1000, 100)
