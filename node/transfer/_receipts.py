@@ -19,6 +19,7 @@ Keys (one LevelDB, or a prefixed sub-database of one shared with other component
     q/<retry_ms u64><seq u64>        -> b""         pending and deferred, by retry time then seq
     i/<seq u64>                      -> b""         inflight
     m/seq, m/nonce, m/count/<state>, m/schema       counters, layout version (2)
+    m/open/bytes, m/open/payment                    totals of pending+deferred+inflight (decimal)
 
 ``pending(limit)`` walks ``q/`` in key order and stops at the first retry time still in the
 future, so 100 far-future deferred receipts cost one key read and never hide a valid receipt
@@ -123,6 +124,15 @@ class ReceiptBox:
         v = self._db.get(key)
         return _U64.unpack(v)[0] if v else 0
 
+    def _get_big(self, key: bytes) -> int:
+        v = self._db.get(key)
+        return int(v) if v else 0
+
+    def _add_open(self, wb: Any, nbytes: int, payment: int) -> None:
+        """Adjust the open totals (unbounded integers, stored as decimal text)."""
+        wb.put(b"m/open/bytes", str(self._get_big(b"m/open/bytes") + nbytes).encode())
+        wb.put(b"m/open/payment", str(self._get_big(b"m/open/payment") + payment).encode())
+
     @staticmethod
     def _nonce_key(receiver: str, nonce: int) -> bytes:
         return b"k/" + bytes.fromhex(receiver[2:]) + _U64.pack(nonce)
@@ -191,6 +201,8 @@ class ReceiptBox:
                 wb.put(key, _U64.pack(seq))
                 self._put(wb, None, rec)
                 wb.put(b"m/count/pending", _U64.pack(self._get_int(b"m/count/pending") + 1))
+                r = signed.receipt
+                self._add_open(wb, r.bytes_served, r.payment)
             return True
 
     def has(self, receiver: str, nonce: int) -> bool:
@@ -248,6 +260,7 @@ class ReceiptBox:
     ) -> int:
         """Move every receipt in ``allowed`` states to ``state`` in ONE synced batch."""
         changed = 0
+        closed_bytes = closed_payment = 0
         with self._lock, self._db.write_batch(sync=True) as wb:
             counts = {s: self._get_int(b"m/count/" + s.encode()) for s in STATES}
             seen: dict[int, StoredReceipt] = {}  # this batch's own writes (duplicates in input)
@@ -274,8 +287,13 @@ class ReceiptBox:
                 counts[rec.state] -= 1
                 counts[state] += 1
                 changed += 1
+                if rec.state in _OPEN and state not in _OPEN:
+                    closed_bytes += rec.receipt.receipt.bytes_served
+                    closed_payment += rec.receipt.receipt.payment
             for s, n in counts.items():
                 wb.put(b"m/count/" + s.encode(), _U64.pack(max(0, n)))
+            if closed_bytes or closed_payment:
+                self._add_open(wb, -closed_bytes, -closed_payment)
         return changed
 
     def mark_inflight(self, receipts: Iterable[SignedReceipt], tx_hash: str) -> int:
@@ -305,17 +323,10 @@ class ReceiptBox:
 
     def counts(self) -> dict[str, int]:
         """Receipts per state, and the bytes and wei still open (pending/deferred/inflight)."""
-        out = {s: self._get_int(b"m/count/" + s.encode()) for s in STATES}
-        nbytes = payment = 0
         with self._lock:
-            seqs = [_QKEY.unpack(k[2:])[1] for k, _ in self._db.iterator(prefix=b"q/")]
-            seqs += [_U64.unpack(k[2:])[0] for k, _ in self._db.iterator(prefix=b"i/")]
-            for seq in seqs:
-                r = self._load(seq).receipt.receipt
-                nbytes += r.bytes_served
-                payment += r.payment
-        out["bytes_pending"] = nbytes
-        out["payment_pending"] = payment
+            out = {s: self._get_int(b"m/count/" + s.encode()) for s in STATES}
+            out["bytes_pending"] = self._get_big(b"m/open/bytes")
+            out["payment_pending"] = self._get_big(b"m/open/payment")
         return out
 
     def next_nonce(self) -> int:

@@ -144,6 +144,9 @@ def test_counts_match_states_after_mixed_transitions(box: ReceiptBox) -> None:
     for state in ("pending", "deferred", "inflight", "submitted", "rejected"):
         assert counts[state] == by_state.get(state, 0), state
     assert counts["deferred"] == 3 and counts["pending"] == 3
+    open_recs = [r for r in box.list() if r.state in ("pending", "deferred", "inflight")]
+    assert counts["bytes_pending"] == sum(r.receipt.receipt.bytes_served for r in open_recs)
+    assert counts["payment_pending"] == sum(r.receipt.receipt.payment for r in open_recs) == 6000
 
 
 def test_v1_box_is_refused_not_misread(tmp_path: Path) -> None:
