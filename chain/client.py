@@ -28,7 +28,7 @@ from .backend import ChainBackend
 from .contracts import load_artifact
 from .deploy import Deployment
 from .eip712 import ZERO_ADDRESS, RewardsDomain, recover_allocation_signer, sign_allocation
-from .errors import ChainRevert, ChainUsageError
+from .errors import ChainUsageError
 from .events import ChainEvent, EventDecoder
 from .reverts import map_errors
 from .tx import TxResult, send_transaction
@@ -162,6 +162,9 @@ class Commitment:
     last_proven_at: int
     faults: int
     ready_at: int  #: exit time (0 while active)
+    terminated: bool = False  #: forced out (deletion evidence or too many faults)
+    open_challenge: int = 0
+    challenged_period: int = 0  #: period of the last challenge plus one (0: never)
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -493,6 +496,11 @@ class ChainClient:
     def is_registered(self, root: bytes | str) -> bool:
         return bool(self._view(self.registry.functions.isRegistered(_root(root))))
 
+    def registered_size(self, root: bytes | str) -> int | None:
+        """The registered size, ``None`` if the root is not registered (one call)."""
+        registered, size = self._view(self.registry.functions.registeredSize(_root(root)))
+        return int(size) if registered else None
+
     def size_of(self, root: bytes | str) -> int:
         return int(self._view(self.registry.functions.sizeOf(_root(root))))
 
@@ -648,9 +656,7 @@ class ChainClient:
                 reject(signed, "Stale")
                 continue
             if r.content_root not in sizes:
-                sizes[r.content_root] = (
-                    self.size_of(r.content_root) if self.is_registered(r.content_root) else None
-                )
+                sizes[r.content_root] = self.registered_size(r.content_root)
             size = sizes[r.content_root]
             if size is None:
                 reject(signed, "RootNotRegistered")
@@ -728,15 +734,15 @@ class ChainClient:
 
     @property
     def challenge_bond(self) -> int:
-        return int(self.da_params()["challengeBond"])
+        """The bond a challenge costs now (the owner may change it for later challenges)."""
+        return int(self._view(self.da.functions.challengeBond()))
 
     def current_period(self) -> int:
         return int(self._view(self.da.functions.currentPeriod()))
 
     def period_start(self, period: int) -> int:
         """First block of proof period ``period``."""
-        genesis = self._immutable(self.da, "genesisBlock")
-        return genesis + period * int(self.da_params()["periodBlocks"])
+        return int(self._view(self.da.functions.startBlock(period)))
 
     def is_due(self, root: bytes | str, slot: int) -> bool:
         return bool(self._view(self.da.functions.isDue(_root(root), slot)))
@@ -777,6 +783,9 @@ class ChainClient:
             last_proven_at=int(_pick(c, "lastProvenAt", default=0)),
             faults=int(_pick(c, "faults", default=0)),
             ready_at=int(_pick(c, "readyAt", default=0)),
+            terminated=bool(_pick(c, "terminated", default=False)),
+            open_challenge=int(_pick(c, "openChallenge", default=0)),
+            challenged_period=int(_pick(c, "challengedPeriod", default=0)),
             raw=c,
         )
 
@@ -829,17 +838,16 @@ class ChainClient:
 
     def sample_indices_of(self, challenge_id: int) -> tuple[int, ...] | None:
         """The drawn sample indices as the node's ``eth_call`` sees them (``None`` before)."""
-        fn = _abi_fn(self.da.abi, "sampleIndicesOf")
-        try:
-            value = self._view(self.da.functions.sampleIndicesOf(challenge_id))
-        except ChainRevert as exc:
-            if exc.name == "SeedNotReady":
-                return None
-            raise
-        if len(fn["outputs"]) == 2:  # (bool ready, uint256[] indices)
-            ready, indices = value
-            return tuple(int(i) for i in indices) if ready else None
-        return tuple(int(i) for i in value)
+        value = self._view(self.da.functions.sampleIndicesOf(challenge_id))
+        # Empty before block seedBlock + 1 and once the seed hash is out of reach (samples >= 1).
+        return tuple(int(i) for i in value) or None
+
+    def draw_sample_indices(
+        self, seed: bytes, challenge_id: int, samples: int, rows: int
+    ) -> list[int]:
+        """The contract's pure ``drawSampleIndices`` (checks node.content's twin)."""
+        fn = self.da.functions.drawSampleIndices(bytes(seed), challenge_id, samples, rows)
+        return [int(i) for i in self._view(fn)]
 
     def get_challenge(self, challenge_id: int) -> Challenge:
         """Challenge ``challenge_id``; ``indices`` is ``None`` until the seed is usable.
@@ -896,30 +904,20 @@ class ChainClient:
 
     def due_commitments(self) -> list[tuple[bytes, int, str]]:
         """``(root, slot, host)`` of every taken slot due this period and not yet challenged in
-        it (the validator's schedule). Slots come from the ``Committed`` logs."""
+        it (the validator's schedule). Roots come from the ``Committed`` logs; each root's slots
+        from ``hostsOf`` (one call per root, at most 64 slots)."""
         period = self.current_period()
-        start = self.period_start(period)
-        challenged = {
-            (bytes(e.args["root"]), int(e.args["slot"]))
-            for e in self._logs(
-                self.da, "ChallengeIssued", from_block=max(start, self.deployment.block)
-            )
-        }
-        slots = {
-            (bytes(e.args["root"]), int(e.args["slot"])) for e in self._logs(self.da, "Committed")
-        }
+        roots = sorted({bytes(e.args["root"]) for e in self._logs(self.da, "Committed")})
         out: list[tuple[bytes, int, str]] = []
-        hosts: dict[bytes, list[str]] = {}
-        for root, slot in sorted(slots):
-            if (root, slot) in challenged:
-                continue
-            if root not in hosts:
-                hosts[root] = self.hosts_of(root)
-            host = hosts[root][slot] if slot < len(hosts[root]) else ZERO_ADDRESS
-            if host == ZERO_ADDRESS or self.open_challenge(root, slot):
-                continue
-            if self.is_due(root, slot):
-                out.append((root, slot, host))
+        for root in roots:
+            for slot, host in enumerate(self.hosts_of(root)):
+                if host == ZERO_ADDRESS:
+                    continue
+                c = self.commitment_of(root, slot)
+                if c.open_challenge or c.challenged_period == period + 1 or c.terminated:
+                    continue
+                if self.is_due(root, slot):
+                    out.append((root, slot, host))
         return out
 
     # -- DataAvailability: payments ------------------------------------------------------------
@@ -928,7 +926,7 @@ class ChainClient:
         return self._tx(self.da.functions.fundStorage(_root(root)), value=amount)
 
     def storage_budget(self, root: bytes | str) -> int:
-        return int(self._view(self.da.functions.storageBudget(_root(root))))
+        return int(self._view(self.da.functions.storageBudgetOf(_root(root))))
 
     def fund_rewards(self, amount: int) -> TxResult:
         return self._tx(self.da.functions.fundRewards(), value=amount)
@@ -1019,9 +1017,10 @@ class ChainClient:
         return self._tx(fn)
 
     def fee_cap(self, host: str, epoch: int) -> int:
-        """The most ETH ``host`` can claim for ``epoch`` (same formula as the contract)."""
-        fees = self.fees_of(host, epoch) + self.storage_fees_of(host, epoch)
-        return self._immutable(self.rewards, "rebateBps") * fees // 10_000
+        """The most ETH ``host`` can claim for ``epoch``: ``rebateBps`` of the receipt and
+        storage fees its payments burnt that epoch."""
+        fn = self.rewards.functions.feeCapOf(to_checksum_address(host), epoch)
+        return int(self._view(fn))
 
     def rollover(self, epoch: int, to_epoch: int, token: str = ZERO_ADDRESS) -> TxResult:
         """Move what ``epoch`` did not pay out to the later, unposted ``to_epoch``."""

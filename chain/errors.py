@@ -13,14 +13,78 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "KNOWN_REVERTS",
+    "AllocationExceedsFunding",
+    "AllocationExhausted",
+    "AllocationExists",
+    "AlreadyChallengedThisPeriod",
+    "AlreadyClaimed",
+    "AlreadyRegistered",
     "ArtifactMissing",
     "ChainError",
     "ChainRevert",
     "ChainUnavailable",
     "ChainUsageError",
+    "ChallengeAlreadyOpen",
+    "ChallengeExpired",
+    "ChallengeNotExpired",
+    "ChallengeNotOpen",
+    "ChallengeStillOpen",
+    "ClaimWindowOpen",
     "DeploymentMissing",
+    "EmptyBatch",
+    "EpochClosed",
+    "ExceedsFeeCap",
+    "ExitAlreadyRequested",
+    "ExitDelayNotElapsed",
+    "ExitNotRequested",
+    "FailedCall",
+    "HostHasSlot",
+    "ImmutableParam",
+    "InsufficientBalance",
+    "InsufficientStake",
+    "InvalidGeometry",
+    "InvalidParams",
+    "InvalidProof",
+    "InvalidQuorum",
+    "InvalidRebate",
+    "InvalidRolloverTarget",
+    "InvalidShortString",
+    "InvalidSlot",
+    "InvalidSlotProof",
+    "InvalidSlots",
+    "LengthMismatch",
+    "NoAllocation",
+    "NoWithdrawalRequested",
+    "NotChallengeable",
+    "NotChallengedHost",
+    "NotCommitted",
+    "NotContentOwner",
+    "NotHost",
+    "NotPosted",
+    "NotRegistered",
+    "NotValidator",
+    "NothingToWithdraw",
+    "OwnableInvalidOwner",
+    "OwnableUnauthorizedAccount",
+    "QuorumNotMet",
+    "ReentrancyGuardReentrantCall",
     "RegistrationMismatch",
     "ReorgTooDeep",
+    "RootNotRegistered",
+    "SafeERC20FailedOperation",
+    "SampleCountMismatch",
+    "SeedNotReady",
+    "SignersNotSorted",
+    "SizeProofInvalid",
+    "SlotTaken",
+    "StringTooLong",
+    "ValidatorExists",
+    "WithdrawalLocked",
+    "WrongBond",
+    "ZeroAddress",
+    "ZeroAmount",
+    "ZeroRows",
     "revert_class",
 ]
 
@@ -107,3 +171,81 @@ def revert_class(name: str) -> type[ChainRevert]:
 
 def _rebuild(name: str, args: dict[str, Any], data: bytes, message: str) -> ChainRevert:
     return revert_class(name)(name, args, data, message)
+
+
+# -- the suite's custom errors, by name --------------------------------------------------------
+# Each is ``revert_class(name)``: the same class the decoders build from revert data on py-evm
+# and on anvil, so ``except chain.errors.SizeProofInvalid`` catches it from either backend.
+# tests/chain/test_errors.py checks that every error in the ABIs is listed here.
+
+# ContentRegistry
+AlreadyRegistered = revert_class("AlreadyRegistered")
+NotRegistered = revert_class("NotRegistered")
+InvalidGeometry = revert_class("InvalidGeometry")
+InvalidSlots = revert_class("InvalidSlots")
+SizeProofInvalid = revert_class("SizeProofInvalid")
+NotContentOwner = revert_class("NotContentOwner")
+ZeroAddress = revert_class("ZeroAddress")
+# TransferReceipts (submitBatch reverts only on these two; receipts are judged one by one)
+LengthMismatch = revert_class("LengthMismatch")
+EmptyBatch = revert_class("EmptyBatch")
+InvalidParams = revert_class("InvalidParams")
+ZeroAmount = revert_class("ZeroAmount")
+NoWithdrawalRequested = revert_class("NoWithdrawalRequested")
+WithdrawalLocked = revert_class("WithdrawalLocked")
+NothingToWithdraw = revert_class("NothingToWithdraw")
+# DataAvailability
+ImmutableParam = revert_class("ImmutableParam")
+RootNotRegistered = revert_class("RootNotRegistered")
+InvalidSlot = revert_class("InvalidSlot")
+InvalidSlotProof = revert_class("InvalidSlotProof")
+SlotTaken = revert_class("SlotTaken")
+HostHasSlot = revert_class("HostHasSlot")
+InsufficientStake = revert_class("InsufficientStake")
+NotCommitted = revert_class("NotCommitted")
+NotHost = revert_class("NotHost")
+ExitAlreadyRequested = revert_class("ExitAlreadyRequested")
+ExitNotRequested = revert_class("ExitNotRequested")
+ExitDelayNotElapsed = revert_class("ExitDelayNotElapsed")
+ChallengeStillOpen = revert_class("ChallengeStillOpen")
+WrongBond = revert_class("WrongBond")
+NotChallengeable = revert_class("NotChallengeable")
+ChallengeAlreadyOpen = revert_class("ChallengeAlreadyOpen")
+AlreadyChallengedThisPeriod = revert_class("AlreadyChallengedThisPeriod")
+ChallengeNotOpen = revert_class("ChallengeNotOpen")
+NotChallengedHost = revert_class("NotChallengedHost")
+SeedNotReady = revert_class("SeedNotReady")
+ChallengeExpired = revert_class("ChallengeExpired")
+ChallengeNotExpired = revert_class("ChallengeNotExpired")
+SampleCountMismatch = revert_class("SampleCountMismatch")
+ZeroRows = revert_class("ZeroRows")
+# HostingRewards
+NotValidator = revert_class("NotValidator")
+ValidatorExists = revert_class("ValidatorExists")
+InvalidQuorum = revert_class("InvalidQuorum")
+SignersNotSorted = revert_class("SignersNotSorted")
+QuorumNotMet = revert_class("QuorumNotMet")
+AllocationExceedsFunding = revert_class("AllocationExceedsFunding")
+AllocationExists = revert_class("AllocationExists")
+NoAllocation = revert_class("NoAllocation")
+AlreadyClaimed = revert_class("AlreadyClaimed")
+InvalidProof = revert_class("InvalidProof")
+AllocationExhausted = revert_class("AllocationExhausted")
+InvalidRebate = revert_class("InvalidRebate")
+ExceedsFeeCap = revert_class("ExceedsFeeCap")
+EpochClosed = revert_class("EpochClosed")
+InvalidRolloverTarget = revert_class("InvalidRolloverTarget")
+ClaimWindowOpen = revert_class("ClaimWindowOpen")
+NotPosted = revert_class("NotPosted")
+# OpenZeppelin (Ownable, ReentrancyGuardTransient, Address, SafeERC20, ShortStrings)
+OwnableUnauthorizedAccount = revert_class("OwnableUnauthorizedAccount")
+OwnableInvalidOwner = revert_class("OwnableInvalidOwner")
+ReentrancyGuardReentrantCall = revert_class("ReentrancyGuardReentrantCall")
+FailedCall = revert_class("FailedCall")
+InsufficientBalance = revert_class("InsufficientBalance")
+SafeERC20FailedOperation = revert_class("SafeERC20FailedOperation")
+InvalidShortString = revert_class("InvalidShortString")
+StringTooLong = revert_class("StringTooLong")
+
+#: Every named revert above (the custom errors of the suite's ABIs).
+KNOWN_REVERTS: tuple[str, ...] = tuple(sorted(_CLASSES))

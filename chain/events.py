@@ -49,8 +49,18 @@ def _type(p: Mapping[str, Any]) -> str:
     return t
 
 
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    if isinstance(v, Mapping):  # a struct argument (web3 AttributeDict), e.g. ParamsUpdated
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
 def args_to_json(args: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: ("0x" + v.hex() if isinstance(v, bytes) else v) for k, v in args.items()}
+    return {k: _jsonable(v) for k, v in args.items()}
 
 
 def args_from_json(types: Mapping[str, str], args: Mapping[str, Any]) -> dict[str, Any]:

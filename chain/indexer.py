@@ -324,7 +324,7 @@ class Indexer:
             try:
                 out = self._to_ledger(e, issued)
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                log.warning("event skipped", event=e.name, key=e.key, error=repr(exc))
+                log.warning("event skipped", name=e.name, key=e.key, error=repr(exc))
                 continue
             if out is not None:
                 yield out

@@ -9,23 +9,40 @@ from eth_utils import keccak
 from web3.exceptions import ContractCustomError
 
 import chain
-from chain.errors import ChainRevert, ChainUnavailable, revert_class
+import chain.errors
+from chain.contracts import SUITE, load_artifact
+from chain.errors import KNOWN_REVERTS, ChainRevert, ChainUnavailable, revert_class
 from chain.reverts import translate
 
-NONCE_USED = keccak(text="NonceUsed(uint256,address,uint64)")[:4] + encode(
-    ["uint256", "address", "uint64"], [3, "0x" + "11" * 20, 9]
+SLOT_TAKEN = keccak(text="SlotTaken(bytes32,uint8,address)")[:4] + encode(
+    ["bytes32", "uint8", "address"], [b"\x05" * 32, 3, "0x" + "11" * 20]
 )
 
 
 def test_pyevm_raw_revert_bytes() -> None:
-    mapped = translate(TransactionFailed(f"execution reverted: {NONCE_USED!r}"))
-    assert isinstance(mapped, revert_class("NonceUsed"))
-    assert mapped.args_ == {"index": 3, "receiver": "0x" + "11" * 20, "nonce": 9}
+    mapped = translate(TransactionFailed(f"execution reverted: {SLOT_TAKEN!r}"))
+    assert isinstance(mapped, chain.errors.SlotTaken)
+    assert mapped.args_ == {"root": b"\x05" * 32, "slot": 3, "host": "0x" + "11" * 20}
 
 
 def test_rpc_custom_error_hex() -> None:
-    mapped = translate(ContractCustomError("0x" + NONCE_USED.hex(), data="0x" + NONCE_USED.hex()))
-    assert isinstance(mapped, ChainRevert) and mapped.name == "NonceUsed"
+    mapped = translate(ContractCustomError("0x" + SLOT_TAKEN.hex(), data="0x" + SLOT_TAKEN.hex()))
+    assert isinstance(mapped, chain.errors.SlotTaken) and mapped.name == "SlotTaken"
+
+
+def test_every_abi_error_has_a_named_exception() -> None:
+    """Each custom error of the four contracts is importable from chain.errors by name."""
+    declared = {
+        item["name"]
+        for name in SUITE
+        for item in load_artifact(name).abi
+        if item.get("type") == "error"
+    }
+    assert declared <= set(KNOWN_REVERTS)
+    for name in declared:
+        cls = getattr(chain.errors, name)
+        assert cls is revert_class(name) and issubclass(cls, ChainRevert)
+        assert name in chain.errors.__all__
 
 
 def test_error_string_and_unknown_selector() -> None:
