@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import trio
 from eth_account import Account
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.identity import Identity
 from node.receipt import Receipt, ReceiptDomain, SignedReceipt, payment_for, sign_receipt
@@ -255,3 +257,47 @@ async def test_provider_without_box_refuses_every_receipt(tmp_path: Path) -> Non
             await conn.aclose()
             nursery.cancel_scope.cancel()
     src.close()
+
+
+_RECEIVER = Account.from_key(b"\x44" * 32)
+_PROVIDER = Account.from_key(b"\x55" * 32).address
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("serve"), st.integers(1, 1 << 20), st.just(0)),
+            st.tuples(st.just("claim"), st.integers(1, 3 << 20), st.integers(0, 4)),
+        ),
+        max_size=16,
+    )
+)
+def test_accepted_never_exceeds_served(ops: list[tuple[str, int, int]]) -> None:
+    """Whatever a receiver claims, in whatever order, the accepted receipts never add up to
+    more than was sent, and every claim within what is left is accepted."""
+    credit = ConnectionCredit()
+    policy = ReceiptPolicy(price_per_gib=PRICE)
+    root = b"\x09" * 32
+    served = served_chunks = accepted = accepted_chunks = 0
+    for nonce, (op, n, chunks) in enumerate(ops):
+        if op == "serve":
+            credit.record(root, n)
+            served, served_chunks = served + n, served_chunks + 1
+            continue
+        r = Receipt(root, _PROVIDER, _RECEIVER.address, n, chunks, payment_for(n, PRICE), nonce, 50)
+        signed = sign_receipt(_RECEIVER, r, DOMAIN)
+        fits = served > 0 and n <= served - accepted and chunks <= served_chunks - accepted_chunks
+        try:
+            credit.check(
+                signed, provider=_PROVIDER, peer=_RECEIVER.address, domain=DOMAIN,
+                policy=policy, now=60,
+            )  # fmt: skip
+        except ReceiptRefused as exc:
+            assert not fits, exc
+            assert exc.reason in ("exceeds-served", "root-not-served")
+            continue
+        assert fits
+        credit.settle(signed)
+        accepted, accepted_chunks = accepted + n, accepted_chunks + chunks
+        assert accepted <= served and accepted_chunks <= served_chunks
