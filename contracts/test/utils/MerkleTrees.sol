@@ -73,6 +73,49 @@ library MerkleTrees {
         for (uint256 i; i < n; ++i) leaves[i] = leaf(segment(data, i));
     }
 
+    // ---- Trees whose full leaves are all equal (large sizes without building them) ----
+
+    /// @dev Root of a tree of `k` (a power of two) leaves that all hash to `fullLeaf`.
+    function pow2Root(bytes32 fullLeaf, uint256 k) internal pure returns (bytes32 h) {
+        h = fullLeaf;
+        while (k > 1) {
+            h = node(h, h);
+            k >>= 1;
+        }
+    }
+
+    /// @dev Root and audit path of the last leaf of a tree of `n` leaves: n-1 leaves hashing to
+    /// `fullLeaf`, then `lastLeaf` (RFC 6962: PATH(n-1, D[0:n]) = PATH(n-1-k, D[k:n]) : MTH(D[0:k])).
+    function lastRootAndPath(bytes32 fullLeaf, bytes32 lastLeaf, uint256 n)
+        internal
+        pure
+        returns (bytes32 r, bytes32[] memory p)
+    {
+        if (n == 1) return (lastLeaf, new bytes32[](0));
+        uint256 k = split(n);
+        (bytes32 right, bytes32[] memory sub) = lastRootAndPath(fullLeaf, lastLeaf, n - k);
+        bytes32 left = pow2Root(fullLeaf, k);
+        p = new bytes32[](sub.length + 1);
+        for (uint256 i; i < sub.length; ++i) p[i] = sub[i];
+        p[sub.length] = left;
+        r = node(left, right);
+    }
+
+    /// @dev Root and path of leaf `index` in a tree of `2^depth` equal leaves.
+    function pow2Path(bytes32 fullLeaf, uint256 depth) internal pure returns (bytes32[] memory p) {
+        p = new bytes32[](depth);
+        bytes32 h = fullLeaf;
+        for (uint256 i; i < depth; ++i) {
+            p[i] = h;
+            h = node(h, h);
+        }
+    }
+
+    /// @dev SHA256(0x00 || word): a slot root as a leaf of the slots tree.
+    function wordLeaf(bytes32 word) internal pure returns (bytes32) {
+        return sha256(abi.encodePacked(bytes1(0x00), word));
+    }
+
     // ---- OpenZeppelin StandardMerkleTree (sorted pairs), leaves hashed by the caller ----
 
     function hashPair(bytes32 a, bytes32 b) internal pure returns (bytes32) {

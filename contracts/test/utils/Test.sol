@@ -9,7 +9,16 @@ interface Vm {
         address emitter;
     }
 
+    struct Gas {
+        uint64 gasLimit;
+        uint64 gasTotalUsed;
+        uint64 gasMemoryUsed;
+        int64 gasRefunded;
+        uint64 gasRemaining;
+    }
+
     function warp(uint256 timestamp) external;
+    function lastCallGas() external view returns (Gas memory);
     function roll(uint256 blockNumber) external;
     function prevrandao(bytes32 value) external;
     function setBlockhash(uint256 blockNumber, bytes32 blockHash) external;
@@ -39,6 +48,9 @@ abstract contract Test {
     Vm internal constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
 
     address[] private _targetContracts;
+
+    /// @dev forge prints these (DSTest convention) with -vv.
+    event log_named_uint(string key, uint256 val);
 
     /// @dev forge calls this to pick the contracts an invariant campaign may call.
     function targetContracts() public view returns (address[] memory) {
