@@ -589,6 +589,11 @@ class _Fetch:
             return
         nbytes, chunks = rep.bytes - peer.billed_bytes, rep.chunks - peer.billed_chunks
         if nbytes <= 0:
+            if complete and rep.chunks:  # all of it billed already: still say we are done
+                try:
+                    await peer.conn.send(Complete(self.root))
+                except TransportError:
+                    peer.gone = True
             return
         receipt = Receipt(
             content_root=self.root,
