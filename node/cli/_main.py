@@ -26,7 +26,9 @@ COMMAND_INDEX = {
         ("init", "add", "ls", "cat", "export", "verify", "pin", "unpin", "gc"), "_store_cmds"
     ),
     **dict.fromkeys(("serve", "get", "status"), "_net_cmds"),
-    **dict.fromkeys(("chain", "publish", "receipts", "host", "prove", "rewards"), "_chain_cmds"),
+    **dict.fromkeys(
+        ("chain", "publish", "receipts", "escrow", "host", "prove", "rewards"), "_chain_cmds"
+    ),
     "demo": "_demo",
 }
 
