@@ -60,3 +60,8 @@ from ._tree import segment_leaf_hashes as segment_leaf_hashes
 from ._tree import segment_proof as segment_proof
 from ._tree import tree_hash as tree_hash
 from ._tree import verify_inclusion as verify_inclusion
+from ._sizeproof import SizeProof as SizeProof
+from ._sizeproof import SizeProofError as SizeProofError
+from ._sizeproof import proof_shape as size_proof_shape
+from ._sizeproof import size_proof as size_proof
+from ._sizeproof import verify_size_proof as verify_size_proof
