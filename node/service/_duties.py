@@ -401,7 +401,7 @@ class ChainDuties:
             else:
                 if not self.status.chain_up:
                     log.info("chain is back")
-                self.status.chain_up, failures = True, 0
+                self.status.chain_up, self.status.last_error, failures = True, "", 0
             if on_round is not None:
                 on_round(self.snapshot())
             await trio.sleep(self.interval)

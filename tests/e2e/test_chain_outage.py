@@ -1,9 +1,11 @@
 """A chain that goes down delays the node's chain work and loses none of it.
 
 Real processes throughout: anvil (with its state kept in a file across a restart), a provider
-running `bcai serve` with chain duties, a receiver running `bcai get`. While the chain is down
-the receiver fetches three contents; the provider collects three receipts, cannot submit them,
-and is SIGKILLed and restarted. When the chain comes back every receipt lands on chain, once.
+running `bcai serve` with chain duties, a receiver running `bcai get`. The provider publishes
+three contents and the receiver prepays escrow; then, while the chain is down, the receiver
+fetches the three contents and pays for them in receipts; the provider collects them, cannot
+submit them, and is SIGKILLed and restarted. When the chain comes back every receipt lands on
+chain, once, and the receiver's escrow paid exactly what it signed for.
 """
 
 from __future__ import annotations
@@ -120,23 +122,28 @@ def test_receipts_survive_chain_outage_and_node_restart(tmp_path: Path) -> None:
     provider, receiver = tmp_path / "provider", tmp_path / "receiver"
     serve = None
     try:
-        for d in (provider, receiver):
-            bcai(d, "init")
+        provider_address, receiver_address = (
+            bcai(d, "init")["address"] for d in (provider, receiver)
+        )
         bcai(provider, "chain", "deploy", "--rpc", anvil.url)
-        attached = bcai(receiver, "chain", "attach", str(provider))
+        attached = bcai(receiver, "chain", "attach", str(provider))  # funds the receiver
         assert attached["rpc"] == anvil.url
         backend = RpcChain(anvil.url)
         funder = backend.dev_accounts()[0]
-        provider_address = bcai(provider, "status")["node"] or None
-        assert provider_address is None  # nothing running yet
+        assert bcai(provider, "status")["node"] is None  # nothing running yet
+        send_value(backend, funder, provider_address, 10**18)
         roots = []
         for i, size in enumerate(SIZES):
             f = tmp_path / f"file{i}.bin"
             f.write_bytes(os.urandom(size))
             roots.append(bcai(provider, "add", str(f))["root"])
+            bcai(provider, "publish", roots[-1])  # receipts count only for registered roots
+        bcai(receiver, "escrow", "deposit", "0.01eth")
+        deployment, _ = load_deployment(provider)
+        escrow_before = ChainClient(backend, deployment, funder).escrow_of(receiver_address)
 
         serve = Serve(provider, tmp_path / "serve1.log")
-        send_value(backend, funder, serve.info["address"], 10**18)
+        assert serve.info["address"] == provider_address
 
         # The chain goes away (SIGTERM: anvil writes its state file on the way out).
         anvil.stop()
@@ -154,6 +161,7 @@ def test_receipts_survive_chain_outage_and_node_restart(tmp_path: Path) -> None:
             time.sleep(0.3)
         else:
             raise AssertionError(f"receipts not queued while the chain was down: {status}")
+        assert chain["receipts"]["bytes_pending"] == sum(SIZES)
         serve.kill()
         serve = Serve(provider, tmp_path / "serve2.log")
 
@@ -167,14 +175,17 @@ def test_receipts_survive_chain_outage_and_node_restart(tmp_path: Path) -> None:
             time.sleep(0.5)
         else:
             raise AssertionError(f"receipts did not land after the chain returned: {chain}")
-        assert chain["receipts"]["pending"] == 0 and chain["receipts"]["rejected"] == 0
+        receipts = chain["receipts"]
+        assert receipts["pending"] == receipts["inflight"] == receipts["rejected"] == 0
+        assert receipts["bytes_pending"] == receipts["payment_pending"] == 0
 
-        deployment, _ = load_deployment(provider)
         client = ChainClient(RpcChain(anvil.url), deployment, funder)
         epoch = client.current_epoch()
-        address = serve.info["address"]
-        assert client.receipt_count(address, epoch) == len(SIZES)
-        assert client.served_bytes(address, epoch) == sum(SIZES)
+        assert client.receipt_count(provider_address, epoch) == len(SIZES)
+        assert client.served_bytes(provider_address, epoch) == sum(SIZES)
+        paid = client.payments_of(provider_address, epoch)
+        assert paid > 0
+        assert escrow_before.balance - client.escrow_of(receiver_address).balance == paid
     finally:
         if serve is not None:
             serve.stop()
