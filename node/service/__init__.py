@@ -5,10 +5,15 @@
 - ``_duties``        ``ChainDuties``: crash-safe receipt submission, challenge answers from the
                      slot store, owed-payment withdrawals, through ``chain.port.ChainPort``
 - ``_validator``     ``ValidatorDuty``: scheduled challenges and slashes (``serve --validator``)
+- ``_allocation``    ``EpochAllocator``: index, reputation ledger, allocate, sign, post per epoch
 - ``_serve``         duties from the node's ``[chain]`` config; the status file of a running node
 - ``demo``           the README's main job (``bcai demo``)
 """
 
+from ._allocation import EpochAllocator as EpochAllocator
+from ._allocation import PostedAllocation as PostedAllocation
+from ._allocation import compute_allocation as compute_allocation
+from ._allocation import sign_and_post as sign_and_post
 from ._answers import AnswerQueue as AnswerQueue
 from ._answers import AnswerRecord as AnswerRecord
 from ._availability import prove_segment as prove_segment

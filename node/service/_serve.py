@@ -28,6 +28,7 @@ from node.identity import Identity
 from node.log import get_logger
 from node.receipt import SignedReceipt
 
+from ._allocation import EpochAllocator
 from ._answers import AnswerQueue
 from ._duties import ChainDuties, ReceiptOutbox, SlotProver
 from ._validator import ValidatorDuty
@@ -53,8 +54,9 @@ def open_chain_duties(
     """Chain duties for this node, or ``None`` (with a log line) when no RPC chain is set.
 
     ``slots`` (the node's ``SlotStore``) makes the node answer challenges on the slots it
-    hosts; ``validator`` adds the validator's round (scheduled challenges, slashes), whose
-    record of issued challenges lives in the same LevelDB as the answer queue.
+    hosts; ``validator`` adds the validator's round (scheduled challenges, slashes, each final
+    epoch's allocation), whose records (issued challenges, the index and reputation ledger)
+    live in the same LevelDB as the answer queue.
     """
     table = read_chain_config(data_dir) or {}
     url = rpc or table.get("rpc")
@@ -69,16 +71,25 @@ def open_chain_duties(
     backend = RpcChain(str(url))
     db = plyvel.DB(str(data_dir / DUTIES_DIR), create_if_missing=True)
     try:
-        port = _LazyPort(lambda: ClientPort(ChainClient(backend, deployment, identity.account)))
+        clients: list[ChainClient] = []
+
+        def client() -> ChainClient:  # built on first use (see _LazyPort), then shared
+            if not clients:
+                clients.append(ChainClient(backend, deployment, identity.account))
+            return clients[0]
+
+        port = _LazyPort(lambda: ClientPort(client()))
+        duty = None
+        if validator:
+            allocator = EpochAllocator(client, db.prefixed_db(b"ledger/"))
+            duty = ValidatorDuty(port, db.prefixed_db(b"v/"), identity.address, allocator=allocator)
         yield ChainDuties(
             port,
             outbox,
             AnswerQueue(db),
             identity.address,
             slots=slots,
-            validator=(
-                ValidatorDuty(port, db.prefixed_db(b"v/"), identity.address) if validator else None
-            ),
+            validator=duty,
             interval=interval,
             batch_size=batch_size,
         )

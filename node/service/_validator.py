@@ -11,6 +11,8 @@ Each round, bounded so a round is a few transactions at most:
    already sent.
 2. ``expired_challenges()``: challenges whose response window passed unanswered; settle each
    with ``slash_expired`` (anyone may; the challenger of record gets half the slash).
+3. with an ``allocator`` (``node.service.EpochAllocator``): allocate each final, funded epoch
+   from the reputation ledger and post it (quorum one) or record its signature.
 
 Validators are hosts too: their own commitments are skipped (a self-challenge proves nothing).
 
@@ -121,9 +123,11 @@ class ValidatorDuty:
         max_challenges: int = 16,
         max_slashes: int = 16,
         intent_ttl: float = 600.0,
+        allocator: Any = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.port = port
+        self.allocator = allocator  #: an ``EpochAllocator`` (posting each final epoch), or None
         self.book = ChallengeBook(db)
         self.address = address
         self.max_challenges = max_challenges
@@ -213,7 +217,10 @@ class ValidatorDuty:
     def run_once(self) -> dict[str, Any]:
         issued = self.challenge_due_once()
         slashed = self.slash_expired_once()
-        return {"challenged": [c.id for c in issued], "slashed": slashed}
+        out: dict[str, Any] = {"challenged": [c.id for c in issued], "slashed": slashed}
+        if self.allocator is not None:
+            out["allocated"] = self.allocator.run_once()
+        return out
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -222,4 +229,9 @@ class ValidatorDuty:
             "refused_this_run": self.status.refused,
             "book": self.book.counts(),
             "txs": self.status.txs[-10:],
+            **(
+                {"allocations": self.allocator.posted[-10:], "signed": self.allocator.signatures}
+                if self.allocator is not None
+                else {}
+            ),
         }
