@@ -96,6 +96,8 @@ class AnvilProcess:
 def port_free(port: int) -> bool:
     """Whether 127.0.0.1:``port`` can be bound now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As anvil binds (SO_REUSEADDR): a port left in TIME_WAIT by a stopped anvil is free.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:

@@ -542,7 +542,9 @@ def cmd_host_commit(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                 "slots; do not host it"
             )
         with _open_slots(ctx) as slots:
-            slot_root = slots.build(root, args.slot, layout, read)
+            slot_root = slots.build(
+                root, args.slot, layout, read, expected_slot_root=slot_roots[args.slot]
+            )
         if slot_root != slot_roots[args.slot]:
             raise ChainUsageError(
                 f"slot {args.slot} built with root 0x{slot_root.hex()}, "

@@ -45,10 +45,11 @@ def reveal(world: World, challenge_id: int) -> Challenge:
 
 
 def next_period(world: World) -> None:
-    """Mine into the next proof period (one challenge per commitment per period)."""
+    """Mine to the second block of the next proof period (one challenge per commitment per
+    period; the period's start block must have a hash for isDue)."""
     client = world.client(0)
     start = client.period_start(client.current_period() + 1)
-    world.backend.mine(max(1, start - world.backend.block_number()))
+    world.backend.mine(max(1, start - world.backend.block_number()) + 1)
 
 
 def run_scenario(world: World) -> dict[str, int]:
@@ -104,6 +105,7 @@ def run_scenario(world: World) -> dict[str, int]:
         commit(host, content, 2)
     assert host.hosts_of(content.root)[:3] == [host.address, host2.address, ZERO_ADDRESS]
     world.backend.time_travel(86400)  # a day of storage to be paid for at the first pass
+    next_period(world)  # the challenges below fit in one period
     assert {(r, s) for r, s, _ in challenger.due_commitments()} == {
         (content.root, 0),
         (content.root, 1),

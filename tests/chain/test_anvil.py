@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -28,7 +30,8 @@ def anvil_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def test_scenario_on_anvil(anvil_world: World) -> None:
     assert anvil_world.backend.chain_id == ANVIL_CHAIN_ID
     gas = run_scenario(anvil_world)
-    assert gas["respond_ok"] < 250_000
+    # 6 samples of 4 KiB: Prague's calldata floor (40 gas per byte) dominates.
+    assert gas["respond_ok"] < 1_200_000
 
 
 def test_stopped_anvil_is_unavailable() -> None:
@@ -42,6 +45,40 @@ def test_stopped_anvil_is_unavailable() -> None:
     with pytest.raises(ChainUnavailable):
         backend.block_number()
     with pytest.raises(ChainUnavailable):
-        client.register_content(b"\x01" * 32, 4096, 1 << 18)
+        client.deposit(10**15)
     with pytest.raises(ChainUnavailable):
         client.is_registered(b"\x01" * 32)
+
+
+def test_block_time_mines_without_transactions(tmp_path: Path) -> None:
+    """`chain up --anvil` runs anvil with a block time: a challenge's seed block and the next
+    one arrive although nobody sends a transaction (the honest host is not left waiting)."""
+    with start_anvil(block_time=1, log_dir=tmp_path) as proc:
+        backend = RpcChain(proc.url)
+        first = backend.block_number()
+        deadline = time.monotonic() + 15
+        while backend.block_number() < first + 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert backend.block_number() >= first + 2
+
+
+def test_pyevm_and_anvil_map_the_same_revert(anvil_world: World) -> None:
+    """A custom error arrives as the same named class from both backends."""
+    from chain.backend import EmbeddedChain
+    from chain.errors import SizeProofInvalid
+
+    from .conftest import build_world, make_content
+
+    c = make_content(5000, seed=2)
+    for world in (anvil_world, build_world(EmbeddedChain())):
+        with pytest.raises(SizeProofInvalid) as info:
+            world.client(0).register(
+                c.root,
+                5001,
+                data_shards=4,
+                slot_count=8,
+                slots_root=c.slots_root,
+                last_segment=c.data[4096:],
+                last_proof=[],
+            )
+        assert info.value.args_["size"] == 5001
