@@ -228,6 +228,14 @@ def _validators(
     return (deployer,), args.quorum or 1, "deployer"
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
 def _anvil_port(ctx: Context, args: argparse.Namespace) -> int:
     """--port, else the port of the configured local rpc (nodes that attached keep working),
     else anvil's 8545 if free, else any free port."""
@@ -244,6 +252,14 @@ def cmd_chain_up(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Start a development chain, deploy the suite, write [chain] into config.toml."""
     extra: dict[str, Any] = {"hardfork": args.hardfork}
     if args.anvil:
+        old = read_chain_config(ctx.data_dir) or {}
+        pid = old.get("anvil_pid")
+        running = bool(pid) and _pid_alive(int(pid or 0))
+        if running and RpcChain(str(old.get("rpc")), timeout=2).is_up():
+            raise ChainUsageError(
+                f"the anvil this node started (pid {pid}) still runs at "
+                f"{old.get('rpc')}: `bcai chain down` first"
+            )
         ctx.data_dir.mkdir(parents=True, exist_ok=True)
         proc = start_anvil(
             port=_anvil_port(ctx, args),

@@ -210,6 +210,8 @@ def test_chain_up_keeps_its_port(anvil_home: Path) -> None:
     table = read_chain_config(anvil_home)
     assert table is not None
     port = urlparse(table["rpc"]).port
+    status, out = run(anvil_home, "chain", "up", "--anvil")
+    assert status is ExitStatus.USAGE and "chain down" in out["error"]  # no orphaned anvil
     run(anvil_home, "chain", "down")
     _wait_for(lambda: not RpcChain(table["rpc"], timeout=1).is_up(), timeout=10)
     status, out = run(anvil_home, "chain", "up", "--anvil")
