@@ -288,6 +288,8 @@ class Model:
         ring_hosts = np.flatnonzero(self.h_ring)
         epoch_of = [min(epochs - 1, int(k * period_s // epoch_s)) for k in range(periods)]
         frac = period_s / epoch_s
+        self._money = money[0]
+        self._book("gas", np.bincount(self.c_host, minlength=self.H) * g.commit * gwei)
         for k in range(periods):
             e = epoch_of[k]
             self._money = money[e]
@@ -377,7 +379,9 @@ class Model:
                     continue
                 rows = self.rows[r]
                 distinct = rows * (1.0 - (1.0 - 1.0 / rows) ** S)
-                cost = distinct * sources * self.fetch_unit / GIB * price
+                # never more than the whole content (or slot) a source holds
+                whole = self.size_gib[r] if sources == 1 else self.slot_gib[r]
+                cost = min(distinct * self.fetch_unit / GIB, whole) * sources * price
                 fetch_pay[self.c_host[ci]] += cost
                 src = self.c_host[good[:sources]]
                 np.add.at(src_pay, src, cost / sources)

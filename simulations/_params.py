@@ -74,7 +74,8 @@ class Market:
 
 @dataclass(frozen=True)
 class Gas:
-    """Gas per transaction at Cancun calldata pricing (docs/simulations.md: sources)."""
+    """Gas per transaction at Cancun calldata pricing, as measured by ``--evm`` on py-evm
+    (``python -m simulations run evm-small --evm``; docs/simulations.md has the table)."""
 
     #: DataAvailability.respond = respond_base + S * respond_per_sample: per sample 4096 bytes
     #: of calldata (16 gas per non-zero byte: 65.5k), a ~20-hash audit path (640 bytes: 10k)
@@ -82,11 +83,12 @@ class Gas:
     #: 40 gas per non-zero calldata byte) makes it ~3.9M.
     respond_base: int = 60_000
     respond_per_sample: int = 76_500
-    challenge: int = 120_000  #: DataAvailability.challenge (bond, snapshot, event)
-    slash_expired: int = 80_000  #: DataAvailability.slashExpired
-    receipt: int = 30_000  #: one receipt in a submitBatch (signature recovery + 3 SSTOREs)
-    claim: int = 90_000  #: HostingRewards.claim (Merkle proof, one per host and epoch paid)
-    withdraw: int = 40_000  #: withdrawOwed / withdrawEarnings, once per host and epoch
+    commit: int = 163_000  #: DataAvailability.commit (slot-root proof, stake), once per slot
+    challenge: int = 180_000  #: DataAvailability.challenge (bond, parameter snapshot, event)
+    slash_expired: int = 81_000  #: DataAvailability.slashExpired
+    receipt: int = 55_000  #: one receipt in a submitBatch of ~10 (EIP-712 recovery, 3 SSTOREs)
+    claim: int = 86_000  #: HostingRewards.claim (Merkle proof, one per host and epoch paid)
+    withdraw: int = 31_000  #: withdrawOwed / withdrawEarnings, once per host and epoch
 
 
 @dataclass(frozen=True)
