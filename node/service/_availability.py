@@ -1,9 +1,11 @@
-"""Answering a data-availability challenge from the local store.
+"""A content segment and its audit path against the content root, from the local store.
 
-The contract names a segment index of a registered root; the host answers with the 4 KiB
-segment and its RFC 6962 audit path against the content root. The path is the segment's path
-inside its chunk, followed by the chunk's path in the chunk-root tree, streamed from the index so
-a terabyte root (a million chunk roots) needs O(log n) memory.
+Challenges sample a host's *slot* (answered by ``node.store.SlotStore.prove``); this is what a
+host that kept only the content (or fetches it on challenge) can produce instead: a proof
+against the content root, which the contract rejects as deletion evidence. The demo's
+outsourcing host uses it to show exactly that. The path is the segment's path inside its chunk,
+followed by the chunk's path in the chunk-root tree, streamed from the index so a terabyte root
+(a million chunk roots) needs O(log n) memory.
 """
 
 from __future__ import annotations
