@@ -302,8 +302,8 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
     }
 
     /// @notice Replace the parameters. Owner only. Applies to challenges and exits created
-    /// afterwards; open ones keep their snapshot. Ranges: responseWindow, exitDelay,
-    /// periodBlocks > 0; dueBps <= 10000; 1 <= samples <= 256; faultSlashBps <= proofSlashBps
+    /// afterwards; open ones keep their snapshot. Ranges: responseWindow, periodBlocks > 0;
+    /// exitDelay > responseWindow (an exiting host can be challenged at least once); dueBps <= 10000; 1 <= samples <= 256; faultSlashBps <= proofSlashBps
     /// <= 10000; maxFaults >= 1; feeBps <= 10000; minStake, challengeBond, challengeReward
     /// < 2^128; storageRatePerGiBDay < 2^96. storageRatePerGiBDay, feeBps and periodBlocks must
     /// equal the current ones.
@@ -550,9 +550,13 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
     }
 
     /// @notice The holder of each slot of `root` (exiting holders included; zero if free).
-    /// Length = slotCount (<= 64); empty if nobody ever committed to `root`.
+    /// Length = slotCount (<= 64); empty for unregistered roots.
     function hostsOf(bytes32 root) external view returns (address[] memory hosts) {
         uint8 n = _roots[root].slotCount;
+        if (n == 0) {
+            (bool registered,) = registry.registeredSize(root);
+            if (registered) (,, n,,) = registry.layoutOf(root);
+        }
         hosts = new address[](n);
         for (uint8 j; j < n; ++j) {
             hosts[j] = _commitments[root][j].host;
@@ -863,7 +867,8 @@ contract DataAvailability is Ownable, ReentrancyGuardTransient {
 
     function _checkParams(Params memory p) private pure {
         if (
-            p.responseWindow == 0 || p.exitDelay == 0 || p.periodBlocks == 0 || p.dueBps > BPS
+            p.responseWindow == 0 || p.exitDelay <= p.responseWindow || p.periodBlocks == 0
+                || p.dueBps > BPS
                 || p.samples == 0 || p.samples > MAX_SAMPLES || p.proofSlashBps > BPS
                 || p.faultSlashBps > p.proofSlashBps || p.maxFaults == 0 || p.feeBps > BPS
                 || p.minStake > type(uint128).max || p.challengeBond > type(uint128).max
