@@ -310,10 +310,11 @@ class Indexer:
 
     def _scheduled(self, challenge_id: int, issued: dict[int, bool]) -> bool:
         """Whether challenge ``challenge_id`` was scheduled, from its ``ChallengeIssued``."""
-        if challenge_id not in issued:
+        if challenge_id not in issued:  # replay started after it: look it up once
             for e in self.events("ChallengeIssued", confirmed=False):
                 issued[int(e.args["id"])] = bool(e.args["scheduled"])
-        return issued.get(challenge_id, False)
+            issued.setdefault(challenge_id, False)
+        return issued[challenge_id]
 
     def ledger_events(self, *, from_block: int = 0) -> Iterator[LedgerEvent]:
         """Confirmed facts for ``node.ledger.PayoutLedger.apply`` (idempotent by ``key``), in
