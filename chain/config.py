@@ -12,6 +12,7 @@ its fields; the rest it keeps verbatim in ``extra``)::
     hardfork = "prague"
     anvil_pid = 1234                       # when `bcai chain up --anvil` started it
     anvil_log = "/path/anvil.log"
+    block_time = 1                         # seconds between anvil's blocks (0: on demand)
     [chain.contracts]                      # name = address
     ContentRegistry = "0x..."  TransferReceipts = "0x..."  DataAvailability = "0x..."
     HostingRewards = "0x..."
