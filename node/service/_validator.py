@@ -56,7 +56,7 @@ class IssuedChallenge:
     gas_used: int
     at: float
     block: int = 0  #: the block that included the challenge (its seed block is the next)
-    state: str = "open"  #: open | slashed (settled by us) | settled (by the host or others)
+    state: str = "issued"  #: issued | slashed (expired, settled by us)
 
 
 class ChallengeBook:
@@ -97,7 +97,7 @@ class ChallengeBook:
             yield IssuedChallenge(**json.loads(raw))
 
     def counts(self) -> dict[str, int]:
-        out: dict[str, int] = {"open": 0, "slashed": 0, "settled": 0}
+        out: dict[str, int] = {"issued": 0, "slashed": 0}
         for rec in self.all():
             out[rec.state] = out.get(rec.state, 0) + 1
         return out

@@ -127,7 +127,7 @@ def test_validator_challenges_and_host_answers_on_a_quiet_anvil(tmp_path: Path) 
         assert c.stake == 2 * 10**16 and c.last_proven_at > 0 and c.faults == 0
         validator = chain_status(val).get("validator", {})
         assert validator.get("issued_this_run") == 1, validator
-        assert validator["book"]["open"] == 1  # the book records what was issued
+        assert validator["book"]["issued"] == 1  # the book records what was issued
         challenge = client.get_challenge(validator["txs"][0]["id"])
         assert challenge.status.name == "PASSED" and challenge.scheduled
     finally:

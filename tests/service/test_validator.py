@@ -46,7 +46,7 @@ def test_due_commitments_are_challenged_bounded_per_round(chain: FakeChain, db: 
     assert duty.run_once()["challenged"] == []
     challenged = {(ch.root, ch.slot) for ch in chain.challenges.values()}
     assert challenged == {(k.root, k.slot) for k in chain.commitments.values() if k.due}
-    assert duty.book.counts()["open"] == 6
+    assert duty.book.counts()["issued"] == 6
     assert all(ch.scheduled for ch in chain.challenges.values())
 
 
@@ -101,7 +101,7 @@ def test_a_refused_challenge_is_not_recorded(chain: FakeChain, db: plyvel.DB) ->
     duty = ValidatorDuty(port, db.prefixed_db(b"v/"), VALIDATOR)
     assert duty.run_once()["challenged"] == []
     assert duty.status.refused == 6
-    assert duty.book.counts()["open"] == 0
+    assert duty.book.counts()["issued"] == 0
     assert all(duty.book.intent_at(r, s) is None for r, s, _ in seen)
 
 
