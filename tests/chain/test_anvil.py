@@ -22,9 +22,17 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def anvil_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def anvil_module(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     with start_anvil(hardfork="prague", log_dir=tmp_path_factory.mktemp("anvil")) as proc:
         yield build_world(RpcChain(proc.url))
+
+
+@pytest.fixture
+def anvil_world(anvil_module: World) -> Iterator[World]:
+    """The module's anvil, rolled back after each test (evm_snapshot / evm_revert)."""
+    snap = anvil_module.backend.snapshot()
+    yield anvil_module
+    anvil_module.backend.revert(snap)
 
 
 def test_scenario_on_anvil(anvil_world: World) -> None:
@@ -32,6 +40,20 @@ def test_scenario_on_anvil(anvil_world: World) -> None:
     gas = run_scenario(anvil_world)
     # 6 samples of 4 KiB: Prague's calldata floor (40 gas per byte) dominates.
     assert gas["respond_ok"] < 1_200_000
+
+
+@pytest.mark.parametrize("precheck", [True, False])
+def test_forged_receipts_on_anvil(anvil_world: World, precheck: bool) -> None:
+    """Per-receipt outcomes decoded from logs fetched over JSON-RPC."""
+    from .test_client import test_forged_and_oversized_receipts_earn_nothing_and_block_nothing
+
+    test_forged_and_oversized_receipts_earn_nothing_and_block_nothing(anvil_world, precheck)
+
+
+def test_indexer_on_anvil(anvil_world: World, tmp_path: Path) -> None:
+    from .test_indexer import test_ledger_events_feed_the_payout_ledger
+
+    test_ledger_events_feed_the_payout_ledger(anvil_world, tmp_path)
 
 
 def test_stopped_anvil_is_unavailable() -> None:
