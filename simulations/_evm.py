@@ -38,6 +38,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +151,7 @@ class _Play:
         dev = self.backend.dev_accounts()
         self.deployer, self.validator, self.publisher = dev[0], dev[1], dev[2]
         self.host_acct = dev[3 : 3 + H]
-        fields_ = {f: p[f] for f in DeployParams.__dataclass_fields__ if f in p}
+        fields_: dict[str, Any] = {f: p[f] for f in DeployParams.__dataclass_fields__ if f in p}
         self.params = replace(
             DeployParams(**fields_), validators=(self.validator.address,), quorum=1
         )
@@ -279,23 +280,18 @@ class _Play:
             layout = SlotLayout(size, K, N)
             self.layouts.append(layout)
             read = _reader(data)
-            res = self.tx(
-                "register",
-                None,
-                lambda read=read, size=size: self.pub.publish_content(
-                    read, size, data_shards=K, slot_count=N
-                ),
-            )
+            register = partial(self.pub.publish_content, read, size, data_shards=K, slot_count=N)
+            res = self.tx("register", None, register)
             self.roots.append(bytes(res.event("ContentRegistered").args["root"]))
             self.slot_roots.append(encode_slot_roots(read, layout)[0])
-            self.tx("fundStorage", None, lambda r=r: self.pub.fund_storage(self.roots[r], 10**21))
+            self.tx("fundStorage", None, partial(self.pub.fund_storage, self.roots[r], 10**21))
         # sizes as registered: the model's world uses the same bytes
         w.size_gib = np.array([len(d) / GIB for d in self.content])
         w.rows = np.array([lay.rows for lay in self.layouts], dtype=np.float64)
         w.slot_gib = w.rows * 4096 / GIB
         w.c_gib = w.slot_gib[w.c_root]
         w.c_store_gib = w.c_gib + self.sc.market.serving_copy * w.size_gib[w.c_root]
-        self.tx("fundRewards", None, lambda: self.pub.fund_rewards(10**18))
+        self.tx("fundRewards", None, partial(self.pub.fund_rewards, 10**18))
         self.stores = [SlotStore.open(self.workdir / f"host{h}", durable=False) for h in range(w.H)]
         self.c_of: dict[tuple[bytes, int], int] = {}
         C = w.C
@@ -317,32 +313,25 @@ class _Play:
                     expected_slot_root=self.slot_roots[r][j],
                 )
             proof = slot_root_proof(self.slot_roots[r], j)
-            res = self.tx(
-                "commit",
-                h,
-                lambda h=h, root=root, j=j, r=r, proof=proof: self.hosts[h].commit(
-                    root, j, self.slot_roots[r][j], proof, p["min_stake"]
-                ),
+            commit = partial(
+                self.hosts[h].commit, root, j, self.slot_roots[r][j], proof, p["min_stake"]
             )
+            res = self.tx("commit", h, commit)
             self.last_paid[c] = self.backend.w3.eth.get_block(res.block)["timestamp"]
         # receivers: honest ones funded by the publisher, the ring's by the ring's hosts
         from eth_account import Account
 
         self.receivers = [Account.create() for _ in range(8)]
         for acct in self.receivers:
-            self.tx("deposit", None, lambda acct=acct: self.pub.deposit(10**22, acct.address))
+            self.tx("deposit", None, partial(self.pub.deposit, 10**22, acct.address))
         self.ring_receivers: dict[int, list[Any]] = {}
-        for h in np.flatnonzero(w.h_ring):
+        for ring in np.flatnonzero(w.h_ring).tolist():
             accts = [Account.create() for _ in range(4)]
-            self.ring_receivers[int(h)] = accts
+            self.ring_receivers[ring] = accts
             for acct in accts:
-                self.tx(
-                    "deposit",
-                    None,
-                    lambda h=h, acct=acct: self.hosts[h].deposit(10**22, acct.address),
-                )
-        for h in np.flatnonzero(w.h_outsources):
-            self.tx("deposit", None, lambda h=h: self.hosts[h].deposit(10**22))
+                self.tx("deposit", None, partial(self.hosts[ring].deposit, 10**22, acct.address))
+        for out in np.flatnonzero(w.h_outsources).tolist():
+            self.tx("deposit", None, partial(self.hosts[out].deposit, 10**22))
 
     # -- one epoch --------------------------------------------------------------------------
 
@@ -435,9 +424,7 @@ class _Play:
                 self.book(h, "payments_made", pay / 1e18)
                 fake -= nbytes
         for h, batch in sorted(batches.items()):
-            report = self.tx(
-                "submitBatch", h, lambda h=h, batch=batch: self.hosts[h].submit_receipts(batch)
-            )
+            report = self.tx("submitBatch", h, partial(self.hosts[h].submit_receipts, batch))
             self.gas["receipt"].append(report.gas_used // max(1, len(batch)))
             if report.rejected or report.deferred:
                 self.rule_errors.append(
@@ -460,7 +447,7 @@ class _Play:
         acct = Account.create()
         pool.append(acct)
         payer = self.pub if pool is self.receivers else self.hosts[h]
-        self.tx("deposit", None, lambda: payer.deposit(10**22, acct.address))
+        self.tx("deposit", None, partial(payer.deposit, 10**22, acct.address))
         self.pair[(acct.address, h, r, k)] += nbytes
         return acct
 
@@ -471,9 +458,7 @@ class _Play:
         due = self.val.due_commitments()
         issued = []
         for root, slot, _host in due:
-            _, ch = self.tx(
-                "challenge", None, lambda root=root, slot=slot: self.val.challenge(root, slot)
-            )
+            _, ch = self.tx("challenge", None, partial(self.val.challenge, root, slot))
             issued.append(ch)
         self.backend.mine(2)  # the seed block, then one to read the draw in
         price = int(p["min_price_per_gib"] * self.sc.market.price_multiple)
@@ -505,7 +490,7 @@ class _Play:
                 self.tx(
                     "submitBatch",
                     src,
-                    lambda src=src, signed=signed: self.hosts[src].submit_receipts([signed]),
+                    partial(self.hosts[src].submit_receipts, [signed]),
                 )
                 self.book(h, "payments_made", pay / 1e18)
                 store.build(
@@ -523,8 +508,11 @@ class _Play:
             self.tx(
                 "respond",
                 h,
-                lambda h=h, ch=ch, answers=answers: self.hosts[h].respond(
-                    ch.id, [s for s, _ in answers], [pth for _, pth in answers]
+                partial(
+                    self.hosts[h].respond,
+                    ch.id,
+                    [seg for seg, _ in answers],
+                    [pth for _, pth in answers],
                 ),
             )
             if strat.outsources:
@@ -532,7 +520,7 @@ class _Play:
         self.backend.time_travel(p["response_window"] + 1)
         self.backend.mine(1)
         for cid in self.val.expired_challenges():
-            self.tx("slashExpired", None, lambda cid=cid: self.val.slash_expired(cid))
+            self.tx("slashExpired", None, partial(self.val.slash_expired, cid))
 
     # -- the end: index, allocate, post, claim -------------------------------------------------
 
@@ -568,7 +556,7 @@ class _Play:
                 )
                 if mine != amounts:
                     mismatches += 1
-                self.tx("fundEpoch", None, lambda e=e: self.client.fund_epoch(e, budget))
+                self.tx("fundEpoch", None, partial(self.client.fund_epoch, e, budget))
                 if not amounts:
                     continue
                 tree = AllocationTree(amounts)
@@ -576,8 +564,8 @@ class _Play:
                 self.tx(
                     "postAllocation",
                     None,
-                    lambda e=e, tree=tree, sig=sig: self.val.post_allocation(
-                        e, ZERO_ADDRESS, tree.root, tree.total, [sig]
+                    partial(
+                        self.val.post_allocation, e, ZERO_ADDRESS, tree.root, tree.total, [sig]
                     ),
                 )
                 for host, amount in amounts.items():
@@ -585,8 +573,13 @@ class _Play:
                     self.tx(
                         "claim",
                         h,
-                        lambda h=h, e=e, host=host, tree=tree: self.hosts[h].claim(
-                            e, ZERO_ADDRESS, host, tree.amount_for(host), tree.proof_for(host)
+                        partial(
+                            self.hosts[h].claim,
+                            e,
+                            ZERO_ADDRESS,
+                            host,
+                            tree.amount_for(host),
+                            tree.proof_for(host),
                         ),
                     )
                     self.book(h, "subsidy", amount / 1e18)

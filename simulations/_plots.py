@@ -80,28 +80,50 @@ def plot_profit(res: MultiResult, path: Path) -> Path:
     return _save(fig, path)
 
 
-def plot_detection(detection: dict[str, Any], path: Path) -> Path:
+def plot_detection(summ: dict[str, Any], path: Path) -> Path:
+    detection = summ["detection"]
     S, due = detection["samples"], detection["due_bps"] / 10_000
     x = np.linspace(0.0, 1.0, 401)
     per_proof = 1.0 - (1.0 - x) ** S
-    fig, ax = plt.subplots(figsize=(7, 4.4))
+    fig, (ax, lg) = plt.subplots(1, 2, figsize=(10, 4.2))
     ax.plot(x, per_proof, color="#0072b2", lw=2, label=f"per proof: 1 - (1 - x)^{S}")
-    ax.plot(
-        x,
-        due * per_proof,
+    ax.plot(x, due * per_proof, color="#d55e00", lw=2, ls="--", label=f"per period: {due:g} x that")
+    for name, s in summ["strategies"].items():
+        st = STRATEGIES[name]
+        if "detection_observed" in s and st.drop_order == "random" and 0 < st.drop < 1:
+            ax.plot(
+                st.drop,
+                s["detection_observed"],
+                "o",
+                color=COLORS[name],
+                ms=8,
+                label=f"observed, {st.title} (product's draw)",
+            )
+    ax.set_xlabel("fraction x of its slot a host cannot produce")
+    ax.set_ylabel("probability the host is caught")
+    ax.set_ylim(0, 1.02)
+    ax.legend(loc="lower right", fontsize=7)
+    ax.grid(alpha=0.3)
+    ax.set_title("caught")
+    xs = np.linspace(0.01, 1.0, 400)
+    lg.semilogy(xs, (1.0 - xs) ** S, color="#0072b2", lw=2, label="per proof: (1 - x)^S")
+    lg.semilogy(
+        xs,
+        1.0 - due * (1.0 - (1.0 - xs) ** S),
         color="#d55e00",
         lw=2,
         ls="--",
-        label=f"per proof period: dueBps/10^4 x per proof = {due:g} x ...",
+        label="per period",
     )
-    ax.axhline(1 - 1e-6, color="grey", lw=0.8, ls=":", label="1 - 10^-6")
-    ax.axvline(0.5, color="grey", lw=0.8)
-    ax.set_xlabel("fraction x of its slot a host cannot produce")
-    ax.set_ylabel("probability the host is caught")
-    ax.set_title(f"Detection vs fraction lost (S = {S} samples, dueBps = {detection['due_bps']})")
-    ax.set_ylim(0, 1.02)
-    ax.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=0.3)
+    lg.axhline(1e-6, color="grey", lw=1, ls=":", label="10^-6")
+    lg.axvline(0.5, color="grey", lw=0.8)
+    lg.set_ylim(1e-12, 1.5)
+    lg.set_xlabel("fraction x of its slot a host cannot produce")
+    lg.set_ylabel("probability it escapes (log)")
+    lg.legend(loc="lower left", fontsize=7)
+    lg.grid(alpha=0.3, which="both")
+    lg.set_title("escapes")
+    fig.suptitle(f"Detection vs fraction lost (S = {S} samples, dueBps = {detection['due_bps']})")
     return _save(fig, path)
 
 
@@ -110,5 +132,5 @@ def write_plots(res: MultiResult, summ: dict[str, Any], out: Path) -> list[Path]
     return [
         plot_roi(summ, out / "roi.png"),
         plot_profit(res, out / "profit.png"),
-        plot_detection(summ["detection"], out / "detection.png"),
+        plot_detection(summ, out / "detection.png"),
     ]

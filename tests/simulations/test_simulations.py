@@ -211,3 +211,34 @@ def test_bundled_scenarios_load() -> None:
         assert sc.run.epochs >= 1 and "honest" in sc.fractions()
     scale = load_scenario(names["scale"])
     assert (scale.run.hosts, scale.run.epochs) == (1000, 100)
+
+
+@pytest.mark.slow
+def test_evm_in_the_loop_agrees_with_the_model(tmp_path: Path) -> None:
+    """A tiny world (8 hosts, one root, 2 epochs, every slot due every period) on the real
+    contracts: the chain's slashes, storage payments, fees, reputations and allocations are
+    the model's, and the free-rider is slashed."""
+    from simulations._evm import run_evm
+
+    sc = load_scenario(bundled_scenarios()["evm-small"]).with_values(
+        {
+            "run.hosts": 8,
+            "run.slots_per_host": 1,
+            "run.epochs": 2,
+            "run.seeds": 4,
+            "mix.lazy-50": 0,
+            "mix.flaky-30": 0,
+            "mix.sybil-ring": 0,
+            "mix.outsourcer": 0,
+            "mix.free-rider": 0.125,
+            "protocol.due_bps": 10_000,
+        }
+    )
+    report = run_evm(sc, tmp_path, seed=3)
+    failed = [c for c in report.checks if not c["ok"]]
+    assert not failed, failed
+    assert report.strategies["free-rider"]["chain_usd"]["slashed"] > 0
+    assert report.strategies["honest"]["chain_usd"]["storage_pay"] > 0
+    assert report.strategies["honest"]["chain_usd"]["subsidy"] > 0
+    assert report.gas["respond"]["n"] >= 8
+    assert json.loads((tmp_path / "evm.json").read_text())["agrees"] is True
