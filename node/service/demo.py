@@ -12,7 +12,7 @@ embedded py-evm chain by default, or any JSON-RPC URL such as a local anvil):
 3. bob and carol deposit escrow; bob fetches from alice, carol from alice and bob at once; each
    receiver pays the provider's price for the bytes delivered in signed receipts; the
    providers' duties submit them (``TransferReceipts``: debited from escrow, a fee burnt, the
-   rest the provider's earnings)
+   rest the provider's earnings, which they withdraw)
 4. each node builds its own slot of the content (checked against the registered slot root) and
    commits stake to host it; bob then loses his slot data; carol keeps only the root and its
    chunk roots and plans to fetch on challenge
@@ -453,6 +453,13 @@ class _Scenario:
                 f"{name}'s escrow paid exactly what {name} signed for",
                 escrow_before[name] - escrow_after[name] == paid_by[name],
             )
+        withdrawn: dict[str, int] = {}
+        for node in (alice, bob):
+            res = await self.chain(node.c.withdraw_earnings)
+            self.txs.append(_tx(f"{node.name}: TransferReceipts.withdrawEarnings", res))
+            withdrawn[node.name] = on_chain[node.name]["earnings"]
+            left = await self.chain(partial(node.c.earnings, node.address))
+            self.check(f"{node.name} pulled all its earnings", left == 0 < withdrawn[node.name])
         self.summary["receipts"] = {
             "epoch": epoch,
             "on_chain": on_chain,
@@ -461,6 +468,7 @@ class _Scenario:
                 k: {"before": escrow_before[k], "after": escrow_after[k]} for k in escrow_before
             },
             "total_burnt_wei": await self.chain(alice.c.total_burnt),
+            "earnings_withdrawn_wei": withdrawn,
         }
 
     async def _serve(self, nursery: trio.Nursery, *providers: DemoNode) -> None:
