@@ -57,7 +57,6 @@ from chain.tx import send_value
 from node.content import (
     SlotLayout,
     encode_slot_roots,
-    last_segment_proof,
     root_hex,
     slot_root_proof,
 )
@@ -346,15 +345,23 @@ class _Scenario:
         self.layout = layout = SlotLayout(size, DEMO_DATA_SHARDS, DEMO_SLOT_COUNT)
         read = alice.store.reader(root)
         self.slot_roots, slots_root = await trio.to_thread.run_sync(encode_slot_roots, read, layout)
-        last, proof = await trio.to_thread.run_sync(last_segment_proof, read, size)
         self.say(
             f"alice added {size} bytes: {root_hex(root)} ({manifest.chunk_count} chunks); "
             f"publishes it with a size proof and {layout.slot_count} slots of {layout.rows} "
             f"segments (K={layout.data_shards})"
         )
-        port = ClientPort(alice.c)
+        # The client computes the size proof and the slot roots from the content (as
+        # `bcai publish` does); the roots above are what each host checks its slot against.
         res = await self.chain(
-            partial(port.publish, manifest, layout, self.slot_roots, last, proof)
+            partial(
+                alice.c.publish_content,
+                read,
+                size,
+                root,
+                data_shards=layout.data_shards,
+                slot_count=layout.slot_count,
+                chunk_size=manifest.chunk_size,
+            )
         )
         self.txs.append(_tx("alice: ContentRegistry.register (size proof, slots root)", res))
         on_chain = await self.chain(partial(alice.c.layout_of, root))
