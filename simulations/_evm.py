@@ -174,6 +174,7 @@ class _Play:
         self.nonce: dict[str, int] = defaultdict(int)
         self.pair: dict[tuple[str, int, int, int], int] = defaultdict(int)
         self.rule_errors: list[str] = []
+        self.batches: list[tuple[int, int]] = []  #: (receipts, gas) per submitBatch
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -425,7 +426,7 @@ class _Play:
                 fake -= nbytes
         for h, batch in sorted(batches.items()):
             report = self.tx("submitBatch", h, partial(self.hosts[h].submit_receipts, batch))
-            self.gas["receipt"].append(report.gas_used // max(1, len(batch)))
+            self.batches.append((len(batch), report.gas_used))
             if report.rejected or report.deferred:
                 self.rule_errors.append(
                     "receipts not credited: "
@@ -672,15 +673,21 @@ def run_evm(scenario: Scenario, out: Path, seed: int | None = None) -> EvmReport
         ", ".join(n for n, s in strategies.items() if not s["roi_in_interval"]),
     )
     g = sc.gas
-    assumed = {
+    assumed: dict[str, int] = {
         "respond": g.respond_base + play.p["samples"] * g.respond_per_sample,
         "challenge": g.challenge,
         "slashExpired": g.slash_expired,
-        "receipt": g.receipt,
         "claim": g.claim,
         "commit": g.commit,
         "withdraw": g.withdraw,
     }
+    if len({n for n, _ in play.batches}) >= 2:  # gas = batch + n * receipt, least squares
+        n_, g_ = np.array(play.batches, dtype=np.float64).T
+        per, base = np.polyfit(n_, g_, 1)
+        play.gas["receipt (per receipt)"] = [round(per)]
+        play.gas["receipt (per batch)"] = [round(base)]
+        assumed["receipt (per receipt)"] = g.receipt
+        assumed["receipt (per batch)"] = g.receipt_batch
     gas = {
         kind: {
             "mean": float(np.mean(v)),

@@ -317,7 +317,7 @@ class Model:
             self._book("payments_made", fake * price)  # the ring's receivers pay it
             self._book("bandwidth", served * m.bandwidth_usd_per_gib * usd)
             receipts = np.ceil((served + fake) / m.receipt_gib)
-            self._book("gas", receipts * g.receipt * gwei)
+            self._book("gas", (receipts * g.receipt + (receipts > 0) * g.receipt_batch) * gwei)
             fees_wei += np.round(pay * fee_r * 1e18).astype(np.int64).astype(object)
             net["burnt_eth"] += float((pay * fee_r).sum())
             self._count("served_gib", np.arange(self.H), served)
@@ -362,6 +362,7 @@ class Model:
                 ok[pos] = self._proves(int(idx[pos]), S)
             # outsourcers: K other hosts of the root online with their whole slot, in time
             fetch_pay = np.zeros(self.H)
+            fetch_gas = np.zeros(self.H)
             src_pay = np.zeros(self.H)
             for pos in np.flatnonzero(out_mask):
                 ci = int(idx[pos])
@@ -385,8 +386,11 @@ class Model:
                 fetch_pay[self.c_host[ci]] += cost
                 src = self.c_host[good[:sources]]
                 np.add.at(src_pay, src, cost / sources)
+                # each source submits the outsourcer's receipt (a batch of one)
+                np.add.at(fetch_gas, src, float(g.receipt_batch + g.receipt))
             if fetch_pay.any():
                 self._book("payments_made", fetch_pay)
+                self._book("gas", fetch_gas * gwei)
                 self._book("payments", src_pay)
                 self._book("fees", src_pay * fee_r)
                 fees_wei += np.round(src_pay * fee_r * 1e18).astype(np.int64).astype(object)
