@@ -268,4 +268,71 @@ contract TransferReceiptsTest is Fixture {
         assertEq(accepted, 100, "all accepted");
         assertLe(used / 100, 20_000, "execution gas per receipt");
     }
+
+    // ------------------------------------------------------------------ batch caches
+
+    /// @dev A batch that interleaves receivers, roots and nonce words ends in exactly the state
+    /// that submitting its receipts one by one produces (the write-back caches lose nothing).
+    function testFuzz_batch_equalsOneByOne(uint256 seed) public {
+        (address r2, uint256 k2) = makeAccount("receiver 2");
+        bytes32 root2 = registerSized(2 * MIB, "content 2");
+        TransferReceipts one = new TransferReceipts(registry, EPOCH, MIN_PRICE, RECEIPT_FEE_BPS, WITHDRAW_DELAY);
+        trc.deposit{value: 1 ether}(r2);
+        one.deposit{value: 1 ether}(receiver);
+        one.deposit{value: 1 ether}(r2);
+        TransferReceipts.Receipt[] memory rs = new TransferReceipts.Receipt[](8);
+        bytes[] memory sigs = new bytes[](8);
+        bytes[] memory sigsOne = new bytes[](8);
+        for (uint256 i; i < 8; ++i) {
+            uint256 x = uint256(keccak256(abi.encode(seed, i)));
+            bool second = x & 1 == 1;
+            uint64 b = uint64(1 + (x >> 8) % (MIB + MIB / 2));
+            rs[i] = receipt(
+                (x >> 4) & 1 == 1 ? root2 : root,
+                provider,
+                second ? r2 : receiver,
+                b,
+                (x >> 5) % 8 == 0 ? 1 : _pay(b),
+                uint64((x >> 40) % 520) // crosses bitmap words; repeats happen
+            );
+            uint256 key = second ? k2 : receiverKey;
+            sigs[i] = signDigest(key, trc.hashReceipt(rs[i]));
+            sigsOne[i] = signDigest(key, one.hashReceipt(rs[i]));
+        }
+        vm.prank(provider);
+        trc.submitBatch(rs, sigs);
+        for (uint256 i; i < 8; ++i) {
+            TransferReceipts.Receipt[] memory single = new TransferReceipts.Receipt[](1);
+            bytes[] memory ss = new bytes[](1);
+            single[0] = rs[i];
+            ss[0] = sigsOne[i];
+            vm.prank(provider);
+            one.submitBatch(single, ss);
+        }
+        address[2] memory recv = [receiver, r2];
+        bytes32[2] memory roots = [root, root2];
+        for (uint256 a; a < 2; ++a) {
+            (uint256 x1,,) = trc.escrowOf(recv[a]);
+            (uint256 x2,,) = one.escrowOf(recv[a]);
+            assertEq(x1, x2, "escrow");
+            for (uint256 b; b < 2; ++b) {
+                assertEq(trc.pairBytes(recv[a], provider, roots[b], 0), one.pairBytes(recv[a], provider, roots[b], 0), "pair");
+            }
+            for (uint64 n; n < 520; n += 37) {
+                assertEq(trc.isNonceUsed(recv[a], n), one.isNonceUsed(recv[a], n), "nonce");
+            }
+        }
+        for (uint256 i; i < 8; ++i) {
+            assertEq(
+                trc.isNonceUsed(rs[i].receiver, rs[i].nonce),
+                one.isNonceUsed(rs[i].receiver, rs[i].nonce),
+                "receipt nonce"
+            );
+        }
+        assertEq(trc.earningsOf(provider), one.earningsOf(provider), "earnings");
+        assertEq(trc.totalBurnt(), one.totalBurnt(), "burnt");
+        assertEq(trc.servedBytes(provider, 0), one.servedBytes(provider, 0), "served");
+        assertEq(trc.receiptCount(provider, 0), one.receiptCount(provider, 0), "count");
+        assertEq(trc.feesOf(provider, 0), one.feesOf(provider, 0), "fees");
+    }
 }
