@@ -137,19 +137,32 @@ def table(summ: dict[str, Any]) -> str:
     lines = [
         f"{summ['name']}: {summ['hosts']} hosts x {summ['epochs']} epochs x "
         f"{len(summ['seeds'])} seeds in {summ['seconds']:.1f} s ({summ['workers']} workers)",
-        f"{'strategy':<19}{'hosts':>6}{'ROI':>9}{'95% CI':>21}{'profit USD/host-epoch':>24}",
+        f"{'strategy':<19}{'hosts':>6}{'ROI':>9}{'95% CI':>21}{'gap to honest (paired)':>28}"
+        f"{'profit USD/host-epoch':>30}",
     ]
     for name, s in summ["strategies"].items():
         lo, hi = s["roi_ci95"]
         plo, phi = s["profit_usd_per_host_epoch_ci95"]
+        gap = ""
+        if "roi_gap_to_honest" in s:
+            glo, ghi = s["roi_gap_to_honest_ci95"]
+            gap = f"{s['roi_gap_to_honest']:>8.3f} [{glo:>7.3f}, {ghi:>7.3f}]"
         lines.append(
             f"{name:<19}{s['hosts']:>6}{s['roi_mean']:>9.3f}   [{lo:>7.3f}, {hi:>7.3f}]"
-            f"{s['profit_usd_per_host_epoch']:>10.3f} [{plo:.3f}, {phi:.3f}]"
+            f"{gap:>28}{s['profit_usd_per_host_epoch']:>12.3f} [{plo:.3f}, {phi:.3f}]"
         )
     c = summ["checks"]
     lines.append(
         "every deviant's ROI CI below honest's: "
         + ("yes" if c["every_deviant_below_honest"] else f"NO ({', '.join(c['failing'])})")
+    )
+    lines.append(
+        "... and by the paired (seed-by-seed) gap: "
+        + (
+            "yes"
+            if c["every_deviant_below_honest_paired"]
+            else f"NO ({', '.join(c['failing_paired'])})"
+        )
     )
     d = summ["detection"]
     lines.append(

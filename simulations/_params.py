@@ -86,8 +86,8 @@ class Gas:
     commit: int = 163_000  #: DataAvailability.commit (slot-root proof, stake), once per slot
     challenge: int = 180_000  #: DataAvailability.challenge (bond, parameter snapshot, event)
     slash_expired: int = 81_000  #: DataAvailability.slashExpired
-    receipt: int = 47_000  #: per receipt in a submitBatch (EIP-712 recovery, 3 SSTOREs, event)
-    receipt_batch: int = 60_000  #: per submitBatch (one per host and period that has receipts)
+    receipt: int = 34_000  #: per receipt in a submitBatch (EIP-712 recovery, 3 SSTOREs, event)
+    receipt_batch: int = 120_000  #: per submitBatch (one per host and period with receipts)
     claim: int = 86_000  #: HostingRewards.claim (Merkle proof, one per host and epoch paid)
     withdraw: int = 31_000  #: withdrawOwed / withdrawEarnings, once per host and epoch
 

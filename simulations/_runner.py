@@ -158,6 +158,15 @@ def strategy_table(res: MultiResult) -> dict[str, dict[str, Any]]:
                 counts[:, COUNTS.index("missing_failures")].sum() / mc
             )
         out[name] = entry
+    # Paired by seed (same seed, same world): honest's ROI minus the strategy's, with its CI.
+    if "honest" in out:
+        base = np.asarray(out["honest"]["roi_per_seed"])
+        for name, entry in out.items():
+            if name != "honest":
+                gap = base - np.asarray(entry["roi_per_seed"])
+                m, lo, hi = mean_ci95(gap)
+                entry["roi_gap_to_honest"] = m
+                entry["roi_gap_to_honest_ci95"] = [lo, hi]
     return out
 
 
@@ -205,6 +214,9 @@ def checks(table: dict[str, dict[str, Any]], detection: dict[str, Any]) -> dict[
         name: {
             "roi_ci95_hi": e["roi_ci95"][1],
             "below_honest_lo": e["roi_ci95"][1] < lo,
+            # the sharper, paired test: the seed-by-seed gap to honest is positive
+            "paired_gap_ci95_lo": e["roi_gap_to_honest_ci95"][0],
+            "paired_below_honest": e["roi_gap_to_honest_ci95"][0] > 0,
         }
         for name, e in table.items()
         if name != "honest"
@@ -214,6 +226,8 @@ def checks(table: dict[str, dict[str, Any]], detection: dict[str, Any]) -> dict[
         "ordering": order,
         "every_deviant_below_honest": all(v["below_honest_lo"] for v in order.values()),
         "failing": sorted(k for k, v in order.items() if not v["below_honest_lo"]),
+        "every_deviant_below_honest_paired": all(v["paired_below_honest"] for v in order.values()),
+        "failing_paired": sorted(k for k, v in order.items() if not v["paired_below_honest"]),
         "detection_per_proof_meets_1e-6": detection["per_proof_meets_1e-6"],
     }
     if "lazy-5" in table:
