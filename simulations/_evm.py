@@ -102,13 +102,15 @@ class EvmReport:
         lines = [
             f"{self.name} on py-evm (Cancun) in {self.seconds:.1f} s: "
             + ("AGREES with the model" if self.agrees else "DISAGREES with the model"),
-            f"{'strategy':<14}{'hosts':>6}{'ROI chain':>11}{'model mean':>12}"
-            f"{'joint 95% prediction':>24}",
+            f"{'strategy':<14}{'hosts':>6}{'ROI chain':>11}{'model, same seed':>18}"
+            f"{'model mean':>12}{'joint 95% prediction':>24}",
         ]
         for name, s in self.strategies.items():
             lo, hi = s["model_roi_pi95"]
+            same = s["model_roi_same_seed"]
             lines.append(
-                f"{name:<14}{s['hosts']:>6}{s['roi_chain']:>11.3f}{s['model_roi_mean']:>12.3f}"
+                f"{name:<14}{s['hosts']:>6}{s['roi_chain']:>11.3f}"
+                f"{'' if same is None else f'{same:.3f}':>18}{s['model_roi_mean']:>12.3f}"
                 f"   [{lo:>7.3f}, {hi:>7.3f}]" + ("" if s["roi_in_interval"] else "  <- outside")
             )
         for c in self.checks:
@@ -661,9 +663,11 @@ def run_evm(scenario: Scenario, out: Path, seed: int | None = None) -> EvmReport
         half = z * float(per_seed.std(ddof=1)) * math.sqrt(1 + 1 / n) if n > 1 else 0.0
         mean = float(per_seed.mean())
         lo, hi = mean - half, mean + half
+        same = model["seeds"].index(seed) if seed in model["seeds"] else None
         strategies[name] = {
             "hosts": int(mask.sum()),
             "roi_chain": roi,
+            "model_roi_same_seed": None if same is None else float(per_seed[same]),
             "model_roi_mean": mean,
             "model_roi_pi95": [lo, hi],
             "roi_in_interval": lo - 1e-9 <= roi <= hi + 1e-9,
