@@ -263,6 +263,7 @@ class _Play:
                 f"slash {slashed} (terminated {terminated}) != model {want} ({term})"
             )
         self.stake[c] -= slashed
+        self.last_paid[c] = self.backend.timestamp()  # a fault forfeits the accrued storage
         if terminated:
             self.active[c] = False
         self._rep(h, "expired")

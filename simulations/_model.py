@@ -24,9 +24,10 @@ period per epoch). Per period:
    other slots; it passes iff it is online, enough sources are online with their data, and the
    download fits in ``responseWindow``; it pays them the receiver price for what it fetches.
    A pass pays storage: ``storageRatePerGiBDay * slot GiB * days since the last payment``
-   (``storageFeeBps`` of it burnt). A miss expires: a *fault* (``faultSlashBps`` of the stake),
-   and at ``maxFaults`` consecutive faults ``proofSlashBps`` and termination (the slot is lost,
-   with the storage accrued since its last payment; the rest of the stake is returned). Half
+   (``storageFeeBps`` of it burnt). A miss expires: a *fault* (``faultSlashBps`` of the stake,
+   and the storage accrued since the last payment is forfeited), and at ``maxFaults``
+   consecutive faults ``proofSlashBps`` and termination (the slot is lost; the rest of the
+   stake is returned). Half
    of a slash goes to the challenger of record.
 4. **Reputation.** Every proof outcome goes through ``node.ledger.update_reputation`` in order.
 5. **Epoch end.** ``node.ledger.allocate_amounts`` splits the epoch's HostingRewards budget by
@@ -428,6 +429,7 @@ class Model:
             # -- faults (expired)
             fidx, fhost = idx[~ok], hosts[~ok]
             self.faults[fidx] += 1
+            self.last_paid[fidx] = t_days  # a fault forfeits the storage accrued so far
             term = self.faults[fidx] >= p["max_faults"]
             bps = np.where(term, p["proof_slash_bps"], p["fault_slash_bps"])
             slashed = self.stake[fidx] * bps / 10_000 / 1e18
