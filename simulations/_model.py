@@ -420,7 +420,9 @@ class Model:
             np.add.at(
                 fees_wei, phost, np.round(amount * fee_s * 1e18).astype(np.int64).astype(object)
             )
-            net["validator_rewards_eth"] += float(sched[ok].sum()) * reward
+            # the scheduled reward is paid on every resolution of a scheduled challenge (pass or
+            # expiry; DataAvailability), from the pool the protocol funds
+            net["validator_rewards_eth"] += float(sched.sum()) * reward
             # ad-hoc bonds of griefers go to the host that answered
             g_ok = griefed & ok
             self._book_host("bonds_received", hosts[g_ok], bond)
