@@ -78,11 +78,11 @@ class Gas:
     (``python -m simulations run evm-small --evm``; docs/simulations.md has the table)."""
 
     #: DataAvailability.respond = respond_base + S * respond_per_sample: per sample 4096 bytes
-    #: of calldata (16 gas per non-zero byte: 65.5k), a ~20-hash audit path (640 bytes: 10k)
-    #: and its hashing and keccak draw (~2k); S = 20 gives 1.59M. Prague (EIP-7623 floor,
-    #: 40 gas per non-zero calldata byte) makes it ~3.9M.
+    #: of calldata (16 gas per non-zero byte: 65.5k), its audit path and hashing and the keccak
+    #: draw; S = 20 gives 1.55M (measured 1.55-1.58M). Prague (EIP-7623 floor, 40 gas per
+    #: non-zero calldata byte) makes it ~3.9M.
     respond_base: int = 60_000
-    respond_per_sample: int = 76_500
+    respond_per_sample: int = 74_700
     commit: int = 163_000  #: DataAvailability.commit (slot-root proof, stake), once per slot
     challenge: int = 180_000  #: DataAvailability.challenge (bond, parameter snapshot, event)
     slash_expired: int = 81_000  #: DataAvailability.slashExpired
