@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
-from node.content import SEGMENT_SIZE
+from node.content import SEGMENT_SIZE, SizeProof
 from node.log import get_logger
 from node.receipt import ReceiptDomain, ReceiptError, SignedReceipt, receipt_digest, verify_receipt
 
@@ -400,14 +400,15 @@ class ChainClient:
         data_shards: int,
         slot_count: int,
         slots_root: bytes,
-        last_segment: bytes,
-        last_proof: Sequence[bytes],
+        size_proof: SizeProof,
         chunk_size: int = 1 << 20,
         segment_size: int = SEGMENT_SIZE,
         metadata_uri: str = "",
     ) -> TxResult:
-        """``register(Registration, lastSegment, lastProof)``: the size is proven by the last
-        segment's audit path (``node.content.last_segment_proof``)."""
+        """Commit-then-reveal registration: ``commitRegistration`` (unless this account already
+        committed to this registration), then ``register(Registration, leftSegments,
+        edgeHashes, lastSegment)`` in a later block with the spine size proof
+        (``node.content.size_proof``). Returns the ``register`` transaction."""
         reg = (
             _root(root),
             size,
@@ -418,7 +419,21 @@ class ChainClient:
             bytes(slots_root),
             metadata_uri,
         )
-        fn = self.registry.functions.register(reg, bytes(last_segment), list(last_proof))
+        commitment = self._view(self.registry.functions.registrationCommitment(self.address, reg))
+        committed_at = int(self._view(self.registry.functions.commitmentBlock(commitment)))
+        # Already registered: no commitment, `register` below reverts AlreadyRegistered.
+        if committed_at == 0 and not self.is_registered(root):
+            committed_at = self._tx(self.registry.functions.commitRegistration(commitment)).block
+        # The register must land in a later block: on dev chains mine one if the head has not
+        # moved; elsewhere the next transaction goes into a later block anyway.
+        if self.backend.block_number() <= committed_at and self.backend.kind == "embedded":
+            self.backend.mine(1)
+        fn = self.registry.functions.register(
+            reg,
+            [bytes(s) for s in size_proof.left_segments],
+            [bytes(h) for h in size_proof.edge_hashes],
+            bytes(size_proof.last_segment),
+        )
         return self._tx(fn)
 
     def publish_content(
@@ -441,6 +456,7 @@ class ChainClient:
             kw["data_shards"] = data_shards
         if slot_count is not None:
             kw["slot_count"] = slot_count
+        proof = content.size_proof(read, size)
         if size == 0:
             return self.register(
                 content.EMPTY_ROOT if root is None else root,
@@ -448,26 +464,23 @@ class ChainClient:
                 data_shards=data_shards or content.DEFAULT_DATA_SHARDS,
                 slot_count=0,
                 slots_root=bytes(32),
-                last_segment=b"",
-                last_proof=[],
+                size_proof=proof,
                 chunk_size=chunk_size,
                 metadata_uri=metadata_uri,
             )
         layout = content.SlotLayout(size, **kw)
         _, slots_root = content.encode_slot_roots(read, layout)
-        last, proof = content.last_segment_proof(read, size)
         if root is None:
-            root = content.root_from_inclusion(
-                content.leaf_hash(last), layout.segments - 1, layout.segments, proof
-            )
+            root = content.size_proof_root(proof, size)
+            if root is None:  # pragma: no cover - size_proof built it from the same content
+                raise ChainUsageError("size proof does not fold to a root")
         return self.register(
             root,
             size,
             data_shards=layout.data_shards,
             slot_count=layout.slot_count,
             slots_root=slots_root,
-            last_segment=last,
-            last_proof=proof,
+            size_proof=proof,
             chunk_size=chunk_size,
             metadata_uri=metadata_uri,
         )

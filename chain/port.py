@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from node.content import Manifest, SlotLayout
+from node.content import Manifest, SizeProof, SlotLayout
 from node.receipt import SignedReceipt
 
 from .backend import ANVIL_CHAIN_ID
@@ -33,8 +33,7 @@ class ChainPort(Protocol):
         manifest: Manifest,
         layout: SlotLayout,
         slot_roots: Sequence[bytes],
-        last_segment: bytes,
-        last_proof: Sequence[bytes],
+        size_proof: SizeProof,
         metadata_uri: str = "",
     ) -> TxResult | None:
         """Register the content with its slot geometry and size proof. ``None`` if it is
@@ -99,8 +98,7 @@ class ClientPort:
         manifest: Manifest,
         layout: SlotLayout,
         slot_roots: Sequence[bytes],
-        last_segment: bytes,
-        last_proof: Sequence[bytes],
+        size_proof: SizeProof,
         metadata_uri: str = "",
     ) -> TxResult | None:
         from node.content import slots_root_of
@@ -113,8 +111,7 @@ class ClientPort:
                 data_shards=layout.data_shards,
                 slot_count=layout.slot_count if manifest.size else 0,
                 slots_root=slots_root,
-                last_segment=last_segment,
-                last_proof=last_proof,
+                size_proof=size_proof,
                 chunk_size=manifest.chunk_size,
                 segment_size=manifest.segment_size,
                 metadata_uri=metadata_uri,

@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {RFC6962} from "./RFC6962.sol";
+import {SizeProof} from "./SizeProof.sol";
 
 /// @title ContentRegistry
 /// @notice Anchors content on chain: its RFC 6962 root (the content ID), its size, proven at
 /// registration, its chunk geometry, its erasure-coded slot layout (`dataShards` K, `slotCount`
 /// N, `slotsRoot`), owner and a metadata URI. The registrant becomes the owner; size, geometry
 /// and slot layout never change.
-/// @dev The size is proven: `register` takes the last segment of the content and its RFC 6962
-/// audit path as leaf n-1 of a tree of n = ceil(size / 4096) leaves. A leaf hash (0x00 prefix)
-/// never equals an interior node hash (0x01 prefix) without a SHA-256 collision, and the audit
-/// path's shape is fixed by (n-1, n), so no proof for one size verifies for another: nobody, a
-/// front-runner included, can register a root with a wrong size.
+/// @dev The size is proven with a spine proof (`SizeProof`): the last segment plus, for each
+/// perfect subtree on the right spine of the tree, its leftmost segment and left edge. The last
+/// segment's audit path alone would not do (its siblings are opaque hashes: the path of the last
+/// of n leaves also verifies for any n' with popcount(n'-1) == popcount(n-1)). So nobody can
+/// register a root with a wrong size.
+/// Registration is commit-then-reveal: `commitRegistration(keccak256(abi.encode(registrant,
+/// root, dataShards, slotCount, slotsRoot)))` in an earlier block than `register`, so a
+/// front-runner who copies a pending `register` (with another slot layout) cannot get its own
+/// registration in first.
 /// Storage per root: slot 0 owner (20 bytes) | size (8) | chunkSize (4); slot 1 segmentSize (4)
 /// | registeredAt (8) | dataShards (1) | slotCount (1); slot 2 slotsRoot; slot 3+ metadataURI. A
 /// root is registered iff its owner is non-zero, which is why ownership cannot be transferred to
@@ -72,11 +76,14 @@ contract ContentRegistry {
     error NotRegistered(bytes32 root);
     /// @notice segmentSize must be 4096 and chunkSize a power of two in [256 KiB, 4 MiB].
     error InvalidGeometry(uint64 size, uint32 chunkSize, uint32 segmentSize);
-    /// @notice For size > 0: 1 <= dataShards <= 32, 1 <= slotCount <= 64, dataShards + slotCount
-    /// <= 256; for size 0: slotCount == 0.
+    /// @notice For size > 0: 2 <= dataShards <= slotCount <= 64, dataShards <= 32 (one data shard
+    /// would make every slot a plain copy; fewer slots than data shards could not rebuild the
+    /// content); for size 0: slotCount == 0.
     error InvalidSlots(uint8 dataShards, uint8 slotCount);
-    /// @notice The last segment and its audit path do not prove that `root` has `size` bytes.
+    /// @notice The size proof does not prove that `root` has `size` bytes.
     error SizeProofInvalid(bytes32 root, uint64 size);
+    /// @notice No registration commitment `commitment` from the caller in an earlier block.
+    error NotCommitted(bytes32 commitment);
     /// @notice Only the owner of `root` may do this; `caller` is not.
     error NotContentOwner(bytes32 root, address caller);
     /// @notice Ownership cannot go to the zero address (that would unregister the root).
@@ -96,6 +103,8 @@ contract ContentRegistry {
         bytes32 slotsRoot,
         string metadataURI
     );
+    /// @notice `registrant` committed to a registration (see `registrationCommitment`).
+    event RegistrationCommitted(address indexed registrant, bytes32 indexed commitment);
     /// @notice The metadata URI of `root` changed.
     event MetadataUpdated(bytes32 indexed root, string metadataURI);
     /// @notice Ownership of `root` moved from `from` to `to`.
@@ -104,33 +113,58 @@ contract ContentRegistry {
     // ------------------------------------------------------------------ storage
 
     mapping(bytes32 root => Content) private _contents;
+    mapping(bytes32 commitment => uint256 blockNumber) private _commitments;
 
     // ------------------------------------------------------------------ logic
 
+    /// @notice First step of a registration: commit to (caller, root, layout) without revealing
+    /// them. `register` is accepted from the next block on. Committing again is harmless.
+    function commitRegistration(bytes32 commitment) external {
+        if (_commitments[commitment] == 0) _commitments[commitment] = block.number;
+        emit RegistrationCommitted(msg.sender, commitment);
+    }
+
+    /// @notice The commitment `registrant` must make before registering `reg`.
+    function registrationCommitment(address registrant, Registration calldata reg)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(
+            abi.encode(registrant, reg.root, reg.dataShards, reg.slotCount, reg.slotsRoot)
+        );
+    }
+
     /// @notice Register `reg.root` with its proven size, geometry and slot layout; the caller
     /// becomes its owner.
-    /// @dev For size > 0, `lastSegment` must be segment n-1 (n = ceil(size / 4096)) of exactly
-    /// `size - (n-1) * 4096` bytes and `lastProof` its audit path to `root` in a tree of n leaves.
-    /// For size 0, `root` must be SHA256(""), `lastSegment` and `lastProof` empty, `slotCount` 0
-    /// (`dataShards` and `slotsRoot` are stored as given and mean nothing). Checks, in order:
-    /// AlreadyRegistered, InvalidGeometry, InvalidSlots, SizeProofInvalid.
+    /// @dev Needs `commitRegistration(registrationCommitment(msg.sender, reg))` in an earlier
+    /// block. For size > 0 the spine proof (`SizeProof.verify`) must prove `size`; for size 0,
+    /// `root` must be SHA256(""), the proof empty and `slotCount` 0 (`dataShards` and `slotsRoot`
+    /// are stored as given and mean nothing). Checks, in order: AlreadyRegistered,
+    /// InvalidGeometry, InvalidSlots, NotCommitted, SizeProofInvalid.
     /// @param reg the registration (root, size, chunkSize, segmentSize, dataShards, slotCount,
     /// slotsRoot, metadataURI).
+    /// @param leftSegments leftmost segment of each right-spine subtree, bottom-up.
+    /// @param edgeHashes each subtree's left-edge siblings, bottom-up, concatenated.
     /// @param lastSegment the content's last segment.
-    /// @param lastProof the RFC 6962 audit path of `lastSegment`.
     function register(
         Registration calldata reg,
-        bytes calldata lastSegment,
-        bytes32[] calldata lastProof
+        bytes[] calldata leftSegments,
+        bytes32[] calldata edgeHashes,
+        bytes calldata lastSegment
     ) external {
         bytes32 root = reg.root;
         uint64 size = reg.size;
         if (_contents[root].owner != address(0)) revert AlreadyRegistered(root);
         _checkGeometry(size, reg.chunkSize, reg.segmentSize);
         _checkSlots(size, reg.dataShards, reg.slotCount);
-        if (!sizeProofValid(root, size, lastSegment, lastProof)) {
+        bytes32 commitment = registrationCommitment(msg.sender, reg);
+        uint256 committedAt = _commitments[commitment];
+        if (committedAt == 0 || committedAt >= block.number) revert NotCommitted(commitment);
+        if (!SizeProof.verify(root, size, leftSegments, edgeHashes, lastSegment)) {
             revert SizeProofInvalid(root, size);
         }
+        delete _commitments[commitment];
         Content storage c = _contents[root];
         c.owner = msg.sender;
         c.size = size;
@@ -144,20 +178,21 @@ contract ContentRegistry {
         _emitRegistered(reg);
     }
 
-    /// @notice Whether `lastSegment` with audit path `lastProof` proves that the content of
-    /// `root` is `size` bytes long (see `register`). Never reverts.
+    /// @notice Whether the spine proof shows that `root`'s content is `size` bytes (see
+    /// `SizeProof`). Never reverts.
     function sizeProofValid(
         bytes32 root,
         uint64 size,
-        bytes calldata lastSegment,
-        bytes32[] calldata lastProof
-    ) public pure returns (bool) {
-        if (size == 0) {
-            return root == EMPTY_ROOT && lastSegment.length == 0 && lastProof.length == 0;
-        }
-        uint256 n = (uint256(size) + SEGMENT_SIZE - 1) / SEGMENT_SIZE;
-        if (lastSegment.length != uint256(size) - (n - 1) * SEGMENT_SIZE) return false;
-        return RFC6962.verifyInclusion(_leafHashPure(lastSegment), n - 1, n, lastProof, root);
+        bytes[] calldata leftSegments,
+        bytes32[] calldata edgeHashes,
+        bytes calldata lastSegment
+    ) external view returns (bool) {
+        return SizeProof.verify(root, size, leftSegments, edgeHashes, lastSegment);
+    }
+
+    /// @notice Block of the registration commitment `commitment` (0 if none or used).
+    function commitmentBlock(bytes32 commitment) external view returns (uint256) {
+        return _commitments[commitment];
     }
 
     /// @notice Replace the metadata URI of `root`. Owner only.
@@ -245,8 +280,8 @@ contract ContentRegistry {
             return;
         }
         if (
-            dataShards == 0 || dataShards > MAX_DATA_SHARDS || slotCount == 0
-                || slotCount > MAX_SLOTS || uint256(dataShards) + slotCount > 256
+            dataShards < 2 || dataShards > MAX_DATA_SHARDS || slotCount < dataShards
+                || slotCount > MAX_SLOTS
         ) revert InvalidSlots(dataShards, slotCount);
     }
 
@@ -262,17 +297,6 @@ contract ContentRegistry {
             reg.slotsRoot,
             reg.metadataURI
         );
-    }
-
-    /// @dev RFC6962.leafHash is `view` only because it calls the SHA-256 precompile; it is a
-    /// pure function, so cast it like RFC6962.verifyInclusion does.
-    function _leafHashPure(bytes calldata data) private pure returns (bytes32) {
-        function(bytes calldata) internal view returns (bytes32) impl = RFC6962.leafHash;
-        function(bytes calldata) internal pure returns (bytes32) asPure;
-        assembly ("memory-safe") {
-            asPure := impl
-        }
-        return asPure(data);
     }
 
     function _ownedBy(bytes32 root, address caller) private view returns (Content storage c) {

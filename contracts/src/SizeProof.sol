@@ -47,17 +47,28 @@ library SizeProof {
         for (uint256 a; rest != 0; ++a) {
             if (rest & 1 != 0) {
                 if (seg >= leftSegments.length || edge + a > edgeHashes.length) return false;
-                bytes calldata first = leftSegments[seg++];
-                if (first.length != SEGMENT_SIZE) return false;
-                bytes32 sibling = RFC6962.leafHash(first);
-                for (uint256 j; j < a; ++j) {
-                    sibling = RFC6962.nodeHash(sibling, edgeHashes[edge + j]);
-                }
+                (bool ok, bytes32 sibling) = _subtree(leftSegments[seg++], edgeHashes, edge, a);
+                if (!ok) return false;
                 edge += a;
                 node = RFC6962.nodeHash(sibling, node);
             }
             rest >>= 1;
         }
         return seg == leftSegments.length && edge == edgeHashes.length && node == root;
+    }
+
+    /// @dev Root of a perfect subtree of 2^height leaves from its leftmost segment and the
+    /// `height` left-edge siblings starting at `edgeHashes[from]`.
+    function _subtree(bytes calldata first, bytes32[] calldata edgeHashes, uint256 from, uint256 height)
+        private
+        view
+        returns (bool ok, bytes32 h)
+    {
+        if (first.length != SEGMENT_SIZE) return (false, 0);
+        h = RFC6962.leafHash(first);
+        for (uint256 j; j < height; ++j) {
+            h = RFC6962.nodeHash(h, edgeHashes[from + j]);
+        }
+        return (true, h);
     }
 }

@@ -434,7 +434,7 @@ def _open_slots(ctx: Context) -> Any:
 
 def cmd_publish(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Register stored content with its slot layout and size proof in the ContentRegistry."""
-    from node.content import SlotLayout, encode_slot_roots, last_segment_proof
+    from node.content import SlotLayout, encode_slot_roots, size_proof
 
     root = _hex32(args.root)
     client = _client(ctx, args)
@@ -445,10 +445,8 @@ def cmd_publish(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         layout = SlotLayout(manifest.size, args.data_shards, args.slots)
         read = store.reader(root)
         slot_roots, _ = encode_slot_roots(read, layout)
-        last, proof = last_segment_proof(read, manifest.size)
-    res = ClientPort(client).publish(
-        manifest, layout, slot_roots, last, proof, args.metadata_uri or ""
-    )
+        proof = size_proof(read, manifest.size)
+    res = ClientPort(client).publish(manifest, layout, slot_roots, proof, args.metadata_uri or "")
     info: dict[str, Any] = {
         "root": args.root,
         "size": manifest.size,

@@ -13,6 +13,12 @@ from ._manifest import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 from ._manifest import Manifest as Manifest
 from ._manifest import parse_root as parse_root
 from ._manifest import root_hex as root_hex
+from ._sizeproof import SizeProof as SizeProof
+from ._sizeproof import SizeProofError as SizeProofError
+from ._sizeproof import size_proof as size_proof
+from ._sizeproof import size_proof_root as size_proof_root
+from ._sizeproof import size_proof_shape as size_proof_shape
+from ._sizeproof import verify_size_proof as verify_size_proof
 from ._slots import BATCH_BUDGET as BATCH_BUDGET
 from ._slots import DEFAULT_DATA_SHARDS as DEFAULT_DATA_SHARDS
 from ._slots import DEFAULT_SLOT_COUNT as DEFAULT_SLOT_COUNT
@@ -60,8 +66,3 @@ from ._tree import segment_leaf_hashes as segment_leaf_hashes
 from ._tree import segment_proof as segment_proof
 from ._tree import tree_hash as tree_hash
 from ._tree import verify_inclusion as verify_inclusion
-from ._sizeproof import SizeProof as SizeProof
-from ._sizeproof import SizeProofError as SizeProofError
-from ._sizeproof import proof_shape as size_proof_shape
-from ._sizeproof import size_proof as size_proof
-from ._sizeproof import verify_size_proof as verify_size_proof

@@ -34,7 +34,14 @@ from ._stream import StreamingTreeHasher
 from ._tree import EMPTY_ROOT, HASH_SIZE, SEGMENT_SIZE, leaf_hash, node_hash, segment_count
 from ._tree import segment_leaf_hashes as _leaf_hashes
 
-__all__ = ["SizeProof", "SizeProofError", "proof_shape", "size_proof", "verify_size_proof"]
+__all__ = [
+    "SizeProof",
+    "SizeProofError",
+    "size_proof",
+    "size_proof_root",
+    "size_proof_shape",
+    "verify_size_proof",
+]
 
 _READ_BLOCK = 4 << 20  # bytes hashed per read
 
@@ -127,41 +134,45 @@ def size_proof(read: object, size: int) -> SizeProof:
     return SizeProof(tuple(segments), tuple(edges), last)
 
 
-def verify_size_proof(root: bytes, size: int, proof: SizeProof) -> bool:
-    """Whether ``proof`` shows that ``root``'s content is ``size`` bytes (never raises on
-    malformed proofs; mirrors ``SizeProof.verify`` in Solidity)."""
-    if not 0 <= size < 2**64 or len(root) != HASH_SIZE:
-        return False
+def size_proof_root(proof: SizeProof, size: int) -> bytes | None:
+    """The root a spine proof of ``size`` bytes leads to (``None`` if it is malformed): the
+    fold ``SizeProof.verify`` in Solidity compares with the claimed root."""
+    if not 0 <= size < 2**64:
+        return None
     if size == 0:
-        return (
-            root == EMPTY_ROOT
-            and not proof.left_segments
-            and not proof.edge_hashes
-            and not proof.last_segment
-        )
+        empty = not (proof.left_segments or proof.edge_hashes or proof.last_segment)
+        return EMPTY_ROOT if empty else None
     n = segment_count(size)
     if len(proof.last_segment) != size - (n - 1) * SEGMENT_SIZE:
-        return False
+        return None
     node = leaf_hash(proof.last_segment)
     seg = edge = 0
     for a in _spine_bits(n):
         if seg >= len(proof.left_segments) or edge + a > len(proof.edge_hashes):
-            return False
+            return None
         first = proof.left_segments[seg]
         seg += 1
         if len(first) != SEGMENT_SIZE:
-            return False
+            return None
         sibling = leaf_hash(first)
         for h in proof.edge_hashes[edge : edge + a]:
             if len(h) != HASH_SIZE:
-                return False
+                return None
             sibling = node_hash(sibling, h)
         edge += a
         node = node_hash(sibling, node)
-    return seg == len(proof.left_segments) and edge == len(proof.edge_hashes) and node == root
+    if seg != len(proof.left_segments) or edge != len(proof.edge_hashes):
+        return None
+    return node
 
 
-def proof_shape(size: int) -> tuple[int, int]:
+def verify_size_proof(root: bytes, size: int, proof: SizeProof) -> bool:
+    """Whether ``proof`` shows that ``root``'s content is ``size`` bytes (never raises on
+    malformed proofs; mirrors ``SizeProof.verify`` in Solidity)."""
+    return len(root) == HASH_SIZE and size_proof_root(proof, size) == root
+
+
+def size_proof_shape(size: int) -> tuple[int, int]:
     """``(segments, hashes)`` a size proof of ``size`` bytes carries (for gas estimates)."""
     if size == 0:
         return (0, 0)

@@ -85,10 +85,14 @@ class SlotLayout:
                 raise SlotLayoutError(f"{name} must be an int, got {type(value).__name__}")
         if not 1 <= self.size <= MAX_CONTENT_SIZE:
             raise SlotLayoutError(f"content size {self.size} outside [1, 2^64 - 1] for slots")
-        if not 1 <= self.data_shards <= MAX_DATA_SHARDS:
-            raise SlotLayoutError(f"data shards {self.data_shards} outside [1, {MAX_DATA_SHARDS}]")
-        if not 1 <= self.slot_count <= MAX_SLOT_COUNT:
-            raise SlotLayoutError(f"slot count {self.slot_count} outside [1, {MAX_SLOT_COUNT}]")
+        # K = 1 would make every slot a plain copy of the content (zfec's shares of one block are
+        # that block), so nothing would be unique to a host; N < K slots could not rebuild it.
+        if not 2 <= self.data_shards <= MAX_DATA_SHARDS:
+            raise SlotLayoutError(f"data shards {self.data_shards} outside [2, {MAX_DATA_SHARDS}]")
+        if not self.data_shards <= self.slot_count <= MAX_SLOT_COUNT:
+            raise SlotLayoutError(
+                f"slot count {self.slot_count} outside [K = {self.data_shards}, {MAX_SLOT_COUNT}]"
+            )
         if self.data_shards + self.slot_count > MAX_SHARES:
             raise SlotLayoutError(
                 f"data shards + slots = {self.data_shards + self.slot_count} > {MAX_SHARES}"

@@ -88,6 +88,7 @@ def test_pyevm_and_anvil_map_the_same_revert(anvil_world: World) -> None:
     """A custom error arrives as the same named class from both backends."""
     from chain.backend import EmbeddedChain
     from chain.errors import SizeProofInvalid
+    from node.content import size_proof
 
     from .conftest import build_world, make_content
 
@@ -100,7 +101,6 @@ def test_pyevm_and_anvil_map_the_same_revert(anvil_world: World) -> None:
                 data_shards=4,
                 slot_count=8,
                 slots_root=c.slots_root,
-                last_segment=c.data[4096:],
-                last_proof=[],
+                size_proof=size_proof(c.read, 5000),
             )
         assert info.value.args_["size"] == 5001

@@ -17,9 +17,10 @@ from chain.port import ChainPort, ClientPort
 from node.content import (
     EMPTY_ROOT,
     Manifest,
+    SizeProof,
     SlotLayout,
     draw_sample_indices,
-    last_segment_proof,
+    size_proof,
 )
 from node.receipt import SECP256K1_N, Receipt, SignedReceipt, receipt_digest, sign_receipt
 
@@ -39,7 +40,7 @@ def test_full_scenario_on_pyevm(world: World) -> None:
 def test_register_proves_the_size(world: World) -> None:
     owner, other = world.client(0), world.client(1)
     c = make_content(5000)
-    last, proof = last_segment_proof(c.read, 5000)
+    proof = size_proof(c.read, 5000)
     common: dict[str, Any] = {
         "data_shards": 4,
         "slot_count": 8,
@@ -49,20 +50,20 @@ def test_register_proves_the_size(world: World) -> None:
     # The front-runner's trick: the right root with a wrong size. No proof fits another size.
     for size in (5001, 4999, 4096, 8192, U64):
         with pytest.raises(revert_class("SizeProofInvalid")):
-            owner.register(c.root, size, last_segment=last, last_proof=proof, **common)
+            owner.register(c.root, size, size_proof=proof, **common)
     with pytest.raises(revert_class("SizeProofInvalid")):
-        owner.register(b"\x01" * 32, 5000, last_segment=last, last_proof=proof, **common)
-    with pytest.raises(revert_class("InvalidSlots")):
-        owner.register(
-            c.root,
-            5000,
-            last_segment=last,
-            last_proof=proof,
-            **{**common, "data_shards": 33},
-        )
-    res = owner.register(
-        c.root, 5000, last_segment=last, last_proof=proof, metadata_uri="meta", **common
-    )
+        owner.register(b"\x01" * 32, 5000, size_proof=proof, **common)
+    # The old proof (the last segment's audit path) read as another size: refused too.
+    two = make_content(2 * 4096, seed=3)
+    forged = SizeProof((two.data[:4096],), (_leaf(two.data[4096:]),), two.data[4096:])
+    with pytest.raises(revert_class("SizeProofInvalid")):
+        owner.register(two.root, 3 * 4096, size_proof=forged, **common)
+    for k, n in ((33, 40), (1, 8), (4, 3)):
+        with pytest.raises(revert_class("InvalidSlots")):
+            owner.register(
+                c.root, 5000, size_proof=proof, **{**common, "data_shards": k, "slot_count": n}
+            )
+    res = owner.register(c.root, 5000, size_proof=proof, metadata_uri="meta", **common)
     assert res.event("ContentRegistered").args["slotsRoot"] == c.slots_root
     info = owner.get_content(c.root)
     assert (info.owner, info.size, info.chunk_size, info.metadata_uri, info.data_shards) == (
@@ -82,16 +83,41 @@ def test_register_proves_the_size(world: World) -> None:
         owner.layout_of(b"\x09" * 32)
     with pytest.raises(revert_class("NotContentOwner")):
         other.set_metadata_uri(c.root, "x")
+    with pytest.raises(revert_class("AlreadyRegistered")):
+        other.register(c.root, 5000, size_proof=proof, **common)
     empty = owner.register(
         EMPTY_ROOT,
         0,
         data_shards=4,
         slot_count=0,
         slots_root=bytes(32),
-        last_segment=b"",
-        last_proof=[],
+        size_proof=SizeProof((), (), b""),
     )
     assert empty.event("ContentRegistered")
+
+
+def test_register_needs_an_earlier_commitment(world: World) -> None:
+    """A front-runner who copies a pending register (own layout or the same) has no commitment
+    from an earlier block: the contract refuses it."""
+    owner, attacker = world.client(0), world.client(1)
+    c = make_content(3 * 4096 + 9, seed=4)
+    proof = size_proof(c.read, len(c.data))
+    reg = (c.root, len(c.data), 1 << 20, 4096, 4, 8, c.slots_root, "")
+    fn = attacker.registry.functions.register(
+        reg, list(proof.left_segments), list(proof.edge_hashes), proof.last_segment
+    )
+    with pytest.raises(revert_class("NotCommitted")):
+        attacker._tx(fn)
+    owner.register(
+        c.root, len(c.data), data_shards=4, slot_count=8, slots_root=c.slots_root, size_proof=proof
+    )
+    assert owner.get_content(c.root).owner == owner.address
+
+
+def _leaf(segment: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(b"\x00" + segment).digest()
 
 
 def test_port_publish_refuses_a_different_registration(world: World) -> None:
@@ -99,12 +125,12 @@ def test_port_publish_refuses_a_different_registration(world: World) -> None:
     assert isinstance(port, ChainPort)
     c = make_content(4096 * 6 + 7, seed=9)
     manifest = Manifest(c.root, len(c.data), 1 << 18)
-    last, proof = last_segment_proof(c.read, len(c.data))
-    assert port.publish(manifest, c.layout, c.slot_roots, last, proof) is not None
-    assert port.publish(manifest, c.layout, c.slot_roots, last, proof) is None  # same: fine
+    proof = size_proof(c.read, len(c.data))
+    assert port.publish(manifest, c.layout, c.slot_roots, proof) is not None
+    assert port.publish(manifest, c.layout, c.slot_roots, proof) is None  # same: fine
     other = Content(c.data, c.root, data_shards=2, slot_count=8)
     with pytest.raises(RegistrationMismatch) as info:
-        port.publish(manifest, other.layout, other.slot_roots, last, proof)
+        port.publish(manifest, other.layout, other.slot_roots, proof)
     assert info.value.theirs[1] == 4 and info.value.ours[1] == 2
 
 

@@ -51,7 +51,7 @@ def test_replay_is_idempotent_and_restart_safe(world: World, tmp_path: Path) -> 
     # Restart: a new process reopens the DB and continues from the cursor.
     _register(world, 0x02)
     ix3 = Indexer.open(str(tmp_path / "ix"), world.backend, world.deployment, confirmations=0)
-    assert ix3.sync().events == 1
+    assert ix3.sync().events == 2  # RegistrationCommitted, then ContentRegistered
     assert _roots(ix3) == [_CONTENT[0x01].root, _CONTENT[0x02].root]
 
 

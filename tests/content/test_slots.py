@@ -112,7 +112,7 @@ def test_defaults_and_geometry() -> None:
     assert lay.slot_size == lay.slot_bytes
     lay = SlotLayout(5 * SEGMENT_SIZE + 1, 2, 3)
     assert (lay.segments, lay.rows, lay.slot_bytes, lay.padded_size) == (6, 3, 3 * 4096, 6 * 4096)
-    lay = SlotLayout(1, 1, 1)
+    lay = SlotLayout(1, 2, 2)
     assert (lay.segments, lay.rows, lay.slot_bytes) == (1, 1, 4096)
     lay = SlotLayout(2**64 - 1, 32, 64)
     segments = (2**64 - 1 + 4095) // 4096
@@ -126,6 +126,8 @@ def test_defaults_and_geometry() -> None:
         (-1, 4, 8),
         (2**64, 4, 8),
         (1, 0, 8),
+        (1, 1, 8),  # one data shard: every slot would be a plain copy
+        (1, 4, 3),  # fewer slots than data shards cannot rebuild the content
         (1, 33, 8),
         (1, 4, 0),
         (1, 4, 65),
@@ -141,7 +143,7 @@ def test_layout_rejects(size: object, k: object, n: object) -> None:
 
 def test_layout_limits_accepted() -> None:
     SlotLayout(1, 32, 64)
-    SlotLayout(1, 1, 1)
+    SlotLayout(1, 2, 2)
     lay = SlotLayout(1, 4, 8)
     assert lay.check_slot(7) == 7
     with pytest.raises(SlotLayoutError):
@@ -156,12 +158,14 @@ def test_layout_limits_accepted() -> None:
 @settings(max_examples=40, deadline=None)
 @given(
     size=sizes(200),
-    k=st.integers(1, 32),
-    n=st.integers(1, 64),
+    kn=st.integers(2, 32).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, 64))),
     seed=st.integers(0, 2**32),
     max_read=st.sampled_from([None, None, 1000, 5 * SEGMENT_SIZE + 3]),
 )
-def test_slot_roots_match_naive(size: int, k: int, n: int, seed: int, max_read: int | None) -> None:
+def test_slot_roots_match_naive(
+    size: int, kn: tuple[int, int], seed: int, max_read: int | None
+) -> None:
+    k, n = kn
     data = random.Random(seed).randbytes(size)
     lay = SlotLayout(size, k, n)
     slots = naive_slots(data, k, n)
@@ -181,7 +185,7 @@ def test_slot_roots_match_naive(size: int, k: int, n: int, seed: int, max_read: 
 @settings(max_examples=40, deadline=None)
 @given(
     size=sizes(),
-    kn=st.integers(1, 32).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, 64))),
+    kn=st.integers(2, 32).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, 64))),
     seed=st.integers(0, 2**32),
 )
 def test_any_k_slots_rebuild_the_content(size: int, kn: tuple[int, int], seed: int) -> None:
@@ -203,17 +207,19 @@ def test_any_k_slots_rebuild_the_content(size: int, kn: tuple[int, int], seed: i
 @settings(max_examples=30, deadline=None)
 @given(
     rows=st.integers(1, 3),
-    k=st.integers(2, 32),
-    n=st.integers(2, 64),
+    kn=st.integers(2, 32).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, 64))),
     seed=st.integers(0, 2**32),
 )
-def test_slots_are_distinct_and_hold_no_plain_content(rows: int, k: int, n: int, seed: int) -> None:
+def test_slots_are_distinct_and_hold_no_plain_content(
+    rows: int, kn: tuple[int, int], seed: int
+) -> None:
     """For K >= 2 no slot segment is a content segment and no two slots share a segment.
 
     (The code is MDS: a parity row equal to a unit row, or two equal parity rows, would make
     some K rows singular.) Full rows of random content, so an accidental equality has
     probability ~2^-32768; low-entropy content (zeros) naturally gives equal shares.
     """
+    k, n = kn
     size = rows * k * SEGMENT_SIZE
     data = random.Random(seed).randbytes(size)
     lay = SlotLayout(size, k, n)
@@ -224,14 +230,12 @@ def test_slots_are_distinct_and_hold_no_plain_content(rows: int, k: int, n: int,
         seen |= segs
 
 
-def test_one_data_shard_gives_identical_plain_slots() -> None:
-    """K = 1 is allowed by docs/incentives.md section 2, but zfec's shares are then copies of
-    the data: every slot is the plain content and all slots are the same. Kept visible here;
-    K = 1 gives no proof of a distinct stored slot (see docs/content-addressing.md)."""
-    data = random.Random(2).randbytes(3 * SEGMENT_SIZE)
-    lay = SlotLayout(len(data), 1, 4)
-    slots = [b"".join(iter_slot_segments(reader(data), lay, j)) for j in range(4)]
-    assert slots == [data] * 4
+def test_one_data_shard_is_refused() -> None:
+    """K = 1 would make zfec's shares copies of the data (every slot the plain content, all
+    slots the same), so no slot would prove distinct storage: SlotLayout and the registry
+    refuse it (docs/content-addressing.md)."""
+    with pytest.raises(SlotLayoutError):
+        SlotLayout(3 * SEGMENT_SIZE, 1, 4)
 
 
 def test_batches_cross_boundaries_and_see_all_content() -> None:

@@ -135,13 +135,13 @@ def test_prove_drawn_samples_with_repeats(
         st.integers(1, 140).map(lambda s: s * SEGMENT_SIZE),
         st.integers(1, 140 * SEGMENT_SIZE),
     ),
-    k=st.integers(1, 32),
-    n=st.integers(1, 64),
+    kn=st.integers(2, 32).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, 64))),
     seed=st.integers(0, 2**32),
 )
 def test_build_prove_any_geometry(
-    tmp_path_factory: pytest.TempPathFactory, size: int, k: int, n: int, seed: int
+    tmp_path_factory: pytest.TempPathFactory, size: int, kn: tuple[int, int], seed: int
 ) -> None:
+    k, n = kn
     data = random.Random(seed).randbytes(size)
     lay = SlotLayout(size, k, n)
     j = seed % n

@@ -70,19 +70,27 @@ abstract contract Fixture is Test {
         }
     }
 
+    /// @dev A spine size proof (contracts/src/SizeProof.sol) in calldata order.
+    struct SizeProofData {
+        bytes[] left;
+        bytes32[] edges;
+        bytes last;
+    }
+
     /// @dev A registration of `size` bytes whose full segments all equal one 4 KiB block (so any
-    /// size is cheap to build) and whose last segment is distinct, with its size proof.
+    /// size is cheap to build) and whose last segment is distinct, with its spine size proof.
+    /// With equal full leaves h0, the spine subtree of 2^a leaves has leftmost segment `full`
+    /// and left-edge siblings pow2Root(h0, 2^j) for j < a.
     function sizedRegistration(uint64 size, uint8 k, uint8 n, bytes32 slotsRoot, bytes32 salt)
         internal
         pure
-        returns (ContentRegistry.Registration memory reg, bytes memory last, bytes32[] memory proof)
+        returns (ContentRegistry.Registration memory reg, SizeProofData memory proof)
     {
         uint256 segs = (uint256(size) + 4095) / 4096;
         bytes memory full = filled(4096, salt);
-        last = filled(uint256(size) - (segs - 1) * 4096, keccak256(abi.encode(salt, "tail")));
+        bytes memory last = filled(uint256(size) - (segs - 1) * 4096, keccak256(abi.encode(salt, "tail")));
         bytes32 root;
-        (root, proof) =
-            MerkleTrees.lastRootAndPath(MerkleTrees.leaf(full), MerkleTrees.leaf(last), segs);
+        (root, proof) = _uniformSpine(full, last, segs);
         reg = ContentRegistry.Registration({
             root: root,
             size: size,
@@ -95,6 +103,90 @@ abstract contract Fixture is Test {
         });
     }
 
+    function _uniformSpine(bytes memory full, bytes memory last, uint256 segs)
+        private
+        pure
+        returns (bytes32 root, SizeProofData memory proof)
+    {
+        proof.last = last;
+        bytes32 fullLeaf = MerkleTrees.leaf(full);
+        (root,) = MerkleTrees.lastRootAndPath(fullLeaf, MerkleTrees.leaf(last), segs);
+        (uint256 count, uint256 edges) = spineShape(segs);
+        proof.left = new bytes[](count);
+        proof.edges = new bytes32[](edges);
+        uint256 rest = segs - 1;
+        uint256 e;
+        uint256 c;
+        for (uint256 a; rest != 0; ++a) {
+            if (rest & 1 != 0) {
+                proof.left[c++] = full;
+                for (uint256 j; j < a; ++j) proof.edges[e++] = MerkleTrees.pow2Root(fullLeaf, 1 << j);
+            }
+            rest >>= 1;
+        }
+    }
+
+    /// @dev (spine subtrees, left-edge hashes) of a tree of `segs` leaves: the one bits of
+    /// segs - 1 and the sum of their positions.
+    function spineShape(uint256 segs) internal pure returns (uint256 count, uint256 edges) {
+        uint256 rest = segs == 0 ? 0 : segs - 1;
+        for (uint256 a; rest != 0; ++a) {
+            if (rest & 1 != 0) {
+                ++count;
+                edges += a;
+            }
+            rest >>= 1;
+        }
+    }
+
+    /// @dev The spine size proof of real `content` with segment leaf hashes `leaves`
+    /// (reference builder over MerkleTrees.root, independent of SizeProof.sol).
+    function spineProofOf(bytes memory content, bytes32[] memory leaves)
+        internal
+        pure
+        returns (SizeProofData memory proof)
+    {
+        uint256 segs = leaves.length;
+        proof.last = MerkleTrees.segment(content, segs - 1);
+        (uint256 count, uint256 edges) = spineShape(segs);
+        proof.left = new bytes[](count);
+        proof.edges = new bytes32[](edges);
+        // Left to right the spine subtrees are the high bits first; list them bottom-up.
+        uint256[] memory starts = new uint256[](256);
+        uint256 start;
+        for (uint256 a = 256; a > 0; --a) {
+            if ((segs - 1) >> (a - 1) & 1 != 0) {
+                starts[a - 1] = start;
+                start += 1 << (a - 1);
+            }
+        }
+        uint256 rest = segs - 1;
+        uint256 e;
+        uint256 c;
+        for (uint256 a; rest != 0; ++a) {
+            if (rest & 1 != 0) {
+                uint256 s = starts[a];
+                proof.left[c++] = MerkleTrees.segment(content, s);
+                for (uint256 j; j < a; ++j) {
+                    proof.edges[e++] = MerkleTrees.root(leaves, s + (1 << j), s + (2 << j));
+                }
+            }
+            rest >>= 1;
+        }
+    }
+
+    /// @dev Commit (as `who`), move one block, register (as `who`).
+    function registerAs(address who, ContentRegistry.Registration memory reg, SizeProofData memory p)
+        internal
+    {
+        bytes32 commitment = registry.registrationCommitment(who, reg);
+        vm.prank(who);
+        registry.commitRegistration(commitment);
+        vm.roll(block.number + 1);
+        vm.prank(who);
+        registry.register(reg, p.left, p.edges, p.last);
+    }
+
     function registerSized(uint64 size, bytes32 salt) internal returns (bytes32) {
         return registerSized(size, 4, 8, bytes32(uint256(1)), salt);
     }
@@ -103,9 +195,9 @@ abstract contract Fixture is Test {
         internal
         returns (bytes32)
     {
-        (ContentRegistry.Registration memory reg, bytes memory last, bytes32[] memory proof) =
+        (ContentRegistry.Registration memory reg, SizeProofData memory proof) =
             sizedRegistration(size, k, n, slotsRoot, salt);
-        registry.register(reg, last, proof);
+        registerAs(address(this), reg, proof);
         return reg.root;
     }
 
