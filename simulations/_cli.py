@@ -124,6 +124,9 @@ def main(
         summ = write_outputs(res, args.out)
         if not args.no_plots:
             write_plots(res, summ, args.out)
+    except ScenarioError as exc:
+        err.write(f"error: {exc}\n")
+        return ExitStatus.USAGE
     except SimulationError as exc:
         err.write(f"error: {exc}\n")
         return ExitStatus.ERROR

@@ -49,6 +49,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from ._errors import ScenarioError
 from ._params import Scenario
 from ._product import ledger_rules, sample_draw
 from ._strategies import STRATEGIES
@@ -147,6 +148,8 @@ class Model:
         self.host_strat = host_strat
         self.K, self.N = p["data_shards"], p["slot_count"]
         N = self.N
+        if H < N:
+            raise ScenarioError(f"{H} hosts cannot hold the {N} slots of a root on distinct hosts")
         R = max(1, (H * sc.run.slots_per_host) // N)
         self.R = R
         C = R * N

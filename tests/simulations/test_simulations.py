@@ -201,6 +201,9 @@ def test_bad_scenarios_are_typed_errors(tmp_path: Path) -> None:
     err = io.StringIO()
     assert main(["run", str(bad), "--out", str(tmp_path)], stderr=err) == 2
     assert main(["run", "small", "--set", "nonsense", "--out", str(tmp_path)], stderr=err) == 2
+    too_few = ["run", "small", "--hosts", "10", "--set", "protocol.slot_count=16", "--workers", "1"]
+    assert main([*too_few, "--out", str(tmp_path)], stderr=err) == 2
+    assert "distinct hosts" in err.getvalue()
 
 
 def test_bundled_scenarios_load() -> None:
