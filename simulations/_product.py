@@ -17,47 +17,50 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-#: The deployment defaults agreed for issue 8 (docs/incentives.md, /tmp interface list). Used
-#: only for a field ``DeployParams`` does not have yet; every such use is listed in the
-#: summary's ``parameters.protocol_fallbacks`` so a result never hides it.
-DOCUMENTED_DEFAULTS: dict[str, int] = {
-    "epoch_length": 86400,
-    "min_price_per_gib": 10**15,
-    "receipt_fee_bps": 1000,
-    "escrow_withdraw_delay": 3 * 86400,
-    "min_stake": 10**16,
-    "challenge_bond": 10**15,
-    "challenge_reward": 5 * 10**14,
-    "response_window": 600,
-    "exit_delay": 3 * 86400,
-    "period_blocks": 7200,
-    "due_bps": 2500,
-    "samples": 20,
-    "fault_slash_bps": 100,
-    "proof_slash_bps": 5000,
-    "max_faults": 3,
-    "storage_rate_per_gib_day": 10**13,
-    "storage_fee_bps": 1000,
-    "rebate_bps": 5000,
-    "claim_window": 30 * 86400,
-    "data_shards": 4,
-    "slot_count": 8,
-}
-
-PROTOCOL_KEYS: tuple[str, ...] = tuple(DOCUMENTED_DEFAULTS)
+from ._errors import SimulationError
 
 
-def protocol_defaults() -> tuple[dict[str, int], list[str]]:
-    """``(params, fallbacks)``: the deployment defaults from the product, and the names that
-    had to come from :data:`DOCUMENTED_DEFAULTS` because the product does not define them."""
+class ProductMismatch(SimulationError):
+    """The product does not define a rule or parameter the model imports."""
+
+
+#: The protocol parameters the model reads, by their ``DeployParams`` field names (plus K and N
+#: from ``node.content``). Values come only from the product; a missing one is an error.
+PROTOCOL_KEYS: tuple[str, ...] = (
+    "epoch_length",
+    "min_price_per_gib",
+    "receipt_fee_bps",
+    "escrow_withdraw_delay",
+    "min_stake",
+    "challenge_bond",
+    "challenge_reward",
+    "response_window",
+    "exit_delay",
+    "period_blocks",
+    "due_bps",
+    "samples",
+    "fault_slash_bps",
+    "proof_slash_bps",
+    "max_faults",
+    "storage_rate_per_gib_day",
+    "storage_fee_bps",
+    "rebate_bps",
+    "claim_window",
+    "data_shards",
+    "slot_count",
+)
+
+
+def protocol_defaults() -> dict[str, int]:
+    """The deployment defaults, read from the product (``chain.deploy.DeployParams()`` and
+    ``node.content``); :class:`ProductMismatch` if the product lacks one the model needs."""
     import node.content as content
     from chain.deploy import DeployParams
 
     deploy = DeployParams()
     have = {f.name for f in dataclasses.fields(deploy)}
     out: dict[str, int] = {}
-    fallbacks: list[str] = []
-    for key, documented in DOCUMENTED_DEFAULTS.items():
+    for key in PROTOCOL_KEYS:
         if key == "data_shards":
             value: Any = getattr(content, "DEFAULT_DATA_SHARDS", None)
         elif key == "slot_count":
@@ -65,10 +68,9 @@ def protocol_defaults() -> tuple[dict[str, int], list[str]]:
         else:
             value = getattr(deploy, key) if key in have else None
         if value is None:
-            fallbacks.append(key)
-            value = documented
+            raise ProductMismatch(f"the product defines no default for {key!r}")
         out[key] = int(value)
-    return out, fallbacks
+    return out
 
 
 def chunk_size_default() -> int:

@@ -43,16 +43,16 @@ class Setup:
     """What a worker needs besides the scenario: the resolved protocol (plain ints)."""
 
     protocol: dict[str, int]
-    fallbacks: tuple[str, ...]
+    overridden: tuple[str, ...]  #: protocol keys the scenario set (all others: the deployment's)
     fetch_unit: int
 
 
 def resolve(scenario: Scenario) -> Setup:
     """Deployment defaults from the product, with the scenario's ``[protocol]`` overrides."""
-    params, fallbacks = protocol_defaults()
+    params = protocol_defaults()
     params.update(scenario.protocol)
     unit = scenario.market.fetch_unit_bytes or chunk_size_default()
-    return Setup(params, tuple(k for k in fallbacks if k not in scenario.protocol), unit)
+    return Setup(params, tuple(sorted(scenario.protocol)), unit)
 
 
 def _one(args: tuple[Scenario, Setup, int]) -> SeedResult:
@@ -279,7 +279,7 @@ def summary(res: MultiResult) -> dict[str, Any]:
         "parameters": {
             **scenario_to_dict(res.scenario),
             "protocol": res.setup.protocol,
-            "protocol_fallbacks": list(res.setup.fallbacks),
+            "protocol_overridden": list(res.setup.overridden),
             "fetch_unit_bytes": res.setup.fetch_unit,
         },
         "roi_definition": "revenue / cost per strategy over the run; revenue: "

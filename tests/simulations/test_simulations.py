@@ -46,7 +46,7 @@ def test_protocol_is_the_deployment_default() -> None:
             assert setup.protocol[f.name] == getattr(deploy, f.name), f.name
     assert setup.protocol["data_shards"] == DEFAULT_DATA_SHARDS
     assert setup.protocol["slot_count"] == DEFAULT_SLOT_COUNT
-    assert setup.fallbacks == ()  # nothing came from the simulation's own table
+    assert setup.overridden == ()  # the small scenario runs the deployment as is
     over = resolve(scenario_from_dict({"protocol": {"due_bps": 10_000}}))
     assert over.protocol["due_bps"] == 10_000
 
