@@ -50,7 +50,7 @@ from ._errors import SimulationError
 from ._model import CATEGORIES, COSTS, GIB, REVENUE, Model, _lost
 from ._params import Scenario
 from ._runner import resolve, run_seeds, summary
-from ._strategies import STRATEGIES
+from ._strategies import NAMES, STRATEGIES
 
 #: Blocks per proof period on the embedded chain (the deployment's 7200 would mean mining 7200
 #: blocks per simulated day); the model gets ``block_seconds = epoch_length / EVM_PERIOD_BLOCKS``
@@ -58,18 +58,7 @@ from ._strategies import STRATEGIES
 EVM_PERIOD_BLOCKS = 120
 #: Model seeds behind the prediction intervals (the model is cheap; the chain run is one seed).
 MODEL_SEEDS = 40
-SUPPORTED = {
-    "honest",
-    "lazy-5",
-    "lazy-5-cold",
-    "lazy-50",
-    "lazy-50-cold",
-    "flaky-5",
-    "flaky-30",
-    "free-rider",
-    "sybil-ring",
-    "outsourcer",
-}
+SUPPORTED = set(NAMES)  #: every strategy of the library plays on the chain too
 
 
 class EvmModeError(SimulationError):
@@ -180,6 +169,7 @@ class _Play:
         self.pair: dict[tuple[str, int, int, int], int] = defaultdict(int)
         self.rule_errors: list[str] = []
         self.batches: list[tuple[int, int]] = []  #: (receipts, gas) per submitBatch
+        self.griefed: dict[int, int] = {}  #: challenge id -> griefer host
 
     # -- bookkeeping ----------------------------------------------------------------------
 
@@ -229,9 +219,16 @@ class _Play:
                 h = self.index[str(a["host"]).lower()]
                 self.faults[self.c_of[(bytes(a["root"]), int(a["slot"]))]] = 0
                 self._rep(h, "pass")
+                griefer = self.griefed.get(int(a["id"]))
+                if griefer is not None:  # an ad-hoc bond goes to the host that answered
+                    self.book(h, "bonds_received", self.p["challenge_bond"] / 1e18)
+                    self.book(griefer, "bonds_lost", self.p["challenge_bond"] / 1e18)
             elif e.name == "ChallengeFailed":
                 h = self.index[str(a["host"]).lower()]
                 self._failed(h, bytes(a["root"]), int(a["slot"]), a)
+                griefer = self.griefed.get(int(a["id"]))
+                if griefer is not None:  # the challenger of record is owed half the slash
+                    self.book(griefer, "bounties", int(a["slashed"]) // 2 / 1e18)
 
     def _rep(self, h: int, outcome: str) -> None:
         self.reps[h] = self.ledger.update_reputation(self.reps[h], outcome)
@@ -467,6 +464,28 @@ class _Play:
         for root, slot, _host in due:
             _, ch = self.tx("challenge", None, partial(self.val.challenge, root, slot))
             issued.append(ch)
+        taken = {(bytes(ch.root), ch.slot) for ch in issued}
+        # ad-hoc challenges: self-challengers on their own slots, griefers on honest ones
+        for h in np.flatnonzero(w.h_self & online).tolist():
+            for c in np.flatnonzero(w.c_host == h).tolist():
+                key = (self.roots[int(w.c_root[c])], c % w.N)
+                if self.active[c] and key not in taken:
+                    _, ch = self.tx("challenge", h, partial(self.hosts[h].challenge, *key))
+                    issued.append(ch)
+                    taken.add(key)
+        for h in np.flatnonzero(w.h_griefs).tolist():
+            n = int(self.rng.poisson(self.sc.behaviour.grief_per_host_period))
+            cand = [
+                c
+                for c in np.flatnonzero(w.h_honest[w.c_host]).tolist()
+                if self.active[c] and (self.roots[int(w.c_root[c])], c % w.N) not in taken
+            ]
+            for c in self.rng.permutation(cand)[:n].tolist():
+                key = (self.roots[int(w.c_root[c])], c % w.N)
+                _, ch = self.tx("challenge", h, partial(self.hosts[h].challenge, *key))
+                self.griefed[ch.id] = h
+                issued.append(ch)
+                taken.add(key)
         self.backend.mine(2)  # the seed block, then one to read the draw in
         price = int(p["min_price_per_gib"] * self.sc.market.price_multiple)
         for ch in issued:
@@ -527,7 +546,11 @@ class _Play:
         self.backend.time_travel(p["response_window"] + 1)
         self.backend.mine(1)
         for cid in self.val.expired_challenges():
-            self.tx("slashExpired", None, partial(self.val.slash_expired, cid))
+            griefer = self.griefed.get(cid)  # a griefer settles its own challenges
+            if griefer is None:
+                self.tx("slashExpired", None, partial(self.val.slash_expired, cid))
+            else:
+                self.tx("slashExpired", griefer, partial(self.hosts[griefer].slash_expired, cid))
 
     # -- the end: index, allocate, post, claim -------------------------------------------------
 

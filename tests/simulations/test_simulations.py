@@ -233,7 +233,9 @@ def test_evm_in_the_loop_agrees_with_the_model(tmp_path: Path) -> None:
             "mix.flaky-30": 0,
             "mix.sybil-ring": 0,
             "mix.outsourcer": 0,
-            "mix.free-rider": 0.125,
+            "mix.self-challenger": 0,
+            "mix.challenge-griefer": 0,
+            "mix.free-rider": 1,
             "protocol.due_bps": 10_000,
         }
     )
