@@ -91,14 +91,14 @@ class EvmReport:
         lines = [
             f"{self.name} on py-evm (Cancun) in {self.seconds:.1f} s: "
             + ("AGREES with the model" if self.agrees else "DISAGREES with the model"),
-            f"{'strategy':<14}{'hosts':>6}{'ROI chain':>11}{'model, same seed':>18}"
+            f"{'strategy':<19}{'hosts':>6}{'ROI chain':>11}{'model, same seed':>18}"
             f"{'model mean':>12}{'joint 95% prediction':>24}",
         ]
         for name, s in self.strategies.items():
             lo, hi = s["model_roi_pi95"]
             same = s["model_roi_same_seed"]
             lines.append(
-                f"{name:<14}{s['hosts']:>6}{s['roi_chain']:>11.3f}"
+                f"{name:<19}{s['hosts']:>6}{s['roi_chain']:>11.3f}"
                 f"{'' if same is None else f'{same:.3f}':>18}{s['model_roi_mean']:>12.3f}"
                 f"   [{lo:>7.3f}, {hi:>7.3f}]" + ("" if s["roi_in_interval"] else "  <- outside")
             )
