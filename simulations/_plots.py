@@ -41,7 +41,7 @@ def plot_roi(summ: dict[str, Any], path: Path) -> Path:
     means = np.array([strat[n]["roi_mean"] for n in names])
     lo = np.array([strat[n]["roi_ci95"][0] for n in names])
     hi = np.array([strat[n]["roi_ci95"][1] for n in names])
-    fig, ax = plt.subplots(figsize=(8, 4.6))
+    fig, ax = plt.subplots(figsize=(8, 5.0))
     y = np.arange(len(names))[::-1]
     h = strat["honest"]["roi_ci95"]
     ax.axvspan(h[0], h[1], color=COLORS["honest"], alpha=0.12, label="honest 95% CI")
@@ -56,14 +56,15 @@ def plot_roi(summ: dict[str, Any], path: Path) -> Path:
         f"{summ['name']}: ROI per strategy, {len(summ['seeds'])} seeds x "
         f"{summ['epochs']} epochs x {summ['hosts']} hosts"
     )
-    ax.legend(loc="lower right", fontsize=8)
+    # below the axes, so it never hides a point
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     ax.grid(alpha=0.3, axis="x")
     return _save(fig, path)
 
 
 def plot_profit(res: MultiResult, path: Path) -> Path:
     bands = cumulative_bands(res)
-    fig, ax = plt.subplots(figsize=(8, 4.6))
+    fig, ax = plt.subplots(figsize=(10, 4.8))
     for name, (mean, lo, hi) in bands.items():
         x = np.arange(1, len(mean) + 1)
         ax.plot(x, mean, color=COLORS[name], lw=2, label=STRATEGIES[name].title)
@@ -75,7 +76,8 @@ def plot_profit(res: MultiResult, path: Path) -> Path:
         f"{res.scenario.run.name}: cumulative profit per host, mean and 95% band "
         f"({len(res.seeds)} seeds)"
     )
-    ax.legend(loc="upper left", fontsize=7, ncol=2)
+    # outside the axes, so it never hides a line
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
     return _save(fig, path)
 
