@@ -36,6 +36,12 @@ def _save(fig: Any, path: Path) -> Path:
 
 
 def plot_roi(summ: dict[str, Any], path: Path) -> Path:
+    return _save(roi_figure(summ), path)
+
+
+def roi_figure(summ: dict[str, Any]) -> Any:
+    """The ROI figure (not saved): one error bar and one tick label per strategy, both in the
+    strategy's colour."""
     names = list(summ["strategies"])
     strat = summ["strategies"]
     means = np.array([strat[n]["roi_mean"] for n in names])
@@ -59,10 +65,16 @@ def plot_roi(summ: dict[str, Any], path: Path) -> Path:
     # below the axes, so it never hides a point
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2, fontsize=8, frameon=False)
     ax.grid(alpha=0.3, axis="x")
-    return _save(fig, path)
+    return fig
 
 
 def plot_profit(res: MultiResult, path: Path) -> Path:
+    return _save(profit_figure(res), path)
+
+
+def profit_figure(res: MultiResult) -> Any:
+    """The cumulative-profit figure (not saved): per strategy a mean line and its 95% band, in
+    the strategy's colour, labelled with the strategy's title."""
     bands = cumulative_bands(res)
     fig, ax = plt.subplots(figsize=(10, 4.8))
     for name, (mean, lo, hi) in bands.items():
@@ -79,7 +91,7 @@ def plot_profit(res: MultiResult, path: Path) -> Path:
     # outside the axes, so it never hides a line
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8, frameon=False)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
 
 
 def plot_detection(summ: dict[str, Any], path: Path) -> Path:

@@ -247,3 +247,33 @@ def test_evm_in_the_loop_agrees_with_the_model(tmp_path: Path) -> None:
     assert report.strategies["honest"]["chain_usd"]["subsidy"] > 0
     assert report.gas["respond"]["n"] >= 8
     assert json.loads((tmp_path / "evm.json").read_text())["agrees"] is True
+
+
+def test_plots_say_what_they_claim(small_summary: dict) -> None:
+    """Each legend entry, band and tick label has the colour of the strategy it names."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from simulations._plots import profit_figure, roi_figure
+    from simulations._strategies import COLORS, STRATEGIES
+
+    by_title = {st.title: name for name, st in STRATEGIES.items()}
+    res = run_seeds(load_scenario(SMALL).with_values({"run.epochs": 3}), seeds=2, workers=1)
+    fig = profit_figure(res)
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert sorted(by_title[t] for t in labels) == sorted(res.strategies)
+    for text, handle in zip(labels, legend.legend_handles, strict=True):
+        assert to_hex(handle.get_color()) == COLORS[by_title[text]]
+    for line, band in zip(ax.get_lines(), ax.collections, strict=False):
+        name = by_title[line.get_label()]
+        assert to_hex(band.get_facecolor()[0]) == COLORS[name]  # the band is the line's
+    plt.close(fig)
+    fig = roi_figure(small_summary)
+    ticks = fig.axes[0].get_yticklabels()
+    assert len(ticks) == len(small_summary["strategies"])
+    for tick in ticks:
+        name = by_title[tick.get_text().rsplit(" (", 1)[0]]
+        assert to_hex(tick.get_color()) == COLORS[name]
+    plt.close(fig)
