@@ -709,7 +709,15 @@ def run_evm(scenario: Scenario, out: Path, seed: int | None = None) -> EvmReport
     )
     g = sc.gas
     assumed: dict[str, int] = {
-        "respond": g.respond_base + play.p["samples"] * g.respond_per_sample,
+        # at the mean audit-path length of the slots the chain run proved
+        "respond": round(
+            g.respond_base
+            + play.p["samples"]
+            * (
+                g.respond_per_sample
+                + g.respond_per_level * float(np.mean(np.ceil(np.log2(w.rows))))
+            )
+        ),
         "challenge": g.challenge,
         "slashExpired": g.slash_expired,
         "claim": g.claim,

@@ -263,7 +263,8 @@ class Model:
         bond = p["challenge_bond"] / 1e18
         reward = p["challenge_reward"] / 1e18
         g = sc.gas
-        respond_gas = g.respond_base + S * g.respond_per_sample
+        levels = np.ceil(np.log2(np.maximum(self.rows, 1)))  # audit path length per root
+        respond_gas = g.respond_base + S * (g.respond_per_sample + g.respond_per_level * levels)
         money = np.zeros((epochs, self.n_strat, len(CATEGORIES)))
         self.counts = np.zeros((self.n_strat, len(COUNTS)))
         net = {
@@ -413,7 +414,7 @@ class Model:
             self._book_host("gas", hosts[self_], g.challenge * gwei)
             # -- passes
             pidx, phost = idx[ok], hosts[ok]
-            self._book_host("gas", phost, respond_gas * gwei)
+            self._book_host("gas", phost, respond_gas[self.c_root[pidx]] * gwei)
             amount = rate * self.c_gib[pidx] * (t_days - self.last_paid[pidx])
             self.last_paid[pidx] = t_days
             self.faults[pidx] = 0

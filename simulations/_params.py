@@ -77,12 +77,16 @@ class Gas:
     """Gas per transaction at Cancun calldata pricing, as measured by ``--evm`` on py-evm
     (``python -m simulations run evm-small --evm``; docs/simulations.md has the table)."""
 
-    #: DataAvailability.respond = respond_base + S * respond_per_sample: per sample 4096 bytes
-    #: of calldata (16 gas per non-zero byte: 65.5k), its audit path and hashing and the keccak
-    #: draw; S = 20 gives 1.55M (measured 1.55-1.58M). Prague (EIP-7623 floor, 40 gas per
-    #: non-zero calldata byte) makes it ~3.9M.
+    #: DataAvailability.respond = respond_base + S * (respond_per_sample + levels *
+    #: respond_per_level), levels = ceil(log2(rows)) of the slot's tree: per sample 4096 bytes
+    #: of calldata (16 gas per non-zero byte: 65.5k), its leaf hash and keccak draw; per level
+    #: of its audit path 32 bytes of calldata and a SHA-256 precompile call. Fitted to --evm
+    #: (1.56M at 3 levels) and the forge measurement in docs/contracts.md (2.02M for a 1 TiB
+    #: slot, 26 levels); a 10 GiB slot (22 levels) costs 1.93M. Prague's EIP-7623 floor (40 gas
+    #: per non-zero calldata byte) makes it ~4M.
     respond_base: int = 60_000
-    respond_per_sample: int = 74_700
+    respond_per_sample: int = 71_700
+    respond_per_level: int = 1_000
     commit: int = 163_000  #: DataAvailability.commit (slot-root proof, stake), once per slot
     challenge: int = 180_000  #: DataAvailability.challenge (bond, parameter snapshot, event)
     slash_expired: int = 81_000  #: DataAvailability.slashExpired
