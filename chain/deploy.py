@@ -28,19 +28,27 @@ __all__ = ["DeployParams", "Deployment", "deploy_suite", "setup_validators"]
 class DeployParams:
     """Constructor parameters of the suite (defaults: /tmp/bcai-interfaces.md, docs §3)."""
 
+    # One proof period = one reward epoch = 4 days (28,800 blocks of 12 s): every commitment
+    # is due in every period (dueBps 10,000), so a host that cannot produce half its slot is
+    # caught within one period with probability >= 1 - 2^-20, at the gas of one proof per slot
+    # per 4 days (docs/incentives.md section 5).
     # TransferReceipts
-    epoch_length: int = 86400  #: seconds per reward epoch
+    epoch_length: int = 4 * 86400  #: seconds per reward epoch
     min_price_per_gib: int = 10**15  #: wei; a receipt must pay at least this per GiB
     receipt_fee_bps: int = 1000  #: share of every receipt payment burnt
-    escrow_withdraw_delay: int = 3 * 86400  #: seconds between requestWithdrawal and withdraw
+    #: seconds between requestWithdrawal and withdraw: > 2 epochs, so every receipt a provider
+    #: holds can be cashed first (a receipt is stale after the epoch after its own)
+    escrow_withdraw_delay: int = 9 * 86400
     # DataAvailability.Params
     min_stake: int = 10**16
     challenge_bond: int = 10**15
-    challenge_reward: int = 5 * 10**14  #: paid from the reward pool per scheduled pass
+    #: paid from the reward pool per resolved scheduled challenge: ~5x the challenge's gas
+    #: (211k) at 0.05 gwei, so running the validator duty is not a loss
+    challenge_reward: int = 5 * 10**13
     response_window: int = 600  #: seconds a host has to answer
     exit_delay: int = 3 * 86400
-    period_blocks: int = 7200  #: proof period, blocks
-    due_bps: int = 2500  #: share of commitments due per period
+    period_blocks: int = 28_800  #: proof period, blocks (4 days of 12-s blocks)
+    due_bps: int = 10_000  #: share of commitments due per period
     samples: int = 20  #: segments sampled per proof
     fault_slash_bps: int = 100  #: downtime (expired challenge)
     proof_slash_bps: int = 5000  #: deletion evidence (wrong proof) or max faults
