@@ -141,20 +141,24 @@ def table(summ: dict[str, Any]) -> str:
         f"{summ['name']}: {summ['hosts']} hosts x {summ['epochs']} epochs x "
         f"{len(summ['seeds'])} seeds in {summ['seconds']:.1f} s ({summ['workers']} workers)",
         f"{'strategy':<19}{'hosts':>6}{'ROI':>9}{'95% CI':>21}{'gap to honest (paired)':>28}"
-        f"{'profit USD/host-epoch':>30}",
+        f"{'profit USD/host-day':>30}",
     ]
     for name, s in summ["strategies"].items():
         lo, hi = s["roi_ci95"]
-        plo, phi = s["profit_usd_per_host_epoch_ci95"]
+        plo, phi = s["profit_usd_per_host_day_ci95"]
         gap = ""
         if "roi_gap_to_honest" in s:
             glo, ghi = s["roi_gap_to_honest_ci95"]
             gap = f"{s['roi_gap_to_honest']:>8.3f} [{glo:>7.3f}, {ghi:>7.3f}]"
         lines.append(
             f"{name:<19}{s['hosts']:>6}{s['roi_mean']:>9.3f}   [{lo:>7.3f}, {hi:>7.3f}]"
-            f"{gap:>28}{s['profit_usd_per_host_epoch']:>12.3f} [{plo:.3f}, {phi:.3f}]"
+            f"{gap:>28}{s['profit_usd_per_host_day']:>12.3f} [{plo:.3f}, {phi:.3f}]"
         )
     c = summ["checks"]
+    if c.get("inert"):
+        lines.append(
+            f"inert at these parameters (act as honest hosts, left out): {', '.join(c['inert'])}"
+        )
     lines.append(
         "every deviant's ROI CI below honest's: "
         + ("yes" if c["every_deviant_below_honest"] else f"NO ({', '.join(c['failing'])})")
@@ -170,6 +174,12 @@ def table(summ: dict[str, Any]) -> str:
     d = summ["detection"]
     lines.append(
         f"detection at half the slot lost: per proof {d['per_proof_at_half_lost']:.9f}, "
-        f"per period {d['per_period_at_half_lost']:.6f}"
+        f"per period {d['per_period_at_half_lost']:.9f}"
     )
+    for name, s in summ["strategies"].items():
+        if "detection_per_period_observed" in s:
+            lines.append(
+                f"observed: {name} caught in {s['detection_per_period_observed']:.6f} of its "
+                f"proof periods with rows missing ({s.get('detection_observed', 0):.6f} per proof)"
+            )
     return "\n".join(lines) + "\n"

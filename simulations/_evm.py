@@ -47,14 +47,14 @@ from typing import Any
 import numpy as np
 
 from ._errors import SimulationError
-from ._model import CATEGORIES, COSTS, GIB, REVENUE, Model, _lost
+from ._model import CATEGORIES, COSTS, GIB, REVENUE, Model, _lost, epoch_budget_wei
 from ._params import Scenario
 from ._runner import resolve, run_seeds, summary
 from ._strategies import NAMES, STRATEGIES
 
-#: Blocks per proof period on the embedded chain (the deployment's 7200 would mean mining 7200
-#: blocks per simulated day); the model gets ``block_seconds = epoch_length / EVM_PERIOD_BLOCKS``
-#: so a period is still one epoch.
+#: Blocks per proof period on the embedded chain (the deployment's 28,800 would mean mining
+#: 28,800 blocks per simulated 4-day epoch); the model gets
+#: ``block_seconds = epoch_length / EVM_PERIOD_BLOCKS`` so a period is still one epoch.
 EVM_PERIOD_BLOCKS = 120
 #: Model seeds behind the prediction intervals (the model is cheap; the chain run is one seed).
 MODEL_SEEDS = 40
@@ -393,13 +393,13 @@ class _Play:
 
         w, m = self.world, self.sc.market
         price = int(self.p["min_price_per_gib"] * m.price_multiple)
-        frac = self.p["period_blocks"] * m.block_seconds / self.p["epoch_length"]
-        demand = m.demand_gib_per_slot_epoch * w.C * w.pop
+        days = self.p["period_blocks"] * m.block_seconds / 86400  # market quantities are per day
+        demand = m.demand_gib_per_slot_day * w.C * w.pop
         batches: dict[int, list[Any]] = defaultdict(list)
         for r in range(w.R):
             size = len(self.content[r])
             unit = min(size, int(m.request_gib * GIB))
-            n = int(self.rng.poisson(demand[r] * frac / (unit / GIB)))
+            n = int(self.rng.poisson(demand[r] * days / (unit / GIB)))
             cs = np.arange(r * w.N, (r + 1) * w.N)
             wts = np.array(
                 [
@@ -416,7 +416,7 @@ class _Play:
                 batches[h].append(self._sign(acct, h, r, unit, payment_for(unit, price)))
                 self.book(h, "bandwidth", unit / GIB * m.bandwidth_usd_per_gib / m.eth_usd)
         for h, accts in self.ring_receivers.items():
-            fake = int(self.sc.behaviour.ring_fake_gib_per_host_epoch * frac * GIB)
+            fake = int(self.sc.behaviour.ring_fake_gib_per_host_day * days * GIB)
             mine = [int(w.c_root[c]) for c in np.flatnonzero(w.c_host == h)]
             while fake > 0:
                 r = mine[self.nonce["ring"] % len(mine)]
@@ -572,7 +572,7 @@ class _Play:
             ledger = PayoutLedger(db, reward=RewardParams(rebate_bps=p["rebate_bps"]))
             for ev in indexer.ledger_events():
                 ledger.apply(ev)
-            budget = int(m.rewards_eth_per_host_epoch * w.H * 1e18)
+            budget = epoch_budget_wei(m.rewards_eth_per_host_day, w.H, p["epoch_length"])
             mismatches = 0
             for k in range(epochs):
                 e = k + 1

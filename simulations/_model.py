@@ -1,7 +1,8 @@
 """One seed of the hosting market under the product's rules (vectorised over slots with numpy).
 
-Time advances in proof periods (``periodBlocks * block_seconds``; a day at the defaults, so one
-period per epoch). Per period:
+Time advances in proof periods (``periodBlocks * block_seconds``; 4 days at the defaults, one
+period per epoch). Market quantities are per day and scaled to the period (demand, fake
+traffic) or the epoch (the subsidy budget). Per period:
 
 1. **Who is online.** Each host is offline for the whole period with its strategy's
    probability (honest hosts: ``market.honest_offline``).
@@ -79,6 +80,9 @@ COUNTS = (
     "fake_gib",
     "missing_challenges",  # challenges of slots missing rows (lazy) ...
     "missing_failures",  # ... and how many of them failed: the empirical detection rate
+    # proof periods in which a slot missing rows was active with its host online: failures over
+    # these are the observed detection *per proof period* (scheduled challenges only)
+    "missing_periods",
 )
 
 
@@ -117,6 +121,12 @@ def _lost(salt: np.uint64, rows: npt.NDArray[np.uint64], x: float) -> npt.NDArra
         z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         z = z ^ (z >> np.uint64(31))
     return z < np.uint64(min(x, 1.0) * 2.0**64 - 1)
+
+
+def epoch_budget_wei(rewards_eth_per_host_day: float, hosts: int, epoch_length: int) -> int:
+    """HostingRewards budget of one epoch: the market's funding per host-day times the hosts and
+    the epoch's days (the model and ``--evm`` use this one formula, so their allocations match)."""
+    return int(rewards_eth_per_host_day * hosts * epoch_length / DAY * 1e18)
 
 
 class Model:
@@ -278,8 +288,8 @@ class Model:
             "validator_bounties_eth": 0.0,
             "burnt_eth": 0.0,
         }
-        demand_epoch = m.demand_gib_per_slot_epoch * self.C * self.pop  # GiB per root
-        budget_wei = int(m.rewards_eth_per_host_epoch * self.H * 1e18)
+        demand_period = m.demand_gib_per_slot_day * self.C * self.pop * period_s / DAY  # per root
+        budget_wei = epoch_budget_wei(m.rewards_eth_per_host_day, self.H, p["epoch_length"])
         fees_wei = np.zeros(self.H, dtype=object)  # exact ints for the allocation
         # an outsourcer rebuilds each sampled row: from one host's plain copy (one fetch unit
         # holds the row's K segments) if hosts keep one, else from K other slots
@@ -292,7 +302,6 @@ class Model:
         grief_hosts = np.flatnonzero(self.h_griefs)
         ring_hosts = np.flatnonzero(self.h_ring)
         epoch_of = [min(epochs - 1, int(k * period_s // epoch_s)) for k in range(periods)]
-        frac = period_s / epoch_s
         self._money = money[0]
         self._book("gas", np.bincount(self.c_host, minlength=self.H) * g.commit * gwei)
         for k in range(periods):
@@ -308,14 +317,14 @@ class Model:
             )
             wsum = w.sum(axis=1)
             unit = np.minimum(self.size_gib, m.request_gib)
-            gib = rng.poisson(demand_epoch * frac / unit) * unit
+            gib = rng.poisson(demand_period / unit) * unit
             net["demand_gib"] += float(gib.sum())
             net["unmet_gib"] += float(gib[wsum <= 0].sum())
             share = np.divide(w, wsum[:, None], out=np.zeros_like(w), where=wsum[:, None] > 0)
             served_c = (share * gib[:, None]).ravel()
             served = np.bincount(self.c_host, weights=served_c, minlength=self.H)
             fake = np.zeros(self.H)
-            fake[ring_hosts] = sc.behaviour.ring_fake_gib_per_host_epoch * frac
+            fake[ring_hosts] = sc.behaviour.ring_fake_gib_per_host_day * period_s / DAY
             pay = (served + fake) * price
             self._book("payments", pay)
             self._book("fees", pay * fee_r)
@@ -349,6 +358,9 @@ class Model:
                     grief[targets] = True
                     griefer_of[targets] = who
                     self._book_host("gas", who, g.challenge * gwei)
+            partial_c = act & c_online & (self.x > 0) & (self.x < 1)
+            partial_c &= ~self.h_outsources[self.c_host]
+            self._count("missing_periods", self.c_host[partial_c])
             challenged = due | selfc | grief
             idx = np.flatnonzero(challenged)
             if idx.size == 0:

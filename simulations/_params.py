@@ -9,7 +9,10 @@ gas and ETH, demand) is the market the protocol lives in; the defaults are below
 source. Unknown tables or keys are errors, so a typo cannot silently run the defaults.
 
 Money: protocol values in wei (as the contracts), market costs in USD, converted at
-``market.eth_usd``. One epoch is ``protocol.epoch_length`` seconds (a day by default).
+``market.eth_usd``. One epoch is ``protocol.epoch_length`` seconds (4 days by default). Market
+quantities (demand, the subsidy budget, the ring's fake traffic) are per *day*: they belong to
+the market, not to the protocol's epoch, so changing ``epoch_length`` changes how often the
+protocol settles, not how much is downloaded or funded per day.
 """
 
 from __future__ import annotations
@@ -42,8 +45,8 @@ class Market:
     block_seconds: float = 12.0  #: block time; a proof period is periodBlocks blocks
     #: what receivers pay per GiB, as a multiple of minPricePerGiB (1 = the floor)
     price_multiple: float = 1.0
-    #: mean GiB downloaded per committed slot per epoch (sets the network's total demand)
-    demand_gib_per_slot_epoch: float = 0.5
+    #: mean GiB downloaded per committed slot per day (sets the network's total demand)
+    demand_gib_per_slot_day: float = 0.5
     #: a download request fetches this many GiB (a range of the content; receivers rarely pull
     #: a whole data set at once), so a root's GiB per epoch is Poisson in these units
     request_gib: float = 1.0
@@ -56,8 +59,9 @@ class Market:
     storage_usd_per_gib_day: float = 0.00067
     bandwidth_usd_per_gib: float = 0.005  #: egress of a dedicated server (~5 USD per TiB)
     capital_apr: float = 0.05  #: opportunity cost of staked ETH per year
-    #: HostingRewards funding per host per epoch, ETH (the protocol's subsidy budget)
-    rewards_eth_per_host_epoch: float = 1e-4
+    #: HostingRewards funding per host per day, ETH (the protocol's subsidy budget; each epoch's
+    #: budget is this times the epoch's days)
+    rewards_eth_per_host_day: float = 1e-4
     #: probability an honest host is offline for a whole proof period (maintenance, outages)
     honest_offline: float = 0.01
     receipt_gib: float = 1.0  #: GiB per receipt a provider submits (cumulative cheques)
@@ -98,8 +102,8 @@ class Gas:
 
 @dataclass(frozen=True)
 class Behaviour:
-    #: fake GiB the sybil ring's receivers pay each ring provider for, per epoch
-    ring_fake_gib_per_host_epoch: float = 50.0
+    #: fake GiB the sybil ring's receivers pay each ring provider for, per day
+    ring_fake_gib_per_host_day: float = 50.0
     #: ad-hoc challenges a griefer sends per proof period (against random honest slots)
     grief_per_host_period: float = 1.0
 
@@ -163,8 +167,8 @@ class Scenario:
                 0 < m.root_gib_min <= m.root_gib_median <= m.root_gib_max,
                 "market: root_gib_min <= root_gib_median <= root_gib_max",
             ),
-            (m.demand_gib_per_slot_epoch >= 0, "market.demand_gib_per_slot_epoch >= 0"),
-            (m.rewards_eth_per_host_epoch >= 0, "market.rewards_eth_per_host_epoch >= 0"),
+            (m.demand_gib_per_slot_day >= 0, "market.demand_gib_per_slot_day >= 0"),
+            (m.rewards_eth_per_host_day >= 0, "market.rewards_eth_per_host_day >= 0"),
         ]
         for ok, msg in checks:
             if not ok:

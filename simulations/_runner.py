@@ -126,12 +126,13 @@ def strategy_table(res: MultiResult) -> dict[str, dict[str, Any]]:
     revenue = totals[:, :, rev_i].sum(axis=2)
     cost = totals[:, :, cost_i].sum(axis=2)
     epochs = money.shape[1]
+    days = epochs * res.setup.protocol["epoch_length"] / 86400  # profit is per host-day
     out: dict[str, dict[str, Any]] = {}
     for si, name in enumerate(res.strategies):
         n_hosts = int(res.hosts()[si])
         roi = revenue[:, si] / np.where(cost[:, si] > 0, cost[:, si], np.nan)
         roi = np.nan_to_num(roi, nan=0.0)
-        per_he = (revenue[:, si] - cost[:, si]) * usd / (n_hosts * epochs)
+        per_he = (revenue[:, si] - cost[:, si]) * usd / (n_hosts * days)
         counts = np.stack([r.counts[si] for r in res.results])  # (seeds, counts)
         roi_mean, roi_lo, roi_hi = mean_ci95(roi)
         prof = _ci(per_he)
@@ -140,14 +141,14 @@ def strategy_table(res: MultiResult) -> dict[str, dict[str, Any]]:
             "roi_mean": roi_mean,
             "roi_ci95": [roi_lo, roi_hi],
             "roi_per_seed": [float(v) for v in roi],
-            "profit_usd_per_host_epoch": prof["mean"],
-            "profit_usd_per_host_epoch_ci95": prof["ci95"],
-            "revenue_usd_per_host_epoch": {
-                c: float(totals[:, si, CATEGORIES.index(c)].mean()) * usd / (n_hosts * epochs)
+            "profit_usd_per_host_day": prof["mean"],
+            "profit_usd_per_host_day_ci95": prof["ci95"],
+            "revenue_usd_per_host_day": {
+                c: float(totals[:, si, CATEGORIES.index(c)].mean()) * usd / (n_hosts * days)
                 for c in REVENUE
             },
-            "cost_usd_per_host_epoch": {
-                c: float(totals[:, si, CATEGORIES.index(c)].mean()) * usd / (n_hosts * epochs)
+            "cost_usd_per_host_day": {
+                c: float(totals[:, si, CATEGORIES.index(c)].mean()) * usd / (n_hosts * days)
                 for c in COSTS
             },
             "per_host_run": {c: float(counts[:, COUNTS.index(c)].mean()) / n_hosts for c in COUNTS},
@@ -156,6 +157,11 @@ def strategy_table(res: MultiResult) -> dict[str, dict[str, Any]]:
         if mc > 0:
             entry["detection_observed"] = float(
                 counts[:, COUNTS.index("missing_failures")].sum() / mc
+            )
+        mp = counts[:, COUNTS.index("missing_periods")].sum()
+        if mp > 0:  # failures per slot-period online with rows missing: caught per period
+            entry["detection_per_period_observed"] = float(
+                counts[:, COUNTS.index("missing_failures")].sum() / mp
             )
         out[name] = entry
     # Paired by seed (same seed, same world): honest's ROI minus the strategy's, with its CI.
@@ -206,10 +212,26 @@ def detection_table(protocol: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def checks(table: dict[str, dict[str, Any]], detection: dict[str, Any]) -> dict[str, Any]:
-    """Issue 8's acceptance, evaluated on this run (a failed check is reported, not hidden)."""
+#: Strategies that cannot deviate when every commitment is due every period (dueBps = 10000): a
+#: commitment can be challenged once per period, and the one challenge is the scheduled one, so
+#: there is no slot left to self-challenge or grief; those hosts then act as honest hosts.
+NEEDS_UNDUE_SLOTS = ("self-challenger", "challenge-griefer")
+
+
+def inert_strategies(protocol: dict[str, int]) -> list[str]:
+    """Strategies that behave exactly as honest hosts under these parameters."""
+    return list(NEEDS_UNDUE_SLOTS) if protocol["due_bps"] >= 10_000 else []
+
+
+def checks(
+    table: dict[str, dict[str, Any]], detection: dict[str, Any], protocol: dict[str, int]
+) -> dict[str, Any]:
+    """Issue 8's acceptance, evaluated on this run (a failed check is reported, not hidden).
+    Strategies that are inert at these parameters (honest hosts under another name) are listed
+    under ``inert`` and left out of the ordering verdict: they can only tie."""
     honest = table["honest"]
     lo = honest["roi_ci95"][0]
+    inert = [n for n in inert_strategies(protocol) if n in table]
     order = {
         name: {
             "roi_ci95_hi": e["roi_ci95"][1],
@@ -221,25 +243,27 @@ def checks(table: dict[str, dict[str, Any]], detection: dict[str, Any]) -> dict[
         for name, e in table.items()
         if name != "honest"
     }
+    active = {k: v for k, v in order.items() if k not in inert}
     out: dict[str, Any] = {
         "honest_roi_ci95_lo": lo,
         "ordering": order,
-        "every_deviant_below_honest": all(v["below_honest_lo"] for v in order.values()),
-        "failing": sorted(k for k, v in order.items() if not v["below_honest_lo"]),
-        "every_deviant_below_honest_paired": all(v["paired_below_honest"] for v in order.values()),
-        "failing_paired": sorted(k for k, v in order.items() if not v["paired_below_honest"]),
+        "inert": inert,
+        "every_deviant_below_honest": all(v["below_honest_lo"] for v in active.values()),
+        "failing": sorted(k for k, v in active.items() if not v["below_honest_lo"]),
+        "every_deviant_below_honest_paired": all(v["paired_below_honest"] for v in active.values()),
+        "failing_paired": sorted(k for k, v in active.items() if not v["paired_below_honest"]),
         "detection_per_proof_meets_1e-6": detection["per_proof_meets_1e-6"],
+        "detection_per_period_meets_1e-6": detection["per_period_meets_1e-6"],
     }
     if "lazy-5" in table:
         lazy = table["lazy-5"]
         saved = (
-            honest["cost_usd_per_host_epoch"]["storage"]
-            - lazy["cost_usd_per_host_epoch"]["storage"]
+            honest["cost_usd_per_host_day"]["storage"] - lazy["cost_usd_per_host_day"]["storage"]
         )
-        lost = honest["profit_usd_per_host_epoch"] - lazy["profit_usd_per_host_epoch"] + saved
+        lost = honest["profit_usd_per_host_day"] - lazy["profit_usd_per_host_day"] + saved
         out["lazy5"] = {
-            "storage_saved_usd_per_host_epoch": saved,
-            "lost_usd_per_host_epoch": lost,
+            "storage_saved_usd_per_host_day": saved,
+            "lost_usd_per_host_day": lost,
             "loses_more_than_it_saves": lost > saved,
         }
     return out
@@ -289,7 +313,7 @@ def summary(res: MultiResult) -> dict[str, Any]:
         "strategies": {n: table[n] for n in NAMES if n in table},
         "detection": det,
         "network": network,
-        "checks": checks(table, det),
+        "checks": checks(table, det, res.setup.protocol),
     }
 
 

@@ -84,21 +84,37 @@ def test_summary_schema_and_intervals(small_summary: dict) -> None:
 def test_honest_beats_the_attacks_on_a_small_scenario(small_summary: dict) -> None:
     strategies = small_summary["strategies"]
     honest_lo = strategies["honest"]["roi_ci95"][0]
-    for name in ("sybil-ring", "outsourcer", "free-rider", "lazy-50", "challenge-griefer"):
+    for name in ("sybil-ring", "outsourcer", "free-rider", "lazy-50"):
         assert strategies[name]["roi_ci95"][1] < honest_lo, name
+    # every commitment is due every period at the defaults: its one challenge per period is the
+    # scheduled one, so self-challengers and griefers have nothing to challenge (honest hosts)
+    assert small_summary["checks"]["inert"] == ["self-challenger", "challenge-griefer"]
     # the ring pays more than it gets back: ROI below 1 (it loses money), whatever the subsidy
     assert strategies["sybil-ring"]["roi_ci95"][1] < 1.0
     assert strategies["free-rider"]["roi_mean"] == 0.0
 
 
+def test_griefing_loses_when_some_slots_are_not_due() -> None:
+    """With a quarter of slots due, the rest can be griefed: the griefer loses its bonds."""
+    sc = load_scenario(bundled_scenarios()["challenge-games"]).with_values(
+        {"protocol.due_bps": 2500, "run.epochs": 8, "run.hosts": 80}
+    )
+    summ = summary(run_seeds(sc, seeds=3, workers=1))
+    st = summ["strategies"]
+    assert summ["checks"]["inert"] == []
+    assert st["challenge-griefer"]["roi_ci95"][1] < st["honest"]["roi_ci95"][0]
+    assert st["challenge-griefer"]["revenue_usd_per_host_day"]["bonds_received"] == 0.0
+    assert st["honest"]["revenue_usd_per_host_day"]["bonds_received"] > 0.0
+
+
 def test_lazy5_loses_more_than_it_saves(small_summary: dict) -> None:
     lazy = small_summary["checks"]["lazy5"]
-    assert lazy["storage_saved_usd_per_host_epoch"] > 0
-    assert lazy["lost_usd_per_host_epoch"] > lazy["storage_saved_usd_per_host_epoch"]
+    assert lazy["storage_saved_usd_per_host_day"] > 0
+    assert lazy["lost_usd_per_host_day"] > lazy["storage_saved_usd_per_host_day"]
 
 
 def test_subsidy_never_exceeds_the_fee_rebate_nor_the_budget() -> None:
-    sc = load_scenario(SMALL).with_values({"market.rewards_eth_per_host_epoch": 1.0})
+    sc = load_scenario(SMALL).with_values({"market.rewards_eth_per_host_day": 1.0})
     res = run_seeds(sc, seeds=2, workers=1)
     money = res.money()  # (seeds, epochs, strategies, categories)
     rebate = res.setup.protocol["rebate_bps"] / 10_000
@@ -136,6 +152,13 @@ def test_detection_table_meets_the_per_proof_target(small_summary: dict) -> None
     assert det["per_period_at_half_lost"] == pytest.approx(
         det["due_bps"] / 10_000 * det["per_proof_at_half_lost"]
     )
+    # at the defaults (every slot due every period) that is met within one period, and the
+    # model's own challenges agree: a host missing half its rows fails every period it is up
+    assert det["per_period_meets_1e-6"] is True
+    lazy50 = small_summary["strategies"]["lazy-50"]
+    assert lazy50["detection_per_period_observed"] == 1.0
+    lazy5 = small_summary["strategies"]["lazy-5"]
+    assert lazy5["detection_per_period_observed"] == pytest.approx(1 - 0.95**20, abs=0.1)
 
 
 def test_storage_only_market_lets_the_outsourcer_keep_up() -> None:
