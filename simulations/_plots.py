@@ -82,7 +82,8 @@ def profit_figure(res: MultiResult) -> Any:
         ax.plot(x, mean, color=COLORS[name], lw=2, label=STRATEGIES[name].title)
         ax.fill_between(x, lo, hi, color=COLORS[name], alpha=0.2, lw=0)
     ax.axhline(0, color="grey", lw=0.8)
-    ax.set_xlabel("epoch")
+    days = res.setup.protocol["epoch_length"] / 86400
+    ax.set_xlabel(f"epoch ({days:g} days each)")
     ax.set_ylabel("cumulative profit per host (USD)")
     ax.set_title(
         f"{res.scenario.run.name}: cumulative profit per host, mean and 95% band "

@@ -161,21 +161,29 @@ def test_detection_table_meets_the_per_proof_target(small_summary: dict) -> None
     assert lazy5["detection_per_period_observed"] == pytest.approx(1 - 0.95**20, abs=0.1)
 
 
-def test_storage_only_market_lets_the_outsourcer_keep_up() -> None:
-    """The model can say no: with no downloads and 4 KiB fetches, deleting the slot and
-    rebuilding sampled rows on demand earns at least what storing does."""
+@pytest.mark.parametrize(
+    ("fetch_unit", "serving_copy", "outsourcer_wins"),
+    [(0, 0, False), (0, 1, True), (4096, 0, True)],
+)
+def test_storage_only_market_and_the_outsourcer(
+    fetch_unit: int, serving_copy: int, outsourcer_wins: bool
+) -> None:
+    """The model can say no: with no downloads, rebuilding sampled rows on demand beats storing
+    when one host's plain copy serves a row in one 1 MiB chunk, or when 4 KiB segments can be
+    fetched; with hosts keeping only their slots and 1 MiB chunks (K per row) it does not."""
     sc = load_scenario(bundled_scenarios()["storage-only"]).with_values(
         {
-            "run.epochs": 20,
+            "run.epochs": 8,
             "run.hosts": 80,
-            "market.fetch_unit_bytes": 4096,
+            "market.fetch_unit_bytes": fetch_unit,
+            "market.serving_copy": serving_copy,
             "mix.lazy-5-cold": 0,
             "mix.free-rider": 0,
             "mix.outsourcer": 0.25,
         }
     )
     s = summary(run_seeds(sc, seeds=3, workers=1))["strategies"]
-    assert s["outsourcer"]["roi_mean"] > s["honest"]["roi_mean"]
+    assert (s["outsourcer"]["roi_mean"] > s["honest"]["roi_mean"]) is outsourcer_wins
 
 
 def test_t_interval() -> None:
