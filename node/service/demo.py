@@ -14,8 +14,8 @@ embedded py-evm chain by default, or any JSON-RPC URL such as a local anvil):
    providers' duties submit them (``TransferReceipts``: debited from escrow, a fee burnt, the
    rest the provider's earnings, which they withdraw)
 4. each node builds its own slot of the content (checked against the registered slot root) and
-   commits stake to host it; bob then loses his slot data; carol keeps only the root and its
-   chunk roots and plans to fetch on challenge
+   commits stake to host it; an hour passes; bob has lost his slot data; carol kept only the
+   root and its chunk roots and plans to fetch on challenge
 5. the validator's round (``ValidatorDuty``) challenges every commitment due this period (bond
    paid); the samples are drawn from a block mined after the challenge
 6. the hosts' duties answer unattended: alice proves her 8 sampled segments and passes (bond
@@ -565,8 +565,10 @@ class _Scenario:
         )
         self.say(
             f"alice, bob and carol build their own slots and commit {STAKE / ETH} ETH each; "
-            "bob loses his slot data; carol keeps only the root and its chunk roots"
+            "an hour later bob has lost his slot data; carol kept only the root and chunk roots"
         )
+        # An hour of hosting passes (storage payments accrue by the second since the commit).
+        await self.chain(partial(self.backend.time_travel, 3600))
         await trio.to_thread.run_sync(self.bob.slots.remove, root, 1)
         await trio.to_thread.run_sync(self.bob.store.remove, root)
         await trio.to_thread.run_sync(self.carol.slots.remove, root, 2)
