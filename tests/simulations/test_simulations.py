@@ -249,9 +249,9 @@ def test_bundled_scenarios_load() -> None:
 
 @pytest.mark.slow
 def test_evm_in_the_loop_agrees_with_the_model(tmp_path: Path) -> None:
-    """A tiny world (8 hosts, one root, 2 epochs, every slot due every period) on the real
-    contracts: the chain's slashes, storage payments, fees, reputations and allocations are
-    the model's, and the free-rider is slashed."""
+    """A tiny world (8 hosts, one root, 2 epochs, every slot due every period, as deployed) on
+    the real contracts: the chain's slashes, storage payments, fees, reputations and
+    allocations are the model's, and the free-rider is slashed."""
     from simulations._evm import run_evm
 
     sc = load_scenario(bundled_scenarios()["evm-small"]).with_values(
@@ -267,7 +267,6 @@ def test_evm_in_the_loop_agrees_with_the_model(tmp_path: Path) -> None:
             "mix.self-challenger": 0,
             "mix.challenge-griefer": 0,
             "mix.free-rider": 1,
-            "protocol.due_bps": 10_000,
         }
     )
     report = run_evm(sc, tmp_path, seed=3)
