@@ -40,7 +40,9 @@ class DeployParams:
     #: holds can be cashed first (a receipt is stale after the epoch after its own)
     escrow_withdraw_delay: int = 9 * 86400
     # DataAvailability.Params
-    min_stake: int = 10**16
+    #: per slot commitment; 3e16 (~90 USD) makes abandoning a committed slot (a 50% slash) cost
+    #: more than keeping an unprofitable one (docs/simulations.md, `scale`)
+    min_stake: int = 3 * 10**16
     challenge_bond: int = 10**15
     #: paid from the reward pool per resolved scheduled challenge: ~5x the challenge's gas
     #: (211k) at 0.05 gwei, so running the validator duty is not a loss
