@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import secrets
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -28,3 +32,134 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = 
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+# -- output destinations (``export -o``, ``get -o``) ------------------------------------------
+
+#: errno values that mean "no room": disk full, quota exceeded, file too large (RLIMIT_FSIZE).
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_no_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+#: The ``-o`` value that means standard output.
+STDOUT = "-"
+
+
+class OutputReplaced(OSError):
+    """The destination turned into something other than a regular file while we wrote."""
+
+
+@dataclass(frozen=True)
+class OutputTarget:
+    """Where ``-o PATH`` really writes.
+
+    ``path`` is ``PATH`` with symlinks resolved (a link is followed, never replaced: the bytes
+    go to its target, and a dangling link's target is created). ``in_place`` is true for an
+    existing file that is not a regular file (a character or block device such as /dev/null,
+    a FIFO, a socket): it is opened for writing as it is, never created, truncated, renamed
+    over or fsynced. Everything else (a regular file, a new name) is written to a temporary
+    file beside it and renamed into place, so a reader never sees partial output.
+    """
+
+    path: Path
+    in_place: bool
+
+
+def output_target(path: str | os.PathLike[str]) -> OutputTarget:
+    """Classify ``path`` for writing; a directory raises :class:`IsADirectoryError`."""
+    real = Path(os.path.realpath(path))
+    try:
+        st = os.stat(real)
+    except FileNotFoundError:
+        return OutputTarget(real, in_place=False)
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+    return OutputTarget(real, in_place=not stat.S_ISREG(st.st_mode))
+
+
+def open_in_place(path: Path) -> int:
+    """Open an existing non-regular file for writing: no O_CREAT, no O_TRUNC."""
+    return os.open(path, os.O_WRONLY | getattr(os, "O_NOCTTY", 0))
+
+
+def replace_output(tmp: Path, dest: Path) -> None:
+    """Rename ``tmp`` over ``dest``, but only over a regular file or nothing.
+
+    Checked right before the rename: a device node, FIFO, symlink or directory that appeared at
+    ``dest`` while we wrote is never replaced (:class:`OutputReplaced`; ``tmp`` is left for the
+    caller to remove or keep).
+    """
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            raise OutputReplaced(
+                errno.EEXIST, "is no longer a regular file; not replacing it", str(dest)
+            )
+    os.replace(tmp, dest)
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def write_output(
+    path: str | os.PathLike[str], chunks: Iterable[bytes], *, durable: bool = True
+) -> int:
+    """Write ``chunks`` to ``path`` as :class:`OutputTarget` describes; return bytes written.
+
+    A regular destination is replaced atomically (temp file beside it, fsync when ``durable``,
+    rename, directory fsync); the temp file never outlives a failure, so ``path`` keeps its old
+    contents or does not exist. A device or FIFO is written in place. OSErrors (ENOSPC too) are
+    raised unchanged for the caller to classify.
+    """
+    target = output_target(path)
+    size = 0
+    if target.in_place:
+        fd = open_in_place(target.path)
+        try:
+            for data in chunks:
+                write_all(fd, data)
+                size += len(data)
+        finally:
+            os.close(fd)
+        return size
+    dest = target.path
+    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            for data in chunks:
+                write_all(fd, data)
+                size += len(data)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        replace_output(tmp, dest)
+        if durable:
+            fsync_dir(dest.parent)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return size
+
+
+def fsync_dir(path: Path) -> None:
+    """fsync a directory so a rename in it survives a power cut (best effort)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        with contextlib.suppress(OSError):
+            os.fsync(fd)
+    finally:
+        os.close(fd)

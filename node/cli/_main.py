@@ -7,6 +7,7 @@ import enum
 import importlib
 import json as _json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ COMMAND_MODULES = ("_store_cmds", "_net_cmds", "_chain_cmds", "_demo")
 #: ``--help`` and unknown commands import them all. tests/cli/test_main.py keeps this in sync.
 COMMAND_INDEX = {
     **dict.fromkeys(
-        ("init", "add", "ls", "cat", "export", "verify", "pin", "unpin", "gc"), "_store_cmds"
+        ("init", "add", "ls", "cat", "export", "verify", "pin", "unpin", "rm", "gc"),
+        "_store_cmds",
     ),
     **dict.fromkeys(("serve", "get", "status"), "_net_cmds"),
     **dict.fromkeys(
@@ -43,6 +45,7 @@ class ExitStatus(enum.IntEnum):
     VERIFY_FAILED = 4  #: stored or received data failed verification
     PEER_ERROR = 5  #: the remote peer failed or misbehaved
     CHAIN_ERROR = 6  #: the chain rejected a call or is unreachable
+    UNAVAILABLE = 7  #: a local condition: store in use, disk full, read-only data dir or output
     INTERRUPTED = 130  #: Ctrl-C; state is saved and the command can be re-run
 
 
@@ -69,10 +72,22 @@ class Context:
             self.stdout.write(text if text.endswith("\n") else text + "\n")
         self.stdout.flush()
 
-    def fail(self, status: ExitStatus, message: str, **details: Any) -> ExitStatus:
-        """Report an error (JSON on stdout with ``--json``, text on stderr) and return status."""
+    def fail(
+        self, status: ExitStatus, message: str, *, retryable: bool = False, **details: Any
+    ) -> ExitStatus:
+        """Report an error (JSON on stdout with ``--json``, one line on stderr) and return status.
+
+        ``retryable`` says whether re-running the same command unchanged can succeed (a peer
+        went away, the store is busy); every JSON error carries it.
+        """
+        message = clean_message(message)
         if self.json:
-            payload = {"error": message, "status": status.name.lower(), **details}
+            payload = {
+                "error": message,
+                "status": status.name.lower(),
+                "retryable": retryable,
+                **details,
+            }
             self.stdout.write(_json.dumps(payload, sort_keys=True, default=str) + "\n")
             self.stdout.flush()
         else:
@@ -84,6 +99,15 @@ class Context:
     def is_tty(self) -> bool:
         isatty = getattr(self.stdout, "isatty", None)
         return bool(isatty and isatty())
+
+
+_BYTES_REPR = re.compile(r"""\bb(['"])(.*?)\1""")
+
+
+def clean_message(message: str) -> str:
+    """One line, without Python ``b'...'`` reprs (LevelDB's errors arrive as bytes)."""
+    message = _BYTES_REPR.sub(lambda m: m.group(2), message)
+    return " ".join(message.split())
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -165,4 +189,6 @@ def main(
     try:
         return handler(ctx, args)
     except KeyboardInterrupt:
-        return ctx.fail(ExitStatus.INTERRUPTED, "interrupted; re-run the same command to resume")
+        return ctx.fail(
+            ExitStatus.INTERRUPTED, "interrupted; re-run the same command to resume", retryable=True
+        )

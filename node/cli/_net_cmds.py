@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Any
 
 import trio
 
+from node._fs import STDOUT, output_target
 from node.content import parse_root, root_hex
 from node.identity import Identity, load_identity, resolve_passphrase
 from node.log import get_logger
@@ -42,7 +45,7 @@ from node.transfer import (
 )
 
 from ._main import Context, ExitStatus
-from ._store_cmds import Handler, _config
+from ._store_cmds import Handler, _binary_stdout, _config
 from ._store_cmds import _guard as _store_guard
 
 log = get_logger("bcai.net")
@@ -84,7 +87,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="HOST:PORT[/0xADDRESS]",
         help="a peer to fetch from (repeat for several; pin its address after /)",
     )
-    p.add_argument("-o", "--output", type=Path, help="write the content to this file")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="write the content to this file (replaced atomically at the end; a device or "
+        "FIFO is written in place; a symlink is followed), or - for standard output",
+    )
     p.add_argument("--limit-rate", help="cap the download rate, e.g. 500K, 50M, 1G (bytes/s)")
     p.add_argument("--window", type=int, default=16, help="initial requests in flight per peer")
     p.add_argument("--no-receipts", action="store_true", help="do not sign transfer receipts")
@@ -103,31 +111,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _guard(handler: Handler) -> Handler:
     """Transfer errors -> exit codes; store/identity/config errors as the store commands do."""
+    return _store_guard(handler, classify=_classify_transfer)
 
-    def run(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-        try:
-            return handler(ctx, args)
-        except InvalidArgument as exc:
-            return ctx.fail(ExitStatus.USAGE, str(exc))
-        except ContentNotFound as exc:
-            return ctx.fail(ExitStatus.NOT_FOUND, str(exc))
-        except CorruptChunk as exc:
-            return ctx.fail(
-                ExitStatus.VERIFY_FAILED,
-                f"{exc}; nothing of it was written; the peer was dropped",
-                bad_chunks=[exc.index],
-                peer=str(exc.peer),
-            )
-        except (ChunkRootsMismatch, ManifestMismatch) as exc:
-            return ctx.fail(ExitStatus.VERIFY_FAILED, str(exc))
-        except RemoteTransferError as exc:
-            return ctx.fail(
-                ExitStatus.PEER_ERROR, f"{exc}; re-run the same command to resume", retryable=True
-            )
-        except TransferError as exc:
-            return ctx.fail(ExitStatus.ERROR, str(exc))
 
-    return _store_guard(run)
+def _classify_transfer(ctx: Context, exc: BaseException) -> ExitStatus | None:
+    """Exit code and one line for an error of the transfer engine; None: not one of those.
+
+    ``retryable`` comes from the error itself: only where re-running can succeed (a peer went
+    away, timed out) does the message say to re-run.
+    """
+    if isinstance(exc, InvalidArgument):
+        return ctx.fail(ExitStatus.USAGE, str(exc))
+    if isinstance(exc, ContentNotFound):
+        return ctx.fail(ExitStatus.NOT_FOUND, str(exc), retryable=exc.retryable)
+    if isinstance(exc, CorruptChunk):
+        return ctx.fail(
+            ExitStatus.VERIFY_FAILED,
+            f"{exc}; nothing of it was written; the peer was dropped",
+            bad_chunks=[exc.index],
+            peer=str(exc.peer),
+        )
+    if isinstance(exc, (ChunkRootsMismatch, ManifestMismatch)):
+        return ctx.fail(ExitStatus.VERIFY_FAILED, str(exc))
+    if isinstance(exc, RemoteTransferError):
+        hint = "; re-run the same command to resume" if exc.retryable else ""
+        return ctx.fail(ExitStatus.PEER_ERROR, f"{exc}{hint}", retryable=exc.retryable)
+    if isinstance(exc, trio.TooSlowError):
+        return ctx.fail(
+            ExitStatus.PEER_ERROR,
+            "a peer stopped answering (timed out); re-run the same command to resume",
+            retryable=True,
+        )
+    if isinstance(exc, TransferError):
+        return ctx.fail(ExitStatus.ERROR, str(exc), retryable=exc.retryable)
+    return None
 
 
 def _identity(ctx: Context, args: argparse.Namespace) -> Identity:
@@ -294,6 +311,23 @@ class _Bar:
             self.progress.update(self.task, total=p.total_bytes, completed=p.done_bytes)
 
 
+def _write_stdout(ctx: Context, chunks: Iterator[bytes]) -> None:
+    """Verified content to standard output (``get -o -``); a closed pipe is not an error."""
+    out = _binary_stdout(ctx)
+    try:
+        for data in chunks:
+            out.write(data)
+        out.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+
+
 def _isatty(stream: Any) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
@@ -308,6 +342,10 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         limit = parse_rate(args.limit_rate) if args.limit_rate else cfg.network.limit_rate
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from None
+    to_stdout = args.output == STDOUT
+    output = None if args.output is None or to_stdout else Path(args.output)
+    if output is not None:
+        output_target(output)  # a directory: a usage error before any network work
     identity = _identity(ctx, args)
     domain = None if args.no_receipts else default_receipt_domain(cfg.chain)
     started = time.time()
@@ -330,10 +368,12 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                 progress=bar.update,
                 limit_rate=limit,
                 initial_window=args.window,
-                output=args.output,
+                output=output,
             )
 
         result = trio.run(main)
+        if to_stdout:
+            _write_stdout(ctx, store.iter_verified(root))
     wall = time.time() - started
     providers = [
         {
@@ -364,6 +404,9 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         "providers": providers,
     }
     mbps = result.throughput / 1e6
+    if to_stdout:  # standard output carries the content: the summary goes to stderr
+        ctx = dataclasses.replace(ctx, stdout=ctx.stderr)
+        out["output"] = "-"
     ctx.emit(
         out,
         f"got {root_hex(root)} ({m.size} bytes, {m.chunk_count} chunks; "

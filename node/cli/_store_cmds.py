@@ -1,26 +1,32 @@
-"""Store commands: init, add, ls, cat, export, verify, pin, unpin, gc.
+"""Store commands: init, add, ls, cat, export, verify, pin, unpin, rm, gc.
 
 Exit codes (see :class:`ExitStatus`): NOT_FOUND for an unknown root, a missing input file or a
 data directory without ``bcai init``; VERIFY_FAILED when stored bytes fail verification;
-USAGE for bad arguments; ERROR for the rest (store locked by another process, disk full).
+USAGE for bad arguments, a wrong or missing passphrase; UNAVAILABLE for local conditions (store
+in use by another process, disk full, read-only data directory or output). ERROR (1) only for
+what nobody expected: a bug.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from node._fs import STDOUT, OutputReplaced, is_no_space, write_output
 from node.config import CONFIG_FILE, Config, ConfigError, load_config, parse_size, save_config
 from node.content import ContentError, Manifest, check_chunk_size, parse_root, root_hex
 from node.identity import (
     IdentityError,
     IdentityExists,
+    IdentityNotFound,
     NoPassphrase,
+    WrongPassphrase,
     create_identity,
     fast_kdf_requested,
     resolve_passphrase,
@@ -29,6 +35,7 @@ from node.store import (
     CorruptChunk,
     IncompleteContent,
     NotFound,
+    SlotStore,
     Store,
     StoreError,
     StoreFull,
@@ -66,7 +73,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("export", help="write verified content to a file (atomically)")
     p.add_argument("root", help="content root (0x...)")
-    p.add_argument("-o", "--output", type=Path, required=True, help="destination file")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="destination file (replaced atomically; a device or FIFO is written in place; "
+        "a symlink is followed), or - for standard output",
+    )
     p.set_defaults(handler=_guard(cmd_export))
 
     p = sub.add_parser("verify", help="re-hash stored content; name any bad chunk")
@@ -81,6 +94,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("root", help="content root (0x...)")
     p.set_defaults(handler=_guard(cmd_unpin))
 
+    p = sub.add_parser(
+        "rm", help="unpin and remove content and its chunks not shared with other content"
+    )
+    p.add_argument("root", help="content root (0x...)")
+    p.add_argument(
+        "--force", action="store_true", help="also remove content `bcai host commit` hosts"
+    )
+    p.set_defaults(handler=_guard(cmd_rm))
+
     p = sub.add_parser("gc", help="evict to the cache quota and delete unreferenced chunk files")
     p.add_argument("--unpinned", action="store_true", help="first remove all unpinned content")
     p.set_defaults(handler=_guard(cmd_gc))
@@ -89,37 +111,119 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # -- shared plumbing --------------------------------------------------------------------------
 
 
-def _guard(handler: Handler) -> Handler:
-    """Map the library's typed errors to exit codes and messages, once for every command."""
+#: Maps one (leaf) exception to an exit status by calling ``ctx.fail``; None: not ours.
+Classifier = Callable[[Context, BaseException], "ExitStatus | None"]
+
+
+def _guard(handler: Handler, classify: Classifier | None = None) -> Handler:
+    """Map the library's typed errors to exit codes and one-line messages, for every command.
+
+    A trio ``ExceptionGroup`` is unwrapped to the error that caused it, so a full disk in a
+    worker thread reads the same as one in the main thread. Anything unclassified propagates:
+    a traceback and exit 1 mean a bug.
+    """
 
     def run(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         try:
             return handler(ctx, args)
-        except NotFound as exc:
-            return ctx.fail(ExitStatus.NOT_FOUND, str(exc))
-        except IncompleteContent as exc:
-            return ctx.fail(ExitStatus.NOT_FOUND, str(exc), missing_chunks=exc.missing)
-        except CorruptChunk as exc:
-            return ctx.fail(
-                ExitStatus.VERIFY_FAILED, str(exc), root=root_hex(exc.root), bad_chunks=[exc.index]
-            )
-        except StoreLocked as exc:
-            return ctx.fail(ExitStatus.ERROR, str(exc))
-        except StoreFull as exc:
-            return ctx.fail(ExitStatus.ERROR, f"disk full: {exc}; the store is unchanged")
-        except (ConfigError, ContentError, NoPassphrase, IdentityExists) as exc:
-            return ctx.fail(ExitStatus.USAGE, str(exc))
-        except (StoreError, IdentityError) as exc:
-            return ctx.fail(ExitStatus.ERROR, str(exc))
-        except FileNotFoundError as exc:
-            return ctx.fail(ExitStatus.NOT_FOUND, f"{exc.filename}: {exc.strerror}")
-        except IsADirectoryError as exc:
-            return ctx.fail(ExitStatus.USAGE, f"{exc.filename}: is a directory")
-        except PermissionError as exc:
-            return ctx.fail(ExitStatus.ERROR, f"{exc.filename}: {exc.strerror}")
+        except BaseException as exc:
+            leaf = _leaf(exc)
+            if isinstance(leaf, (KeyboardInterrupt, SystemExit)) and leaf is not exc:
+                raise leaf from None
+            if isinstance(leaf, Exception):
+                status = classify(ctx, leaf) if classify is not None else None
+                if status is None:
+                    status = _classify(ctx, leaf)
+                if status is not None:
+                    return status
+            raise
 
     run.__doc__ = handler.__doc__
     return run
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The error behind nested exception groups (Ctrl-C first, trio's Cancelled last)."""
+    if not isinstance(exc, BaseExceptionGroup):
+        return exc
+    leaves: list[BaseException] = []
+    stack: list[BaseException] = [exc]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, BaseExceptionGroup):
+            stack.extend(reversed(e.exceptions))
+        else:
+            leaves.append(e)
+    for e in leaves:
+        if isinstance(e, KeyboardInterrupt):
+            return e
+    real = [e for e in leaves if type(e).__name__ != "Cancelled"]
+    return (real or leaves or [exc])[0]
+
+
+_READ_ONLY_HINTS = ("read-only file system", "permission denied")
+
+
+def _read_only(exc: BaseException) -> str:
+    """Why ``exc`` means "cannot write here" ("" when it does not)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return os.strerror(exc.errno or 0)
+    text = str(exc).lower()
+    return next((hint for hint in _READ_ONLY_HINTS if hint in text), "")
+
+
+def _classify(ctx: Context, exc: BaseException) -> ExitStatus | None:
+    """The store, identity, config and file-system errors every command can meet."""
+    if isinstance(exc, IncompleteContent):
+        return ctx.fail(ExitStatus.NOT_FOUND, str(exc), missing_chunks=exc.missing)
+    if isinstance(exc, NotFound):
+        return ctx.fail(ExitStatus.NOT_FOUND, str(exc))
+    if isinstance(exc, CorruptChunk):
+        return ctx.fail(
+            ExitStatus.VERIFY_FAILED,
+            f"{exc}; re-fetch the content (`bcai get`) or `bcai rm` it",
+            root=root_hex(exc.root),
+            bad_chunks=[exc.index],
+        )
+    if isinstance(exc, StoreFull) or is_no_space(exc):
+        return ctx.fail(
+            ExitStatus.UNAVAILABLE,
+            f"disk full: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
+            f"{_where(exc)}; the store stays consistent and keeps every verified chunk; free "
+            "space (or lower cache_quota and run `bcai gc`) and re-run",
+        )
+    if isinstance(exc, (StoreLocked, StoreError)) and _read_only(exc):
+        # LevelDB reports a read-only LOCK file as a lock failure: say what it really is.
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _read_only(exc)
+        return ctx.fail(
+            ExitStatus.UNAVAILABLE,
+            f"the data directory {ctx.data_dir} is read-only or not writable ({reason}); "
+            "bcai needs to write its store even to read it",
+        )
+    if isinstance(exc, StoreLocked):
+        return ctx.fail(ExitStatus.UNAVAILABLE, str(exc), retryable=True)
+    if isinstance(exc, WrongPassphrase):
+        return ctx.fail(ExitStatus.USAGE, str(exc))
+    if isinstance(exc, IdentityNotFound):
+        return ctx.fail(ExitStatus.NOT_FOUND, f"{exc}; run `bcai init`")
+    if isinstance(exc, (ConfigError, ContentError, NoPassphrase, IdentityExists)):
+        return ctx.fail(ExitStatus.USAGE, str(exc))
+    if isinstance(exc, OutputReplaced):
+        return ctx.fail(ExitStatus.UNAVAILABLE, f"{exc.filename}: {exc.strerror}")
+    if isinstance(exc, FileNotFoundError):
+        return ctx.fail(ExitStatus.NOT_FOUND, f"{exc.filename}: {exc.strerror}")
+    if isinstance(exc, IsADirectoryError):
+        return ctx.fail(ExitStatus.USAGE, f"{exc.filename}: is a directory")
+    if isinstance(exc, OSError) and _read_only(exc):
+        return ctx.fail(ExitStatus.UNAVAILABLE, f"{exc.filename}: {exc.strerror}")
+    if isinstance(exc, (StoreError, IdentityError)):
+        return ctx.fail(ExitStatus.ERROR, str(exc))
+    return None
+
+
+def _where(exc: BaseException) -> str:
+    filename = getattr(exc, "filename", None)
+    return f" ({filename})" if filename else ""
 
 
 class NotInitialised(NotFound):
@@ -299,10 +403,31 @@ def cmd_cat(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 
 
 def cmd_export(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-    """Write verified content to a file via temp file + rename."""
+    """Write verified content to a file via temp file + rename (see node._fs.output_target).
+
+    ``-o -`` is standard output (then the summary goes to stderr, as text). A device or FIFO
+    (``-o /dev/null``) is written in place, never replaced; a symlink is followed.
+    """
     root = _root(args.root)
     with _open_store(ctx) as store:
-        size = store.export(root, args.output)
+        chunks = store.iter_verified(root)  # raises before anything is written
+        try:
+            if args.output == STDOUT:
+                out = _binary_stdout(ctx)
+                size = 0
+                for data in chunks:
+                    out.write(data)
+                    size += len(data)
+                out.flush()
+            else:
+                size = write_output(args.output, chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+    if args.output == STDOUT:
+        ctx.stderr.write(f"wrote {size} bytes to standard output\n")
+        return ExitStatus.OK
     ctx.emit(
         {"root": root_hex(root), "path": str(args.output), "size": size},
         f"wrote {size} bytes to {args.output}",
@@ -348,6 +473,49 @@ def cmd_unpin(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         store.unpin(root)
     ctx.emit({"root": root_hex(root), "pinned": False}, f"unpinned {root_hex(root)}")
     return ExitStatus.OK
+
+
+def cmd_rm(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Unpin and remove content: its record and every chunk no other content references.
+
+    Removal is a crash-safe store job (docs/store.md): a kill half-way is finished by the next
+    open. Content that ``bcai host commit`` built a slot from is refused without ``--force``
+    (removing it would not stop the slot's challenges; the slot store is left as it is).
+    """
+    root = _root(args.root)
+    with _open_store(ctx) as store:
+        store.info(root)  # NotFound before looking at slots
+        hosted = _hosted_slots(ctx, root)
+        if hosted and not args.force:
+            slots = ", ".join(str(s) for s in hosted)
+            return ctx.fail(
+                ExitStatus.USAGE,
+                f"{root_hex(root)} is hosted (`bcai host commit`, slot {slots}); "
+                "`bcai host exit` first, or pass --force",
+                slots=hosted,
+            )
+        report = store.remove(root)
+        used = store.used_bytes
+    ctx.emit(
+        {
+            "root": root_hex(root),
+            "removed": True,
+            "bytes_freed": report.bytes_freed,
+            "hosted_slots": hosted,
+            "used_bytes": used,
+        },
+        f"removed {root_hex(root)}; freed {report.bytes_freed} bytes; {used} bytes stored",
+    )
+    return ExitStatus.OK
+
+
+def _hosted_slots(ctx: Context, root: bytes) -> list[int]:
+    """Slots of ``root`` in the slot store (``bcai host commit`` builds them); none: []."""
+    path = ctx.data_dir / "slots"
+    if not path.exists():
+        return []
+    with SlotStore.open(path) as slots:
+        return sorted(slot for r, slot in slots.slots() if r == root)
 
 
 def cmd_gc(ctx: Context, args: argparse.Namespace) -> ExitStatus:

@@ -6,18 +6,36 @@ store accepted (so verified against its chunk root) is also written with ``os.pw
 offset in ``FILE.part``; chunks that were already in the store from an earlier run are copied
 from the store at the end; then ``FILE.part`` is fsynced (unless ``durable=False``, which
 ``bcai get --no-fsync`` asks for, as scp and curl never fsync) and renamed to ``FILE``.
+
+``FILE`` is classified by :func:`node._fs.output_target`: a symlink is followed (its target is
+written, the link stays); an existing device, FIFO or socket (``/dev/null``) is written in
+place at the end, sequentially from the store, with no ``.part`` and no rename; the rename
+never replaces anything but a regular file. A failed or interrupted run removes ``FILE.part``:
+it holds nothing the store does not (a re-run copies every chunk it did not write itself), so
+resume works from the store's verified chunks and a full disk gets its space back. A full disk
+while writing the output raises :class:`node.store.StoreFull`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import mmap
 import os
+import stat
 import threading
 from pathlib import Path
 
+from node._fs import (
+    OutputReplaced,
+    is_no_space,
+    open_in_place,
+    output_target,
+    replace_output,
+    write_all,
+)
 from node.content import Manifest
-from node.store import Store
+from node.store import Store, StoreFull
 
 from ._bitmap import Bitmap
 
@@ -32,30 +50,61 @@ def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
         offset += k
 
 
+def _no_space(exc: OSError, path: Path) -> BaseException:
+    if is_no_space(exc):
+        return StoreFull(exc.errno, f"no space left writing {path}: {exc.strerror}")
+    return exc
+
+
 class OutputFile:
     def __init__(self, path: Path, manifest: Manifest, *, durable: bool = True) -> None:
-        self.path = Path(path)
+        target = output_target(path)
+        self.path = target.path
+        self.in_place = target.in_place
         self.durable = durable
         self.part = self.path.with_name(self.path.name + ".part")
         self.manifest = manifest
         self.written = Bitmap(manifest.chunk_count)
-        self._fd = os.open(self.part, os.O_WRONLY | os.O_CREAT, 0o644)
-        os.ftruncate(self._fd, manifest.size)
+        self._done = False
+        self._fd = -1
+        self._direct = -1
+        self._local = threading.local()
+        self._stale: list[int] = []
+        if self.in_place:
+            return  # opened in finish(): a FIFO's open blocks until someone reads it
+        # O_NOFOLLOW: a symlink planted at FILE.part is refused, not followed.
+        self._fd = os.open(
+            self.part, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644
+        )
+        if not stat.S_ISREG(os.fstat(self._fd).st_mode):
+            os.close(self._fd)
+            self._fd = -1
+            raise OutputReplaced(errno.EEXIST, "exists and is not a regular file", str(self.part))
+        try:
+            os.ftruncate(self._fd, manifest.size)
+        except OSError as exc:
+            self.close()
+            raise _no_space(exc, self.part) from exc
         # Whole 4 KiB-aligned chunks go through O_DIRECT (page-aligned bounce buffer per
         # thread): no page-cache copy, which was half of the receiver's kernel time.
-        self._direct = -1
         if _O_DIRECT:
             try:
                 self._direct = os.open(self.part, os.O_WRONLY | _O_DIRECT)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
-                    os.close(self._fd)
+                    self.close()
                     raise
-        self._local = threading.local()
-        self._stale: list[int] = []
 
     def write_chunk(self, index: int, data: bytes | bytearray | memoryview) -> None:
         """Write a verified chunk at its offset (call from a worker thread)."""
+        if self.in_place:
+            return  # written from the store, in order, by finish()
+        try:
+            self._write_chunk(index, data)
+        except OSError as exc:
+            raise _no_space(exc, self.part) from exc
+
+    def _write_chunk(self, index: int, data: bytes | bytearray | memoryview) -> None:
         offset = index * self.manifest.chunk_size
         n = len(data)
         direct = self._direct
@@ -83,7 +132,22 @@ class OutputFile:
         return buf
 
     def finish(self, store: Store) -> None:
-        """Fill in chunks not written in this run (from the store), fsync, rename into place."""
+        """Fill in chunks not written in this run (from the store), fsync, rename into place.
+
+        In place (a device or FIFO): write every chunk from the store, in order.
+        """
+        if self.in_place:
+            self._fd = open_in_place(self.path)
+            try:
+                for index in range(self.manifest.chunk_count):
+                    write_all(self._fd, store.read_chunk(self.manifest.root, index, verify=True))
+            except OSError as exc:
+                raise _no_space(exc, self.path) from exc
+            finally:
+                os.close(self._fd)
+                self._fd = -1
+            self._done = True
+            return
         for index in range(self.manifest.chunk_count):
             if index not in self.written:
                 self.write_chunk(index, store.read_chunk(self.manifest.root, index, verify=True))
@@ -92,13 +156,18 @@ class OutputFile:
         if self._direct >= 0:
             os.close(self._direct)
             self._direct = -1
-        if self.durable:
-            os.fsync(self._fd)
+        try:
+            if self.durable:
+                os.fsync(self._fd)
+        except OSError as exc:
+            raise _no_space(exc, self.part) from exc
         os.close(self._fd)
         self._fd = -1
-        os.replace(self.part, self.path)
+        replace_output(self.part, self.path)
+        self._done = True
 
     def close(self) -> None:
+        """Release the file descriptors; after a failure also remove ``FILE.part``."""
         while self._stale:
             os.close(self._stale.pop())
         if self._direct >= 0:
@@ -107,3 +176,6 @@ class OutputFile:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if not self._done and not self.in_place:
+            with contextlib.suppress(OSError):
+                os.unlink(self.part)

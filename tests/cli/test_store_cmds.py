@@ -140,4 +140,5 @@ def test_errors_map_to_exit_codes(icli: Cli, tmp_path: Path) -> None:
 def test_locked_store_is_reported(icli: Cli, tmp_path: Path) -> None:
     with Store.open(icli.home / "store"):
         r = icli("--json", "add", str(_file(tmp_path, 10)))
-    assert r.status == ExitStatus.ERROR and "in use by another process" in r.json["error"]
+    assert r.status == ExitStatus.UNAVAILABLE and "in use by another process" in r.json["error"]
+    assert r.json["retryable"] is True and "b'" not in r.json["error"]
