@@ -69,15 +69,20 @@ class OutputTarget:
 
 
 def output_target(path: str | os.PathLike[str]) -> OutputTarget:
-    """Classify ``path`` for writing; a directory raises :class:`IsADirectoryError`."""
-    real = Path(os.path.realpath(path))
+    """Classify ``path`` for writing; a directory raises :class:`IsADirectoryError`.
+
+    A non-regular file keeps the path as given: ``/dev/fd/63`` (``-o >(cmd)``) is a "magic"
+    link to a pipe that only ``open`` can follow, not :func:`os.path.realpath`.
+    """
     try:
-        st = os.stat(real)
+        st = os.stat(path)  # follows symlinks
     except FileNotFoundError:
-        return OutputTarget(real, in_place=False)
+        return OutputTarget(Path(os.path.realpath(path)), in_place=False)
     if stat.S_ISDIR(st.st_mode):
         raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
-    return OutputTarget(real, in_place=not stat.S_ISREG(st.st_mode))
+    if not stat.S_ISREG(st.st_mode):
+        return OutputTarget(Path(path), in_place=True)
+    return OutputTarget(Path(os.path.realpath(path)), in_place=False)
 
 
 def open_in_place(path: Path) -> int:

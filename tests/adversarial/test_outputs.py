@@ -187,6 +187,22 @@ def test_output_target_classifies_and_follows_links(tmp_path: Path) -> None:
         output_target(tmp_path)
 
 
+def test_write_output_to_a_pipe_through_dev_fd() -> None:
+    """``-o >(sha256sum)`` passes /dev/fd/N, a link realpath cannot follow."""
+    r, w = os.pipe()
+    try:
+        target = output_target(f"/dev/fd/{w}")
+        assert target.in_place and target.path == Path(f"/dev/fd/{w}")
+        assert write_output(f"/dev/fd/{w}", [b"through ", b"a pipe"]) == 14
+        os.close(w)
+        w = -1
+        assert os.read(r, 100) == b"through a pipe"
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
 def test_replace_output_never_renames_over_a_non_regular_file(tmp_path: Path) -> None:
     tmp = tmp_path / "tmp"
     tmp.write_bytes(b"data")
