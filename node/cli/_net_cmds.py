@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import os
 import signal
 import sys
@@ -344,8 +345,10 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         raise InvalidArgument(str(exc)) from None
     to_stdout = args.output == STDOUT
     output = None if args.output is None or to_stdout else Path(args.output)
-    if output is not None:
-        output_target(output)  # a directory: a usage error before any network work
+    if output is not None:  # a directory or a missing parent: fail before any network work
+        target = output_target(output)
+        if not target.in_place and not target.path.parent.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "no such directory", str(target.path.parent))
     identity = _identity(ctx, args)
     domain = None if args.no_receipts else default_receipt_domain(cfg.chain)
     started = time.time()

@@ -320,6 +320,15 @@ def test_get_to_a_regular_file_through_a_symlink(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["l.bin", "recv", "t.bin"]
 
 
+def test_get_to_a_missing_directory_fails_before_connecting(tmp_path: Path) -> None:
+    home = tmp_path / "recv"
+    incli(home, "init")
+    out = tmp_path / "no" / "such" / "out.bin"
+    status, _, err = run(home, "get", "0x" + "22" * 32, "--peer", "127.0.0.1:1", "-o", str(out))
+    assert status == ExitStatus.NOT_FOUND
+    assert "no such directory" in one_error_line(err) and "connect" not in err
+
+
 def test_get_onto_a_full_disk_is_one_line_and_leaves_no_part(
     tmp_path: Path, tmpfs: Path, provider: tuple[Server, str, bytes]
 ) -> None:
