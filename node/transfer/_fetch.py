@@ -2,14 +2,24 @@
 
 The decisions are made by the sans-IO :class:`Scheduler`; this module does the I/O around it:
 
-1. Connect to every peer (pinning its address when given) and ask each ``Want``; the first
-   manifest that describes the root is used, peers answering ``NotFound`` are dropped, and so
-   are peers whose ``Price`` (sent with the manifest) is above ``max_price_per_gib``
-   (:class:`PriceTooHigh`, raised only if no provider is left).
-2. Unless the store already has the root (complete, or partial from an earlier run), fetch the
-   chunk-root list in pages of 2048 and stream it into ``Store.begin_partial`` from a worker
-   thread, which checks it hashes to the content root as it goes (O(log n) memory; each page
-   is also checked against a :class:`RootListVerifier` so a bad list is blamed on its peer).
+1. Connect to every peer (pinning its address when given) and ask each ``Want``, all at once,
+   each answer bounded by ``control_timeout``. A peer is dropped (and told why, and listed in
+   ``FetchResult.refused``) when it answers ``NotFound``, does not answer in time, sends a
+   manifest that does not parse or is for another root, states a ``Price`` above
+   ``max_price_per_gib``, or sends no Have/HaveAll; nothing a single peer does fails the fetch.
+2. The manifest is agreed from the requested root, not taken from whoever answered first. The
+   offers are grouped by what decides the chunking (``size``, ``chunk_size``; name and
+   creation time may differ between honest providers); a manifest already in the store (a
+   resume) wins outright, else the group with the most peers, then the best ledger score. The
+   chunk-root list is fetched from a peer of that group in pages of 2048 and streamed into
+   ``Store.begin_partial`` from a worker thread, which checks it hashes to the content root and
+   has the manifest's chunk count (O(log n) memory; each page is also checked against a
+   :class:`RootListVerifier`, and its ``total`` against the manifest, so a bad list is blamed
+   on its peer). A peer whose list fails is dropped and the next peer of the group tried, then
+   the next group; peers whose manifest disagrees with the agreed one are dropped. Only when
+   no usable peer is left does the fetch fail, with :class:`NoUsablePeer` naming every peer and
+   why it was dropped (or :class:`ContentNotFound` / :class:`PriceTooHigh` when that is all
+   there was).
 3. Take the missing chunks from the store's presence bitmap (this is what makes an interrupted
    fetch resumable: only chunks that were in flight are fetched again) and run the scheduler:
    per-peer reader tasks assemble ChunkData pieces; each whole chunk goes to a
@@ -27,6 +37,15 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    the ``ReceiptAck``s. A provider whose connection is already gone cannot be sent the last
    receipt: the bytes since its previous receipt stay unpaid (the periodic receipts bound
    that). On cancellation the last receipts are sent without waiting for acks.
+5. A provider that sends a chunk which fails verification is dropped at once: nothing more it
+   sends is taken; once its chunks already being verified are done it gets a last receipt
+   for its verified bytes only (never for the bad chunk) and no ``Complete``, then
+   ``Error(BAD_CHUNK)`` (the index in the message, request_id 0) and ``Goodbye(BAD_CHUNK)``,
+   and the connection is closed. The chunk is fetched elsewhere.
+6. With a ``ledger`` (:class:`PeerLedger`, e.g. ``node.ledger.LocalLedger``): peers are asked
+   in the order of their ledger score (best first; ``FetchResult.ranking``) and the scheduler
+   serves them in that order; verified chunks, bad chunks (and lying manifests or chunk-root
+   lists) and timeouts are recorded, so a peer caught cheating is not asked first next time.
 """
 
 from __future__ import annotations
@@ -38,7 +57,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -54,7 +73,15 @@ from node.receipt import (
 )
 from node.store import ChunkMismatch, InvalidChunkRoots, PartialWriter, Store
 from node.store import NotFound as StoreNotFound
-from node.transport import LocalPeer, PeerConnection, TransportError, open_peer_connection
+from node.transport import (
+    MAX_ERROR_TEXT,
+    MAX_GOODBYE_TEXT,
+    LocalPeer,
+    PeerConnection,
+    TransportError,
+    clip_text,
+    open_peer_connection,
+)
 from node.wire import (
     MAX_REQUEST_INDICES,
     MAX_ROOTS_PER_PAGE,
@@ -65,6 +92,7 @@ from node.wire import (
     ErrorCode,
     ErrorMsg,
     GetChunkRoots,
+    Goodbye,
     Have,
     HaveAll,
     Kind,
@@ -101,11 +129,38 @@ from ._scheduler import CancelChunks, RequestChunks, Scheduler
 
 log = get_logger(__name__)
 
-CONTROL_TIMEOUT = 20.0
+CONTROL_TIMEOUT = 20.0  #: bound on each control answer (Manifest, Price, Have, ChunkRoots)
 RECEIPT_TIMEOUT = 10.0
+GOODBYE_DRAIN = 2.0  #: after our Goodbye, read on this long for the peer's close (protocol 8a)
 CANCELLED_RECEIPT_TIMEOUT = 2.0  #: bound on sending the last receipts after a cancellation
 RECEIPT_EVERY_CHUNKS = 256
 RECEIPT_EVERY_BYTES = 256 * 1024 * 1024
+
+
+class PeerLedger(Protocol):
+    """What the fetch needs of a persistent peer ledger (``node.ledger.LocalLedger``).
+
+    A protocol, not an import: the ledger layer sits above the transfer layer. ``now`` is
+    wall-clock (``time.time()``); higher scores are better.
+    """
+
+    def score(self, address: str) -> float: ...
+    def record_chunk(self, address: str, nbytes: int, seconds: float, now: float) -> None: ...
+    def record_bad_chunk(self, address: str, now: float) -> None: ...
+    def record_timeout(self, address: str, now: float) -> None: ...
+
+
+class NoUsablePeer(PeerFailed):
+    """Every peer was dropped before the transfer could start; ``dropped`` says why each was.
+
+    Retryable only when some peer was dropped for a transient reason (timeout, disconnect).
+    """
+
+    def __init__(self, root: bytes, dropped: dict[str, str], *, transient: bool) -> None:
+        why = "; ".join(f"{peer}: {reason}" for peer, reason in dropped.items())
+        super().__init__(f"no usable peer left for 0x{root.hex()} ({why})")
+        self.dropped = dict(dropped)
+        self.retryable = transient
 
 
 @dataclass(frozen=True)
@@ -171,7 +226,8 @@ class FetchResult:
     duplicate_chunks: int
     elapsed: float
     providers: dict[str, ProviderReport] = field(default_factory=dict)
-    refused: dict[str, str] = field(default_factory=dict)  #: peers not used, and why
+    refused: dict[str, str] = field(default_factory=dict)  #: peers dropped or not used, and why
+    ranking: list[str] = field(default_factory=list)  #: providers, best ledger score first
 
     @property
     def throughput(self) -> float:
@@ -202,6 +258,11 @@ class _Peer:
     have: Bitmap | None = None  #: ``None``: has everything (HaveAll)
     price: int | None = None  #: stated wei per GiB
     gone: bool = False  #: the connection failed: nothing more can be sent on it
+    dropped: bool = False  #: this side dropped the peer (it lied, stalled or corrupted)
+    manifest: Manifest | None = None  #: what it offered
+    putting: int = 0  #: its chunks being verified/written now
+    ended: trio.Event = field(default_factory=trio.Event)  #: its reader task has returned
+    put_done: trio.Event = field(default_factory=trio.Event)  #: set (and replaced) per put end
     billed_bytes: int = 0  #: verified bytes/chunks already covered by a receipt sent
     billed_chunks: int = 0
     unanswered: deque[SignedReceipt] = field(default_factory=deque)  #: sent, no Ack/Error yet
@@ -228,7 +289,15 @@ class _Fetch:
         max_price_per_gib: int = DEFAULT_PRICE_PER_GIB,
         receipt_every_chunks: int = RECEIPT_EVERY_CHUNKS,
         receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
+        control_timeout: float = CONTROL_TIMEOUT,
+        ledger: PeerLedger | None = None,
     ) -> None:
+        self.control_timeout = control_timeout
+        self.ledger = ledger
+        self.not_found: set[str] = set()
+        self.price_refusals: list[TransferError] = []
+        self.transient_drops = False
+        self.ranking: list[str] = []
         self.max_price = max_price_per_gib
         self.receipt_every_chunks = receipt_every_chunks
         self.receipt_every_bytes = receipt_every_bytes
@@ -274,7 +343,7 @@ class _Fetch:
         self.peers[conn.address] = _Peer(addr, conn, send, recv)
 
     async def _reply(self, peer: _Peer, *kinds: type) -> Message:
-        with trio.fail_after(CONTROL_TIMEOUT):
+        with trio.fail_after(self.control_timeout):
             while True:
                 msg = await peer.replies.receive()
                 if isinstance(msg, (*kinds, NotFound, ErrorMsg)):
@@ -289,8 +358,12 @@ class _Fetch:
                     msg = await conn.receive()
                 except RemoteProtocolError as exc:
                     raise ProtocolViolation(f"peer {conn.address}: {exc}") from None
+                except (trio.ClosedResourceError, trio.BrokenResourceError) as exc:
+                    raise PeerFailed(f"peer {conn.address}: connection closed: {exc}") from None
                 if isinstance(msg, ChunkData):
                     await self._on_piece(peer, msg)
+                elif peer.dropped:
+                    continue  # draining after our Goodbye: nobody reads its control replies
                 elif isinstance(msg, ErrorMsg) and msg.request_id in peer.requests:
                     await self._on_request_error(peer, msg)
                 elif isinstance(msg, ReceiptAck) or (
@@ -302,15 +375,22 @@ class _Fetch:
                     await peer.control.send(msg)
         except (TransportError, TransferError) as exc:
             await self._peer_gone(peer, exc)
+        finally:
+            peer.ended.set()
 
     async def _peer_gone(self, peer: _Peer, exc: Exception) -> None:
         peer.gone = True
         peer.answered.set()  # nobody waits for receipt answers from a dead connection
         if self.done.is_set():
+            peer.control.close()
             return
-        log.warning("peer lost", peer=peer.conn.address, error=str(exc))
+        if not peer.dropped:
+            log.warning("peer lost", peer=peer.conn.address, error=str(exc))
         if peer.report is not None and peer.report.error is None:
             peer.report.error = f"{type(exc).__name__}: {exc}"
+        if self.sched is None and not peer.dropped:  # before the transfer: note why
+            self.refused.setdefault(peer.conn.address, f"{type(exc).__name__}: {exc}")
+            self.transient_drops = True
         if self.sched is not None and peer.conn.address in self.sched.peers:
             fault = exc if isinstance(exc, TransferError) else PeerFailed(str(exc))
             self.sched.remove_peer(peer.conn.address, fault)
@@ -323,8 +403,8 @@ class _Fetch:
         index = msg.index
         if bytes(msg.root) != self.root or self.sched is None or index >= self.sched.chunk_count:
             return
-        if self.done.is_set():
-            return  # over (finished or failed): late pieces are neither stored nor billed
+        if self.done.is_set() or peer.dropped:
+            return  # over (finished or failed, or the peer dropped): neither stored nor billed
         total = msg.total_len
         asm = peer.assembling.get(index)
         if asm is None:
@@ -352,6 +432,7 @@ class _Fetch:
             self._recycle(buf)
             return  # an endgame copy that lost the race
         await self.put_slots.acquire()
+        peer.putting += 1
         self.nursery.start_soon(self._put, peer, index, buf)
 
     async def _put(self, peer: _Peer, index: int, data: bytearray) -> None:
@@ -365,6 +446,9 @@ class _Fetch:
                 ok = False
         finally:
             self.put_slots.release()
+            peer.putting -= 1
+            peer.put_done.set()
+            peer.put_done = trio.Event()
         n = len(data)
         self._recycle(data)  # the worker is done with it (written, or refused)
         address = peer.conn.address
@@ -372,7 +456,14 @@ class _Fetch:
             return
         now = trio.current_time()
         was_needed = index in self.sched.need
+        asked = self.sched.peers[address].outstanding.get(index)
         actions = self.sched.on_chunk(address, index, ok, now)
+        if self.ledger is not None:
+            if ok and was_needed:
+                seconds = now - asked if asked is not None else 0.0
+                self.ledger.record_chunk(address, n, seconds, time.time())
+            elif not ok:
+                self.ledger.record_bad_chunk(address, time.time())
         report = peer.report
         if ok and was_needed:
             self.fetched_chunks += 1
@@ -385,11 +476,60 @@ class _Fetch:
                 self.progress_cb(prog)
             if self._receipt_due(peer):
                 await self._send_receipt(peer)
-        elif not ok and report is not None:
-            report.corrupt_chunks += 1
-            report.error = f"chunk {index} failed verification"
+        elif not ok:
+            if report is not None:
+                report.corrupt_chunks += 1
+                report.error = f"chunk {index} failed verification"
+            peer.dropped = True  # no new chunk of it is taken from here on
+            while peer.putting:  # its chunks already being verified count (and are paid)
+                await peer.put_done.wait()
+            await self._send_receipt(peer)  # for its verified bytes only, without Complete
+            mine = [a for a in actions if a.peer == address]
+            actions = [a for a in actions if a.peer != address]
+            await self._disconnect(
+                peer,
+                ErrorCode.BAD_CHUNK,
+                f"chunk {index} failed verification",
+                tell=True,
+                first=[Cancel(self.root, a.indices) for a in mine if isinstance(a, CancelChunks)],
+            )
         await self._send_actions(actions)
         await self._pump()
+
+    async def _disconnect(
+        self,
+        peer: _Peer,
+        code: ErrorCode,
+        reason: str,
+        *,
+        tell: bool = False,
+        first: Sequence[Message] = (),
+    ) -> None:
+        """Drop ``peer`` for good: no more requests, no ``Complete``, no receipt.
+
+        Sends ``first``, then (with ``tell``) ``Error(code, message=reason)``, then
+        ``Goodbye(code, reason)``; its reader reads on (discarding) until the peer closes or
+        ``GOODBYE_DRAIN`` passes, then the connection is closed. Closing at once, with its
+        chunks still arriving, would reset the TCP connection and lose our Goodbye.
+        """
+        peer.dropped = True
+        peer.gone = True  # before any checkpoint: no receipt can be sent to it from here on
+        peer.answered.set()
+        log.warning("peer dropped", peer=peer.conn.address, code=code.name, reason=reason)
+        msgs: list[Message] = list(first)
+        if tell:
+            msgs.append(ErrorMsg(code, message=clip_text(reason, MAX_ERROR_TEXT)))
+        msgs.append(Goodbye(code, clip_text(reason, MAX_GOODBYE_TEXT)))
+        try:
+            await peer.conn.send(*msgs)
+        except TransportError as exc:
+            log.debug("goodbye not delivered", peer=peer.conn.address, error=str(exc))
+        self.nursery.start_soon(self._close_after_drain, peer)
+
+    async def _close_after_drain(self, peer: _Peer) -> None:
+        with trio.move_on_after(GOODBYE_DRAIN):
+            await peer.ended.wait()
+        await peer.conn.aclose()
 
     async def _drain_puts(self) -> None:
         """Wait (bounded) until no chunk is being verified/written (``done`` is set first, so
@@ -475,39 +615,150 @@ class _Fetch:
 
     # -- the phases ---------------------------------------------------------------------------
 
-    async def _manifest(self) -> Manifest:
-        manifest: Manifest | None = None
-        refusals: list[TransferError] = []
-        for address, peer in list(self.peers.items()):
+    async def _drop(
+        self,
+        peer: _Peer,
+        reason: str,
+        *,
+        code: ErrorCode = ErrorCode.OK,
+        lied: bool = False,
+        timeout: bool = False,
+    ) -> None:
+        """Drop ``peer`` before the transfer (items 1-2 of the module docstring) and say why
+        in its Goodbye. A lie (bad manifest or chunk-root list) counts as a bad chunk in the
+        ledger, a timeout as a timeout."""
+        address = peer.conn.address
+        self.refused[address] = reason
+        peer.report = None
+        if self.ledger is not None:
+            if lied:
+                self.ledger.record_bad_chunk(address, time.time())
+            elif timeout:
+                self.ledger.record_timeout(address, time.time())
+        if timeout:
+            self.transient_drops = True
+        if not peer.gone:
+            await self._disconnect(peer, code, reason)
+
+    async def _offer(self, address: str, peer: _Peer) -> None:
+        """Ask one peer ``Want``; keep its manifest, price and Have, or drop it."""
+        try:
             await peer.conn.send(Want(self.root))
             msg = await self._reply(peer, ManifestMsg)
-            if not isinstance(msg, ManifestMsg):
+            if isinstance(msg, NotFound):
                 log.info("peer does not have it", peer=address)
-                continue
+                self.not_found.add(address)
+                self.refused[address] = "NotFound: it does not have the content"
+                return
+            if not isinstance(msg, ManifestMsg):
+                raise ProtocolViolation(f"answered Want with {type(msg).__name__}")
             try:
                 m = Manifest.from_bytes(bytes(msg.manifest))
             except Exception as exc:
-                raise ManifestMismatch(f"peer {address} sent a malformed manifest: {exc}") from None
+                raise ManifestMismatch(f"sent a malformed manifest: {exc}") from None
             if m.root != self.root:
-                raise ManifestMismatch(f"peer {address} sent a manifest for another root")
+                raise ManifestMismatch("sent a manifest for another root")
             try:
                 peer.price = await self._price(peer)
             except (PriceTooHigh, PriceMissing) as exc:
                 # Only this peer is out: the others may still serve the root.
                 log.warning("provider not used", peer=address, error=str(exc))
                 self.refused[address] = f"{type(exc).__name__}: {exc}"
-                refusals.append(exc)
-                continue
-            peer.report = ProviderReport(
-                address, f"{peer.addr.host}:{peer.addr.port}", price_per_gib=peer.price
-            )
+                self.price_refusals.append(exc)
+                return
             peer.have = await self._have(peer, m.chunk_count)
-            manifest = manifest or m
-        if manifest is None:
-            if refusals:
-                raise refusals[0]
+            peer.manifest = m
+        except trio.TooSlowError:
+            await self._drop(
+                peer,
+                f"no answer within {self.control_timeout:g}s",
+                timeout=True,
+            )
+        except (ManifestMismatch, ProtocolViolation) as exc:
+            log.warning("provider not used", peer=address, error=str(exc))
+            await self._drop(
+                peer, f"{type(exc).__name__}: {exc}", code=ErrorCode.MALFORMED, lied=True
+            )
+        except (TransportError, trio.EndOfChannel, trio.ClosedResourceError) as exc:
+            self.transient_drops = True
+            self.refused.setdefault(address, f"disconnected: {exc or type(exc).__name__}")
+
+    async def _manifest(self) -> Manifest:
+        """Collect every peer's offer (all at once), then agree on one manifest (docstring)."""
+        peers = list(self.peers.items())
+        if self.ledger is not None:
+            ledger = self.ledger
+            peers.sort(key=lambda item: -ledger.score(item[0]))  # stable: ties keep the order
+        self.ranking = [address for address, _ in peers]
+        async with trio.open_nursery() as nursery:
+            for address, peer in peers:
+                nursery.start_soon(self._offer, address, peer)
+        stored = None
+        if self.store.has_content(self.root, partial=True):
+            stored = await trio.to_thread.run_sync(self.store.get_manifest, self.root)
+        offers = [(a, p) for a, p in peers if p.manifest is not None and not p.gone]
+        groups: dict[tuple[int, int], list[_Peer]] = {}
+        for _, peer in offers:
+            assert peer.manifest is not None
+            groups.setdefault(_shape(peer.manifest), []).append(peer)
+        # Best first: the stored manifest's shape, then most peers; sort is stable, so ties
+        # keep the ranking order of their first peer.
+        order = sorted(
+            groups.items(),
+            key=lambda kv: (stored is None or kv[0] != _shape(stored), -len(kv[1])),
+        )
+        for shape, members in order:
+            if stored is not None and shape != _shape(stored):
+                break
+            manifest = await self._agree(members, stored)
+            if manifest is None:
+                continue
+            for other_shape, others in groups.items():
+                if other_shape != shape:
+                    for peer in others:
+                        await self._drop(
+                            peer,
+                            "ManifestMismatch: its manifest (size, chunk size) disagrees with "
+                            "the one verified against the root",
+                            code=ErrorCode.MALFORMED,
+                            lied=True,
+                        )
+            for peer in members:
+                if peer.manifest is not None and not peer.gone:
+                    peer.report = ProviderReport(
+                        peer.conn.address,
+                        f"{peer.addr.host}:{peer.addr.port}",
+                        price_per_gib=peer.price,
+                    )
+            return manifest
+        if stored is not None:
+            for _, others in order:
+                for peer in others:
+                    await self._drop(
+                        peer,
+                        "ManifestMismatch: its manifest disagrees with the stored one",
+                        code=ErrorCode.MALFORMED,
+                        lied=True,
+                    )
+        if self.not_found and len(self.not_found) == len(self.peers):
             raise ContentNotFound(f"no peer has 0x{self.root.hex()}")
-        return manifest
+        if self.price_refusals and len(self.price_refusals) + len(self.not_found) == len(
+            self.peers
+        ):
+            raise self.price_refusals[0]
+        raise NoUsablePeer(self.root, self.refused, transient=self.transient_drops)
+
+    async def _agree(self, members: list[_Peer], stored: Manifest | None) -> Manifest | None:
+        """The manifest of ``members`` once a chunk-root list verifies against the root
+        (from the first member that sends a good one; the others that fail are dropped)."""
+        if stored is not None:
+            return stored
+        for peer in members:
+            if peer.gone or peer.manifest is None:
+                continue
+            if await self._begin(peer, peer.manifest):
+                return peer.manifest
+        return None
 
     async def _price(self, peer: _Peer) -> int:
         """The provider's Price, which must come between its Manifest and its Have pages."""
@@ -542,29 +793,43 @@ class _Fetch:
         msg = await self._reply(peer, ChunkRoots)
         if not isinstance(msg, ChunkRoots) or msg.start != start:
             raise ContentNotFound(f"peer {peer.conn.address} did not send chunk roots")
+        assert peer.manifest is not None
+        if msg.total != peer.manifest.chunk_count:
+            raise ChunkRootsMismatch(
+                f"peer {peer.conn.address} has {msg.total} chunk roots but its manifest "
+                f"says {peer.manifest.chunk_count}"
+            )
         data = bytes(msg.roots)
         if not data or len(data) % 32 or len(data) > count * 32:
             raise ChunkRootsMismatch(f"peer {peer.conn.address} sent a bad chunk-root page")
         return data
 
-    async def _begin(self, manifest: Manifest) -> None:
-        if self.store.has_content(self.root, partial=True):
-            return
-        providers = [p for p in self.peers.values() if p.report is not None]
+    async def _begin(self, peer: _Peer, manifest: Manifest) -> bool:
+        """Stream ``peer``'s chunk-root list into the store (checked against the root); on
+        failure drop the peer and return False."""
         token = trio.lowlevel.current_trio_token()
-        last: Exception | None = None
-        for peer in providers:
-            try:
-                await trio.to_thread.run_sync(
-                    self.store.begin_partial, manifest, self._roots_from(peer, manifest, token)
-                )
-                return
-            except (InvalidChunkRoots, ChunkRootsMismatch) as exc:
-                last = ChunkRootsMismatch(f"peer {peer.conn.address}: {exc}")
-                log.warning("bad chunk-root list", peer=peer.conn.address, error=str(exc))
-            except (TransportError, ContentNotFound, trio.TooSlowError) as exc:
-                last = PeerFailed(f"peer {peer.conn.address}: {exc}")
-        raise last or ContentNotFound("no peer sent the chunk-root list")
+        try:
+            await trio.to_thread.run_sync(
+                self.store.begin_partial, manifest, self._roots_from(peer, manifest, token)
+            )
+            return True
+        except (InvalidChunkRoots, ChunkRootsMismatch) as exc:
+            log.warning("bad chunk-root list", peer=peer.conn.address, error=str(exc))
+            await self._drop(
+                peer, f"ChunkRootsMismatch: {exc}", code=ErrorCode.MALFORMED, lied=True
+            )
+        except ContentNotFound as exc:
+            await self._drop(peer, f"ContentNotFound: {exc}", code=ErrorCode.NOT_FOUND)
+        except trio.TooSlowError:
+            await self._drop(
+                peer,
+                f"no chunk roots within {self.control_timeout:g}s",
+                timeout=True,
+            )
+        except (TransportError, trio.EndOfChannel, trio.ClosedResourceError) as exc:
+            self.transient_drops = True
+            self.refused.setdefault(peer.conn.address, f"disconnected: {exc}")
+        return False
 
     # -- receipts -----------------------------------------------------------------------------
 
@@ -671,7 +936,6 @@ class _Fetch:
                     nursery.start_soon(self._reader, peer)
                     nursery.start_soon(peer.conn.keepalive)
                 manifest = await self._manifest()
-                await self._begin(manifest)
                 if self.output_path is not None:
                     self.output = OutputFile(self.output_path, manifest, durable=self.store.durable)
                 try:
@@ -719,9 +983,10 @@ class _Fetch:
         now = trio.current_time()
         done_bytes = sum(manifest.chunk_length(i) for i in range(n) if i not in need) if n else 0
         self.tracker = ProgressTracker(manifest.size, n, now, done_bytes, resumed)
-        for address, peer in self.peers.items():
-            if peer.report is not None:
-                self.sched.add_peer(address, now, peer.have)
+        for rank, address in enumerate(self.ranking):
+            peer = self.peers[address]
+            if peer.report is not None and not peer.gone:
+                self.sched.add_peer(address, now, peer.have, rank=rank)
         log.info("fetching", root="0x" + self.root.hex(), chunks=n, missing=len(need))
         self.writer = self.store.partial_writer(self.root)
         try:
@@ -753,6 +1018,7 @@ class _Fetch:
             elapsed=trio.current_time() - start,
             providers={a: p.report for a, p in self.peers.items() if p.report is not None},
             refused=dict(self.refused),
+            ranking=[a for a in self.ranking if self.peers[a].report is not None],
         )
 
     async def _have(self, peer: _Peer, n: int) -> Bitmap | None:
@@ -798,6 +1064,8 @@ async def fetch(
     max_price_per_gib: int = DEFAULT_PRICE_PER_GIB,
     receipt_every_chunks: int = RECEIPT_EVERY_CHUNKS,
     receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
+    control_timeout: float = CONTROL_TIMEOUT,
+    ledger: PeerLedger | None = None,
 ) -> FetchResult:
     """Fetch ``root`` from ``peers`` into ``store``; resumes whatever an earlier run left.
 
@@ -811,6 +1079,10 @@ async def fetch(
     if none is left). With ``receipt_domain``, every provider is paid at its stated price in
     receipts sent every ``receipt_every_chunks`` chunks / ``receipt_every_bytes`` bytes and at
     the end, also when the fetch fails or is cancelled (module docstring).
+    ``control_timeout`` bounds each control answer; a peer that misses it is dropped.
+    ``ledger`` (e.g. ``node.ledger.LocalLedger``): peers are ranked by it and their conduct
+    recorded in it (module docstring, item 6). Raises :class:`NoUsablePeer` when every peer
+    was dropped before the transfer, naming each and why.
     """
     if receipt_every_chunks < 1 or receipt_every_bytes < 1:
         raise InvalidArgument("receipt_every_chunks and receipt_every_bytes must be >= 1")
@@ -840,6 +1112,8 @@ async def fetch(
         max_price_per_gib=max_price_per_gib,
         receipt_every_chunks=receipt_every_chunks,
         receipt_every_bytes=receipt_every_bytes,
+        control_timeout=control_timeout,
+        ledger=ledger,
     )
     try:
         return await run.run(addrs)
@@ -849,4 +1123,9 @@ async def fetch(
         raise PeerFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
-__all__ = ["FetchResult", "PeerAddr", "ProviderReport", "fetch"]
+def _shape(m: Manifest) -> tuple[int, int]:
+    """What of a manifest decides the chunking (and so must agree between providers)."""
+    return (m.size, m.chunk_size)
+
+
+__all__ = ["FetchResult", "NoUsablePeer", "PeerAddr", "PeerLedger", "ProviderReport", "fetch"]

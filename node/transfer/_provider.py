@@ -21,6 +21,19 @@ is therefore caught by the receiver, which drops this provider and reports it.
 Price: every Manifest answer is followed by ``Price(root, price_per_gib)`` (wei per GiB, default
 the protocol floor), before the Have/HaveAll pages, so a receiver knows it before any chunk.
 
+Bad requests: a Request naming an index at or beyond the chunk count, or a GetChunkRoots
+starting beyond it, is answered ``Error(OUT_OF_RANGE, request_id, ref_kind)`` and the
+connection stays open (docs/protocol.md section 7); a chunk that cannot be read is answered
+``Error(NOT_FOUND or INTERNAL, request_id, ref_kind=Request)``. Fatal protocol errors are
+answered (Error, then Goodbye with the same code) by ``node.transport.PeerConnection``.
+
+Bad-chunk reports: a receiver that got a chunk which did not verify says
+``Error(BAD_CHUNK, message="chunk N failed verification")``. The chunk is re-read with
+verification (for every root this connection was sent pieces of); if our copy is damaged it is
+quarantined: this provider stops serving it (``Error(NOT_FOUND)`` for it) until the process
+restarts, and logs it (``node.store``'s verify/repair finds and re-fetches it). An intact
+chunk means the damage happened in transit or the report is false; either way it is logged.
+
 Receipts: a ReceiptMsg is accepted only for what this provider served on THIS connection
 (``_acceptance.ConnectionCredit``): signed by the receiver under our EIP-712 domain, provider is
 us, receiver is the Noise-authenticated peer, a root we sent chunks of here, at most the bytes
@@ -35,6 +48,7 @@ for it), so the count can never lag behind a receipt that arrives while the send
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -44,8 +58,8 @@ import trio
 
 from node.log import get_logger
 from node.receipt import DEFAULT_PRICE_PER_GIB, ReceiptDomain
+from node.store import CorruptStoredChunk, Store, StoreError
 from node.store import NotFound as StoreNotFound
-from node.store import Store, StoreError
 from node.transport import PeerConnection
 from node.wire import (
     MAX_ROOTS_PER_PAGE,
@@ -76,6 +90,7 @@ from ._receipts import ReceiptBox
 log = get_logger(__name__)
 
 HAVE_PAGE_BYTES = 32 * 1024
+_BAD_CHUNK_INDEX = re.compile(r"\bchunk (\d+)\b")
 
 
 @dataclass
@@ -86,6 +101,8 @@ class ProviderStats:
     receipts_accepted: int = 0
     receipts_rejected: int = 0
     connections: int = 0
+    bad_chunk_reports: int = 0  #: BAD_CHUNK errors received from receivers
+    quarantined: int = 0  #: chunks found damaged on re-verification and no longer served
     refusals: dict[str, int] = field(default_factory=dict)  #: BAD_RECEIPT count per reason
 
 
@@ -95,6 +112,7 @@ class _Queue:
     cancelled: set[tuple[bytes, int]] = field(default_factory=set)
     wakeup: trio.Event = field(default_factory=trio.Event)
     credit: ConnectionCredit = field(default_factory=ConnectionCredit)
+    roots: set[bytes] = field(default_factory=set)  #: roots this connection was sent chunks of
 
 
 class Provider:
@@ -127,6 +145,7 @@ class Provider:
         self.inline_reads = inline_reads
         self.policy = ReceiptPolicy(price_per_gib, max_receipt_skew)
         self.clock = clock
+        self.quarantine: set[tuple[bytes, int]] = set()  #: (root, index) found damaged here
 
     async def handle(self, conn: PeerConnection) -> None:
         """Serve one peer until it leaves (raises the transport error that ended it)."""
@@ -168,6 +187,8 @@ class Provider:
                     queue.cancelled.add((bytes(msg.root), index))
             elif isinstance(msg, ReceiptMsg):
                 await self._on_receipt(conn, queue.credit, msg)
+            elif isinstance(msg, ErrorMsg) and msg.code == ErrorCode.BAD_CHUNK:
+                await self._on_bad_chunk(conn, queue, msg)
             elif isinstance(msg, (Progress, Complete)):
                 log.debug("peer progress", peer=conn.address, msg=type(msg).__name__)
             else:
@@ -206,6 +227,15 @@ class Provider:
         root = bytes(msg.root)
         try:
             total = self.store.get_manifest(root).chunk_count
+            if msg.start > total:
+                await conn.send(
+                    ErrorMsg(
+                        ErrorCode.OUT_OF_RANGE,
+                        ref_kind=int(Kind.GET_CHUNK_ROOTS),
+                        message=f"chunk-root page starts at {msg.start}, beyond {total} chunks",
+                    )
+                )
+                return
             count = min(msg.count, MAX_ROOTS_PER_PAGE)
             roots = await trio.to_thread.run_sync(
                 lambda: b"".join(self.store.chunk_roots(root, msg.start, msg.start + count))
@@ -217,8 +247,21 @@ class Provider:
 
     async def _on_request(self, conn: PeerConnection, queue: _Queue, msg: Request) -> None:
         root = bytes(msg.root)
-        if not self.store.has_content(root, partial=True):
+        try:
+            total = self.store.get_manifest(root).chunk_count
+        except StoreNotFound:
             await conn.send(NotFound(root))
+            return
+        beyond = [i for i in msg.indices if i >= total]
+        if beyond:
+            await conn.send(
+                ErrorMsg(
+                    ErrorCode.OUT_OF_RANGE,
+                    request_id=msg.request_id,
+                    ref_kind=int(Request.KIND),
+                    message=f"chunk index {beyond[0]} beyond {total} chunks",
+                )
+            )
             return
         if self.queued + len(msg.indices) > self.max_queued:
             self.stats.busy_refusals += 1
@@ -281,6 +324,36 @@ class Provider:
         )
         await conn.send(ReceiptAck(r.content_root, r.nonce))
 
+    async def _on_bad_chunk(self, conn: PeerConnection, queue: _Queue, msg: ErrorMsg) -> None:
+        """A receiver says a chunk we sent did not verify: re-verify it (module docstring)."""
+        self.stats.bad_chunk_reports += 1
+        found = _BAD_CHUNK_INDEX.search(msg.message)
+        log.warning("peer reports a bad chunk", peer=conn.address, message=msg.message)
+        if found is None:
+            return
+        index = int(found.group(1))
+        for root in list(queue.roots):
+            if (root, index) in self.quarantine:
+                continue
+            try:
+                await trio.to_thread.run_sync(self._verify_chunk, root, index, limiter=self.limiter)
+            except CorruptStoredChunk as exc:
+                self.quarantine.add((root, index))
+                self.stats.quarantined += 1
+                log.error(
+                    "stored chunk damaged: quarantined",
+                    root="0x" + root.hex(),
+                    index=index,
+                    error=str(exc),
+                )
+            except (StoreError, IndexError):
+                continue
+            else:
+                log.warning("reported chunk verifies here", root="0x" + root.hex(), index=index)
+
+    def _verify_chunk(self, root: bytes, index: int) -> None:
+        self.store.read_chunk(root, index, verify=True)
+
     # -- chunk sending ----------------------------------------------------------------------
 
     def _next(self, queue: _Queue) -> tuple[bytes, int, int] | None:
@@ -294,6 +367,9 @@ class Provider:
         return None
 
     async def _read(self, root: bytes, index: int) -> bytes | Exception:
+        if (root, index) in self.quarantine:
+            await trio.lowlevel.checkpoint()
+            return StoreNotFound(f"chunk {index} of 0x{root.hex()} is quarantined (damaged)")
         try:
             if self.inline_reads:
                 await trio.lowlevel.checkpoint()
@@ -343,9 +419,17 @@ class Provider:
                         else (ErrorCode.INTERNAL)
                     )
                     log.warning("cannot serve chunk", index=index, error=str(data))
-                    await conn.send(ErrorMsg(code, request_id=req, message=str(data)[:500]))
+                    await conn.send(
+                        ErrorMsg(
+                            code,
+                            request_id=req,
+                            ref_kind=int(Request.KIND),
+                            message=str(data)[:500],
+                        )
+                    )
                     continue
                 queue.credit.record(root, len(data))  # before sending: see module docstring
+                queue.roots.add(root)
                 await conn.send_chunk(root, index, data)
                 self.stats.chunks_served += 1
                 self.stats.bytes_served += len(data)

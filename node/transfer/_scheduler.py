@@ -19,6 +19,9 @@ Rules, per peer (``PeerState``):
   them all (back to the pool), its window halves, its breaker counts a failure and it backs
   off with full jitter.
 - A corrupt chunk (it did not match its verified chunk root) bans the peer for this transfer.
+- Order: each poll serves peers by ``rank`` (lower first, e.g. from the persistent peer ledger,
+  so a peer known to have cheated is never asked first), rotating among peers of equal rank
+  so none of them is always first.
 - Endgame: with nothing left to hand out, idle peers duplicate in-flight requests (at most
   ``endgame_copies`` holders per chunk); the first copy to verify cancels the others.
 - The transfer fails when every peer is banned or given up: with :class:`CorruptChunk` when
@@ -78,6 +81,7 @@ class PeerState:
     chunks_ok: int = 0
     chunks_corrupt: int = 0
     timeouts: int = 0
+    rank: float = 0.0  #: lower is served first (see ``Scheduler.poll``)
 
     def has(self, index: int) -> bool:
         return self.have is None or index in self.have
@@ -144,7 +148,9 @@ class Scheduler:
 
     # -- peers ----------------------------------------------------------------------------
 
-    def add_peer(self, peer: PeerId, now: float, have: Bitmap | None = None) -> None:
+    def add_peer(
+        self, peer: PeerId, now: float, have: Bitmap | None = None, *, rank: float = 0.0
+    ) -> None:
         if peer in self.peers and self.peers[peer].usable:
             raise ValueError(f"peer {peer!r} already added")
         window = FlowWindow(
@@ -152,7 +158,9 @@ class Scheduler:
             initial_chunks=min(self.initial_window, self.max_window),
             max_chunks=self.max_window,
         )
-        self.peers[peer] = PeerState(peer=peer, window=window, have=have, last_progress=now)
+        self.peers[peer] = PeerState(
+            peer=peer, window=window, have=have, last_progress=now, rank=rank
+        )
 
     def set_have(self, peer: PeerId, have: Bitmap | None) -> None:
         self.peers[peer].have = have
@@ -268,7 +276,8 @@ class Scheduler:
             return actions
         # Rotate the starting peer so no peer is always served first.
         self._rotation = (self._rotation + 1) % len(peers)
-        for st in peers[self._rotation :] + peers[: self._rotation]:
+        order = sorted(peers[self._rotation :] + peers[: self._rotation], key=lambda p: p.rank)
+        for st in order:
             if now < st.not_before or not st.breaker.allow(now):
                 continue
             if st.outstanding and not self._batch_room(st):

@@ -27,9 +27,14 @@ from ._errors import TransportError as TransportError
 from ._errors import TransportProtocolError as TransportProtocolError
 from ._manager import ConnectionManager as ConnectionManager
 from ._noise_stream import NoiseStream as NoiseStream
+from ._peer import MAX_ERROR_TEXT as MAX_ERROR_TEXT
+from ._peer import MAX_GOODBYE_TEXT as MAX_GOODBYE_TEXT
 from ._peer import PeerConnection as PeerConnection
+from ._peer import clip_text as clip_text
 
 __all__ = [
+    "MAX_ERROR_TEXT",
+    "MAX_GOODBYE_TEXT",
     "ConnectionClosed",
     "ConnectionManager",
     "HandshakeFailed",
@@ -44,6 +49,7 @@ __all__ = [
     "RemoteTransportError",
     "TransportError",
     "TransportProtocolError",
+    "clip_text",
     "open_peer_connection",
     "serve_peers",
 ]

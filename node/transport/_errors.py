@@ -58,7 +58,16 @@ class PeerIdentityMismatch(HandshakeFailed):
 
 
 class TransportProtocolError(RemoteTransportError):
-    """The peer sent bytes that break framing, decryption or the message grammar."""
+    """The peer sent bytes that break framing, decryption or the message grammar.
+
+    ``code`` is the wire ``ErrorCode`` number this side answered with (0 when none was sent,
+    e.g. a MAC failure, which gets no answer) and ``kind`` the kind of the offending message.
+    """
+
+    def __init__(self, message: str, *, code: int = 0, kind: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.kind = kind
 
 
 class IdleTimeout(RemoteTransportError):

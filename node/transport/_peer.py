@@ -11,6 +11,13 @@ Receiving answers ``Ping`` with ``Pong`` by itself, turns ``Goodbye`` and EOF in
 ``idle_timeout`` seconds. :meth:`keepalive` (run it in a nursery) sends a Ping whenever this
 side has been silent for ``keepalive_interval`` seconds, so a healthy but quiet peer never
 trips the other side's idle timeout.
+
+A fatal protocol error by the peer (docs/protocol.md sections 4 and 6: a frame of length 0,
+an oversize message, a second Hello, anything but Hello first, any PROTOCOL_VIOLATION) is
+answered here, once: ``Error(code, request_id, ref_kind = the offending kind)`` then
+``Goodbye(code, reason)``, and the connection is closed before
+:class:`TransportProtocolError` (carrying the same code and kind) is raised to the caller.
+Before the peer's Hello every protocol error is fatal: the session cannot start without it.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from node.wire import (
     Capabilities,
     ChunkData,
     ErrorCode,
+    ErrorMsg,
     Goodbye,
     Hello,
     Message,
@@ -55,6 +63,13 @@ AGENT = "bcai-transfer/0.1"
 DEFAULT_IDLE_TIMEOUT = 60.0
 DEFAULT_KEEPALIVE = 15.0
 GOODBYE_TIMEOUT = 2.0
+MAX_ERROR_TEXT = 500  #: bytes of UTF-8 in an Error message we send (the cap is 512)
+MAX_GOODBYE_TEXT = 250  #: bytes of UTF-8 in a Goodbye reason we send (the cap is 256)
+
+
+def clip_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` bytes of UTF-8, never inside a character."""
+    return text.encode()[:limit].decode(errors="ignore")
 
 
 class PeerConnection:
@@ -81,6 +96,7 @@ class PeerConnection:
         self.last_sent = trio.current_time()
         self.last_received = self.last_sent
         self.goodbye: Goodbye | None = None
+        self._fatal: RemoteProtocolError | None = None  #: the peer's fatal error, not answered
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -98,8 +114,7 @@ class PeerConnection:
         return self._closed
 
     def __repr__(self) -> str:
-        who = self.stream.peer.address if self.stream.handshake_complete else "?"
-        return f"<PeerConnection {who}>"
+        return f"<PeerConnection {self._who()}>"
 
     # -- opening ----------------------------------------------------------------------------
 
@@ -107,8 +122,14 @@ class PeerConnection:
         """Handshake, then exchange Hello (ours first; the peer's must be its first message)."""
         await self.stream.do_handshake()
         await self.send(self.wire.hello())
-        with trio.fail_after(self.stream.handshake_timeout):
-            msg = await self._next_message()
+        try:
+            with trio.fail_after(self.stream.handshake_timeout):
+                msg = await self._next_message()
+        except RemoteProtocolError as exc:  # recoverable later, fatal before the Hello
+            raise await self._refuse(exc) from exc
+        except TransportProtocolError as exc:
+            await self._answer_fatal(exc)
+            raise
         if not isinstance(msg, Hello):
             raise TransportProtocolError(f"expected Hello, got {type(msg).__name__}")
         self.peer_hello = msg
@@ -159,7 +180,10 @@ class PeerConnection:
         except RemoteProtocolError as exc:
             if exc.recoverable:
                 raise
-            raise TransportProtocolError(f"peer broke the protocol: {exc}") from exc
+            self._fatal = exc
+            raise TransportProtocolError(
+                f"peer broke the protocol: {exc}", code=int(exc.code), kind=exc.kind
+            ) from exc
         if ev is NEED_DATA:
             return None
         if ev is PEER_CLOSED:
@@ -206,13 +230,17 @@ class PeerConnection:
             # A message already decoded is returned without a timer (one cancel scope per
             # 64 KiB piece cost ~7% of the receiver's time); only waiting for bytes is timed.
             # No checkpoint then either: what is buffered is bounded by one socket read.
-            msg = self._buffered_message()
-            if msg is None:
-                try:
-                    with trio.fail_after(self.idle_timeout):
-                        msg = await self._next_message()
-                except trio.TooSlowError:
-                    raise IdleTimeout(f"peer silent for {self.idle_timeout:g}s") from None
+            try:
+                msg = self._buffered_message()
+                if msg is None:
+                    try:
+                        with trio.fail_after(self.idle_timeout):
+                            msg = await self._next_message()
+                    except trio.TooSlowError:
+                        raise IdleTimeout(f"peer silent for {self.idle_timeout:g}s") from None
+            except TransportProtocolError as exc:
+                await self._answer_fatal(exc)
+                raise
             if isinstance(msg, Ping):
                 await self.send(Pong(msg.nonce))
                 continue
@@ -240,14 +268,49 @@ class PeerConnection:
             except (TransportError, trio.BrokenResourceError, trio.ClosedResourceError):
                 return
 
-    async def aclose(self, code: ErrorCode = ErrorCode.OK, reason: str = "") -> None:
-        """Say Goodbye (best effort, bounded in time) and close. Idempotent."""
+    async def _answer_fatal(self, exc: TransportProtocolError) -> None:
+        """Answer the peer's fatal protocol error (module docstring), once, and close."""
+        fatal, self._fatal = self._fatal, None
+        if fatal is not None:
+            await self._refuse(fatal)
+
+    async def _refuse(self, exc: RemoteProtocolError) -> TransportProtocolError:
+        """Error + Goodbye carrying ``exc``'s code, then close; returns the error to raise."""
+        code = exc.code
+        text = str(exc)
+        log.info("peer broke the protocol", peer=self._who(), code=str(code), error=text)
+        error = ErrorMsg(
+            code,
+            request_id=exc.request_id,
+            ref_kind=exc.kind,
+            message=clip_text(text, MAX_ERROR_TEXT),
+        )
+        await self.aclose(code, clip_text(text, MAX_GOODBYE_TEXT), error=error)
+        return TransportProtocolError(
+            f"peer broke the protocol: {exc}", code=int(exc.code), kind=exc.kind
+        )
+
+    def _who(self) -> str:
+        return self.stream.peer.address if self.stream.handshake_complete else "?"
+
+    async def aclose(
+        self,
+        code: ErrorCode | int = ErrorCode.OK,
+        reason: str = "",
+        *,
+        error: ErrorMsg | None = None,
+    ) -> None:
+        """Say Goodbye (best effort, bounded in time) and close. Idempotent.
+
+        ``error``, when given, is sent just before the Goodbye (the answer to a fatal error).
+        """
         if self._closed:
             return
         try:
             with trio.move_on_after(GOODBYE_TIMEOUT) as scope:
                 scope.shield = True
-                await self.send(Goodbye(code, reason))
+                first: tuple[Message, ...] = (error,) if error is not None else ()
+                await self.send(*first, Goodbye(code, clip_text(reason, MAX_GOODBYE_TEXT)))
         except (TransportError, WireError, trio.BrokenResourceError, trio.BusyResourceError):
             pass
         self._closed = True

@@ -38,6 +38,8 @@ class ErrorCode(enum.IntEnum):
     """The node is stopping; reconnect elsewhere or later."""
     BAD_CHUNK = 12
     """Chunk data did not verify against its chunk root (sent by the receiver, informational)."""
+    OUT_OF_RANGE = 13
+    """A chunk index or chunk-root range beyond the content's chunk count; recoverable."""
 
 
 def decode_code(value: int) -> ErrorCode | int:
