@@ -296,6 +296,7 @@ class _Fetch:
         self.ledger = ledger
         self.not_found: set[str] = set()
         self.price_refusals: list[TransferError] = []
+        self._stalls: dict[Any, int] = {}  #: stalls already recorded in the ledger, per peer
         self.transient_drops = False
         self.ranking: list[str] = []
         self.max_price = max_price_per_gib
@@ -597,6 +598,12 @@ class _Fetch:
         if sched is None or self.done.is_set():
             return
         await self._send_actions(sched.poll(trio.current_time()))
+        if self.ledger is not None:  # stalls the scheduler saw count as timeouts
+            for address, st in sched.peers.items():
+                seen = self._stalls.get(address, 0)
+                if st.timeouts > seen:
+                    self._stalls[address] = st.timeouts
+                    self.ledger.record_timeout(str(address), time.time())
         if sched.finished or sched.failure is not None:
             self.done.set()
 

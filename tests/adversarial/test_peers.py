@@ -142,6 +142,31 @@ async def test_want_before_hello_is_answered_not_a_bare_close(tmp_path: Path) ->
     assert got[-1].code == ErrorCode.PROTOCOL_VIOLATION and got[-1].reason
 
 
+async def test_unknown_kind_before_hello_is_refused_and_server_survives(tmp_path: Path) -> None:
+    """Before the fix a recoverable error before Hello escaped the connection task (it is no
+    TransportError) and took the whole listener down."""
+    server, client = make_identity(), make_identity()
+    src, root, _ = store_with(tmp_path / "a", CHUNK, chunk_size=CHUNK)
+    me = LocalPeer.from_identity(client)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            host, port = await _served(nursery, src, server)
+            tcp = await trio.open_tcp_stream(host, port)
+            stream = NoiseStream(tcp, initiator=True, static=me.static, identity_payload=me.payload)
+            await stream.do_handshake()
+            await stream.send_plaintexts([struct.pack(">IB", 3, 0x7F) + b"xy"])
+            got = await _answers(stream)
+            conn = await open_peer_connection(host, port, client, server.address)
+            await conn.send(Want(root))
+            assert isinstance(await conn.receive(), ManifestMsg)
+            await conn.aclose()
+            nursery.cancel_scope.cancel()
+    kinds = [type(m).__name__ for m in got]
+    assert kinds[-2:] == ["ErrorMsg", "Goodbye"], kinds
+    assert got[-2].code == ErrorCode.UNKNOWN_KIND and got[-2].ref_kind == 0x7F
+    assert got[-1].code == ErrorCode.UNKNOWN_KIND
+
+
 # -- receiver: one bad peer never aborts the fetch ---------------------------------------------
 
 
@@ -167,6 +192,13 @@ class _SilentProvider(Provider):
         await trio.sleep_forever()
 
 
+class _StallingProvider(Provider):
+    """Offers the content honestly, takes Requests, never sends a chunk."""
+
+    async def _sender(self, conn: PeerConnection, queue: Any) -> None:
+        await trio.sleep_forever()
+
+
 def _bigger(m: Manifest) -> bytes:
     d = m.to_dict()
     d["size"] = m.size + 3 * m.chunk_size
@@ -180,39 +212,73 @@ def _garbage(m: Manifest) -> bytes:
 def _bad_provider(kind: str, store: Store, address: str) -> Provider:
     if kind == "silent":
         return _SilentProvider(store, address)
+    if kind == "stalling":
+        return _StallingProvider(store, address)
     forge = {"bigger": _bigger, "garbage": _garbage}[kind]
     return _LyingProvider(store, address, forge=forge)
 
 
-@pytest.mark.parametrize("kind", ["bigger", "garbage", "silent"])
+@pytest.mark.parametrize("kind", ["bigger", "garbage", "silent", "stalling"])
 @pytest.mark.parametrize("bad_first", [True, False])
-async def test_bad_provider_beside_honest_one_is_dropped(
+async def test_bad_provider_beside_honest_one_is_dropped_and_ranked_last(
     tmp_path: Path, kind: str, bad_first: bool
 ) -> None:
     bad_id, good_id, me = make_identity(), make_identity(), make_identity()
-    good, root, data = store_with(tmp_path / "a", 5 * CHUNK + 17, chunk_size=CHUNK)
+    good, root, data = store_with(tmp_path / "a", 12 * CHUNK + 17, chunk_size=CHUNK)
     bad = Store.open(tmp_path / "bad", durable=False)
     bad.add_file(tmp_path / "a" / "src.bin", chunk_size=CHUNK)
-    dst = Store.open(tmp_path / "dst", durable=False)
-    with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            bh, bp = await _served(
-                nursery, bad, bad_id, provider=_bad_provider(kind, bad, bad_id.address)
-            )
-            gh, gp = await _served(nursery, good, good_id)
-            peers = [PeerAddr(bh, bp, bad_id.address), PeerAddr(gh, gp, good_id.address)]
-            if not bad_first:
-                peers.reverse()
-            t0 = trio.current_time()
-            result = await fetch(dst, me, root, peers, control_timeout=1.0)
-            elapsed = trio.current_time() - t0
-            nursery.cancel_scope.cancel()
-    assert read_all(dst, root) == data
-    assert dst.get_manifest(root).size == len(data)
-    assert bad_id.address in result.refused and bad_id.address not in result.providers
-    assert result.providers[good_id.address].bytes == len(data)
-    if kind == "silent":
-        assert "no answer" in result.refused[bad_id.address] and elapsed < 10
+    db = open_ledger_db(str(tmp_path / "ledger"))
+    ledger = LocalLedger(db)
+    # the stall timer must fire before the honest peer has fetched everything
+    slow = {"limit_rate": 2 * 1024 * 1024} if kind == "stalling" else {}
+    try:
+        with trio.fail_after(40):
+            async with trio.open_nursery() as nursery:
+                bh, bp = await _served(
+                    nursery, bad, bad_id, provider=_bad_provider(kind, bad, bad_id.address)
+                )
+                gh, gp = await _served(nursery, good, good_id)
+                peers = [PeerAddr(bh, bp, bad_id.address), PeerAddr(gh, gp, good_id.address)]
+                if not bad_first:
+                    peers.reverse()
+                results = []
+                for run in ("dst1", "dst2"):
+                    dst = Store.open(tmp_path / run, durable=False)
+                    t0 = trio.current_time()
+                    results.append(
+                        await fetch(
+                            dst,
+                            me,
+                            root,
+                            peers,
+                            control_timeout=1.0,
+                            stall_timeout=0.5,
+                            initial_window=2,
+                            ledger=ledger,
+                            **slow,  # type: ignore[arg-type]
+                        )
+                    )
+                    elapsed = trio.current_time() - t0
+                    assert read_all(dst, root) == data
+                    assert dst.get_manifest(root).size == len(data)
+                nursery.cancel_scope.cancel()
+        first, second = results
+        assert first.providers[good_id.address].bytes >= 1
+        if kind == "stalling":
+            assert first.providers[bad_id.address].bytes == 0
+            assert ledger.get(bad_id.address).timeouts >= 1
+        else:
+            assert bad_id.address in first.refused and bad_id.address not in first.providers
+            assert first.providers[good_id.address].bytes == len(data)
+        if kind == "silent":
+            assert "no answer" in first.refused[bad_id.address] and elapsed < 10
+            assert ledger.get(bad_id.address).timeouts >= 1
+        if kind in ("bigger", "garbage"):
+            assert ledger.get(bad_id.address).bad_chunks >= 1
+        assert ledger.score(bad_id.address) < ledger.score(good_id.address)
+        assert second.ranking[0] == good_id.address  # the known-bad peer is not asked first
+    finally:
+        db.close()
 
 
 @pytest.mark.parametrize("kind", ["bigger", "garbage", "silent"])

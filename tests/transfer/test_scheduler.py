@@ -251,3 +251,31 @@ def test_cursor_never_rescans_done_prefix(n: int) -> None:
                 s.on_chunk("a", i, True, t)
         t += 1
     assert s._next <= n
+
+
+@pytest.mark.parametrize("polls", [1, 2, 3])
+def test_worse_ranked_peer_is_never_asked_first(polls: int) -> None:
+    """A peer the ledger ranks lower (it cheated before) gets the front of the file last, and
+    in every poll comes after the better one, whatever the rotation."""
+    s = make(100, initial_window=4)
+    s.add_peer("known-bad", 0.0, rank=1)
+    s.add_peer("good", 0.0, rank=0)
+    s._rotation = polls - 1  # each rotation start (without ranks, polls=2 puts "known-bad" first)
+    actions = [a for a in s.poll(0.0) if isinstance(a, RequestChunks)]
+    assert [a.peer for a in actions] == ["good", "known-bad"]
+    assert actions[0].indices == (0, 1, 2, 3)
+
+
+def test_equal_ranks_still_rotate() -> None:
+    s = make(100, initial_window=1)
+    s.add_peer("a", 0.0)
+    s.add_peer("b", 0.0)
+    firsts = set()
+    for t in range(4):
+        acts = [a for a in s.poll(float(t)) if isinstance(a, RequestChunks)]
+        if acts:
+            firsts.add(acts[0].peer)
+        for a in acts:
+            for i in a.indices:
+                s.on_chunk(a.peer, i, True, float(t))
+    assert firsts == {"a", "b"}
