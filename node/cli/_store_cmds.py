@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import errno
 import os
 import sys
@@ -425,9 +426,8 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> ExitStatus:
             close = getattr(chunks, "close", None)
             if close is not None:
                 close()
-    if args.output == STDOUT:
-        ctx.stderr.write(f"wrote {size} bytes to standard output\n")
-        return ExitStatus.OK
+    if args.output == STDOUT:  # standard output carries the content: the summary goes to stderr
+        ctx = dataclasses.replace(ctx, stdout=ctx.stderr)
     ctx.emit(
         {"root": root_hex(root), "path": str(args.output), "size": size},
         f"wrote {size} bytes to {args.output}",

@@ -268,6 +268,8 @@ def test_export_dash_is_stdout(tmp_path: Path) -> None:
     status, out, err = run(home, "--json", "export", root, "-o", "-")
     assert status == 0, err
     assert out == data and not (home / "-").exists() and not Path(REPO / "-").exists()
+    summary = json.loads(err.strip().splitlines()[-1])  # on stderr: stdout holds the content
+    assert summary == {"root": root, "path": "-", "size": len(data)}
 
 
 def test_export_to_a_directory_is_a_usage_error(tmp_path: Path) -> None:
