@@ -358,7 +358,17 @@ class _Fetch:
                 try:
                     msg = await conn.receive()
                 except RemoteProtocolError as exc:
-                    raise ProtocolViolation(f"peer {conn.address}: {exc}") from None
+                    if exc.code != ErrorCode.UNKNOWN_KIND:
+                        raise ProtocolViolation(f"peer {conn.address}: {exc}") from None
+                    # a newer peer's message kind: skipped whole, say so and read on
+                    await conn.send(
+                        ErrorMsg(
+                            exc.code,
+                            ref_kind=exc.kind,
+                            message=clip_text(str(exc), MAX_ERROR_TEXT),
+                        )
+                    )
+                    continue
                 except (trio.ClosedResourceError, trio.BrokenResourceError) as exc:
                     raise PeerFailed(f"peer {conn.address}: connection closed: {exc}") from None
                 if isinstance(msg, ChunkData):

@@ -95,6 +95,27 @@ async def test_out_of_range_requests_get_typed_errors_and_connection_survives(
             nursery.cancel_scope.cancel()
 
 
+async def test_recoverable_errors_carry_the_offending_kind(tmp_path: Path) -> None:
+    server, client = make_identity(), make_identity()
+    src, root, _ = store_with(tmp_path / "a", CHUNK, chunk_size=CHUNK)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            host, port = await _served(nursery, src, server)
+            conn = await open_peer_connection(host, port, client, server.address)
+            short_want = struct.pack(">IB", 32, 0x10) + bytes(31)  # body 31 < 32
+            unknown = struct.pack(">IB", 3, 0x7E) + b"zz"
+            await conn.stream.send_plaintexts([short_want + unknown])
+            first, second = await conn.receive(), await conn.receive()
+            await conn.send(Want(root))
+            assert isinstance(await conn.receive(), ManifestMsg)  # still open
+            await conn.aclose()
+            nursery.cancel_scope.cancel()
+    assert isinstance(first, ErrorMsg) and first.code == ErrorCode.MALFORMED
+    assert first.ref_kind == Kind.WANT
+    assert isinstance(second, ErrorMsg) and second.code == ErrorCode.UNKNOWN_KIND
+    assert second.ref_kind == 0x7E
+
+
 FATAL = [
     ("length 0", b"\x00\x00\x00\x00\x00", ErrorCode.MALFORMED, 0),
     ("oversize Want", struct.pack(">IB", 34, 0x10) + bytes(33), ErrorCode.TOO_LARGE, Kind.WANT),
@@ -371,3 +392,25 @@ async def test_corrupting_peer_disconnected_unpaid_for_it_and_ranked_last_next_t
         assert read_all(dst2, root) == data
     finally:
         db.close()
+
+
+class _NewerProvider(Provider):
+    """Sends a message kind this version does not know before each Manifest."""
+
+    async def _on_want(self, conn: PeerConnection, msg: Want) -> None:
+        await conn.stream.send_plaintexts([struct.pack(">IB", 5, 0x7D) + b"news"])
+        await super()._on_want(conn, msg)
+
+
+async def test_unknown_kind_from_a_provider_is_skipped_not_fatal(tmp_path: Path) -> None:
+    prov_id, me = make_identity(), make_identity()
+    src, root, data = store_with(tmp_path / "a", 3 * CHUNK, chunk_size=CHUNK)
+    dst = Store.open(tmp_path / "dst", durable=False)
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            h, p = await _served(
+                nursery, src, prov_id, provider=_NewerProvider(src, prov_id.address)
+            )
+            result = await fetch(dst, me, root, [PeerAddr(h, p, prov_id.address)])
+            nursery.cancel_scope.cancel()
+    assert read_all(dst, root) == data and result.providers[prov_id.address].bytes == len(data)
