@@ -373,15 +373,19 @@ class _Fetch:
                     raise PeerFailed(f"peer {conn.address}: connection closed: {exc}") from None
                 if isinstance(msg, ChunkData):
                     await self._on_piece(peer, msg)
-                elif peer.dropped:
-                    continue  # draining after our Goodbye: nobody reads its control replies
-                elif isinstance(msg, ErrorMsg) and msg.request_id in peer.requests:
+                elif (
+                    isinstance(msg, ErrorMsg)
+                    and msg.request_id in peer.requests
+                    and not peer.dropped
+                ):
                     await self._on_request_error(peer, msg)
                 elif isinstance(msg, ReceiptAck) or (
                     isinstance(msg, ErrorMsg)
                     and (msg.code == ErrorCode.BAD_RECEIPT or msg.ref_kind == Kind.RECEIPT)
                 ):
                     self._on_receipt_answer(peer, msg)
+                elif peer.dropped:
+                    continue  # draining after our Goodbye: nobody reads its control replies
                 else:
                     await peer.control.send(msg)
         except (TransportError, TransferError) as exc:
