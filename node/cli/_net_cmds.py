@@ -25,6 +25,7 @@ import trio
 from node._fs import STDOUT, output_target
 from node.content import parse_root, root_hex
 from node.identity import Identity, load_identity, resolve_passphrase
+from node.ledger import LocalLedger
 from node.log import get_logger
 from node.store import SlotStore, Store, StoreLocked
 from node.transfer import (
@@ -52,6 +53,7 @@ from ._store_cmds import _guard as _store_guard
 log = get_logger("bcai.net")
 
 RECEIPTS_DIR = "receipts"
+PEERS_DIR = "peers"  #: LevelDB of the local peer ledger
 SLOTS_DIR = "slots"
 
 
@@ -170,6 +172,19 @@ def _receipt_box(ctx: Context) -> Iterator[ReceiptBox]:
         yield box
     finally:
         box.close()
+
+
+@contextlib.contextmanager
+def _peer_ledger(ctx: Context) -> Iterator[LocalLedger]:
+    """The node's local peer ledger (LevelDB ``<data dir>/peers``): bad chunks, lies and timeouts
+    per peer address, consulted by the next fetch to order its peers."""
+    from node.ledger import open_ledger_db
+
+    db = open_ledger_db(str(ctx.data_dir / PEERS_DIR))
+    try:
+        yield LocalLedger(db)
+    finally:
+        db.close()
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -357,6 +372,7 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
             cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota, durable=not args.no_fsync
         ) as store,
         _receipt_box(ctx) as box,
+        _peer_ledger(ctx) as ledger,
         _Bar(ctx, root) as bar,
     ):
 
@@ -372,6 +388,7 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                 limit_rate=limit,
                 initial_window=args.window,
                 output=output,
+                ledger=ledger,
             )
 
         result = trio.run(main)

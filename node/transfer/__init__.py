@@ -38,7 +38,9 @@ from ._errors import ProtocolViolation as ProtocolViolation
 from ._errors import RemoteTransferError as RemoteTransferError
 from ._errors import TransferError as TransferError
 from ._fetch import FetchResult as FetchResult
+from ._fetch import NoUsablePeer as NoUsablePeer
 from ._fetch import PeerAddr as PeerAddr
+from ._fetch import PeerLedger as PeerLedger
 from ._fetch import ProviderReport as ProviderReport
 from ._fetch import fetch as fetch
 from ._node import default_receipt_domain as default_receipt_domain
@@ -72,8 +74,10 @@ __all__ = [
     "InvalidArgument",
     "LocalTransferError",
     "ManifestMismatch",
+    "NoUsablePeer",
     "PeerAddr",
     "PeerFailed",
+    "PeerLedger",
     "PriceMissing",
     "PriceTooHigh",
     "Progress",
