@@ -1,11 +1,9 @@
-"""Opening and accepting peer connections over TCP: ``open_peer_connection``, ``serve_peers``."""
+"""Opening peer connections over TCP: ``open_peer_connection``, ``LocalPeer``."""
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import socket
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -15,7 +13,7 @@ from node.log import get_logger
 from node.noise import KeyPair
 from node.wire import Capabilities, make_identity_payload
 
-from ._errors import HandshakeFailed, PeerDisconnected, TransportError
+from ._errors import PeerDisconnected
 from ._noise_stream import DEFAULT_HANDSHAKE_TIMEOUT, NoiseStream
 from ._peer import DEFAULT_IDLE_TIMEOUT, PeerConnection
 
@@ -104,69 +102,4 @@ def _tune(tcp: trio.SocketStream) -> None:
             tcp.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
 
 
-Handler = Callable[[PeerConnection], Awaitable[None]]
-
-
-async def serve_peers(
-    handler: Handler,
-    port: int,
-    identity: LocalPeer | _NodeIdentity,
-    *,
-    host: str | None = "127.0.0.1",
-    handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
-    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
-    max_connections: int = 256,
-    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Accept peers until cancelled; each gets its own task running ``handler(conn)``.
-
-    Every accepted connection is handshaken (bounded by ``handshake_timeout``) before the
-    handler sees it; failed handshakes are logged and dropped. Beyond ``max_connections``
-    concurrent peers new connections are closed at once. ``task_status.started`` receives the
-    listeners (``listeners[0].socket.getsockname()`` tells the port when ``port`` is 0).
-    The connection is closed (with Goodbye) when the handler returns.
-    """
-    me = _as_local(identity)
-    listeners = await trio.open_tcp_listeners(port, host=host)
-    active = 0
-
-    async def on_stream(tcp: trio.SocketStream) -> None:
-        nonlocal active
-        if active >= max_connections:
-            await trio.aclose_forcefully(tcp)
-            return
-        active += 1
-        try:
-            _tune(tcp)
-            stream = NoiseStream(
-                tcp,
-                initiator=False,
-                static=me.static,
-                identity_payload=me.payload,
-                handshake_timeout=handshake_timeout,
-            )
-            conn = PeerConnection(stream, capabilities=me.capabilities, idle_timeout=idle_timeout)
-            try:
-                await conn.start()
-            except (TransportError, trio.TooSlowError) as exc:
-                log.info("handshake failed", error=str(exc), kind=type(exc).__name__)
-                await trio.aclose_forcefully(stream)
-                return
-            try:
-                await handler(conn)
-            except TransportError as exc:
-                log.info("peer connection ended", peer=conn.address, reason=str(exc))
-            except Exception:
-                # A bug in one connection's handler must not take the server down.
-                log.exception("peer handler crashed", peer=conn.address)
-            finally:
-                await conn.aclose()
-        finally:
-            active -= 1
-
-    try:
-        await trio.serve_listeners(on_stream, listeners, task_status=task_status)
-    except OSError as exc:  # pragma: no cover - accept() failures other than EMFILE
-        if exc.errno in (errno.EMFILE, errno.ENFILE):
-            raise HandshakeFailed(f"out of file descriptors: {exc}") from None
-        raise
+# ``serve_peers`` (inbound, under admission control) lives in ``_manager``.

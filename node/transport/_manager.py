@@ -1,4 +1,12 @@
-"""ConnectionManager: one connection per peer address, reused, trimmed between watermarks.
+"""``serve_peers`` (inbound, under admission control) and ``ConnectionManager`` (outbound reuse).
+
+``serve_peers`` accepts TCP peers and applies ``_admission.AdmissionPolicy``: a small
+pre-handshake budget (per IP and overall, bounded in time, oldest evicted first), per-IP and
+per-identity caps on authenticated connections (refused with ``Error(BUSY)`` + Goodbye), and
+watermarks past which the least useful connections are trimmed. See docs/protocol.md,
+"Admission control".
+
+ConnectionManager: one connection per peer address, reused, trimmed between watermarks.
 
 libp2p's connection manager in miniature: while more than ``high`` connections are open, the
 least recently used ones that nobody is using are closed (with Goodbye) until ``low`` remain.
@@ -8,16 +16,24 @@ keep-alive task in the manager's nursery.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import dataclasses
+import errno
+import itertools
+import resource
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import trio
 
 from node.log import get_logger
+from node.wire import ErrorCode, ErrorMsg, Message, RemoteProtocolError
 
-from ._connect import LocalPeer, open_peer_connection
-from ._peer import PeerConnection
+from ._admission import AdmissionLimits, AdmissionPolicy, Refusal
+from ._connect import LocalPeer, _as_local, _NodeIdentity, _tune, open_peer_connection
+from ._errors import HandshakeFailed, TransportError
+from ._noise_stream import NoiseStream
+from ._peer import DEFAULT_IDLE_TIMEOUT, PeerConnection
 
 log = get_logger(__name__)
 
@@ -120,3 +136,179 @@ class ConnectionManager:
         for entry in list(self._by_address.values()):
             await entry.conn.aclose()
         self._by_address.clear()
+
+
+# -- inbound: serve_peers under admission control -------------------------------------------
+
+Handler = Callable[[PeerConnection], Awaitable[None]]
+
+#: Ceiling when the hard RLIMIT_NOFILE is unlimited (the kernel refuses more than nr_open).
+_FD_CEILING = 1 << 20
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise this process's RLIMIT_NOFILE soft limit to the hard limit; returns (old, new).
+
+    A server that runs out of descriptors stops accepting everyone, honest peers included;
+    the admission limits are meant to bind long before that. Failure leaves the limit alone.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = _FD_CEILING if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("cannot raise open-file limit", soft=soft, hard=hard, error=str(exc))
+            return soft, soft
+        log.info("raised open-file limit", old=soft, new=target)
+        return soft, target
+    return soft, soft
+
+
+class _AdmittedConnection(PeerConnection):
+    """A PeerConnection that tells the admission policy when the peer is useful or
+    misbehaving (the trimming order), without the handler having to."""
+
+    policy: AdmissionPolicy
+    conn_id: int
+
+    async def receive(self) -> Message:
+        try:
+            msg = await super().receive()
+        except RemoteProtocolError:
+            self.policy.note_strike(self.conn_id)
+            raise
+        self.policy.note_useful(self.conn_id, trio.current_time())
+        return msg
+
+    async def send_chunk(self, root: bytes, index: int, data: bytes | memoryview) -> None:
+        await super().send_chunk(root, index, data)
+        self.policy.note_useful(self.conn_id, trio.current_time(), len(data))
+
+
+async def serve_peers(
+    handler: Handler,
+    port: int,
+    identity: LocalPeer | _NodeIdentity,
+    *,
+    host: str | None = "127.0.0.1",
+    handshake_timeout: float | None = None,
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    limits: AdmissionLimits | None = None,
+    policy: AdmissionPolicy | None = None,
+    task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept peers until cancelled; each admitted one gets a task running ``handler(conn)``.
+
+    Admission (``limits``, defaults in :class:`AdmissionLimits`; ``handshake_timeout``
+    overrides ``limits.handshake_timeout``): a socket first needs a pre-handshake slot, then
+    after the handshake an established slot; refused sockets are closed (before the handshake)
+    or told ``Error(BUSY, retry_after_ms)`` + ``Goodbye(BUSY)`` (after it), logged once per IP
+    or identity. Over the high watermark the least useful connections are trimmed
+    (``Goodbye(BUSY)``) instead of refusing newcomers. ``policy`` may be passed to inspect
+    counts in tests. The open-file soft limit is raised to the hard limit first.
+
+    ``task_status.started`` receives the listeners (``listeners[0].socket.getsockname()``
+    tells the port when ``port`` is 0). The connection is closed (with Goodbye) when the
+    handler returns.
+    """
+    me = _as_local(identity)
+    limits = limits or (policy.limits if policy is not None else AdmissionLimits())
+    if handshake_timeout is not None:
+        limits = dataclasses.replace(limits, handshake_timeout=handshake_timeout)
+    pol = policy or AdmissionPolicy(limits)
+    pol.limits = limits
+    raise_fd_limit()
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    ids = itertools.count(1)
+    pending: dict[int, trio.CancelScope] = {}
+    running: dict[int, tuple[trio.CancelScope, PeerConnection]] = {}
+    trimmed: set[int] = set()
+
+    def refused(refusal: Refusal, **kw: object) -> None:
+        if refusal.log:
+            log.info(
+                "connection refused (logged once per key)",
+                reason=refusal.reason,
+                key=refusal.key,
+                **kw,
+            )
+
+    async def on_stream(tcp: trio.SocketStream) -> None:
+        cid = next(ids)
+        try:
+            ip = str(tcp.socket.getpeername()[0])
+        except OSError:  # already gone
+            await trio.aclose_forcefully(tcp)
+            return
+        grant = pol.begin_handshake(cid, ip, trio.current_time())
+        if isinstance(grant, Refusal):
+            refused(grant, ip=ip)
+            await trio.aclose_forcefully(tcp)
+            return
+        if grant.evict is not None and grant.evict in pending:
+            pending.pop(grant.evict).cancel()
+        _tune(tcp)
+        stream = NoiseStream(
+            tcp,
+            initiator=False,
+            static=me.static,
+            identity_payload=me.payload,
+            handshake_timeout=limits.handshake_timeout,
+        )
+        conn = _AdmittedConnection(stream, capabilities=me.capabilities, idle_timeout=idle_timeout)
+        conn.policy, conn.conn_id = pol, cid
+        try:
+            with trio.CancelScope(deadline=trio.current_time() + limits.handshake_timeout) as hs:
+                pending[cid] = hs
+                try:
+                    await conn.start()
+                except (TransportError, trio.TooSlowError) as exc:
+                    log.info("handshake failed", ip=ip, error=str(exc), kind=type(exc).__name__)
+                    await trio.aclose_forcefully(stream)
+                    return
+        finally:
+            pending.pop(cid, None)
+            pol.end_handshake(cid)
+        if hs.cancelled_caught:  # timed out or evicted for a newcomer: nothing to say
+            await trio.aclose_forcefully(stream)
+            return
+        admitted = pol.admit(cid, ip, conn.address, trio.current_time())
+        if isinstance(admitted, Refusal):
+            refused(admitted, ip=ip, peer=conn.address)
+            busy = ErrorMsg(
+                ErrorCode.BUSY, retry_after_ms=limits.retry_after_ms, message=admitted.reason
+            )
+            await conn.aclose(ErrorCode.BUSY, admitted.reason, error=busy)
+            return
+        for victim in admitted.trim:
+            if victim in running:
+                trimmed.add(victim)
+                running[victim][0].cancel()
+        if admitted.trim:
+            log.info("trimmed connections", count=len(admitted.trim), open=pol.established)
+        try:
+            with trio.CancelScope() as scope:
+                running[cid] = (scope, conn)
+                try:
+                    await handler(conn)
+                except TransportError as exc:
+                    log.info("peer connection ended", peer=conn.address, reason=str(exc))
+                except Exception:
+                    # A bug in one connection's handler must not take the server down.
+                    log.exception("peer handler crashed", peer=conn.address)
+        finally:
+            running.pop(cid, None)
+            pol.release(cid)
+            if cid in trimmed:
+                trimmed.discard(cid)
+                await conn.aclose(ErrorCode.BUSY, "trimmed: node over its connection watermark")
+            else:
+                await conn.aclose()
+
+    try:
+        await trio.serve_listeners(on_stream, listeners, task_status=task_status)
+    except OSError as exc:  # pragma: no cover - accept() failures other than EMFILE
+        if exc.errno in (errno.EMFILE, errno.ENFILE):
+            raise HandshakeFailed(f"out of file descriptors: {exc}") from None
+        raise
