@@ -94,6 +94,30 @@ class NetworkConfig:
     limit_rate: int | None = None
     """Upload and download cap in bytes per second (``None``: unlimited), e.g. ``"10M"``."""
 
+    # Admission control (docs/protocol.md, "Admission control"); same names and defaults as
+    # ``node.transport.AdmissionLimits``, which ``AdmissionLimits.from_config`` builds from.
+
+    max_handshakes: int = 64
+    """Inbound sockets in the handshake at once (all IPs); the oldest past 1 s is evicted."""
+
+    max_handshakes_per_ip: int = 8
+    """Inbound sockets in the handshake at once from one IP."""
+
+    handshake_timeout: float = 5.0
+    """Seconds an inbound socket may take from accept to the peer's Hello."""
+
+    max_connections_per_ip: int = 32
+    """Authenticated inbound connections from one IP; more are refused with BUSY."""
+
+    max_connections_per_peer: int = 8
+    """Authenticated inbound connections from one identity; more are refused with BUSY."""
+
+    connections_high: int = 256
+    """Above this many authenticated connections the least useful are trimmed ..."""
+
+    connections_low: int = 224
+    """... down to this many (misbehaving first, then never-useful, then idle longest)."""
+
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version does not know, kept verbatim."""
 
@@ -163,11 +187,41 @@ def _check(obj: Any, where: str) -> None:
         not isinstance(obj.peers, list) or not all(isinstance(p, str) for p in obj.peers)
     ):
         raise ConfigError(f"[{where}] peers must be a list of strings")
+    if isinstance(obj, NetworkConfig):
+        _check_admission(obj, where)
     if isinstance(obj, ChainConfig):
         if obj.chain_id is not None and not isinstance(obj.chain_id, int):
             raise ConfigError(f"[{where}] chain_id must be an integer")
         if not isinstance(obj.contracts, dict):
             raise ConfigError(f"[{where}] contracts must be a table of name = address")
+
+
+_ADMISSION_INTS = (
+    "max_handshakes",
+    "max_handshakes_per_ip",
+    "max_connections_per_ip",
+    "max_connections_per_peer",
+    "connections_high",
+    "connections_low",
+)
+
+
+def _check_admission(net: NetworkConfig, where: str) -> None:
+    for key in _ADMISSION_INTS:
+        value = getattr(net, key)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise ConfigError(f"[{where}] {key} must be a positive integer, got {value!r}")
+    t = net.handshake_timeout
+    if isinstance(t, bool) or not isinstance(t, int | float) or t <= 0:
+        raise ConfigError(f"[{where}] handshake_timeout must be a positive number of seconds")
+    pairs = (
+        ("max_handshakes_per_ip", "max_handshakes"),
+        ("max_connections_per_peer", "max_connections_per_ip"),
+        ("connections_low", "connections_high"),
+    )
+    for small, big in pairs:
+        if getattr(net, small) > getattr(net, big):
+            raise ConfigError(f"[{where}] {small} must not exceed {big}")
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
