@@ -14,12 +14,12 @@ import dataclasses
 import errno
 import os
 import signal
-import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import plyvel
 import trio
 
 from node._fs import STDOUT, output_target
@@ -47,7 +47,7 @@ from node.transfer import (
 )
 
 from ._main import Context, ExitStatus
-from ._store_cmds import Handler, _binary_stdout, _config
+from ._store_cmds import Handler, _config, write_stdout
 from ._store_cmds import _guard as _store_guard
 
 log = get_logger("bcai.net")
@@ -174,15 +174,51 @@ def _receipt_box(ctx: Context) -> Iterator[ReceiptBox]:
         box.close()
 
 
+class _AdvisoryLedger:
+    """The local peer ledger as the fetch sees it: advice, never a reason to fail. A write
+    error (a full disk) is logged once and the ledger goes quiet for the rest of the run."""
+
+    def __init__(self, ledger: LocalLedger) -> None:
+        self._ledger = ledger
+        self._broken = False
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        if self._broken:
+            return
+        try:
+            fn()
+        except plyvel.Error as exc:
+            self._broken = True
+            log.warning("peer ledger not written", error=str(exc))
+
+    def score(self, address: str) -> float:
+        return self._ledger.score(address)
+
+    def record_chunk(self, address: str, nbytes: int, seconds: float, now: float) -> None:
+        self._guard(lambda: self._ledger.record_chunk(address, nbytes, seconds, now))
+
+    def record_bad_chunk(self, address: str, now: float) -> None:
+        self._guard(lambda: self._ledger.record_bad_chunk(address, now))
+
+    def record_timeout(self, address: str, now: float) -> None:
+        self._guard(lambda: self._ledger.record_timeout(address, now))
+
+
 @contextlib.contextmanager
-def _peer_ledger(ctx: Context) -> Iterator[LocalLedger]:
+def _peer_ledger(ctx: Context) -> Iterator[_AdvisoryLedger | None]:
     """The node's local peer ledger (LevelDB ``<data dir>/peers``): bad chunks, lies and timeouts
-    per peer address, consulted by the next fetch to order its peers."""
+    per peer address, consulted by the next fetch to order its peers. ``None`` (no ledger) if it
+    cannot be opened: a fetch does not need it."""
     from node.ledger import open_ledger_db
 
-    db = open_ledger_db(str(ctx.data_dir / PEERS_DIR))
     try:
-        yield LocalLedger(db)
+        db = open_ledger_db(str(ctx.data_dir / PEERS_DIR))
+    except plyvel.Error as exc:
+        log.warning("peer ledger unavailable", error=str(exc))
+        yield None
+        return
+    try:
+        yield _AdvisoryLedger(LocalLedger(db))
     finally:
         db.close()
 
@@ -327,23 +363,6 @@ class _Bar:
             self.progress.update(self.task, total=p.total_bytes, completed=p.done_bytes)
 
 
-def _write_stdout(ctx: Context, chunks: Iterator[bytes]) -> None:
-    """Verified content to standard output (``get -o -``); a closed pipe is not an error."""
-    out = _binary_stdout(ctx)
-    try:
-        for data in chunks:
-            out.write(data)
-        out.flush()
-    except BrokenPipeError:
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()
-
-
 def _isatty(stream: Any) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
@@ -393,7 +412,7 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 
         result = trio.run(main)
         if to_stdout:
-            _write_stdout(ctx, store.iter_verified(root))
+            write_stdout(ctx, store.iter_verified(root))
     wall = time.time() - started
     providers = [
         {

@@ -15,7 +15,7 @@ import dataclasses
 import errno
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -256,6 +256,31 @@ def _binary_stdout(ctx: Context) -> BinaryIO:
     return buf
 
 
+def write_stdout(ctx: Context, chunks: Iterable[bytes]) -> int:
+    """Stream ``chunks`` (verified content) to standard output; return the bytes written.
+
+    A reader that went away (``| head``) is not our failure: the rest is dropped quietly and
+    standard output is pointed at /dev/null so Python stays quiet at exit. ``chunks`` is closed
+    (a generator's cleanup runs) whatever happens.
+    """
+    out = _binary_stdout(ctx)
+    size = 0
+    try:
+        for data in chunks:
+            out.write(data)
+            size += len(data)
+        out.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    return size
+
+
 def _is_terminal(stream: Any) -> bool:
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
@@ -388,18 +413,7 @@ def cmd_cat(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Stream verified bytes to stdout; stop before a chunk that fails verification."""
     root = _root(args.root)
     with _open_store(ctx) as store:
-        chunks = store.iter_verified(root)
-        out = _binary_stdout(ctx)
-        try:
-            for data in chunks:
-                out.write(data)
-            out.flush()
-        except BrokenPipeError:
-            # The reader went away (e.g. `| head`): not our failure. Keep Python quiet at exit.
-            with contextlib.suppress(OSError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, sys.stdout.fileno())
-            return ExitStatus.OK
+        write_stdout(ctx, store.iter_verified(root))
     return ExitStatus.OK
 
 
@@ -412,20 +426,15 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     root = _root(args.root)
     with _open_store(ctx) as store:
         chunks = store.iter_verified(root)  # raises before anything is written
-        try:
-            if args.output == STDOUT:
-                out = _binary_stdout(ctx)
-                size = 0
-                for data in chunks:
-                    out.write(data)
-                    size += len(data)
-                out.flush()
-            else:
+        if args.output == STDOUT:
+            size = write_stdout(ctx, chunks)
+        else:
+            try:
                 size = write_output(args.output, chunks)
-        finally:
-            close = getattr(chunks, "close", None)
-            if close is not None:
-                close()
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()
     if args.output == STDOUT:  # standard output carries the content: the summary goes to stderr
         ctx = dataclasses.replace(ctx, stdout=ctx.stderr)
     ctx.emit(
