@@ -21,12 +21,27 @@ not once per attempt. The policy only counts; ``_manager.serve_peers`` does the 
 
 from __future__ import annotations
 
+import ipaddress
 from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 #: How many distinct refused keys are remembered for log-once (oldest forgotten first).
 LOG_MEMORY = 4096
+
+
+def ip_key(ip: str) -> str:
+    """The address the per-IP limits count by: an IPv4 address as is (IPv4-mapped IPv6
+    unwrapped), an IPv6 address by its /64, which one subscriber usually holds whole."""
+    try:
+        addr = ipaddress.ip_address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr)
 
 
 @dataclass(frozen=True)
@@ -134,6 +149,10 @@ class AdmissionPolicy:
     """
 
     limits: AdmissionLimits = field(default_factory=AdmissionLimits)
+    accepted: int = 0
+    """Sockets ever offered to :meth:`begin_handshake` (a metric; tests wait on it)."""
+    refused: int = 0
+    """Of which refused, before or after the handshake."""
     _pending: dict[int, tuple[str, float]] = field(default_factory=dict)
     _pending_per_ip: Counter[str] = field(default_factory=Counter)
     _established: dict[int, PeerStats] = field(default_factory=dict)
@@ -173,6 +192,7 @@ class AdmissionPolicy:
         evicted id is a no-op).
         """
         lim = self.limits
+        self.accepted += 1
         evict: int | None = None
         if self._pending_per_ip[ip] >= lim.max_handshakes_per_ip:
             evict = self._oldest_pending(now, ip)
@@ -263,6 +283,12 @@ class AdmissionPolicy:
     # -- log once --------------------------------------------------------------------------
 
     def _refuse(self, key: str, reason: str) -> Refusal:
+        self.refused += 1
+        return Refusal(reason, key, self.first_time(key))
+
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is seen (within the last :data:`LOG_MEMORY` keys):
+        what is logged once per IP or identity asks this."""
         first = key not in self._logged
         if first:
             self._logged[key] = None
@@ -270,4 +296,4 @@ class AdmissionPolicy:
                 self._logged.popitem(last=False)
         else:
             self._logged.move_to_end(key)
-        return Refusal(reason, key, first)
+        return first

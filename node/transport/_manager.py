@@ -29,7 +29,7 @@ import trio
 from node.log import get_logger
 from node.wire import ErrorCode, ErrorMsg, Message, RemoteProtocolError
 
-from ._admission import AdmissionLimits, AdmissionPolicy, Refusal
+from ._admission import AdmissionLimits, AdmissionPolicy, Refusal, ip_key
 from ._connect import LocalPeer, _as_local, _NodeIdentity, _tune, open_peer_connection
 from ._errors import HandshakeFailed, TransportError
 from ._noise_stream import NoiseStream
@@ -237,7 +237,7 @@ async def serve_peers(
     async def on_stream(tcp: trio.SocketStream) -> None:
         cid = next(ids)
         try:
-            ip = str(tcp.socket.getpeername()[0])
+            ip = ip_key(str(tcp.socket.getpeername()[0]))
         except OSError:  # already gone
             await trio.aclose_forcefully(tcp)
             return
@@ -264,7 +264,13 @@ async def serve_peers(
                 try:
                     await conn.start()
                 except (TransportError, trio.TooSlowError) as exc:
-                    log.info("handshake failed", ip=ip, error=str(exc), kind=type(exc).__name__)
+                    if pol.first_time(f"handshake-failed:{ip}"):
+                        log.info(
+                            "handshake failed (logged once per IP)",
+                            ip=ip,
+                            error=str(exc),
+                            kind=type(exc).__name__,
+                        )
                     await trio.aclose_forcefully(stream)
                     return
         finally:

@@ -80,6 +80,8 @@ async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) 
             one_ip = ["127.0.0.1"] * 1200  # the honest client's own IP
             spread = [f"127.0.1.{1 + i % 100}" for i in range(800)]
             await _idle_sockets(port, one_ip + spread, sockets)
+            while policy.accepted < len(sockets) + 1:  # the server has seen the whole flood
+                await trio.sleep(0.05)
             # Within handshake_grace of a burst newcomers on a full budget are refused; once
             # the flood is that old, each newcomer evicts its oldest idle socket.
             await trio.sleep(lim.handshake_grace + 0.1)
@@ -87,6 +89,7 @@ async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) 
             for _ in range(256):
                 idlers.append(await open_peer_connection("127.0.0.1", port, attacker))
             assert policy.handshakes <= lim.max_handshakes
+            assert policy.refused >= 256 - lim.max_connections_per_peer
             assert policy.handshakes_from("127.0.0.1") <= lim.max_handshakes_per_ip
             assert policy.connections_of(attacker_id.address) == lim.max_connections_per_peer
 

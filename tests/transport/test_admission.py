@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from node.config import ConfigError, NetworkConfig, config_from_dict
 from node.transport import AdmissionLimits, AdmissionPolicy
-from node.transport._admission import Admission, HandshakeAdmission, PeerStats, Refusal
+from node.transport._admission import Admission, HandshakeAdmission, PeerStats, Refusal, ip_key
 
 from .._hyp import examples
 
@@ -171,3 +171,25 @@ def test_limits_from_config_and_validation() -> None:
         config_from_dict({"network": {"max_handshakes_per_ip": 0}})
     with pytest.raises(ValueError):
         AdmissionLimits(max_connections_per_peer=40, max_connections_per_ip=32)
+
+
+def test_ip_key_counts_ipv6_by_its_64() -> None:
+    assert ip_key("192.0.2.7") == "192.0.2.7"
+    assert ip_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert ip_key("2001:db8:1:2:aaaa::1") == ip_key("2001:db8:1:2:bbbb::9") == "2001:db8:1:2::/64"
+    assert ip_key("2001:db8:1:3::1") != ip_key("2001:db8:1:2::1")
+    assert ip_key("fe80::1%eth0") == "fe80::/64"
+    assert ip_key("not-an-ip") == "not-an-ip"
+
+
+def test_refusals_are_counted_and_logged_once_per_key() -> None:
+    pol = AdmissionPolicy(SMALL)
+    for i in range(2):
+        assert isinstance(pol.admit(i, "10.0.0.1", "0xA", 0.0), Admission)
+    results = [pol.admit(9 + i, "10.0.0.1", "0xA", 0.0) for i in range(5)]
+    assert [isinstance(r, Refusal) and r.log for r in results] == [True] + [False] * 4
+    assert all(isinstance(r, Refusal) for r in results)
+    other = pol.admit(20, "10.0.0.2", "0xB", 0.0)
+    assert isinstance(other, Admission)
+    assert pol.refused == 5
+    assert pol.first_time("x") and not pol.first_time("x")
