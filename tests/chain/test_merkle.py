@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from chain.merkle import AllocationTree, StandardMerkleTree, process_proof
 
+from .._hyp import examples
+
 # From OpenZeppelin/merkle-tree test/dumps/standard-v1.sorted.1_0_6.json (produced by the JS
 # library): StandardMerkleTree.of([["a"],...,["f"]], ["string"]).
 OZ_TREE = [
@@ -50,7 +52,7 @@ def test_empty_and_duplicate_rejected() -> None:
         AllocationTree({"0x" + "ab" * 20: 1, "0x" + "AB" * 20: 2})
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(
     st.dictionaries(
         st.binary(min_size=20, max_size=20).map(lambda b: "0x" + b.hex()),

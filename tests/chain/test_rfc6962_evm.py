@@ -31,6 +31,8 @@ from node.content import (
     verify_inclusion,
 )
 
+from .._hyp import examples
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACT = REPO / "chain" / "artifacts" / "RFC6962Harness.json"
 VECTORS = REPO / "tests" / "content" / "vectors" / "rfc6962" / "inclusion"
@@ -83,7 +85,9 @@ def test_vector(harness: Any, path: Path) -> None:
 
 
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(60),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(size=st.integers(1, 300), data=st.data())
 def test_random_trees_match_python(harness: Any, size: int, data: st.DataObject) -> None:

@@ -22,12 +22,14 @@ from node.content import (
 )
 from node.content._tree import root_from_inclusion
 
+from .._hyp import examples
+
 
 def _reader(data: bytes):  # type: ignore[no-untyped-def]
     return lambda off, length: data[off : off + length]
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=examples(120), deadline=None)
 @given(st.integers(0, 70 * SEGMENT_SIZE), st.integers(0, 2**32))
 def test_proof_verifies_for_the_true_size_only(size: int, seed: int) -> None:
     data = os.urandom(size) if seed % 2 else bytes(size)  # zeros: identical segments, worst case
@@ -60,7 +62,7 @@ def test_last_segment_path_alone_is_ambiguous_but_spine_proof_is_not() -> None:
     assert verify_size_proof(root, 2 * SEGMENT_SIZE, size_proof(_reader(data), 2 * SEGMENT_SIZE))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.integers(1, 40 * SEGMENT_SIZE), st.data())
 def test_tampered_proofs_fail(size: int, data: st.DataObject) -> None:
     content = os.urandom(size)

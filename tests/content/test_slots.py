@@ -37,6 +37,8 @@ from node.content import (
     verify_inclusion,
 )
 
+from .._hyp import examples
+
 VECTORS = Path(__file__).resolve().parent / "vectors" / "slots"
 
 
@@ -155,7 +157,7 @@ def test_layout_limits_accepted() -> None:
 # -- encoding against the naive reference --------------------------------------------------
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     size=sizes(200),
     kn=st.integers(2, 32).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, 64))),
@@ -182,7 +184,7 @@ def test_slot_roots_match_naive(
         verify_inclusion(leaf_hash(roots[i]), i, n, slot_root_proof(roots, i), top)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     size=sizes(),
     kn=st.integers(2, 32).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, 64))),
@@ -204,7 +206,7 @@ def test_any_k_slots_rebuild_the_content(size: int, kn: tuple[int, int], seed: i
     assert not any(out[size:])  # the padding is zeros
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(
     rows=st.integers(1, 3),
     kn=st.integers(2, 32).flatmap(lambda k: st.tuples(st.just(k), st.integers(k, 64))),
@@ -305,7 +307,7 @@ def test_slots_root_errors() -> None:
         verify_inclusion(leaf_hash(roots[3]), 2, 8, proof, top)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(size=sizes(300), seed=st.integers(0, 2**32))
 def test_last_segment_proof(size: int, seed: int) -> None:
     data = random.Random(seed).randbytes(size)
@@ -377,7 +379,7 @@ def test_draw_matches_vector_file() -> None:
         assert got == [int(i) for i in case["indices"]]
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(
     seed=st.binary(min_size=32, max_size=32),
     cid=st.integers(0, 2**256 - 1),

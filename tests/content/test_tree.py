@@ -34,6 +34,8 @@ from node.content import (
     verify_inclusion,
 )
 
+from .._hyp import examples
+
 VECTORS = Path(__file__).resolve().parent / "vectors" / "rfc6962"
 CHUNK_SIZES = [256 * 1024, 512 * 1024, 1024 * 1024]
 
@@ -96,7 +98,7 @@ def test_edge_sizes_match_reference(size: int) -> None:
     assert chunks == -(-size // (256 * 1024))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(n=st.integers(min_value=0, max_value=300), seed=st.binary(min_size=4, max_size=4))
 def test_merkle_root_and_streaming_match_reference(n: int, seed: bytes) -> None:
     leaves = [hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(n)]
@@ -108,7 +110,7 @@ def test_merkle_root_and_streaming_match_reference(n: int, seed: bytes) -> None:
     assert s.count == n
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 @given(
     size=st.integers(min_value=0, max_value=5 * 256 * 1024 + 9000),
     chunk_size=st.sampled_from(CHUNK_SIZES),
@@ -119,7 +121,7 @@ def test_chunk_root_tree_equals_segment_tree(size: int, chunk_size: int) -> None
     assert root_from_subtrees(roots) == merkle_root(segment_leaf_hashes(data))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(n=st.integers(min_value=1, max_value=70), data=st.data())
 def test_inclusion_proofs_roundtrip_and_reject_tampering(n: int, data: st.DataObject) -> None:
     leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(n)]
@@ -143,7 +145,7 @@ def test_inclusion_proofs_roundtrip_and_reject_tampering(n: int, data: st.DataOb
             verify_inclusion(leaves[index], other, n, proof, root)
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=examples(15), deadline=None)
 @given(size=st.integers(min_value=1, max_value=3 * 256 * 1024 + 7000), data=st.data())
 def test_segment_proof_is_the_segment_tree_audit_path(size: int, data: st.DataObject) -> None:
     chunk_size = 256 * 1024
@@ -210,7 +212,7 @@ def test_hash_file_matches_in_memory(tmp_path: Path, size: int) -> None:
     assert [i for i, _ in seen] == list(range(len(seen)))
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=examples(20), deadline=None)
 @given(cuts=st.lists(st.integers(min_value=0, max_value=700_000), max_size=6))
 def test_chunked_hasher_is_split_invariant(cuts: list[int]) -> None:
     data = os.urandom(700_000)
@@ -223,7 +225,7 @@ def test_chunked_hasher_is_split_invariant(cuts: list[int]) -> None:
     assert h.finalize()[0] == reference_root(data)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(n=st.integers(min_value=1, max_value=200), data=st.data())
 def test_streamed_inclusion_proof_equals_in_memory(n: int, data: st.DataObject) -> None:
     leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(n)]

@@ -36,6 +36,8 @@ from node.ledger import (
     update_reputation,
 )
 
+from .._hyp import examples
+
 A = "0x" + "aa" * 20
 B = "0x" + "bb" * 20
 C = "0x" + "cc" * 20
@@ -402,7 +404,9 @@ budgets = st.one_of(st.integers(0, 10**6), st.integers(0, 2**256))
 
 
 @settings(
-    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(40),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(events=event_streams(), budget=budgets)
 def test_ledger_matches_the_pure_rule_and_snapshots_hold(tmp_path_factory, events, budget):
@@ -437,7 +441,9 @@ def test_ledger_matches_the_pure_rule_and_snapshots_hold(tmp_path_factory, event
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(events=event_streams(), budget=budgets)
 def test_two_ledgers_fed_the_same_events_agree_bit_for_bit(tmp_path_factory, events, budget):

@@ -17,6 +17,8 @@ from node.ledger import (
     update_reputation,
 )
 
+from .._hyp import examples
+
 P = ReputationParams()
 A = "0x" + "aa" * 20
 B = "0x" + "bb" * 20
@@ -148,7 +150,7 @@ outcomes = st.lists(st.sampled_from(["pass", "expired", "invalid"]), max_size=40
 hosts = [f"0x{i:040x}" for i in range(6)]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     fees=st.lists(st.one_of(st.integers(0, 10**6), st.integers(0, 2**200)), min_size=6, max_size=6),
     histories=st.lists(outcomes, min_size=6, max_size=6),
@@ -167,7 +169,7 @@ def test_allocation_invariants(fees, histories, budget, bps) -> None:
         assert not reps[h].disqualified
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(
     fee=st.integers(1, 2**256),
     budget=st.integers(0, 2**256),
@@ -179,7 +181,7 @@ def test_a_self_dealer_never_gets_back_what_it_burnt(fee, budget, bps, others) -
     assert amounts.get(A, 0) < fee
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(hist=outcomes)
 def test_score_is_a_probability_and_state_stays_positive(hist) -> None:
     rep = run(hist)

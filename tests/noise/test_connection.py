@@ -18,6 +18,7 @@ from node.noise import (
     RemoteProtocolError,
 )
 
+from .._hyp import examples
 from .conftest import run_handshake
 
 Pair = tuple[NoiseConnection, NoiseConnection]
@@ -189,7 +190,7 @@ def _flip(message: bytes, position: int, bit: int) -> bytes:
     return bytes(out)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     index=st.integers(0, 2),
     position=st.integers(0, 10_000),
@@ -246,7 +247,7 @@ def test_every_single_bit_flip_of_an_empty_payload_handshake_fails() -> None:
                 assert not (a.handshake_complete and b.handshake_complete)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(position=st.integers(0, 10_000), bit=st.integers(0, 7), data=st.binary(max_size=64))
 def test_any_flipped_transport_bit_breaks_the_connection(
     position: int, bit: int, data: bytes

@@ -35,6 +35,8 @@ from node.receipt import (
     verify_receipt,
 )
 
+from .._hyp import examples
+
 RECEIVER = Account.from_key(b"\x11" * 32)
 PROVIDER = Account.from_key(b"\x22" * 32)
 DOMAIN = ReceiptDomain(131277322940537, "0x" + "ab" * 20)
@@ -75,7 +77,7 @@ def _malleate(sig: bytes) -> bytes:
     return sig[:32] + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(receipts)
 def test_sign_recover_roundtrip(receipt: Receipt) -> None:
     signed = sign_receipt(RECEIVER, receipt, DOMAIN)
@@ -85,7 +87,7 @@ def test_sign_recover_roundtrip(receipt: Receipt) -> None:
     assert SignedReceipt.from_json(signed.to_json()) == signed
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(receipts)
 def test_manual_digest_matches_eth_account(receipt: Receipt) -> None:
     msg = encode_typed_data(
@@ -256,7 +258,7 @@ def test_type_string_and_digest_by_hand() -> None:
     assert receipt_digest(r, DOMAIN) == keccak(b"\x19\x01" + domain_sep + struct_hash)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(u64, st.integers(0, 10**30))
 def test_payment_for_is_the_least_covering_payment(nbytes: int, price: int) -> None:
     pay = payment_for(nbytes, price)

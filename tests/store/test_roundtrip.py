@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from node.content import EMPTY_ROOT, hash_file, tree_hash
 from node.store import NotFound, State, Store
 
+from .._hyp import examples
 from .conftest import CS, chunk_files, rand, tmp_files, write_file
 
 SIZES = [0, 1, 4095, 4096, 4097, CS - 1, CS, CS + 1, 3 * CS + 5000]
@@ -46,7 +47,9 @@ def test_empty_content_has_the_empty_root(store: Store) -> None:
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(size=st.integers(0, 3 * CS + 10), seed=st.integers(0, 2**32))
 def test_add_bytes_matches_tree_hash(store: Store, size: int, seed: int) -> None:

@@ -41,6 +41,7 @@ from node.store import (
 )
 from node.store._slots import GROUP, level_counts
 
+from .._hyp import examples
 from .conftest import CS, chunk_files, content, flip_byte, rand
 
 
@@ -127,7 +128,9 @@ def test_prove_drawn_samples_with_repeats(
 
 
 @settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(25),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     size=st.one_of(
@@ -268,7 +271,9 @@ def test_extended_or_truncated_tree_file(
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(pos=st.integers(0, 70 * SEGMENT_SIZE - 1), bit=st.integers(0, 7))
 def test_any_flipped_data_byte_is_caught(
@@ -297,7 +302,9 @@ def test_any_flipped_data_byte_is_caught(
 
 
 @settings(
-    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(30),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(data_=st.data())
 def test_flipped_tree_byte_never_gives_a_wrong_proof(

@@ -46,6 +46,7 @@ from node.wire import (
     Want,
 )
 
+from .._hyp import examples
 from .helpers import make_identity, store_with
 
 CHUNK = 256 * 1024
@@ -263,7 +264,7 @@ _RECEIVER = Account.from_key(b"\x44" * 32)
 _PROVIDER = Account.from_key(b"\x55" * 32).address
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(
     st.lists(
         st.one_of(

@@ -13,6 +13,8 @@ from node.transfer._bitmap import Bitmap
 from node.transfer._errors import CorruptChunk, PeerFailed
 from node.transfer._scheduler import CancelChunks, RequestChunks, Scheduler
 
+from .._hyp import examples
+
 CHUNK = 1 << 20
 
 
@@ -175,7 +177,7 @@ def test_zero_chunks_is_finished() -> None:
     assert s.finished and s.poll(0.0) == []
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(
     n=st.integers(1, 60),
     npeers=st.integers(1, 4),

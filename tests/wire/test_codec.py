@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from node import wire
 from node.wire import _limits
 
+from .._hyp import examples
 from .strategies import chunk_data, messages, roots
 
 
@@ -24,7 +25,7 @@ def decode_one(data: bytes) -> wire.Message:
     return ev
 
 
-@settings(max_examples=400)
+@settings(max_examples=examples(400))
 @given(messages)
 def test_roundtrip_every_kind(msg: wire.Message) -> None:
     data = wire.encode(msg)
@@ -165,7 +166,7 @@ def test_chunk_roots_root_list() -> None:
     assert got.root_list() == rs
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(messages)
 def test_chunk_piece_fast_path_agrees_with_the_general_decoder(msg: wire.Message) -> None:
     data = wire.encode(msg)

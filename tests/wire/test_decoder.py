@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from node import wire
 
+from .._hyp import examples
 from .strategies import messages
 
 HEADER = struct.Struct(">IB")
@@ -31,7 +32,7 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(messages, min_size=1, max_size=8), st.lists(st.integers(0, 1 << 20), max_size=12))
 def test_any_split_of_a_valid_stream_decodes_the_same(
     msgs: list[wire.Message], cuts: list[int]
@@ -49,7 +50,7 @@ def test_any_split_of_a_valid_stream_decodes_the_same(
     assert dec.next_event() is wire.PEER_CLOSED
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(st.binary(max_size=3000), st.lists(st.integers(0, 4000), max_size=6))
 def test_random_bytes_raise_only_typed_errors(data: bytes, cuts: list[int]) -> None:
     dec = wire.MessageDecoder()
@@ -66,7 +67,7 @@ def test_random_bytes_raise_only_typed_errors(data: bytes, cuts: list[int]) -> N
         assert dec.buffered <= 4 + wire.MAX_MESSAGE_LEN + len(piece)
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(st.sampled_from(list(wire.Kind)), st.integers(0, 0xFFFF_FFFF))
 def test_length_header_is_judged_before_the_body_arrives(kind: wire.Kind, length: int) -> None:
     lo, hi = wire.BODY_BOUNDS[kind]
@@ -89,7 +90,7 @@ def test_length_header_is_judged_before_the_body_arrives(kind: wire.Kind, length
         assert dec.next_event() is wire.NEED_DATA
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(messages, st.data())
 def test_truncated_messages_wait_then_fail_at_eof(msg: wire.Message, data: st.DataObject) -> None:
     raw = wire.encode(msg)

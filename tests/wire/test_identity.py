@@ -12,6 +12,8 @@ from hypothesis import strategies as st
 
 from node import wire
 
+from .._hyp import examples
+
 
 @pytest.fixture(scope="module")
 def account() -> LocalAccount:
@@ -80,7 +82,7 @@ def test_local_misuse(account: LocalAccount) -> None:
         wire.verify_identity_payload(wire.make_identity_payload(account, STATIC), b"short")
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.binary(max_size=200), st.data())
 def test_garbage_raises_only_identity_errors(
     account: LocalAccount, garbage: bytes, data: st.DataObject

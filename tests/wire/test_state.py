@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from node import wire
 
+from .._hyp import examples
 from .strategies import messages
 
 ROOT = b"\xab" * 32
@@ -133,7 +134,7 @@ def test_open_request_id_and_outstanding_index_cannot_be_reused() -> None:
         assert remote_error(p.b, wire.encode(again)).code is wire.ErrorCode.PROTOCOL_VIOLATION
 
 
-@settings(max_examples=150)
+@settings(max_examples=examples(150))
 @given(st.lists(st.tuples(st.booleans(), messages), max_size=30), st.booleans())
 def test_what_one_side_may_send_the_other_accepts(
     script: list[tuple[bool, wire.Message]], greet: bool
