@@ -4,9 +4,12 @@ Two budgets, so that unauthenticated sockets never hold the slots of authenticat
 
 - **Pre-handshake**: at most ``max_handshakes`` sockets in the Noise handshake + Hello at once,
   at most ``max_handshakes_per_ip`` from one IP, each for at most ``handshake_timeout`` seconds.
-  When a budget is full, the oldest pending handshake that has had ``handshake_grace`` seconds
-  is evicted to make room (an honest handshake takes a few round trips; a socket that has sat
-  silent for that long is the likeliest attacker); if none is that old the newcomer is refused.
+  When the overall budget is full, the oldest handshake of the IP with the most in flight is
+  evicted if that IP has two or more and more than the newcomer's (one busy IP must not crowd
+  out the rest). Otherwise, and when a per-IP budget is full, the oldest pending handshake (of
+  that IP) that has had ``handshake_grace`` seconds is evicted (an honest handshake takes a few
+  round trips; a socket silent that long is the likeliest attacker); if none is that old the
+  newcomer is refused.
   Nothing can be said before the handshake, so refusal and eviction are a bare close.
 - **Established**: at most ``max_connections_per_ip`` authenticated connections from one IP and
   ``max_connections_per_peer`` from one identity; beyond those the newcomer is refused with
@@ -199,7 +202,9 @@ class AdmissionPolicy:
             if evict is None:
                 return self._refuse(f"ip:{ip}", "too many handshakes from this IP")
         elif len(self._pending) >= lim.max_handshakes:
-            evict = self._oldest_pending(now, None)
+            evict = self._crowding(ip)
+            if evict is None:
+                evict = self._oldest_pending(now, None)
             if evict is None:
                 return self._refuse(f"ip:{ip}", "handshake budget full")
         if evict is not None:
@@ -207,6 +212,16 @@ class AdmissionPolicy:
         self._pending[conn_id] = (ip, now)
         self._pending_per_ip[ip] += 1
         return HandshakeAdmission(evict)
+
+    def _crowding(self, ip: str) -> int | None:
+        """The oldest handshake of the IP with the most in flight, if it has at least two
+        and more than ``ip``: one busy IP must not crowd out the others, even in a burst."""
+        if not self._pending_per_ip:
+            return None
+        heavy, count = max(self._pending_per_ip.items(), key=lambda kv: kv[1])
+        if count < 2 or count <= self._pending_per_ip[ip] or heavy == ip:
+            return None
+        return next(cid for cid, (pip, _) in self._pending.items() if pip == heavy)
 
     def _oldest_pending(self, now: float, ip: str | None) -> int | None:
         """The oldest pending handshake (from ``ip`` if given) past the grace period."""

@@ -106,6 +106,27 @@ async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) 
     print(f"\nunloaded fetch {unloaded * 1000:.0f} ms, under flood {loaded * 1000:.0f} ms")
 
 
+async def test_honest_client_gets_in_during_a_burst_from_few_ips(tmp_path: Path) -> None:
+    """500 idle sockets from 10 IPs, and at once (no grace period waited) an honest fetch:
+    the busiest IPs give up their oldest handshakes to the newcomer."""
+    provider_id = make_identity()
+    src, root, data = store_with(tmp_path / "src", 2 * CHUNK, chunk_size=CHUNK)
+    policy = AdmissionPolicy(AdmissionLimits())
+    sockets: list[trio.socket.SocketType] = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            host, port = await _serve(nursery, src, provider_id, policy)
+            await _idle_sockets(port, [f"127.0.2.{1 + i % 10}" for i in range(500)], sockets)
+            dst = Store.open(tmp_path / "dst", durable=False)
+            with trio.fail_after(5):
+                await fetch(dst, make_identity(), root, [PeerAddr(host, port, None)])
+            assert policy.handshakes <= policy.limits.max_handshakes
+            nursery.cancel_scope.cancel()
+    for s in sockets:
+        s.close()
+    assert read_all(dst, root) == data
+
+
 async def test_identity_cap_refuses_with_busy_and_retry_after(tmp_path: Path) -> None:
     """The (cap + 1)-th connection of one identity gets Error(BUSY, retry_after_ms) and
     Goodbye(BUSY); the first ones stay usable."""

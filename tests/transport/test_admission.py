@@ -126,6 +126,20 @@ def test_full_handshake_budget_evicts_the_oldest_past_grace_only() -> None:
     assert pol.handshakes == SMALL.max_handshakes
 
 
+def test_in_a_burst_the_busiest_ip_yields_its_oldest_handshake() -> None:
+    pol = AdmissionPolicy(SMALL)
+    for i in range(3):
+        assert pol.begin_handshake(i, "10.0.0.1", 0.0) == HandshakeAdmission()
+    for i, ip in enumerate(["10.0.0.2", "10.0.0.3", "10.0.0.4"]):
+        assert pol.begin_handshake(10 + i, ip, 0.0) == HandshakeAdmission()
+    # Full, nobody past the grace period: the IP with three in flight gives way, twice.
+    assert pol.begin_handshake(20, "10.0.0.9", 0.1) == HandshakeAdmission(evict=0)
+    assert pol.begin_handshake(21, "10.0.0.8", 0.1) == HandshakeAdmission(evict=1)
+    # Now every IP has one: nobody crowds, nobody is old, the newcomer is refused.
+    assert isinstance(pol.begin_handshake(22, "10.0.0.7", 0.2), Refusal)
+    assert pol.handshakes == SMALL.max_handshakes
+
+
 def test_identity_and_ip_caps_refuse_and_watermark_trims_idle_first() -> None:
     pol = AdmissionPolicy(SMALL)
     assert isinstance(pol.admit(1, "10.0.0.1", "0xA", 0.0), Admission)
