@@ -35,7 +35,6 @@ from ._slots import encode_slot_roots as encode_slot_roots
 from ._slots import encode_slots as encode_slots
 from ._slots import iter_slot_batches as iter_slot_batches
 from ._slots import iter_slot_segments as iter_slot_segments
-from ._slots import last_segment_proof as last_segment_proof
 from ._slots import slot_root_proof as slot_root_proof
 from ._slots import slots_proof as slots_proof
 from ._slots import slots_root_of as slots_root_of

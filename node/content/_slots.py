@@ -31,7 +31,6 @@ from ._tree import (
     HASH_SIZE,
     SEGMENT_SIZE,
     inclusion_proof,
-    inclusion_proof_from_ranges,
     leaf_hash,
     merkle_root,
     segment_count,
@@ -313,31 +312,3 @@ def draw_sample_indices(seed: bytes, challenge_id: int, samples: int, rows: int)
 
 
 _READ_BLOCK = 4 << 20  # content bytes hashed per read when proving the last segment
-
-
-def last_segment_proof(read: ReadFn, size: int) -> tuple[bytes, list[bytes]]:
-    """``(segment n-1, its audit path in the tree of n segments)``: the size proof of register.
-
-    ``ContentRegistry.register`` checks that the segment has ``size - (n-1)*4096`` bytes and
-    leads to the root at index ``n - 1`` of a tree of ``n = ceil(size/4096)`` leaves. The
-    siblings are the perfect subtrees over segments ``0 .. n-2``; each is hashed as a stream.
-    """
-    if not 1 <= size <= MAX_CONTENT_SIZE:
-        raise SlotLayoutError(f"content size {size} outside [1, 2^64 - 1] for a size proof")
-    n = segment_count(size)
-    last_off = (n - 1) * SEGMENT_SIZE
-    last = bytes(_read_exact(read, last_off, size - last_off))
-    if len(last) != size - last_off or read(size, 1):
-        raise SlotReadError(f"content does not end at the given size of {size} bytes")
-
-    def leaves(lo: int, hi: int) -> Iterator[bytes]:
-        per = _READ_BLOCK // SEGMENT_SIZE
-        for start in range(lo, hi, per):
-            stop = min(hi, start + per)
-            want = (stop - start) * SEGMENT_SIZE
-            data = _read_exact(read, start * SEGMENT_SIZE, want)
-            if len(data) != want:
-                raise SlotReadError(f"content ends before segment {stop} of {n}")
-            yield from segment_leaf_hashes(data)
-
-    return last, inclusion_proof_from_ranges(leaves, n, n - 1)

@@ -26,10 +26,11 @@ from node.content import (
     encode_slot,
     encode_slot_roots,
     encode_slots,
+    inclusion_proof,
     iter_slot_batches,
     iter_slot_segments,
-    last_segment_proof,
     leaf_hash,
+    segment_leaf_hashes,
     slot_root_proof,
     slots_proof,
     slots_root_of,
@@ -275,14 +276,10 @@ def test_read_disagreeing_with_size_is_an_error() -> None:
     with pytest.raises(SlotReadError):
         encode_slot_roots(reader(data), SlotLayout(19_999))  # content longer
     with pytest.raises(SlotReadError):
-        last_segment_proof(reader(data), 19_999)
-    with pytest.raises(SlotReadError):
-        last_segment_proof(reader(data), 20_001)
-    with pytest.raises(SlotReadError):
         encode_slot_roots(lambda off, n: b"\0" * (n + 1), SlotLayout(100))  # too generous
 
 
-# -- slot-root tree, last-segment proof ----------------------------------------------------
+# -- slot-root tree ----------------------------------------------------
 
 
 def test_slots_root_errors() -> None:
@@ -307,41 +304,21 @@ def test_slots_root_errors() -> None:
         verify_inclusion(leaf_hash(roots[3]), 2, 8, proof, top)
 
 
-@settings(max_examples=examples(50), deadline=None)
-@given(size=sizes(300), seed=st.integers(0, 2**32))
-def test_last_segment_proof(size: int, seed: int) -> None:
-    data = random.Random(seed).randbytes(size)
-    n = -(-size // SEGMENT_SIZE)
-    seg, proof = last_segment_proof(reader(data, 7 * SEGMENT_SIZE), size)
-    assert seg == data[(n - 1) * SEGMENT_SIZE :]
-    assert len(seg) == size - (n - 1) * SEGMENT_SIZE
-    root = tree_hash(data)
-    verify_inclusion(leaf_hash(seg), n - 1, n, proof, root)
-    if n > 1:  # a path one element short or long does not verify
-        with pytest.raises(InvalidProof):
-            verify_inclusion(leaf_hash(seg), n - 1, n, proof[:-1], root)
-        with pytest.raises(InvalidProof):
-            verify_inclusion(leaf_hash(seg), n - 1, n, [*proof, root], root)
-
-
 def test_last_segment_path_alone_does_not_bind_the_size() -> None:
     """A known gap of docs/incentives.md section 3.1, kept visible here.
 
     The audit path of the last leaf is the left siblings only, and a verifier cannot tell a
     leaf hash from a subtree root when it is a sibling. So the path of leaf 1 of 2 also proves
     "leaf 2 of 3" and "leaf 4 of 5": any tree size n' with popcount(n'-1) == popcount(n-1)
-    and the same last-segment length verifies. ContentRegistry must bind the size another way.
+    and the same last-segment length verifies. This is why ContentRegistry takes a spine size
+    proof (node.content.size_proof, tests/content/test_sizeproof.py).
     """
     data = random.Random(3).randbytes(SEGMENT_SIZE + 1)  # n = 2
-    seg, proof = last_segment_proof(reader(data), len(data))
+    seg = data[SEGMENT_SIZE:]
+    proof = inclusion_proof(segment_leaf_hashes(data), 1)
     root = tree_hash(data)
     for n_other in (2, 3, 5, 9):
         verify_inclusion(leaf_hash(seg), n_other - 1, n_other, proof, root)
-
-
-def test_last_segment_proof_rejects_empty() -> None:
-    with pytest.raises(SlotLayoutError):
-        last_segment_proof(reader(b""), 0)
 
 
 # -- sample draw ---------------------------------------------------------------------------
@@ -436,7 +413,9 @@ def test_slot_root_vectors() -> None:
             proof = slot_root_proof(roots, j)
             assert [p.hex() for p in proof] == case["slot_proofs"][j]
             verify_inclusion(leaf_hash(roots[j]), j, n, proof, top)
-        seg, proof = last_segment_proof(reader(data), size)
+        segments = -(-size // SEGMENT_SIZE)
+        seg = data[(segments - 1) * SEGMENT_SIZE :]
+        proof = inclusion_proof(segment_leaf_hashes(data), segments - 1)
         assert seg.hex() == case["last_segment"]
         assert [p.hex() for p in proof] == case["last_proof"]
         sample = case["sample"]
