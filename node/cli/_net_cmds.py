@@ -45,6 +45,7 @@ from node.transfer import (
     parse_rate,
     serve_node,
 )
+from node.transport import AdmissionLimits
 
 from ._main import Context, ExitStatus
 from ._store_cmds import Handler, _config, write_stdout
@@ -278,6 +279,7 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                         receipt_box=box,
                         receipt_domain=domain,
                         workers=args.workers,
+                        limits=AdmissionLimits.from_config(cfg.network),
                         task_status=task_status,
                     )
                 )

@@ -8,7 +8,7 @@ import trio
 
 from node.receipt import DEFAULT_PRICE_PER_GIB, ReceiptDomain
 from node.store import Store
-from node.transport import LocalPeer, serve_peers
+from node.transport import AdmissionLimits, LocalPeer, serve_peers
 
 from ._acceptance import DEFAULT_MAX_SKEW
 from ._provider import Provider
@@ -44,13 +44,15 @@ async def serve_node(
     price_per_gib: int = DEFAULT_PRICE_PER_GIB,
     max_receipt_skew: float = DEFAULT_MAX_SKEW,
     provider: Provider | None = None,
+    limits: AdmissionLimits | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``store`` to peers on ``listen`` until cancelled.
 
     ``task_status.started`` gets the bound ``(host, port)``. ``identity`` is a
     ``node.identity.Identity`` or a ``node.transport.LocalPeer``. ``price_per_gib`` (wei) is
-    stated to every receiver before it fetches; receipts paying less are refused.
+    stated to every receiver before it fetches; receipts paying less are refused. ``limits``
+    is the admission policy (``AdmissionLimits.from_config(cfg.network)``; defaults if None).
     """
     me = identity if isinstance(identity, LocalPeer) else LocalPeer.from_identity(identity)
     prov = provider or Provider(
@@ -65,7 +67,9 @@ async def serve_node(
     )
 
     async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-        await serve_peers(prov.handle, listen[1], me, host=listen[0], task_status=task_status)
+        await serve_peers(
+            prov.handle, listen[1], me, host=listen[0], limits=limits, task_status=task_status
+        )
 
     async with trio.open_nursery() as nursery:
         listeners = await nursery.start(run)
