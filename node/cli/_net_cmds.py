@@ -27,7 +27,7 @@ from node.content import parse_root, root_hex
 from node.identity import Identity, load_identity, resolve_passphrase
 from node.ledger import LocalLedger
 from node.log import get_logger
-from node.store import SlotStore, Store, StoreLocked
+from node.store import CorruptStoredChunk, SlotStore, Store, StoreLocked
 from node.transfer import (
     ChunkRootsMismatch,
     ContentNotFound,
@@ -48,7 +48,7 @@ from node.transfer import (
 from node.transport import AdmissionLimits
 
 from ._main import Context, ExitStatus
-from ._store_cmds import Handler, _config, write_stdout
+from ._store_cmds import Handler, _config, _leaf, write_stdout
 from ._store_cmds import _guard as _store_guard
 
 log = get_logger("bcai.net")
@@ -385,9 +385,11 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         target = output_target(output)
         if not target.in_place and not target.path.parent.is_dir():
             raise FileNotFoundError(errno.ENOENT, "no such directory", str(target.path.parent))
+    started = time.time()
+    if _get_local(ctx, args, root, output, to_stdout):
+        return ExitStatus.OK
     identity = _identity(ctx, args)
     domain = None if args.no_receipts else default_receipt_domain(cfg.chain)
-    started = time.time()
     with (
         Store.open(
             cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota, durable=not args.no_fsync
@@ -412,7 +414,14 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                 ledger=ledger,
             )
 
-        result = trio.run(main)
+        try:
+            result = trio.run(main)
+        except BaseException as exc:
+            # A damaged chunk already on our disk (found when the output is written): mark it
+            # missing and fetch once more, which asks the peers for just that chunk.
+            if not isinstance(_leaf(exc), CorruptStoredChunk) or not store.repair(root):
+                raise
+            result = trio.run(main)
         if to_stdout:
             write_stdout(ctx, store.iter_verified(root))
     wall = time.time() - started
@@ -456,6 +465,65 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         + (f"\nwrote {args.output}" if args.output else ""),
     )
     return ExitStatus.OK
+
+
+def _get_local(
+    ctx: Context, args: argparse.Namespace, root: bytes, output: Path | None, to_stdout: bool
+) -> bool:
+    """Serve ``get`` from the store when it holds ROOT complete and verified; no peer needed.
+
+    Otherwise prepare the repair and return False: every damaged chunk (quarantined by our
+    provider, or failing verification now) is marked missing, so the fetch that follows is the
+    normal resume path and asks the peers for exactly those chunks.
+    """
+    cfg = _config(ctx)
+    with Store.open(
+        cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota, durable=not args.no_fsync
+    ) as store:
+        if not store.has_content(root, partial=True):
+            return False
+        if not store.has_content(root) or store.quarantined(root):
+            repaired = store.repair(root, check=False)  # quarantined chunks only: no full pass
+            if repaired:
+                log.warning("re-fetching damaged chunks", root=root_hex(root), chunks=repaired)
+            return False
+        if output is not None:
+            try:
+                store.export(root, output)  # verifies every chunk; atomic
+            except CorruptStoredChunk:
+                repaired = store.repair(root)
+                log.warning("re-fetching damaged chunks", root=root_hex(root), chunks=repaired)
+                return False
+        else:
+            repaired = store.repair(root)  # a full verify pass
+            if repaired:
+                log.warning("re-fetching damaged chunks", root=root_hex(root), chunks=repaired)
+                return False
+            if to_stdout:
+                write_stdout(ctx, store.iter_verified(root))
+        m = store.get_manifest(root)
+    out = {
+        "root": root_hex(root),
+        "size": m.size,
+        "chunks": m.chunk_count,
+        "fetched_chunks": 0,
+        "fetched_bytes": 0,
+        "resumed_chunks": m.chunk_count,
+        "duplicate_chunks": 0,
+        "local": True,
+        "output": str(args.output) if args.output else None,
+        "providers": [],
+    }
+    if to_stdout:  # standard output carries the content: the summary goes to stderr
+        ctx = dataclasses.replace(ctx, stdout=ctx.stderr)
+        out["output"] = "-"
+    ctx.emit(
+        out,
+        f"{root_hex(root)} is already complete and verified in the local store "
+        f"({m.size} bytes, {m.chunk_count} chunks); no peer contacted"
+        + (f"\nwrote {args.output}" if args.output else ""),
+    )
+    return True
 
 
 # -- status -----------------------------------------------------------------------------------

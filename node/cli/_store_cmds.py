@@ -455,14 +455,26 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     if ctx.json:
         return ctx.fail(ExitStatus.VERIFY_FAILED, "verification failed", **report.to_dict())
     reasons = []
-    if report.bad:
-        shown = ", ".join(str(i) for i in report.bad[:20])
-        more = f" and {len(report.bad) - 20} more" if len(report.bad) > 20 else ""
-        reasons.append(f"bad chunks: {shown}{more}")
+    for label, indices in (("bad chunks", report.bad), ("quarantined chunks", report.quarantined)):
+        if indices:
+            shown = ", ".join(
+                f"{i} (chunk root 0x{report.damaged_roots[i].hex()})"
+                if i in report.damaged_roots
+                else str(i)
+                for i in indices[:20]
+            )
+            more = f" and {len(indices) - 20} more" if len(indices) > 20 else ""
+            reasons.append(f"{label}: {shown}{more}")
     if not report.roots_ok:
         reasons.append("the chunk-root list does not hash to the root")
+    hint = (
+        "; repair: bcai get ROOT --peer ... (re-fetches just these chunks)"
+        if report.damaged
+        else ""
+    )
     return ctx.fail(
-        ExitStatus.VERIFY_FAILED, f"verification of {root_hex(root)} failed: {'; '.join(reasons)}"
+        ExitStatus.VERIFY_FAILED,
+        f"verification of {root_hex(root)} failed: {'; '.join(reasons)}{hint}",
     )
 
 

@@ -1,52 +1,35 @@
-"""Exporting content to a file: verified bytes only, and atomically."""
+"""Exporting content to a file: verified bytes only, atomically, never over a non-file."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-from pathlib import Path
 from typing import TYPE_CHECKING
 
+from node._fs import write_output
+
 from ._errors import StoreFull, is_no_space
-from ._files import fsync_dir
 
 if TYPE_CHECKING:
     from ._store import Store
 
 
-def export_file(store: Store, root: bytes, dest: Path) -> int:
-    """Write every verified chunk to a temp file beside ``dest``, fsync, rename over ``dest``.
+def export_file(store: Store, root: bytes, dest: str | os.PathLike[str]) -> int:
+    """Write every verified chunk of ``root`` to ``dest`` with :func:`node._fs.write_output`.
 
-    A failure at any point (a corrupt chunk, a full disk) removes the temp file, so ``dest``
-    either keeps its old contents or does not exist: no unverified or partial output.
+    That is the CLI's safe writer: a regular file (or a new name) is replaced atomically from a
+    temp file beside it that never outlives a failure (a corrupt chunk, a full disk), so
+    ``dest`` keeps its old contents or does not exist; a device or FIFO is written in place,
+    never renamed over; a directory raises :class:`IsADirectoryError`; and a device or link
+    that appears at ``dest`` while we write is not replaced (``OutputReplaced``).
     """
     chunks = store.iter_verified(root)  # raises before any file is created
-    dest = dest.absolute()
-    tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
-    size = 0
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            for data in chunks:
-                mv = memoryview(data)
-                while mv:
-                    n = os.write(fd, mv)
-                    mv = mv[n:]
-                size += len(data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
-        fsync_dir(dest.parent)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        if isinstance(exc, OSError) and is_no_space(exc):
+        return write_output(dest, chunks, durable=store.durable)
+    except OSError as exc:
+        if is_no_space(exc):
             raise StoreFull(exc.errno, f"no space left writing {dest}: {exc.strerror}") from exc
         raise
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
-    return size

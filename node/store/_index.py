@@ -8,6 +8,8 @@ Key schema (every integer is big-endian, so LevelDB's byte order is numeric orde
     b"b" + id[8] + block[8]          -> presence bitmap block (1 KiB = 8192 chunks), partial only
     b"k" + chunk_root[32]            -> refcount[8] + chunk length[4]   (absent when 0)
     b"u" + id[8]                     -> job record (JSON): a list being built or torn down
+    b"q" + root[32] + index[8]       -> chunk root[32] of a stored chunk found damaged
+                                        (quarantined: never served, named by verify)
     b"M" + name                      -> store metadata: next_id, used (bytes), open (dirty flag)
 
 Chunk-root lists are keyed by an internal list id, not by the content root, because ``add``
@@ -37,6 +39,7 @@ ROOTS = b"r"
 BITMAP = b"b"
 REFS = b"k"
 JOBS = b"u"
+QUARANTINE = b"q"
 META = b"M"
 
 BITMAP_BLOCK_BITS = 8192
@@ -73,6 +76,10 @@ def bitmap_prefix(list_id: int) -> bytes:
 
 def bitmap_key(list_id: int, block: int) -> bytes:
     return BITMAP + u64(list_id) + u64(block)
+
+
+def quarantine_key(root: bytes, index: int) -> bytes:
+    return QUARANTINE + root + u64(index)
 
 
 def ref_key(chunk_root: bytes) -> bytes:
@@ -225,3 +232,7 @@ def bit_get(bm: bytes | bytearray, bit: int) -> bool:
 
 def bit_set(bm: bytearray, bit: int) -> None:
     bm[bit >> 3] |= 1 << (bit & 7)
+
+
+def bit_clear(bm: bytearray, bit: int) -> None:
+    bm[bit >> 3] &= ~(1 << (bit & 7)) & 0xFF

@@ -21,11 +21,15 @@ from node.log import get_logger
 from ._errors import CorruptStoredChunk, StoreCorrupt
 from ._index import (
     BITMAP_BLOCK_BITS,
+    BITMAP_BLOCK_BYTES,
     JOBS,
     META,
+    QUARANTINE,
     Batch,
     access_key,
+    bit_clear,
     bit_get,
+    bit_set,
     bitmap_key,
     bitmap_prefix,
     content_key,
@@ -34,6 +38,7 @@ from ._index import (
     iter_prefix,
     job_key,
     loads,
+    quarantine_key,
     ref_key,
     roots_prefix,
     u64,
@@ -140,7 +145,10 @@ def _unpublish(store: Store, rec: ContentRecord) -> None:
     batch.delete(access_key(root))
     present = "all" if rec.state is State.COMPLETE else "bitmap"
     batch.put(job_key(rec.list_id), job_value("remove", present))
+    for key, _ in iter_prefix(store._db, QUARANTINE + root):
+        batch.delete(key)
     batch.commit()
+    store._quarantined = {q for q in store._quarantined if q[0] != root}
     store._access.pop(root, None)
     store._access_written.pop(root, None)
 
@@ -204,6 +212,84 @@ def recover(store: Store) -> None:
         )
 
 
+# -- quarantine and repair --------------------------------------------------------------
+
+
+def load_quarantine(store: Store) -> set[tuple[bytes, int]]:
+    """Every quarantined ``(root, index)`` (read once at open; the set is kept in memory)."""
+    out: set[tuple[bytes, int]] = set()
+    for key, _ in iter_prefix(store._db, QUARANTINE):
+        body = key[len(QUARANTINE) :]
+        out.add((bytes(body[:32]), int.from_bytes(body[32:], "big")))
+    return out
+
+
+def quarantine(store: Store, root: bytes, index: int) -> bool:
+    """Persistently mark chunk ``index`` of ``root`` as damaged here; ``False`` if it was."""
+    with store._lock:
+        rec = store._require(root)
+        cr = store._chunk_root_of(rec, index)
+        if (root, index) in store._quarantined:
+            return False
+        store._db.put(quarantine_key(root, index), cr, sync=store.durable)
+        store._quarantined.add((root, index))
+    log.error("stored chunk quarantined", root=root_hex(root), index=index, chunk_root=cr.hex())
+    return True
+
+
+def mark_missing(store: Store, root: bytes, indices: Iterable[int]) -> list[int]:
+    """Turn present chunks back into missing ones (the content becomes partial).
+
+    One batch clears their presence bits (building the bitmap of complete content first),
+    releases their references, lowers ``present`` and drops their quarantine marks; then each
+    damaged file is deleted, even when other content shares it (its bytes are bad for everyone,
+    and a same-sized bad file would otherwise be kept by the writer's "already there" check).
+    A resumed fetch then asks for exactly these chunks. Returns the indices marked.
+    """
+    wanted = sorted(set(indices))
+    marked: list[tuple[int, bytes]] = []
+    with store._lock:
+        rec = store._require(root)
+        n = rec.manifest.chunk_count
+        batch = Batch(store._db, sync=store.durable)
+        if rec.state is State.COMPLETE and wanted:
+            for block in range((n + BITMAP_BLOCK_BITS - 1) // BITMAP_BLOCK_BITS):
+                bm = batch.bitmap(rec.list_id, block)
+                base = block * BITMAP_BLOCK_BITS
+                if base + BITMAP_BLOCK_BITS <= n:
+                    bm[:] = b"\xff" * BITMAP_BLOCK_BYTES
+                else:
+                    for bit in range(n - base):
+                        bit_set(bm, bit)
+        for index in wanted:
+            if not 0 <= index < n:
+                raise IndexError(f"chunk {index} outside 0..{n - 1}")
+            block, bit = divmod(index, BITMAP_BLOCK_BITS)
+            bm = batch.bitmap(rec.list_id, block)
+            if not bit_get(bm, bit):
+                continue
+            bit_clear(bm, bit)
+            cr = store._chunk_root_of(rec, index)
+            batch.ref(cr, -1, 0)
+            batch.delete(quarantine_key(root, index))
+            marked.append((index, cr))
+        if not marked:
+            return []
+        new = rec.replace(state=State.PARTIAL, present=rec.present - len(marked))
+        batch.put(content_key(root), dumps(new.to_json()))
+        freed = batch.commit()
+        for index, _ in marked:
+            store._quarantined.discard((root, index))
+        for _, cr in marked:
+            if store._inflight[cr] == 0:
+                store._files.delete(cr)
+        delete_unreferenced(store, freed)
+    log.warning(
+        "damaged chunks marked missing", root=root_hex(root), chunks=[i for i, _ in marked][:20]
+    )
+    return [i for i, _ in marked]
+
+
 # -- verification ------------------------------------------------------------------------
 
 
@@ -246,14 +332,24 @@ def verify(store: Store, root: bytes) -> VerifyReport:
                 bad.append(r)
     if roots_ok and (tree.count != n or tree.root() != root):
         roots_ok = False
+    quarantined = sorted(i for r, i in store._quarantined if r == root)
+    damaged = sorted(set(bad) | set(quarantined))
     report = VerifyReport(
         root=root,
         chunks=n,
         checked=checked,
         bad=sorted(bad),
+        quarantined=quarantined,
+        damaged_roots={i: store._chunk_root_of(rec, i) for i in damaged} if roots_ok else {},
         missing=n - rec.present if is_partial else 0,
         roots_ok=roots_ok,
     )
     if not report.ok:
-        log.warning("verify failed", root=root_hex(root), bad=report.bad[:20], roots_ok=roots_ok)
+        log.warning(
+            "verify failed",
+            root=root_hex(root),
+            bad=report.bad[:20],
+            quarantined=quarantined[:20],
+            roots_ok=roots_ok,
+        )
     return report

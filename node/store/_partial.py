@@ -220,6 +220,8 @@ class PartialWriter:
         try:
             if not store._files.exists_with_size(expected, len(data)):
                 store._files.write(expected, data, fsync=False)
+                with store._lock:
+                    store._uncommitted.add(expected)
         except BaseException:
             with self._lock:
                 self._queued.discard(index)
@@ -260,11 +262,21 @@ class PartialWriter:
             try:
                 store._files.sync_files(cr for _, cr, _ in items)
                 added = _commit(store, self.root, items)
+            except BaseException:
+                # The group is lost (full disk, index error): its files are unreferenced, so
+                # delete them now instead of leaving orphans for gc; a resume re-fetches them.
+                with store._lock:
+                    store._release(cr for _, cr, _ in items)
+                    _maint.delete_unreferenced(store, (cr for _, cr, _ in items))
+                    store._uncommitted.difference_update(cr for _, cr, _ in items)
+                raise
+            else:
+                with store._lock:
+                    store._release(cr for _, cr, _ in items)
+                    store._uncommitted.difference_update(cr for _, cr, _ in items)
             finally:
                 with self._lock:
                     self._queued.difference_update(i for i, _, _ in items)
-                with store._lock:
-                    store._release(cr for _, cr, _ in items)
             self.committed_chunks += added
             return added
 

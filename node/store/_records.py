@@ -102,10 +102,19 @@ class VerifyReport:
     bad: list[int] = field(default_factory=list)  #: indices whose file is damaged or gone
     missing: int = 0  #: chunks not present yet (partial content; not an error)
     roots_ok: bool = True  #: the stored chunk-root list hashes to the content root
+    #: indices quarantined here (found damaged by a provider's re-verification; never served)
+    quarantined: list[int] = field(default_factory=list)
+    #: chunk root of every bad or quarantined index (what the chunk should hash to)
+    damaged_roots: dict[int, bytes] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.roots_ok and not self.bad
+        return self.roots_ok and not self.bad and not self.quarantined
+
+    @property
+    def damaged(self) -> list[int]:
+        """Bad or quarantined indices, ascending: what a repair re-fetches."""
+        return sorted(set(self.bad) | set(self.quarantined))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +123,15 @@ class VerifyReport:
             "chunks": self.chunks,
             "checked": self.checked,
             "bad_chunks": self.bad,
+            "quarantined_chunks": self.quarantined,
+            "damaged": [
+                {
+                    "index": i,
+                    "chunk_root": "0x" + cr.hex(),
+                    "reason": "quarantined" if i in self.quarantined else "corrupt",
+                }
+                for i, cr in sorted(self.damaged_roots.items())
+            ],
             "missing_chunks": self.missing,
             "chunk_roots_ok": self.roots_ok,
         }

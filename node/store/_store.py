@@ -44,6 +44,7 @@ from ._index import (
     loads,
     open_db,
     pack_time,
+    ref_key,
     roots_key,
     roots_prefix,
     u64,
@@ -86,12 +87,16 @@ class Store:
         self._inflight: collections.Counter[bytes] = collections.Counter()
         self._access: dict[bytes, float] = {}  # in-process last access (exact LRU order)
         self._access_written: dict[bytes, float] = {}
+        self._quarantined: set[tuple[bytes, int]] = set()
+        #: chunk files a PartialWriter wrote but has not committed (swept at close if orphaned)
+        self._uncommitted: set[bytes] = set()
         self._closed = False
         path.mkdir(parents=True, exist_ok=True)
         self._db: plyvel.DB = open_db(path / "index")
         try:
             self._files = ChunkFiles(path, durable=durable)
             _maint.recover(self)
+            self._quarantined = _maint.load_quarantine(self)
         except BaseException:
             self._db.close()
             raise
@@ -118,7 +123,10 @@ class Store:
         if self._closed:
             return
         with self._lock:
-            self._closed = True
+            try:
+                self._sweep_uncommitted()
+            finally:
+                self._closed = True
             try:
                 self._flush_access()
                 self._db.put(META + b"open", u64(0), sync=True)
@@ -318,6 +326,7 @@ class Store:
         rec = self._require(root)
         if rec.state is State.PARTIAL and not _partial.is_present(self, rec, index):
             raise NotFound(f"chunk {index} of {root_hex(root)} is not present yet")
+        self._check_quarantine(root, index)
         data = self._read_chunk(rec, index, self._chunk_root_of(rec, index), verify)
         self._touch(root)
         return data
@@ -334,6 +343,7 @@ class Store:
         rec = self._require(root)
         if rec.state is State.PARTIAL and not _partial.is_present(self, rec, index):
             raise NotFound(f"chunk {index} of {root_hex(root)} is not present yet")
+        self._check_quarantine(root, index)
         cr = self._chunk_root_of(rec, index)
         expected = rec.manifest.chunk_length(index)
         view = memoryview(buf).cast("B")
@@ -430,7 +440,8 @@ class Store:
     def export(self, root: bytes, dest: str | os.PathLike[str]) -> int:
         """Write verified content to ``dest`` atomically (temp file + rename); return its size.
 
-        On any error the temp file is removed and ``dest`` is left untouched.
+        On any error the temp file is removed and ``dest`` is left untouched. A device or FIFO
+        is written in place and never renamed over (``node._fs.write_output``, the CLI's writer).
         """
         from ._export import export_file
 
@@ -512,6 +523,56 @@ class Store:
     def gc(self) -> GcReport:
         """Delete chunk files no content references (left by crashes or removals)."""
         return _maint.gc(self)
+
+    # -- damaged chunks: quarantine and repair ----------------------------------------------
+
+    def quarantine(self, root: bytes, index: int) -> bool:
+        """Record (durably, in the index) that chunk ``index`` of ``root`` is damaged here.
+
+        A quarantined chunk is never read out again: :meth:`read_chunk` and
+        :meth:`read_chunk_into` raise :class:`NotFound` for it, also after a restart, so a
+        provider stops serving it; :meth:`verify` names it (and fails). :meth:`repair` (what
+        ``bcai get`` does) turns it into a missing chunk for a re-fetch. Returns ``False`` if it
+        was already quarantined; :class:`NotFound`/``IndexError`` for an unknown chunk.
+        """
+        return _maint.quarantine(self, root, index)
+
+    def quarantined(self, root: bytes) -> list[int]:
+        """Indices of ``root`` that are quarantined, ascending."""
+        return sorted(i for r, i in self._quarantined if r == root)
+
+    def mark_missing(self, root: bytes, indices: Iterable[int]) -> list[int]:
+        """Make present chunks missing again (complete content becomes partial); see repair."""
+        return _maint.mark_missing(self, root, indices)
+
+    def repair(self, root: bytes, *, check: bool = True) -> list[int]:
+        """Mark every damaged chunk of ``root`` missing, so a resumed fetch re-fetches just them.
+
+        Damaged means quarantined, or (with ``check``, a full :meth:`verify` pass) failing
+        verification now. Returns the indices marked missing; ``[]`` when nothing is damaged.
+        """
+        damaged = set(self.quarantined(root))
+        if check:
+            damaged.update(self.verify(root).bad)
+        return self.mark_missing(root, damaged) if damaged else []
+
+    def _check_quarantine(self, root: bytes, index: int) -> None:
+        if (root, index) in self._quarantined:
+            raise NotFound(f"chunk {index} of {root_hex(root)} is quarantined (damaged here)")
+
+    def _sweep_uncommitted(self) -> None:
+        """Delete chunk files a writer left uncommitted (a failed or abandoned transfer).
+
+        Nothing references them, so they would otherwise wait for ``gc`` or an unclean-stop
+        sweep; a resumed fetch asks for those chunks again anyway. Call with ``_lock`` held.
+        """
+        swept = 0
+        for cr in self._uncommitted:
+            if self._db.get(ref_key(cr)) is None and self._files.delete(cr):
+                swept += 1
+        self._uncommitted.clear()
+        if swept:
+            log.info("swept uncommitted chunk files", files=swept)
 
     # -- internals shared with the writer modules ------------------------------------------
 

@@ -30,8 +30,9 @@ answered (Error, then Goodbye with the same code) by ``node.transport.PeerConnec
 Bad-chunk reports: a receiver that got a chunk which did not verify says
 ``Error(BAD_CHUNK, message="chunk N failed verification")``. The chunk is re-read with
 verification (for every root this connection was sent pieces of); if our copy is damaged it is
-quarantined: this provider stops serving it (``Error(NOT_FOUND)`` for it) until the process
-restarts, and logs it (``node.store``'s verify/repair finds and re-fetches it). An intact
+quarantined: this provider stops serving it (``Error(NOT_FOUND)`` for it) and records it in
+the store (``Store.quarantine``, a LevelDB key), so it is not served after a restart either;
+``bcai verify`` names it and ``bcai get`` of the root re-fetches it (``Store.repair``). An intact
 chunk means the damage happened in transit or the report is false; either way it is logged.
 
 Receipts: a ReceiptMsg is accepted only for what this provider served on THIS connection
@@ -340,6 +341,10 @@ class Provider:
             except CorruptStoredChunk as exc:
                 self.quarantine.add((root, index))
                 self.stats.quarantined += 1
+                try:  # persistent: survives a restart (the in-memory set is the fast path)
+                    await trio.to_thread.run_sync(self.store.quarantine, root, index)
+                except StoreError as qexc:
+                    log.error("cannot record the quarantine", error=str(qexc))
                 log.error(
                     "stored chunk damaged: quarantined",
                     root="0x" + root.hex(),
