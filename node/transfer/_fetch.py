@@ -130,6 +130,7 @@ from ._scheduler import CancelChunks, RequestChunks, Scheduler
 log = get_logger(__name__)
 
 CONTROL_TIMEOUT = 20.0  #: bound on each control answer (Manifest, Price, Have, ChunkRoots)
+BUSY_RETRY_MAX = 10.0  #: longest wait honoured from a BUSY Error's retry_after_ms
 RECEIPT_TIMEOUT = 10.0
 GOODBYE_DRAIN = 2.0  #: after our Goodbye, read on this long for the peer's close (protocol 8a)
 CANCELLED_RECEIPT_TIMEOUT = 2.0  #: bound on sending the last receipts after a cancellation
@@ -661,11 +662,20 @@ class _Fetch:
         if not peer.gone:
             await self._disconnect(peer, code, reason)
 
-    async def _offer(self, address: str, peer: _Peer) -> None:
-        """Ask one peer ``Want``; keep its manifest, price and Have, or drop it."""
+    async def _offer(self, address: str, peer: _Peer, *, retry: bool = True) -> None:
+        """Ask one peer ``Want``; keep its manifest, price and Have, or drop it. A peer that
+        refused the connection with ``Error(BUSY, retry_after_ms)`` (admission control) is
+        overloaded, not lying: it is asked once more on a new connection after that delay."""
         try:
             await peer.conn.send(Want(self.root))
             msg = await self._reply(peer, ManifestMsg)
+            if isinstance(msg, ErrorMsg) and msg.code in (ErrorCode.BUSY, ErrorCode.RATE_LIMITED):
+                if retry:
+                    await self._retry_busy(address, peer, msg)
+                else:
+                    self.transient_drops = True
+                    self.refused[address] = f"busy: {msg.message or 'refused, try later'}"
+                return
             if isinstance(msg, NotFound):
                 log.info("peer does not have it", peer=address)
                 self.not_found.add(address)
@@ -704,6 +714,32 @@ class _Fetch:
             self.transient_drops = True
             self.refused.setdefault(address, f"disconnected: {exc or type(exc).__name__}")
 
+    async def _retry_busy(self, address: str, peer: _Peer, msg: ErrorMsg) -> None:
+        """Wait the refused peer's ``retry_after_ms`` (at most ``BUSY_RETRY_MAX``), reconnect
+        and offer again, once. The old connection is dropped quietly; the new ``_Peer`` takes
+        its place in ``self.peers``."""
+        delay = min(msg.retry_after_ms / 1000 if msg.retry_after_ms else 1.0, BUSY_RETRY_MAX)
+        log.info("peer busy: asking again", peer=address, after=delay)
+        peer.dropped = True  # its reader ending is expected, not a refusal to note
+        await peer.conn.aclose()
+        await trio.sleep(delay)
+        try:
+            conn = await open_peer_connection(
+                peer.addr.host, peer.addr.port, self.me, peer.addr.address
+            )
+        except TransportError as exc:
+            self.transient_drops = True
+            self.refused[address] = f"busy, then {type(exc).__name__}: {exc}"
+            return
+        send, recv = trio.open_memory_channel[Message](64)
+        fresh = _Peer(peer.addr, conn, send, recv)
+        self.peers[address] = fresh
+        self.nursery.start_soon(self._reader, fresh)
+        self.nursery.start_soon(conn.keepalive)
+        await self._offer(address, fresh, retry=False)
+        if fresh.manifest is not None:
+            self.refused.pop(address, None)
+
     async def _manifest(self) -> Manifest:
         """Collect every peer's offer (all at once), then agree on one manifest (docstring)."""
         peers = list(self.peers.items())
@@ -714,6 +750,7 @@ class _Fetch:
         async with trio.open_nursery() as nursery:
             for address, peer in peers:
                 nursery.start_soon(self._offer, address, peer)
+        peers = [(a, self.peers[a]) for a, _ in peers]  # a BUSY peer may have reconnected
         stored = None
         if self.store.has_content(self.root, partial=True):
             stored = await trio.to_thread.run_sync(self.store.get_manifest, self.root)

@@ -7,6 +7,8 @@ misbehaving providers (tests/adversarial/evil_provider.py) each in their own pro
    (same ledger) takes everything from the honest peer.
 2. Flood: 2,000 idle TCP sockets plus 256 authenticated idle connections from one key against
    a real `bcai serve`; an honest `bcai get` keeps at least half its unloaded throughput.
+3. A node refusing with Error(BUSY, retry_after_ms) is asked once more after that delay, and
+   is not recorded as a liar (in-process: a per-identity cap of 1 makes it refuse on demand).
 """
 
 from __future__ import annotations
@@ -27,16 +29,14 @@ import pytest
 import trio
 
 from node.ledger import LocalLedger, open_ledger_db
-from node.transport import TransportError, open_peer_connection
+from node.store import Store
+from node.transfer import NoUsablePeer, PeerAddr, fetch, serve_node
+from node.transport import AdmissionLimits, TransportError, open_peer_connection
 
 from ..e2e.test_transfer_e2e import ENV, MiB, Server, bcai, cli, sha256_file, write_random
-from ..transfer.helpers import make_identity
+from ..transfer.helpers import make_identity, read_all, store_with
 
-# ~80 s in all, most of it the silent peer: every get waits out its 20 s control timeout
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(sys.platform != "linux", reason="needs 127.0.0.0/8 on lo"),
-]
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs 127.0.0.0/8 on lo")
 
 
 class Evil:
@@ -105,6 +105,7 @@ def _record(data: Path, address: str) -> object:
         db.close()
 
 
+@pytest.mark.slow  # ~60 s, most of it the silent peer: each get waits out its 20 s control timeout
 @pytest.mark.parametrize("kind", ["lying", "stalling", "corrupting", "silent"])
 def test_bad_provider_process_beside_honest_serve(
     honest: tuple[Content, Server], tmp_path: Path, kind: str
@@ -254,6 +255,7 @@ def _timed_get(base: Path, name: str, root: str, peer: str) -> float:
     return float(out["elapsed"])
 
 
+@pytest.mark.slow
 def test_flood_keeps_honest_throughput(tmp_path: Path) -> None:
     _raise_nofile(IDLE_SOCKETS + AUTH_CONNECTIONS + 512)
     content = Content(tmp_path, 8 * MiB)
@@ -284,3 +286,53 @@ def test_flood_keeps_honest_throughput(tmp_path: Path) -> None:
         for s in sockets:
             s.close()
         assert server.stop() == 0
+
+
+# -- BUSY is "later", not "never" ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("released", [True, False])
+async def test_busy_refusal_is_retried_once_after_retry_after(
+    tmp_path: Path, released: bool
+) -> None:
+    """A node at its per-identity cap refuses with Error(BUSY, retry_after_ms) + Goodbye: the
+    fetch asks once more after that delay (and gets the content if a slot freed up), and never
+    records the busy node as a liar in the ledger."""
+    server, me = make_identity(), make_identity()
+    src, root, data = store_with(tmp_path / "a", 4 * 256 * 1024)
+    limits = AdmissionLimits(max_connections_per_peer=1, retry_after_ms=400)
+    db = open_ledger_db(str(tmp_path / "peers"))
+    try:
+        ledger = LocalLedger(db)
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                host, port = await nursery.start(
+                    lambda task_status: serve_node(
+                        src, server, limits=limits, task_status=task_status
+                    )
+                )
+                hold = await open_peer_connection(host, port, me, server.address)
+
+                async def release() -> None:
+                    await trio.sleep(0.1)
+                    await hold.aclose()
+
+                if released:
+                    nursery.start_soon(release)
+                dst = Store.open(tmp_path / "dst", durable=False)
+                peers = [PeerAddr(host, port, server.address)]
+                t0 = trio.current_time()
+                if released:
+                    result = await fetch(dst, me, root, peers, control_timeout=3, ledger=ledger)
+                    assert read_all(dst, root) == data and result.refused == {}
+                    assert trio.current_time() - t0 >= 0.4  # waited the retry_after
+                else:
+                    with pytest.raises(NoUsablePeer) as info:
+                        await fetch(dst, me, root, peers, control_timeout=3, ledger=ledger)
+                    assert "busy" in info.value.dropped[server.address]
+                    assert info.value.retryable
+                    await hold.aclose()
+                nursery.cancel_scope.cancel()
+        assert ledger.get(server.address).bad_chunks == 0  # overloaded is not lying
+    finally:
+        db.close()
