@@ -1,0 +1,188 @@
+"""Repairing damaged stored chunks through the CLI, with real `bcai serve` processes.
+
+A receiver whose copy has a damaged chunk re-runs `bcai get` and fetches just that chunk; a
+provider that finds its own copy damaged after a BAD_CHUNK report quarantines it in the store,
+so `bcai verify` names it and a restarted `serve` still does not serve it; content complete and
+verified locally is written by `get -o` without any peer.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from node.cli import main
+from node.content import parse_root
+from node.store import Store
+
+ENV = {**os.environ, "BCAI_INSECURE_FAST_KDF": "1", "BCAI_PASSPHRASE": "repair-pass"}
+MiB = 1 << 20
+SIZE = 3 * MiB + 5  # four chunks at the default 1 MiB
+
+
+class Server:
+    """`bcai serve` on an ephemeral port of 127.0.0.1 (its log in ``serve.log``)."""
+
+    def __init__(self, data: Path) -> None:
+        self.log_path = data / "serve.log"
+        self.log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "node.cli",
+                "-d",
+                str(data),
+                "--json",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            env={**ENV, "BCAI_LOG_LEVEL": "info"},
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        assert line, f"serve did not start: {self.log_path.read_text()}"
+        info = json.loads(line)
+        self.peer = f"{info['listen']}/{info['address']}"
+
+    def wait_log(self, text: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log_path.read_text():
+            assert time.monotonic() < deadline, f"no {text!r} in {self.log_path.read_text()}"
+            time.sleep(0.05)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=20)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.log.close()
+
+
+def bcai(data: Path, *args: str) -> tuple[int, dict]:
+    """Run a command in-process; return its exit status and its (last) JSON line."""
+    out, err = io.StringIO(), io.StringIO()
+    status = main(["-d", str(data), "--json", *args], env=ENV, stdout=out, stderr=err)
+    lines = out.getvalue().splitlines()
+    return int(status), (json.loads(lines[-1]) if lines else {"stderr": err.getvalue()})
+
+
+def node(tmp_path: Path, name: str) -> Path:
+    data = tmp_path / name
+    status, _ = bcai(data, "init")
+    assert status == 0
+    return data
+
+
+def add(data: Path, src: Path) -> str:
+    status, out = bcai(data, "add", str(src))
+    assert status == 0, out
+    return str(out["root"])
+
+
+def damage(data: Path, root: str, index: int) -> bytes:
+    """Flip a byte of a stored chunk file; return that chunk's root."""
+    with Store.open(data / "store") as store:
+        cr = store.chunk_root_at(parse_root(root), index)
+        path = store._files.path(cr)
+    raw = bytearray(path.read_bytes())
+    raw[777] ^= 0x5A
+    path.write_bytes(bytes(raw))
+    return cr
+
+
+def test_get_refetches_only_the_damaged_chunk_then_needs_no_peer(tmp_path: Path) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(SIZE))
+    provider = node(tmp_path, "provider")
+    root = add(provider, src)
+    receiver = node(tmp_path, "receiver")
+    server = Server(provider)
+    try:
+        status, out = bcai(receiver, "get", root, "--peer", server.peer, "-o", str(tmp_path / "a"))
+        assert status == 0, out
+        cr = damage(receiver, root, 2)
+
+        status, out = bcai(receiver, "verify", root)
+        assert status == 4, out  # VERIFY_FAILED, naming the index and its chunk root
+        assert out["bad_chunks"] == [2]
+        assert out["damaged"] == [{"index": 2, "chunk_root": "0x" + cr.hex(), "reason": "corrupt"}]
+
+        # The documented repair: get again. Only chunk 2 crosses the network.
+        status, out = bcai(receiver, "get", root, "--peer", server.peer, "-o", str(tmp_path / "b"))
+        assert status == 0, out
+        assert out["fetched_chunks"] == 1 and out["resumed_chunks"] == 3
+        assert (tmp_path / "b").read_bytes() == src.read_bytes()
+        status, out = bcai(receiver, "verify", root)
+        assert status == 0 and out["ok"], out
+    finally:
+        assert server.stop() == 0
+
+    # Complete and verified here: no peer is contacted (the server is gone).
+    status, out = bcai(receiver, "get", root, "--peer", server.peer, "-o", str(tmp_path / "c"))
+    assert status == 0, out
+    assert out["local"] is True and out["fetched_chunks"] == 0 and out["providers"] == []
+    assert (tmp_path / "c").read_bytes() == src.read_bytes()
+    # ...but a damaged local copy with no peer to repair from is not passed off as complete.
+    damage(receiver, root, 0)
+    status, out = bcai(receiver, "get", root, "--peer", server.peer, "-o", str(tmp_path / "d"))
+    assert status != 0 and not (tmp_path / "d").exists(), out
+    with Store.open(receiver / "store") as store:
+        assert list(store.missing_chunks(parse_root(root))) == [0]
+
+
+def test_provider_quarantine_survives_restart_and_get_repairs_it(tmp_path: Path) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(SIZE))
+    provider = node(tmp_path, "provider")
+    root = add(provider, src)
+    cr = damage(provider, root, 1)
+    honest = node(tmp_path, "honest")
+    assert add(honest, src) == root
+
+    server = Server(provider)
+    try:
+        status, out = bcai(node(tmp_path, "r1"), "get", root, "--peer", server.peer)
+        assert status == 4 and out["bad_chunks"] == [1], out  # the receiver caught it
+        server.wait_log("stored chunk damaged: quarantined")
+    finally:
+        assert server.stop() == 0
+
+    status, out = bcai(provider, "verify", root)
+    assert status == 4, out
+    assert out["quarantined_chunks"] == [1]
+    assert {"index": 1, "chunk_root": "0x" + cr.hex(), "reason": "quarantined"} in out["damaged"]
+
+    server = Server(provider)  # restarted: the quarantine comes from the index
+    try:
+        r2 = node(tmp_path, "r2")
+        status, out = bcai(r2, "get", root, "--peer", server.peer)
+        assert status != 0 and "bad_chunks" not in out, out  # refused, not served damaged
+    finally:
+        assert server.stop() == 0
+    with Store.open(r2 / "store") as store:  # nothing of chunk 1 reached r2, the rest did
+        assert list(store.missing_chunks(parse_root(root))) == [1]
+        assert store.verify(parse_root(root)).ok
+
+    # The provider repairs its copy from an honest peer: just the quarantined chunk.
+    server = Server(honest)
+    try:
+        status, out = bcai(provider, "get", root, "--peer", server.peer)
+        assert status == 0, out
+        assert out["fetched_chunks"] == 1 and out["resumed_chunks"] == 3
+    finally:
+        assert server.stop() == 0
+    status, out = bcai(provider, "verify", root)
+    assert status == 0 and out["ok"] and out["quarantined_chunks"] == [], out
