@@ -468,6 +468,13 @@ class _Fetch:
         n = len(data)
         self._recycle(data)  # the worker is done with it (written, or refused)
         address = peer.conn.address
+        if not ok and address in self.sched.peers:
+            # Caught corrupting: take no new chunk from it, but let the chunks of it already
+            # being verified finish first, while it is still a scheduler peer, so each one that
+            # verifies is counted and paid (present bytes == billed bytes).
+            peer.dropped = True
+            while peer.putting:
+                await peer.put_done.wait()
         if address not in self.sched.peers:
             return
         now = trio.current_time()
@@ -497,8 +504,6 @@ class _Fetch:
                 report.corrupt_chunks += 1
                 report.error = f"chunk {index} failed verification"
             peer.dropped = True  # no new chunk of it is taken from here on
-            while peer.putting:  # its chunks already being verified count (and are paid)
-                await peer.put_done.wait()
             await self._send_receipt(peer)  # for its verified bytes only, without Complete
             mine = [a for a in actions if a.peer == address]
             actions = [a for a in actions if a.peer != address]
