@@ -139,7 +139,12 @@ class Manifest:
             obj = json.loads(bytes(data).decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidManifest(f"manifest is not UTF-8 JSON: {exc}") from None
-        return cls.from_dict(obj)
+        except RecursionError:  # deeply nested brackets fit under the size cap (fuzzing F2)
+            raise InvalidManifest("manifest JSON is nested too deeply") from None
+        try:
+            return cls.from_dict(obj)
+        except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes (fuzzing F1)
+            raise InvalidManifest("manifest text is not valid Unicode") from None
 
 
 def _int(d: dict[str, Any], key: str) -> int:

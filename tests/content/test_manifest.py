@@ -65,3 +65,21 @@ def test_root_text() -> None:
     for bad in ["0x12", "zz" * 32, ""]:
         with pytest.raises(InvalidManifest):
             parse_root(bad)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * 1500,  # docs/fuzzing.md F2: RecursionError escaped
+        (
+            b'{"chunk_size":262144,"created":0,"media_type":"","name":"\\ud800","root":'
+            b'"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",'
+            b'"segment_size":4096,"size":0}'
+        ),  # docs/fuzzing.md F1: UnicodeEncodeError escaped
+    ],
+)
+def test_fuzz_findings_are_typed_errors(data: bytes) -> None:
+    from node.content import InvalidManifest, Manifest
+
+    with pytest.raises(InvalidManifest):
+        Manifest.from_bytes(data)
