@@ -1,6 +1,6 @@
 """Transfer benchmark: `bcai serve` -> `bcai get` over loopback, in the same run as the anchors.
 
-Runs the shared anchors harness (/work/shared/bench/anchors, set up with
+Runs the anchors harness (its folder in ``BCAI_ANCHORS``; not vendored yet, set up with
 ``./setup.sh && ./sshd_ctl.sh start``) in-process: its ``one_run`` measures every method the
 same way (timer from client spawn to client exit, peak summed RSS of each side's process tree,
 CPU from wait4, sha256 of the received file). This script adds the method ``bcai`` (Noise XX
@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-ANCHORS = Path("/work/shared/bench/anchors")
+#: The anchors harness (scp, sftp, libtorrent on loopback): a folder given by the user, never a
+#: machine path baked in here.
+ANCHORS = Path(os.environ.get("BCAI_ANCHORS", "anchors-not-set"))
 A = Path("/tmp/anchors")
 WORK = A / "bcai"
 PORT = 47400
@@ -131,8 +133,10 @@ def main() -> None:
     ap.add_argument("--fsync", action="store_true", help="durable receiver store (per-chunk fsync)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "transfer.json")
     a = ap.parse_args()
+    if not (ANCHORS / "bench.py").exists():
+        raise SystemExit("set BCAI_ANCHORS to the anchors harness folder (with bench.py)")
     if not (A / "src" / "SHA256SUMS").exists():
-        raise SystemExit("run /work/shared/bench/anchors/setup.sh && ./sshd_ctl.sh start first")
+        raise SystemExit(f"run {ANCHORS}/setup.sh && ./sshd_ctl.sh start first")
     sizes = a.sizes.split(",")
     h = _load_harness()
     precompile()

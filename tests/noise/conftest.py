@@ -11,7 +11,7 @@ import pytest
 from node.noise import KeyPair, NoiseConnection
 
 VECTOR_FILE = Path(__file__).resolve().parent / "vectors" / "25519_ChaChaPoly_SHA256.json"
-"""A copy of ../shared/vectors/noise/ (cacophony + snow vectors), kept in the repo."""
+"""The cacophony + snow Noise test vectors, copied into tests/noise/vectors (from mcginty/snow tests/vectors)."""
 
 
 def load_vectors() -> list[dict[str, Any]]:
