@@ -11,7 +11,7 @@ import pytest
 from node.noise import KeyPair, NoiseConnection
 
 VECTOR_FILE = Path(__file__).resolve().parent / "vectors" / "25519_ChaChaPoly_SHA256.json"
-"""The cacophony + snow Noise test vectors, copied into tests/noise/vectors (from mcginty/snow tests/vectors)."""
+"""The cacophony + snow Noise vectors (mcginty/snow tests/vectors), copied into the repo."""
 
 
 def load_vectors() -> list[dict[str, Any]]:
