@@ -11,6 +11,7 @@ Layout:
 - ``_receipts``: the provider's durable ReceiptBox outbox (LevelDB)
 - ``_acceptance``: which receipts a provider accepts (per-connection credit, sans-IO)
 - ``_errors``: TransferError > LocalTransferError / RemoteTransferError
+- ``_observer``: ``TransferObserver`` hooks (metrics) called by ``_fetch`` and ``_provider``
 
 See docs/transfer.md.
 """
@@ -45,6 +46,8 @@ from ._fetch import ProviderReport as ProviderReport
 from ._fetch import fetch as fetch
 from ._node import default_receipt_domain as default_receipt_domain
 from ._node import serve_node as serve_node
+from ._observer import NULL_OBSERVER as NULL_OBSERVER
+from ._observer import TransferObserver as TransferObserver
 from ._progress import Progress as Progress
 from ._progress import ProgressTracker as ProgressTracker
 from ._provider import Provider as Provider
@@ -60,6 +63,7 @@ from ._window import FlowWindow as FlowWindow
 
 __all__ = [
     "DEFAULT_MAX_SKEW",
+    "NULL_OBSERVER",
     "REFUSAL_REASONS",
     "Backoff",
     "Bitmap",
@@ -96,6 +100,7 @@ __all__ = [
     "StoredReceipt",
     "TokenBucket",
     "TransferError",
+    "TransferObserver",
     "default_receipt_domain",
     "fetch",
     "parse_rate",

@@ -46,6 +46,13 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    in the order of their ledger score (best first; ``FetchResult.ranking``) and the scheduler
    serves them in that order; verified chunks, bad chunks (and lying manifests or chunk-root
    lists) and timeouts are recorded, so a peer caught cheating is not asked first next time.
+7. With an ``observer`` (:class:`TransferObserver`, e.g. the node's metrics): each connection
+   opened and closed (``inbound=False``); each verified chunk counted by the fetch
+   (``chunk_received``, seconds from its Request to its verification); each chunk that
+   failed verification (``chunk_rejected(peer, "corrupt")``) and each stall of a peer
+   (``chunk_rejected(peer, "timeout")``, once per stall, not per chunk); and a peer's chunks
+   in flight and window, in chunks (``requests_outstanding``), whenever a Request, Cancel,
+   verified chunk, stall or loss changes them, and 0 for every peer at the end.
 """
 
 from __future__ import annotations
@@ -122,6 +129,7 @@ from ._errors import (
     TransferError,
 )
 from ._groups import collapse_groups
+from ._observer import NULL_OBSERVER, TransferObserver
 from ._output import OutputFile
 from ._progress import Progress, ProgressTracker
 from ._rootlist import RootListVerifier
@@ -268,6 +276,7 @@ class _Peer:
     billed_chunks: int = 0
     unanswered: deque[SignedReceipt] = field(default_factory=deque)  #: sent, no Ack/Error yet
     answered: trio.Event = field(default_factory=trio.Event)  #: set (and replaced) per answer
+    closed: bool = False  #: ``connection_closed`` was reported to the observer
 
 
 class _Fetch:
@@ -292,9 +301,11 @@ class _Fetch:
         receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
         control_timeout: float = CONTROL_TIMEOUT,
         ledger: PeerLedger | None = None,
+        observer: TransferObserver = NULL_OBSERVER,
     ) -> None:
         self.control_timeout = control_timeout
         self.ledger = ledger
+        self.observer = observer
         self.not_found: set[str] = set()
         self.price_refusals: list[TransferError] = []
         self._stalls: dict[Any, int] = {}  #: stalls already recorded in the ledger, per peer
@@ -343,6 +354,21 @@ class _Fetch:
             return
         send, recv = trio.open_memory_channel[Message](64)
         self.peers[conn.address] = _Peer(addr, conn, send, recv)
+        self.observer.connection_opened(conn.address, False)
+
+    async def _close(self, peer: _Peer) -> None:
+        """Close ``peer``'s connection (idempotent) and tell the observer, once."""
+        await peer.conn.aclose()
+        if not peer.closed:
+            peer.closed = True
+            self.observer.connection_closed(peer.conn.address, False)
+
+    def _outstanding(self, address: str) -> None:
+        """Tell the observer ``address``'s chunks in flight and window (in chunks)."""
+        st = self.sched.peers.get(address) if self.sched is not None else None
+        if st is not None:
+            count = len(st.outstanding) if st.usable else 0
+            self.observer.requests_outstanding(address, count, st.window.size // self.chunk_size)
 
     async def _reply(self, peer: _Peer, *kinds: type) -> Message:
         with trio.fail_after(self.control_timeout):
@@ -410,6 +436,7 @@ class _Fetch:
         if self.sched is not None and peer.conn.address in self.sched.peers:
             fault = exc if isinstance(exc, TransferError) else PeerFailed(str(exc))
             self.sched.remove_peer(peer.conn.address, fault)
+            self._outstanding(peer.conn.address)
             await self._pump()
         peer.control.close()
 
@@ -481,11 +508,15 @@ class _Fetch:
         was_needed = index in self.sched.need
         asked = self.sched.peers[address].outstanding.get(index)
         actions = self.sched.on_chunk(address, index, ok, now)
-        if self.ledger is not None:
-            if ok and was_needed:
-                seconds = now - asked if asked is not None else 0.0
+        self._outstanding(address)
+        if ok and was_needed:
+            seconds = now - asked if asked is not None else 0.0
+            self.observer.chunk_received(address, n, seconds)
+            if self.ledger is not None:
                 self.ledger.record_chunk(address, n, seconds, time.time())
-            elif not ok:
+        elif not ok:
+            self.observer.chunk_rejected(address, "corrupt")
+            if self.ledger is not None:
                 self.ledger.record_bad_chunk(address, time.time())
         report = peer.report
         if ok and was_needed:
@@ -550,7 +581,7 @@ class _Fetch:
     async def _close_after_drain(self, peer: _Peer) -> None:
         with trio.move_on_after(GOODBYE_DRAIN):
             await peer.ended.wait()
-        await peer.conn.aclose()
+        await self._close(peer)
 
     async def _drain_puts(self) -> None:
         """Wait (bounded) until no chunk is being verified/written (``done`` is set first, so
@@ -610,6 +641,7 @@ class _Fetch:
                     for index in action.indices:
                         peer.assembling.pop(index, None)
                     await peer.conn.send(Cancel(self.root, action.indices))
+                self._outstanding(str(action.peer))
             except TransportError as exc:
                 await self._peer_gone(peer, exc)
 
@@ -618,11 +650,12 @@ class _Fetch:
         if sched is None or self.done.is_set():
             return
         await self._send_actions(sched.poll(trio.current_time()))
-        if self.ledger is not None:  # stalls the scheduler saw count as timeouts
-            for address, st in sched.peers.items():
-                seen = self._stalls.get(address, 0)
-                if st.timeouts > seen:
-                    self._stalls[address] = st.timeouts
+        for address, st in sched.peers.items():  # stalls the scheduler saw count as timeouts
+            seen = self._stalls.get(address, 0)
+            if st.timeouts > seen:
+                self._stalls[address] = st.timeouts
+                self.observer.chunk_rejected(str(address), "timeout")
+                if self.ledger is not None:
                     self.ledger.record_timeout(str(address), time.time())
         if sched.finished or sched.failure is not None:
             self.done.set()
@@ -726,7 +759,7 @@ class _Fetch:
         delay = min(msg.retry_after_ms / 1000 if msg.retry_after_ms else 1.0, BUSY_RETRY_MAX)
         log.info("peer busy: asking again", peer=address, after=delay)
         peer.dropped = True  # its reader ending is expected, not a refusal to note
-        await peer.conn.aclose()
+        await self._close(peer)
         await trio.sleep(delay)
         try:
             conn = await open_peer_connection(
@@ -739,6 +772,7 @@ class _Fetch:
         send, recv = trio.open_memory_channel[Message](64)
         fresh = _Peer(peer.addr, conn, send, recv)
         self.peers[address] = fresh
+        self.observer.connection_opened(conn.address, False)
         self.nursery.start_soon(self._reader, fresh)
         self.nursery.start_soon(conn.keepalive)
         await self._offer(address, fresh, retry=False)
@@ -1025,7 +1059,7 @@ class _Fetch:
                 self.output.close()
             with trio.CancelScope(shield=True):
                 for peer in self.peers.values():
-                    await peer.conn.aclose()
+                    await self._close(peer)
         return result
 
     async def _transfer(self, manifest: Manifest, start: float) -> FetchResult:
@@ -1066,6 +1100,8 @@ class _Fetch:
             with trio.CancelScope(shield=True):
                 await self._drain_puts()
                 await trio.to_thread.run_sync(self.writer.flush)
+            for pid, st in self.sched.peers.items():  # nothing is in flight any more
+                self.observer.requests_outstanding(str(pid), 0, st.window.size // self.chunk_size)
         failure = self.sched.failure
         if failure is not None:
             raise failure
@@ -1129,6 +1165,7 @@ async def fetch(
     receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
     control_timeout: float = CONTROL_TIMEOUT,
     ledger: PeerLedger | None = None,
+    observer: TransferObserver = NULL_OBSERVER,
 ) -> FetchResult:
     """Fetch ``root`` from ``peers`` into ``store``; resumes whatever an earlier run left.
 
@@ -1146,6 +1183,8 @@ async def fetch(
     ``ledger`` (e.g. ``node.ledger.LocalLedger``): peers are ranked by it and their conduct
     recorded in it (module docstring, item 6). Raises :class:`NoUsablePeer` when every peer
     was dropped before the transfer, naming each and why.
+    ``observer`` (:class:`TransferObserver`) is told of connections, verified and rejected
+    chunks and each peer's requests in flight (module docstring, item 7).
     """
     if receipt_every_chunks < 1 or receipt_every_bytes < 1:
         raise InvalidArgument("receipt_every_chunks and receipt_every_bytes must be >= 1")
@@ -1177,6 +1216,7 @@ async def fetch(
         receipt_every_bytes=receipt_every_bytes,
         control_timeout=control_timeout,
         ledger=ledger,
+        observer=observer,
     )
     try:
         return await run.run(addrs)

@@ -11,6 +11,7 @@ from node.store import Store
 from node.transport import AdmissionLimits, LocalPeer, serve_peers
 
 from ._acceptance import DEFAULT_MAX_SKEW
+from ._observer import NULL_OBSERVER, TransferObserver
 from ._provider import Provider
 from ._receipts import ReceiptBox
 
@@ -45,6 +46,7 @@ async def serve_node(
     max_receipt_skew: float = DEFAULT_MAX_SKEW,
     provider: Provider | None = None,
     limits: AdmissionLimits | None = None,
+    observer: TransferObserver = NULL_OBSERVER,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``store`` to peers on ``listen`` until cancelled.
@@ -53,6 +55,8 @@ async def serve_node(
     ``node.identity.Identity`` or a ``node.transport.LocalPeer``. ``price_per_gib`` (wei) is
     stated to every receiver before it fetches; receipts paying less are refused. ``limits``
     is the admission policy (``AdmissionLimits.from_config(cfg.network)``; defaults if None).
+    ``observer`` is told of every connection and chunk served (``Provider``); with a given
+    ``provider`` it replaces that provider's observer unless it is ``NULL_OBSERVER``.
     """
     me = identity if isinstance(identity, LocalPeer) else LocalPeer.from_identity(identity)
     prov = provider or Provider(
@@ -64,7 +68,10 @@ async def serve_node(
         max_queued=max_queued,
         price_per_gib=price_per_gib,
         max_receipt_skew=max_receipt_skew,
+        observer=observer,
     )
+    if provider is not None and observer is not NULL_OBSERVER:
+        prov.observer = observer
 
     async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_peers(

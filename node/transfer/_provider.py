@@ -44,6 +44,10 @@ with us. It is then stored in the ReceiptBox (synced) and acknowledged; otherwis
 ``Error(BAD_RECEIPT, ref_kind=Receipt)`` whose message starts with the reason.
 A chunk counts as served when we start sending it (before the receiver could possibly sign
 for it), so the count can never lag behind a receipt that arrives while the send completes.
+
+Observer: ``connection_opened``/``connection_closed`` (``inbound=True``) around each
+connection, and ``chunk_served`` after each chunk is handed to the transport, with the seconds
+since its Request was read (queueing included).
 """
 
 from __future__ import annotations
@@ -86,6 +90,7 @@ from node.wire import (
 
 from ._acceptance import DEFAULT_MAX_SKEW, ConnectionCredit, ReceiptPolicy, ReceiptRefused
 from ._groups import collapse_groups
+from ._observer import NULL_OBSERVER, TransferObserver
 from ._receipts import ReceiptBox
 
 log = get_logger(__name__)
@@ -109,7 +114,8 @@ class ProviderStats:
 
 @dataclass
 class _Queue:
-    items: deque[tuple[bytes, int, int]] = field(default_factory=deque)  # (root, req id, index)
+    #: (root, req id, index, when the Request was read)
+    items: deque[tuple[bytes, int, int, float]] = field(default_factory=deque)
     cancelled: set[tuple[bytes, int]] = field(default_factory=set)
     wakeup: trio.Event = field(default_factory=trio.Event)
     credit: ConnectionCredit = field(default_factory=ConnectionCredit)
@@ -133,8 +139,10 @@ class Provider:
         price_per_gib: int = DEFAULT_PRICE_PER_GIB,
         max_receipt_skew: float = DEFAULT_MAX_SKEW,
         clock: Callable[[], float] = time.time,
+        observer: TransferObserver = NULL_OBSERVER,
     ) -> None:
         self.store = store
+        self.observer = observer
         self.address = address
         self.receipt_box = receipt_box
         self.receipt_domain = receipt_domain
@@ -152,6 +160,7 @@ class Provider:
         """Serve one peer until it leaves (raises the transport error that ended it)."""
         self.stats.connections += 1
         queue = _Queue()
+        self.observer.connection_opened(conn.address, True)
         try:
             async with collapse_groups(), trio.open_nursery() as nursery:
                 nursery.start_soon(conn.keepalive)
@@ -160,6 +169,7 @@ class Provider:
                 nursery.cancel_scope.cancel()
         finally:
             self.queued -= len(queue.items)
+            self.observer.connection_closed(conn.address, True)
 
     # -- control messages -------------------------------------------------------------------
 
@@ -276,9 +286,10 @@ class Provider:
                 )
             )
             return
+        now = trio.current_time()
         for index in msg.indices:
             queue.cancelled.discard((root, index))
-            queue.items.append((root, msg.request_id, index))
+            queue.items.append((root, msg.request_id, index, now))
         self.queued += len(msg.indices)
         queue.wakeup.set()
 
@@ -361,14 +372,14 @@ class Provider:
 
     # -- chunk sending ----------------------------------------------------------------------
 
-    def _next(self, queue: _Queue) -> tuple[bytes, int, int] | None:
+    def _next(self, queue: _Queue) -> tuple[bytes, int, int, float] | None:
         while queue.items:
-            root, req, index = queue.items.popleft()
+            item = queue.items.popleft()
             self.queued -= 1
-            if (root, index) in queue.cancelled:
-                queue.cancelled.discard((root, index))
+            if (item[0], item[2]) in queue.cancelled:
+                queue.cancelled.discard((item[0], item[2]))
                 continue
-            return root, req, index
+            return item
         return None
 
     async def _read(self, root: bytes, index: int) -> bytes | Exception:
@@ -387,10 +398,12 @@ class Provider:
 
     async def _sender(self, conn: PeerConnection, queue: _Queue) -> None:
         """Serve queued indices in order, reading one chunk ahead of the one being sent."""
-        ahead: tuple[tuple[bytes, int, int], trio.Event, list[bytes | Exception]] | None = None
+        ahead: tuple[tuple[bytes, int, int, float], trio.Event, list[bytes | Exception]] | None = (
+            None
+        )
         async with trio.open_nursery() as nursery:
 
-            def start_read(item: tuple[bytes, int, int]) -> tuple:
+            def start_read(item: tuple[bytes, int, int, float]) -> tuple:
                 done = trio.Event()
                 box: list[bytes | Exception] = []
 
@@ -409,7 +422,7 @@ class Provider:
                         await queue.wakeup.wait()
                         continue
                     ahead = start_read(item)
-                (root, req, index), done, box = ahead
+                (root, req, index, asked), done, box = ahead
                 await done.wait()
                 nxt = self._next(queue)
                 ahead = start_read(nxt) if nxt is not None else None
@@ -438,3 +451,4 @@ class Provider:
                 await conn.send_chunk(root, index, data)
                 self.stats.chunks_served += 1
                 self.stats.bytes_served += len(data)
+                self.observer.chunk_served(conn.address, len(data), trio.current_time() - asked)
