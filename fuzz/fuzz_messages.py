@@ -25,7 +25,6 @@ with atheris.instrument_imports():
         ChunkData,
         MessageDecoder,
         RemoteProtocolError,
-        UnsupportedVersion,
         decode_chunk_piece,
         encode,
     )
@@ -61,10 +60,7 @@ def body(data: bytes) -> None:
             try:
                 ev = dec.next_event()
             except RemoteProtocolError as exc:
-                if exc.recoverable or isinstance(exc, UnsupportedVersion):
-                    # A Hello of an unknown version is consumed whole and is not sticky,
-                    # though ``recoverable`` is False (the caller must hang up; see
-                    # docs/fuzzing.md, observation O1): keep reading to cover the rest.
+                if exc.recoverable:
                     clean = False
                     continue
                 fatal = exc

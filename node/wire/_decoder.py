@@ -9,6 +9,9 @@ one maximal message plus whatever the caller fed since the last ``NEED_DATA``.
 Errors: oversize or zero lengths and truncation at EOF are fatal (the stream cannot be
 resynchronised; the error is raised again on every later call). A bad body or an unknown kind
 is recoverable: the message was consumed, the caller may answer ``ErrorMsg`` and read on.
+A body error that is not recoverable (``UnsupportedVersion``: a Hello of a version this node
+does not speak) is fatal too, and as sticky, although the stream itself is still in sync:
+nothing the peer sends after it can be understood.
 """
 
 from __future__ import annotations
@@ -86,7 +89,12 @@ class MessageDecoder(BufferedInput):
             raise MalformedMessage(
                 f"{kind.name} body {body_len} < minimum {lo}", recoverable=True, kind=kind
             )
-        return decode_body(kind, body)
+        try:
+            return decode_body(kind, body)
+        except RemoteProtocolError as exc:
+            if not exc.recoverable:  # e.g. a Hello of an unknown version: the session is over
+                raise self._fatal(exc) from None
+            raise
 
     def _starved(self) -> Sentinel:
         self._buf.rollback()

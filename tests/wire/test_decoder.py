@@ -161,6 +161,23 @@ def test_hello_with_unknown_version_is_unsupported() -> None:
     assert info.value.code is wire.ErrorCode.UNSUPPORTED_VERSION
 
 
+def test_unsupported_version_is_sticky_like_every_fatal_error() -> None:
+    """Fuzzing finding O1 (docs/fuzzing.md): the Hello of an unknown version was consumed
+    and the decoder read on (the next call gave PEER_CLOSED or the next message)."""
+    reproducer = bytes.fromhex("000000000d01005b00020000000100290001")[1:]  # first byte: split
+    dec = wire.MessageDecoder()
+    dec.receive_data(reproducer + wire.encode(wire.Ping(7)))
+    dec.receive_eof()
+    with pytest.raises(wire.UnsupportedVersion) as first:
+        dec.next_event()
+    assert not first.value.recoverable and first.value.kind == wire.Kind.HELLO
+    for _ in range(2):  # neither the Ping after it nor the EOF is ever delivered
+        with pytest.raises(wire.UnsupportedVersion) as again:
+            dec.next_event()
+        assert again.value is first.value
+    assert not dec.idle
+
+
 def test_mutable_input_is_copied() -> None:
     raw = bytearray(wire.encode(wire.Ping(1)))
     dec = wire.MessageDecoder()
