@@ -6,7 +6,6 @@ from __future__ import annotations
 import inspect
 import json
 import math
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -257,14 +256,6 @@ def test_snapshot_is_json_and_has_the_status_peer_fields() -> None:
     assert snap["connections"] == {"inbound": 1, "outbound": 0}
 
 
-def _has_observer(fn: Callable[..., object]) -> bool:
-    return "observer" in inspect.signature(fn).parameters
-
-
-@pytest.mark.skipif(
-    not (_has_observer(fetch) and _has_observer(serve_node)),
-    reason="fetch/serve_node have no observer= parameter yet (DATA is adding it)",
-)
 async def test_real_loopback_transfer_is_measured(tmp_path: Path) -> None:
     provider_id, receiver_id = make_identity(), make_identity()
     src, root, data = store_with(tmp_path / "a", 5 * 256 * 1024 + 17, chunk_size=256 * 1024)
