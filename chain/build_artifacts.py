@@ -33,6 +33,7 @@ CONTRACTS: tuple[str, ...] = (
     "TransferReceipts",
     "DataAvailability",
     "HostingRewards",
+    "HostDirectory",
     "RFC6962Harness",
 )
 

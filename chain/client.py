@@ -1,4 +1,4 @@
-"""``ChainClient``: typed wrappers over the four contracts, for one account.
+"""``ChainClient``: typed wrappers over the suite's contracts, for one account.
 
 Every state-changing call returns a ``TxResult`` (hash, gas used from the receipt, block, decoded
 events). Reverts from either backend arrive as ``ChainRevert`` subclasses named after the
@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from eth_abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
 from eth_account.signers.local import LocalAccount
 from eth_utils import to_checksum_address
 
@@ -36,6 +38,7 @@ from .tx import TxResult, send_transaction
 __all__ = [
     "BLOCKHASH_WINDOW",
     "DEFAULT_BATCH",
+    "MAX_ENDPOINT_LENGTH",
     "Availability",
     "ChainClient",
     "Challenge",
@@ -59,6 +62,8 @@ BLOCKHASH_WINDOW = 256
 #: Seconds a receipt may be ahead of the chain's clock before it waits for a later round.
 CLOCK_SLACK = 2
 GIB = 1 << 30
+#: ``HostDirectory.MAX_ENDPOINT_LENGTH``: bytes of an endpoint record.
+MAX_ENDPOINT_LENGTH = 128
 
 _ERC20_ABI: list[dict[str, Any]] = [
     {
@@ -315,6 +320,14 @@ class ChainClient:
         )
         self.rewards = w3.eth.contract(
             address=deployment.hosting_rewards, abi=load_artifact("HostingRewards").abi
+        )
+        #: ``None`` for a deployment made before HostDirectory existed (no endpoint records).
+        self.directory = (
+            w3.eth.contract(
+                address=deployment.host_directory, abi=load_artifact("HostDirectory").abi
+            )
+            if deployment.host_directory is not None
+            else None
         )
         self.decoder = EventDecoder(w3, deployment.contracts())
         self._immutables: dict[str, int] = {}
@@ -827,6 +840,62 @@ class ChainClient:
             if c.host == host:
                 out.append(c)
         return out
+
+    # -- HostDirectory: discovery --------------------------------------------------------------
+
+    def _raw_view(self, contract: Any, fn_name: str, args: Sequence[Any], types: list[str]) -> Any:
+        """Call a view and decode its return data as ``types`` (``bytes`` for ``string``
+        outputs: endpoint records are any bytes their host wrote, and eth_abi refuses a string
+        that is not UTF-8, which would let one host break every lookup)."""
+        data = contract.encode_abi(fn_name, args=list(args))
+        with map_errors():
+            w3: Any = self.backend.w3
+            out = w3.eth.call({"to": contract.address, "data": data, "from": self.address})
+        try:
+            return abi_decode(types, bytes(out))
+        except DecodingError as exc:  # pragma: no cover - the suite's contract encodes these
+            raise ChainUsageError(f"{fn_name}: undecodable answer: {exc}") from None
+
+    def announce_endpoint(self, endpoint: str) -> TxResult:
+        """Publish where this account's node answers (``HOST:PORT``) in the HostDirectory;
+        ``""`` withdraws the record. At most ``MAX_ENDPOINT_LENGTH`` bytes (UTF-8)."""
+        if not isinstance(endpoint, str):
+            raise ChainUsageError(f"an endpoint is a string, got {type(endpoint).__name__}")
+        size = len(endpoint.encode())
+        if size > MAX_ENDPOINT_LENGTH:
+            raise ChainUsageError(
+                f"endpoint is {size} bytes, the directory keeps at most {MAX_ENDPOINT_LENGTH}"
+            )
+        if self.directory is None:
+            raise ChainUsageError(
+                "this deployment has no HostDirectory (made before discovery existed): "
+                "redeploy (`bcai chain deploy`) to announce endpoints"
+            )
+        return self._tx(self.directory.functions.announce(endpoint))
+
+    def endpoint_of(self, address: str) -> str | None:
+        """The endpoint record of ``address`` (``None`` if none, or no HostDirectory). Bytes
+        that are not UTF-8 come back with replacement characters: callers parse it as hostile."""
+        if self.directory is None:
+            return None
+        (raw,) = self._raw_view(
+            self.directory, "endpointOf", [to_checksum_address(address)], ["bytes"]
+        )
+        return bytes(raw).decode("utf-8", errors="replace") or None
+
+    def providers(self, root: bytes | str) -> list[tuple[str, str | None]]:
+        """``(address, endpoint or None)`` of every host holding a slot of ``root`` now (not
+        terminated, not past an exit), in slot order; at most 64 (one call). Without a
+        HostDirectory: the holders from ``hostsOf``, every endpoint ``None``."""
+        if self.directory is None:
+            return [(h, None) for h in self.hosts_of(root) if h != ZERO_ADDRESS]
+        hosts, endpoints = self._raw_view(
+            self.directory, "providersOf", [_root(root)], ["address[]", "bytes[]"]
+        )
+        return [
+            (to_checksum_address(h), bytes(e).decode("utf-8", errors="replace") or None)
+            for h, e in zip(hosts, endpoints, strict=True)
+        ]
 
     # -- DataAvailability: challenges ---------------------------------------------------------
 

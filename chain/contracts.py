@@ -27,8 +27,14 @@ __all__ = [
     "load_artifact",
 ]
 
-#: The four contracts of the suite, in deployment order.
-SUITE = ("ContentRegistry", "TransferReceipts", "DataAvailability", "HostingRewards")
+#: The contracts of the suite, in deployment order.
+SUITE = (
+    "ContentRegistry",
+    "TransferReceipts",
+    "DataAvailability",
+    "HostingRewards",
+    "HostDirectory",
+)
 
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)

@@ -1,9 +1,11 @@
-"""Deploy the four contracts and describe where they live (``Deployment``).
+"""Deploy the suite and describe where it lives (``Deployment``).
 
 Order (docs/incentives.md §3): ``ContentRegistry`` -> ``TransferReceipts(registry, epochLength,
 minPricePerGiB, feeBps, withdrawDelay)`` -> ``DataAvailability(registry, receipts, Params)`` ->
-``HostingRewards(receipts, da, rebateBps, claimWindow)``; then the validators and the quorum,
-when given, so a fresh deployment can post allocations at once.
+``HostingRewards(receipts, da, rebateBps, claimWindow)`` -> ``HostDirectory(da)`` (endpoint
+records for discovery); then the validators and the quorum, when given, so a fresh deployment
+can post allocations at once. A deployment recorded before ``HostDirectory`` existed loads with
+``host_directory = None`` (discovery then lists hosts without endpoints).
 """
 
 from __future__ import annotations
@@ -113,18 +115,24 @@ class Deployment:
     block: int  #: first block of the deployment (where the indexer starts)
     params: DeployParams = field(default_factory=DeployParams)
     gas: dict[str, int] = field(default_factory=dict)  #: gas used per contract creation
+    host_directory: str | None = None  #: ``None``: deployed before HostDirectory existed
 
     def contracts(self) -> dict[str, str]:
-        return {
+        out = {
             "ContentRegistry": self.content_registry,
             "TransferReceipts": self.transfer_receipts,
             "DataAvailability": self.data_availability,
             "HostingRewards": self.hosting_rewards,
         }
+        if self.host_directory is not None:
+            out["HostDirectory"] = self.host_directory
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["params"] = self.params.to_dict()
+        if self.host_directory is None:
+            del d["host_directory"]  # TOML has no null
         return d
 
     @classmethod
@@ -140,6 +148,9 @@ class Deployment:
                 block=int(d["block"]),
                 params=DeployParams.from_dict(dict(d.get("params", {}))),
                 gas={k: int(v) for k, v in d.get("gas", {}).items()},
+                host_directory=(
+                    to_checksum_address(d["host_directory"]) if d.get("host_directory") else None
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DeploymentMissing(f"bad deployment record: {exc}") from None
@@ -191,6 +202,8 @@ def deploy_suite(
         p.claim_window,
     )
     assert rewards.contract_address
+    directory = _deploy(backend, deployer, "HostDirectory", availability.contract_address)
+    assert directory.contract_address
     deployment = Deployment(
         chain_id=backend.chain_id,
         content_registry=registry.contract_address,
@@ -205,7 +218,9 @@ def deploy_suite(
             "TransferReceipts": receipts.gas_used,
             "DataAvailability": availability.gas_used,
             "HostingRewards": rewards.gas_used,
+            "HostDirectory": directory.gas_used,
         },
+        host_directory=directory.contract_address,
     )
     if p.validators:
         setup_validators(backend, deployer, deployment, p.validators, p.quorum or len(p.validators))

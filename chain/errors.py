@@ -33,6 +33,7 @@ __all__ = [
     "ClaimWindowOpen",
     "DeploymentMissing",
     "EmptyBatch",
+    "EndpointTooLong",
     "EpochClosed",
     "ExceedsFeeCap",
     "ExitAlreadyRequested",
@@ -237,6 +238,8 @@ EpochClosed = revert_class("EpochClosed")
 InvalidRolloverTarget = revert_class("InvalidRolloverTarget")
 ClaimWindowOpen = revert_class("ClaimWindowOpen")
 NotPosted = revert_class("NotPosted")
+# HostDirectory
+EndpointTooLong = revert_class("EndpointTooLong")
 # OpenZeppelin (Ownable, ReentrancyGuardTransient, Address, SafeERC20, ShortStrings)
 OwnableUnauthorizedAccount = revert_class("OwnableUnauthorizedAccount")
 OwnableInvalidOwner = revert_class("OwnableInvalidOwner")

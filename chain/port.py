@@ -83,6 +83,19 @@ class ChainPort(Protocol):
         """On a development chain (py-evm, anvil) mine ``blocks`` blocks; elsewhere nothing."""
         ...
 
+    def announce_endpoint(self, endpoint: str) -> TxResult:
+        """Publish our endpoint record (``HOST:PORT``; ``""`` withdraws it)."""
+        ...
+
+    def endpoint_of(self, address: str) -> str | None:
+        """The endpoint record of ``address`` (unparsed, hostile), ``None`` if none."""
+        ...
+
+    def providers(self, root: bytes) -> list[tuple[str, str | None]]:
+        """``(address, endpoint or None)`` of the hosts holding ``root`` now (at most 64; the
+        endpoints unparsed, hostile)."""
+        ...
+
 
 class ClientPort:
     """``ChainPort`` over a ``ChainClient``."""
@@ -166,3 +179,12 @@ class ClientPort:
         backend = self.client.backend
         if backend.kind == "embedded" or backend.chain_id == ANVIL_CHAIN_ID:
             backend.mine(blocks)
+
+    def announce_endpoint(self, endpoint: str) -> TxResult:
+        return self.client.announce_endpoint(endpoint)
+
+    def endpoint_of(self, address: str) -> str | None:
+        return self.client.endpoint_of(address)
+
+    def providers(self, root: bytes) -> list[tuple[str, str | None]]:
+        return self.client.providers(root)

@@ -11,7 +11,8 @@ Scenarios, on one deployment per fork with the ``chain.deploy.DeployParams`` def
   root computed independently (the RFC 6962 recursion) before it is sent;
   commit (slot proof over 8 slots) and challenge on the 1 TiB root; respond with 20 samples on
   its 2^26-row slot (26-hash paths); submitBatch of 100 receipts of 64 KiB from one receiver
-  for one root, fresh (nonces 0-99) and in steady state (nonces 100-199, nonce word exists).
+  for one root, fresh (nonces 0-99) and in steady state (nonces 100-199, nonce word exists);
+  HostDirectory.announce of a 16-byte endpoint (first record, then a new one), and of 128 bytes.
 Prints one markdown table: gasUsed under Cancun and Prague, calldata bytes, the calldata part of
 the gas (EIP-2028: 16 per non-zero byte, 4 per zero byte) and the EIP-7623 floor that applies
 from Prague (21000 + 10 * (zero bytes + 4 * non-zero bytes)). Inputs are deterministic, so the
@@ -160,6 +161,7 @@ def measure(fork: str) -> list[Measured]:
         p.escrow_withdraw_delay,
     )
     da = chain.deploy("DataAvailability", registry.address, receipts.address, p.da_params())
+    directory = chain.deploy("HostDirectory", da.address)
     out: list[Measured] = []
 
     tib: Uniform | None = None
@@ -228,6 +230,14 @@ def measure(fork: str) -> list[Measured]:
         gas, data = chain.send(receipts.functions.submitBatch(batch, sigs))
         label = f"submitBatch, 100 receipts, nonces {start}-{start + 99} ({what})"
         out.append(Measured(label, gas, data, per=100))
+
+    for endpoint, what in (
+        ("203.0.113.7:7420", "16 bytes, first record"),
+        ("203.0.113.8:7420", "16 bytes, replacing one"),
+        ("h" * 128, "128 bytes (the cap), replacing 16"),
+    ):
+        gas, data = chain.send(directory.functions.announce(endpoint))
+        out.append(Measured(f"announce, {what}", gas, data))
     return out
 
 

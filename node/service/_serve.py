@@ -13,20 +13,18 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import plyvel
 
-from chain import ChainClient, ChainUnavailable, RpcChain, TxResult
-from chain.client import Challenge, SubmitReport
+from chain import ChainClient, ChainUnavailable, RpcChain
 from chain.config import load_deployment, read_chain_config
 from chain.port import ChainPort, ClientPort
 from node._fs import atomic_write
 from node.identity import Identity
 from node.log import get_logger
-from node.receipt import SignedReceipt
 
 from ._allocation import EpochAllocator
 from ._answers import AnswerQueue
@@ -126,40 +124,12 @@ class _LazyPort:
         except ChainUnavailable:
             return False
 
-    def publish(self, *args: Any, **kwargs: Any) -> TxResult | None:
-        return self._get().publish(*args, **kwargs)
-
-    def submit_receipts(self, receipts: Sequence[SignedReceipt]) -> SubmitReport:
-        return self._get().submit_receipts(receipts)
-
-    def receipt_on_chain(self, receipt: SignedReceipt) -> bool:
-        return self._get().receipt_on_chain(receipt)
-
-    def open_challenges(self, host: str) -> list[Challenge]:
-        return self._get().open_challenges(host)
-
-    def respond(
-        self, challenge_id: int, segments: Sequence[bytes], proofs: Sequence[Sequence[bytes]]
-    ) -> TxResult:
-        return self._get().respond(challenge_id, segments, proofs)
-
-    def due_commitments(self) -> list[tuple[bytes, int, str]]:
-        return self._get().due_commitments()
-
-    def challenge(self, root: bytes, slot: int) -> tuple[TxResult, Challenge]:
-        return self._get().challenge(root, slot)
-
-    def expired_challenges(self) -> list[int]:
-        return self._get().expired_challenges()
-
-    def slash_expired(self, challenge_id: int) -> TxResult:
-        return self._get().slash_expired(challenge_id)
-
-    def withdraw_owed(self) -> TxResult | None:
-        return self._get().withdraw_owed()
-
-    def mine_if_dev(self, blocks: int = 1) -> None:
-        self._get().mine_if_dev(blocks)
+    def __getattr__(self, name: str) -> Any:
+        # Every other ChainPort method, delegated (a method added to the port needs no edit
+        # here). Private names are never delegated, so a half-built object cannot recurse.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._get(), name)
 
 
 class StatusFile:

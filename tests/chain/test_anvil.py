@@ -104,3 +104,12 @@ def test_pyevm_and_anvil_map_the_same_revert(anvil_world: World) -> None:
                 size_proof=size_proof(c.read, 5000),
             )
         assert info.value.args_["size"] == 5001
+
+
+def test_directory_on_anvil(anvil_world: World) -> None:
+    """Endpoint records and providers over JSON-RPC (reverts as ContractCustomError)."""
+    from . import test_directory
+
+    test_directory.test_announce_and_read_back(anvil_world)
+    test_directory.test_announce_length_cap(anvil_world)
+    test_directory.test_providers_lists_holders_with_their_records(anvil_world)
