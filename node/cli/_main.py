@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import enum
 import importlib
 import json as _json
 import os
-import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from node.app._errors import ExitStatus, Failure, clean_message
 from node.log import configure_logging
 
 #: Sub-command modules, in help order. A module that does not exist yet is skipped.
@@ -33,20 +32,6 @@ COMMAND_INDEX = {
     ),
     "demo": "_demo",
 }
-
-
-class ExitStatus(enum.IntEnum):
-    """Process exit codes; stable, documented in docs/operations.md."""
-
-    OK = 0
-    ERROR = 1  #: unexpected failure
-    USAGE = 2  #: bad arguments or configuration
-    NOT_FOUND = 3  #: content, file or data directory missing
-    VERIFY_FAILED = 4  #: stored or received data failed verification
-    PEER_ERROR = 5  #: the remote peer failed or misbehaved
-    CHAIN_ERROR = 6  #: the chain rejected a call or is unreachable
-    UNAVAILABLE = 7  #: a local condition: store in use, disk full, read-only data dir or output
-    INTERRUPTED = 130  #: Ctrl-C; state is saved and the command can be re-run
 
 
 Handler = Callable[["Context", argparse.Namespace], ExitStatus]
@@ -95,25 +80,31 @@ class Context:
             self.stderr.flush()
         return status
 
+    def fail_with(self, failure: Failure) -> ExitStatus:
+        """Report a :class:`node.app.Failure` (from ``classify`` or a daemon's answer)."""
+        return self.fail(
+            failure.status, failure.message, retryable=failure.retryable, **failure.details
+        )
+
     @property
     def is_tty(self) -> bool:
         isatty = getattr(self.stdout, "isatty", None)
         return bool(isatty and isatty())
 
 
-_BYTES_REPR = re.compile(r"""\bb(['"])(.*?)\1""")
-
-
-def clean_message(message: str) -> str:
-    """One line, without Python ``b'...'`` reprs (LevelDB's errors arrive as bytes)."""
-    message = _BYTES_REPR.sub(lambda m: m.group(2), message)
-    return " ".join(message.split())
-
-
 def default_data_dir(env: Mapping[str, str]) -> Path:
     if "BCAI_HOME" in env:
         return Path(env["BCAI_HOME"])
     return Path(env.get("HOME", "~")).expanduser() / ".bcai"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("bcai-transfer")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _modules_for(argv: Sequence[str]) -> tuple[str, ...]:
@@ -145,6 +136,7 @@ def build_parser(
         "--log-level", default=env.get("BCAI_LOG_LEVEL", "warning"), help="debug|info|warning|error"
     )
     parser.add_argument("--log-json", action="store_true", help="structured JSON logs on stderr")
+    parser.add_argument("--version", action="version", version=f"bcai {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in modules:
         try:

@@ -12,36 +12,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import errno
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from node._fs import STDOUT, OutputReplaced, is_no_space, write_output
-from node.config import CONFIG_FILE, Config, ConfigError, load_config, parse_size, save_config
-from node.content import ContentError, Manifest, check_chunk_size, parse_root, root_hex
-from node.identity import (
-    IdentityError,
-    IdentityExists,
-    IdentityNotFound,
-    NoPassphrase,
-    WrongPassphrase,
-    create_identity,
-    fast_kdf_requested,
-    resolve_passphrase,
-)
-from node.store import (
-    CorruptChunk,
-    IncompleteContent,
-    NotFound,
-    SlotStore,
-    Store,
-    StoreError,
-    StoreFull,
-    StoreLocked,
-)
+from node._fs import STDOUT
+from node.app._errors import NotInitialised, classify, leaf
+from node.config import CONFIG_FILE, Config, load_config, parse_size, save_config
+from node.content import check_chunk_size, parse_root, root_hex
+from node.identity import create_identity, fast_kdf_requested, resolve_passphrase
+from node.store import Store, StoreError
 
 from ._main import Context, ExitStatus
 
@@ -111,16 +93,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 # -- shared plumbing --------------------------------------------------------------------------
 
-
 #: Maps one (leaf) exception to an exit status by calling ``ctx.fail``; None: not ours.
 Classifier = Callable[[Context, BaseException], "ExitStatus | None"]
 
+#: ``leaf`` under its old name (the chain commands import it from here).
+_leaf = leaf
 
-def _guard(handler: Handler, classify: Classifier | None = None) -> Handler:
+
+def _guard(handler: Handler, classify_extra: Classifier | None = None) -> Handler:
     """Map the library's typed errors to exit codes and one-line messages, for every command.
 
     A trio ``ExceptionGroup`` is unwrapped to the error that caused it, so a full disk in a
-    worker thread reads the same as one in the main thread. Anything unclassified propagates:
+    worker thread reads the same as one in the main thread; the mapping itself is
+    :func:`node.app.classify`, shared with the daemon's API. Anything unclassified propagates:
     a traceback and exit 1 mean a bug.
     """
 
@@ -128,107 +113,20 @@ def _guard(handler: Handler, classify: Classifier | None = None) -> Handler:
         try:
             return handler(ctx, args)
         except BaseException as exc:
-            leaf = _leaf(exc)
-            if isinstance(leaf, (KeyboardInterrupt, SystemExit)) and leaf is not exc:
-                raise leaf from None
-            if isinstance(leaf, Exception):
-                status = classify(ctx, leaf) if classify is not None else None
-                if status is None:
-                    status = _classify(ctx, leaf)
+            err = leaf(exc)
+            if isinstance(err, (KeyboardInterrupt, SystemExit)):
+                raise err from None
+            if isinstance(err, Exception):
+                status = classify_extra(ctx, err) if classify_extra is not None else None
                 if status is not None:
                     return status
+                failure = classify(err, ctx.data_dir)
+                if failure is not None:
+                    return ctx.fail_with(failure)
             raise
 
     run.__doc__ = handler.__doc__
     return run
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The error behind nested exception groups (Ctrl-C first, trio's Cancelled last)."""
-    if not isinstance(exc, BaseExceptionGroup):
-        return exc
-    leaves: list[BaseException] = []
-    stack: list[BaseException] = [exc]
-    while stack:
-        e = stack.pop()
-        if isinstance(e, BaseExceptionGroup):
-            stack.extend(reversed(e.exceptions))
-        else:
-            leaves.append(e)
-    for e in leaves:
-        if isinstance(e, KeyboardInterrupt):
-            return e
-    real = [e for e in leaves if type(e).__name__ != "Cancelled"]
-    return (real or leaves or [exc])[0]
-
-
-_READ_ONLY_HINTS = ("read-only file system", "permission denied")
-
-
-def _read_only(exc: BaseException) -> str:
-    """Why ``exc`` means "cannot write here" ("" when it does not)."""
-    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        return os.strerror(exc.errno or 0)
-    text = str(exc).lower()
-    return next((hint for hint in _READ_ONLY_HINTS if hint in text), "")
-
-
-def _classify(ctx: Context, exc: BaseException) -> ExitStatus | None:
-    """The store, identity, config and file-system errors every command can meet."""
-    if isinstance(exc, IncompleteContent):
-        return ctx.fail(ExitStatus.NOT_FOUND, str(exc), missing_chunks=exc.missing)
-    if isinstance(exc, NotFound):
-        return ctx.fail(ExitStatus.NOT_FOUND, str(exc))
-    if isinstance(exc, CorruptChunk):
-        return ctx.fail(
-            ExitStatus.VERIFY_FAILED,
-            f"{exc}; re-fetch the content (`bcai get`) or `bcai rm` it",
-            root=root_hex(exc.root),
-            bad_chunks=[exc.index],
-        )
-    if isinstance(exc, StoreFull) or is_no_space(exc):
-        return ctx.fail(
-            ExitStatus.UNAVAILABLE,
-            f"disk full: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}"
-            f"{_where(exc)}; the store stays consistent and keeps every verified chunk; free "
-            "space (or lower cache_quota and run `bcai gc`) and re-run",
-        )
-    if isinstance(exc, (StoreLocked, StoreError)) and _read_only(exc):
-        # LevelDB reports a read-only LOCK file as a lock failure: say what it really is.
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else _read_only(exc)
-        return ctx.fail(
-            ExitStatus.UNAVAILABLE,
-            f"the data directory {ctx.data_dir} is read-only or not writable ({reason}); "
-            "bcai needs to write its store even to read it",
-        )
-    if isinstance(exc, StoreLocked):
-        return ctx.fail(ExitStatus.UNAVAILABLE, str(exc), retryable=True)
-    if isinstance(exc, WrongPassphrase):
-        return ctx.fail(ExitStatus.USAGE, str(exc))
-    if isinstance(exc, IdentityNotFound):
-        return ctx.fail(ExitStatus.NOT_FOUND, f"{exc}; run `bcai init`")
-    if isinstance(exc, (ConfigError, ContentError, NoPassphrase, IdentityExists)):
-        return ctx.fail(ExitStatus.USAGE, str(exc))
-    if isinstance(exc, OutputReplaced):
-        return ctx.fail(ExitStatus.UNAVAILABLE, f"{exc.filename}: {exc.strerror}")
-    if isinstance(exc, FileNotFoundError):
-        return ctx.fail(ExitStatus.NOT_FOUND, f"{exc.filename}: {exc.strerror}")
-    if isinstance(exc, IsADirectoryError):
-        return ctx.fail(ExitStatus.USAGE, f"{exc.filename}: is a directory")
-    if isinstance(exc, OSError) and _read_only(exc):
-        return ctx.fail(ExitStatus.UNAVAILABLE, f"{exc.filename}: {exc.strerror}")
-    if isinstance(exc, (StoreError, IdentityError)):
-        return ctx.fail(ExitStatus.ERROR, str(exc))
-    return None
-
-
-def _where(exc: BaseException) -> str:
-    filename = getattr(exc, "filename", None)
-    return f" ({filename})" if filename else ""
-
-
-class NotInitialised(NotFound):
-    """The data directory has no config.toml."""
 
 
 def _config(ctx: Context) -> Config:
@@ -237,11 +135,32 @@ def _config(ctx: Context) -> Config:
     return load_config(ctx.data_dir)
 
 
+def passphrase_source(ctx: Context, args: argparse.Namespace) -> Callable[[], str]:
+    """The keystore passphrase, asked for only when the node first signs."""
+    return lambda: resolve_passphrase(
+        ctx.env, getattr(args, "passphrase_file", None), stdin=ctx.stdin
+    )
+
+
 @contextlib.contextmanager
-def _open_store(ctx: Context) -> Iterator[Store]:
-    cfg = _config(ctx)
-    with Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota) as store:
-        yield store
+def open_node_for(
+    ctx: Context, args: argparse.Namespace | None = None, *, durable: bool = True
+) -> Iterator[Any]:
+    """The node behind a command: the running daemon's API when one serves this data dir
+    (it holds the store), else the node opened in this process (``node.app.open_node``)."""
+    from node.app._client import find_daemon
+
+    _config(ctx)  # NotInitialised before anything else
+    remote = find_daemon(ctx.data_dir)
+    if remote is not None:
+        with remote:
+            yield remote
+        return
+    from node.app._node import open_node
+
+    passphrase = passphrase_source(ctx, args) if args is not None else None
+    with open_node(ctx.data_dir, passphrase=passphrase, durable=durable) as node:
+        yield node
 
 
 def _root(text: str) -> bytes:
@@ -321,32 +240,27 @@ def cmd_init(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 
 def cmd_add(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Add a file or stdin; print the content root."""
-    with _open_store(ctx) as store:
-        cfg = load_config(ctx.data_dir)
-        chunk_size = parse_size(args.chunk_size) if args.chunk_size else cfg.node.chunk_size
+    chunk_size = parse_size(args.chunk_size) if args.chunk_size else None
+    with open_node_for(ctx) as node:
         if args.file == "-":
             source: Any = getattr(ctx.stdin, "buffer", ctx.stdin)
             name = args.name or ""
             total = None
         else:
+            source = args.file
+            name = args.name
             path = Path(args.file)
-            if path.is_dir():
-                raise IsADirectoryError(21, "is a directory", str(path))
-            source = path
-            name = args.name if args.name is not None else path.name
-            total = path.stat().st_size
-        with _progress(ctx, total, name or "stdin") as progress_cb:
-            manifest = store.add_file(
+            total = path.stat().st_size if path.is_file() else None
+        with _progress(ctx, total, name or Path(str(args.file)).name or "stdin") as progress_cb:
+            result = node.add(
                 source,
                 name=name,
                 media_type=args.media_type,
                 chunk_size=chunk_size,
                 pin=args.pin,
-                progress_cb=progress_cb,
+                progress=progress_cb,
             )
-        ctx.emit(
-            _manifest_json(manifest, pinned=store.info(manifest.root).pinned), manifest.root_hex
-        )
+    ctx.emit(result, result["root"])
     return ExitStatus.OK
 
 
@@ -387,33 +301,26 @@ def _progress(
         yield update
 
 
-def _manifest_json(m: Manifest, *, pinned: bool) -> dict[str, Any]:
-    d = m.to_dict()
-    d["chunks"] = m.chunk_count
-    d["pinned"] = pinned
-    return d
-
-
 def cmd_ls(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """List stored content."""
-    with _open_store(ctx) as store:
-        items = [info.to_dict() for info in store.list_content()]
-        stats = store.stats().to_dict()
+    with open_node_for(ctx) as node:
+        out = node.ls()
+    items, stats = out["content"], out["stats"]
     lines = [
         f"{d['root']}  {d['size']:>14}  {d['state']:<8}  {'pinned' if d['pinned'] else '      '}"
         f"  {d['name']}"
         for d in items
     ]
     lines.append(f"{len(items)} items, {stats['used_bytes']} bytes stored")
-    ctx.emit({"content": items, "stats": stats}, "\n".join(lines))
+    ctx.emit(out, "\n".join(lines))
     return ExitStatus.OK
 
 
 def cmd_cat(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Stream verified bytes to stdout; stop before a chunk that fails verification."""
     root = _root(args.root)
-    with _open_store(ctx) as store:
-        write_stdout(ctx, store.iter_verified(root))
+    with open_node_for(ctx) as node:
+        write_stdout(ctx, node.iter_content(root))
     return ExitStatus.OK
 
 
@@ -424,54 +331,41 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     (``-o /dev/null``) is written in place, never replaced; a symlink is followed.
     """
     root = _root(args.root)
-    with _open_store(ctx) as store:
-        chunks = store.iter_verified(root)  # raises before anything is written
+    with open_node_for(ctx) as node:
         if args.output == STDOUT:
-            size = write_stdout(ctx, chunks)
+            size = write_stdout(ctx, node.iter_content(root))
+            out = {"root": root_hex(root), "path": STDOUT, "size": size}
+            ctx = dataclasses.replace(ctx, stdout=ctx.stderr)  # stdout carries the content
         else:
-            try:
-                size = write_output(args.output, chunks)
-            finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()
-    if args.output == STDOUT:  # standard output carries the content: the summary goes to stderr
-        ctx = dataclasses.replace(ctx, stdout=ctx.stderr)
-    ctx.emit(
-        {"root": root_hex(root), "path": str(args.output), "size": size},
-        f"wrote {size} bytes to {args.output}",
-    )
+            out = node.export(root, args.output)
+            out["path"] = str(args.output)
+    ctx.emit(out, f"wrote {out['size']} bytes to {args.output}")
     return ExitStatus.OK
 
 
 def cmd_verify(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Re-hash stored content and its chunk-root list."""
     root = _root(args.root)
-    with _open_store(ctx) as store:
-        report = store.verify(root)
-    if report.ok:
-        ctx.emit(report.to_dict(), f"ok {root_hex(root)} ({report.checked} chunks)")
+    with open_node_for(ctx) as node:
+        report = node.verify(root)
+    if report["ok"]:
+        ctx.emit(report, f"ok {root_hex(root)} ({report['checked']} chunks)")
         return ExitStatus.OK
     if ctx.json:
-        return ctx.fail(ExitStatus.VERIFY_FAILED, "verification failed", **report.to_dict())
+        return ctx.fail(ExitStatus.VERIFY_FAILED, "verification failed", **report)
+    damaged = {d["index"]: d["chunk_root"] for d in report["damaged"]}
+    bad, quarantined = report["bad_chunks"], report["quarantined_chunks"]
     reasons = []
-    for label, indices in (("bad chunks", report.bad), ("quarantined chunks", report.quarantined)):
+    for label, indices in (("bad chunks", bad), ("quarantined chunks", quarantined)):
         if indices:
             shown = ", ".join(
-                f"{i} (chunk root 0x{report.damaged_roots[i].hex()})"
-                if i in report.damaged_roots
-                else str(i)
-                for i in indices[:20]
+                f"{i} (chunk root {damaged[i]})" if i in damaged else str(i) for i in indices[:20]
             )
             more = f" and {len(indices) - 20} more" if len(indices) > 20 else ""
             reasons.append(f"{label}: {shown}{more}")
-    if not report.roots_ok:
+    if not report["chunk_roots_ok"]:
         reasons.append("the chunk-root list does not hash to the root")
-    hint = (
-        "; repair: bcai get ROOT --peer ... (re-fetches just these chunks)"
-        if report.damaged
-        else ""
-    )
+    hint = "; repair: bcai get ROOT --peer ... (re-fetches just these chunks)" if damaged else ""
     return ctx.fail(
         ExitStatus.VERIFY_FAILED,
         f"verification of {root_hex(root)} failed: {'; '.join(reasons)}{hint}",
@@ -481,18 +375,18 @@ def cmd_verify(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 def cmd_pin(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Pin content."""
     root = _root(args.root)
-    with _open_store(ctx) as store:
-        store.pin(root)
-    ctx.emit({"root": root_hex(root), "pinned": True}, f"pinned {root_hex(root)}")
+    with open_node_for(ctx) as node:
+        out = node.pin(root)
+    ctx.emit(out, f"pinned {root_hex(root)}")
     return ExitStatus.OK
 
 
 def cmd_unpin(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Unpin content."""
     root = _root(args.root)
-    with _open_store(ctx) as store:
-        store.unpin(root)
-    ctx.emit({"root": root_hex(root), "pinned": False}, f"unpinned {root_hex(root)}")
+    with open_node_for(ctx) as node:
+        out = node.unpin(root)
+    ctx.emit(out, f"unpinned {root_hex(root)}")
     return ExitStatus.OK
 
 
@@ -504,65 +398,23 @@ def cmd_rm(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     (removing it would not stop the slot's challenges; the slot store is left as it is).
     """
     root = _root(args.root)
-    with _open_store(ctx) as store:
-        store.info(root)  # NotFound before looking at slots
-        hosted = _hosted_slots(ctx, root)
-        if hosted and not args.force:
-            slots = ", ".join(str(s) for s in hosted)
-            return ctx.fail(
-                ExitStatus.USAGE,
-                f"{root_hex(root)} is hosted (`bcai host commit`, slot {slots}); "
-                "`bcai host exit` first, or pass --force",
-                slots=hosted,
-            )
-        report = store.remove(root)
-        used = store.used_bytes
+    with open_node_for(ctx) as node:
+        out = node.rm(root, force=args.force)
     ctx.emit(
-        {
-            "root": root_hex(root),
-            "removed": True,
-            "bytes_freed": report.bytes_freed,
-            "hosted_slots": hosted,
-            "used_bytes": used,
-        },
-        f"removed {root_hex(root)}; freed {report.bytes_freed} bytes; {used} bytes stored",
+        out,
+        f"removed {root_hex(root)}; freed {out['bytes_freed']} bytes; "
+        f"{out['used_bytes']} bytes stored",
     )
     return ExitStatus.OK
 
 
-def _hosted_slots(ctx: Context, root: bytes) -> list[int]:
-    """Slots of ``root`` in the slot store (``bcai host commit`` builds them); none: []."""
-    path = ctx.data_dir / "slots"
-    if not path.exists():
-        return []
-    with SlotStore.open(path) as slots:
-        return sorted(slot for r, slot in slots.slots() if r == root)
-
-
 def cmd_gc(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Evict to quota (or all unpinned content), then sweep unreferenced chunk files."""
-    with _open_store(ctx) as store:
-        removed: list[str] = []
-        freed = 0
-        if args.unpinned:
-            for info in list(store.list_content()):
-                if not info.pinned:
-                    freed += store.remove(info.root).bytes_freed
-                    removed.append(root_hex(info.root))
-        ev = store.evict_to_quota()
-        removed += [root_hex(r) for r in ev.evicted]
-        freed += ev.bytes_freed
-        sweep = store.gc()
-        used = store.used_bytes
-    total = freed + sweep.bytes_freed
+    with open_node_for(ctx) as node:
+        out = node.gc(unpinned=args.unpinned)
     ctx.emit(
-        {
-            "removed": removed,
-            "bytes_freed": total,
-            "orphan_files_removed": sweep.files_removed,
-            "used_bytes": used,
-        },
-        f"removed {len(removed)} items and {sweep.files_removed} orphan files; "
-        f"freed {total} bytes; {used} bytes stored",
+        out,
+        f"removed {len(out['removed'])} items and {out['orphan_files_removed']} orphan files; "
+        f"freed {out['bytes_freed']} bytes; {out['used_bytes']} bytes stored",
     )
     return ExitStatus.OK

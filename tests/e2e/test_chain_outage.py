@@ -130,7 +130,7 @@ def test_receipts_survive_chain_outage_and_node_restart(tmp_path: Path) -> None:
         assert attached["rpc"] == anvil.url
         backend = RpcChain(anvil.url)
         funder = backend.dev_accounts()[0]
-        assert bcai(provider, "status")["node"] is None  # nothing running yet
+        assert bcai(provider, "status")["running"] is False  # nothing running yet
         send_value(backend, funder, provider_address, 10**18)
         roots = []
         for i, size in enumerate(SIZES):
@@ -155,7 +155,7 @@ def test_receipts_survive_chain_outage_and_node_restart(tmp_path: Path) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             status = bcai(provider, "status")
-            chain = (status.get("node") or {}).get("chain") or {}
+            chain = status.get("chain") or {}
             if chain and not chain["chain_up"] and chain["receipts"]["pending"] == len(SIZES):
                 break
             time.sleep(0.3)
@@ -169,7 +169,7 @@ def test_receipts_survive_chain_outage_and_node_restart(tmp_path: Path) -> None:
         anvil = start_anvil(port=port, log_dir=tmp_path / "anvil2", extra_args=anvil_args)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            chain = (bcai(provider, "status").get("node") or {}).get("chain") or {}
+            chain = bcai(provider, "status").get("chain") or {}
             if chain.get("receipts", {}).get("submitted") == len(SIZES):
                 break
             time.sleep(0.5)

@@ -161,7 +161,8 @@ def test_get_edge_sizes(provider: Provider, receiver: Path, tmp_path: Path, name
         (prov,) = result["providers"]
         assert prov["address"] == provider.server.address and prov["receipt_acked"]
     status = cli(receiver, "status")
-    assert root in [c["root"] for c in status["contents"]]
+    assert status["contents"]["count"] >= 1 and status["running"] is False
+    assert root in [c["root"] for c in cli(receiver, "ls")["content"]]
 
 
 @pytest.mark.slow

@@ -1,0 +1,225 @@
+"""``run_daemon``: a node as a service (``bcai serve``): peers, chain duties, local API.
+
+Starts, in one trio nursery: the provider on ``[network] listen``; the chain duties when a
+JSON-RPC chain is configured (receipt batches, challenge answers, the validator's round); the
+local HTTP API on ``[api] listen`` (127.0.0.1). While it runs, ``<data dir>/run/api.json``
+names the API's URL and the process id and ``run/api.token`` holds the bearer token; the CLI
+finds the daemon there and goes through it instead of opening the store (which the daemon
+holds). Both files go when the daemon stops; a stale ``api.json`` (its pid is gone) is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from node._fs import atomic_write
+from node.log import get_logger
+from node.transfer import default_receipt_domain, serve_node
+from node.transport import AdmissionLimits
+
+from ._node import Node
+
+log = get_logger("node.daemon")
+
+API_FILE = Path("run") / "api.json"
+TOKEN_FILE = Path("run") / "api.token"
+DEFAULT_API_LISTEN = "127.0.0.1:0"
+
+
+def api_token(data_dir: Path) -> str:
+    """The API token (created once, mode 0600); survives restarts so scripts keep working."""
+    path = Path(data_dir) / TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+        if len(token) >= 32:
+            return token
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(token + "\n")
+    return token
+
+
+def _api_listen(node: Node, override: str | None) -> str:
+    if override:
+        return override
+    table = node.config.extra.get("api") or {}
+    listen = table.get("listen") if isinstance(table, dict) else None
+    return str(listen) if listen else DEFAULT_API_LISTEN
+
+
+def _check_loopback(listen: str) -> None:
+    host = listen.rpartition(":")[0].strip("[]")
+    if host not in ("127.0.0.1", "::1", "localhost"):
+        from node.config import ConfigError
+
+        raise ConfigError(
+            f"[api] listen = {listen!r}: the local API binds to 127.0.0.1 or ::1 only "
+            "(put a reverse proxy with TLS in front to reach it from elsewhere)"
+        )
+
+
+async def run_daemon(
+    node: Node,
+    *,
+    listen: tuple[str, int],
+    workers: int = 4,
+    rpc: str | None = None,
+    chain_interval: float = 5.0,
+    validator: bool = False,
+    chain: bool = True,
+    api: bool = True,
+    api_listen: str | None = None,
+    on_ready: Any = None,
+    stop_on_signals: bool = True,
+    task_status: trio.TaskStatus[dict[str, Any]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run ``node`` as a service until cancelled or SIGINT/SIGTERM.
+
+    ``task_status.started`` (and ``on_ready``) get ``{"listen", "address", "api", "pid",
+    "chain_duties"}``.
+    """
+    from node.service import StatusFile, open_chain_duties
+
+    identity = node.identity  # unlock once, before anything listens
+    status_file = StatusFile(node.data_dir)
+    api_file = node.data_dir / API_FILE
+    with contextlib.ExitStack() as stack:
+        duties = None
+        if chain:
+            duties = stack.enter_context(
+                open_chain_duties(
+                    node.data_dir,
+                    identity,
+                    node.receipts,
+                    slots=node.slots,
+                    rpc=rpc,
+                    interval=chain_interval,
+                    validator=validator,
+                )
+            )
+        node_status: dict[str, Any] = {"address": identity.address, "chain": None}
+
+        def on_round(snapshot: dict[str, Any]) -> None:
+            node.chain_snapshot = snapshot
+            node_status["chain"] = snapshot
+            if node.metrics is not None and hasattr(node.metrics, "set_chain_queue"):
+                with contextlib.suppress(Exception):
+                    receipts = snapshot.get("receipts") or {}
+                    node.metrics.set_chain_queue(int(receipts.get("pending", 0) or 0))
+            status_file.write(node_status)
+
+        try:
+            async with trio.open_nursery() as nursery:
+                kwargs: dict[str, Any] = {}
+                if node.shaper is not None:
+                    kwargs["upload"] = node.shaper
+                kwargs["observer"] = node.observer
+                kwargs = {k: v for k, v in kwargs.items() if _serve_accepts(k)}
+                host, port = await nursery.start(
+                    lambda task_status: serve_node(
+                        node.store,
+                        identity,
+                        listen=listen,
+                        receipt_box=node.receipts,
+                        receipt_domain=default_receipt_domain(node.config.chain),
+                        workers=workers,
+                        limits=AdmissionLimits.from_config(node.config.network),
+                        task_status=task_status,
+                        **kwargs,
+                    )
+                )
+                node.listen = f"{host}:{port}"
+                node_status["listen"] = node.listen
+                status_file.write(node_status)
+                if api:
+                    bind = _api_listen(node, api_listen)
+                    _check_loopback(bind)
+                    token = api_token(node.data_dir)
+                    node.api_url = await nursery.start(_serve_api, node, token, bind, nursery)
+                    atomic_write(
+                        api_file,
+                        json.dumps({"url": node.api_url, "pid": os.getpid()}).encode(),
+                        durable=False,
+                    )
+                if duties is not None:
+                    await nursery.start(
+                        lambda task_status: duties.run(on_round=on_round, task_status=task_status)
+                    )
+                ready = {
+                    "listen": node.listen,
+                    "address": identity.address,
+                    "api": node.api_url,
+                    "metrics": f"{node.api_url}/metrics" if node.api_url else None,
+                    "pid": os.getpid(),
+                    "chain_duties": duties is not None,
+                }
+                log.info("serving", **ready)
+                task_status.started(ready)
+                if on_ready is not None:
+                    on_ready(ready)
+                if stop_on_signals:
+                    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                        async for signum in signals:
+                            log.info("shutting down", signal=signal.Signals(signum).name)
+                            break
+                    nursery.cancel_scope.cancel()
+        finally:
+            status_file.clear()
+            if _ours(api_file):
+                with contextlib.suppress(FileNotFoundError):
+                    api_file.unlink()
+
+
+def _ours(api_file: Path) -> bool:
+    try:
+        return int(json.loads(api_file.read_text()).get("pid", 0)) == os.getpid()
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _serve_accepts(name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(serve_node).parameters
+
+
+async def _serve_api(
+    node: Node,
+    token: str,
+    bind: str,
+    nursery: trio.Nursery,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    from hypercorn.config import Config as HyperConfig
+    from hypercorn.trio import serve
+
+    from ._api import build_app
+
+    config = HyperConfig()
+    config.bind = [bind]
+    config.accesslog = None
+    config.errorlog = None  # hypercorn's own logger would print to stderr; ours logs errors
+    config.graceful_timeout = 1.0
+    app = build_app(node, token, nursery)
+
+    async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
+        await serve(app, config, task_status=task_status)  # type: ignore[arg-type]
+
+    async with trio.open_nursery() as inner:
+        binds = await inner.start(run)
+        task_status.started(binds[0])
+
+
+__all__ = ["API_FILE", "TOKEN_FILE", "api_token", "run_daemon"]

@@ -1,0 +1,650 @@
+"""``Node``: the one place a node is put together (store, identity, queues, chain, API).
+
+Every face builds its node here: the CLI (when no daemon runs), the daemon (``bcai serve``),
+the demo, tests and library users (``docs/library.md``)::
+
+    from node.app import open_node
+
+    with open_node("~/.bcai", passphrase="...") as node:
+        root = node.add("model.safetensors")["root"]
+        result = trio.run(node.fetch, other_root, ["10.0.0.2:7070/0xabc..."])
+
+A node owns, for as long as it is open: the content store and the slot store, the receipt box,
+the local peer ledger, the keystore identity (unlocked on first use, once), the metrics
+registry, the traffic shaper and the table of transfers. Operations return JSON-ready dicts
+(the same the CLI prints with ``--json`` and the HTTP API answers), and raise the library's
+typed errors, which :func:`node.app.classify` maps to exit codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import plyvel
+import trio
+
+from node._fs import output_target, write_output
+from node.config import CONFIG_FILE, Config, load_config
+from node.content import Manifest, root_hex
+from node.identity import Identity, load_identity, read_address
+from node.ledger import LocalLedger, open_ledger_db
+from node.log import get_logger
+from node.store import CorruptStoredChunk, SlotStore, Store
+from node.transfer import (
+    FetchResult,
+    InvalidArgument,
+    PeerAddr,
+    Progress,
+    ReceiptBox,
+    default_receipt_domain,
+    fetch,
+)
+
+from ._errors import ExitStatus, Failure, NodeError, NotInitialised
+
+log = get_logger("node.app")
+
+RECEIPTS_DIR = "receipts"  #: LevelDB of the receipt box
+PEERS_DIR = "peers"  #: LevelDB of the local peer ledger
+SLOTS_DIR = "slots"  #: the slot store (``bcai host commit``)
+VERSION = "0.1.0"
+
+PRIORITIES = ("critical", "high", "normal", "bulk")
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("bcai-transfer")
+    except Exception:
+        return VERSION
+
+
+# -- transfers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TransferInfo:
+    """One transfer the node runs or ran; what ``status`` and the dashboard show."""
+
+    id: str
+    root: str
+    direction: str  #: "in" (fetch) or "out" (serve)
+    priority: str = "normal"
+    state: str = "running"  #: running | done | failed
+    done_bytes: int = 0
+    total_bytes: int = 0
+    rate: float = 0.0
+    peers: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+    finished: float | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class TransferTable:
+    """Running transfers and the last ``keep`` finished ones, in start order."""
+
+    def __init__(self, keep: int = 50) -> None:
+        self._ids = itertools.count(1)
+        self._running: dict[str, TransferInfo] = {}
+        self._done: deque[TransferInfo] = deque(maxlen=keep)
+
+    def start(
+        self, root: bytes, direction: str, priority: str, peers: Sequence[str]
+    ) -> TransferInfo:
+        info = TransferInfo(
+            id=f"t{next(self._ids)}",
+            root=root_hex(root),
+            direction=direction,
+            priority=priority,
+            peers=list(peers),
+        )
+        self._running[info.id] = info
+        return info
+
+    def finish(self, info: TransferInfo, error: str | None = None) -> None:
+        info.state = "failed" if error else "done"
+        info.error = error
+        info.finished = time.time()
+        info.rate = 0.0
+        self._running.pop(info.id, None)
+        self._done.append(info)
+
+    def running(self) -> list[TransferInfo]:
+        return list(self._running.values())
+
+    def all(self) -> list[TransferInfo]:
+        return [*self._done, *self._running.values()]
+
+
+# -- the node ----------------------------------------------------------------------------------
+
+
+class _AdvisoryLedger:
+    """The local peer ledger as the fetch sees it: advice, never a reason to fail. A write
+    error (a full disk) is logged once and the ledger goes quiet until the node reopens."""
+
+    def __init__(self, ledger: LocalLedger) -> None:
+        self._ledger = ledger
+        self._broken = False
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        if self._broken:
+            return
+        try:
+            fn()
+        except plyvel.Error as exc:
+            self._broken = True
+            log.warning("peer ledger not written", error=str(exc))
+
+    def score(self, address: str) -> float:
+        return self._ledger.score(address)
+
+    def record_chunk(self, address: str, nbytes: int, seconds: float, now: float) -> None:
+        self._guard(lambda: self._ledger.record_chunk(address, nbytes, seconds, now))
+
+    def record_bad_chunk(self, address: str, now: float) -> None:
+        self._guard(lambda: self._ledger.record_bad_chunk(address, now))
+
+    def record_timeout(self, address: str, now: float) -> None:
+        self._guard(lambda: self._ledger.record_timeout(address, now))
+
+
+def _make_metrics() -> Any:
+    try:
+        from ._metrics import Metrics
+    except ImportError:  # pragma: no cover - during development only
+        return None
+    return Metrics()
+
+
+def _make_shaper(cfg: Config) -> Any:
+    try:
+        from node.transfer._shaper import Shaper
+    except ImportError:  # pragma: no cover - during development only
+        return None
+    return Shaper(download=cfg.network.limit_rate, upload=None)
+
+
+class Node:
+    """An open node. Build it with :func:`open_node`; close it (or leave the ``with``)."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        config: Config,
+        *,
+        passphrase: Callable[[], str] | str | None = None,
+        durable: bool = True,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.config = config
+        self._passphrase = passphrase
+        self._identity: Identity | None = None
+        self._stack = contextlib.ExitStack()
+        self.started = time.time()
+        self.transfers = TransferTable()
+        self.metrics = _make_metrics()
+        self.shaper = _make_shaper(config)
+        self.listen: str | None = None
+        self.api_url: str | None = None
+        self.chain_snapshot: dict[str, Any] | None = None
+        try:
+            self.store: Store = self._stack.enter_context(
+                Store.open(
+                    config.store_path(self.data_dir),
+                    quota=config.node.cache_quota,
+                    durable=durable,
+                )
+            )
+            self._slots: SlotStore | None = None
+            self._receipts: ReceiptBox | None = None
+            self._ledger: _AdvisoryLedger | None = None
+            self._ledger_tried = False
+        except BaseException:
+            self._stack.close()
+            raise
+
+    # -- parts, opened on first use ----------------------------------------------------------
+
+    @property
+    def observer(self) -> Any:
+        """The ``TransferObserver`` the data plane reports to (the metrics)."""
+        from node.transfer._observer import NULL_OBSERVER
+
+        return self.metrics if self.metrics is not None else NULL_OBSERVER
+
+    @property
+    def identity(self) -> Identity:
+        """The keystore identity, unlocked on first use (scrypt: once per node, not per call)."""
+        if self._identity is None:
+            passphrase = self._passphrase() if callable(self._passphrase) else self._passphrase
+            if passphrase is None:
+                from node.identity import NoPassphrase
+
+                raise NoPassphrase("this operation signs: the node needs its keystore passphrase")
+            self._identity = load_identity(self.data_dir, passphrase)
+        return self._identity
+
+    @property
+    def address(self) -> str:
+        if self._identity is not None:
+            return self._identity.address
+        return read_address(self.data_dir) or ""
+
+    @property
+    def slots(self) -> SlotStore:
+        if self._slots is None:
+            self._slots = self._stack.enter_context(SlotStore.open(self.data_dir / SLOTS_DIR))
+        return self._slots
+
+    @property
+    def receipts(self) -> ReceiptBox:
+        if self._receipts is None:
+            self._receipts = self._stack.enter_context(
+                ReceiptBox.open(self.data_dir / RECEIPTS_DIR)
+            )
+        return self._receipts
+
+    @property
+    def peer_ledger(self) -> _AdvisoryLedger | None:
+        """The local peer ledger (``None`` if it cannot be opened: a fetch does not need it)."""
+        if not self._ledger_tried:
+            self._ledger_tried = True
+            try:
+                db = open_ledger_db(str(self.data_dir / PEERS_DIR))
+            except plyvel.Error as exc:
+                log.warning("peer ledger unavailable", error=str(exc))
+            else:
+                self._stack.callback(db.close)
+                self._ledger = _AdvisoryLedger(LocalLedger(db))
+        return self._ledger
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Node:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- content -------------------------------------------------------------------------------
+
+    def add(
+        self,
+        source: str | os.PathLike[str] | BinaryIO,
+        *,
+        name: str | None = None,
+        media_type: str | None = None,
+        chunk_size: int | None = None,
+        pin: bool = True,
+        progress: Callable[[int], None] | None = None,
+    ) -> dict[str, Any]:
+        """Add a file (path) or a binary stream; returns the manifest as JSON (``root``...)."""
+        if isinstance(source, (str, os.PathLike)):
+            path = Path(source)
+            if path.is_dir():
+                raise IsADirectoryError(21, "is a directory", str(path))
+            name = name if name is not None else path.name
+            src: Any = path
+        else:
+            src = source
+        kwargs: dict[str, Any] = {}
+        if media_type is not None:
+            kwargs["media_type"] = media_type
+        manifest = self.store.add_file(
+            src,
+            name=name or "",
+            chunk_size=chunk_size or self.config.node.chunk_size,
+            pin=pin,
+            progress_cb=progress,
+            **kwargs,
+        )
+        return manifest_json(manifest, pinned=self.store.info(manifest.root).pinned)
+
+    def ls(self) -> dict[str, Any]:
+        items = [info.to_dict() for info in self.store.list_content()]
+        return {"content": items, "stats": self.store.stats().to_dict()}
+
+    def iter_content(self, root: bytes) -> Iterator[bytes]:
+        """Verified bytes of ``root`` (raises before the first byte if it is not here)."""
+        return self.store.iter_verified(root)
+
+    def export(self, root: bytes, path: str | os.PathLike[str]) -> dict[str, Any]:
+        chunks = self.store.iter_verified(root)  # raises before anything is written
+        try:
+            size = write_output(path, chunks)
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+        return {"root": root_hex(root), "path": str(path), "size": size}
+
+    def verify(self, root: bytes) -> dict[str, Any]:
+        """The verification report (``ok`` false: see ``bad``/``quarantined``/``roots_ok``)."""
+        return dict(self.store.verify(root).to_dict())
+
+    def pin(self, root: bytes) -> dict[str, Any]:
+        self.store.pin(root)
+        return {"root": root_hex(root), "pinned": True}
+
+    def unpin(self, root: bytes) -> dict[str, Any]:
+        self.store.unpin(root)
+        return {"root": root_hex(root), "pinned": False}
+
+    def hosted_slots(self, root: bytes) -> list[int]:
+        """Slots of ``root`` in the slot store (``bcai host commit`` builds them)."""
+        if self._slots is None and not (self.data_dir / SLOTS_DIR).exists():
+            return []
+        return sorted(slot for r, slot in self.slots.slots() if r == root)
+
+    def rm(self, root: bytes, *, force: bool = False) -> dict[str, Any]:
+        """Unpin and remove content (a crash-safe store job). Hosted content needs ``force``."""
+        self.store.info(root)  # NotFound before looking at slots
+        hosted = self.hosted_slots(root)
+        if hosted and not force:
+            slots = ", ".join(str(s) for s in hosted)
+            raise NodeError(
+                Failure(
+                    ExitStatus.USAGE,
+                    f"{root_hex(root)} is hosted (`bcai host commit`, slot {slots}); "
+                    "`bcai host exit` first, or pass --force",
+                    details={"slots": hosted},
+                )
+            )
+        report = self.store.remove(root)
+        return {
+            "root": root_hex(root),
+            "removed": True,
+            "bytes_freed": report.bytes_freed,
+            "hosted_slots": hosted,
+            "used_bytes": self.store.used_bytes,
+        }
+
+    def gc(self, *, unpinned: bool = False) -> dict[str, Any]:
+        removed: list[str] = []
+        freed = 0
+        if unpinned:
+            for info in list(self.store.list_content()):
+                if not info.pinned:
+                    freed += self.store.remove(info.root).bytes_freed
+                    removed.append(root_hex(info.root))
+        ev = self.store.evict_to_quota()
+        removed += [root_hex(r) for r in ev.evicted]
+        freed += ev.bytes_freed
+        sweep = self.store.gc()
+        return {
+            "removed": removed,
+            "bytes_freed": freed + sweep.bytes_freed,
+            "orphan_files_removed": sweep.files_removed,
+            "used_bytes": self.store.used_bytes,
+        }
+
+    # -- fetch ---------------------------------------------------------------------------------
+
+    def local_copy(self, root: bytes, output: Path | None) -> dict[str, Any] | None:
+        """Serve a get from the store when it holds ``root`` complete and verified.
+
+        Otherwise prepare the repair and return None: every damaged chunk (quarantined by our
+        provider, or failing verification now) is marked missing, so the fetch that follows
+        is the normal resume path and asks the peers for exactly those chunks.
+        """
+        store = self.store
+        if not store.has_content(root, partial=True):
+            return None
+        if not store.has_content(root) or store.quarantined(root):
+            repaired = store.repair(root, check=False)  # quarantined chunks only: no full pass
+            if repaired:
+                log.warning("re-fetching damaged chunks", root=root_hex(root), chunks=repaired)
+            return None
+        if output is not None:
+            try:
+                store.export(root, output)  # verifies every chunk; atomic
+            except CorruptStoredChunk:
+                repaired = store.repair(root)
+                log.warning("re-fetching damaged chunks", root=root_hex(root), chunks=repaired)
+                return None
+        else:
+            repaired = store.repair(root)  # a full verify pass
+            if repaired:
+                log.warning("re-fetching damaged chunks", root=root_hex(root), chunks=repaired)
+                return None
+        m = store.get_manifest(root)
+        return {
+            "root": root_hex(root),
+            "size": m.size,
+            "chunks": m.chunk_count,
+            "fetched_chunks": 0,
+            "fetched_bytes": 0,
+            "resumed_chunks": m.chunk_count,
+            "duplicate_chunks": 0,
+            "local": True,
+            "output": str(output) if output else None,
+            "providers": [],
+        }
+
+    def resolve_peers(self, root: bytes, peers: Iterable[str | PeerAddr]) -> list[PeerAddr]:
+        """The peers to ask for ``root``: those given, else the chain's hosts of ``root`` and
+        the configured bootstrap peers (``node.app._discovery``)."""
+        given = [p if isinstance(p, PeerAddr) else PeerAddr.parse(p) for p in peers]
+        if given:
+            return given
+        found: list[PeerAddr] = []
+        with contextlib.suppress(ImportError):
+            from . import _discovery
+
+            found = _discovery.discover(self, root)
+        if not found:
+            raise InvalidArgument(
+                "no peer to ask: give --peer HOST:PORT/0xADDRESS, set [network] bootstrap, or "
+                "configure a chain whose hosts announce their endpoints"
+            )
+        return found
+
+    async def fetch(
+        self,
+        root: bytes,
+        peers: Iterable[str | PeerAddr] = (),
+        *,
+        output: str | os.PathLike[str] | None = None,
+        priority: str = "normal",
+        progress: Callable[[Progress], None] | None = None,
+        limit_rate: int | None = None,
+        window: int = 16,
+        receipts: bool = True,
+    ) -> dict[str, Any]:
+        """Fetch ``root`` into the store (and ``output``); resumable; returns the summary.
+
+        Already complete and verified here: no peer is contacted (``"local": true``).
+        ``priority`` (critical/high/normal/bulk) weighs this transfer's share of the node's
+        download cap against the others'.
+        """
+        if priority not in PRIORITIES:
+            raise InvalidArgument(f"priority must be one of {', '.join(PRIORITIES)}")
+        out_path = Path(output) if output is not None else None
+        if out_path is not None:  # a directory or a missing parent: fail before network work
+            target = output_target(out_path)
+            if not target.in_place and not target.path.parent.is_dir():
+                raise FileNotFoundError(2, "no such directory", str(target.path.parent))
+        started = time.time()
+        local = await trio.to_thread.run_sync(self.local_copy, root, out_path)
+        if local is not None:
+            return local
+        addrs = self.resolve_peers(root, peers)
+        identity = self.identity
+        domain = default_receipt_domain(self.config.chain) if receipts else None
+        box = self.receipts
+        info = self.transfers.start(root, "in", priority, [str(a) for a in addrs])
+
+        def on_progress(p: Progress) -> None:
+            info.done_bytes, info.total_bytes, info.rate = p.done_bytes, p.total_bytes, p.speed
+            if progress is not None:
+                progress(p)
+
+        kwargs: dict[str, Any] = {}
+        lane_cm: Any = contextlib.nullcontext(None)
+        if self.shaper is not None and _accepts(fetch, "lane"):
+            lane_cm = self.shaper.lane("download", priority=priority, rate=limit_rate)
+        else:
+            kwargs["limit_rate"] = limit_rate or self.config.network.limit_rate
+        if _accepts(fetch, "observer"):
+            kwargs["observer"] = self.observer
+
+        async def run() -> FetchResult:
+            with lane_cm as lane:
+                if lane is not None:
+                    kwargs["lane"] = lane
+                return await fetch(
+                    self.store,
+                    identity,
+                    root,
+                    addrs,
+                    receipt_domain=domain,
+                    next_nonce=box.next_nonce,
+                    progress=on_progress,
+                    initial_window=window,
+                    output=out_path,
+                    ledger=self.peer_ledger,
+                    **kwargs,
+                )
+
+        try:
+            try:
+                result = await run()
+            except BaseException as exc:
+                # A damaged chunk already on our disk (found when the output is written): mark
+                # it missing and fetch once more, which asks the peers for just that chunk.
+                from ._errors import leaf
+
+                if not isinstance(leaf(exc), CorruptStoredChunk) or not self.store.repair(root):
+                    raise
+                result = await run()
+        except BaseException as exc:
+            from ._errors import leaf
+
+            self.transfers.finish(info, error=str(leaf(exc)) or type(leaf(exc)).__name__)
+            raise
+        self.transfers.finish(info)
+        info.done_bytes = info.total_bytes = result.manifest.size
+        return fetch_summary(result, output=out_path, wall=time.time() - started)
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What the node is doing (the API's ``GET /api/v1/status``; docs/operations.md)."""
+        stats = self.store.stats().to_dict()
+        count = sum(1 for _ in self.store.list_content())
+        peers: list[dict[str, Any]] = []
+        snap: dict[str, Any] = {}
+        if self.metrics is not None and hasattr(self.metrics, "snapshot"):
+            with contextlib.suppress(Exception):
+                snap = dict(self.metrics.snapshot())
+                peers = list(snap.get("peers", []))
+        limits = {"upload": None, "download": self.config.network.limit_rate}
+        if self.shaper is not None and hasattr(self.shaper, "limits"):
+            with contextlib.suppress(Exception):
+                limits = dict(self.shaper.limits())
+        receipts: dict[str, Any] = {}
+        with contextlib.suppress(Exception):
+            receipts = dict(self.receipts.counts())
+        return {
+            "address": self.address,
+            "version": _version(),
+            "pid": os.getpid(),
+            "data_dir": str(self.data_dir),
+            "uptime": round(time.time() - self.started, 3),
+            "listen": self.listen,
+            "api": self.api_url,
+            "metrics": f"{self.api_url}/metrics" if self.api_url else None,
+            "transfers": [t.to_json() for t in self.transfers.all()],
+            "peers": peers,
+            "rates": {k: v for k, v in snap.items() if k != "peers"},
+            "contents": {"count": count, "bytes": stats.get("used_bytes", 0)},
+            "receipts": receipts,
+            "chain": self.chain_snapshot,
+            "limits": limits,
+        }
+
+
+def _accepts(fn: Callable[..., Any], name: str) -> bool:
+    import inspect
+
+    return name in inspect.signature(fn).parameters
+
+
+def manifest_json(m: Manifest, *, pinned: bool) -> dict[str, Any]:
+    d = m.to_dict()
+    d["chunks"] = m.chunk_count
+    d["pinned"] = pinned
+    return d
+
+
+def fetch_summary(result: FetchResult, *, output: Path | None, wall: float) -> dict[str, Any]:
+    providers = [
+        {
+            "address": rep.address,
+            "endpoint": rep.endpoint,
+            "chunks": rep.chunks,
+            "bytes": rep.bytes,
+            "corrupt_chunks": rep.corrupt_chunks,
+            "receipt_nonce": rep.receipt.receipt.nonce if rep.receipt else None,
+            "receipt_acked": rep.receipt_acked,
+            "error": rep.error,
+        }
+        for rep in result.providers.values()
+    ]
+    m = result.manifest
+    return {
+        "root": root_hex(result.root),
+        "size": m.size,
+        "chunks": m.chunk_count,
+        "fetched_chunks": result.fetched_chunks,
+        "fetched_bytes": result.fetched_bytes,
+        "resumed_chunks": result.resumed_chunks,
+        "duplicate_chunks": result.duplicate_chunks,
+        "elapsed": round(result.elapsed, 3),
+        "wall": round(wall, 3),
+        "throughput": round(result.throughput),
+        "output": str(output) if output else None,
+        "providers": providers,
+    }
+
+
+def load_node_config(data_dir: Path) -> Config:
+    if not (Path(data_dir) / CONFIG_FILE).exists():
+        raise NotInitialised(f"{data_dir} is not a bcai data directory; run `bcai init`")
+    return load_config(Path(data_dir))
+
+
+def open_node(
+    data_dir: str | os.PathLike[str],
+    *,
+    passphrase: Callable[[], str] | str | None = None,
+    config: Config | None = None,
+    durable: bool = True,
+) -> Node:
+    """Open the node in ``data_dir`` (created by ``bcai init``); use it as a context manager.
+
+    ``passphrase`` (a string or a function returning one) unlocks the keystore the first time
+    the node signs; ``config`` overrides ``<data dir>/config.toml``. Raises ``StoreLocked``
+    when another process (a running ``bcai serve``) holds the store: talk to that node through
+    its API instead (``node.app.connect``).
+    """
+    path = Path(data_dir).expanduser()
+    return Node(path, config or load_node_config(path), passphrase=passphrase, durable=durable)
+
+
+__all__ = ["Node", "TransferInfo", "TransferTable", "open_node"]

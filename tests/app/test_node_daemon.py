@@ -1,0 +1,164 @@
+"""The node as a service: every CLI command works while ``bcai serve`` holds the data dir.
+
+Real processes (``bcai serve``), real TCP and HTTP on 127.0.0.1, real LevelDB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from node.app import ExitStatus, open_node
+from node.transfer import serve_node
+from tests._procs import ENV, ServeProcess, cli
+
+MiB = 1 << 20
+
+
+def _file(path: Path, size: int) -> Path:
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def _init(data: Path) -> str:
+    status, out, err = cli(data, "init")
+    assert status == 0, err
+    return str(out["address"])
+
+
+def test_every_command_goes_through_the_running_node(tmp_path: Path) -> None:
+    prov, recv = tmp_path / "prov", tmp_path / "recv"
+    _init(prov)
+    _init(recv)
+    first = _file(tmp_path / "first.bin", 3 * MiB + 5)
+    status, added, _ = cli(prov, "add", str(first))
+    assert status == 0
+    with ServeProcess(prov) as server, ServeProcess(recv) as receiver:
+        api = server.info["api"]
+        assert api.startswith("http://127.0.0.1:") and server.info["metrics"] == api + "/metrics"
+        # Store commands on the provider while it serves (before: "store in use").
+        second = _file(tmp_path / "second.bin", MiB)
+        status, out, err = cli(prov, "add", str(second), "--name", "two")
+        assert status == 0, err
+        root2 = out["root"]
+        status, ls, _ = cli(prov, "ls")
+        assert {c["root"] for c in ls["content"]} == {added["root"], root2}
+        assert cli(prov, "pin", root2)[1] == {"root": root2, "pinned": True}
+        status, report, _ = cli(prov, "verify", root2)
+        assert status == 0 and report["ok"] and report["checked"] == 1
+        exported = tmp_path / "out2.bin"
+        status, out, _ = cli(prov, "export", root2, "-o", str(exported))
+        assert status == 0 and exported.read_bytes() == second.read_bytes()
+        # Typed errors cross the API unchanged.
+        status, out, _ = cli(prov, "verify", "0x" + "ab" * 32)
+        assert status == ExitStatus.NOT_FOUND and out["status"] == "not_found"
+        status, out, _ = cli(prov, "rm", root2)
+        assert status == 0 and out["removed"] is True
+
+        # A get through the receiver's daemon: the daemon fetches, the CLI renders.
+        output = tmp_path / "got.bin"
+        status, got, err = cli(
+            recv, "get", added["root"], "--peer", server.peer, "-o", str(output)
+        )
+        assert status == 0, err
+        assert got["fetched_chunks"] == added["chunks"] and got["providers"]
+        assert hashlib.sha256(output.read_bytes()).digest() == hashlib.sha256(
+            first.read_bytes()
+        ).digest()
+        status, st, _ = cli(recv, "status")
+        assert st["running"] is True and st["api"] == receiver.info["api"]
+        assert st["metrics"] == receiver.info["api"] + "/metrics"
+        [t] = [t for t in st["transfers"] if t["root"] == added["root"]]
+        assert t["state"] == "done" and t["direction"] == "in"
+        assert t["done_bytes"] == t["total_bytes"] == first.stat().st_size
+
+        # The API wants its token; /metrics is open and speaks Prometheus.
+        assert httpx.get(api + "/api/v1/status").status_code == 401
+        token = (prov / "run" / "api.token").read_text().strip()
+        assert (prov / "run" / "api.token").stat().st_mode & 0o077 == 0
+        ok = httpx.get(api + "/api/v1/status", headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and ok.json()["address"] == server.address
+        metrics = httpx.get(api + "/metrics")
+        assert metrics.status_code == 200 and "text/plain" in metrics.headers["content-type"]
+
+        # One node per data dir.
+        status, out, _ = cli(prov, "serve", "--listen", "127.0.0.1:0")
+        assert status == ExitStatus.UNAVAILABLE and "already runs" in out["error"]
+        assert server.stop() == 0 and receiver.stop() == 0
+    assert not (prov / "run" / "api.json").exists()
+    # Without the daemon the same commands open the store themselves.
+    status, ls, _ = cli(prov, "ls")
+    assert status == 0 and [c["root"] for c in ls["content"]] == [added["root"]]
+    assert cli(prov, "status")[1]["running"] is False
+
+
+def test_stale_api_file_is_ignored(tmp_path: Path) -> None:
+    data = tmp_path / "n"
+    _init(data)
+    (data / "run").mkdir(exist_ok=True)
+    dead = 2**22 + 12345  # above pid_max on this kind of machine: never a live process
+    (data / "run" / "api.json").write_text(json.dumps({"url": "http://127.0.0.1:9", "pid": dead}))
+    status, out, _ = cli(data, "ls")
+    assert status == 0 and out["content"] == []
+
+
+def test_daemon_that_stopped_answering_is_a_typed_error(tmp_path: Path) -> None:
+    data = tmp_path / "n"
+    _init(data)
+    (data / "run").mkdir(exist_ok=True)
+    (data / "run" / "api.token").write_text("x" * 64)
+    # Our own pid is alive, nothing listens on port 9: the CLI must not open the store behind
+    # a node that may still hold it, nor print a traceback.
+    (data / "run" / "api.json").write_text(
+        json.dumps({"url": "http://127.0.0.1:9", "pid": os.getpid()})
+    )
+    status, out, _ = cli(data, "ls")
+    assert status == ExitStatus.UNAVAILABLE and out["retryable"] is True
+    assert "does not answer" in out["error"]
+
+
+async def test_library_face_fetches_with_progress(tmp_path: Path) -> None:
+    """docs/library.md in a test: a job opens its node, fetches a root, sees progress."""
+    prov, recv = tmp_path / "prov", tmp_path / "recv"
+    _init(prov)
+    _init(recv)
+    src = _file(tmp_path / "ckpt.bin", 2 * MiB + 1)
+    with open_node(prov, passphrase=ENV["BCAI_PASSPHRASE"]) as provider:
+        root = provider.add(src)["root"]
+        async with trio.open_nursery() as nursery:
+            host, port = await nursery.start(
+                lambda task_status: serve_node(
+                    provider.store, provider.identity, task_status=task_status
+                )
+            )
+            seen: list[int] = []
+            with open_node(recv, passphrase=lambda: ENV["BCAI_PASSPHRASE"]) as node:
+                out = await node.fetch(
+                    bytes.fromhex(root[2:]),
+                    [f"{host}:{port}/{provider.address}"],
+                    output=tmp_path / "ckpt.out",
+                    progress=lambda p: seen.append(p.done_bytes),
+                )
+                assert out["size"] == src.stat().st_size and seen and seen[-1] == out["size"]
+                assert (tmp_path / "ckpt.out").read_bytes() == src.read_bytes()
+                [t] = node.status()["transfers"]
+                assert t["state"] == "done" and t["priority"] == "normal"
+                # Already complete: no peer needed the second time.
+                again = await node.fetch(bytes.fromhex(root[2:]), [])
+                assert again["local"] is True
+            nursery.cancel_scope.cancel()
+
+
+def test_open_node_on_a_missing_dir_is_typed(tmp_path: Path) -> None:
+    from node.app._errors import NotInitialised, classify
+
+    with pytest.raises(NotInitialised) as info:
+        open_node(tmp_path / "nope")
+    failure = classify(info.value)
+    assert failure is not None and failure.status == ExitStatus.NOT_FOUND
