@@ -20,7 +20,7 @@ ENV = {**os.environ, "BCAI_INSECURE_FAST_KDF": "1", "BCAI_PASSPHRASE": "test-pas
 
 
 def cli(data: Path, *args: str, env: dict[str, str] | None = None) -> tuple[int, Any, str]:
-    """Run ``bcai -d DATA --json ARGS`` in-process: (exit status, last JSON line or None, stderr)."""
+    """``bcai -d DATA --json ARGS`` in-process: (exit status, last JSON line or None, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     status = main(["-d", str(data), "--json", *args], env=env or ENV, stdout=out, stderr=err)
     lines = out.getvalue().splitlines()
@@ -45,8 +45,10 @@ class ServeProcess:
         self.data = data
         self.log: TextIO = open(data / "serve.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "node.cli", "-d", str(data), "--json", "serve",
-             "--listen", "127.0.0.1:0", *extra],  # fmt: skip
+            [
+                *(sys.executable, "-m", "node.cli", "-d", str(data), "--json", "serve"),
+                *("--listen", "127.0.0.1:0", *extra),
+            ],
             env={**ENV, "BCAI_LOG_LEVEL": log_level},
             stdout=subprocess.PIPE,
             stderr=self.log,

@@ -63,14 +63,13 @@ def test_every_command_goes_through_the_running_node(tmp_path: Path) -> None:
 
         # A get through the receiver's daemon: the daemon fetches, the CLI renders.
         output = tmp_path / "got.bin"
-        status, got, err = cli(
-            recv, "get", added["root"], "--peer", server.peer, "-o", str(output)
-        )
+        status, got, err = cli(recv, "get", added["root"], "--peer", server.peer, "-o", str(output))
         assert status == 0, err
         assert got["fetched_chunks"] == added["chunks"] and got["providers"]
-        assert hashlib.sha256(output.read_bytes()).digest() == hashlib.sha256(
-            first.read_bytes()
-        ).digest()
+        assert (
+            hashlib.sha256(output.read_bytes()).digest()
+            == hashlib.sha256(first.read_bytes()).digest()
+        )
         status, st, _ = cli(recv, "status")
         assert st["running"] is True and st["api"] == receiver.info["api"]
         assert st["metrics"] == receiver.info["api"] + "/metrics"
