@@ -11,6 +11,7 @@ are powers of 1000).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -93,6 +94,15 @@ class NetworkConfig:
 
     limit_rate: int | None = None
     """Upload and download cap in bytes per second (``None``: unlimited), e.g. ``"10M"``."""
+
+    bootstrap: list[str] = field(default_factory=list)
+    """Peers to ask for any content when the chain names no host for it, each
+    ``host:port/0xADDRESS`` (the address is required: the handshake pins the peer to it)."""
+
+    public_endpoint: str | None = None
+    """``host:port`` at which other nodes reach this one (``listen`` may be ``0.0.0.0``, behind
+    NAT, or a port mapping); ``bcai host announce`` and ``bcai host commit`` publish it on
+    chain (``None``: announce nothing)."""
 
     # Admission control (docs/protocol.md, "Admission control"); same names and defaults as
     # ``node.transport.AdmissionLimits``, which ``AdmissionLimits.from_config`` builds from.
@@ -189,6 +199,7 @@ def _check(obj: Any, where: str) -> None:
         raise ConfigError(f"[{where}] peers must be a list of strings")
     if isinstance(obj, NetworkConfig):
         _check_admission(obj, where)
+        _check_discovery(obj, where)
     if isinstance(obj, ChainConfig):
         if obj.chain_id is not None and not isinstance(obj.chain_id, int):
             raise ConfigError(f"[{where}] chain_id must be an integer")
@@ -222,6 +233,69 @@ def _check_admission(net: NetworkConfig, where: str) -> None:
     for small, big in pairs:
         if getattr(net, small) > getattr(net, big):
             raise ConfigError(f"[{where}] {small} must not exceed {big}")
+
+
+_DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+_PEER_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def parse_host_port(text: object) -> tuple[str, int]:
+    """``(host, port)`` from ``"host:port"``, strictly: the host an IPv4 address, a bracketed
+    IPv6 address (``[::1]:7420``) or a DNS name (letters, digits, ``-``, dots; at most 253
+    bytes), the port 1-65535. :class:`ConfigError` otherwise. Also the parser of endpoint
+    records read from the chain (``node/app/_discovery.py``), so nothing else may pass."""
+    if not isinstance(text, str) or not text.isascii() or len(text) > 300:
+        raise ConfigError(f"not host:port: {text!r}")
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or len(port) > 5 or not 1 <= int(port) <= 65535:
+        raise ConfigError(f"not host:port (port 1-65535): {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ConfigError(f"not an IPv6 address in {text!r}") from None
+        return host[1:-1], int(port)
+    try:
+        ipaddress.IPv4Address(host)
+        return host, int(port)
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    labels = name.split(".")
+    if not name or len(name) > 253 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        raise ConfigError(f"not host:port (host: IP address or DNS name): {text!r}")
+    if labels[-1].isdigit():  # "1.2.3" or "999.1.1.1": a malformed address, not a name
+        raise ConfigError(f"not host:port (malformed IPv4 address): {text!r}")
+    return host, int(port)
+
+
+def parse_bootstrap_peer(text: object) -> tuple[str, int, str]:
+    """``(host, port, address)`` from ``"host:port/0xADDRESS"`` (:func:`parse_host_port`, then
+    0x + 40 hex digits); :class:`ConfigError` otherwise."""
+    if not isinstance(text, str):
+        raise ConfigError(f"not host:port/0xADDRESS: {text!r}")
+    hostport, sep, address = text.partition("/")
+    if not sep or not _PEER_ADDRESS.fullmatch(address):
+        raise ConfigError(f"not host:port/0xADDRESS (0x + 40 hex digits): {text!r}")
+    host, port = parse_host_port(hostport)
+    return host, port, address
+
+
+def _check_discovery(net: NetworkConfig, where: str) -> None:
+    if not isinstance(net.bootstrap, list):
+        raise ConfigError(f'[{where}] bootstrap must be a list of "host:port/0xADDRESS"')
+    for entry in net.bootstrap:
+        try:
+            parse_bootstrap_peer(entry)
+        except ConfigError as exc:
+            raise ConfigError(f"[{where}] bootstrap: {exc}") from None
+    if net.public_endpoint is not None:
+        try:
+            parse_host_port(net.public_endpoint)
+        except ConfigError as exc:
+            raise ConfigError(f"[{where}] public_endpoint: {exc}") from None
+        if len(net.public_endpoint) > 128:
+            raise ConfigError(f"[{where}] public_endpoint: longer than 128 bytes (the chain cap)")
 
 
 def config_from_dict(raw: dict[str, Any]) -> Config:
