@@ -54,6 +54,8 @@ from chain import ChainBackend, ChainClient, DeployParams, EmbeddedChain, RpcCha
 from chain.eip712 import ZERO_ADDRESS
 from chain.port import ClientPort
 from chain.tx import send_value
+from node.app._node import Node, open_node
+from node.config import Config, save_config
 from node.content import (
     SlotLayout,
     encode_slot_roots,
@@ -100,16 +102,34 @@ def demo_params(validator: str) -> DeployParams:
 
 @dataclass
 class DemoNode:
+    """One of the demo's three nodes: a :class:`node.app.Node` plus its chain wiring."""
+
     name: str
-    data_dir: Path
-    identity: Identity
-    store: Store
-    slots: SlotStore
-    box: ReceiptBox
+    node: Node
     duties_db: plyvel.DB
     client: ChainClient | None = None
     duties: ChainDuties | None = None
     endpoint: tuple[str, int] | None = None
+
+    @property
+    def data_dir(self) -> Path:
+        return self.node.data_dir
+
+    @property
+    def identity(self) -> Identity:
+        return self.node.identity
+
+    @property
+    def store(self) -> Store:
+        return self.node.store
+
+    @property
+    def slots(self) -> SlotStore:
+        return self.node.slots
+
+    @property
+    def box(self) -> ReceiptBox:
+        return self.node.receipts
 
     @property
     def address(self) -> str:
@@ -130,10 +150,8 @@ class DemoNode:
         return PeerAddr(self.endpoint[0], self.endpoint[1], self.address)
 
     def close(self) -> None:
-        self.box.close()
         self.duties_db.close()
-        self.slots.close()
-        self.store.close()
+        self.node.close()
 
 
 @dataclass
@@ -158,12 +176,11 @@ def _tx(step: str, res: Any) -> dict[str, Any]:
 def _make_node(name: str, root_dir: Path) -> DemoNode:
     data_dir = root_dir / name
     data_dir.mkdir(parents=True, exist_ok=True)
-    identity = create_identity(data_dir, PASSPHRASE, fast_kdf=True, overwrite=True)
-    store = Store.open(data_dir / "store")
-    slots = SlotStore.open(data_dir / "slots")
-    box = ReceiptBox.open(data_dir / "receipts")
+    create_identity(data_dir, PASSPHRASE, fast_kdf=True, overwrite=True)
+    save_config(data_dir, Config())
+    node = open_node(data_dir, passphrase=PASSPHRASE)
     duties_db = plyvel.DB(str(data_dir / "duties"), create_if_missing=True)
-    return DemoNode(name, data_dir, identity, store, slots, box, duties_db)
+    return DemoNode(name, node, duties_db)
 
 
 def _write_random_file(path: Path, size: int) -> str:
@@ -490,6 +507,7 @@ class _Scenario:
                     listen=("127.0.0.1", 0),
                     receipt_box=node.box,
                     receipt_domain=self.domain,
+                    observer=node.node.observer,
                 )
             )
 
@@ -502,6 +520,7 @@ class _Scenario:
             receipt_domain=self.domain,
             next_nonce=receiver.box.next_nonce,
             output=out,
+            observer=receiver.node.observer,
         )
 
     def _transfer_row(self, receiver: DemoNode, res: FetchResult) -> dict[str, Any]:
