@@ -483,7 +483,8 @@ class Node:
         local = await trio.to_thread.run_sync(self.local_copy, root, out_path)
         if local is not None:
             return local
-        addrs = self.resolve_peers(root, peers)
+        given = list(peers)
+        addrs = await trio.to_thread.run_sync(self.resolve_peers, root, given)  # chain reads
         identity = self.identity
         domain = default_receipt_domain(self.config.chain) if receipts else None
         box = self.receipts
