@@ -43,6 +43,7 @@ __all__ = [
     "HostHasSlot",
     "ImmutableParam",
     "InsufficientBalance",
+    "InsufficientFunds",
     "InsufficientStake",
     "InvalidGeometry",
     "InvalidParams",
@@ -108,6 +109,28 @@ class DeploymentMissing(ChainUsageError):
 
 class ChainUnavailable(ChainError, ConnectionError):
     """The chain node did not answer (down, unreachable, or timed out)."""
+
+
+class InsufficientFunds(ChainError):
+    """The account cannot pay for a transaction: ``balance`` wei, ``needed`` = value plus the
+    gas limit at the fee cap (what a node checks before it accepts the transaction)."""
+
+    def __init__(self, address: str, balance: int, needed: int) -> None:
+        self.address = address
+        self.balance = balance
+        self.needed = needed
+        super().__init__(
+            f"account {address} has {_ether(balance)} ETH, the transaction needs up to "
+            f"{_ether(needed)} ETH: fund it (a dev chain: `bcai chain fund`)"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.address, self.balance, self.needed))
+
+
+def _ether(wei: int) -> str:
+    whole, frac = divmod(wei, 10**18)
+    return f"{whole}.{frac:018d}".rstrip("0").rstrip(".")
 
 
 class ReorgTooDeep(ChainError):

@@ -13,7 +13,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 
 from .backend import ChainBackend
-from .errors import ChainRevert, revert_class
+from .errors import ChainRevert, InsufficientFunds, revert_class
 from .events import ChainEvent, EventDecoder
 from .reverts import map_errors
 
@@ -64,6 +64,9 @@ def send_transaction(
     """Run ``fn`` (a web3 ``ContractFunction`` or ``ContractConstructor``) as ``account``."""
     w3 = backend.w3
     with map_errors():
+        balance = int(w3.eth.get_balance(account.address))
+        if balance < value:  # before the estimate, which would fail with a node's raw message
+            raise InsufficientFunds(account.address, balance, value)
         params: dict[str, Any] = {"from": account.address, "value": value}
         params.update(
             gas=_gas_limit(backend, fn, params),
@@ -71,6 +74,7 @@ def send_transaction(
             chainId=backend.chain_id,
         )
         tx = fn.build_transaction(params)
+        _check_funds(account.address, balance, tx)
         signed = account.sign_transaction(tx)
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)
@@ -85,6 +89,15 @@ def send_transaction(
         events=events,
         contract_address=str(address) if address else None,
     )
+
+
+def _check_funds(address: str, balance: int, tx: dict[str, Any]) -> None:
+    """Raise ``InsufficientFunds`` if ``balance`` cannot cover value + gas x fee cap (a node
+    would refuse the transaction with a raw RPC error)."""
+    price = int(tx.get("maxFeePerGas", tx.get("gasPrice", 0)))
+    needed = int(tx.get("value", 0)) + int(tx.get("gas", 0)) * price
+    if balance < needed:
+        raise InsufficientFunds(address, balance, needed)
 
 
 def _gas_limit(backend: ChainBackend, fn: Any, params: dict[str, Any]) -> int:
@@ -137,6 +150,7 @@ def send_value(backend: ChainBackend, account: LocalAccount, to: str, value: int
             "maxFeePerGas": w3.eth.gas_price * 2 + 1,
             "maxPriorityFeePerGas": 1,
         }
+        _check_funds(account.address, int(w3.eth.get_balance(account.address)), tx)
         signed = account.sign_transaction(tx)
         tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)

@@ -1,5 +1,5 @@
 """Chain commands: ``chain up|deploy|status|attach|fund|down``, ``publish``, ``receipts submit``,
-``escrow deposit|status|withdraw``, ``host commit|exit|status``, ``prove``,
+``escrow deposit|status|withdraw``, ``host announce|commit|exit|status``, ``prove``,
 ``rewards fund|sign|post|claim|rollover``.
 
 Which chain: ``--rpc URL`` or the ``[chain]`` table of config.toml (written by ``chain up`` /
@@ -33,7 +33,13 @@ from chain.client import ChainClient, ChallengeStatus
 from chain.config import chain_table, load_deployment, read_chain_config, write_chain_config
 from chain.deploy import Deployment, DeployParams, deploy_suite
 from chain.eip712 import ZERO_ADDRESS
-from chain.errors import ChainError, ChainRevert, ChainUnavailable, ChainUsageError
+from chain.errors import (
+    ChainError,
+    ChainRevert,
+    ChainUnavailable,
+    ChainUsageError,
+    InsufficientFunds,
+)
 from chain.merkle import AllocationTree
 from chain.port import ClientPort
 from chain.tx import send_value
@@ -66,6 +72,15 @@ def _guard(fn: Handler) -> Handler:
             return fn(ctx, args)
         except ChainRevert as exc:
             return ctx.fail(ExitStatus.CHAIN_ERROR, str(exc), revert=exc.name, args=exc.args_)
+        except InsufficientFunds as exc:
+            return ctx.fail(
+                ExitStatus.CHAIN_ERROR,
+                str(exc),
+                error_type="InsufficientFunds",
+                address=exc.address,
+                balance=str(exc.balance),
+                needed=str(exc.needed),
+            )
         except ChainUnavailable as exc:
             return ctx.fail(ExitStatus.CHAIN_ERROR, str(exc))
         except (ChainUsageError, ReceiptError, ValueError) as exc:
@@ -568,16 +583,86 @@ def cmd_host_commit(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     proof = slot_root_proof(slot_roots, args.slot)
     assert slots_root_of(slot_roots) == on_chain.slots_root
     res = client.commit(root, args.slot, slot_root, proof, parse_amount(args.stake))
-    ctx.emit(
-        {
-            "root": args.root,
-            "slot": args.slot,
-            "slot_root": "0x" + slot_root.hex(),
-            **res.to_json(),
-        },
-        f"committed to slot {args.slot} of {args.root} ({layout.slot_bytes} bytes)\n"
-        + _tx_text(res),
+    text = (
+        f"committed to slot {args.slot} of {args.root} ({layout.slot_bytes} bytes, pinned)\n"
+        + _tx_text(res)
     )
+    out: dict[str, Any] = {
+        "root": args.root,
+        "slot": args.slot,
+        "slot_root": "0x" + slot_root.hex(),
+        "pinned": True,
+        **res.to_json(),
+    }
+    # Receivers find hosts by their endpoint records: publish ours with the commitment (one
+    # transaction, only when it changed). The stake is placed already, so a failure here is a
+    # warning with the command to retry, not a failed commit.
+    endpoint = _public_endpoint(ctx)
+    out["endpoint"] = endpoint
+    if endpoint is None:
+        text += (
+            "\nno [network] public_endpoint: receivers cannot find this host (`bcai host announce`)"
+        )
+    else:
+        try:
+            announced = _announce_if_changed(client, endpoint)
+        except ChainError as exc:
+            out["announce_error"] = str(exc)
+            ctx.stderr.write(
+                f"bcai: warning: endpoint not announced ({exc}); retry: bcai host announce\n"
+            )
+        else:
+            out["announced"] = announced.to_json() if announced is not None else None
+            text += f"\nendpoint {endpoint}" + (
+                f" announced: {_tx_text(announced)}" if announced else " (already announced)"
+            )
+    ctx.emit(out, text)
+    return ExitStatus.OK
+
+
+def _public_endpoint(ctx: Context) -> str | None:
+    from node.config import load_config
+
+    return load_config(ctx.data_dir).network.public_endpoint
+
+
+def _announce_if_changed(client: ChainClient, endpoint: str) -> Any:
+    """Announce ``endpoint`` unless the chain already holds exactly it (``None`` then)."""
+    if client.endpoint_of(client.address) == (endpoint or None):
+        return None
+    return client.announce_endpoint(endpoint)
+
+
+def cmd_host_announce(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Publish where this node answers (HOST:PORT, default [network] public_endpoint) in the
+    HostDirectory, so receivers that know only a root find it; --clear withdraws the record."""
+    from node.config import parse_host_port
+
+    if args.clear:
+        if args.endpoint:
+            raise ChainUsageError("give HOST:PORT or --clear, not both")
+        endpoint = ""
+    else:
+        endpoint = args.endpoint or _public_endpoint(ctx) or ""
+        if not endpoint:
+            raise ChainUsageError(
+                "no endpoint: give HOST:PORT or set [network] public_endpoint in config.toml"
+            )
+        parse_host_port(endpoint)  # ConfigError: a usage error
+    client = _client(ctx, args)
+    res = _announce_if_changed(client, endpoint)
+    shown = endpoint or "(none)"
+    if res is None:
+        ctx.emit(
+            {"address": client.address, "endpoint": endpoint or None, "changed": False},
+            f"{client.address} already announces {shown}",
+        )
+    else:
+        ctx.emit(
+            {"address": client.address, "endpoint": endpoint or None, "changed": True}
+            | res.to_json(),
+            f"{client.address} announces {shown}\n{_tx_text(res)}",
+        )
     return ExitStatus.OK
 
 
@@ -850,7 +935,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     host = sub.add_parser("host", help="data-availability commitments")
     hsub = host.add_subparsers(dest="host_command", metavar="ACTION", required=True)
-    p = hsub.add_parser("commit", help="build slot J of ROOT, check it, pin ROOT, stake on it")
+    p = hsub.add_parser(
+        "announce",
+        help="publish HOST:PORT (default [network] public_endpoint) as this host's endpoint",
+    )
+    p.add_argument("endpoint", nargs="?", metavar="HOST:PORT", help="where peers reach this node")
+    p.add_argument("--clear", action="store_true", help="withdraw the endpoint record")
+    _common(p)
+    p.set_defaults(handler=_guard(cmd_host_announce))
+    p = hsub.add_parser(
+        "commit",
+        help="build slot J of ROOT, check it, pin ROOT, stake on it, announce the endpoint",
+    )
     p.add_argument("root")
     p.add_argument("--slot", type=int, required=True, help="slot index (0 .. N-1)")
     p.add_argument("--stake", required=True, help="amount: wei, or e.g. 0.1eth")
@@ -889,7 +985,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         elif name == "rollover":
             p.add_argument("--to", type=int, required=True, help="a later epoch, not yet posted")
         else:
-            p.add_argument("--allocation", required=True, help="JSON: host address -> amount (wei)")
+            p.add_argument(
+                "--allocation",
+                required=True,
+                metavar="FILE",
+                help="path of a JSON file mapping host address -> amount in wei, e.g. "
+                '{"0xabc...": "1000"}',
+            )
         if name == "post":
             p.add_argument(
                 "--sig", action="append", default=[], help="validator signature (repeat)"
