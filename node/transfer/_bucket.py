@@ -3,6 +3,9 @@
 The bucket may go into debt: a 1 MiB chunk under a 100 KiB/s limit is allowed at once and the
 *next* caller waits until the debt is paid. That keeps large sends whole (no splitting) while
 the long-run rate stays exact. ``rate`` is bytes per second; ``burst`` the bucket depth.
+``set_rate`` changes both at run time (``node.transfer._shaper`` uses it for caps set through
+the API). Time only moves forward: a ``now`` earlier than the last one (another clock) restarts
+the count from there without refilling.
 """
 
 from __future__ import annotations
@@ -25,8 +28,24 @@ class TokenBucket:
     def _refill(self, now: float) -> None:
         if self.updated is not None and now > self.updated:
             self.tokens = min(self.burst, self.tokens + (now - self.updated) * self.rate)
-        if self.updated is None or now > self.updated:
-            self.updated = now
+        self.updated = now
+
+    def set_rate(self, rate: float, now: float, burst: float | None = None) -> None:
+        """Refill at the old rate up to ``now``, then use ``rate`` (and ``burst``, if given).
+
+        A debt is scaled by ``min(1, rate / old rate)``: a higher rate pays the bytes owed
+        sooner, a lower one never makes the remaining wait longer than it already was (the
+        bytes behind it were sent under the old rate). Tokens are clipped to the new burst.
+        """
+        if rate <= 0 or (burst is not None and burst <= 0):
+            raise ValueError("rate and burst must be positive")
+        self._refill(now)
+        if self.tokens < 0:
+            self.tokens *= min(1.0, rate / self.rate)
+        self.rate = rate
+        if burst is not None:
+            self.burst = burst
+        self.tokens = min(self.tokens, self.burst)
 
     def delay_for(self, now: float) -> float:
         """Seconds until the bucket is out of debt (0 when a send may start now)."""
