@@ -9,6 +9,8 @@ in the test's trio loop; real TCP on 127.0.0.1, port 0.
 from __future__ import annotations
 
 import contextlib
+import json
+import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -261,3 +263,107 @@ async def test_dashboard_asks_for_a_token_and_recovers(browser: Any) -> None:
     assert seen["polls_without"] == 0
     assert node.unauthorised >= 1 and node.polls >= 1
     assert seen["form_hidden"]
+
+
+# -- against real daemons (``bcai serve`` processes) doing a real transfer ----------------------
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    raise AssertionError(f"{name}{labels} not exposed")
+
+
+def test_dashboard_of_real_daemons_during_a_transfer(
+    tmp_path: Path, browser: Any, artifact: Callable[[Any, str], Path]
+) -> None:
+    import os
+    import threading
+
+    import httpx
+    from selenium.webdriver.common.by import By
+
+    from tests._procs import ServeProcess, cli
+
+    size = 12 << 20
+    prov, recv = tmp_path / "prov", tmp_path / "recv"
+    for data in (prov, recv):
+        status, _, err = cli(data, "init")
+        assert status == 0, err
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(size))
+    status, added, err = cli(prov, "add", str(src))
+    assert status == 0, err
+    root = added["root"]
+    with ServeProcess(prov) as server, ServeProcess(recv) as receiver:
+        tokens = {d: (d / "run" / "api.token").read_text().strip() for d in (prov, recv)}
+        api = receiver.info["api"]
+        outcome: list[dict[str, Any]] = []
+
+        def get() -> None:  # the receiver's daemon fetches, capped at 3 MiB/s: ~4 s
+            with httpx.stream(
+                "POST",
+                api + "/api/v1/get",
+                json={"root": root, "peers": [server.peer], "limit_rate": 3 << 20},
+                headers={"Authorization": f"Bearer {tokens[recv]}"},
+                timeout=120,
+            ) as resp:
+                for line in resp.iter_lines():
+                    if line.strip():
+                        outcome.append(json.loads(line))
+
+        fetcher = threading.Thread(target=get, daemon=True)
+        fetcher.start()
+        browser.get(f"{api}/#token={tokens[recv]}")
+        wait_for(browser, lambda d: "live" in text(d, "#conn-state"))
+        row = '#transfers tbody tr[data-state="running"]'
+        wait_for(browser, lambda d: d.find_elements(By.CSS_SELECTOR, row), timeout=30)
+        tid = browser.find_element(By.CSS_SELECTOR, row).get_attribute("data-id")
+        first = fraction(browser, tid)
+        wait_for(browser, lambda d: fraction(d, tid) > 0 and fraction(d, tid) != first)
+        moved = fraction(browser, tid)
+        wait_for(browser, lambda d: fraction(d, tid) == 1.0, timeout=60)
+        wait_for(
+            browser,
+            lambda d: (
+                server.address
+                in [
+                    tr.get_attribute("data-address")
+                    for tr in d.find_elements(By.CSS_SELECTOR, "#peers tbody tr")
+                ]
+            ),
+        )
+        received_text = text(browser, "#rates")
+        artifact(browser, "receiver")
+        fetcher.join(timeout=60)
+        # the provider's dashboard: its peer is the receiver, and it holds the receipt
+        browser.get(f"{server.info['api']}/#token={tokens[prov]}")
+        wait_for(browser, lambda d: "live" in text(d, "#conn-state"))
+        wait_for(
+            browser,
+            lambda d: (
+                receiver.address
+                in [
+                    tr.get_attribute("data-address")
+                    for tr in d.find_elements(By.CSS_SELECTOR, "#peers tbody tr")
+                ]
+            ),
+        )
+        provider_receipts = text(browser, "#receipts")
+        artifact(browser, "provider")
+        sent = httpx.get(server.info["metrics"]).text
+        got = httpx.get(receiver.info["metrics"]).text
+        assert server.stop() == 0 and receiver.stop() == 0
+    assert outcome and "result" in outcome[-1], outcome[-1:]
+    assert first < moved < 1.0 or 0 < moved < 1.0
+    assert "MiB" in received_text
+    assert re.search(r"pending\s+1\b", provider_receipts), provider_receipts
+    assert re.search(r"bytes pending\s+12.0 MiB", provider_receipts), provider_receipts
+    assert _metric(sent, "bcai_sent_bytes_total") == size
+    assert _metric(sent, "bcai_peer_sent_bytes_total", peer=receiver.address) == size
+    assert _metric(got, "bcai_received_bytes_total") == size
+    assert _metric(got, "bcai_peer_received_bytes_total", peer=server.address) == size
