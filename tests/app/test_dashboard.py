@@ -326,6 +326,7 @@ def test_dashboard_of_real_daemons_during_a_transfer(
         first = fraction(browser, tid)
         wait_for(browser, lambda d: fraction(d, tid) > 0 and fraction(d, tid) != first)
         moved = fraction(browser, tid)
+        artifact(browser, "receiver-running")
         wait_for(browser, lambda d: fraction(d, tid) == 1.0, timeout=60)
         wait_for(
             browser,
