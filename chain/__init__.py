@@ -8,7 +8,7 @@ Layout:
 - ``reverts``   backend-specific failures -> ``ChainRevert`` subclasses / ``ChainUnavailable``
 - ``tx``        sign, send, wait; ``TxResult`` with gas used and decoded events
 - ``deploy``    ``deploy_suite`` -> ``Deployment`` (stored in the node's config ``[chain]``)
-- ``client``    ``ChainClient``: typed wrappers over the four contracts
+- ``client``    ``ChainClient``: typed wrappers over the suite's contracts
 - ``eip712``    domains from the chain id; validators' allocation signatures
 - ``merkle``    OpenZeppelin StandardMerkleTree-compatible allocation trees
 - ``indexer``   event replay into LevelDB (restart-safe, confirmation depth, reorgs)

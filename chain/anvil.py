@@ -6,10 +6,15 @@ it answers JSON-RPC and returns an ``AnvilProcess``. Used by the test suite and 
 stop it, and gives it a block time: challenges draw their samples from the hash of the block
 after the challenge, and proof periods are counted in blocks, so a chain that mines only on
 transactions would leave an honest host waiting for a seed block that never comes (and slashed).
+It also gives it a state file (``state=``: anvil's ``--state``, loaded at start, written every
+``state_interval`` seconds and on exit, blocks and logs included), so a restarted dev chain still
+holds its contracts, balances and history. ``stop_pid`` stops a detached anvil and waits until it
+has written its state and released its port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,7 +31,14 @@ from typing import IO, Any
 
 from .errors import ChainUnavailable, ChainUsageError
 
-__all__ = ["DEFAULT_ANVIL_PORT", "AnvilProcess", "anvil_binary", "port_free", "start_anvil"]
+__all__ = [
+    "DEFAULT_ANVIL_PORT",
+    "AnvilProcess",
+    "anvil_binary",
+    "port_free",
+    "start_anvil",
+    "stop_pid",
+]
 
 #: The port ``bcai chain up --anvil`` tries first (anvil's own default).
 DEFAULT_ANVIL_PORT = 8545
@@ -123,6 +135,8 @@ def start_anvil(
     detach: bool = False,
     timeout: float = 30.0,
     block_time: float | None = None,
+    state: Path | None = None,
+    state_interval: float = 5.0,
     extra_args: list[str] | None = None,
 ) -> AnvilProcess:
     """Start anvil on 127.0.0.1 and wait until it answers ``eth_chainId``.
@@ -130,7 +144,8 @@ def start_anvil(
     ``port=0`` lets the OS choose. ``detach=True`` starts it in its own session so it outlives
     this process (used by ``bcai chain up --anvil``). ``block_time`` (seconds) mines a block
     that often, with or without transactions; ``None`` mines only on transactions (tests that
-    mine explicitly).
+    mine explicitly). ``state``: a file anvil loads if it exists and writes every
+    ``state_interval`` seconds and on exit.
     """
     binary = anvil_binary()
     if binary is None:
@@ -144,6 +159,9 @@ def start_anvil(
         if block_time <= 0:
             raise ChainUsageError(f"block time must be positive, got {block_time}")
         args += ["--block-time", f"{block_time:g}"]
+    if state is not None:
+        Path(state).parent.mkdir(parents=True, exist_ok=True)
+        args += ["--state", str(state), "--state-interval", f"{state_interval:g}"]
     proc = subprocess.Popen(
         args + list(extra_args or []),
         stdout=log,
@@ -169,3 +187,40 @@ def start_anvil(
     proc.wait()
     log.close()
     raise ChainUnavailable(f"anvil did not answer within {timeout} s (log: {log_path})")
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (reaping it if it is our child: a zombie still takes signals)."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return True
+    except ChildProcessError:
+        pass  # not our child: someone else reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def stop_pid(pid: int, timeout: float = 15.0) -> bool:
+    """SIGTERM ``pid`` and wait until it exits (anvil writes its state file on the way out);
+    SIGKILL after ``timeout`` (the state is then the last periodic dump). False if it was not
+    running."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _gone(pid):
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    while not _gone(pid) and time.monotonic() < deadline + 5:
+        time.sleep(0.05)
+    return True

@@ -12,10 +12,11 @@ its fields; the rest it keeps verbatim in ``extra``)::
     hardfork = "prague"
     anvil_pid = 1234                       # when `bcai chain up --anvil` started it
     anvil_log = "/path/anvil.log"
+    anvil_state = "/path/anvil/state.json"  # the chain between `chain down` and `chain up --anvil`
     block_time = 1                         # seconds between anvil's blocks (0: on demand)
     [chain.contracts]                      # name = address
     ContentRegistry = "0x..."  TransferReceipts = "0x..."  DataAvailability = "0x..."
-    HostingRewards = "0x..."
+    HostingRewards = "0x..."  HostDirectory = "0x..."
     [chain.deployment]                     # chain.deploy.Deployment.to_dict()
 """
 

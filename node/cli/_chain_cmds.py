@@ -18,20 +18,19 @@ import argparse
 import functools
 import json
 import os
-import signal
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from eth_utils import to_checksum_address
+from eth_utils import is_address, to_checksum_address
 
-from chain.anvil import DEFAULT_ANVIL_PORT, port_free, start_anvil
+from chain.anvil import DEFAULT_ANVIL_PORT, port_free, start_anvil, stop_pid
 from chain.backend import ChainBackend, EmbeddedChain, RpcChain
 from chain.client import ChainClient, ChallengeStatus
 from chain.config import chain_table, load_deployment, read_chain_config, write_chain_config
-from chain.deploy import Deployment, DeployParams, deploy_suite
+from chain.deploy import Deployment, DeployParams, deploy_suite, setup_validators
 from chain.eip712 import ZERO_ADDRESS
 from chain.errors import (
     ChainError,
@@ -251,21 +250,66 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _anvil_port(ctx: Context, args: argparse.Namespace) -> int:
-    """--port, else the port of the configured local rpc (nodes that attached keep working),
-    else anvil's 8545 if free, else any free port."""
+#: Where `chain up --anvil` keeps the chain between restarts (inside the data directory).
+ANVIL_STATE = Path("anvil") / "state.json"
+
+
+def _anvil_port(ctx: Context, args: argparse.Namespace, old: dict[str, Any]) -> int:
+    """--port, else the port recorded in config (attached nodes keep working; refused if
+    something else holds it now), else anvil's 8545 if free, else any free port."""
     if args.port is not None:
         return int(args.port)
-    table = read_chain_config(ctx.data_dir) or {}
-    url = urlparse(str(table.get("rpc", "")))
-    if url.hostname in ("127.0.0.1", "localhost") and url.port and port_free(url.port):
+    url = urlparse(str(old.get("rpc", "")))
+    if url.hostname in ("127.0.0.1", "localhost") and url.port:
+        if not port_free(url.port):
+            raise ChainUsageError(
+                f"port {url.port} (recorded in config.toml: nodes attached to this chain use it) "
+                "is taken by another process: stop it, or pass --port N (then re-attach nodes)"
+            )
         return url.port
     return DEFAULT_ANVIL_PORT if port_free(DEFAULT_ANVIL_PORT) else 0
 
 
+def _restored_deployment(old: dict[str, Any], backend: ChainBackend) -> Deployment | None:
+    """The deployment recorded in config if the (restored) chain still holds its code."""
+    if "deployment" not in old:
+        return None
+    try:
+        deployment = Deployment.from_dict(old["deployment"])
+    except ChainUsageError:
+        return None
+    if deployment.chain_id != backend.chain_id or deployment.host_directory is None:
+        return None
+    w3: Any = backend.w3
+    if all(len(w3.eth.get_code(a)) > 0 for a in deployment.contracts().values()):
+        return deployment
+    return None
+
+
+def _reconcile_validators(
+    backend: ChainBackend, owner: Any, deployment: Deployment, validators: tuple[str, ...], q: int
+) -> None:
+    """A restored chain keeps its validators; add the ones asked for and set the quorum."""
+    client = ChainClient(backend, deployment, owner)
+    have = {v.lower() for v in client.validators()}
+    missing = tuple(v for v in validators if v.lower() not in have)
+    if missing or client.quorum() != q:
+        setup_validators(backend, owner, deployment, missing, q)
+
+
 def cmd_chain_up(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-    """Start a development chain, deploy the suite, write [chain] into config.toml."""
+    """Start a development chain, deploy the suite, write [chain] into config.toml.
+
+    With --anvil: the chain lives in ``<data dir>/anvil/state.json`` and on the port recorded in
+    config, so `chain down` + `chain up --anvil` brings back the same chain (contracts,
+    balances, commitments, logs) at the same URL; --reset starts it afresh."""
     extra: dict[str, Any] = {"hardfork": args.hardfork}
+    restored: Deployment | None = None
+    for address in [*args.fund, *args.validator]:  # before anything starts
+        if not is_address(address):
+            raise ChainUsageError(f"not an address: {address!r} (0x + 40 hex digits)")
+    if args.fund and not args.anvil:
+        raise ChainUsageError("--fund needs --anvil (the embedded chain is throwaway)")
     if args.anvil:
         old = read_chain_config(ctx.data_dir) or {}
         pid = old.get("anvil_pid")
@@ -276,42 +320,76 @@ def cmd_chain_up(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                 f"{old.get('rpc')}: `bcai chain down` first"
             )
         ctx.data_dir.mkdir(parents=True, exist_ok=True)
+        state = ctx.data_dir / ANVIL_STATE
+        if args.reset:
+            state.unlink(missing_ok=True)
+        had_state = state.exists()
         proc = start_anvil(
-            port=_anvil_port(ctx, args),
+            port=_anvil_port(ctx, args, old),
             hardfork=args.hardfork,
             log_dir=ctx.data_dir / "anvil",
             detach=True,
             block_time=args.block_time or None,
+            state=state,
         )
         backend: ChainBackend = RpcChain(proc.url)
         rpc = proc.url
-        extra.update(anvil_pid=proc.pid, anvil_log=str(proc.log_path), block_time=args.block_time)
+        extra.update(
+            anvil_pid=proc.pid,
+            anvil_log=str(proc.log_path),
+            anvil_state=str(state),
+            block_time=args.block_time,
+        )
+        if had_state:
+            restored = _restored_deployment(old, backend)
     else:
         backend = _backend(ctx, argparse.Namespace(rpc="embedded"))
         rpc = "embedded"
     deployer = backend.dev_accounts()[0]
     validators, quorum, who = _validators(ctx, args, deployer.address)
-    deployment = deploy_suite(backend, deployer, _params(args, validators, quorum))
+    if restored is not None:
+        deployment = restored
+        if args.validator:
+            _reconcile_validators(backend, deployer, deployment, validators, quorum)
+        validators = tuple(ChainClient(backend, deployment, deployer).validators())
+        quorum = ChainClient(backend, deployment, deployer).quorum()
+        who = "restored"
+    else:
+        deployment = deploy_suite(backend, deployer, _params(args, validators, quorum))
     if backend.kind == "embedded":
         ctx.extra["embedded_deployment"] = deployment
-    funded = None
-    node = _node_address(ctx)
-    if args.anvil and node is not None:
-        funded = _fund_from_dev(backend, node, DEV_FUNDING)
+    funded: list[dict[str, Any]] = []
+    if args.anvil:
+        node = _node_address(ctx)
+        targets = ([node] if node is not None else []) + list(args.fund)
+        seen: set[str] = set()
+        for address in targets:
+            address = to_checksum_address(address)
+            if address not in seen:
+                seen.add(address)
+                done = _fund_from_dev(backend, address, DEV_FUNDING)
+                if done is not None:
+                    funded.append(done)
     path = write_chain_config(ctx.data_dir, chain_table(deployment, rpc, **extra))
     out: dict[str, Any] = {
         "rpc": rpc,
         "config": str(path),
+        "restored": restored is not None,
+        "validators": list(validators),
+        "quorum": quorum,
         "validators_from": who,
         "funded": funded,
         **deployment.to_dict(),
     }
-    text = f"chain {deployment.chain_id} at {rpc}\n" + "\n".join(
-        f"{name:18} {addr}" for name, addr in deployment.contracts().items()
+    text = f"chain {deployment.chain_id} at {rpc}" + (
+        f" (restored from {extra.get('anvil_state')})" if restored is not None else ""
     )
+    text += "\n" + "\n".join(f"{name:18} {addr}" for name, addr in deployment.contracts().items())
     text += f"\nvalidators {', '.join(validators)} (quorum {quorum})"
-    if funded:
-        text += f"\nfunded {funded['address']} to {_eth(int(funded['balance']))}"
+    if args.anvil:
+        text += f"\nblocks every {args.block_time} s" if args.block_time else "\nblocks on demand"
+    for f in funded:
+        text += f"\nfunded {f['address']} to {_eth(int(f['balance']))}"
     if not args.anvil:
         out["warning"] = EMBEDDED_THROWAWAY
         ctx.stderr.write(f"bcai: warning: {EMBEDDED_THROWAWAY}\n")
@@ -333,7 +411,9 @@ def cmd_chain_deploy(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     deployment = deploy_suite(backend, account, _params(args, validators, quorum))
     old = read_chain_config(ctx.data_dir) or {}
     keep = {
-        k: v for k, v in old.items() if k in ("hardfork", "anvil_pid", "anvil_log", "block_time")
+        k: v
+        for k, v in old.items()
+        if k in ("hardfork", "anvil_pid", "anvil_log", "anvil_state", "block_time")
     }
     rpc = backend.url or "embedded"
     write_chain_config(ctx.data_dir, chain_table(deployment, rpc, **keep))
@@ -349,7 +429,7 @@ def cmd_chain_attach(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     table = read_chain_config(args.source)
     if not table or "deployment" not in table:
         return ctx.fail(ExitStatus.NOT_FOUND, f"no deployed chain in {args.source}/config.toml")
-    table = {k: v for k, v in table.items() if k not in ("anvil_pid", "anvil_log")}
+    table = {k: v for k, v in table.items() if k not in ("anvil_pid", "anvil_log", "anvil_state")}
     if args.rpc:
         table["rpc"] = args.rpc
     if table.get("rpc") == "embedded":
@@ -416,11 +496,7 @@ def cmd_chain_down(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     pid = table.get("anvil_pid")
     if not pid:
         return ctx.fail(ExitStatus.NOT_FOUND, "no anvil recorded in config.toml")
-    try:
-        os.kill(int(pid), signal.SIGTERM)
-        stopped = True
-    except ProcessLookupError:
-        stopped = False
+    stopped = stop_pid(int(pid))  # waits until anvil has written its state and freed the port
     table.pop("anvil_pid", None)
     write_chain_config(ctx.data_dir, table)
     ctx.emit(
@@ -871,6 +947,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "wait forever for their seed block)",
     )
     p.add_argument("--hardfork", default="prague", choices=["prague", "cancun"])
+    p.add_argument(
+        "--fund",
+        action="append",
+        default=[],
+        metavar="0xADDRESS",
+        help="also give this account 100 ETH on the dev chain (repeat; the node's own always)",
+    )
+    p.add_argument(
+        "--reset",
+        action="store_true",
+        help=f"forget the saved chain (<data dir>/{ANVIL_STATE}) and deploy afresh",
+    )
     _deploy_opts(p)
     p.set_defaults(handler=_guard(cmd_chain_up))
     p = csub.add_parser("deploy", help="deploy the contracts to --rpc and record the addresses")

@@ -217,4 +217,18 @@ def test_chain_up_keeps_its_port(anvil_home: Path) -> None:
     status, out = run(anvil_home, "chain", "up", "--anvil")
     assert status is ExitStatus.OK, out
     assert urlparse(out["rpc"]).port == port
-    assert out["validators_from"] == "node"
+    # The saved state came back: the same contracts, no redeploy, validators as they were.
+    assert out["restored"] and out["validators_from"] == "restored"
+    assert out["data_availability"] == table["contracts"]["DataAvailability"]
+    assert out["validators"] == [out["funded"][0]["address"]] and out["quorum"] == 1
+    # --reset: a fresh chain (new deployment) on the same port; --validator sets who signs.
+    run(anvil_home, "chain", "down")
+    _wait_for(lambda: not RpcChain(table["rpc"], timeout=1).is_up(), timeout=10)
+    v = ["0x" + "11" * 20, "0x" + "22" * 20]
+    status, out = run(
+        anvil_home, "chain", "up", "--anvil", "--reset", "--validator", v[0], "--validator", v[1]
+    )
+    assert status is ExitStatus.OK and not out["restored"], out
+    assert urlparse(out["rpc"]).port == port
+    assert out["validators_from"] == "given" and out["quorum"] == 2
+    assert [a.lower() for a in out["validators"]] == v
