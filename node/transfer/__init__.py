@@ -6,6 +6,7 @@ Layout:
   ``_scheduler`` (which chunk from which peer: windows, stalls, endgame, failures),
   ``_window`` (per-peer AIMD window on outstanding bytes), ``_backoff`` (full jitter),
   ``_breaker`` (per-peer circuit breaker), ``_bucket`` (token bucket for ``--limit-rate``),
+  ``_shaper`` (node caps and priority shares: ``FairQueue``, with the trio ``Shaper``/``Lane``),
   ``_progress`` (speed/ETA), ``_rootlist`` (O(log n) chunk-root list check), ``_bitmap``
 - trio drivers: ``_fetch`` (receiver), ``_provider`` (serving side), ``_node`` (serve_node)
 - ``_receipts``: the provider's durable ReceiptBox outbox (LevelDB)
@@ -36,6 +37,7 @@ from ._errors import PeerFailed as PeerFailed
 from ._errors import PriceMissing as PriceMissing
 from ._errors import PriceTooHigh as PriceTooHigh
 from ._errors import ProtocolViolation as ProtocolViolation
+from ._errors import ReceiptDomainMismatch as ReceiptDomainMismatch
 from ._errors import RemoteTransferError as RemoteTransferError
 from ._errors import TransferError as TransferError
 from ._fetch import FetchResult as FetchResult
@@ -59,11 +61,17 @@ from ._rootlist import RootListVerifier as RootListVerifier
 from ._scheduler import CancelChunks as CancelChunks
 from ._scheduler import RequestChunks as RequestChunks
 from ._scheduler import Scheduler as Scheduler
+from ._shaper import PRIORITY_WEIGHTS as PRIORITY_WEIGHTS
+from ._shaper import FairQueue as FairQueue
+from ._shaper import Lane as Lane
+from ._shaper import LaneClosed as LaneClosed
+from ._shaper import Shaper as Shaper
 from ._window import FlowWindow as FlowWindow
 
 __all__ = [
     "DEFAULT_MAX_SKEW",
     "NULL_OBSERVER",
+    "PRIORITY_WEIGHTS",
     "REFUSAL_REASONS",
     "Backoff",
     "Bitmap",
@@ -73,9 +81,12 @@ __all__ = [
     "ConnectionCredit",
     "ContentNotFound",
     "CorruptChunk",
+    "FairQueue",
     "FetchResult",
     "FlowWindow",
     "InvalidArgument",
+    "Lane",
+    "LaneClosed",
     "LocalTransferError",
     "ManifestMismatch",
     "NoUsablePeer",
@@ -92,11 +103,13 @@ __all__ = [
     "ProviderStats",
     "ReceiptBox",
     "ReceiptBoxError",
+    "ReceiptDomainMismatch",
     "ReceiptPolicy",
     "ReceiptRefused",
     "RemoteTransferError",
     "RequestChunks",
     "Scheduler",
+    "Shaper",
     "StoredReceipt",
     "TokenBucket",
     "TransferError",

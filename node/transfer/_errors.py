@@ -77,5 +77,10 @@ class PriceTooHigh(RemoteTransferError):
         self.max_price_per_gib = max_price_per_gib
 
 
+class ReceiptDomainMismatch(RemoteTransferError):
+    """A provider takes receipts under another EIP-712 domain (chain, contract) than the one
+    this receiver pays on; that provider is not used. Raised only when no other is left."""
+
+
 class PriceMissing(ProtocolViolation):
     """A provider sent its Have/HaveAll without stating a Price first; it is not used."""

@@ -6,7 +6,9 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    each answer bounded by ``control_timeout``. A peer is dropped (and told why, and listed in
    ``FetchResult.refused``) when it answers ``NotFound``, does not answer in time, sends a
    manifest that does not parse or is for another root, states a ``Price`` above
-   ``max_price_per_gib``, or sends no Have/HaveAll; nothing a single peer does fails the fetch.
+   ``max_price_per_gib`` or a receipt domain other than ours, or sends no Have/HaveAll; nothing
+   a single peer does fails the fetch. A peer whose Hello lacks the PROVIDER flag is not asked
+   at all (listed in ``refused``).
 2. The manifest is agreed from the requested root, not taken from whoever answered first. The
    offers are grouped by what decides the chunking (``size``, ``chunk_size``; name and
    creation time may differ between honest providers); a manifest already in the store (a
@@ -29,10 +31,12 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    uncommitted group, which a resume fetches again). The verdict goes back to the scheduler,
    whose actions (Request / Cancel) are sent at once. A timer task polls the scheduler for
    stalls and backoffs.
-4. Receipts (with a receipt domain): each provider is paid for the verified bytes it
-   delivered, at its stated price (``payment_for``), in receipts that each cover the bytes
-   since the previous one on that connection: one every ``receipt_every_chunks`` chunks or
-   ``receipt_every_bytes`` bytes during the transfer, and one for the rest at the end, after
+4. Receipts (with a receipt domain): each provider that takes receipts (its Hello has
+   RECEIPTS and its Price states our receipt domain; others get no receipt and no Complete)
+   is paid for the verified bytes it delivered, at its stated price (``payment_for``), in
+   receipts that each cover the bytes since the previous one on that connection: one every
+   ``receipt_every_chunks`` chunks or ``receipt_every_bytes`` bytes during the transfer, and
+   one for the rest at the end, after
    ``Complete``, or when the fetch ends early (failure, Ctrl-C), then we wait (briefly) for
    the ``ReceiptAck``s. A provider whose connection is already gone cannot be sent the last
    receipt: the bytes since its previous receipt stay unpaid (the periodic receipts bound
@@ -93,6 +97,8 @@ from node.wire import (
     MAX_REQUEST_INDICES,
     MAX_ROOTS_PER_PAGE,
     Cancel,
+    Capabilities,
+    CapFlag,
     ChunkData,
     ChunkRoots,
     Complete,
@@ -126,6 +132,7 @@ from ._errors import (
     PriceMissing,
     PriceTooHigh,
     ProtocolViolation,
+    ReceiptDomainMismatch,
     TransferError,
 )
 from ._groups import collapse_groups
@@ -134,6 +141,7 @@ from ._output import OutputFile
 from ._progress import Progress, ProgressTracker
 from ._rootlist import RootListVerifier
 from ._scheduler import CancelChunks, RequestChunks, Scheduler
+from ._shaper import Lane
 
 log = get_logger(__name__)
 
@@ -266,6 +274,7 @@ class _Peer:
     report: ProviderReport | None = None
     have: Bitmap | None = None  #: ``None``: has everything (HaveAll)
     price: int | None = None  #: stated wei per GiB
+    paid: bool = False  #: gets receipts: it has RECEIPTS and stated our receipt domain
     gone: bool = False  #: the connection failed: nothing more can be sent on it
     dropped: bool = False  #: this side dropped the peer (it lied, stalled or corrupted)
     manifest: Manifest | None = None  #: what it offered
@@ -292,6 +301,7 @@ class _Fetch:
         progress: ProgressCallback | None,
         limit_rate: int | None,
         initial_window: int,
+        lane: Lane | None = None,
         stall_timeout: float,
         put_workers: int,
         request_batch: int = 1,
@@ -328,6 +338,7 @@ class _Fetch:
         self.bucket = (
             TokenBucket(limit_rate, burst=max(limit_rate / 4, 256 * 1024)) if limit_rate else None
         )
+        self.lane = lane  #: the node's shaper lane (fair share under node caps), if any
         self.initial_window = initial_window
         self.stall_timeout = stall_timeout
         self.put_workers = put_workers
@@ -467,6 +478,8 @@ class _Fetch:
             delay = self.bucket.consume(len(data), trio.current_time())
             if delay > 0:
                 await trio.sleep(delay)
+        if self.lane is not None:
+            await self.lane.acquire(len(data))
         if end < total:
             return
         del peer.assembling[index]
@@ -704,6 +717,11 @@ class _Fetch:
         """Ask one peer ``Want``; keep its manifest, price and Have, or drop it. A peer that
         refused the connection with ``Error(BUSY, retry_after_ms)`` (admission control) is
         overloaded, not lying: it is asked once more on a new connection after that delay."""
+        flags = _flags(peer.conn)
+        if not flags & CapFlag.PROVIDER:
+            log.info("peer is not a provider", peer=address, flags=hex(flags))
+            self.refused[address] = f"not a provider (its Hello flags are {flags:#x})"
+            return
         try:
             await peer.conn.send(Want(self.root))
             msg = await self._reply(peer, ManifestMsg)
@@ -728,8 +746,8 @@ class _Fetch:
             if m.root != self.root:
                 raise ManifestMismatch("sent a manifest for another root")
             try:
-                peer.price = await self._price(peer)
-            except (PriceTooHigh, PriceMissing) as exc:
+                peer.price, peer.paid = await self._price(peer)
+            except (PriceTooHigh, PriceMissing, ReceiptDomainMismatch) as exc:
                 # Only this peer is out: the others may still serve the root.
                 log.warning("provider not used", peer=address, error=str(exc))
                 self.refused[address] = f"{type(exc).__name__}: {exc}"
@@ -857,14 +875,25 @@ class _Fetch:
                 return peer.manifest
         return None
 
-    async def _price(self, peer: _Peer) -> int:
-        """The provider's Price, which must come between its Manifest and its Have pages."""
+    async def _price(self, peer: _Peer) -> tuple[int, bool]:
+        """The provider's Price, which must come between its Manifest and its Have pages, and
+        whether it gets receipts: we have a receipt domain, it advertises RECEIPTS and it stated
+        the same domain (another one: :class:`ReceiptDomainMismatch`, it is not used)."""
         msg = await self._reply(peer, Price, Have, HaveAll)
         if not isinstance(msg, Price) or bytes(msg.root) != self.root:
             raise PriceMissing(f"peer {peer.conn.address} stated no price before its Have")
         if msg.price_per_gib > self.max_price:
             raise PriceTooHigh(peer.conn.address, msg.price_per_gib, self.max_price)
-        return msg.price_per_gib
+        ours, theirs = self.receipt_domain, msg.domain
+        if ours is None or theirs is None or not _flags(peer.conn) & CapFlag.RECEIPTS:
+            return msg.price_per_gib, False
+        if theirs != ours:
+            raise ReceiptDomainMismatch(
+                f"peer {peer.conn.address} takes receipts on chain {theirs.chain_id} at "
+                f"{theirs.verifying_contract}; this receiver pays on chain {ours.chain_id} at "
+                f"{ours.verifying_contract}"
+            )
+        return msg.price_per_gib, True
 
     def _roots_from(
         self, peer: _Peer, manifest: Manifest, token: trio.lowlevel.TrioToken
@@ -948,6 +977,8 @@ class _Fetch:
         """
         rep = peer.report
         if self.receipt_domain is None or rep is None or peer.price is None or peer.gone:
+            return
+        if not peer.paid:  # it takes no receipts (section 2 of docs/protocol.md): nor Complete
             return
         nbytes, chunks = rep.bytes - peer.billed_bytes, rep.chunks - peer.billed_chunks
         if nbytes <= 0:
@@ -1154,6 +1185,7 @@ async def fetch(
     next_nonce: Callable[[], int] | None = None,
     progress: ProgressCallback | None = None,
     limit_rate: int | None = None,
+    lane: Lane | None = None,
     initial_window: int = 16,
     stall_timeout: float = 20.0,
     put_workers: int = 3,
@@ -1190,13 +1222,16 @@ async def fetch(
         raise InvalidArgument("receipt_every_chunks and receipt_every_bytes must be >= 1")
     if len(root) != 32:
         raise InvalidArgument("root must be 32 bytes")
+    if lane is not None and limit_rate:
+        raise InvalidArgument("limit_rate with a lane: give the cap to the lane (rate=)")
     addrs = [
         p if isinstance(p, PeerAddr) else PeerAddr.parse(p) if isinstance(p, str) else PeerAddr(*p)
         for p in peers
     ]
     if not addrs:
         raise InvalidArgument("at least one peer is needed")
-    me = local_peer or LocalPeer.from_identity(identity)
+    flags = int(CapFlag.RECEIPTS) if receipt_domain is not None else 0
+    me = local_peer or LocalPeer.from_identity(identity, Capabilities(flags=flags))
     run = _Fetch(
         store,
         me,
@@ -1206,6 +1241,7 @@ async def fetch(
         next_nonce=next_nonce,
         progress=progress,
         limit_rate=limit_rate,
+        lane=lane,
         initial_window=initial_window,
         stall_timeout=stall_timeout,
         put_workers=put_workers,
@@ -1224,6 +1260,12 @@ async def fetch(
         raise ContentNotFound(str(exc)) from None
     except TransportError as exc:
         raise PeerFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _flags(conn: PeerConnection) -> int:
+    """The capability flags of the peer's Hello (authoritative for the session)."""
+    hello = conn.peer_hello
+    return hello.capabilities.flags if hello is not None else 0
 
 
 def _shape(m: Manifest) -> tuple[int, int]:

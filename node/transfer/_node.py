@@ -14,6 +14,7 @@ from ._acceptance import DEFAULT_MAX_SKEW
 from ._observer import NULL_OBSERVER, TransferObserver
 from ._provider import Provider
 from ._receipts import ReceiptBox
+from ._shaper import Shaper
 
 #: Chain id of the embedded py-evm chain (eth-tester), the project's default chain.
 EMBEDDED_CHAIN_ID = 131277322940537
@@ -47,6 +48,7 @@ async def serve_node(
     provider: Provider | None = None,
     limits: AdmissionLimits | None = None,
     observer: TransferObserver = NULL_OBSERVER,
+    upload: Shaper | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``store`` to peers on ``listen`` until cancelled.
@@ -55,13 +57,15 @@ async def serve_node(
     ``node.identity.Identity`` or a ``node.transport.LocalPeer``. ``price_per_gib`` (wei) is
     stated to every receiver before it fetches; receipts paying less are refused. ``limits``
     is the admission policy (``AdmissionLimits.from_config(cfg.network)``; defaults if None).
+    The node advertises ``Provider.capabilities`` (RECEIPTS only with a ``receipt_box``) unless
+    ``identity`` is a ready ``LocalPeer``, whose own capabilities are used.
     ``observer`` is told of every connection and chunk served (``Provider``); with a given
     ``provider`` it replaces that provider's observer unless it is ``NULL_OBSERVER``.
+    ``upload`` (a ``Shaper``): chunks sent are paced by its upload cap (``Provider``).
     """
-    me = identity if isinstance(identity, LocalPeer) else LocalPeer.from_identity(identity)
     prov = provider or Provider(
         store,
-        me.address,
+        identity.address,
         receipt_box=receipt_box,
         receipt_domain=receipt_domain or default_receipt_domain(),
         workers=workers,
@@ -69,9 +73,17 @@ async def serve_node(
         price_per_gib=price_per_gib,
         max_receipt_skew=max_receipt_skew,
         observer=observer,
+        upload=upload,
     )
+    if provider is not None and upload is not None:
+        prov.upload = upload
     if provider is not None and observer is not NULL_OBSERVER:
         prov.observer = observer
+    me = (
+        identity
+        if isinstance(identity, LocalPeer)
+        else LocalPeer.from_identity(identity, prov.capabilities)
+    )
 
     async def run(task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
         await serve_peers(

@@ -18,8 +18,11 @@ Chunks are read with ``verify=False``: the receiver verifies every chunk against
 anyway, and re-hashing here would halve the provider's throughput. A chunk file damaged on disk
 is therefore caught by the receiver, which drops this provider and reports it.
 
-Price: every Manifest answer is followed by ``Price(root, price_per_gib)`` (wei per GiB, default
-the protocol floor), before the Have/HaveAll pages, so a receiver knows it before any chunk.
+Price: every Manifest answer is followed by ``Price(root, price_per_gib, domain)`` (wei per GiB,
+default the protocol floor), before the Have/HaveAll pages, so a receiver knows it before any
+chunk. ``domain`` is our EIP-712 receipt domain when we take receipts (a receipt box and a
+domain), so a receiver can sign receipts we accept; else none. ``capabilities`` is what
+``serve_node`` advertises: PROVIDER | PARTIAL, plus RECEIPTS exactly when a domain is stated.
 
 Bad requests: a Request naming an index at or beyond the chunk count, or a GetChunkRoots
 starting beyond it, is answered ``Error(OUT_OF_RANGE, request_id, ref_kind)`` and the
@@ -69,6 +72,8 @@ from node.transport import PeerConnection
 from node.wire import (
     MAX_ROOTS_PER_PAGE,
     Cancel,
+    Capabilities,
+    CapFlag,
     ChunkRoots,
     Complete,
     ErrorCode,
@@ -92,6 +97,7 @@ from ._acceptance import DEFAULT_MAX_SKEW, ConnectionCredit, ReceiptPolicy, Rece
 from ._groups import collapse_groups
 from ._observer import NULL_OBSERVER, TransferObserver
 from ._receipts import ReceiptBox
+from ._shaper import Lane, Shaper
 
 log = get_logger(__name__)
 
@@ -120,6 +126,7 @@ class _Queue:
     wakeup: trio.Event = field(default_factory=trio.Event)
     credit: ConnectionCredit = field(default_factory=ConnectionCredit)
     roots: set[bytes] = field(default_factory=set)  #: roots this connection was sent chunks of
+    lane: Lane | None = None  #: its share of the node's upload cap (``Provider(upload=)``)
 
 
 class Provider:
@@ -140,8 +147,11 @@ class Provider:
         max_receipt_skew: float = DEFAULT_MAX_SKEW,
         clock: Callable[[], float] = time.time,
         observer: TransferObserver = NULL_OBSERVER,
+        upload: Shaper | None = None,
     ) -> None:
         self.store = store
+        #: node-wide upload cap: one ``normal`` lane per connection (docs/bandwidth.md)
+        self.upload = upload
         self.observer = observer
         self.address = address
         self.receipt_box = receipt_box
@@ -156,10 +166,23 @@ class Provider:
         self.clock = clock
         self.quarantine: set[tuple[bytes, int]] = set()  #: (root, index) found damaged here
 
+    @property
+    def stated_domain(self) -> ReceiptDomain | None:
+        """The receipt domain stated in every Price: ours when we take receipts, else None."""
+        return self.receipt_domain if self.receipt_box is not None else None
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What to advertise: PROVIDER | PARTIAL, plus RECEIPTS when we take receipts."""
+        flags = CapFlag.PROVIDER | CapFlag.PARTIAL
+        if self.stated_domain is not None:
+            flags |= CapFlag.RECEIPTS
+        return Capabilities(flags=int(flags))
+
     async def handle(self, conn: PeerConnection) -> None:
         """Serve one peer until it leaves (raises the transport error that ended it)."""
         self.stats.connections += 1
-        queue = _Queue()
+        queue = _Queue(lane=self.upload.lane("upload") if self.upload is not None else None)
         self.observer.connection_opened(conn.address, True)
         try:
             async with collapse_groups(), trio.open_nursery() as nursery:
@@ -169,6 +192,8 @@ class Provider:
                 nursery.cancel_scope.cancel()
         finally:
             self.queued -= len(queue.items)
+            if queue.lane is not None:
+                queue.lane.close()
             self.observer.connection_closed(conn.address, True)
 
     # -- control messages -------------------------------------------------------------------
@@ -214,7 +239,7 @@ class Provider:
             return
         reply: list = [
             ManifestMsg(root, info.manifest.to_bytes()),
-            Price(root, self.policy.price_per_gib),
+            Price(root, self.policy.price_per_gib, self.stated_domain),
         ]
         if info.complete:
             reply.append(HaveAll(root))
@@ -446,6 +471,8 @@ class Provider:
                         )
                     )
                     continue
+                if queue.lane is not None:  # the node's upload cap, shared fairly
+                    await queue.lane.acquire(len(data))
                 queue.credit.record(root, len(data))  # before sending: see module docstring
                 queue.roots.add(root)
                 await conn.send_chunk(root, index, data)

@@ -11,7 +11,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 
-from node.receipt import ReceiptError, decode_receipt, encode_receipt
+from node.receipt import (
+    DOMAIN_NAME,
+    DOMAIN_VERSION,
+    ReceiptDomain,
+    ReceiptError,
+    decode_receipt,
+    encode_receipt,
+)
 
 from ._caps import Capabilities
 from ._codes import decode_code
@@ -20,6 +27,7 @@ from ._limits import (
     BODY_BOUNDS,
     CAPS_LEN,
     CHUNK_DATA_HEADER_LEN,
+    DOMAIN_LEN,
     MAX_AGENT_LEN,
     MAX_CHUNK_PIECE,
     MAX_CHUNK_SIZE,
@@ -29,6 +37,7 @@ from ._limits import (
     MAX_MANIFEST_LEN,
     MAX_REQUEST_INDICES,
     MAX_ROOTS_PER_PAGE,
+    PRICE_LEN,
     ROOT_LEN,
     SUPPORTED_VERSIONS,
     Kind,
@@ -163,7 +172,15 @@ def _enc_have(m: Have) -> bytes:
 
 
 def _enc_price(m: Price) -> bytes:
-    return _root(m.root) + _uint(m.price_per_gib, 128, "price_per_gib").to_bytes(16, "big")
+    body = _root(m.root) + _uint(m.price_per_gib, 128, "price_per_gib").to_bytes(16, "big")
+    d = m.domain
+    if d is None:
+        return body
+    if not isinstance(d, ReceiptDomain) or (d.name, d.version) != (DOMAIN_NAME, DOMAIN_VERSION):
+        raise LocalProtocolError("Price domain must be a ReceiptDomain of this protocol")
+    if not 1 <= d.chain_id < 1 << 256:
+        raise LocalProtocolError("Price domain chain_id must be in 1..2**256-1")
+    return body + d.chain_id.to_bytes(32, "big") + bytes.fromhex(d.verifying_contract[2:])
 
 
 def _enc_request(m: Request) -> bytes:
@@ -347,8 +364,20 @@ def _dec_have_all(b: memoryview) -> HaveAll:
     return HaveAll(bytes(b))
 
 
+_PRICE_END = ROOT_LEN + PRICE_LEN
+
+
 def _dec_price(b: memoryview) -> Price:
-    return Price(bytes(b[:ROOT_LEN]), int.from_bytes(b[ROOT_LEN:], "big"))
+    root, price = bytes(b[:ROOT_LEN]), int.from_bytes(b[ROOT_LEN:_PRICE_END], "big")
+    if len(b) == _PRICE_END:
+        return Price(root, price)
+    if len(b) != _PRICE_END + DOMAIN_LEN:
+        raise _bad(f"Price body must be {_PRICE_END} or {_PRICE_END + DOMAIN_LEN} bytes")
+    chain_id = int.from_bytes(b[_PRICE_END : _PRICE_END + 32], "big")
+    if chain_id == 0:
+        raise _bad("Price domain chainId 0")
+    contract = bytes(b[_PRICE_END + 32 :])
+    return Price(root, price, ReceiptDomain(chain_id, "0x" + contract.hex()))
 
 
 def _dec_request(b: memoryview) -> Request:

@@ -55,6 +55,9 @@ RECEIPT_LEN: Final = receipt.WIRE_SIZE
 """Signed receipt in ``node.receipt``'s compact form (182 bytes, format version 2 first)."""
 PRICE_LEN: Final = 16
 """``Price.price_per_gib``: u128, wei per GiB (2**30 bytes)."""
+DOMAIN_LEN: Final = 32 + ADDRESS_LEN
+"""``Price.domain``, when present: EIP-712 ``chainId`` u256 + ``verifyingContract`` (52)."""
+
 
 DEFAULT_MAX_OUTSTANDING: Final = 256
 """Default number of chunk indices a node lets a peer have requested and not yet served."""
@@ -102,7 +105,7 @@ BODY_BOUNDS: Final[dict[Kind, tuple[int, int]]] = {
     Kind.CHUNK_ROOTS: (ROOT_LEN + 8, ROOT_LEN + 8 + ROOT_LEN * MAX_ROOTS_PER_PAGE),
     Kind.HAVE: (ROOT_LEN + 4 + 1, ROOT_LEN + 4 + MAX_HAVE_BITFIELD),
     Kind.HAVE_ALL: (ROOT_LEN, ROOT_LEN),
-    Kind.PRICE: (ROOT_LEN + PRICE_LEN, ROOT_LEN + PRICE_LEN),
+    Kind.PRICE: (ROOT_LEN + PRICE_LEN, ROOT_LEN + PRICE_LEN + DOMAIN_LEN),
     Kind.REQUEST: (ROOT_LEN + 4 + 4, ROOT_LEN + 4 + 4 * MAX_REQUEST_INDICES),
     Kind.CHUNK_DATA: (CHUNK_DATA_HEADER_LEN + 1, CHUNK_DATA_HEADER_LEN + MAX_CHUNK_PIECE),
     Kind.CANCEL: (ROOT_LEN + 4, ROOT_LEN + 4 * MAX_REQUEST_INDICES),

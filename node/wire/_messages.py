@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from node.receipt import SignedReceipt
+from node.receipt import ReceiptDomain, SignedReceipt
 
 from ._caps import Capabilities
 from ._codes import ErrorCode
@@ -155,11 +155,17 @@ class Price:
     Sent right after ``ManifestMsg`` and before Have/HaveAll. The receiver pays at least
     ``node.receipt.payment_for(bytes, price_per_gib)`` in each receipt to this provider, and
     drops a provider whose price is above its own maximum.
+
+    ``domain``: the EIP-712 domain (``chainId``, ``verifyingContract``; name and version are
+    the protocol's) under which this provider accepts receipts, or ``None`` when it takes no
+    receipts (then a receiver sends it none). On the wire: absent (48-byte body) or present
+    (100 bytes); any other length, or ``chainId`` 0, is ``MALFORMED``.
     """
 
     KIND: ClassVar[Kind] = Kind.PRICE
     root: bytes
     price_per_gib: int
+    domain: ReceiptDomain | None = None
 
 
 @dataclass(frozen=True, slots=True)

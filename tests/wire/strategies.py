@@ -6,7 +6,7 @@ from eth_utils import to_checksum_address
 from hypothesis import strategies as st
 
 from node import wire
-from node.receipt import Receipt, SignedReceipt
+from node.receipt import Receipt, ReceiptDomain, SignedReceipt
 from node.wire import _limits
 
 u8 = st.integers(0, 0xFF)
@@ -53,6 +53,10 @@ def chunk_data(draw: st.DrawFn, max_piece: int = 2048) -> wire.ChunkData:
     return wire.ChunkData(draw(roots), draw(u32), offset, total, data)
 
 
+receipt_domains = st.builds(
+    ReceiptDomain, st.integers(1, (1 << 256) - 1) | st.sampled_from([1, 31337]), addresses
+)
+
 signed_receipts = st.builds(
     SignedReceipt,
     receipt=st.builds(Receipt, roots, addresses, addresses, u64, u32, u128, u64, u64),
@@ -76,7 +80,7 @@ messages: st.SearchStrategy[wire.Message] = st.one_of(
     chunk_roots(),
     st.builds(wire.Have, roots, u32.map(lambda x: x & ~7), st.binary(min_size=1, max_size=300)),
     st.builds(wire.HaveAll, roots),
-    st.builds(wire.Price, roots, u128),
+    st.builds(wire.Price, roots, u128, st.none() | receipt_domains),
     st.builds(wire.Request, roots, st.integers(1, 0xFFFF_FFFF), index_lists()),
     chunk_data(),
     st.builds(wire.Cancel, roots, index_lists()),

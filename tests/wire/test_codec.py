@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node import wire
+from node.receipt import ReceiptDomain
 from node.wire import _limits
 
 from .._hyp import examples
@@ -61,6 +62,40 @@ def test_worked_request_example_matches_spec() -> None:
     )  # fmt: skip
     assert wire.encode(msg) == expected
     assert decode_one(expected) == msg
+
+
+def test_price_with_receipt_domain_layout_matches_spec() -> None:
+    """docs/protocol.md section 5.12a: the 100-byte form adds chainId u256 and
+    verifyingContract (20 bytes) after the price."""
+    contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    msg = wire.Price(bytes(range(32)), 10**15, ReceiptDomain(31337, contract))
+    expected = bytes.fromhex(
+        "00000065" "17"
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "000000000000000000038d7ea4c68000"
+        "0000000000000000000000000000000000000000000000000000000000007a69"
+        "5fbdb2315678afecb367f032d93f642f64180aa3"
+    )  # fmt: skip
+    assert wire.encode(msg) == expected
+    back = decode_one(expected)
+    assert back == msg and isinstance(back, wire.Price) and back.domain is not None
+    assert back.domain.separator() == ReceiptDomain(31337, contract).separator()
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [b"\x01", bytes(51), bytes(32) + bytes(20), bytes(31) + b"\x01" + bytes(19)],
+    ids=["1 byte", "51 bytes", "chainId 0", "52 bytes short by one"],
+)
+def test_malformed_price_domain_is_a_recoverable_typed_error(tail: bytes) -> None:
+    body = bytes(32) + (10**15).to_bytes(16, "big") + tail
+    dec = wire.MessageDecoder()
+    dec.receive_data(struct.pack(">IB", 1 + len(body), wire.Kind.PRICE) + body)
+    dec.receive_data(wire.encode(wire.Ping(3)))
+    with pytest.raises(wire.MalformedMessage) as info:
+        dec.next_event()
+    assert info.value.recoverable and info.value.kind == wire.Kind.PRICE
+    assert dec.next_event() == wire.Ping(3)  # the stream is still in sync
 
 
 def test_price_layout_matches_spec() -> None:
@@ -137,6 +172,9 @@ R = b"\x01" * 32
         wire.ManifestMsg(R, b" " * (_limits.MAX_MANIFEST_LEN + 1)),
         wire.Price(R, -1),
         wire.Price(R, 1 << 128),
+        wire.Price(R, 1, ReceiptDomain(0, "0x" + "00" * 20)),
+        wire.Price(R, 1, ReceiptDomain(1, "0x" + "00" * 20, name="Other")),
+        wire.Price(R, 1, ("chain", 1)),  # type: ignore[arg-type]
     ],
     ids=repr,
 )

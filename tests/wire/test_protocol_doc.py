@@ -22,6 +22,7 @@ from node import config, wire
 from node.content import MAX_MANIFEST_BYTES, Manifest, tree_hash
 from node.content._tree import chunk_root, root_from_subtrees
 from node.receipt import WIRE_SIZE as RECEIPT_WIRE_SIZE
+from node.receipt import ReceiptDomain
 from node.transfer import Scheduler
 from node.transfer._acceptance import DEFAULT_MAX_SKEW, REFUSAL_REASONS
 from node.transfer._fetch import (
@@ -34,6 +35,7 @@ from node.transfer._node import EMBEDDED_CHAIN_ID
 from node.transport import open_peer_connection
 from node.transport._noise_stream import DEFAULT_HANDSHAKE_TIMEOUT
 from node.transport._peer import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, GOODBYE_TIMEOUT
+from node.wire import _limits
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocol.md"
 
@@ -137,9 +139,14 @@ def check_capabilities(text: str) -> None:
     code = {f.name: int(f) for f in wire.CapFlag}
     if doc != code:
         raise DocDrift(f"capability table differs: doc {doc} != code {code}")
-    default = f"advertises 0x{int(wire.DEFAULT_FLAGS):x}"
-    if default not in text:
-        raise DocDrift(f"doc does not say the reference {default!r}")
+    serve = int(wire.CapFlag.PROVIDER | wire.CapFlag.PARTIAL)
+    for said in (
+        f"`PROVIDER | PARTIAL` (0x{serve:x})",
+        f"`RECEIPTS` (0x{serve | wire.CapFlag.RECEIPTS:x}) when",
+        f"`RECEIPTS` (0x{int(wire.CapFlag.RECEIPTS):x}) if it signs receipts",
+    ):
+        if said not in text:
+            raise DocDrift(f"doc does not say the reference advertises {said!r}")
 
 
 def check_manifest(text: str) -> None:
@@ -237,6 +244,9 @@ def check_numbers(text: str) -> None:
         f"`chainId = {EMBEDDED_CHAIN_ID}`": "embedded chain id",
         f"once {RECEIPT_EVERY_CHUNKS} chunks or {RECEIPT_EVERY_BYTES >> 20} MiB": "receipt period",
         f"# bcai-transfer wire protocol, version {wire.PROTOCOL_VERSION}": "version",
+        f"The body is {wire.BODY_BOUNDS[wire.Kind.PRICE][0]} bytes (no receipt domain": "Price",
+        f"or {wire.BODY_BOUNDS[wire.Kind.PRICE][1]} bytes (with the domain,\n"
+        f"48 + 32 + {_limits.ADDRESS_LEN})": "Price with domain",
     }
     for needle, what in facts.items():
         if needle not in text:
@@ -258,6 +268,24 @@ def check_tree_vectors(text: str) -> None:
             raise DocDrift(f"vector {value.hex()} missing from the doc")
 
 
+def check_price_domain(text: str) -> None:
+    """Section 5.12a: the Price table's offsets and the hex example with a domain, encoded."""
+    start = text.index("### 5.12a Price")
+    section = text[start : text.index("### 5.13", start)]
+    layout = [
+        (_int(off), _int(size))
+        for off, size, _t, _f in table(section, ["off", "size", "type", "field"])
+    ]
+    if layout != [(0, 32), (32, 16), (48, 32), (80, 20)]:
+        raise DocDrift(f"Price layout {layout}")
+    blocks = re.findall(r"```\n(.*?)```", section, re.S)
+    contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
+    msg = wire.Price(bytes(range(32)), 10**15, ReceiptDomain(31337, contract))
+    hexes = ["".join(line.split()[0] for line in b.strip().splitlines()) for b in blocks]
+    if wire.encode(msg).hex() not in hexes:
+        raise DocDrift("the Price example with a domain is not what node.wire encodes")
+
+
 CHECKS = [
     check_kinds,
     check_error_codes,
@@ -268,6 +296,7 @@ CHECKS = [
     check_admission,
     check_numbers,
     check_tree_vectors,
+    check_price_domain,
 ]
 
 
@@ -301,7 +330,15 @@ MUTATIONS = [
         "| 35   | 0x23 | Progress       | 44       | 44       |",
         "| 36   | 0x24 | Progress       | 44       | 44       |",
     ),
-    (check_kinds, "| 23   | 0x17 | Price          | 48       | 48       |\n", ""),
+    (check_kinds, "| 23   | 0x17 | Price          | 48       | 100      |\n", ""),
+    (
+        check_kinds,
+        "| 23   | 0x17 | Price          | 48       | 100      |",
+        "| 23   | 0x17 | Price          | 48       | 48       |",
+    ),
+    (check_numbers, "(with the domain,\n48 + 32 + 20)", "(with the domain,\n48 + 32)"),
+    (check_price_domain, "| 48 | 32 | u256 |", "| 48 | 20 | u256 |"),
+    (check_price_domain, "0000000000007a69  chainId = 31337", "0000000000007a6a  chainId = 31337"),
     (
         check_kinds,
         "| 17   | 0x11 | Manifest       | 34       | 32800    |",
@@ -316,6 +353,7 @@ MUTATIONS = [
     (check_error_codes, "| 12 | BAD_CHUNK |", "| 12 | CORRUPT_CHUNK |"),
     (check_capabilities, "| 2 | 0x4 | PARTIAL |", "| 3 | 0x8 | PARTIAL |"),
     (check_capabilities, "| 1 | 0x2 | RECEIPTS |", "| 1 | 0x4 | RECEIPTS |"),
+    (check_capabilities, "`PROVIDER | PARTIAL` (0x5)", "`PROVIDER | PARTIAL` (0x7)"),
     (check_manifest, "| `segment_size` | integer |", "| `segment` | integer |"),
     (check_manifest, "itself is at most 4096 bytes**", "itself is at most 32768 bytes**"),
     (check_receipt_reasons, "| `nonce-used` |", "| `nonce-reused` |"),
