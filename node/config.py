@@ -128,6 +128,10 @@ class NetworkConfig:
     connections_low: int = 224
     """... down to this many (misbehaving first, then never-useful, then idle longest)."""
 
+    max_transfers: int = 4
+    """Fetches the node runs at once (through its API or library); more wait their turn, so
+    each running one keeps a useful share of the download cap."""
+
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version does not know, kept verbatim."""
 
@@ -214,6 +218,7 @@ _ADMISSION_INTS = (
     "max_connections_per_peer",
     "connections_high",
     "connections_low",
+    "max_transfers",
 )
 
 

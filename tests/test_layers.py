@@ -48,7 +48,7 @@ RANK: dict[str, float] = {
     "node.ledger": 5,
     "chain": 6,
     "node.service": 7,
-    "node.api": 7,
+    "node.app": 7,
     "node.cli": 7,
     # Above everything: simulations drive the ledger and the chain client; nothing in node/ or
     # chain/ may depend on them.
@@ -96,7 +96,18 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
         "tomli_w",
     ),
     "node.service": ("trio", "plyvel", *_ETH_SIGNING),
-    "node.api": ("trio",),
+    # the composition root, the daemon's HTTP API (starlette on hypercorn's trio worker, anyio
+    # worker threads), its client (httpx) and the Prometheus registry
+    "node.app": (
+        "trio",
+        "plyvel",
+        "anyio",
+        "starlette",
+        "hypercorn",
+        "httpx",
+        "prometheus_client",
+        *_ETH_SIGNING,
+    ),
     # plyvel: catches plyvel.Error when opening the peer ledger (TODO: a typed error from
     # node.transfer's PeerLedger, then drop it here)
     "node.cli": ("trio", "rich", "plyvel", *_ETH_SIGNING),

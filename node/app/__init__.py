@@ -2,35 +2,61 @@
 
 ``open_node(data_dir) -> Node`` builds a node (docs/library.md); ``run_daemon`` runs it as a
 service with a local HTTP API; ``find_daemon(data_dir) -> RemoteNode`` talks to a running one.
-Attributes load lazily: ``import node.app`` costs nothing until a name is used (the CLI's
-``bcai ls`` should not import the HTTP stack).
+Names load lazily: ``import node.app`` costs nothing until one is used (the CLI's ``bcai ls``
+should not import the HTTP server, nor ``bcai --help`` the transfer engine).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-_EXPORTS = {
-    "Node": "._node",
-    "TransferInfo": "._node",
-    "open_node": "._node",
-    "ExitStatus": "._errors",
-    "Failure": "._errors",
-    "NodeError": "._errors",
-    "classify": "._errors",
-    "leaf": "._errors",
-    "run_daemon": "._daemon",
-    "RemoteNode": "._client",
-    "find_daemon": "._client",
-}
+from ._errors import (
+    ExitStatus,
+    Failure,
+    NodeError,
+    NotInitialised,
+    classify,
+    clean_message,
+    leaf,
+)
+
+if TYPE_CHECKING:
+    from ._client import RemoteNode, find_daemon
+    from ._daemon import run_daemon
+    from ._node import Node, TransferInfo, open_node
+
+_NODE = ("Node", "TransferInfo", "open_node")
+_CLIENT = ("RemoteNode", "find_daemon")
 
 
 def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'node.app' has no attribute {name!r}")
-    return getattr(importlib.import_module(module, __name__), name)
+    if name in _NODE:
+        from . import _node
+
+        return getattr(_node, name)
+    if name in _CLIENT:
+        from . import _client
+
+        return getattr(_client, name)
+    if name == "run_daemon":
+        from . import _daemon
+
+        return _daemon.run_daemon
+    raise AttributeError(f"module 'node.app' has no attribute {name!r}")
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ExitStatus",
+    "Failure",
+    "Node",
+    "NodeError",
+    "NotInitialised",
+    "RemoteNode",
+    "TransferInfo",
+    "classify",
+    "clean_message",
+    "find_daemon",
+    "leaf",
+    "open_node",
+    "run_daemon",
+]

@@ -80,7 +80,7 @@ class TransferInfo:
     root: str
     direction: str  #: "in" (fetch) or "out" (serve)
     priority: str = "normal"
-    state: str = "running"  #: running | done | failed
+    state: str = "running"  #: queued | running | done | failed
     done_bytes: int = 0
     total_bytes: int = 0
     rate: float = 0.0
@@ -172,10 +172,10 @@ def _make_metrics() -> Any:
 
 def _make_shaper(cfg: Config) -> Any:
     try:
-        from node.transfer._shaper import Shaper
+        from node.transfer import Shaper
     except ImportError:  # pragma: no cover - during development only
         return None
-    return Shaper(download=cfg.network.limit_rate, upload=None)
+    return Shaper(download=cfg.network.limit_rate, upload=cfg.network.limit_rate)
 
 
 class Node:
@@ -201,6 +201,8 @@ class Node:
         self.listen: str | None = None
         self.api_url: str | None = None
         self.chain_snapshot: dict[str, Any] | None = None
+        #: at most ``[network] max_transfers`` fetches at once; the rest queue (state "queued")
+        self._transfer_slots = trio.Semaphore(config.network.max_transfers)
         try:
             self.store: Store = self._stack.enter_context(
                 Store.open(
@@ -222,7 +224,7 @@ class Node:
     @property
     def observer(self) -> Any:
         """The ``TransferObserver`` the data plane reports to (the metrics)."""
-        from node.transfer._observer import NULL_OBSERVER
+        from node.transfer import NULL_OBSERVER
 
         return self.metrics if self.metrics is not None else NULL_OBSERVER
 
@@ -489,6 +491,8 @@ class Node:
         domain = default_receipt_domain(self.config.chain) if receipts else None
         box = self.receipts
         info = self.transfers.start(root, "in", priority, [str(a) for a in addrs])
+        if self._transfer_slots.value == 0:
+            info.state = "queued"
 
         def on_progress(p: Progress) -> None:
             info.done_bytes, info.total_bytes, info.rate = p.done_bytes, p.total_bytes, p.speed
@@ -503,6 +507,8 @@ class Node:
             kwargs["limit_rate"] = limit_rate or self.config.network.limit_rate
         if _accepts(fetch, "observer"):
             kwargs["observer"] = self.observer
+        if self.config.network.swarm and _accepts(fetch, "swarm"):
+            kwargs["swarm"] = self._swarm_options()
 
         async def run() -> FetchResult:
             with lane_cm as lane:
@@ -523,6 +529,12 @@ class Node:
                 )
 
         try:
+            await self._transfer_slots.acquire()
+        except BaseException:
+            self.transfers.finish(info, error="cancelled while queued")
+            raise
+        info.state = "running"
+        try:
             try:
                 result = await run()
             except BaseException as exc:
@@ -538,9 +550,26 @@ class Node:
 
             self.transfers.finish(info, error=str(leaf(exc)) or type(leaf(exc)).__name__)
             raise
+        finally:
+            self._transfer_slots.release()
         self.transfers.finish(info)
         info.done_bytes = info.total_bytes = result.manifest.size
         return fetch_summary(result, output=out_path, wall=time.time() - started)
+
+    def _swarm_options(self) -> Any:
+        """How this node's fetches join a swarm (node.transfer._swarm): announce the port it
+        serves on (0 when no daemon serves), and keep the peers learned by peer exchange in
+        ``learned_peers`` (discovery asks them for the next root too)."""
+        from node.transfer import SwarmOptions
+
+        public = self.config.network.public_endpoint or self.listen or ""
+        port = public.rpartition(":")[2]
+        learned: deque[str] = self.__dict__.setdefault("learned_peers", deque(maxlen=200))
+        return SwarmOptions(
+            listen_port=int(port) if port.isdigit() and self.listen else 0,
+            max_peers=self.config.network.swarm_peers,
+            on_learned=lambda addr: learned.append(str(addr)),
+        )
 
     # -- status --------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from node.app._errors import ExitStatus, Failure, clean_message
+from node.app import ExitStatus, Failure, clean_message
 from node.log import configure_logging
 
 #: Sub-command modules, in help order. A module that does not exist yet is skipped.

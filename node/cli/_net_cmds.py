@@ -119,9 +119,7 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     commitments and slashes expired challenges. The local API (docs/operations.md) lets every
     other ``bcai`` command work on this data dir while the node runs.
     """
-    from node.app._client import find_daemon
-    from node.app._daemon import run_daemon
-    from node.app._node import open_node
+    from node.app import find_daemon, open_node, run_daemon
     from node.service import validator_enabled
 
     from ._store_cmds import passphrase_source

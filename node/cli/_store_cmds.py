@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from node._fs import STDOUT
-from node.app._errors import NotInitialised, classify, leaf
+from node.app import NotInitialised, classify, leaf
 from node.config import CONFIG_FILE, Config, load_config, parse_size, save_config
 from node.content import check_chunk_size, parse_root, root_hex
 from node.identity import create_identity, fast_kdf_requested, resolve_passphrase
@@ -148,7 +148,7 @@ def open_node_for(
 ) -> Iterator[Any]:
     """The node behind a command: the running daemon's API when one serves this data dir
     (it holds the store), else the node opened in this process (``node.app.open_node``)."""
-    from node.app._client import find_daemon
+    from node.app import find_daemon
 
     _config(ctx)  # NotInitialised before anything else
     remote = find_daemon(ctx.data_dir)
@@ -156,7 +156,7 @@ def open_node_for(
         with remote:
             yield remote
         return
-    from node.app._node import open_node
+    from node.app import open_node
 
     passphrase = passphrase_source(ctx, args) if args is not None else None
     with open_node(ctx.data_dir, passphrase=passphrase, durable=durable) as node:

@@ -54,7 +54,7 @@ from chain import ChainBackend, ChainClient, DeployParams, EmbeddedChain, RpcCha
 from chain.eip712 import ZERO_ADDRESS
 from chain.port import ClientPort
 from chain.tx import send_value
-from node.app._node import Node, open_node
+from node.app import Node, open_node
 from node.config import Config, save_config
 from node.content import (
     SlotLayout,

@@ -85,6 +85,11 @@ def test_every_command_goes_through_the_running_node(tmp_path: Path) -> None:
         assert ok.status_code == 200 and ok.json()["address"] == server.address
         metrics = httpx.get(api + "/metrics")
         assert metrics.status_code == 200 and "text/plain" in metrics.headers["content-type"]
+        size = first.stat().st_size
+        assert _metric(metrics.text, "bcai_sent_bytes_total") >= size
+        received = httpx.get(receiver.info["metrics"]).text
+        assert _metric(received, "bcai_received_bytes_total") >= size
+        assert _metric(received, "bcai_chunks_received_total") == added["chunks"]
 
         # One node per data dir.
         status, out, _ = cli(prov, "serve", "--listen", "127.0.0.1:0")
@@ -95,6 +100,16 @@ def test_every_command_goes_through_the_running_node(tmp_path: Path) -> None:
     status, ls, _ = cli(prov, "ls")
     assert status == 0 and [c["root"] for c in ls["content"]] == [added["root"]]
     assert cli(prov, "status")[1]["running"] is False
+
+
+def _metric(text: str, name: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and not sample.labels:
+                return float(sample.value)
+    raise AssertionError(f"{name} not exposed")
 
 
 def test_stale_api_file_is_ignored(tmp_path: Path) -> None:
@@ -161,3 +176,38 @@ def test_open_node_on_a_missing_dir_is_typed(tmp_path: Path) -> None:
         open_node(tmp_path / "nope")
     failure = classify(info.value)
     assert failure is not None and failure.status == ExitStatus.NOT_FOUND
+
+
+async def test_max_transfers_queues_the_rest(tmp_path: Path) -> None:
+    """[network] max_transfers = 1: a second fetch waits ("queued") until the first is done."""
+    from node.config import load_config
+
+    prov, recv = tmp_path / "prov", tmp_path / "recv"
+    _init(prov)
+    _init(recv)
+    srcs = [_file(tmp_path / f"f{i}.bin", 2 * MiB) for i in range(2)]
+    cfg = load_config(recv)
+    cfg.network.max_transfers = 1
+    with open_node(prov, passphrase=ENV["BCAI_PASSPHRASE"]) as provider:
+        roots = [bytes.fromhex(provider.add(src)["root"][2:]) for src in srcs]
+        async with trio.open_nursery() as nursery:
+            host, port = await nursery.start(
+                lambda task_status: serve_node(
+                    provider.store, provider.identity, task_status=task_status
+                )
+            )
+            peer = f"{host}:{port}/{provider.address}"
+            with open_node(recv, passphrase=ENV["BCAI_PASSPHRASE"], config=cfg) as node:
+                seen: list[list[str]] = []
+                async with trio.open_nursery() as fetches:
+                    for root in roots:
+                        fetches.start_soon(lambda r=root: node.fetch(r, [peer], limit_rate=4 * MiB))
+                    while len(node.status()["transfers"]) < 2 or any(
+                        t["state"] in ("queued", "running") for t in node.status()["transfers"]
+                    ):
+                        seen.append(sorted(t["state"] for t in node.status()["transfers"]))
+                        await trio.sleep(0.05)
+                assert ["queued", "running"] in seen  # never two running at once
+                assert ["running", "running"] not in seen
+                assert [t["state"] for t in node.status()["transfers"]] == ["done", "done"]
+            nursery.cancel_scope.cancel()
