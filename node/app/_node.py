@@ -94,9 +94,11 @@ class TransferInfo:
 
 
 class TransferTable:
-    """Running transfers and the last ``keep`` finished ones, in start order."""
+    """Running transfers and the last ``keep`` finished ones, in start order. ``on_change``
+    is called with (incoming, outgoing) running counts whenever they change (the metrics)."""
 
-    def __init__(self, keep: int = 50) -> None:
+    def __init__(self, keep: int = 50, on_change: Callable[[int, int], None] | None = None) -> None:
+        self._on_change = on_change
         self._ids = itertools.count(1)
         self._running: dict[str, TransferInfo] = {}
         self._done: deque[TransferInfo] = deque(maxlen=keep)
@@ -112,7 +114,14 @@ class TransferTable:
             peers=list(peers),
         )
         self._running[info.id] = info
+        self._changed()
         return info
+
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            running = self._running.values()
+            incoming = sum(1 for t in running if t.direction == "in")
+            self._on_change(incoming, len(self._running) - incoming)
 
     def finish(self, info: TransferInfo, error: str | None = None) -> None:
         info.state = "failed" if error else "done"
@@ -121,6 +130,7 @@ class TransferTable:
         info.rate = 0.0
         self._running.pop(info.id, None)
         self._done.append(info)
+        self._changed()
 
     def running(self) -> list[TransferInfo]:
         return list(self._running.values())
@@ -195,8 +205,10 @@ class Node:
         self._identity: Identity | None = None
         self._stack = contextlib.ExitStack()
         self.started = time.time()
-        self.transfers = TransferTable()
         self.metrics = _make_metrics()
+        self.transfers = TransferTable(
+            on_change=getattr(self.metrics, "set_active_transfers", None)
+        )
         self.shaper = _make_shaper(config)
         self.listen: str | None = None
         self.api_url: str | None = None

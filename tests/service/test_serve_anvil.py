@@ -78,7 +78,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def chain_status(data_dir: Path) -> dict[str, Any]:
-    return dict((bcai(data_dir, "status").get("node") or {}).get("chain") or {})
+    return dict(bcai(data_dir, "status").get("chain") or {})
 
 
 def test_validator_challenges_and_host_answers_on_a_quiet_anvil(tmp_path: Path) -> None:
