@@ -67,6 +67,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -141,6 +142,7 @@ from ._output import OutputFile
 from ._progress import Progress, ProgressTracker
 from ._rootlist import RootListVerifier
 from ._scheduler import CancelChunks, RequestChunks, Scheduler
+from ._swarm import FetchSwarm, SwarmOptions
 from ._shaper import Lane
 
 log = get_logger(__name__)
@@ -286,6 +288,7 @@ class _Peer:
     unanswered: deque[SignedReceipt] = field(default_factory=deque)  #: sent, no Ack/Error yet
     answered: trio.Event = field(default_factory=trio.Event)  #: set (and replaced) per answer
     closed: bool = False  #: ``connection_closed`` was reported to the observer
+    have_ready: bool = False  #: its Want answer is read: a Have from it now is an update
 
 
 class _Fetch:
@@ -312,6 +315,7 @@ class _Fetch:
         control_timeout: float = CONTROL_TIMEOUT,
         ledger: PeerLedger | None = None,
         observer: TransferObserver = NULL_OBSERVER,
+        swarm: SwarmOptions | None = None,
     ) -> None:
         self.control_timeout = control_timeout
         self.ledger = ledger
@@ -353,6 +357,7 @@ class _Fetch:
         self._free_max = put_workers + 4
         self.fetched_chunks = 0
         self.fetched_bytes = 0
+        self.swarm = FetchSwarm(self, swarm) if swarm is not None else None
 
     # -- connections and control replies ------------------------------------------------------
 
@@ -422,6 +427,8 @@ class _Fetch:
                     and (msg.code == ErrorCode.BAD_RECEIPT or msg.ref_kind == Kind.RECEIPT)
                 ):
                     self._on_receipt_answer(peer, msg)
+                elif self.swarm is not None and await self.swarm.on_message(peer, msg):
+                    continue  # Peers, Have updates
                 elif peer.dropped:
                     continue  # draining after our Goodbye: nobody reads its control replies
                 else:
@@ -482,7 +489,8 @@ class _Fetch:
             await self.lane.acquire(len(data))
         if end < total:
             return
-        del peer.assembling[index]
+        if peer.assembling.pop(index, None) is not asm:
+            return  # cancelled (e.g. got elsewhere) while this piece waited for the rate limit
         buf = asm.buf
         if index not in self.sched.need:
             self._recycle(buf)
@@ -755,6 +763,8 @@ class _Fetch:
                 return
             peer.have = await self._have(peer, m.chunk_count)
             peer.manifest = m
+            if self.swarm is not None:
+                await self.swarm.on_offer(peer)
         except trio.TooSlowError:
             await self._drop(
                 peer,
@@ -1099,7 +1109,8 @@ class _Fetch:
         missing = await trio.to_thread.run_sync(lambda: list(self.store.missing_chunks(self.root)))
         need = Bitmap.from_indices(n, missing)
         resumed = n - len(need)
-        self.sched = Scheduler(
+        make = Scheduler if self.swarm is None else partial(self.swarm.scheduler, manifest)
+        self.sched = make(
             chunk_count=n,
             chunk_size=manifest.chunk_size,
             total_size=manifest.size,
@@ -1120,6 +1131,8 @@ class _Fetch:
         try:
             if not self.sched.finished:
                 self.nursery.start_soon(self._timer)
+                if self.swarm is not None:
+                    self.nursery.start_soon(self.swarm.run)
                 await self._pump()
                 await self.done.wait()
             self.done.set()
@@ -1198,6 +1211,7 @@ async def fetch(
     control_timeout: float = CONTROL_TIMEOUT,
     ledger: PeerLedger | None = None,
     observer: TransferObserver = NULL_OBSERVER,
+    swarm: SwarmOptions | None = None,
 ) -> FetchResult:
     """Fetch ``root`` from ``peers`` into ``store``; resumes whatever an earlier run left.
 
@@ -1217,6 +1231,9 @@ async def fetch(
     was dropped before the transfer, naming each and why.
     ``observer`` (:class:`TransferObserver`) is told of connections, verified and rejected
     chunks and each peer's requests in flight (module docstring, item 7).
+    ``swarm`` (:class:`SwarmOptions`): take part in a swarm (``_swarm``): announce our listen
+    port, exchange peers, take Have updates, add learned peers mid-transfer (at most
+    ``max_peers`` connections in all) and ask the given peers only for what no learned peer has.
     """
     if receipt_every_chunks < 1 or receipt_every_bytes < 1:
         raise InvalidArgument("receipt_every_chunks and receipt_every_bytes must be >= 1")
@@ -1231,6 +1248,8 @@ async def fetch(
     if not addrs:
         raise InvalidArgument("at least one peer is needed")
     flags = int(CapFlag.RECEIPTS) if receipt_domain is not None else 0
+    if swarm is not None:
+        flags |= int(CapFlag.SWARM)
     me = local_peer or LocalPeer.from_identity(identity, Capabilities(flags=flags))
     run = _Fetch(
         store,
@@ -1253,6 +1272,7 @@ async def fetch(
         control_timeout=control_timeout,
         ledger=ledger,
         observer=observer,
+        swarm=swarm,
     )
     try:
         return await run.run(addrs)
