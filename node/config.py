@@ -104,6 +104,14 @@ class NetworkConfig:
     NAT, or a port mapping); ``bcai host announce`` and ``bcai host commit`` publish it on
     chain (``None``: announce nothing)."""
 
+    swarm: bool = True
+    """Take part in swarms (docs/protocol.md 5.20): a fetch tells its providers where this
+    node listens, learns other peers of the root from them and fetches from those too, and
+    asks the peers it was given only for chunks no learned peer holds."""
+
+    swarm_peers: int = 16
+    """Most connections one fetch opens, given and learned peers together."""
+
     # Admission control (docs/protocol.md, "Admission control"); same names and defaults as
     # ``node.transport.AdmissionLimits``, which ``AdmissionLimits.from_config`` builds from.
 
@@ -204,6 +212,10 @@ def _check(obj: Any, where: str) -> None:
     if isinstance(obj, NetworkConfig):
         _check_admission(obj, where)
         _check_discovery(obj, where)
+        if not isinstance(obj.swarm, bool):
+            raise ConfigError(f"[{where}] swarm must be true or false")
+        if not isinstance(obj.swarm_peers, int) or not 1 <= obj.swarm_peers <= 1024:
+            raise ConfigError(f"[{where}] swarm_peers must be an integer in 1..1024")
     if isinstance(obj, ChainConfig):
         if obj.chain_id is not None and not isinstance(obj.chain_id, int):
             raise ConfigError(f"[{where}] chain_id must be an integer")

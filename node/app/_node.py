@@ -521,8 +521,6 @@ class Node:
             kwargs["observer"] = self.observer
         if self.config.network.swarm and _accepts(fetch, "swarm"):
             kwargs["swarm"] = self._swarm_options()
-        if self.config.network.swarm and _accepts(fetch, "swarm"):
-            kwargs["swarm"] = self._swarm_options()
 
         async def run() -> FetchResult:
             with lane_cm as lane:
@@ -569,21 +567,6 @@ class Node:
         self.transfers.finish(info)
         info.done_bytes = info.total_bytes = result.manifest.size
         return fetch_summary(result, output=out_path, wall=time.time() - started)
-
-    def _swarm_options(self) -> Any:
-        """How this node's fetches join a swarm (node.transfer._swarm): announce the port it
-        serves on (0 when no daemon serves), and keep the peers learned by peer exchange in
-        ``learned_peers`` (discovery asks them for the next root too)."""
-        from node.transfer import SwarmOptions
-
-        public = self.config.network.public_endpoint or self.listen or ""
-        port = public.rpartition(":")[2]
-        learned: deque[str] = self.__dict__.setdefault("learned_peers", deque(maxlen=200))
-        return SwarmOptions(
-            listen_port=int(port) if port.isdigit() and self.listen else 0,
-            max_peers=self.config.network.swarm_peers,
-            on_learned=lambda addr: learned.append(str(addr)),
-        )
 
     def _swarm_options(self) -> Any:
         """How this node's fetches join a swarm (node.transfer._swarm): announce the port it

@@ -13,6 +13,8 @@ Layout:
 - ``_acceptance``: which receipts a provider accepts (per-connection credit, sans-IO)
 - ``_errors``: TransferError > LocalTransferError / RemoteTransferError
 - ``_observer``: ``TransferObserver`` hooks (metrics) called by ``_fetch`` and ``_provider``
+- ``_swarm``: peer exchange, Have updates and the origin-sparing scheduler (sans-IO parts and
+  the glue the fetch and the provider call)
 
 See docs/transfer.md.
 """
@@ -66,6 +68,10 @@ from ._shaper import FairQueue as FairQueue
 from ._shaper import Lane as Lane
 from ._shaper import LaneClosed as LaneClosed
 from ._shaper import Shaper as Shaper
+from ._swarm import PeerBook as PeerBook
+from ._swarm import SwarmOptions as SwarmOptions
+from ._swarm import SwarmProvider as SwarmProvider
+from ._swarm import SwarmScheduler as SwarmScheduler
 from ._window import FlowWindow as FlowWindow
 
 __all__ = [
@@ -91,6 +97,7 @@ __all__ = [
     "ManifestMismatch",
     "NoUsablePeer",
     "PeerAddr",
+    "PeerBook",
     "PeerFailed",
     "PeerLedger",
     "PriceMissing",
@@ -111,6 +118,9 @@ __all__ = [
     "Scheduler",
     "Shaper",
     "StoredReceipt",
+    "SwarmOptions",
+    "SwarmProvider",
+    "SwarmScheduler",
     "TokenBucket",
     "TransferError",
     "TransferObserver",

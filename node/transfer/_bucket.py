@@ -47,6 +47,20 @@ class TokenBucket:
             self.burst = burst
         self.tokens = min(self.tokens, self.burst)
 
+    def level(self, now: float) -> float:
+        """Tokens at ``now`` (negative: debt), without changing the bucket."""
+        if self.updated is not None and now > self.updated:
+            return min(self.burst, self.tokens + (now - self.updated) * self.rate)
+        return self.tokens
+
+    def time_until(self, level: float, now: float) -> float:
+        """Seconds from ``now`` until the bucket holds ``level`` tokens (``level <= burst``)."""
+        return max(0.0, (level - self.level(now)) / self.rate)
+
+    def wait_at(self, now: float) -> float:
+        """What :meth:`delay_for` would answer at ``now``, without changing the bucket."""
+        return self.time_until(0.0, now)
+
     def delay_for(self, now: float) -> float:
         """Seconds until the bucket is out of debt (0 when a send may start now)."""
         self._refill(now)

@@ -1231,6 +1231,9 @@ async def fetch(
     was dropped before the transfer, naming each and why.
     ``observer`` (:class:`TransferObserver`) is told of connections, verified and rejected
     chunks and each peer's requests in flight (module docstring, item 7).
+    ``lane`` (``Shaper.lane("download", priority, rate)``): received bytes are paced by the
+    node's shaper (caps and priority shares, docs/bandwidth.md) instead of by ``limit_rate``'s
+    own bucket; give the per-transfer cap to the lane (both at once: :class:`InvalidArgument`).
     ``swarm`` (:class:`SwarmOptions`): take part in a swarm (``_swarm``): announce our listen
     port, exchange peers, take Have updates, add learned peers mid-transfer (at most
     ``max_peers`` connections in all) and ask the given peers only for what no learned peer has.

@@ -71,6 +71,7 @@ from node.store import NotFound as StoreNotFound
 from node.transport import PeerConnection
 from node.wire import (
     MAX_ROOTS_PER_PAGE,
+    Announce,
     Cancel,
     Capabilities,
     CapFlag,
@@ -79,6 +80,7 @@ from node.wire import (
     ErrorCode,
     ErrorMsg,
     GetChunkRoots,
+    GetPeers,
     Have,
     HaveAll,
     Kind,
@@ -98,6 +100,7 @@ from ._groups import collapse_groups
 from ._observer import NULL_OBSERVER, TransferObserver
 from ._receipts import ReceiptBox
 from ._shaper import Lane, Shaper
+from ._swarm import SwarmProvider
 
 log = get_logger(__name__)
 
@@ -147,11 +150,16 @@ class Provider:
         max_receipt_skew: float = DEFAULT_MAX_SKEW,
         clock: Callable[[], float] = time.time,
         observer: TransferObserver = NULL_OBSERVER,
+        swarm: bool | SwarmProvider = True,
         upload: Shaper | None = None,
     ) -> None:
         self.store = store
         #: node-wide upload cap: one ``normal`` lane per connection (docs/bandwidth.md)
         self.upload = upload
+        #: Announce, GetPeers and Have updates (``_swarm``); ``False``: not spoken
+        self.swarm = (
+            swarm if isinstance(swarm, SwarmProvider) else SwarmProvider(store) if swarm else None
+        )
         self.observer = observer
         self.address = address
         self.receipt_box = receipt_box
@@ -177,6 +185,8 @@ class Provider:
         flags = CapFlag.PROVIDER | CapFlag.PARTIAL
         if self.stated_domain is not None:
             flags |= CapFlag.RECEIPTS
+        if self.swarm is not None:
+            flags |= CapFlag.SWARM
         return Capabilities(flags=int(flags))
 
     async def handle(self, conn: PeerConnection) -> None:
@@ -188,6 +198,8 @@ class Provider:
             async with collapse_groups(), trio.open_nursery() as nursery:
                 nursery.start_soon(conn.keepalive)
                 nursery.start_soon(self._sender, conn, queue)
+                if self.swarm is not None:
+                    nursery.start_soon(self.swarm.run, conn)
                 await self._reader(conn, queue)
                 nursery.cancel_scope.cancel()
         finally:
@@ -225,6 +237,8 @@ class Provider:
                 await self._on_receipt(conn, queue.credit, msg)
             elif isinstance(msg, ErrorMsg) and msg.code == ErrorCode.BAD_CHUNK:
                 await self._on_bad_chunk(conn, queue, msg)
+            elif isinstance(msg, (Announce, GetPeers)) and self.swarm is not None:
+                await self.swarm.handle(conn, msg)
             elif isinstance(msg, (Progress, Complete)):
                 log.debug("peer progress", peer=conn.address, msg=type(msg).__name__)
             else:

@@ -57,6 +57,7 @@ from ._identity import verify_identity_payload as verify_identity_payload
 from ._limits import BODY_BOUNDS as BODY_BOUNDS
 from ._limits import MAX_CHUNK_PIECE as MAX_CHUNK_PIECE
 from ._limits import MAX_MESSAGE_LEN as MAX_MESSAGE_LEN
+from ._limits import MAX_PEERS_PER_MESSAGE as MAX_PEERS_PER_MESSAGE
 from ._limits import MAX_REQUEST_INDICES as MAX_REQUEST_INDICES
 from ._limits import MAX_ROOTS_PER_PAGE as MAX_ROOTS_PER_PAGE
 from ._limits import NOISE_MAX_MESSAGE as NOISE_MAX_MESSAGE
@@ -66,12 +67,14 @@ from ._limits import PROTOCOL_VERSION as PROTOCOL_VERSION
 from ._limits import SUPPORTED_VERSIONS as SUPPORTED_VERSIONS
 from ._limits import Kind as Kind
 from ._messages import MESSAGE_TYPES as MESSAGE_TYPES
+from ._messages import Announce as Announce
 from ._messages import Cancel as Cancel
 from ._messages import ChunkData as ChunkData
 from ._messages import ChunkRoots as ChunkRoots
 from ._messages import Complete as Complete
 from ._messages import ErrorMsg as ErrorMsg
 from ._messages import GetChunkRoots as GetChunkRoots
+from ._messages import GetPeers as GetPeers
 from ._messages import Goodbye as Goodbye
 from ._messages import Have as Have
 from ._messages import HaveAll as HaveAll
@@ -79,6 +82,8 @@ from ._messages import Hello as Hello
 from ._messages import ManifestMsg as ManifestMsg
 from ._messages import Message as Message
 from ._messages import NotFound as NotFound
+from ._messages import PeerEntry as PeerEntry
+from ._messages import Peers as Peers
 from ._messages import Ping as Ping
 from ._messages import Pong as Pong
 from ._messages import Price as Price

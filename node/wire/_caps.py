@@ -23,6 +23,8 @@ class CapFlag(enum.IntFlag):
     """Signs receipts for content it receives, and accepts them for content it serves."""
     PARTIAL = 1 << 2
     """May hold part of a content and announces it with Have bitfields."""
+    SWARM = 1 << 3
+    """Speaks the swarm extension: Announce, GetPeers/Peers, and Have updates after Announce."""
 
 
 DEFAULT_FLAGS: Final = CapFlag.PROVIDER | CapFlag.RECEIPTS | CapFlag.PARTIAL

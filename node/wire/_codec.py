@@ -8,8 +8,11 @@ separate buffer so the data path never copies it; ``decode_body`` hands it out a
 
 from __future__ import annotations
 
+import ipaddress
 import struct
 from collections.abc import Callable, Sequence
+
+from eth_utils import to_checksum_address
 
 from node.receipt import (
     DOMAIN_NAME,
@@ -35,14 +38,17 @@ from ._limits import (
     MAX_GOODBYE_TEXT,
     MAX_HAVE_BITFIELD,
     MAX_MANIFEST_LEN,
+    MAX_PEERS_PER_MESSAGE,
     MAX_REQUEST_INDICES,
     MAX_ROOTS_PER_PAGE,
+    PEER_ENTRY_LEN,
     PRICE_LEN,
     ROOT_LEN,
     SUPPORTED_VERSIONS,
     Kind,
 )
 from ._messages import (
+    Announce,
     Buffer,
     Cancel,
     ChunkData,
@@ -50,6 +56,7 @@ from ._messages import (
     Complete,
     ErrorMsg,
     GetChunkRoots,
+    GetPeers,
     Goodbye,
     Have,
     HaveAll,
@@ -57,6 +64,8 @@ from ._messages import (
     ManifestMsg,
     Message,
     NotFound,
+    PeerEntry,
+    Peers,
     Ping,
     Pong,
     Price,
@@ -212,6 +221,41 @@ def _enc_receipt_ack(m: ReceiptAck) -> bytes:
     return _ROOT_U64.pack(_root(m.root), _uint(m.nonce, 64, "nonce"))
 
 
+def _enc_announce(m: Announce) -> bytes:
+    return _root(m.root) + _U16.pack(_uint(m.port, 16, "port"))
+
+
+def _enc_get_peers(m: GetPeers) -> bytes:
+    return _root(m.root)
+
+
+def _enc_peer_entry(e: PeerEntry) -> bytes:
+    try:
+        ip = ipaddress.ip_address(e.host)
+    except ValueError:
+        raise LocalProtocolError(f"peer host {e.host!r} is not an IP address") from None
+    if isinstance(ip, ipaddress.IPv4Address):
+        ip = ipaddress.IPv6Address(b"\0" * 10 + b"\xff\xff" + ip.packed)
+    address = str(e.address)
+    if len(address) != 42 or not address.startswith("0x"):
+        raise LocalProtocolError(f"peer address {address!r} is not 0x + 40 hex digits")
+    try:
+        raw = bytes.fromhex(address[2:])
+    except ValueError:
+        raise LocalProtocolError(f"peer address {address!r} is not 0x + 40 hex digits") from None
+    if not 1 <= e.port <= 0xFFFF:
+        raise LocalProtocolError(f"peer port {e.port} not in 1..65535")
+    return ip.packed + _U16.pack(e.port) + raw
+
+
+def _enc_peers(m: Peers) -> bytes:
+    if len(m.peers) > MAX_PEERS_PER_MESSAGE:
+        raise LocalProtocolError(f"Peers carries at most {MAX_PEERS_PER_MESSAGE} entries")
+    if len({e.address.lower() for e in m.peers}) != len(m.peers):
+        raise LocalProtocolError("Peers entries must have distinct addresses")
+    return _root(m.root) + b"".join(_enc_peer_entry(e) for e in m.peers)
+
+
 _ENCODERS: dict[type, Callable[..., bytes]] = {
     Hello: _enc_hello,
     Goodbye: _enc_goodbye,
@@ -232,6 +276,9 @@ _ENCODERS: dict[type, Callable[..., bytes]] = {
     Complete: _enc_root_only,
     ReceiptMsg: _enc_receipt,
     ReceiptAck: _enc_receipt_ack,
+    Announce: _enc_announce,
+    GetPeers: _enc_get_peers,
+    Peers: _enc_peers,
 }
 
 
@@ -444,6 +491,43 @@ def _dec_receipt_ack(b: memoryview) -> ReceiptAck:
     return ReceiptAck(*_ROOT_U64.unpack(b))
 
 
+def _dec_announce(b: memoryview) -> Announce:
+    return Announce(bytes(b[:ROOT_LEN]), _U16.unpack_from(b, ROOT_LEN)[0])
+
+
+def _dec_get_peers(b: memoryview) -> GetPeers:
+    return GetPeers(bytes(b))
+
+
+def _dec_peer_entry(raw: bytes) -> PeerEntry:
+    ip6 = ipaddress.IPv6Address(raw[:16])
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ip6.ipv4_mapped or ip6
+    if ip.is_unspecified or ip.is_multicast or ip == _BROADCAST:
+        raise _bad(f"Peers entry has an unusable IP address {ip}")
+    port = _U16.unpack_from(raw, 16)[0]
+    if port == 0:
+        raise _bad("Peers entry has port 0")
+    address = raw[18:]
+    if not any(address):
+        raise _bad("Peers entry has the zero address")
+    return PeerEntry(str(ip), port, to_checksum_address(address))
+
+
+def _dec_peers(b: memoryview) -> Peers:
+    n, rem = divmod(len(b) - ROOT_LEN, PEER_ENTRY_LEN)
+    if rem:
+        raise _bad(f"Peers entries must be {PEER_ENTRY_LEN} bytes each")
+    raw = bytes(b[ROOT_LEN:])
+    entries = tuple(
+        _dec_peer_entry(raw[i * PEER_ENTRY_LEN : (i + 1) * PEER_ENTRY_LEN]) for i in range(n)
+    )
+    if len({e.address for e in entries}) != n:
+        raise _bad("Peers entries must have distinct addresses")
+    return Peers(bytes(b[:ROOT_LEN]), entries)
+
+
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+
 _DECODERS: dict[Kind, Callable[[memoryview], Message]] = {
     Kind.HELLO: _dec_hello,
     Kind.GOODBYE: _dec_goodbye,
@@ -465,6 +549,9 @@ _DECODERS: dict[Kind, Callable[[memoryview], Message]] = {
     Kind.COMPLETE: _dec_complete,
     Kind.RECEIPT: _dec_receipt,
     Kind.RECEIPT_ACK: _dec_receipt_ack,
+    Kind.ANNOUNCE: _dec_announce,
+    Kind.GET_PEERS: _dec_get_peers,
+    Kind.PEERS: _dec_peers,
 }
 assert set(_DECODERS) == set(BODY_BOUNDS) == set(Kind)
 

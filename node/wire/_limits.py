@@ -58,6 +58,10 @@ PRICE_LEN: Final = 16
 DOMAIN_LEN: Final = 32 + ADDRESS_LEN
 """``Price.domain``, when present: EIP-712 ``chainId`` u256 + ``verifyingContract`` (52)."""
 
+PEER_ENTRY_LEN: Final = 16 + 2 + ADDRESS_LEN
+"""One ``Peers`` entry: IPv6 address (IPv4 as ``::ffff:a.b.c.d``), port u16, Ethereum address."""
+MAX_PEERS_PER_MESSAGE: Final = 50
+"""Most entries in one ``Peers`` message (the swarm extension, docs/protocol.md 5.20)."""
 
 DEFAULT_MAX_OUTSTANDING: Final = 256
 """Default number of chunk indices a node lets a peer have requested and not yet served."""
@@ -86,6 +90,9 @@ class Kind(enum.IntEnum):
     COMPLETE = 0x24
     RECEIPT = 0x30
     RECEIPT_ACK = 0x31
+    ANNOUNCE = 0x40
+    GET_PEERS = 0x41
+    PEERS = 0x42
 
 
 CAPS_LEN: Final = 4 + 4 + 2
@@ -113,6 +120,9 @@ BODY_BOUNDS: Final[dict[Kind, tuple[int, int]]] = {
     Kind.COMPLETE: (ROOT_LEN, ROOT_LEN),
     Kind.RECEIPT: (RECEIPT_LEN, RECEIPT_LEN),
     Kind.RECEIPT_ACK: (ROOT_LEN + 8, ROOT_LEN + 8),
+    Kind.ANNOUNCE: (ROOT_LEN + 2, ROOT_LEN + 2),
+    Kind.GET_PEERS: (ROOT_LEN, ROOT_LEN),
+    Kind.PEERS: (ROOT_LEN, ROOT_LEN + PEER_ENTRY_LEN * MAX_PEERS_PER_MESSAGE),
 }
 
 MAX_MESSAGE_LEN: Final = 1 + max(hi for _lo, hi in BODY_BOUNDS.values())

@@ -247,6 +247,54 @@ class ReceiptAck:
     nonce: int
 
 
+# -- the swarm extension (docs/protocol.md 5.20-5.22; peers with CapFlag.SWARM) -------------
+
+
+@dataclass(frozen=True, slots=True)
+class Announce:
+    """Receiver -> provider, once per root, after it has read the provider's answer to Want:
+    it fetches ``root`` and accepts connections on ``port`` (0: it does not) at the IP address
+    the provider sees it connect from. It subscribes this connection to Have updates for
+    ``root`` (the provider sends Have pages for chunks it gains, then HaveAll)."""
+
+    KIND: ClassVar[Kind] = Kind.ANNOUNCE
+    root: bytes
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class GetPeers:
+    """Receiver asks for other peers that fetch or hold ``root``; answered by ``Peers`` (or
+    ``Error(RATE_LIMITED, retry_after_ms)`` when asked again too soon)."""
+
+    KIND: ClassVar[Kind] = Kind.GET_PEERS
+    root: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PeerEntry:
+    """One peer in ``Peers``: where it listens (``host`` an IPv4 or IPv6 address in text form,
+    ``port`` 1..65535) and the Ethereum ``address`` (checksummed) the dialler pins."""
+
+    host: str
+    port: int
+    address: str
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}/{self.address}"
+
+
+@dataclass(frozen=True, slots=True)
+class Peers:
+    """Answer to ``GetPeers``: up to 50 peers recently seen fetching or holding ``root``
+    (hostile data: the receiver verifies each by dialling it, pinning its address)."""
+
+    KIND: ClassVar[Kind] = Kind.PEERS
+    root: bytes
+    peers: tuple[PeerEntry, ...] = ()
+
+
 Message = (
     Hello
     | Goodbye
@@ -268,6 +316,9 @@ Message = (
     | Complete
     | ReceiptMsg
     | ReceiptAck
+    | Announce
+    | GetPeers
+    | Peers
 )
 
 MESSAGE_TYPES: tuple[type[Message], ...] = (
@@ -291,4 +342,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Complete,
     ReceiptMsg,
     ReceiptAck,
+    Announce,
+    GetPeers,
+    Peers,
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from eth_utils import to_checksum_address
 from hypothesis import strategies as st
 
@@ -57,6 +59,32 @@ receipt_domains = st.builds(
     ReceiptDomain, st.integers(1, (1 << 256) - 1) | st.sampled_from([1, 31337]), addresses
 )
 
+@st.composite
+def peer_entries(draw: st.DrawFn) -> wire.PeerEntry:
+    """A valid Peers entry (IPv4 or IPv6, not unspecified/multicast/broadcast, port >= 1)."""
+    if draw(st.booleans()):
+        ip = draw(st.ip_addresses(v=4).filter(lambda a: not (a.is_unspecified or a.is_multicast)))
+        ip = ip if str(ip) != "255.255.255.255" else ipaddress.IPv4Address("10.0.0.1")
+    else:
+        ip = draw(
+            st.ip_addresses(v=6).filter(
+                lambda a: not (a.is_unspecified or a.is_multicast or a.ipv4_mapped)
+            )
+        )
+    addr = draw(st.binary(min_size=20, max_size=20).filter(any))
+    return wire.PeerEntry(str(ip), draw(st.integers(1, 0xFFFF)), to_checksum_address(addr))
+
+
+@st.composite
+def peers_messages(draw: st.DrawFn) -> wire.Peers:
+    entries = draw(
+        st.lists(
+            peer_entries(), max_size=wire.MAX_PEERS_PER_MESSAGE, unique_by=lambda e: e.address
+        )
+    )
+    return wire.Peers(draw(roots), tuple(entries))
+
+
 signed_receipts = st.builds(
     SignedReceipt,
     receipt=st.builds(Receipt, roots, addresses, addresses, u64, u32, u128, u64, u64),
@@ -88,4 +116,7 @@ messages: st.SearchStrategy[wire.Message] = st.one_of(
     st.builds(wire.Complete, roots),
     st.builds(wire.ReceiptMsg, signed_receipts),
     st.builds(wire.ReceiptAck, roots, u64),
+    st.builds(wire.Announce, roots, u16),
+    st.builds(wire.GetPeers, roots),
+    peers_messages(),
 )

@@ -47,6 +47,7 @@ def test_kind_numbers_are_stable() -> None:
         "REQUEST": 0x20,
         "CHUNK_DATA": 0x21, "CANCEL": 0x22, "PROGRESS": 0x23, "COMPLETE": 0x24,
         "RECEIPT": 0x30, "RECEIPT_ACK": 0x31,
+        "ANNOUNCE": 0x40, "GET_PEERS": 0x41, "PEERS": 0x42,
     }  # fmt: skip
     assert [int(c) for c in wire.ErrorCode] == list(range(14))  # 13: OUT_OF_RANGE (issue 9)
     assert {t.KIND for t in wire.MESSAGE_TYPES} == set(wire.Kind)

@@ -286,6 +286,39 @@ def check_price_domain(text: str) -> None:
         raise DocDrift("the Price example with a domain is not what node.wire encodes")
 
 
+def check_swarm(text: str) -> None:
+    """Sections 5.20-5.22 (the swarm extension): entry layout and the reference's numbers."""
+    from node.transfer import _swarm
+
+    start = text.index("### 5.22 Peers")
+    section = text[start : text.index("## 6.", start)]
+    layout = [
+        (_int(off), _int(size))
+        for off, size, _t, _f in table(section, ["off", "size", "type", "field"])
+    ]
+    if (
+        layout != [(0, 16), (16, 2), (18, _limits.ADDRESS_LEN)]
+        or sum(size for _, size in layout) != _limits.PEER_ENTRY_LEN
+    ):
+        raise DocDrift(f"Peers entry layout {layout}")
+    flag = int(wire.CapFlag.SWARM)
+    facts = {
+        f"`root(32) | entries ({_limits.PEER_ENTRY_LEN} * n, 0 <= n <= "
+        f"{wire.MAX_PEERS_PER_MESSAGE})`": "Peers cap",
+        f"the {_swarm.BOOK_PER_ROOT} most recent entries for {_swarm.BOOK_TTL:g} s, for at "
+        f"most {_swarm.BOOK_ROOTS} roots": "peer book bounds",
+        f"less than {_swarm.PEX_INTERVAL:g} s ago": "GetPeers rate",
+        f"at most one batch per {_swarm.HAVE_UPDATE_INTERVAL:g} s": "Have update rate",
+        f"at most {_swarm.MAX_SUBSCRIPTIONS} subscriptions": "subscriptions",
+        f"keeps at most {_swarm.MAX_LEARNED} learned peers": "learned cap",
+        f"| {flag.bit_length() - 1} | 0x{flag:x} | SWARM |": "flag",
+    }
+    flat = " ".join(text.split())
+    for needle, what in facts.items():
+        if needle not in flat:
+            raise DocDrift(f"{what}: the doc does not say {needle!r}")
+
+
 CHECKS = [
     check_kinds,
     check_error_codes,
@@ -297,6 +330,7 @@ CHECKS = [
     check_numbers,
     check_tree_vectors,
     check_price_domain,
+    check_swarm,
 ]
 
 
@@ -354,6 +388,9 @@ MUTATIONS = [
     (check_capabilities, "| 2 | 0x4 | PARTIAL |", "| 3 | 0x8 | PARTIAL |"),
     (check_capabilities, "| 1 | 0x2 | RECEIPTS |", "| 1 | 0x4 | RECEIPTS |"),
     (check_capabilities, "`PROVIDER | PARTIAL` (0x5)", "`PROVIDER | PARTIAL` (0x7)"),
+    (check_swarm, "| 16 | 2 | u16 | port, 1..65535 |", "| 16 | 4 | u32 | port, 1..65535 |"),
+    (check_swarm, "less than 5 s ago", "less than 2 s ago"),
+    (check_kinds, "| 66   | 0x42 | Peers          | 32       | 1932     |", ""),
     (check_manifest, "| `segment_size` | integer |", "| `segment` | integer |"),
     (check_manifest, "itself is at most 4096 bytes**", "itself is at most 32768 bytes**"),
     (check_receipt_reasons, "| `nonce-used` |", "| `nonce-reused` |"),

@@ -20,6 +20,7 @@ EXPECTED = {
     "decode_chunk_piece", "decode_code",
     "encode", "encode_frame", "encode_parts", "frame_header", "make_identity_payload",
     "verify_identity_payload",
+    "Announce", "GetPeers", "Peers", "PeerEntry", "MAX_PEERS_PER_MESSAGE",  # swarm extension
 }  # fmt: skip
 
 
