@@ -211,3 +211,45 @@ async def test_max_transfers_queues_the_rest(tmp_path: Path) -> None:
                 assert ["running", "running"] not in seen
                 assert [t["state"] for t in node.status()["transfers"]] == ["done", "done"]
             nursery.cancel_scope.cancel()
+
+
+def test_ctrl_c_of_a_get_through_the_daemon(tmp_path: Path) -> None:
+    """Ctrl-C of `bcai get` that a daemon runs: exit 130 and one line, the daemon cancels the
+    transfer (state kept), and the same command afterwards resumes and completes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    prov, recv = tmp_path / "prov", tmp_path / "recv"
+    _init(prov)
+    _init(recv)
+    src = _file(tmp_path / "big.bin", 12 * MiB)
+    root = cli(prov, "add", str(src))[1]["root"]
+    with ServeProcess(prov) as server, ServeProcess(recv):
+        cmd = [sys.executable, "-m", "node.cli", "-d", str(recv), "get", root,
+               "--peer", server.peer, "--limit-rate", "2M"]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        running: list[dict[str, object]] = []
+        while time.monotonic() < deadline and not running:
+            time.sleep(0.2)
+            transfers = cli(recv, "status")[1]["transfers"]
+            running = [t for t in transfers if t["state"] == "running" and t["done_bytes"]]
+        assert running, "the transfer never started"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+        assert proc.returncode == 130
+        lines = err.decode().strip().splitlines()
+        assert lines and lines[-1].startswith("bcai: error: interrupted"), err
+        assert "Traceback" not in err.decode()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            states = [t["state"] for t in cli(recv, "status")[1]["transfers"]]
+            if states == ["failed"]:
+                break
+            time.sleep(0.2)
+        assert states == ["failed"]  # cancelled in the daemon too, not left running
+        status, out, err = cli(recv, "get", root, "--peer", server.peer)
+        assert status == 0, err
+        assert 0 < out["resumed_chunks"] < out["chunks"]
