@@ -213,6 +213,8 @@ class Node:
         self.listen: str | None = None
         self.api_url: str | None = None
         self.chain_snapshot: dict[str, Any] | None = None
+        #: peers learned by peer exchange (newest last); discovery offers them for later roots
+        self.learned_peers: deque[str] = deque(maxlen=200)
         #: at most ``[network] max_transfers`` fetches at once; the rest queue (state "queued")
         self._transfer_slots = trio.Semaphore(config.network.max_transfers)
         try:
@@ -576,7 +578,7 @@ class Node:
 
         public = self.config.network.public_endpoint or self.listen or ""
         port = public.rpartition(":")[2]
-        learned: deque[str] = self.__dict__.setdefault("learned_peers", deque(maxlen=200))
+        learned = self.learned_peers
         return SwarmOptions(
             listen_port=int(port) if port.isdigit() and self.listen else 0,
             max_peers=self.config.network.swarm_peers,
