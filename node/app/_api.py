@@ -217,8 +217,14 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
         obj = await _body(request)
         if node.shaper is None:
             raise NodeError(Failure(ExitStatus.UNAVAILABLE, "this node has no traffic shaper"))
-        kwargs = {k: _opt_int(obj, k) for k in ("upload", "download") if k in obj}
-        node.shaper.set_limits(**kwargs)
+        unknown = set(obj) - {"upload", "download"}
+        if unknown:
+            raise _bad(f"unknown limit(s): {', '.join(sorted(unknown))} (upload, download)")
+        for key, value in obj.items():
+            if isinstance(value, bool) or not isinstance(value, (int, str, type(None))):
+                raise _bad(f"{key!r} must be bytes/s (an integer or '50M'), or null: unlimited")
+        kwargs = dict(obj)
+        node.shaper.set_limits(**kwargs)  # InvalidArgument (exit 2) for a bad value
         log.info("limits changed", **kwargs)
         return JSONResponse(node.status()["limits"])
 

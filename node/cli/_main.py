@@ -26,7 +26,7 @@ COMMAND_INDEX = {
         ("init", "add", "ls", "cat", "export", "verify", "pin", "unpin", "rm", "gc"),
         "_store_cmds",
     ),
-    **dict.fromkeys(("serve", "get", "status"), "_net_cmds"),
+    **dict.fromkeys(("serve", "get", "status", "limits"), "_net_cmds"),
     **dict.fromkeys(
         ("chain", "publish", "receipts", "escrow", "host", "prove", "rewards"), "_chain_cmds"
     ),

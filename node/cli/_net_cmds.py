@@ -97,6 +97,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(handler=_guard(cmd_status))
 
+    p = sub.add_parser("limits", help="show or change the running node's bandwidth caps")
+    p.add_argument("--download", metavar="RATE", help="download cap, e.g. 50M (bytes/s); 0: none")
+    p.add_argument("--upload", metavar="RATE", help="upload cap, e.g. 10M (bytes/s); 0: none")
+    p.set_defaults(handler=_guard(cmd_limits))
+
 
 # -- serve ------------------------------------------------------------------------------------
 
@@ -277,6 +282,37 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
             f"in {out['elapsed']:.2f}s, {out['throughput'] / 1e6:.1f} MB/s{wrote}"
         )
     ctx.emit(out, text)
+    return ExitStatus.OK
+
+
+# -- limits ---------------------------------------------------------------------------------
+
+
+def cmd_limits(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Show the running node's caps, or change them (effective within 2 s, not persisted:
+    ``[network] limit_rate`` in config.toml is what a restart uses)."""
+    from node.app import find_daemon
+
+    _config(ctx)
+    changes: dict[str, int | None] = {}
+    for side in ("download", "upload"):
+        value = getattr(args, side)
+        if value is not None:
+            try:
+                rate = parse_rate(value) if value not in ("0", "none", "unlimited") else None
+            except ValueError as exc:
+                raise InvalidArgument(str(exc)) from None
+            changes[side] = rate
+    node = find_daemon(ctx.data_dir)
+    if node is None:
+        return ctx.fail(
+            ExitStatus.NOT_FOUND,
+            "no node runs on this data dir: start `bcai serve`, or set [network] limit_rate "
+            "in config.toml for the next start",
+        )
+    with node:
+        out = node.set_limits(**changes) if changes else node.status()["limits"]
+    ctx.emit(out, f"download {_rate(out.get('download'))}, upload {_rate(out.get('upload'))}")
     return ExitStatus.OK
 
 

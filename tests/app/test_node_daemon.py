@@ -91,6 +91,20 @@ def test_every_command_goes_through_the_running_node(tmp_path: Path) -> None:
         assert _metric(received, "bcai_received_bytes_total") >= size
         assert _metric(received, "bcai_chunks_received_total") == added["chunks"]
 
+        # Limits change at run time through the API; bad values are typed errors.
+        auth = {"Authorization": f"Bearer {token}"}
+        put = httpx.put(api + "/api/v1/limits", json={"download": "1M"}, headers=auth)
+        assert put.status_code == 200 and put.json()["download"] == MiB
+        assert cli(prov, "status")[1]["limits"]["download"] == MiB
+        bad = httpx.put(api + "/api/v1/limits", json={"download": "fast"}, headers=auth)
+        assert bad.status_code == 400 and bad.json()["status"] == "usage"
+        bad = httpx.put(api + "/api/v1/limits", json={"sideways": 1}, headers=auth)
+        assert bad.status_code == 400
+        put = httpx.put(api + "/api/v1/limits", json={"download": None}, headers=auth)
+        assert put.json()["download"] is None
+        status, out, _ = cli(prov, "limits", "--upload", "2M")
+        assert status == 0 and out == {"download": None, "upload": 2 * MiB}
+
         # One node per data dir.
         status, out, _ = cli(prov, "serve", "--listen", "127.0.0.1:0")
         assert status == ExitStatus.UNAVAILABLE and "already runs" in out["error"]
