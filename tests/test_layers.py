@@ -74,7 +74,7 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     # the node's Ed25519 (Noise/identity) and secp256k1 (receipts, chain) keys
     "node.identity": ("nacl", *_ETH_SIGNING),
     # sans-IO: crypto primitives only
-    "node.noise": ("nacl",),
+    "node.noise": ("nacl", "cryptography"),
     # sans-IO codec; the identity payload carries an Ethereum address and its signature
     "node.wire": _ETH_SIGNING,
     # EIP-712 receipts: signing and recovery, no chain access

@@ -1,10 +1,13 @@
-"""Noise Protocol Framework, sans-IO, on PyNaCl (suite ``25519_ChaChaPoly_SHA256``).
+"""Noise Protocol Framework, sans-IO (suite ``25519_ChaChaPoly_SHA256``).
+
+X25519 on PyNaCl (libsodium), ChaCha20-Poly1305 on ``cryptography`` (OpenSSL), SHA-256 on
+hashlib.
 
 Layout:
 
 - ``_errors``      the error tree (local vs remote fault)
 - ``_crypto``      X25519, SHA-256, HKDF, :class:`KeyPair`, size constants
-- ``_cipher``      :class:`CipherState` (ChaCha20-Poly1305, Noise nonces, rekey)
+- ``_cipher``      :class:`CipherState` (ChaCha20-Poly1305 on OpenSSL, Noise nonces, rekey)
 - ``_symmetric``   :class:`SymmetricState`
 - ``_patterns``    handshake patterns as data, protocol-name parsing
 - ``_handshake``   :class:`HandshakeState` for any supported pattern

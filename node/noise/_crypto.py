@@ -1,6 +1,7 @@
-"""The ``25519_ChaChaPoly_SHA256`` suite: DH, AEAD, HASH and HKDF on PyNaCl and hashlib.
+"""The ``25519_ChaChaPoly_SHA256`` suite: DH on PyNaCl, HASH and HKDF on hashlib, constants.
 
-Only public ``nacl.bindings`` functions are used. Lengths are checked here because
+The AEAD lives in ``_cipher`` (OpenSSL through ``cryptography``). Only public
+``nacl.bindings`` functions are used here. Lengths are checked here because
 ``crypto_scalarmult`` hands its arguments to libsodium without checking them.
 """
 
