@@ -8,7 +8,11 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    manifest that does not parse or is for another root, states a ``Price`` above
    ``max_price_per_gib`` or a receipt domain other than ours, or sends no Have/HaveAll; nothing
    a single peer does fails the fetch. A peer whose Hello lacks the PROVIDER flag is not asked
-   at all (listed in ``refused``).
+   at all (listed in ``refused``). Nobody waits for the slowest: once one provider has
+   offered the content (Manifest, Price, Have), the others get ``offer_grace`` (1.5 s) more,
+   then the manifest is agreed from the offers in; a later offer joins the running transfer
+   (or, with another shape, is dropped as a lie), and one that never comes is dropped at its
+   ``control_timeout`` (a timeout in the ledger), without delaying the transfer.
 2. The manifest is agreed from the requested root, not taken from whoever answered first. The
    offers are grouped by what decides the chunking (``size``, ``chunk_size``; name and
    creation time may differ between honest providers); a manifest already in the store (a
@@ -50,6 +54,9 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    in the order of their ledger score (best first; ``FetchResult.ranking``) and the scheduler
    serves them in that order; verified chunks, bad chunks (and lying manifests or chunk-root
    lists) and timeouts are recorded, so a peer caught cheating is not asked first next time.
+   A timeout is a stall (no delivery for ``stall_timeout``), a peer overtaken in the endgame
+   (it held chunks far longer than the peer that then served them, delivering nothing: a
+   staller beside a fast peer that finishes first), or no answer to Want by the end.
 7. With an ``observer`` (:class:`TransferObserver`, e.g. the node's metrics): each connection
    opened and closed (``inbound=False``); each verified chunk counted by the fetch
    (``chunk_received``, seconds from its Request to its verification); each chunk that
@@ -142,12 +149,13 @@ from ._output import OutputFile
 from ._progress import Progress, ProgressTracker
 from ._rootlist import RootListVerifier
 from ._scheduler import CancelChunks, RequestChunks, Scheduler
-from ._swarm import FetchSwarm, SwarmOptions
 from ._shaper import Lane
+from ._swarm import FetchSwarm, SwarmOptions
 
 log = get_logger(__name__)
 
 CONTROL_TIMEOUT = 20.0  #: bound on each control answer (Manifest, Price, Have, ChunkRoots)
+OFFER_GRACE = 1.5  #: after the first provider's offer, how long the others get to answer Want
 BUSY_RETRY_MAX = 10.0  #: longest wait honoured from a BUSY Error's retry_after_ms
 RECEIPT_TIMEOUT = 10.0
 GOODBYE_DRAIN = 2.0  #: after our Goodbye, read on this long for the peer's close (protocol 8a)
@@ -313,11 +321,19 @@ class _Fetch:
         receipt_every_chunks: int = RECEIPT_EVERY_CHUNKS,
         receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
         control_timeout: float = CONTROL_TIMEOUT,
+        offer_grace: float = OFFER_GRACE,
         ledger: PeerLedger | None = None,
         observer: TransferObserver = NULL_OBSERVER,
         swarm: SwarmOptions | None = None,
     ) -> None:
         self.control_timeout = control_timeout
+        self.offer_grace = offer_grace
+        self._pending: set[str] = set()  #: peers whose offer (Want answer) is still awaited
+        self._unjudged: set[str] = set()  #: peers whose offer is in (or failed)
+        self._judged: set[str] = set()  #: peers whose offer was weighed for the manifest
+        self._offered = trio.Event()  #: set (and replaced) each time an offer completes
+        self._sched_ready = trio.Event()  #: the scheduler exists and has the first peers
+        self.agreed: Manifest | None = None
         self.ledger = ledger
         self.observer = observer
         self.not_found: set[str] = set()
@@ -671,15 +687,25 @@ class _Fetch:
         if sched is None or self.done.is_set():
             return
         await self._send_actions(sched.poll(trio.current_time()))
-        for address, st in sched.peers.items():  # stalls the scheduler saw count as timeouts
-            seen = self._stalls.get(address, 0)
-            if st.timeouts > seen:
-                self._stalls[address] = st.timeouts
-                self.observer.chunk_rejected(str(address), "timeout")
-                if self.ledger is not None:
-                    self.ledger.record_timeout(str(address), time.time())
+        self._record_stalls()
         if sched.finished or sched.failure is not None:
             self.done.set()
+
+    def _record_stalls(self) -> None:
+        """Stalls the scheduler saw count as timeouts (observer, ledger): each stall, and once
+        per transfer a peer that was overtaken (it sat on chunks a faster peer then served)."""
+        assert self.sched is not None
+        for address, st in self.sched.peers.items():
+            seen = self._stalls.get(address, 0)
+            count = st.timeouts + (1 if st.overtaken else 0)
+            if count > seen:
+                self._stalls[address] = count
+                if st.overtaken and not st.timeouts and seen == 0:
+                    log.warning("peer overtaken: it answered none of its requests", peer=address)
+                for _ in range(count - seen):
+                    self.observer.chunk_rejected(str(address), "timeout")
+                    if self.ledger is not None:
+                        self.ledger.record_timeout(str(address), time.time())
 
     async def _timer(self) -> None:
         assert self.sched is not None and self.tracker is not None
@@ -708,6 +734,8 @@ class _Fetch:
         """Drop ``peer`` before the transfer (items 1-2 of the module docstring) and say why
         in its Goodbye. A lie (bad manifest or chunk-root list) counts as a bad chunk in the
         ledger, a timeout as a timeout."""
+        if peer.dropped:
+            return  # already dropped (e.g. done without it, then its control timer ran out)
         address = peer.conn.address
         self.refused[address] = reason
         peer.report = None
@@ -814,14 +842,97 @@ class _Fetch:
             ledger = self.ledger
             peers.sort(key=lambda item: -ledger.score(item[0]))  # stable: ties keep the order
         self.ranking = [address for address, _ in peers]
-        async with trio.open_nursery() as nursery:
-            for address, peer in peers:
-                nursery.start_soon(self._offer, address, peer)
-        peers = [(a, self.peers[a]) for a, _ in peers]  # a BUSY peer may have reconnected
+        for address, peer in peers:
+            self._pending.add(address)
+            self.nursery.start_soon(self._offer_task, address, peer)
         stored = None
         if self.store.has_content(self.root, partial=True):
             stored = await trio.to_thread.run_sync(self.store.get_manifest, self.root)
-        offers = [(a, p) for a, p in peers if p.manifest is not None and not p.gone]
+        # Wait for every offer, or for the first good one plus the grace (module docstring,
+        # item 1): a silent peer does not hold everyone up for the control timeout.
+        while self._pending and not any(p.manifest for p in self.peers.values()):
+            await self._offered.wait()
+        with trio.move_on_after(self.offer_grace):
+            while self._pending:
+                await self._offered.wait()
+        while True:
+            manifest = await self._agree_offers(stored)
+            if manifest is not None or not self._pending:
+                break
+            await self._offered.wait()  # none agreed yet: the late offers may still make one
+        if manifest is not None:
+            self.agreed = manifest
+            for address in sorted(self._unjudged - self._judged, key=self.ranking.index):
+                self.nursery.start_soon(self._join_late, address)
+            return manifest
+        if self.not_found and len(self.not_found) == len(self.peers):
+            raise ContentNotFound(f"no peer has 0x{self.root.hex()}")
+        if self.price_refusals and len(self.price_refusals) + len(self.not_found) == len(
+            self.peers
+        ):
+            raise self.price_refusals[0]
+        raise NoUsablePeer(self.root, self.refused, transient=self.transient_drops)
+
+    async def _give_up_offers(self, elapsed: float) -> None:
+        """The transfer is done: peers that never answered Want are dropped as timed out
+        (so the ledger asks them last next time) instead of being forgotten."""
+        for address in sorted(self._pending, key=self.ranking.index):
+            peer = self.peers[address]
+            if not peer.gone:
+                await self._drop(
+                    peer, f"no answer to Want in {elapsed:.1f}s (done without it)", timeout=True
+                )
+
+    async def _offer_task(self, address: str, peer: _Peer) -> None:
+        """One peer's offer (``_offer``); an offer that completes after the manifest was
+        agreed joins the transfer (``_join_late``)."""
+        try:
+            await self._offer(address, peer)
+        finally:
+            self._pending.discard(address)
+            self._unjudged.add(address)
+            self._offered.set()
+            self._offered = trio.Event()
+        if self.agreed is not None:
+            await self._join_late(address)
+
+    async def _join_late(self, address: str) -> None:
+        """A provider whose offer came in after the manifest was agreed: it joins the running
+        transfer if its manifest has the agreed shape, and is dropped as a liar if not."""
+        peer, agreed = self.peers[address], self.agreed
+        if address in self._judged or agreed is None or peer.manifest is None or peer.gone:
+            return
+        self._judged.add(address)
+        if _shape(peer.manifest) != _shape(agreed):
+            await self._drop(
+                peer,
+                "ManifestMismatch: its manifest (size, chunk size) disagrees with the one "
+                "verified against the root",
+                code=ErrorCode.MALFORMED,
+                lied=True,
+            )
+            return
+        peer.report = ProviderReport(
+            address, f"{peer.addr.host}:{peer.addr.port}", price_per_gib=peer.price
+        )
+        await self._sched_ready.wait()
+        sched = self.sched
+        if sched is None or self.done.is_set() or peer.gone or address in sched.peers:
+            return
+        log.info("late provider joins", peer=address)
+        sched.add_peer(address, trio.current_time(), peer.have, rank=self.ranking.index(address))
+        await self._pump()
+
+    async def _agree_offers(self, stored: Manifest | None) -> Manifest | None:
+        """Group the offers in so far and agree on a manifest from the root (docstring item
+        2); ``None`` when no group verifies (yet)."""
+        peers = [(a, self.peers[a]) for a in self.ranking]  # a BUSY peer may have reconnected
+        offers = [
+            (a, p)
+            for a, p in peers
+            if p.manifest is not None and not p.gone and a not in self._judged
+        ]
+        self._judged.update(a for a, _ in offers)
         groups: dict[tuple[int, int], list[_Peer]] = {}
         for _, peer in offers:
             assert peer.manifest is not None
@@ -865,13 +976,7 @@ class _Fetch:
                         code=ErrorCode.MALFORMED,
                         lied=True,
                     )
-        if self.not_found and len(self.not_found) == len(self.peers):
-            raise ContentNotFound(f"no peer has 0x{self.root.hex()}")
-        if self.price_refusals and len(self.price_refusals) + len(self.not_found) == len(
-            self.peers
-        ):
-            raise self.price_refusals[0]
-        raise NoUsablePeer(self.root, self.refused, transient=self.transient_drops)
+        return None
 
     async def _agree(self, members: list[_Peer], stored: Manifest | None) -> Manifest | None:
         """The manifest of ``members`` once a chunk-root list verifies against the root
@@ -1091,6 +1196,8 @@ class _Fetch:
                     ):
                         await self._settle(complete=False, wait=not cancelled)
                     raise
+                await self._give_up_offers(trio.current_time() - start)
+                result.refused = dict(self.refused)
                 if self.output is not None:
                     await trio.to_thread.run_sync(self.output.finish, self.store)
                 await self._settle(complete=True, wait=True)
@@ -1126,6 +1233,7 @@ class _Fetch:
             peer = self.peers[address]
             if peer.report is not None and not peer.gone:
                 self.sched.add_peer(address, now, peer.have, rank=rank)
+        self._sched_ready.set()
         log.info("fetching", root="0x" + self.root.hex(), chunks=n, missing=len(need))
         self.writer = self.store.partial_writer(self.root)
         try:
@@ -1144,6 +1252,7 @@ class _Fetch:
             with trio.CancelScope(shield=True):
                 await self._drain_puts()
                 await trio.to_thread.run_sync(self.writer.flush)
+            self._record_stalls()
             for pid, st in self.sched.peers.items():  # nothing is in flight any more
                 self.observer.requests_outstanding(str(pid), 0, st.window.size // self.chunk_size)
         failure = self.sched.failure
@@ -1209,6 +1318,7 @@ async def fetch(
     receipt_every_chunks: int = RECEIPT_EVERY_CHUNKS,
     receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
     control_timeout: float = CONTROL_TIMEOUT,
+    offer_grace: float = OFFER_GRACE,
     ledger: PeerLedger | None = None,
     observer: TransferObserver = NULL_OBSERVER,
     swarm: SwarmOptions | None = None,
@@ -1226,6 +1336,8 @@ async def fetch(
     receipts sent every ``receipt_every_chunks`` chunks / ``receipt_every_bytes`` bytes and at
     the end, also when the fetch fails or is cancelled (module docstring).
     ``control_timeout`` bounds each control answer; a peer that misses it is dropped.
+    ``offer_grace``: once one provider has offered the content, the others have this long to
+    answer Want before the transfer starts without them (they join when they answer).
     ``ledger`` (e.g. ``node.ledger.LocalLedger``): peers are ranked by it and their conduct
     recorded in it (module docstring, item 6). Raises :class:`NoUsablePeer` when every peer
     was dropped before the transfer, naming each and why.
@@ -1273,6 +1385,7 @@ async def fetch(
         receipt_every_chunks=receipt_every_chunks,
         receipt_every_bytes=receipt_every_bytes,
         control_timeout=control_timeout,
+        offer_grace=offer_grace,
         ledger=ledger,
         observer=observer,
         swarm=swarm,

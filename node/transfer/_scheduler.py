@@ -24,6 +24,11 @@ Rules, per peer (``PeerState``):
   so none of them is always first.
 - Endgame: with nothing left to hand out, idle peers duplicate in-flight requests (at most
   ``endgame_copies`` holders per chunk); the first copy to verify cancels the others.
+- Overtaken: a peer with requests outstanding that has delivered nothing since its oldest
+  one, while other peers delivered ``overtake_after`` (8) chunks (half the chunk count, at
+  least 2, for smaller contents), counts as ``overtaken``
+  (once per such run): a stall the stall timer may never see, because a faster peer
+  finishes the content first (a peer that takes Requests and never answers them).
 - The transfer fails when every peer is banned or given up: with :class:`CorruptChunk` when
   corruption was the cause, else :class:`PeerFailed` (which a later run can resume).
 """
@@ -81,6 +86,8 @@ class PeerState:
     chunks_ok: int = 0
     chunks_corrupt: int = 0
     timeouts: int = 0
+    overtaken: int = 0  #: times it sat on requests while others delivered (module docstring)
+    passed_by: int = 0  #: chunks others delivered since its last delivery, while it had requests
     rank: float = 0.0  #: lower is served first (see ``Scheduler.poll``)
 
     def has(self, index: int) -> bool:
@@ -108,6 +115,7 @@ class Scheduler:
         endgame_copies: int = 2,
         lookahead: int = 64,
         request_batch: int = 1,
+        overtake_after: int = 8,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -126,6 +134,9 @@ class Scheduler:
         if request_batch < 1:
             raise ValueError("request_batch must be >= 1")
         self.request_batch = request_batch
+        self.overtake_after = overtake_after
+        #: small contents have fewer chunks to pass a peer by: half of them (at least 2) will do
+        self._overtake_at = min(overtake_after, max(2, chunk_count // 2))
         self.backoff = backoff or Backoff()
         self.rng = rng or random.Random()
         self.peers: dict[PeerId, PeerState] = {}
@@ -216,6 +227,15 @@ class Scheduler:
         if not self.need.clear(index):
             self.duplicates_received += 1
             return []
+        # Peers sitting on requests with nothing delivered since are passed by this chunk;
+        # passed ``overtake_after`` times in a row, a peer was overtaken (module docstring).
+        st.passed_by = 0
+        for ost in self.peers.values():
+            sitting = ost is not st and ost.outstanding and ost.usable
+            if sitting and ost.last_progress <= min(ost.outstanding.values()):
+                ost.passed_by += 1
+                if ost.passed_by == self._overtake_at:
+                    ost.overtaken += 1
         # Anyone else still fetching this index (endgame copies) can stop.
         others = self.inflight.pop(index, [])
         actions = []

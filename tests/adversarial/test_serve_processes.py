@@ -105,7 +105,7 @@ def _record(data: Path, address: str) -> object:
         db.close()
 
 
-@pytest.mark.slow  # ~60 s, most of it the silent peer: each get waits out its 20 s control timeout
+@pytest.mark.slow  # ~40 s: four bad kinds, two gets each, real processes
 @pytest.mark.parametrize("kind", ["lying", "stalling", "corrupting", "silent"])
 def test_bad_provider_process_beside_honest_serve(
     honest: tuple[Content, Server], tmp_path: Path, kind: str
@@ -145,11 +145,11 @@ def test_bad_provider_process_beside_honest_serve(
         rec = _record(receiver, evil.address)
         if kind in ("lying", "corrupting"):
             assert rec.bad_chunks >= 1, rec  # type: ignore[attr-defined]
-        elif kind == "silent":
-            assert rec.timeouts >= 1, rec  # type: ignore[attr-defined]
-        else:  # the honest peer's endgame outruns the 20 s stall timer: nothing proven bad,
-            # but nothing delivered either, so it still ranks below the peer that delivered
-            assert rec.chunks_ok == 0, rec  # type: ignore[attr-defined]
+        else:  # silent: no answer to Want by the end; stalling: overtaken by the honest
+            # peer long before the 20 s stall timer (recorded as a timeout either way)
+            assert rec.timeouts >= 1 and rec.chunks_ok == 0, rec  # type: ignore[attr-defined]
+        if kind == "silent":  # the get no longer waits out the 20 s control timeout
+            assert took < 15, took
 
         # next time: a fresh store but the same ledger; the bad peer is asked last
         second_data = tmp_path / "receiver2"
