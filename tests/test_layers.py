@@ -37,6 +37,7 @@ RANK: dict[str, float] = {
     "node.log": 0,
     "node._fs": 0,
     "node.content": 1,
+    "node.seal": 1.5,
     "node.store": 2,
     "node.config": 2,
     "node.identity": 2,
@@ -68,6 +69,8 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     "node._fs": (),
     # pure: hashing (keccak for size proofs) and erasure coding; no trio, no sockets, no LevelDB
     "node.content": ("zfec", "eth_hash", "eth_utils"),
+    # sealed content: ChaCha20-Poly1305 (cryptography, OpenSSL) and Argon2id (PyNaCl)
+    "node.seal": ("cryptography", "nacl"),
     # chunk files and LevelDB; called from worker threads, so no trio either
     "node.store": ("plyvel",),
     "node.config": ("tomli_w",),
@@ -113,7 +116,7 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     "node.cli": ("trio", "rich", "plyvel", *_ETH_SIGNING),
     "simulations": ("matplotlib", "numpy", "plyvel", "web3", "eth_tester", *_ETH_SIGNING),
 }
-SANS_IO = ("node.content", "node.noise", "node.wire", "node.receipt")
+SANS_IO = ("node.content", "node.seal", "node.noise", "node.wire", "node.receipt")
 NO_IO_STDLIB = (
     "socket",
     "ssl",
