@@ -5,6 +5,13 @@ Layout under the store directory::
     chunks/<first byte hex>/<chunk root hex>   chunk bytes, written once, never modified
     tmp/<random>.part                           writes in flight (removed at open)
 
+and, with a cold tier (``cold_dir``, another disk), the same two directories under it. New
+chunks are always written to the hot directory; :meth:`ChunkFiles.copy_to_tier` copies one
+file between the tiers crash-safely (temp file, fsync, hard link into place, which never
+replaces an existing path, directory fsync). Readers try the hot path, then the cold one: a
+move (copy, index update, unlink of the source) keeps at least one complete copy at every
+moment, so a read racing a move always finds the chunk.
+
 A chunk file is written to ``tmp/`` and renamed into place; before the index refers to it, the
 file's data and its directory entry are made durable: either at once (``write(..., fsync=True)``
 then :meth:`ChunkFiles.sync_dirs`) or for a whole group of files with one pass of
@@ -21,7 +28,7 @@ import mmap
 import os
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from ._errors import StoreFull, is_no_space
@@ -55,7 +62,9 @@ def _no_space(exc: OSError, what: str) -> StoreFull:
 class ChunkFiles:
     """The ``chunks/`` and ``tmp/`` directories of one store."""
 
-    def __init__(self, root_dir: Path, *, durable: bool = True) -> None:
+    def __init__(
+        self, root_dir: Path, *, durable: bool = True, cold_dir: Path | None = None
+    ) -> None:
         self.chunks_dir = root_dir / "chunks"
         self.tmp_dir = root_dir / "tmp"
         self.durable = durable
@@ -64,12 +73,38 @@ class ChunkFiles:
         self._local = threading.local()
         self.chunks_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        #: the cold tier's directories (``None``: one tier)
+        self.cold_chunks_dir: Path | None = None
+        self.cold_tmp_dir: Path | None = None
+        if cold_dir is not None:
+            self.cold_chunks_dir = cold_dir / "chunks"
+            self.cold_tmp_dir = cold_dir / "tmp"
+            self.cold_chunks_dir.mkdir(parents=True, exist_ok=True)
+            self.cold_tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._count_lock = threading.Lock()
+        #: chunk files opened for reading (both tiers), of which from the cold tier; bytes read
+        self.reads = 0
+        self.cold_reads = 0
+        self.read_bytes = 0
 
     # -- names -----------------------------------------------------------------------------
 
     def path(self, chunk_root: bytes) -> Path:
         h = chunk_root.hex()
         return self.chunks_dir / h[:2] / h
+
+    @property
+    def tiered(self) -> bool:
+        return self.cold_chunks_dir is not None
+
+    def cold_path(self, chunk_root: bytes) -> Path:
+        if self.cold_chunks_dir is None:
+            raise ValueError("this store has no cold tier")
+        h = chunk_root.hex()
+        return self.cold_chunks_dir / h[:2] / h
+
+    def tier_path(self, chunk_root: bytes, cold: bool) -> Path:
+        return self.cold_path(chunk_root) if cold else self.path(chunk_root)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -188,11 +223,40 @@ class ChunkFiles:
     # -- reading ---------------------------------------------------------------------------
 
     def exists_with_size(self, chunk_root: bytes, size: int) -> bool:
-        """True if the chunk file exists with the expected length."""
+        """True if the chunk file exists (in either tier) with the expected length."""
+        paths = [self.path(chunk_root)]
+        if self.cold_chunks_dir is not None:
+            paths.append(self.cold_path(chunk_root))
+        for p in paths:
+            try:
+                if os.stat(p).st_size == size:
+                    return True
+            except FileNotFoundError:
+                pass
+        return False
+
+    def _open(self, chunk_root: bytes) -> tuple[int, bool] | None:
+        """``(fd, from the cold tier)``: the hot copy if there is one, else the cold one."""
+        flags = os.O_RDONLY | _O_BINARY | _O_NOFOLLOW
+        cold = False
         try:
-            return os.stat(self.path(chunk_root)).st_size == size
+            fd = os.open(self.path(chunk_root), flags)
         except FileNotFoundError:
-            return False
+            if self.cold_chunks_dir is None:
+                return None
+            try:
+                fd = os.open(self.cold_path(chunk_root), flags)
+            except FileNotFoundError:
+                return None
+            cold = True
+        with self._count_lock:
+            self.reads += 1
+            self.cold_reads += cold
+        return fd, cold
+
+    def _count_bytes(self, n: int) -> None:
+        with self._count_lock:
+            self.read_bytes += n
 
     def read_into(self, chunk_root: bytes, buf: bytearray | memoryview) -> int | None:
         """Read the chunk into ``buf`` (at most ``len(buf)`` bytes); ``None`` if it is missing.
@@ -200,10 +264,10 @@ class ChunkFiles:
         Returns the bytes read; pass a buffer one byte longer than expected to notice a file
         that grew.
         """
-        try:
-            fd = os.open(self.path(chunk_root), os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
-        except FileNotFoundError:
+        opened = self._open(chunk_root)
+        if opened is None:
             return None
+        fd = opened[0]
         try:
             view = memoryview(buf).cast("B")
             got = 0
@@ -212,16 +276,27 @@ class ChunkFiles:
                 if not n:
                     break
                 got += n
+            self._count_bytes(got)
             return got
         finally:
             os.close(fd)
 
     def read(self, chunk_root: bytes, expected: int) -> bytes | None:
         """The chunk's bytes, or ``None`` if its file is missing. Length is not checked here."""
-        try:
-            fd = os.open(self.path(chunk_root), os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
-        except FileNotFoundError:
-            return None
+        return self.read_tier(chunk_root, expected)[0]
+
+    def read_tier(self, chunk_root: bytes, expected: int) -> tuple[bytes | None, bool]:
+        """``(bytes or None, read from the cold tier)``; see :meth:`read`."""
+        opened = self._open(chunk_root)
+        if opened is None:
+            return None, False
+        fd, cold = opened
+        data = self._read_fd(fd, expected)
+        self._count_bytes(len(data))
+        return data, cold
+
+    @staticmethod
+    def _read_fd(fd: int, expected: int) -> bytes:
         try:
             # One byte more than expected, so a file that grew is noticed by the caller.
             parts = []
@@ -232,15 +307,83 @@ class ChunkFiles:
                     break
                 parts.append(b)
                 want -= len(b)
+            if not parts:
+                return b""
             return parts[0] if len(parts) == 1 else b"".join(parts)
         finally:
             os.close(fd)
 
-    # -- removal and sweeping --------------------------------------------------------------
+    # -- moving between tiers --------------------------------------------------------------
 
-    def delete(self, chunk_root: bytes) -> int:
-        """Remove a chunk file; return the bytes freed (0 if it was not there)."""
-        p = self.path(chunk_root)
+    def copy_to_tier(
+        self, chunk_root: bytes, expected: int, *, cold: bool, check: Callable[[bytes], bool]
+    ) -> bool:
+        """Copy the chunk's file from the other tier into the ``cold`` (or hot) tier.
+
+        The source bytes must pass ``check`` (the chunk-root hash: a damaged file is never
+        moved). The copy is written to the target tier's ``tmp/``, fsynced (durable stores),
+        hard-linked into place (``link`` fails rather than replace a path we did not create),
+        and the directory fsynced. Returns ``False`` (nothing left behind) if the source is
+        missing or fails ``check``. An existing target file that is whole and passes ``check``
+        (a copy a crash left) is kept; a damaged one is replaced. The source is left alone.
+        """
+        if self.cold_chunks_dir is None or self.cold_tmp_dir is None:
+            raise ValueError("this store has no cold tier")
+        src = self.tier_path(chunk_root, not cold)
+        try:
+            fd = os.open(src, os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
+        except FileNotFoundError:
+            return False
+        data = self._read_fd(fd, expected)
+        if len(data) != expected or not check(data):
+            return False
+        final = self.tier_path(chunk_root, cold)
+        tmp_dir = self.cold_tmp_dir if cold else self.tmp_dir
+        tmp = tmp_dir / f"{chunk_root.hex()[:16]}.{secrets.token_hex(6)}.move"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
+            try:
+                write_all(fd, data)
+                if self.durable:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            final.parent.mkdir(exist_ok=True)
+            for _ in range(2):
+                try:
+                    os.link(tmp, final)
+                    break
+                except FileExistsError:
+                    old, _cold = self._read_path(final, expected)
+                    if old is not None and len(old) == expected and check(old):
+                        break  # a whole copy is already there (left by a crashed move)
+                    with contextlib.suppress(FileNotFoundError):
+                        final.unlink()
+            else:
+                return False
+            if self.durable:
+                fsync_dir(final.parent)
+        except OSError as exc:
+            if is_no_space(exc):
+                raise _no_space(exc, f"a copy of chunk {chunk_root.hex()}") from exc
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        return True
+
+    def _read_path(self, path: Path, expected: int) -> tuple[bytes | None, bool]:
+        try:
+            fd = os.open(path, os.O_RDONLY | _O_BINARY | _O_NOFOLLOW)
+        except FileNotFoundError:
+            return None, False
+        return self._read_fd(fd, expected), False
+
+    def unlink_tier(self, chunk_root: bytes, *, cold: bool) -> int:
+        """Remove the chunk's copy in one tier; return the bytes freed (0 if none)."""
+        if cold and self.cold_chunks_dir is None:
+            return 0
+        p = self.tier_path(chunk_root, cold)
         try:
             size = p.stat().st_size
             p.unlink()
@@ -248,9 +391,25 @@ class ChunkFiles:
             return 0
         return size
 
-    def iter_chunk_roots(self) -> Iterator[tuple[bytes, int]]:
-        """Every chunk file on disk as ``(chunk_root, size)``; skips names that are not roots."""
-        with os.scandir(self.chunks_dir) as top:
+    def has_tier(self, chunk_root: bytes, *, cold: bool) -> bool:
+        if cold and self.cold_chunks_dir is None:
+            return False
+        return self.tier_path(chunk_root, cold).exists()
+
+    # -- removal and sweeping --------------------------------------------------------------
+
+    def delete(self, chunk_root: bytes) -> int:
+        """Remove a chunk's files (both tiers); return the bytes freed (0 if none was there)."""
+        return self.unlink_tier(chunk_root, cold=False) + self.unlink_tier(chunk_root, cold=True)
+
+    def iter_chunk_roots(self, *, cold: bool = False) -> Iterator[tuple[bytes, int]]:
+        """Every chunk file of a tier as ``(chunk_root, size)``; skips names that are not roots."""
+        top_dir = self.chunks_dir
+        if cold:
+            if self.cold_chunks_dir is None:
+                return
+            top_dir = self.cold_chunks_dir
+        with os.scandir(top_dir) as top:
             for d in top:
                 if not d.is_dir(follow_symlinks=False) or len(d.name) != 2:
                     continue
@@ -268,9 +427,12 @@ class ChunkFiles:
     def clear_tmp(self) -> int:
         """Remove every temp file (only safe when no write is in flight); return the count."""
         n = 0
-        with os.scandir(self.tmp_dir) as it:
-            for f in it:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(f.path)
-                    n += 1
+        for d in (self.tmp_dir, self.cold_tmp_dir):
+            if d is None:
+                continue
+            with os.scandir(d) as it:
+                for f in it:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(f.path)
+                        n += 1
         return n

@@ -10,7 +10,10 @@ Key schema (every integer is big-endian, so LevelDB's byte order is numeric orde
     b"u" + id[8]                     -> job record (JSON): a list being built or torn down
     b"q" + root[32] + index[8]       -> chunk root[32] of a stored chunk found damaged
                                         (quarantined: never served, named by verify)
-    b"M" + name                      -> store metadata: next_id, used (bytes), open (dirty flag)
+    b"t" + chunk_root[32]            -> chunk length[4]: the chunk's file is in the cold tier
+                                        (absent: in the hot tier, the store directory)
+    b"M" + name                      -> store metadata: next_id, used (bytes), open (dirty flag),
+                                        cold (bytes of referenced chunks in the cold tier)
 
 Chunk-root lists are keyed by an internal list id, not by the content root, because ``add``
 learns the root only after the last byte. The invariant every write batch keeps::
@@ -40,6 +43,7 @@ BITMAP = b"b"
 REFS = b"k"
 JOBS = b"u"
 QUARANTINE = b"q"
+TIER = b"t"
 META = b"M"
 
 BITMAP_BLOCK_BITS = 8192
@@ -84,6 +88,10 @@ def quarantine_key(root: bytes, index: int) -> bytes:
 
 def ref_key(chunk_root: bytes) -> bytes:
     return REFS + chunk_root
+
+
+def tier_key(chunk_root: bytes) -> bytes:
+    return TIER + chunk_root
 
 
 def job_key(list_id: int) -> bytes:

@@ -121,7 +121,7 @@ def delete_unreferenced(store: Store, chunk_roots: Iterable[bytes]) -> int:
     with store._lock:
         for cr in chunk_roots:
             if store._inflight[cr] == 0 and store._db.get(ref_key(cr)) is None:
-                freed += store._files.delete(cr)
+                freed += store._delete_chunk_files(cr)
     return freed
 
 
@@ -181,13 +181,22 @@ def evict_to_quota(store: Store, quota: int | None, protect: set[bytes]) -> Evic
 
 
 def gc(store: Store) -> GcReport:
-    """Sweep ``chunks/``: delete every file that no reference names."""
+    """Sweep ``chunks/`` (both tiers): delete every file that no reference names.
+
+    With a cold tier, also keep only the copy the index names of each chunk (a crashed move
+    leaves two) and recompute the cold tier's bytes (``_tier.sweep``).
+    """
+    from . import _tier
+
     files = 0
     freed = 0
     for cr, size in store._files.iter_chunk_roots():
         if delete_unreferenced(store, (cr,)) or not store._files.path(cr).exists():
             files += 1
             freed += size
+    tier_files, tier_freed = _tier.sweep(store)
+    files += tier_files
+    freed += tier_freed
     log.info("gc", files_removed=files, bytes_freed=freed)
     return GcReport(files, freed)
 
@@ -233,6 +242,7 @@ def quarantine(store: Store, root: bytes, index: int) -> bool:
             return False
         store._db.put(quarantine_key(root, index), cr, sync=store.durable)
         store._quarantined.add((root, index))
+        store._invalidate_cached((cr,))
     log.error("stored chunk quarantined", root=root_hex(root), index=index, chunk_root=cr.hex())
     return True
 
@@ -280,9 +290,10 @@ def mark_missing(store: Store, root: bytes, indices: Iterable[int]) -> list[int]
         freed = batch.commit()
         for index, _ in marked:
             store._quarantined.discard((root, index))
+        store._invalidate_cached(cr for _, cr in marked)
         for _, cr in marked:
             if store._inflight[cr] == 0:
-                store._files.delete(cr)
+                store._delete_chunk_files(cr)
         delete_unreferenced(store, freed)
     log.warning(
         "damaged chunks marked missing", root=root_hex(root), chunks=[i for i, _ in marked][:20]
@@ -334,6 +345,8 @@ def verify(store: Store, root: bytes) -> VerifyReport:
         roots_ok = False
     quarantined = sorted(i for r, i in store._quarantined if r == root)
     damaged = sorted(set(bad) | set(quarantined))
+    if bad:  # found bad on disk: never served from the memory tier again
+        store._invalidate_cached(store._chunk_root_of(rec, i) for i in bad)
     report = VerifyReport(
         root=root,
         chunks=n,

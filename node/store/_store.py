@@ -23,7 +23,8 @@ import plyvel
 from node.content import DEFAULT_CHUNK_SIZE, Manifest, StreamingTreeHasher, chunk_root, root_hex
 from node.log import get_logger
 
-from . import _add, _maint, _partial
+from . import _add, _maint, _partial, _tier
+from ._cache import CacheObserver, ChunkCache
 from ._errors import (
     CorruptStoredChunk,
     IncompleteContent,
@@ -77,12 +78,35 @@ class Store:
     deduplicated chunk bytes of unpinned content: :meth:`evict_to_quota` removes least recently
     used unpinned content until the store fits, and :meth:`add_file` calls it after each add.
     ``durable=False`` skips every fsync (tests and throw-away caches only).
+
+    Tiers (docs/store.md, "Tiers"): ``memory_cache`` (bytes, 0: off) keeps verified chunks in
+    memory ahead of the disk (:class:`~node.store._cache.ChunkCache`; ``cache_observer`` is
+    told of every hit and miss); ``cold_dir`` adds a cold tier on another directory, and
+    ``hot_limit`` bounds the bytes kept in the hot one (least recently used content is demoted,
+    chunks read cold are promoted back).
     """
 
-    def __init__(self, path: Path, *, quota: int | None, durable: bool, workers: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        quota: int | None,
+        durable: bool,
+        workers: int,
+        memory_cache: int = 0,
+        cold_dir: Path | None = None,
+        hot_limit: int | None = None,
+        cache_observer: CacheObserver | None = None,
+    ) -> None:
         self.path = path
         self.quota = quota
         self.workers = max(1, workers)
+        self.hot_limit = hot_limit
+        self._cache = ChunkCache(memory_cache, cache_observer) if memory_cache > 0 else None
+        #: moves between the tiers (``demoted``, ``promoted``) since open
+        self.tier_counts: collections.Counter[str] = collections.Counter()
+        self._tier_lock = threading.Lock()
+        self._mover: _tier.TierMover | None = None
         self._lock = threading.RLock()
         self._inflight: collections.Counter[bytes] = collections.Counter()
         self._access: dict[bytes, float] = {}  # in-process last access (exact LRU order)
@@ -94,12 +118,34 @@ class Store:
         path.mkdir(parents=True, exist_ok=True)
         self._db: plyvel.DB = open_db(path / "index")
         try:
-            self._files = ChunkFiles(path, durable=durable)
+            cold_dir = self._resolve_cold_dir(cold_dir)
+            if hot_limit is not None and cold_dir is None:
+                raise ValueError("hot_limit needs a cold tier (cold_dir)")
+            self._files = ChunkFiles(path, durable=durable, cold_dir=cold_dir)
             _maint.recover(self)
             self._quarantined = _maint.load_quarantine(self)
+            if cold_dir is not None:
+                self._mover = _tier.TierMover(self)
         except BaseException:
             self._db.close()
             raise
+
+    def _resolve_cold_dir(self, cold_dir: Path | None) -> Path | None:
+        """The cold tier's directory: as given (and then recorded in the index), else recorded.
+
+        Recording it makes the store self-describing: a command that opens the store without
+        the config (``verify``, ``gc``) still finds the chunks in the cold tier.
+        """
+        recorded_raw = self._db.get(META + b"cold_dir")
+        recorded = Path(recorded_raw.decode()) if recorded_raw else None
+        if cold_dir is None:
+            return recorded
+        cold_dir = Path(cold_dir).absolute()
+        if cold_dir != recorded:
+            if recorded is not None:
+                log.warning("cold tier directory changed", old=str(recorded), new=str(cold_dir))
+            self._db.put(META + b"cold_dir", str(cold_dir).encode(), sync=True)
+        return cold_dir
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -111,17 +157,33 @@ class Store:
         quota: int | None = None,
         durable: bool = True,
         workers: int = 4,
+        memory_cache: int = 0,
+        cold_dir: str | os.PathLike[str] | None = None,
+        hot_limit: int | None = None,
+        cache_observer: CacheObserver | None = None,
     ) -> Store:
         """Open (creating if needed) the store at ``path`` and run the recovery pass.
 
-        Raises :class:`StoreLocked` when another process has it open.
+        ``memory_cache``, ``cold_dir``, ``hot_limit`` and ``cache_observer``: see
+        :class:`Store`. Raises :class:`StoreLocked` when another process has it open.
         """
-        return cls(Path(path), quota=quota, durable=durable, workers=workers)
+        return cls(
+            Path(path),
+            quota=quota,
+            durable=durable,
+            workers=workers,
+            memory_cache=memory_cache,
+            cold_dir=None if cold_dir is None else Path(cold_dir),
+            hot_limit=hot_limit,
+            cache_observer=cache_observer,
+        )
 
     def close(self) -> None:
         """Mark a clean shutdown and close the index. Idempotent."""
         if self._closed:
             return
+        if self._mover is not None:
+            self._mover.stop()
         with self._lock:
             try:
                 self._sweep_uncommitted()
@@ -327,7 +389,11 @@ class Store:
         if rec.state is State.PARTIAL and not _partial.is_present(self, rec, index):
             raise NotFound(f"chunk {index} of {root_hex(root)} is not present yet")
         self._check_quarantine(root, index)
-        data = self._read_chunk(rec, index, self._chunk_root_of(rec, index), verify)
+        cr = self._chunk_root_of(rec, index)
+        if self._cache is not None:
+            data, _hit = self._cache.get_or_load(cr, lambda: self._read_chunk(rec, index, cr, True))
+        else:
+            data = self._read_chunk(rec, index, cr, verify)
         self._touch(root)
         return data
 
@@ -349,6 +415,11 @@ class Store:
         view = memoryview(buf).cast("B")
         if len(view) < expected:
             raise ValueError(f"buffer of {len(view)} bytes for a chunk of {expected}")
+        if self._cache is not None:
+            data, _hit = self._cache.get_or_load(cr, lambda: self._read_chunk(rec, index, cr, True))
+            view[: len(data)] = data
+            self._touch(root)
+            return len(data)
         n = self._files.read_into(cr, view[: expected + 1])
         if n is None:
             raise CorruptStoredChunk(
@@ -386,7 +457,7 @@ class Store:
         with ThreadPoolExecutor(self.workers, thread_name_prefix="store-read") as pool:
             try:
                 for index, cr in enumerate(self.chunk_roots(rec.manifest.root, start), start):
-                    pending.append(pool.submit(self._read_chunk, rec, index, cr, True))
+                    pending.append(pool.submit(self._read_cached, rec, index, cr, True))
                     if len(pending) >= ahead:
                         yield pending.popleft().result()
                 while pending:
@@ -416,7 +487,7 @@ class Store:
         def chunk(index: int) -> bytes:
             if cached and cached[0][0] == index:
                 return cached[0][1]
-            data = self._read_chunk(rec, index, self._chunk_root_of(rec, index), verify)
+            data = self._read_cached(rec, index, self._chunk_root_of(rec, index), verify)
             cached[:] = [(index, data)]
             return data
 
@@ -521,8 +592,64 @@ class Store:
         return _maint.evict_to_quota(self, self.quota if quota is None else quota, set(protect))
 
     def gc(self) -> GcReport:
-        """Delete chunk files no content references (left by crashes or removals)."""
+        """Delete chunk files no content references (left by crashes or removals).
+
+        With a cold tier it also reconciles both tiers with the index (``_tier.sweep``).
+        """
         return _maint.gc(self)
+
+    # -- tiers: memory cache and cold directory ---------------------------------------------
+
+    def demote(self, root: bytes) -> int:
+        """Move every hot chunk of ``root`` to the cold tier; return the bytes moved."""
+        self._require_tiers()
+        return _tier.demote_root(self, root)
+
+    def promote(self, root: bytes) -> int:
+        """Move every cold chunk of ``root`` back to the hot tier; return the bytes moved."""
+        self._require_tiers()
+        return _tier.promote_root(self, root)
+
+    def rebalance_tiers(self, *, protect: Iterable[bytes] = ()) -> int:
+        """One pass of the tier policy now (the background mover runs it every second)."""
+        self._require_tiers()
+        return _tier.rebalance(self, protect=protect)
+
+    def chunk_tier(self, chunk_root_: bytes) -> str:
+        """``"cold"`` or ``"hot"``: where the index says a chunk's file lives."""
+        return "cold" if _tier.is_cold(self, chunk_root_) else "hot"
+
+    def _require_tiers(self) -> None:
+        if not self._files.tiered:
+            raise StoreError("this store has no cold tier ([node] cold_dir)")
+
+    def tier_stats(self) -> dict[str, object]:
+        """Counters of the memory tier, the disk reads and the two disk tiers (JSON-able)."""
+        c = self._cache.stats() if self._cache is not None else None
+        f = self._files
+        cold = _tier.cold_bytes(self) if f.tiered else 0
+        return {
+            "memory": None
+            if c is None
+            else {
+                "budget": c.budget,
+                "bytes": c.used,
+                "entries": c.entries,
+                "hits": c.hits,
+                "misses": c.misses,
+                "hit_ratio": c.hit_ratio,
+                "evictions": c.evictions,
+            },
+            "disk_reads": f.reads,
+            "disk_read_bytes": f.read_bytes,
+            "cold_reads": f.cold_reads,
+            "hot_bytes": max(0, self.used_bytes - cold),
+            "cold_bytes": cold,
+            "hot_limit": self.hot_limit,
+            "cold_dir": None if f.cold_chunks_dir is None else str(f.cold_chunks_dir.parent),
+            "demoted": self.tier_counts["demoted"],
+            "promoted": self.tier_counts["promoted"],
+        }
 
     # -- damaged chunks: quarantine and repair ----------------------------------------------
 
@@ -568,7 +695,7 @@ class Store:
         """
         swept = 0
         for cr in self._uncommitted:
-            if self._db.get(ref_key(cr)) is None and self._files.delete(cr):
+            if self._db.get(ref_key(cr)) is None and self._delete_chunk_files(cr):
                 swept += 1
         self._uncommitted.clear()
         if swept:
@@ -609,9 +736,20 @@ class Store:
             raise StoreCorrupt(f"chunk-root list of {rec.manifest.root_hex} lacks entry {index}")
         return bytes(value)
 
+    def _read_cached(self, rec: ContentRecord, index: int, cr: bytes, verify: bool) -> bytes:
+        """A scan's read: served from the memory tier if there, else from disk, not admitted."""
+        if self._cache is not None:
+            data = self._cache.get(cr)
+            if data is not None:
+                return data
+        return self._read_chunk(rec, index, cr, verify)
+
     def _read_chunk(self, rec: ContentRecord, index: int, cr: bytes, verify: bool) -> bytes:
+        """Read from disk (either tier; never the memory tier) and check length (and hash)."""
         expected = rec.manifest.chunk_length(index)
-        data = self._files.read(cr, expected)
+        data, cold = self._files.read_tier(cr, expected)
+        if cold and self._mover is not None:
+            self._mover.request_promotion(cr)
         root = rec.manifest.root
         if data is None:
             raise CorruptStoredChunk(
@@ -625,6 +763,23 @@ class Store:
                 index=index,
             )
         return data
+
+    def _delete_chunk_files(self, cr: bytes) -> int:
+        """Delete a chunk's files in both tiers, its tier record and its cached bytes.
+
+        Call with ``_lock`` held; the caller decided nothing may keep it. Returns bytes freed.
+        """
+        if self._cache is not None:
+            self._cache.invalidate(cr)
+        freed = self._files.delete(cr)
+        if self._files.tiered:
+            _tier.forget(self, cr)
+        return freed
+
+    def _invalidate_cached(self, chunk_roots: Iterable[bytes]) -> None:
+        if self._cache is not None:
+            for cr in chunk_roots:
+                self._cache.invalidate(cr)
 
     def _release(self, chunk_roots: Iterable[bytes]) -> None:
         """Drop in-flight markers (call with ``_lock`` held)."""
