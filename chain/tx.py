@@ -7,6 +7,7 @@ estimate) and the suite events it emitted. A transaction mined with status 0 is 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,15 @@ class TxResult:
         }
 
 
+_SENDER_LOCKS: dict[str, threading.Lock] = {}
+_SENDER_LOCKS_GUARD = threading.Lock()
+
+
+def _sender_lock(address: str) -> threading.Lock:
+    with _SENDER_LOCKS_GUARD:
+        return _SENDER_LOCKS.setdefault(address.lower(), threading.Lock())
+
+
 def send_transaction(
     backend: ChainBackend,
     account: LocalAccount,
@@ -68,15 +78,16 @@ def send_transaction(
         if balance < value:  # before the estimate, which would fail with a node's raw message
             raise InsufficientFunds(account.address, balance, value)
         params: dict[str, Any] = {"from": account.address, "value": value}
-        params.update(
-            gas=_gas_limit(backend, fn, params),
-            nonce=w3.eth.get_transaction_count(account.address, "pending"),
-            chainId=backend.chain_id,
-        )
-        tx = fn.build_transaction(params)
-        _check_funds(account.address, balance, tx)
-        signed = account.sign_transaction(tx)
-        tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
+        params.update(gas=_gas_limit(backend, fn, params), chainId=backend.chain_id)
+        # One sender at a time per account in this process (a daemon's chain duties and an
+        # operator's `host commit` through its API share the node's account): the "pending"
+        # nonce is read and used under the lock, so two threads never sign the same nonce.
+        with _sender_lock(account.address):
+            params["nonce"] = w3.eth.get_transaction_count(account.address, "pending")
+            tx = fn.build_transaction(params)
+            _check_funds(account.address, balance, tx)
+            signed = account.sign_transaction(tx)
+            tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
         receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=RECEIPT_TIMEOUT)
         if receipt["status"] != 1:
             _raise_replayed(w3, tx, int(receipt["blockNumber"]))

@@ -288,6 +288,30 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
 
         return StreamingResponse(body(), media_type=NDJSON)
 
+    async def publish(request: Request) -> Response:
+        obj = await _body(request)
+        meta = obj.get("metadata_uri") or ""
+        if not isinstance(meta, str):
+            raise _bad("'metadata_uri' must be a string")
+        result = await in_thread(
+            node.publish,
+            _root(obj),
+            data_shards=_opt_int(obj, "data_shards") or 4,
+            slots=_opt_int(obj, "slots") or 8,
+            metadata_uri=meta,
+        )
+        return JSONResponse(result)
+
+    async def host_commit(request: Request) -> Response:
+        obj = await _body(request)
+        slot, stake = _opt_int(obj, "slot"), obj.get("stake")
+        if slot is None:
+            raise _bad("missing 'slot'")
+        if not isinstance(stake, str) or not stake.isdigit():
+            raise _bad("'stake' must be a decimal string of wei")
+        result = await in_thread(node.host_commit, _root(obj), slot=slot, stake=int(stake))
+        return JSONResponse(result)
+
     async def metrics(request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -328,6 +352,8 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
         Route("/api/v1/gc", route(gc), methods=["POST"]),
         Route("/api/v1/get", route(get), methods=["POST"]),
         Route("/api/v1/limits", route(limits), methods=["PUT"]),
+        Route("/api/v1/publish", route(publish), methods=["POST"]),
+        Route("/api/v1/host/commit", route(host_commit), methods=["POST"]),
     ]
     return Starlette(routes=routes)
 

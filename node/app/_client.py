@@ -11,7 +11,7 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -19,6 +19,9 @@ from node.content import root_hex
 
 from ._daemon import API_FILE, TOKEN_FILE
 from ._errors import ExitStatus, Failure, NodeError
+
+if TYPE_CHECKING:
+    from node.seal import ContentKey
 
 
 class RemoteNode:
@@ -64,9 +67,17 @@ class RemoteNode:
             obj = {"error": f"HTTP {response.status_code}: {response.text[:200]}"}
         raise NodeError(Failure.from_json(obj))
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         try:
-            response = self._http.request(method, path, json=body)
+            response = self._http.request(method, path, json=body, **extra)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
         self._raise_for(response)
@@ -89,7 +100,15 @@ class RemoteNode:
         chunk_size: int | None = None,
         pin: bool = True,
         progress: Callable[[int], None] | None = None,
+        encrypt: ContentKey | None = None,
     ) -> dict[str, Any]:
+        if encrypt is not None:  # sealed here; the daemon adds ciphertext, never sees the key
+            from ._sealed import add_sealed
+
+            return add_sealed(
+                self, source, encrypt, name=name, media_type=media_type,
+                chunk_size=chunk_size, pin=pin, progress=progress,
+            )  # fmt: skip
         if not isinstance(source, (str, os.PathLike)):
             raise NodeError(
                 Failure(
@@ -110,7 +129,14 @@ class RemoteNode:
         }
         return dict(self._call("POST", "/api/v1/add", body))
 
-    def iter_content(self, root: bytes) -> Iterator[bytes]:
+    def iter_content(self, root: bytes, key: ContentKey | None = None) -> Iterator[bytes]:
+        if key is not None:  # ciphertext from the daemon, decrypted here
+            from ._sealed import iter_opened
+
+            return iter_opened(self, root, key)
+        return self._iter_content(root)
+
+    def _iter_content(self, root: bytes) -> Iterator[bytes]:
         try:
             with self._http.stream("GET", f"/api/v1/content/{root_hex(root)}") as response:
                 if response.status_code >= 400:
@@ -120,7 +146,13 @@ class RemoteNode:
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from None
 
-    def export(self, root: bytes, path: str | os.PathLike[str]) -> dict[str, Any]:
+    def export(
+        self, root: bytes, path: str | os.PathLike[str], key: ContentKey | None = None
+    ) -> dict[str, Any]:
+        if key is not None:
+            from ._sealed import export_opened
+
+            return export_opened(self, root, key, path)
         body = {"root": root_hex(root), "path": str(Path(path).absolute())}
         return dict(self._call("POST", "/api/v1/export", body))
 
@@ -138,6 +170,21 @@ class RemoteNode:
 
     def gc(self, *, unpinned: bool = False) -> dict[str, Any]:
         return dict(self._call("POST", "/api/v1/gc", {"unpinned": unpinned}))
+
+    def publish(
+        self, root: bytes, *, data_shards: int = 4, slots: int = 8, metadata_uri: str = ""
+    ) -> dict[str, Any]:
+        body = {
+            "root": root_hex(root),
+            "data_shards": data_shards,
+            "slots": slots,
+            "metadata_uri": metadata_uri,
+        }
+        return dict(self._call("POST", "/api/v1/publish", body, timeout=600.0))
+
+    def host_commit(self, root: bytes, *, slot: int, stake: int) -> dict[str, Any]:
+        body = {"root": root_hex(root), "slot": slot, "stake": str(stake)}
+        return dict(self._call("POST", "/api/v1/host/commit", body, timeout=600.0))
 
     def set_limits(self, **limits: int | None) -> dict[str, Any]:
         return dict(self._call("PUT", "/api/v1/limits", dict(limits)))

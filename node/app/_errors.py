@@ -12,6 +12,7 @@ import enum
 import errno
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,7 +114,37 @@ def _where(exc: BaseException) -> str:
 
 def classify(exc: BaseException, data_dir: Path | None = None) -> Failure | None:
     """The :class:`Failure` for one leaf exception; ``None``: not an expected condition."""
-    return _classify_transfer(exc) or _classify_local(exc, data_dir)
+    return _classify_chain(exc) or _classify_transfer(exc) or _classify_local(exc, data_dir)
+
+
+def _classify_chain(exc: BaseException) -> Failure | None:
+    """Errors of the ``chain`` package, without importing it (web3 takes seconds to import):
+    an error of its kind exists only if the module was loaded."""
+    errors = sys.modules.get("chain.errors")
+    if errors is None:
+        return None
+    if isinstance(exc, errors.ChainRevert):
+        return Failure(
+            ExitStatus.CHAIN_ERROR, str(exc), details={"revert": exc.name, "args": exc.args_}
+        )
+    if isinstance(exc, errors.InsufficientFunds):
+        return Failure(
+            ExitStatus.CHAIN_ERROR,
+            str(exc),
+            details={
+                "error_type": "InsufficientFunds",
+                "address": exc.address,
+                "balance": str(exc.balance),
+                "needed": str(exc.needed),
+            },
+        )
+    if isinstance(exc, errors.ChainUnavailable):
+        return Failure(ExitStatus.CHAIN_ERROR, str(exc), True)
+    if isinstance(exc, errors.ChainUsageError):
+        return Failure(ExitStatus.USAGE, str(exc))
+    if isinstance(exc, errors.ChainError):
+        return Failure(ExitStatus.CHAIN_ERROR, str(exc), details={"error_type": type(exc).__name__})
+    return None
 
 
 def _classify_transfer(exc: BaseException) -> Failure | None:
@@ -165,6 +196,12 @@ class NotInitialised(Exception):
 
 def _classify_local(exc: BaseException, data_dir: Path | None) -> Failure | None:
     """The store, identity, config and file-system errors every command can meet."""
+    import sys as _sys
+
+    seal = _sys.modules.get("node.seal")  # encrypted content (docs/encryption.md)
+    if seal is not None and isinstance(exc, seal.SealError):
+        usage = isinstance(exc, (seal.WrongKey, seal.NotSealed, seal.BadKey))
+        return Failure(ExitStatus.USAGE if usage else ExitStatus.VERIFY_FAILED, str(exc))
     from node._fs import OutputReplaced, is_no_space
     from node.config import ConfigError
     from node.content import ContentError

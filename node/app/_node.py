@@ -21,12 +21,13 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import plyvel
 import trio
@@ -49,6 +50,9 @@ from node.transfer import (
 )
 
 from ._errors import ExitStatus, Failure, NodeError, NotInitialised
+
+if TYPE_CHECKING:
+    from node.seal import ContentKey
 
 log = get_logger("node.app")
 
@@ -213,6 +217,8 @@ class Node:
         self.listen: str | None = None
         self.api_url: str | None = None
         self.chain_snapshot: dict[str, Any] | None = None
+        self._chain_client: Any = None
+        self._chain_lock = threading.Lock()  # one hosting operation at a time
         #: peers learned by peer exchange (newest last); discovery offers them for later roots
         self.learned_peers: deque[str] = deque(maxlen=200)
         #: at most ``[network] max_transfers`` fetches at once; the rest queue (state "queued")
@@ -223,6 +229,10 @@ class Node:
                     config.store_path(self.data_dir),
                     quota=config.node.cache_quota,
                     durable=durable,
+                    memory_cache=config.node.memory_cache,
+                    cold_dir=config.cold_path(self.data_dir),
+                    hot_limit=config.node.hot_limit,
+                    cache_observer=self.metrics,
                 )
             )
             self._slots: SlotStore | None = None
@@ -308,8 +318,18 @@ class Node:
         chunk_size: int | None = None,
         pin: bool = True,
         progress: Callable[[int], None] | None = None,
+        encrypt: ContentKey | None = None,
     ) -> dict[str, Any]:
-        """Add a file (path) or a binary stream; returns the manifest as JSON (``root``...)."""
+        """Add a file (path) or a binary stream; returns the manifest as JSON (``root``...).
+
+        ``encrypt``: store only its sealed stream under this key (docs/encryption.md)."""
+        if encrypt is not None:
+            from ._sealed import add_sealed
+
+            return add_sealed(
+                self, source, encrypt, name=name, media_type=media_type,
+                chunk_size=chunk_size, pin=pin, progress=progress,
+            )  # fmt: skip
         if isinstance(source, (str, os.PathLike)):
             path = Path(source)
             if path.is_dir():
@@ -335,11 +355,22 @@ class Node:
         items = [info.to_dict() for info in self.store.list_content()]
         return {"content": items, "stats": self.store.stats().to_dict()}
 
-    def iter_content(self, root: bytes) -> Iterator[bytes]:
-        """Verified bytes of ``root`` (raises before the first byte if it is not here)."""
+    def iter_content(self, root: bytes, key: ContentKey | None = None) -> Iterator[bytes]:
+        """Verified bytes of ``root`` (raises before the first byte if it is not here);
+        with ``key``, its decrypted and verified plaintext."""
+        if key is not None:
+            from ._sealed import iter_opened
+
+            return iter_opened(self, root, key)
         return self.store.iter_verified(root)
 
-    def export(self, root: bytes, path: str | os.PathLike[str]) -> dict[str, Any]:
+    def export(
+        self, root: bytes, path: str | os.PathLike[str], key: ContentKey | None = None
+    ) -> dict[str, Any]:
+        if key is not None:
+            from ._sealed import export_opened
+
+            return export_opened(self, root, key, path)
         chunks = self.store.iter_verified(root)  # raises before anything is written
         try:
             size = write_output(path, chunks)
@@ -584,6 +615,70 @@ class Node:
             max_peers=self.config.network.swarm_peers,
             on_learned=lambda addr: learned.append(str(addr)),
         )
+
+    # -- chain: publishing and hosting ---------------------------------------------------------
+
+    def chain_client(self) -> Any:
+        """A ``chain.ChainClient`` on the configured chain, signing as this node (built once).
+
+        Raises ``chain.ChainUsageError`` for ``rpc = "embedded"`` (a chain that would vanish
+        with this process) or a deployment recorded for another chain.
+        """
+        if self._chain_client is None:
+            from chain.backend import RpcChain
+            from chain.client import ChainClient
+            from chain.config import load_deployment, read_chain_config
+            from chain.errors import ChainUsageError
+
+            rpc = (read_chain_config(self.data_dir) or {}).get("rpc", "embedded")
+            if not rpc or rpc == "embedded":
+                raise ChainUsageError(
+                    'the configured chain is rpc = "embedded", a throwaway chain inside one '
+                    "process: start one that outlives it (`bcai chain up --anvil`)"
+                )
+            deployment, _ = load_deployment(self.data_dir)
+            backend = RpcChain(str(rpc))
+            self._stack.callback(backend.close)
+            if deployment.chain_id != backend.chain_id:
+                raise ChainUsageError(
+                    f"config deployment is for chain {deployment.chain_id}, "
+                    f"the node is {backend.chain_id}"
+                )
+            self._chain_client = ChainClient(backend, deployment, self.identity.account)
+        return self._chain_client
+
+    def publish(
+        self,
+        root: bytes,
+        *,
+        data_shards: int = 4,
+        slots: int = 8,
+        metadata_uri: str = "",
+        client: Any = None,
+    ) -> dict[str, Any]:
+        """Register stored content (size proof + slot layout); see ``node.app._hosting``."""
+        from . import _hosting
+
+        with self._chain_lock:
+            return _hosting.publish(
+                self,
+                client or self.chain_client(),
+                root,
+                data_shards=data_shards,
+                slots=slots,
+                metadata_uri=metadata_uri,
+            )
+
+    def host_commit(
+        self, root: bytes, *, slot: int, stake: int, client: Any = None
+    ) -> dict[str, Any]:
+        """Build and check slot ``slot`` of ``root``, pin it, stake, announce the endpoint."""
+        from . import _hosting
+
+        with self._chain_lock:
+            return _hosting.host_commit(
+                self, client or self.chain_client(), root, slot=slot, stake=stake
+            )
 
     # -- status --------------------------------------------------------------------------------
 

@@ -15,10 +15,11 @@ node identity (keystore passphrase from ``--passphrase-file`` or ``$BCAI_PASSPHR
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -523,37 +524,53 @@ def _open_slots(ctx: Context) -> Any:
     return SlotStore.open(ctx.data_dir / "slots")
 
 
+@contextlib.contextmanager
+def _hosting_node(ctx: Context, args: argparse.Namespace) -> Iterator[tuple[Any, Any]]:
+    """(node, client) for publish / host commit: the running daemon (it holds the store and
+    signs with its unlocked key; client None) or this process's node with a chain client from
+    --rpc / --dev-account / config."""
+    from node.app import find_daemon, open_node
+
+    from ._store_cmds import passphrase_source
+
+    overrides = getattr(args, "rpc", None) is not None or args.dev_account is not None
+    remote = find_daemon(ctx.data_dir)
+    if remote is not None:
+        with remote:
+            if overrides:
+                raise ChainUsageError(
+                    "a node runs on this data dir and holds its store: drop --rpc/--dev-account "
+                    "(the node acts on its configured chain as itself), or stop it first"
+                )
+            yield remote, None
+        return
+    client = _client(ctx, args)
+    with open_node(ctx.data_dir, passphrase=passphrase_source(ctx, args)) as node:
+        yield node, client
+
+
 def cmd_publish(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Register stored content with its slot layout and size proof in the ContentRegistry."""
-    from node.content import SlotLayout, encode_slot_roots, size_proof
-
     root = _hex32(args.root)
-    client = _client(ctx, args)
-    with _open_store(ctx) as store:
-        manifest = store.get_manifest(root)
-        if manifest.size == 0:
-            raise ChainUsageError("empty content has no slots to host; nothing to publish")
-        layout = SlotLayout(manifest.size, args.data_shards, args.slots)
-        read = store.reader(root)
-        slot_roots, _ = encode_slot_roots(read, layout)
-        proof = size_proof(read, manifest.size)
-    res = ClientPort(client).publish(manifest, layout, slot_roots, proof, args.metadata_uri or "")
-    info: dict[str, Any] = {
-        "root": args.root,
-        "size": manifest.size,
-        "data_shards": layout.data_shards,
-        "slots": layout.slot_count,
-        "rows": layout.rows,
-    }
-    if res is None:
-        owner = client.get_content(root).owner
-        ctx.emit(
-            {**info, "already_registered": True, "owner": owner},
-            f"already registered by {owner} with the same size and layout",
+    with _hosting_node(ctx, args) as (node, client):
+        kwargs = {"client": client} if client is not None else {}
+        out = node.publish(
+            root,
+            data_shards=args.data_shards,
+            slots=args.slots,
+            metadata_uri=args.metadata_uri or "",
+            **kwargs,
         )
+    if out.get("already_registered"):
+        text = f"already registered by {out['owner']} with the same size and layout"
     else:
-        ctx.emit({**info, **res.to_json()}, f"published {args.root}\n{_tx_text(res)}")
+        text = f"published {out['root']}\n{_tx_text_json(out)}"
+    ctx.emit(out, text)
     return ExitStatus.OK
+
+
+def _tx_text_json(out: dict[str, Any]) -> str:
+    return f"tx {out.get('tx')} block {out.get('block')} gas {out.get('gas_used')}"
 
 
 def cmd_receipts_submit(ctx: Context, args: argparse.Namespace) -> ExitStatus:
@@ -622,76 +639,30 @@ def cmd_escrow_withdraw(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 
 def cmd_host_commit(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Build slot J of ROOT from the store, check it against the chain, pin ROOT, stake on it."""
-    from node.content import SlotLayout, encode_slot_roots, slot_root_proof, slots_root_of
-
     root = _hex32(args.root)
-    client = _client(ctx, args)
-    on_chain = client.layout_of(root)
-    if on_chain.slot_count == 0:
-        raise ChainUsageError(f"{args.root} is registered without slots (empty content)")
-    layout = SlotLayout(on_chain.size, on_chain.data_shards, on_chain.slot_count)
-    layout.check_slot(args.slot)
-    with _open_store(ctx) as store:
-        manifest = store.get_manifest(root)
-        if manifest.size != on_chain.size:
-            raise ChainUsageError(
-                f"the store holds {manifest.size} bytes for {args.root}, the chain registered "
-                f"{on_chain.size}"
-            )
-        read = store.reader(root)
-        slot_roots, slots_root = encode_slot_roots(read, layout)
-        if slots_root != on_chain.slots_root:
-            raise ChainUsageError(
-                f"the slots of the stored content hash to 0x{slots_root.hex()}, the chain "
-                f"registered 0x{on_chain.slots_root.hex()}: the registration lies about its "
-                "slots; do not host it"
-            )
-        with _open_slots(ctx) as slots:
-            slot_root = slots.build(
-                root, args.slot, layout, read, expected_slot_root=slot_roots[args.slot]
-            )
-        if slot_root != slot_roots[args.slot]:
-            raise ChainUsageError(
-                f"slot {args.slot} built with root 0x{slot_root.hex()}, "
-                f"expected 0x{slot_roots[args.slot].hex()}"
-            )
-        store.pin(root)
-    proof = slot_root_proof(slot_roots, args.slot)
-    assert slots_root_of(slot_roots) == on_chain.slots_root
-    res = client.commit(root, args.slot, slot_root, proof, parse_amount(args.stake))
+    stake = parse_amount(args.stake)
+    with _hosting_node(ctx, args) as (node, client):
+        kwargs = {"client": client} if client is not None else {}
+        out = node.host_commit(root, slot=args.slot, stake=stake, **kwargs)
     text = (
-        f"committed to slot {args.slot} of {args.root} ({layout.slot_bytes} bytes, pinned)\n"
-        + _tx_text(res)
+        f"committed to slot {out['slot']} of {out['root']} ({out['slot_bytes']} bytes, pinned)\n"
+        + _tx_text_json(out)
     )
-    out: dict[str, Any] = {
-        "root": args.root,
-        "slot": args.slot,
-        "slot_root": "0x" + slot_root.hex(),
-        "pinned": True,
-        **res.to_json(),
-    }
-    # Receivers find hosts by their endpoint records: publish ours with the commitment (one
-    # transaction, only when it changed). The stake is placed already, so a failure here is a
-    # warning with the command to retry, not a failed commit.
-    endpoint = _public_endpoint(ctx)
-    out["endpoint"] = endpoint
+    endpoint = out.get("endpoint")
     if endpoint is None:
         text += (
             "\nno [network] public_endpoint: receivers cannot find this host (`bcai host announce`)"
         )
+    elif "announce_error" in out:
+        ctx.stderr.write(
+            f"bcai: warning: endpoint not announced ({out['announce_error']}); "
+            "retry: bcai host announce\n"
+        )
     else:
-        try:
-            announced = _announce_if_changed(client, endpoint)
-        except ChainError as exc:
-            out["announce_error"] = str(exc)
-            ctx.stderr.write(
-                f"bcai: warning: endpoint not announced ({exc}); retry: bcai host announce\n"
-            )
-        else:
-            out["announced"] = announced.to_json() if announced is not None else None
-            text += f"\nendpoint {endpoint}" + (
-                f" announced: {_tx_text(announced)}" if announced else " (already announced)"
-            )
+        announced = out.get("announced")
+        text += f"\nendpoint {endpoint}" + (
+            f" announced: tx {announced['tx']}" if announced else " (already announced)"
+        )
     ctx.emit(out, text)
     return ExitStatus.OK
 
