@@ -78,6 +78,18 @@ class NodeConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     """Chunk size for newly added content: a power of two from 256 KiB to 4 MiB."""
 
+    memory_cache: int = 0
+    """Bytes of verified chunks kept in memory ahead of the disk, e.g. ``"512MiB"`` (0: off);
+    a hot root served to many peers is read from disk once (docs/store.md, "Tiers")."""
+
+    cold_dir: str | None = None
+    """A second chunk directory (another disk) that least recently used chunks are moved to
+    and promoted back from on use; relative paths are inside the data directory."""
+
+    hot_limit: int | None = None
+    """Bytes of chunks the store directory keeps before least recently used content is moved
+    to ``cold_dir`` (needs ``cold_dir``; ``None``: demote only by hand)."""
+
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version does not know, kept verbatim."""
 
@@ -176,8 +188,15 @@ class Config:
         p = Path(self.node.store_dir).expanduser()
         return p if p.is_absolute() else data_dir / p
 
+    def cold_path(self, data_dir: Path) -> Path | None:
+        """The cold tier's directory, resolved against the data directory (``None``: none)."""
+        if self.node.cold_dir is None:
+            return None
+        p = Path(self.node.cold_dir).expanduser()
+        return p if p.is_absolute() else data_dir / p
 
-_SIZE_FIELDS = {"cache_quota", "chunk_size", "limit_rate"}
+
+_SIZE_FIELDS = {"cache_quota", "chunk_size", "limit_rate", "memory_cache", "hot_limit"}
 _TABLES: dict[str, type[Any]] = {"node": NodeConfig, "network": NetworkConfig, "chain": ChainConfig}
 
 
@@ -205,6 +224,12 @@ def _check(obj: Any, where: str) -> None:
             check_chunk_size(obj.chunk_size)
         except ValueError as exc:
             raise ConfigError(f"[{where}] chunk_size: {exc}") from None
+        if obj.memory_cache is None:
+            obj.memory_cache = 0
+        if obj.cold_dir is not None and (not isinstance(obj.cold_dir, str) or not obj.cold_dir):
+            raise ConfigError(f"[{where}] cold_dir must be a directory path (a string)")
+        if obj.hot_limit is not None and obj.cold_dir is None:
+            raise ConfigError(f"[{where}] hot_limit needs cold_dir (where demoted chunks go)")
     if isinstance(obj, NetworkConfig) and (
         not isinstance(obj.peers, list) or not all(isinstance(p, str) for p in obj.peers)
     ):
