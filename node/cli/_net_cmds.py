@@ -24,6 +24,7 @@ from node.log import get_logger
 from node.transfer import InvalidArgument, PeerAddr, parse_rate
 
 from ._main import Context, ExitStatus
+from ._seal_opts import add_seal_options, opening_key
 from ._store_cmds import _config, _guard, open_node_for, write_stdout
 
 log = get_logger("bcai.net")
@@ -89,6 +90,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "not a power cut; scp and curl never fsync either)",
     )
     p.add_argument("--passphrase-file", type=Path, help="keystore passphrase file")
+    add_seal_options(p, sealing=False)
     p.set_defaults(handler=_guard(cmd_get))
 
     p = sub.add_parser(
@@ -251,9 +253,11 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         raise InvalidArgument(str(exc)) from None
     to_stdout = args.output == STDOUT
     output = None if args.output is None or to_stdout else Path(args.output)
+    # With a key the store and the transfer see ciphertext only; it is decrypted here, after.
+    key = opening_key(ctx, args)
     with open_node_for(ctx, args, durable=not args.no_fsync) as node, _Bar(ctx, root) as bar:
         options = {
-            "output": output,
+            "output": output if key is None else None,
             "priority": args.priority,
             "progress": bar.update,
             "limit_rate": limit,
@@ -264,7 +268,9 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
             out = node.fetch(root, peers, **options)
         else:
             out = trio.run(lambda: node.fetch(root, peers, **options))
-        if to_stdout:
+        if key is not None:
+            out.update(_decrypt(ctx, node, root, key, output, to_stdout))
+        elif to_stdout:
             write_stdout(ctx, node.iter_content(root))
     out["output"] = str(args.output) if args.output else None
     if to_stdout:  # standard output carries the content: the summary goes to stderr
@@ -283,6 +289,30 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         )
     ctx.emit(out, text)
     return ExitStatus.OK
+
+
+def _decrypt(
+    ctx: Context, node: Any, root: bytes, key: Any, output: Path | None, to_stdout: bool
+) -> dict[str, Any]:
+    """Decrypt the fetched ciphertext into ``-o`` (or stdout, or nowhere: a check)."""
+    if output is not None:
+        res = node.export(root, output, key=key)
+        return {
+            "encrypted": True,
+            "plaintext_root": res["plaintext_root"],
+            "plaintext_size": res["size"],
+        }
+    stream = node.iter_content(root, key=key)
+    try:
+        size = write_stdout(ctx, stream) if to_stdout else sum(len(b) for b in stream)
+    finally:
+        stream.close()
+    result = stream.result
+    return {
+        "encrypted": True,
+        "plaintext_root": root_hex(result.plaintext_root) if result else None,
+        "plaintext_size": size,
+    }
 
 
 # -- limits ---------------------------------------------------------------------------------

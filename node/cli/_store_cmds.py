@@ -26,6 +26,7 @@ from node.identity import create_identity, fast_kdf_requested, resolve_passphras
 from node.store import Store, StoreError
 
 from ._main import Context, ExitStatus
+from ._seal_opts import add_seal_options, key_report_text, opening_key, sealing_key
 
 Handler = Callable[[Context, argparse.Namespace], ExitStatus]
 
@@ -45,6 +46,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--media-type", default="application/octet-stream", help="MIME type")
     p.add_argument("--chunk-size", help="chunk size, a power of two in 256KiB..4MiB")
     p.add_argument("--pin", action="store_true", help="protect the content from eviction")
+    add_seal_options(p, sealing=True)
     p.set_defaults(handler=_guard(cmd_add))
 
     p = sub.add_parser("ls", help="list stored content")
@@ -52,6 +54,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser("cat", help="write verified content to standard output")
     p.add_argument("root", help="content root (0x...)")
+    add_seal_options(p, sealing=False)
     p.set_defaults(handler=_guard(cmd_cat))
 
     p = sub.add_parser("export", help="write verified content to a file (atomically)")
@@ -63,6 +66,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="destination file (replaced atomically; a device or FIFO is written in place; "
         "a symlink is followed), or - for standard output",
     )
+    add_seal_options(p, sealing=False)
     p.set_defaults(handler=_guard(cmd_export))
 
     p = sub.add_parser("verify", help="re-hash stored content; name any bad chunk")
@@ -241,6 +245,8 @@ def cmd_init(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 def cmd_add(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Add a file or stdin; print the content root."""
     chunk_size = parse_size(args.chunk_size) if args.chunk_size else None
+    key, key_info = sealing_key(ctx, args)  # docs/encryption.md
+    seal: dict[str, Any] = {"encrypt": key} if key is not None else {}
     with open_node_for(ctx) as node:
         if args.file == "-":
             source: Any = getattr(ctx.stdin, "buffer", ctx.stdin)
@@ -259,7 +265,12 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                 chunk_size=chunk_size,
                 pin=args.pin,
                 progress=progress_cb,
+                **seal,
             )
+    if key is not None:
+        result.update(key_info)
+        ctx.emit(result, f"{result['root']}\n{key_report_text(key_info)}")
+        return ExitStatus.OK
     ctx.emit(result, result["root"])
     return ExitStatus.OK
 
@@ -319,8 +330,10 @@ def cmd_ls(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 def cmd_cat(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Stream verified bytes to stdout; stop before a chunk that fails verification."""
     root = _root(args.root)
+    key = opening_key(ctx, args)  # given: decrypt (docs/encryption.md)
+    seal: dict[str, Any] = {"key": key} if key is not None else {}
     with open_node_for(ctx) as node:
-        write_stdout(ctx, node.iter_content(root))
+        write_stdout(ctx, node.iter_content(root, **seal))
     return ExitStatus.OK
 
 
@@ -331,13 +344,15 @@ def cmd_export(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     (``-o /dev/null``) is written in place, never replaced; a symlink is followed.
     """
     root = _root(args.root)
+    key = opening_key(ctx, args)  # given: decrypt (docs/encryption.md)
+    seal: dict[str, Any] = {"key": key} if key is not None else {}
     with open_node_for(ctx) as node:
         if args.output == STDOUT:
-            size = write_stdout(ctx, node.iter_content(root))
+            size = write_stdout(ctx, node.iter_content(root, **seal))
             out = {"root": root_hex(root), "path": STDOUT, "size": size}
             ctx = dataclasses.replace(ctx, stdout=ctx.stderr)  # stdout carries the content
         else:
-            out = node.export(root, args.output)
+            out = node.export(root, args.output, **seal)
             out["path"] = str(args.output)
     ctx.emit(out, f"wrote {out['size']} bytes to {args.output}")
     return ExitStatus.OK
