@@ -43,6 +43,7 @@ from chain.errors import (
 from chain.merkle import AllocationTree
 from chain.port import ClientPort
 from chain.tx import send_value
+from node.app import NodeError
 from node.receipt import ReceiptError, SignedReceipt
 
 from ._main import Context, ExitStatus
@@ -70,6 +71,8 @@ def _guard(fn: Handler) -> Handler:
     def run(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         try:
             return fn(ctx, args)
+        except NodeError as exc:  # the running node's answer, already typed
+            return ctx.fail_with(exc.failure)
         except ChainRevert as exc:
             return ctx.fail(ExitStatus.CHAIN_ERROR, str(exc), revert=exc.name, args=exc.args_)
         except InsufficientFunds as exc:

@@ -17,7 +17,8 @@ class TransferObserver(Protocol):
         """A verified chunk of ``nbytes`` from ``peer`` (address); ``seconds`` from request."""
 
     def chunk_rejected(self, peer: str, reason: str) -> None:
-        """A chunk from ``peer`` failed verification (``"corrupt"``) or timed out (``"timeout"``)."""
+        """A chunk from ``peer`` failed verification (``"corrupt"``) or timed out
+        (``"timeout"``)."""
 
     def requests_outstanding(self, peer: str, count: int, window: int) -> None:
         """Chunks requested from ``peer`` and not yet answered, and its current window."""
