@@ -8,6 +8,8 @@ Layout of the package (see docs/store.md for the on-disk format and the crash-sa
 - ``_maint``    jobs, removal, LRU eviction, gc, the recovery pass, verify
 - ``_slots``    :class:`SlotStore`: erasure-coded slots a host keeps and proves from
 - ``_files``    chunk files (atomic write, read, sweep); ``_index``: LevelDB key schema
+- ``_cache``    the memory tier: a SIEVE cache of verified chunks keyed by chunk root
+- ``_tier``     the cold tier: crash-safe moves between two directories, sweep, the mover
 - ``_records``  persisted records and returned reports; ``_errors``: the error tree
 
 Typical use::
