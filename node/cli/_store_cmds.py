@@ -257,6 +257,10 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> ExitStatus:
             name = args.name
             path = Path(args.file)
             total = path.stat().st_size if path.is_file() else None
+            if key is not None and total is not None:  # the bar counts sealed bytes
+                from node.seal import sealed_size
+
+                total = sealed_size(total)
         with _progress(ctx, total, name or Path(str(args.file)).name or "stdin") as progress_cb:
             result = node.add(
                 source,
