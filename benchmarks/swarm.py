@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/swarm.py                       # 256 MiB, 16 receivers
     .venv/bin/python benchmarks/swarm.py --size 16 --receivers 4 --json
+    .venv/bin/python benchmarks/swarm.py --chain     # receivers know only the root and the chain
 
 The origin is a ``bcai serve`` holding a random root of ``--size`` MiB. Each receiver is a
 ``bcai serve`` of its own (own data dir, fast KDF) that knows only the root and the origin:
@@ -13,6 +14,11 @@ and SHA-256 check (``bcai cat`` through its daemon, hashed here), the origin's u
 total wall time, and the baseline in the same run: the same fetch ``--receivers`` times in a
 row by one receiver with ``[network] swarm = false`` (the origin alone), its content removed
 between runs.
+
+With ``--chain`` the receivers know only the root and the chain: the origin starts anvil
+(``bcai chain up --anvil``), publishes the root, announces its endpoint and commits to slot 0
+through its running node; each receiver attaches to that chain and runs ``bcai get ROOT`` with
+no ``--peer`` (discovery: the host directory, node/app/_discovery.py).
 
 Exit status 0 when every receiver got the right bytes (and, with ``--max-origin X``, the origin
 uploaded at most X times the content size). Not part of ``make test``; a small version runs
@@ -107,6 +113,14 @@ class Daemon:
         self.log.close()
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def init(data: Path, *, swarm: bool = True) -> None:
     bcai(data, "init")
     if not swarm:
@@ -132,9 +146,10 @@ def content_sha256(data: Path, root: str) -> str:
     return h.hexdigest()
 
 
-def timed_get(data: Path, root: str, peer: str, extra: list[str]) -> dict[str, Any]:
+def timed_get(data: Path, root: str, peer: str | None, extra: list[str]) -> dict[str, Any]:
+    """``bcai get ROOT`` through the receiver's daemon; ``peer`` None: found on chain."""
     t0 = time.monotonic()
-    out = bcai(data, "get", root, "--peer", peer, *extra)
+    out = bcai(data, "get", root, *(("--peer", peer) if peer else ()), *extra)
     out = out or {}
     return {"wall_s": time.monotonic() - t0, "summary": out}
 
@@ -144,6 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     size = int(args.size * MiB)
     daemons: list[Daemon] = []
+    chain_up = None
     try:
         origin_dir = work / "origin"
         init(origin_dir)
@@ -158,11 +174,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         added = bcai(origin_dir, "add", str(src), "--chunk-size", args.chunk_size)
         root = added["root"]
         src.unlink()
+        if args.chain:  # anvil; the origin registers the root and hosts slot 0
+            port = _free_port()
+            chain_up = bcai(origin_dir, "chain", "up", "--anvil", "--port", str(port))
+            bcai(origin_dir, "publish", root)
         origin = Daemon(origin_dir)
         daemons.append(origin)
+        if args.chain:  # through the running node; receivers find it in the host directory
+            bcai(origin_dir, "host", "announce", origin.info["listen"])
+            bcai(origin_dir, "host", "commit", root, "--slot", "0", "--stake", "0.05eth")
         recv_dirs = [work / f"r{i:02d}" for i in range(args.receivers)]
         with ThreadPoolExecutor(max_workers=min(8, args.receivers)) as pool:
             list(pool.map(init, recv_dirs))
+            if args.chain:
+                list(pool.map(lambda d: bcai(d, "chain", "attach", str(origin_dir)), recv_dirs))
         receivers = [Daemon(d) for d in recv_dirs]
         daemons += receivers
         extra = ["--limit-rate", args.limit_rate] if args.limit_rate else []
@@ -171,7 +196,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sent0 = origin.sent_bytes()
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.receivers) as pool:
-            gets = list(pool.map(lambda d: timed_get(d, root, origin.peer, extra), recv_dirs))
+            known = None if args.chain else origin.peer
+            gets = list(pool.map(lambda d: timed_get(d, root, known, extra), recv_dirs))
         swarm_wall = time.monotonic() - t0
         origin_up = origin.sent_bytes() - sent0
         with ThreadPoolExecutor(max_workers=4) as pool:
@@ -216,6 +242,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for d in daemons:
             d.stop()
+        if args.chain and chain_up is not None:
+            subprocess.run(
+                [sys.executable, "-m", "node.cli", "-d", str(work / "origin"), "chain", "down"],
+                env=ENV,
+                capture_output=True,
+                cwd=REPO,
+                timeout=60,
+            )
         if not args.keep and not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
     return {
@@ -223,6 +257,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "receivers": args.receivers,
         "chunk_size": args.chunk_size,
         "limit_rate": args.limit_rate,
+        "discovery": "chain (anvil host directory)" if args.chain else "--peer ORIGIN",
         "root": root,
         "all_ok": all(p["sha256_ok"] for p in per),
         "swarm_wall_s": round(swarm_wall, 3),
@@ -241,6 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--receivers", type=int, default=16, help="receivers (16)")
     ap.add_argument("--chunk-size", default="1MiB", help="chunk size of the content (1MiB)")
     ap.add_argument("--limit-rate", help="each receiver's download cap, e.g. 8M (none)")
+    ap.add_argument(
+        "--chain",
+        action="store_true",
+        help="receivers know only the root and the chain: anvil, the origin publishes, "
+        "announces and hosts slot 0; `bcai get ROOT` without --peer",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the sequential baseline")
     ap.add_argument("--max-origin", type=float, help="fail if the origin uploads more x size")
     ap.add_argument("--workdir", help="keep everything here (default: a temp dir, removed)")
