@@ -126,6 +126,12 @@ def move(store: Store, cr: bytes, *, cold: bool) -> int:
                     store._release((cr,))
 
 
+def _stopping(store: Store) -> bool:
+    """The store is closing: a long pass ends at the next chunk (``close`` waits for it)."""
+    mover = store._mover
+    return store._closed or (mover is not None and mover.stopping)
+
+
 def hot_bytes(store: Store) -> int:
     return max(0, store.used_bytes - cold_bytes(store))
 
@@ -135,7 +141,7 @@ def demote_root(store: Store, root: bytes, *, until: int | None = None) -> int:
     moved = 0
     seen: set[bytes] = set()
     for cr in store.chunk_roots(root):
-        if until is not None and hot_bytes(store) <= until:
+        if _stopping(store) or (until is not None and hot_bytes(store) <= until):
             break
         if cr in seen:
             continue
@@ -169,6 +175,8 @@ def rebalance(store: Store, promote: Iterable[bytes] = (), *, protect: Iterable[
                 log.info("demoted to the cold tier", root=root_hex(root), bytes=n)
             moved += n
     for cr in promote:
+        if _stopping(store):
+            break
         if limit is not None:
             value = store._db.get(ref_key(cr))
             if value is None or hot_bytes(store) + unpack_ref(value)[1] > limit:
@@ -236,6 +244,10 @@ class TierMover:
                 return
             self._queue[cr] = None
         self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop
 
     def kick(self) -> None:
         """Run a pass now (after an add that may have filled the hot tier)."""

@@ -188,7 +188,6 @@ _KILL_SCRIPT = textwrap.dedent(
     path, cold, root_hex, point, direction = sys.argv[1:6]
     root = bytes.fromhex(root_hex)
     s = Store.open(path, cold_dir=cold)
-    s._mover.stop()  # the test drives moves itself
     n = {"copied": 0}
     real_copy = _files.ChunkFiles.copy_to_tier
     real_set = _tier._set_tier
