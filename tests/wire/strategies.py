@@ -59,6 +59,7 @@ receipt_domains = st.builds(
     ReceiptDomain, st.integers(1, (1 << 256) - 1) | st.sampled_from([1, 31337]), addresses
 )
 
+
 @st.composite
 def peer_entries(draw: st.DrawFn) -> wire.PeerEntry:
     """A valid Peers entry (IPv4 or IPv6, not unspecified/multicast/broadcast, port >= 1)."""
@@ -78,9 +79,7 @@ def peer_entries(draw: st.DrawFn) -> wire.PeerEntry:
 @st.composite
 def peers_messages(draw: st.DrawFn) -> wire.Peers:
     entries = draw(
-        st.lists(
-            peer_entries(), max_size=wire.MAX_PEERS_PER_MESSAGE, unique_by=lambda e: e.address
-        )
+        st.lists(peer_entries(), max_size=wire.MAX_PEERS_PER_MESSAGE, unique_by=lambda e: e.address)
     )
     return wire.Peers(draw(roots), tuple(entries))
 
