@@ -333,7 +333,8 @@ class _Fetch:
         self._judged: set[str] = set()  #: peers whose offer was weighed for the manifest
         self._offered = trio.Event()  #: set (and replaced) each time an offer completes
         self._sched_ready = trio.Event()  #: the scheduler exists and has the first peers
-        self.agreed: Manifest | None = None
+        self.agreed: Manifest | None = None  #: the manifest every peer must agree with
+        self.liars: set[str] = set()  #: peers dropped for a lie (manifest, chunk-root list)
         self.ledger = ledger
         self.observer = observer
         self.not_found: set[str] = set()
@@ -739,6 +740,8 @@ class _Fetch:
         address = peer.conn.address
         self.refused[address] = reason
         peer.report = None
+        if lied:
+            self.liars.add(address)
         if self.ledger is not None:
             if lied:
                 self.ledger.record_bad_chunk(address, time.time())
@@ -863,7 +866,7 @@ class _Fetch:
         if manifest is not None:
             self.agreed = manifest
             for address in sorted(self._unjudged - self._judged, key=self.ranking.index):
-                self.nursery.start_soon(self._join_late, address)
+                self.nursery.start_soon(self._join, address)
             return manifest
         if self.not_found and len(self.not_found) == len(self.peers):
             raise ContentNotFound(f"no peer has 0x{self.root.hex()}")
@@ -885,7 +888,7 @@ class _Fetch:
 
     async def _offer_task(self, address: str, peer: _Peer) -> None:
         """One peer's offer (``_offer``); an offer that completes after the manifest was
-        agreed joins the transfer (``_join_late``)."""
+        agreed joins the transfer (``_join``)."""
         try:
             await self._offer(address, peer)
         finally:
@@ -894,14 +897,27 @@ class _Fetch:
             self._offered.set()
             self._offered = trio.Event()
         if self.agreed is not None:
-            await self._join_late(address)
+            await self._join(address)
 
-    async def _join_late(self, address: str) -> None:
-        """A provider whose offer came in after the manifest was agreed: it joins the running
-        transfer if its manifest has the agreed shape, and is dropped as a liar if not."""
-        peer, agreed = self.peers[address], self.agreed
-        if address in self._judged or agreed is None or peer.manifest is None or peer.gone:
-            return
+    async def _join(self, address: str) -> str:
+        """The one way a peer enters the running transfer: a given peer whose offer came in
+        after the manifest was agreed, and a peer learned through the swarm (``_swarm``).
+
+        Its offer must be complete (manifest, price, Have) and its manifest must agree with
+        the agreed one (``size``, ``chunk_size``; the agreed manifest was verified against the
+        root through a chunk-root list, and every chunk the joiner sends is verified against
+        that list, so its own list is not fetched); one that disagrees is dropped as a liar.
+        Its Have (or HaveAll) is its bitmap; it is ranked from the ledger among the peers
+        (``_rank``) and the scheduler gives it its window (a spare one for a given peer in a
+        swarm). Returns ``"joined"``, ``"lied"`` (dropped for a lie, now or in its offer) or
+        ``"absent"`` (no offer: NotFound, busy, timed out, gone; or the transfer is over)."""
+        peer, agreed = self.peers.get(address), self.agreed
+        if address in self.liars:
+            return "lied"
+        if address in self._judged:
+            return "absent"  # weighed already (with the agreed group, or dropped)
+        if peer is None or agreed is None or peer.manifest is None or peer.gone:
+            return "absent"
         self._judged.add(address)
         if _shape(peer.manifest) != _shape(agreed):
             await self._drop(
@@ -911,17 +927,38 @@ class _Fetch:
                 code=ErrorCode.MALFORMED,
                 lied=True,
             )
-            return
+            return "lied"
         peer.report = ProviderReport(
             address, f"{peer.addr.host}:{peer.addr.port}", price_per_gib=peer.price
         )
         await self._sched_ready.wait()
         sched = self.sched
         if sched is None or self.done.is_set() or peer.gone or address in sched.peers:
-            return
-        log.info("late provider joins", peer=address)
-        sched.add_peer(address, trio.current_time(), peer.have, rank=self.ranking.index(address))
+            return "absent"
+        rank = self._rank(address)
+        sched.add_peer(address, trio.current_time(), peer.have, rank=rank)
+        log.info(
+            "peer joins the transfer",
+            peer=address,
+            rank=rank,
+            chunks="all" if peer.have is None else len(peer.have),
+        )
+        self._outstanding(address)
         await self._pump()
+        return "joined"
+
+    def _rank(self, address: str) -> float:
+        """A joining peer's place in the ranking (lower is served first): a given peer keeps
+        the place the ledger gave it at the start; a new one (learned) is placed by its ledger
+        score among the ranked peers, after those with the same score."""
+        if address not in self.ranking:
+            ledger = self.ledger
+            score = ledger.score(address) if ledger is not None else 0.0
+            pos = len(self.ranking)
+            if ledger is not None:
+                pos = next((i for i, a in enumerate(self.ranking) if ledger.score(a) < score), pos)
+            self.ranking.insert(pos, address)
+        return float(self.ranking.index(address))
 
     async def _agree_offers(self, stored: Manifest | None) -> Manifest | None:
         """Group the offers in so far and agree on a manifest from the root (docstring item

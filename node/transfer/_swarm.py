@@ -561,14 +561,14 @@ class FetchSwarm:
         self.asked: dict[str, float] = {}  #: address -> when we last sent GetPeers
         self.updates = 0  #: Have updates applied
         self.kick = trio.Event()
-        self.manifest: Manifest | None = None  #: the agreed manifest, once the transfer runs
 
     # -- hooks called by the fetch ----------------------------------------------------------
 
     def scheduler(self, manifest: Manifest, **kwargs: Any) -> Scheduler:
-        """The transfer's scheduler; the given peers are the ones connected now."""
-        self.manifest = manifest
-        self.given = {a for a, p in self.fetch.peers.items() if p.report is not None}
+        """The transfer's scheduler (for the agreed ``manifest``). The given peers are every
+        peer the fetch was given, also those whose offer is still to come (they join late,
+        through the fetch's one join routine, and are spared like the others)."""
+        self.given = set(self.fetch.ranking)
         spare = self.given if self.options.spare_given else set()
         return SwarmScheduler(spare=spare, spare_window=self.options.spare_window, **kwargs)
 
@@ -686,38 +686,25 @@ class FetchSwarm:
         f.nursery.start_soon(f._reader, peer)
         f.nursery.start_soon(peer.conn.keepalive)
         await f._offer(address, peer)
-        sched, agreed = f.sched, self.manifest
-        if (
-            peer.manifest is None
-            or peer.gone
-            or sched is None
-            or agreed is None
-            or (peer.manifest.size, peer.manifest.chunk_size) != (agreed.size, agreed.chunk_size)
-        ):
-            # Nothing yet (NotFound: it may have the manifest soon), busy, or another manifest
-            # (a lie about the root: never again). Forget this connection either way.
-            lied = peer.manifest is not None and agreed is not None
+        verdict = await f._join(address)  # the fetch's one join routine (late offers too)
+        if verdict == "joined":
+            self.learned_peers.add(address)
+            return
+        if verdict == "absent":
+            # Nothing yet (NotFound: it may have the content soon), busy, timed out or gone:
+            # forget this connection, dial it again later.
             f.not_found.discard(address)
             f.refused.pop(address, None)
-            if f.peers.get(address) is peer:
+            f._judged.discard(address)
+            current = f.peers.get(address)
+            if current is not None and current.report is None:
                 del f.peers[address]
-            await f._close(peer)
-            self.candidates.failed(key, trio.current_time(), retry=not lied)
-            return
-        from ._fetch import ProviderReport
-
-        peer.report = ProviderReport(
-            address, f"{peer.addr.host}:{peer.addr.port}", price_per_gib=peer.price
-        )
-        self.learned_peers.add(address)
-        f.ranking.append(address)
-        sched.add_peer(address, trio.current_time(), peer.have, rank=0.0)
-        log.info(
-            "swarm: peer joined",
-            peer=str(addr),
-            chunks="all" if peer.have is None else len(peer.have),
-        )
-        await f._pump()
+                await f._close(current)
+            if current is not peer:
+                await f._close(peer)
+        # A lie (a manifest for another shape, a malformed one): dropped by the fetch, in
+        # its ledger and ``refused``, and never dialled again.
+        self.candidates.failed(key, trio.current_time(), retry=verdict == "absent")
 
 
 def _flags(peer: _Peer) -> int:
