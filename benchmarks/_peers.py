@@ -338,7 +338,10 @@ class Peer:
             live = set(self.pending)
             self.by_req = {r: i for r, i in self.by_req.items() if i in live}
         try:
-            await self.conn.send(Request(ph.root, rid, (index,)))
+            # shielded: the phase's end cancels the arrival tasks, and a send cut half-way
+            # would break the Noise stream (and leave this index pending for ever)
+            with trio.CancelScope(shield=True):
+                await self.conn.send(Request(ph.root, rid, (index,)))
         except (TransportError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.end = self.end or classify(exc)
 
@@ -517,7 +520,7 @@ class Worker:
             "latencies": [round(x, 6) for x in ph.latencies],
             "refusals": dict(ph.refusals),
             "errors": dict(ph.errors),
-            "ended": dict(collections.Counter(p.end for p in peers if p.end)),
+            "ended": dict(collections.Counter(p.end for p in self.peers if p.end)),
             "backlog_at_end": backlog,
             "drained": drained,
             "cpu_s": round(cpu1 - cpu0, 3),
@@ -551,7 +554,7 @@ class Worker:
             "latencies": [round(x, 6) for x in rtts],
             "cpu_s": round(cpu1 - cpu0, 3),
             "window_s": w_end - w_start,
-            "ended": dict(collections.Counter(p.end for p in peers if p.end)),
+            "ended": dict(collections.Counter(p.end for p in self.peers if p.end)),
         }
 
     def count(self) -> dict[str, Any]:

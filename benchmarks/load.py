@@ -327,7 +327,7 @@ def merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     ended: Counter[str] = Counter()
     for r in results:
         ended.update(r.get("ended", {}))
-    out["connections_ended"] = dict(ended)
+    out["connections_ended"] = dict(ended)  # since connecting, by reason
     if "peer_bytes" in results[0]:
         pb = [b for r in results for b in r["peer_bytes"]]
         chunks = sum(c for r in results for c in r["peer_chunks"])
@@ -424,6 +424,8 @@ def peers_mode(server: Server, roots: dict[int, dict[str, Any]], a: argparse.Nam
                     row = {"peers": n, "chunk_size": cs, "inflight": k, **p}
                     rows.append(row)
                     print(_line(row), flush=True)
+            if rows and "connections_ended" in rows[-1]:  # trimmed or lost since connecting
+                conn["ended_later"] = rows[-1]["connections_ended"]
         finally:
             clients.quit()
         rows.append({"peers": n, "connect": conn})
@@ -580,9 +582,10 @@ def markdown(report: dict[str, Any]) -> str:
         table = []
         for r in rows:
             lat = r["latency_ms"]
+            active = r["peers_active"]
             table.append(
                 (
-                    r["peers"],
+                    r["peers"] if active == r["peers"] else f"{active} of {r['peers']}",
                     f"{r['chunk_size'] // 1024} KiB",
                     r["mode"],
                     r["inflight"] if r["mode"] == "closed" else "-",
@@ -622,13 +625,21 @@ def markdown(report: dict[str, Any]) -> str:
         conns = [r["connect"] for r in report["peers"] if "connect" in r]
         parts.append(
             markdown_table(
-                ["peers", "connected", "attempts", "refused (reason: count)", "connect s"],
+                [
+                    "peers",
+                    "connected",
+                    "attempts",
+                    "refused (reason: count)",
+                    "ended later (reason: count)",
+                    "connect s",
+                ],
                 [
                     (
                         c["peers"],
                         c["connected"],
                         c["attempts"],
                         _reasons(c["refused"]),
+                        _reasons(c.get("ended_later", {})),
                         c["connect_s"],
                     )
                     for c in conns
