@@ -498,12 +498,8 @@ class _Fetch:
             raise ProtocolViolation(f"chunk {index} pieces out of order or of the wrong length")
         asm.buf[asm.filled : end] = data  # one copy, into a buffer of the final size
         asm.filled = end
-        if self.bucket is not None:
-            delay = self.bucket.consume(len(data), trio.current_time())
-            if delay > 0:
-                await trio.sleep(delay)
-        if self.lane is not None:
-            await self.lane.acquire(len(data))
+        if self.bucket is not None or self.lane is not None:
+            await self._pace(peer, len(data))
         if end < total:
             return
         if peer.assembling.pop(index, None) is not asm:
@@ -515,6 +511,24 @@ class _Fetch:
         await self.put_slots.acquire()
         peer.putting += 1
         self.nursery.start_soon(self._put, peer, index, buf)
+
+    async def _pace(self, peer: _Peer, nbytes: int) -> None:
+        """Wait for the rate limit (``limit_rate``'s bucket or the shaper's lane) to let
+        ``nbytes`` through. The peer is held meanwhile: the wait is ours, so its stall clock
+        stops and per-chunk times (ledger) leave it out (a bulk transfer beside a critical one
+        under a low cap may wait far longer than ``stall_timeout`` for its share)."""
+        sched, address = self.sched, peer.conn.address
+        assert sched is not None
+        sched.hold(address, trio.current_time())
+        try:
+            if self.bucket is not None:
+                delay = self.bucket.consume(nbytes, trio.current_time())
+                if delay > 0:
+                    await trio.sleep(delay)
+            if self.lane is not None:
+                await self.lane.acquire(nbytes)
+        finally:
+            sched.release(address, trio.current_time())
 
     async def _put(self, peer: _Peer, index: int, data: bytearray) -> None:
         assert self.sched is not None and self.tracker is not None
@@ -545,13 +559,14 @@ class _Fetch:
         now = trio.current_time()
         was_needed = index in self.sched.need
         asked = self.sched.peers[address].outstanding.get(index)
+        own = self.sched.request_age(address, index, now)  # less our rate limit's waits
         actions = self.sched.on_chunk(address, index, ok, now)
         self._outstanding(address)
         if ok and was_needed:
             seconds = now - asked if asked is not None else 0.0
             self.observer.chunk_received(address, n, seconds)
             if self.ledger is not None:
-                self.ledger.record_chunk(address, n, seconds, time.time())
+                self.ledger.record_chunk(address, n, own or 0.0, time.time())
         elif not ok:
             self.observer.chunk_rejected(address, "corrupt")
             if self.ledger is not None:
@@ -1383,6 +1398,7 @@ async def fetch(
     ``lane`` (``Shaper.lane("download", priority, rate)``): received bytes are paced by the
     node's shaper (caps and priority shares, docs/bandwidth.md) instead of by ``limit_rate``'s
     own bucket; give the per-transfer cap to the lane (both at once: :class:`InvalidArgument`).
+    Time a piece waits on either is not a stall of its peer (``_pace``).
     ``swarm`` (:class:`SwarmOptions`): take part in a swarm (``_swarm``): announce our listen
     port, exchange peers, take Have updates, add learned peers mid-transfer (at most
     ``max_peers`` connections in all) and ask the given peers only for what no learned peer has.

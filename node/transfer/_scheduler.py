@@ -17,7 +17,9 @@ Rules, per peer (``PeerState``):
   ``lookahead`` candidates, ties to the lowest index.
 - Stall: a peer with requests outstanding and no delivery for ``stall_timeout`` seconds loses
   them all (back to the pool), its window halves, its breaker counts a failure and it backs
-  off with full jitter.
+  off with full jitter. The stall clock runs only while the peer is not *held*: time its data
+  waits on this side (a bandwidth shaper's lane, a rate limit: :meth:`Scheduler.hold` /
+  :meth:`Scheduler.release`) is ours, not the peer's, and does not count.
 - A corrupt chunk (it did not match its verified chunk root) bans the peer for this transfer.
 - Order: each poll serves peers by ``rank`` (lower first, e.g. from the persistent peer ledger,
   so a peer known to have cheated is never asked first), rotating among peers of equal rank
@@ -89,6 +91,25 @@ class PeerState:
     overtaken: int = 0  #: times it sat on requests while others delivered (module docstring)
     passed_by: int = 0  #: chunks others delivered since its last delivery, while it had requests
     rank: float = 0.0  #: lower is served first (see ``Scheduler.poll``)
+    holds: int = 0  #: nested holds now (its data waits on our side: the stall clock stops)
+    held_since: float = 0.0  #: when the current hold began (or ``last_progress``, if later)
+    held: float = 0.0  #: seconds held since ``last_progress``, not counting the current hold
+    hold_began: float = 0.0  #: when the current hold began
+    asked_held: dict[int, float] = field(default_factory=dict)  #: index -> held seconds then
+    held_total: float = 0.0  #: seconds held in all, ended holds only
+
+    def stall_at(self, timeout: float) -> float | None:
+        """When the stall clock runs out (``None``: held now, the clock is stopped)."""
+        if self.holds:
+            return None
+        return self.last_progress + self.held + timeout
+
+    def progress(self, now: float) -> None:
+        """Delivery (or a fresh start): the stall clock starts again from ``now``."""
+        self.last_progress = now
+        self.held = 0.0
+        if self.holds:
+            self.held_since = now
 
     def has(self, index: int) -> bool:
         return self.have is None or index in self.have
@@ -204,7 +225,7 @@ class Scheduler:
         if requested:
             st.outstanding_bytes -= nbytes
             self._drop_holder(index, peer)
-        st.last_progress = now
+        st.progress(now)
         if not ok:
             st.chunks_corrupt += 1
             st.banned = True
@@ -241,6 +262,7 @@ class Scheduler:
         actions = []
         for other in others:
             ost = self.peers[other]
+            ost.asked_held.pop(index, None)
             if ost.outstanding.pop(index, None) is not None:
                 ost.outstanding_bytes -= nbytes
                 actions.append(CancelChunks(other, (index,)))
@@ -264,7 +286,45 @@ class Scheduler:
         st.attempt += 1
         delay = retry_after if retry_after is not None else self.backoff.delay(st.attempt, self.rng)
         st.not_before = max(st.not_before, now + delay)
-        st.last_progress = now
+        st.progress(now)
+
+    def hold(self, peer: PeerId, now: float) -> None:
+        """``peer``'s data waits on our side from ``now`` (a shaper lane, a rate limit): its
+        stall clock stops until the matching :meth:`release`. Holds nest."""
+        st = self.peers.get(peer)
+        if st is None:
+            return
+        if not st.holds:
+            st.held_since = st.hold_began = now
+        st.holds += 1
+
+    def release(self, peer: PeerId, now: float) -> None:
+        """The wait that :meth:`hold` began is over: the stall clock runs again."""
+        st = self.peers.get(peer)
+        if st is None or not st.holds:
+            return
+        st.holds -= 1
+        if not st.holds:
+            st.held += max(0.0, now - st.held_since)
+            st.held_total += max(0.0, now - st.hold_began)
+
+    def held_seconds(self, peer: PeerId, now: float) -> float:
+        """Seconds ``peer`` has been held in all, the current hold included (a clock that
+        per-chunk times can subtract: see ``_fetch``)."""
+        st = self.peers.get(peer)
+        if st is None:
+            return 0.0
+        return st.held_total + (max(0.0, now - st.hold_began) if st.holds else 0.0)
+
+    def request_age(self, peer: PeerId, index: int, now: float) -> float | None:
+        """Seconds since ``index`` was asked of ``peer``, less the time ``peer`` was held
+        since (the peer's own time to deliver it); ``None`` if it is not outstanding there."""
+        st = self.peers.get(peer)
+        asked = st.outstanding.get(index) if st is not None else None
+        if st is None or asked is None:
+            return None
+        held = self.held_seconds(peer, now) - st.asked_held.pop(index, 0.0)
+        return max(0.0, now - asked - held)
 
     def on_failure(self, peer: PeerId, now: float, fault: TransferError | None = None) -> None:
         """A soft failure (timeout-like) of ``peer``: penalise it and maybe give it up."""
@@ -285,7 +345,8 @@ class Scheduler:
         """Handle stalls, then hand out requests. Call after every event and at deadlines."""
         actions: list[Action] = []
         for st in list(self.peers.values()):
-            if st.usable and st.outstanding and now >= st.last_progress + self.stall_timeout:
+            stall_at = st.stall_at(self.stall_timeout)
+            if st.usable and st.outstanding and stall_at is not None and now >= stall_at:
                 st.timeouts += 1
                 actions.append(CancelChunks(st.peer, tuple(st.outstanding)))
                 self.on_failure(st.peer, now, PeerFailed(f"peer {st.peer} stalled"))
@@ -313,8 +374,10 @@ class Scheduler:
                     break
                 nbytes = self.chunk_len(index)
                 if not st.outstanding:
-                    st.last_progress = now
+                    st.progress(now)
                 st.outstanding[index] = now
+                if st.held_total or st.holds:
+                    st.asked_held[index] = self.held_seconds(st.peer, now)
                 st.outstanding_bytes += nbytes
                 self.inflight.setdefault(index, []).append(st.peer)
                 batch.append(index)
@@ -331,7 +394,9 @@ class Scheduler:
         times: list[float] = []
         for st in self.usable_peers():
             if st.outstanding:
-                times.append(st.last_progress + self.stall_timeout)
+                stall_at = st.stall_at(self.stall_timeout)
+                if stall_at is not None:  # a held peer: ``release`` is followed by a poll
+                    times.append(stall_at)
             elif not self.finished:
                 if st.not_before > now:
                     times.append(st.not_before)
@@ -377,6 +442,7 @@ class Scheduler:
             self._drop_holder(index, st.peer)
             self._requeue(index)
         st.outstanding.clear()
+        st.asked_held.clear()
         st.outstanding_bytes = 0
 
     def _pending(self) -> Iterator[int]:
