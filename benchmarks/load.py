@@ -19,9 +19,9 @@ For each peer count N, after the peers are connected, and for each chunk size:
    auto`` = min(4, 1024 // N), the node queues at most 1024 indices across all peers and
    refuses more with BUSY). This is saturation; its chunk rate is the capacity C.
 2. ``open`` at each fraction f of ``--loads``: Poisson arrivals at f x C chunks/s, spread
-   evenly over the peers; an arrival finding the peer's window full waits client-side, and its
-   latency counts from its arrival (no coordinated omission). f < 1 is below saturation,
-   f > 1 above it.
+   evenly over the peers; an arrival finding the peer's window (``--window``, default k) full
+   waits client-side, and its latency counts from its arrival (no coordinated omission).
+   f < 1 is below saturation, f > 1 above it.
 
 Per phase: aggregate chunks/s and MB/s in the measured window (after ``--warmup``),
 latency p50/p95/p99 (Request written -> last byte), fairness = max/min of per-peer bytes
@@ -160,13 +160,17 @@ def prepare_server(
     cfg.network.connections_high = high
     cfg.network.connections_low = low
     save_config(data, cfg)
-    src = work / "content.bin"
-    with open(src, "wb") as f:
-        f.write(random.randbytes(content))
     roots = {}
     for cs in chunk_sizes:
+        # one content per chunk size: the content root does not depend on the chunk size, so
+        # adding the same bytes twice would give back the first manifest and its chunks
+        src = work / f"content-{cs}.bin"
+        src.write_bytes(random.randbytes(content))
         got = _cli(data, "add", str(src), "--chunk-size", str(cs))
-        roots[cs] = {"root": got["root"], "nchunks": math.ceil(content / cs)}
+        if got["chunk_size"] != cs:
+            raise SystemExit(f"bcai add gave chunk size {got['chunk_size']}, asked for {cs}")
+        roots[cs] = {"root": got["root"], "nchunks": int(got["chunks"])}
+        src.unlink()
     return data, roots
 
 
@@ -406,7 +410,9 @@ def peers_mode(server: Server, roots: dict[int, dict[str, Any]], a: argparse.Nam
                     "nchunks": info["nchunks"],
                     "chunk_size": cs,
                     "k": k,
-                    "max_outstanding": window_cap,
+                    # open loop: at most this many in flight per peer, the rest waits
+                    # client-side (a real fetcher's window); default k, like the closed loop
+                    "max_outstanding": k if a.window == "k" else min(int(a.window), window_cap),
                 }
                 closed = run_phase(
                     server, clients, {**base, "mode": "closed"}, a.warmup, a.duration
@@ -493,7 +499,8 @@ def idle_mode(server: Server, roots: dict[int, dict[str, Any]], a: argparse.Name
     idle: Clients | None = None
     try:
         time.sleep(a.settle)
-        probes("warm-up (not reported)")  # first-use costs on both sides stay out of "before"
+        if not a.quick:  # first-use costs on both sides stay out of "before"
+            probes("warm-up (not reported)")
         out["before"] = probes("before")
         time.sleep(a.settle)
         rss_before = server.mon.rss()
@@ -726,6 +733,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--loads", default="0.5,1.5", help="open-loop rates, fractions of capacity")
     ap.add_argument("--inflight", default="auto", help="closed-loop requests per peer")
+    ap.add_argument(
+        "--window", default="k", help="open loop: requests in flight per peer at most (k: same)"
+    )
     ap.add_argument("--client-procs", type=int, default=0, help="0: 2 (1 for one peer)")
     ap.add_argument("--peers-per-ip", type=int, default=16, help="peers per loopback address")
     ap.add_argument("--high", type=int, default=0, help="connections_high (0: above the peers)")

@@ -33,7 +33,7 @@ def test_load_quick_report(tmp_path: Path) -> None:
     env = {**os.environ, "BCAI_INSECURE_FAST_KDF": "1", "BCAI_PASSPHRASE": "t"}
     proc = subprocess.run(
         [sys.executable, "benchmarks/load.py", "--quick", "--peers", "4", "--chunk-sizes",
-         "256KiB", "--loads", "0.5", "--connections", "20", "--out", str(out)],
+         "256KiB,1MiB", "--loads", "0.5", "--connections", "20", "--out", str(out)],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -43,14 +43,17 @@ def test_load_quick_report(tmp_path: Path) -> None:
     assert report["config"]["connections_high"] >= 20
 
     rows = [r for r in report["peers"] if "mode" in r]
-    assert [r["mode"] for r in rows] == ["closed", "open 0.5x"]
+    assert [(r["chunk_size"], r["mode"]) for r in rows] == [
+        (CHUNK, "closed"), (CHUNK, "open 0.5x"), (4 * CHUNK, "closed"), (4 * CHUNK, "open 0.5x")
+    ]  # fmt: skip
     (conn,) = [r["connect"] for r in report["peers"] if "connect" in r]
     assert conn["connected"] == 4 and conn["client_procs"] == 2
     for r in rows:
-        assert r["peers_active"] == 4 and r["chunk_size"] == CHUNK
+        assert r["peers_active"] == 4
         assert r["chunks"] > 0 and r["chunks_per_s"] > 0
-        # bytes and chunks are counted from the same completed chunks
-        assert r["MB_per_s"] == pytest.approx(r["chunks_per_s"] * CHUNK / 1e6, rel=0.02, abs=0.2)
+        # bytes and chunks are counted from the same completed chunks, of the asked size
+        mb = r["chunks_per_s"] * r["chunk_size"] / 1e6
+        assert r["MB_per_s"] == pytest.approx(mb, rel=0.02, abs=0.2)
         _pct_ok(r["latency_ms"])
         assert r["fairness_max_min"] is None or r["fairness_max_min"] >= 1.0
         assert r["server_cpu_s"] > 0 and 0 < r["server_cpu_pct"] < 400
@@ -58,11 +61,13 @@ def test_load_quick_report(tmp_path: Path) -> None:
         assert r["client_cpu_s"] > 0
         assert isinstance(r["request_refusals"], dict)
         assert r["drained"], r  # nothing left in flight after the window
-    closed, half = rows
-    assert closed["offered_chunks_per_s"] is None and closed["inflight"] == 4
-    # open loop offered at half of the closed loop's measured rate; Poisson over ~1 s
-    assert half["offered_chunks_per_s"] == pytest.approx(0.5 * closed["chunks_per_s"], rel=0.01)
-    assert half["chunks_per_s"] <= 1.6 * half["offered_chunks_per_s"] + 20
+    for closed, half in (rows[:2], rows[2:]):
+        assert closed["offered_chunks_per_s"] is None
+        # open loop offered at half of the closed loop's measured rate; Poisson over ~1 s
+        assert half["offered_chunks_per_s"] == pytest.approx(0.5 * closed["chunks_per_s"], rel=0.01)
+        assert half["chunks_per_s"] <= 1.6 * half["offered_chunks_per_s"] + 20
+    # k = min(4, free indices): 4 MiB of content is 16 chunks of 256 KiB, 4 of 1 MiB
+    assert rows[0]["inflight"] == 4 and rows[2]["inflight"] == 3
 
     idle = report["idle"]
     assert idle["connected"] == 20 and idle["still_open_at_end"] == 20
