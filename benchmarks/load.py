@@ -174,6 +174,13 @@ def prepare_server(
     return data, roots
 
 
+def _pin(cpus: set[int] | None) -> Any:
+    """A ``preexec_fn`` pinning the child to ``cpus`` (None: no pinning)."""
+    if not cpus:
+        return None
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 class Server:
     def __init__(self, data: Path, cpus: set[int] | None) -> None:
         self.log = open(data / "serve.log", "w")  # noqa: SIM115 - closed in stop()
@@ -181,7 +188,13 @@ class Server:
         cmd = [sys.executable, "-m", "node.cli", "-d", str(data), "--json", "serve"]
         cmd += ["--listen", "127.0.0.1:0", "--no-chain"]
         self.proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=REPO
+            cmd,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+            cwd=REPO,
+            preexec_fn=_pin(cpus),  # before exec: every thread the node starts inherits it
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
@@ -190,8 +203,6 @@ class Server:
         info = json.loads(line)
         host, port = info["listen"].rsplit(":", 1)
         self.host, self.port, self.address = host, int(port), info["address"]
-        if cpus:
-            os.sched_setaffinity(self.proc.pid, cpus)
         self.mon = Proc(self.proc.pid)
         self.start_rss = self.mon.rss()
         self.start_hwm = self.mon.hwm()
@@ -220,9 +231,8 @@ class Worker:
             stdout=subprocess.PIPE,
             text=True,
             cwd=REPO,
+            preexec_fn=_pin(cpus),
         )
-        if cpus:
-            os.sched_setaffinity(self.proc.pid, cpus)
         self.send(setup)
 
     def send(self, obj: dict[str, Any]) -> None:
