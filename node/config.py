@@ -1,9 +1,10 @@
 """Node configuration: ``<data dir>/config.toml``, typed, with a docstring per field.
 
-Tables: ``[node]`` (storage), ``[network]`` (listening, peers, rate limit) and ``[chain]``
-(RPC endpoint, chain id, contract addresses). Loading is tolerant: unknown tables and unknown
-keys are kept verbatim in ``extra`` and written back by :func:`save_config`, so a newer node's
-settings survive an older node's save. Sizes accept integers (bytes) or strings such as
+Tables: ``[node]`` (storage), ``[network]`` (listening, peers, rate limit), ``[chain]``
+(RPC endpoint, chain id, contract addresses) and ``[tuning]`` (the auto-tuner's bounds).
+Loading is tolerant: unknown tables and unknown keys are kept verbatim in ``extra`` and
+written back by :func:`save_config`, so a newer node's settings survive an older node's save.
+Sizes accept integers (bytes) or strings such as
 ``"50 GiB"``, ``"512MiB"``, ``"10M"`` (powers of 1024 for K/M/G/T; ``kB``/``MB``/``GB``/``TB``
 are powers of 1000).
 """
@@ -174,12 +175,46 @@ class ChainConfig:
 
 
 @dataclass
+class TuningConfig:
+    """``[tuning]``: the bottleneck analyser's auto-tuner and the range of each knob it sets
+    for the next fetch (docs/tuning.md). The analyser's verdicts are shown either way."""
+
+    enabled: bool = True
+    """Let the tuner change the knobs (false: verdicts and decisions are shown, nothing set)."""
+
+    min_window: int = 2
+    """Smallest initial request window, in chunks, the tuner may give a fetch."""
+
+    max_window: int = 64
+    """Largest initial request window, in chunks (the scheduler's window ceiling is 64)."""
+
+    min_put_workers: int = 1
+    """Fewest chunks verified and written at once."""
+
+    max_put_workers: int = 12
+    """Most chunks verified and written at once (raised when store writes bound a fetch)."""
+
+    min_request_batch: int = 1
+    """Smallest request batch (chunks per Request to a busy peer)."""
+
+    max_request_batch: int = 16
+    """Largest request batch."""
+
+    horizon: float = 1.0
+    """Seconds of its own work a slow peer may hold (sets the window beside a slow peer)."""
+
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys this version does not know, kept verbatim."""
+
+
+@dataclass
 class Config:
     """The whole ``config.toml``."""
 
     node: NodeConfig = field(default_factory=NodeConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     chain: ChainConfig = field(default_factory=ChainConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
     extra: dict[str, Any] = field(default_factory=dict)
     """Tables this version does not know, kept verbatim."""
 
@@ -197,7 +232,12 @@ class Config:
 
 
 _SIZE_FIELDS = {"cache_quota", "chunk_size", "limit_rate", "memory_cache", "hot_limit"}
-_TABLES: dict[str, type[Any]] = {"node": NodeConfig, "network": NetworkConfig, "chain": ChainConfig}
+_TABLES: dict[str, type[Any]] = {
+    "node": NodeConfig,
+    "network": NetworkConfig,
+    "chain": ChainConfig,
+    "tuning": TuningConfig,
+}
 
 
 def _table_from(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
@@ -241,11 +281,32 @@ def _check(obj: Any, where: str) -> None:
             raise ConfigError(f"[{where}] swarm must be true or false")
         if not isinstance(obj.swarm_peers, int) or not 1 <= obj.swarm_peers <= 1024:
             raise ConfigError(f"[{where}] swarm_peers must be an integer in 1..1024")
+    if isinstance(obj, TuningConfig):
+        _check_tuning(obj, where)
     if isinstance(obj, ChainConfig):
         if obj.chain_id is not None and not isinstance(obj.chain_id, int):
             raise ConfigError(f"[{where}] chain_id must be an integer")
         if not isinstance(obj.contracts, dict):
             raise ConfigError(f"[{where}] contracts must be a table of name = address")
+
+
+def _check_tuning(t: TuningConfig, where: str) -> None:
+    if not isinstance(t.enabled, bool):
+        raise ConfigError(f"[{where}] enabled must be true or false")
+    for low, high, top in (
+        ("min_window", "max_window", 64),
+        ("min_put_workers", "max_put_workers", 64),
+        ("min_request_batch", "max_request_batch", 64),
+    ):
+        lo, hi = getattr(t, low), getattr(t, high)
+        for key, value in ((low, lo), (high, hi)):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+                raise ConfigError(f"[{where}] {key} must be an integer in 1..{top}")
+        if lo > hi:
+            raise ConfigError(f"[{where}] {low} must not exceed {high}")
+    h = t.horizon
+    if isinstance(h, bool) or not isinstance(h, int | float) or not 0.1 <= h <= 60:
+        raise ConfigError(f"[{where}] horizon must be a number of seconds in 0.1..60")
 
 
 _ADMISSION_INTS = (

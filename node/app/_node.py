@@ -50,6 +50,7 @@ from node.transfer import (
 )
 
 from ._errors import ExitStatus, Failure, NodeError, NotInitialised
+from ._tuner import Tuner, watching
 
 if TYPE_CHECKING:
     from node.seal import ContentKey
@@ -92,6 +93,7 @@ class TransferInfo:
     started: float = field(default_factory=time.time)
     finished: float | None = None
     error: str | None = None
+    bottleneck: dict[str, Any] | None = None  #: what bounds it now (``node.app._tuner``)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,6 +216,8 @@ class Node:
             on_change=getattr(self.metrics, "set_active_transfers", None)
         )
         self.shaper = _make_shaper(config)
+        #: bottleneck verdicts and the knobs of the next fetch (docs/tuning.md)
+        self.tuner = Tuner.from_config(config)
         self.listen: str | None = None
         self.api_url: str | None = None
         self.chain_snapshot: dict[str, Any] | None = None
@@ -517,7 +521,8 @@ class Node:
 
         Already complete and verified here: no peer is contacted (``"local": true``).
         ``priority`` (critical/high/normal/bulk) weighs this transfer's share of the node's
-        download cap against the others'.
+        download cap against the others'. ``window`` left at 16 (the default) lets the tuner
+        choose the initial window (``[tuning]``, docs/tuning.md); any other value is used as is.
         """
         if priority not in PRIORITIES:
             raise InvalidArgument(f"priority must be one of {', '.join(PRIORITIES)}")
@@ -544,6 +549,9 @@ class Node:
             if progress is not None:
                 progress(p)
 
+        def on_verdict(verdict: Any) -> None:
+            info.bottleneck = verdict.to_json()
+
         kwargs: dict[str, Any] = {}
         lane_cm: Any = contextlib.nullcontext(None)
         if self.shaper is not None and _accepts(fetch, "lane"):
@@ -552,6 +560,8 @@ class Node:
             kwargs["limit_rate"] = limit_rate or self.config.network.limit_rate
         if _accepts(fetch, "observer"):
             kwargs["observer"] = self.observer
+        kwargs.update(self.tuner.fetch_kwargs(lambda name: _accepts(fetch, name)))
+        window = self.tuner.window_for(window)
         if self.config.network.swarm and _accepts(fetch, "swarm"):
             kwargs["swarm"] = self._swarm_options()
 
@@ -559,19 +569,24 @@ class Node:
             with lane_cm as lane:
                 if lane is not None:
                     kwargs["lane"] = lane
-                return await fetch(
-                    self.store,
-                    identity,
-                    root,
-                    addrs,
-                    receipt_domain=domain,
-                    next_nonce=box.next_nonce,
-                    progress=on_progress,
-                    initial_window=window,
-                    output=out_path,
-                    ledger=self.peer_ledger,
-                    **kwargs,
-                )
+                async with watching(
+                    self.tuner, info.id, shaper=self.shaper, lane=lane, on_verdict=on_verdict
+                ) as watch:
+                    if "observer" in kwargs:
+                        kwargs["observer"] = watch.observer(self.observer)
+                    return await fetch(
+                        self.store,
+                        identity,
+                        root,
+                        addrs,
+                        receipt_domain=domain,
+                        next_nonce=box.next_nonce,
+                        progress=on_progress,
+                        initial_window=window,
+                        output=out_path,
+                        ledger=self.peer_ledger,
+                        **kwargs,
+                    )
 
         try:
             await self._transfer_slots.acquire()
@@ -715,6 +730,7 @@ class Node:
             "receipts": receipts,
             "chain": self.chain_snapshot,
             "limits": limits,
+            "tuning": self.tuner.status(),
         }
 
 
