@@ -10,7 +10,7 @@ Run as ``python -m benchmarks._peers``; it speaks JSON lines on stdin/stdout:
    (a refused one gets ``Error(BUSY)`` + ``Goodbye(BUSY)`` instead). Refused attempts are
    retried ``r`` times (after ``retry_after_ms`` for BUSY, ~0.5 s otherwise) and each is
    counted by reason. Reply: ``{"event": "connected", "connected", "refused": {reason: n},
-   "setup_s"}``.
+   "setup_s", "identities_s", "handshakes_s"}`` (making the identities, then connecting).
 2. then commands, one per line, each answered by one ``{"event": "result", ...}`` line:
 
    - ``{"cmd": "run", "mode": "closed"|"open", "root", "nchunks", "chunk_size", "k",
@@ -402,6 +402,7 @@ class Worker:
         idle = bool(s.get("idle"))
         # identities first (a few ms each: key generation + the signed identity payload)
         idents = [new_identity() for _ in range(count)]
+        t_ident = time.monotonic() - t0
         limiter = trio.CapacityLimiter(int(s.get("concurrency", 16)))
         retries = int(s.get("retries", 3))
 
@@ -451,6 +452,8 @@ class Worker:
             "attempts": self.attempts,
             "refused": dict(self.refused),
             "setup_s": round(time.monotonic() - t0, 3),
+            "identities_s": round(t_ident, 3),
+            "handshakes_s": round(time.monotonic() - t0 - t_ident, 3),
             "nofile": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         }
 

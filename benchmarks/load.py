@@ -298,6 +298,8 @@ class Clients:
         got = [w.read() for w in self.workers]
         self.connect_s = time.monotonic() - t0
         self.connected = sum(r["connected"] for r in got)
+        #: the slowest worker's time from its first connect to its last admitted peer
+        self.handshakes_s = max(r["handshakes_s"] for r in got)
         self.attempts = sum(r["attempts"] for r in got)
         self.refused: Counter[str] = Counter()
         for r in got:
@@ -406,6 +408,7 @@ def peers_mode(server: Server, roots: dict[int, dict[str, Any]], a: argparse.Nam
             "attempts": clients.attempts,
             "refused": dict(clients.refused),
             "connect_s": round(clients.connect_s, 2),
+            "handshakes_s": clients.handshakes_s,
             "client_procs": len(clients.workers),
         }
         print(f"N={n}: {clients.connected}/{n} connected in {clients.connect_s:.1f}s, "
@@ -538,6 +541,8 @@ def idle_mode(server: Server, roots: dict[int, dict[str, Any]], a: argparse.Name
             attempts=idle.attempts,
             refused=dict(idle.refused),
             connect_s=round(idle.connect_s, 2),
+            handshakes_s=idle.handshakes_s,
+            accepted_per_s=round(held / idle.handshakes_s, 1) if idle.handshakes_s else None,
             client_procs=len(idle.workers),
             server_rss_before_mib=round(rss_before / MiB, 1),
             server_rss_after_mib=round(rss_after / MiB, 1),
@@ -648,7 +653,7 @@ def markdown(report: dict[str, Any]) -> str:
                     "attempts",
                     "refused (reason: count)",
                     "ended later (reason: count)",
-                    "connect s",
+                    "setup s (handshakes s)",
                 ],
                 [
                     (
@@ -657,7 +662,7 @@ def markdown(report: dict[str, Any]) -> str:
                         c["attempts"],
                         _reasons(c["refused"]),
                         _reasons(c.get("ended_later", {})),
-                        c["connect_s"],
+                        f"{c['connect_s']} ({c['handshakes_s']})",
                     )
                     for c in conns
                 ],
@@ -675,6 +680,7 @@ def markdown(report: dict[str, Any]) -> str:
                     "refused",
                     "RSS before / after MiB",
                     "per idle connection",
+                    "accepted per s",
                     "hold s",
                 ],
                 [
@@ -685,6 +691,7 @@ def markdown(report: dict[str, Any]) -> str:
                         _reasons(idle["refused"]),
                         f"{idle['server_rss_before_mib']} / {idle['server_rss_after_mib']}",
                         f"{per / 1024:.1f} KiB" if per is not None else "-",
+                        idle["accepted_per_s"],
                         idle["hold_s"],
                     )
                 ],

@@ -72,6 +72,7 @@ def test_load_quick_report(tmp_path: Path) -> None:
     idle = report["idle"]
     assert idle["connected"] == 20 and idle["still_open_at_end"] == 20
     assert isinstance(idle["bytes_per_idle_connection"], int)
+    assert 0 < idle["handshakes_s"] <= idle["connect_s"] and idle["accepted_per_s"] > 0
     assert idle["server_rss_after_mib"] > 10
     for tag in ("before", "while_held", "at_end"):
         ctl, one = idle[tag]["control"], idle[tag]["one_peer_fetch"]
