@@ -75,6 +75,7 @@ from node.wire import (
     NotFound,
     Ping,
     Pong,
+    RemoteProtocolError,
     Request,
     Want,
 )
@@ -254,7 +255,12 @@ class Peer:
         try:
             await conn.send(Ping(1))  # answered by Pong only once the node admitted us
             while True:
-                msg = await conn.receive()
+                try:
+                    msg = await conn.receive()
+                except RemoteProtocolError as exc:  # recoverable: the node sent something odd
+                    if self.phase is not None:
+                        self.phase.errors[f"protocol:{code_name(exc.code)}"] += 1
+                    continue
                 kind = type(msg)
                 if kind is ChunkData:
                     assert isinstance(msg, ChunkData)
