@@ -177,6 +177,9 @@ class _AdvisoryLedger:
     def record_timeout(self, address: str, now: float) -> None:
         self._guard(lambda: self._ledger.record_timeout(address, now))
 
+    def record_slow(self, address: str, now: float) -> None:
+        self._guard(lambda: self._ledger.record_slow(address, now))
+
 
 def _make_metrics() -> Any:
     try:

@@ -23,6 +23,7 @@ class PeerRecord:
     chunks_ok: int = 0
     bad_chunks: int = 0
     timeouts: int = 0
+    slow: int = 0  #: overtaken by faster peers, but answering (not a stall)
     last_seen: float = 0.0
 
 
@@ -62,11 +63,19 @@ class LocalLedger:
         rec.last_seen = now
         self._put(rec)
 
+    def record_slow(self, address: str, now: float) -> None:
+        """Overtaken by faster peers while it answered: slower, not stalled (small weight)."""
+        rec = self.get(address)
+        rec.slow += 1
+        rec.last_seen = now
+        self._put(rec)
+
     def score(self, address: str) -> float:
-        """Higher is better: throughput discounted by failures (a bad chunk weighs 10)."""
+        """Higher is better: throughput discounted by failures (a bad chunk weighs 10, a
+        timeout 2, being slow 0.5)."""
         rec = self.get(address)
         good = rec.chunks_ok + 1
-        penalty = good / (good + 10 * rec.bad_chunks + 2 * rec.timeouts)
+        penalty = good / (good + 10 * rec.bad_chunks + 2 * rec.timeouts + 0.5 * rec.slow)
         return (rec.throughput_bps or 1.0) * penalty
 
     def all(self) -> list[PeerRecord]:

@@ -54,9 +54,13 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    in the order of their ledger score (best first; ``FetchResult.ranking``) and the scheduler
    serves them in that order; verified chunks, bad chunks (and lying manifests or chunk-root
    lists) and timeouts are recorded, so a peer caught cheating is not asked first next time.
-   A timeout is a stall (no delivery for ``stall_timeout``), a peer overtaken in the endgame
-   (it held chunks far longer than the peer that then served them, delivering nothing: a
-   staller beside a fast peer that finishes first), or no answer to Want by the end.
+   A timeout is a stall (no delivery for ``stall_timeout``; time a piece waits on our own
+   rate limit does not count), a peer overtaken and judged *stalled* (no byte for
+   ``Scheduler.stalled_after`` since its oldest request while others delivered: a staller
+   beside a fast peer that finishes first), or no answer to Want by the end. A peer
+   overtaken that answers is *slow* (``record_slow``, a small mark). Cancels to a peer
+   whose verdict is open are held back, and the end of the transfer waits for open
+   verdicts (at most ``VERDICT_WAIT``; see ``_await_verdicts``).
 7. With an ``observer`` (:class:`TransferObserver`, e.g. the node's metrics): each connection
    opened and closed (``inbound=False``); each verified chunk counted by the fetch
    (``chunk_received``, seconds from its Request to its verification); each chunk that
@@ -68,6 +72,7 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import time
@@ -160,6 +165,7 @@ BUSY_RETRY_MAX = 10.0  #: longest wait honoured from a BUSY Error's retry_after_
 RECEIPT_TIMEOUT = 10.0
 GOODBYE_DRAIN = 2.0  #: after our Goodbye, read on this long for the peer's close (protocol 8a)
 CANCELLED_RECEIPT_TIMEOUT = 2.0  #: bound on sending the last receipts after a cancellation
+VERDICT_WAIT = 2.0  #: after the transfer, longest wait for an overtaken peer to answer or not
 RECEIPT_EVERY_CHUNKS = 256
 RECEIPT_EVERY_BYTES = 256 * 1024 * 1024
 
@@ -175,6 +181,7 @@ class PeerLedger(Protocol):
     def record_chunk(self, address: str, nbytes: int, seconds: float, now: float) -> None: ...
     def record_bad_chunk(self, address: str, now: float) -> None: ...
     def record_timeout(self, address: str, now: float) -> None: ...
+    def record_slow(self, address: str, now: float) -> None: ...
 
 
 class NoUsablePeer(PeerFailed):
@@ -296,6 +303,7 @@ class _Peer:
     unanswered: deque[SignedReceipt] = field(default_factory=deque)  #: sent, no Ack/Error yet
     answered: trio.Event = field(default_factory=trio.Event)  #: set (and replaced) per answer
     closed: bool = False  #: ``connection_closed`` was reported to the observer
+    withheld: set[int] = field(default_factory=set)  #: Cancels held back while it is a suspect
     have_ready: bool = False  #: its Want answer is read: a Have from it now is an update
 
 
@@ -339,7 +347,7 @@ class _Fetch:
         self.observer = observer
         self.not_found: set[str] = set()
         self.price_refusals: list[TransferError] = []
-        self._stalls: dict[Any, int] = {}  #: stalls already recorded in the ledger, per peer
+        self._stalls: dict[Any, tuple[int, int]] = {}  #: (stalls, slow) recorded, per peer
         self.transient_drops = False
         self.ranking: list[str] = []
         self.max_price = max_price_per_gib
@@ -481,8 +489,12 @@ class _Fetch:
         index = msg.index
         if bytes(msg.root) != self.root or self.sched is None or index >= self.sched.chunk_count:
             return
-        if self.done.is_set() or peer.dropped:
-            return  # over (finished or failed, or the peer dropped): neither stored nor billed
+        if peer.dropped:
+            return  # neither stored nor billed
+        if self.sched.on_bytes(peer.conn.address, trio.current_time()):
+            await self._answered(peer)
+        if self.done.is_set():
+            return  # over (finished or failed): neither stored nor billed
         total = msg.total_len
         asm = peer.assembling.get(index)
         if asm is None:
@@ -511,6 +523,17 @@ class _Fetch:
         await self.put_slots.acquire()
         peer.putting += 1
         self.nursery.start_soon(self._put, peer, index, buf)
+
+    async def _answered(self, peer: _Peer) -> None:
+        """A suspect (overtaken, nothing from it since its oldest request) sent bytes: it is
+        slow, not stalled (``Scheduler``); the Cancels held back from it go out now."""
+        log.info("peer slow, not stalled: it answers", peer=peer.conn.address)
+        if peer.withheld and not peer.gone:
+            indices, peer.withheld = tuple(sorted(peer.withheld)), set()
+            for index in indices:
+                peer.assembling.pop(index, None)
+            with contextlib.suppress(TransportError):  # its reader will see a failure
+                await peer.conn.send(Cancel(self.root, indices))
 
     async def _pace(self, peer: _Peer, nbytes: int) -> None:
         """Wait for the rate limit (``limit_rate``'s bucket or the shaper's lane) to let
@@ -690,10 +713,18 @@ class _Fetch:
                         req_id = next(peer.req_ids)
                         peer.requests[req_id] = part
                         await peer.conn.send(Request(self.root, req_id, part))
+                elif self._suspect(str(action.peer)):
+                    # Held back: an honest but slow peer may still answer these (that is
+                    # how it shows it is not stalled); sent once it does (``_answered``).
+                    peer.withheld.update(action.indices)
                 else:
-                    for index in action.indices:
+                    indices = action.indices
+                    if peer.withheld:  # a suspect judged stalled: what was held back too
+                        indices = tuple(sorted(peer.withheld.union(indices)))
+                        peer.withheld = set()
+                    for index in indices:
                         peer.assembling.pop(index, None)
-                    await peer.conn.send(Cancel(self.root, action.indices))
+                    await peer.conn.send(Cancel(self.root, indices))
                 self._outstanding(str(action.peer))
             except TransportError as exc:
                 await self._peer_gone(peer, exc)
@@ -707,21 +738,47 @@ class _Fetch:
         if sched.finished or sched.failure is not None:
             self.done.set()
 
+    def _suspect(self, address: str) -> bool:
+        st = self.sched.peers.get(address) if self.sched is not None else None
+        return st is not None and st.suspect_since is not None
+
     def _record_stalls(self) -> None:
-        """Stalls the scheduler saw count as timeouts (observer, ledger): each stall, and once
-        per transfer a peer that was overtaken (it sat on chunks a faster peer then served)."""
+        """The scheduler's verdicts into the observer and the ledger: each stall (by the stall
+        timer, or a peer overtaken that sent no byte for ``stalled_after``) is a timeout; each
+        peer overtaken that does answer is *slow* (a small mark, ``record_slow``)."""
         assert self.sched is not None
         for address, st in self.sched.peers.items():
-            seen = self._stalls.get(address, 0)
-            count = st.timeouts + (1 if st.overtaken else 0)
-            if count > seen:
-                self._stalls[address] = count
-                if st.overtaken and not st.timeouts and seen == 0:
-                    log.warning("peer overtaken: it answered none of its requests", peer=address)
-                for _ in range(count - seen):
-                    self.observer.chunk_rejected(str(address), "timeout")
-                    if self.ledger is not None:
-                        self.ledger.record_timeout(str(address), time.time())
+            seen, seen_slow = self._stalls.get(address, (0, 0))
+            if st.timeouts == seen and st.slow == seen_slow:
+                continue
+            self._stalls[address] = (st.timeouts, st.slow)
+            if st.overtaken and st.timeouts > seen:
+                log.warning("peer stalled: it answered none of its requests", peer=address)
+            for _ in range(st.timeouts - seen):
+                self.observer.chunk_rejected(str(address), "timeout")
+                if self.ledger is not None:
+                    self.ledger.record_timeout(str(address), time.time())
+            for _ in range(st.slow - seen_slow):
+                if self.ledger is not None:
+                    self.ledger.record_slow(str(address), time.time())
+
+    async def _await_verdicts(self) -> None:
+        """The transfer is done; peers overtaken without a byte (suspects) get until their
+        verdict falls due, at most ``VERDICT_WAIT``, to show they answer (slow) or not
+        (stalled); still open then: slow (``Scheduler.resolve_open``)."""
+        sched = self.sched
+        if sched is None or not sched.suspects():
+            return
+        give_up = trio.current_time() + VERDICT_WAIT
+        while True:
+            now = trio.current_time()
+            sched.poll(now)  # finished: judges the verdicts only, hands out nothing
+            due = sched.verdicts_due()
+            if due is None or now >= give_up:
+                break
+            await trio.sleep(max(0.0, min(0.05, due - now, give_up - now)))
+        sched.resolve_open()
+        self._record_stalls()
 
     async def _timer(self) -> None:
         assert self.sched is not None and self.tracker is not None
@@ -1252,7 +1309,9 @@ class _Fetch:
                 result.refused = dict(self.refused)
                 if self.output is not None:
                     await trio.to_thread.run_sync(self.output.finish, self.store)
-                await self._settle(complete=True, wait=True)
+                async with trio.open_nursery() as ending:
+                    ending.start_soon(self._await_verdicts)
+                    await self._settle(complete=True, wait=True)
                 nursery.cancel_scope.cancel()
         finally:
             if self.output is not None:

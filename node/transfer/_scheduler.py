@@ -28,9 +28,23 @@ Rules, per peer (``PeerState``):
   ``endgame_copies`` holders per chunk); the first copy to verify cancels the others.
 - Overtaken: a peer with requests outstanding that has delivered nothing since its oldest
   one, while other peers delivered ``overtake_after`` (8) chunks (half the chunk count, at
-  least 2, for smaller contents), counts as ``overtaken``
-  (once per such run): a stall the stall timer may never see, because a faster peer
-  finishes the content first (a peer that takes Requests and never answers them).
+  least 2, for smaller contents), counts as ``overtaken`` (once per such run). That alone
+  does not say whether it is *slow* (honest, far away or busy: it answers, later) or
+  *stalled* (it takes Requests and never answers them, a stall the stall timer may never see
+  because a faster peer finishes the content first). The verdict:
+
+  - *slow*: bytes of a chunk came from it since its oldest request (before it was overtaken,
+    or later: :meth:`Scheduler.on_bytes`); counted in ``slow`` (the ledger deprioritises it
+    with a small weight);
+  - *stalled*: no byte at all from it for ``stalled_after`` since its oldest request:
+    ``max(stalled_floor, stalled_factor x`` the best per-chunk time of the other peers
+    that deliver``)`` (2 s and 4x by default; a per-chunk time is from Request to verified
+    chunk, held time left out). Handled like a stall: requests back to the pool, a timeout.
+
+  Until the verdict the peer is a *suspect* (``suspect_since``); the I/O layer holds back
+  Cancels to a suspect (so an honest peer's answer can still come) and, at the end of the
+  transfer, waits briefly for open verdicts (``verdicts_due``; an open one it gives up on is
+  *slow*: :meth:`Scheduler.resolve_open`, the benefit of the doubt).
 - The transfer fails when every peer is banned or given up: with :class:`CorruptChunk` when
   corruption was the cause, else :class:`PeerFailed` (which a later run can resume).
 """
@@ -89,6 +103,10 @@ class PeerState:
     chunks_corrupt: int = 0
     timeouts: int = 0
     overtaken: int = 0  #: times it sat on requests while others delivered (module docstring)
+    slow: int = 0  #: overtaken, but it answers (the verdict "slow", module docstring)
+    suspect_since: float | None = None  #: overtaken with no byte since this (oldest request)
+    last_bytes: float = -1.0  #: when the last bytes of a chunk came from it (``on_bytes``)
+    chunk_time: float = 0.0  #: EWMA of seconds from Request to verified chunk, held time out
     passed_by: int = 0  #: chunks others delivered since its last delivery, while it had requests
     rank: float = 0.0  #: lower is served first (see ``Scheduler.poll``)
     holds: int = 0  #: nested holds now (its data waits on our side: the stall clock stops)
@@ -137,6 +155,8 @@ class Scheduler:
         lookahead: int = 64,
         request_batch: int = 1,
         overtake_after: int = 8,
+        stalled_floor: float = 2.0,
+        stalled_factor: float = 4.0,
         backoff: Backoff | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -156,6 +176,8 @@ class Scheduler:
             raise ValueError("request_batch must be >= 1")
         self.request_batch = request_batch
         self.overtake_after = overtake_after
+        self.stalled_floor = stalled_floor
+        self.stalled_factor = stalled_factor
         #: small contents have fewer chunks to pass a peer by: half of them (at least 2) will do
         self._overtake_at = min(overtake_after, max(2, chunk_count // 2))
         self.backoff = backoff or Backoff()
@@ -221,7 +243,10 @@ class Scheduler:
         """A chunk from ``peer`` arrived and was checked (``ok``) against its chunk root."""
         st = self.peers[peer]
         nbytes = self.chunk_len(index)
+        age = self.request_age(peer, index, now) if ok else None
+        st.asked_held.pop(index, None)
         requested = st.outstanding.pop(index, None) is not None
+        self._heard(st, now)
         if requested:
             st.outstanding_bytes -= nbytes
             self._drop_holder(index, peer)
@@ -241,6 +266,8 @@ class Scheduler:
             return actions
         st.received_bytes += nbytes
         st.chunks_ok += 1
+        if age is not None:
+            st.chunk_time = age if not st.chunk_time else 0.8 * st.chunk_time + 0.2 * age
         st.attempt = 0
         st.breaker.record_success()
         if requested:
@@ -253,10 +280,15 @@ class Scheduler:
         st.passed_by = 0
         for ost in self.peers.values():
             sitting = ost is not st and ost.outstanding and ost.usable
-            if sitting and ost.last_progress <= min(ost.outstanding.values()):
+            oldest = min(ost.outstanding.values()) if sitting else 0.0
+            if sitting and ost.last_progress <= oldest:
                 ost.passed_by += 1
                 if ost.passed_by == self._overtake_at:
                     ost.overtaken += 1
+                    if ost.last_bytes >= oldest:
+                        ost.slow += 1  # it answers, slowly: not a staller
+                    elif ost.suspect_since is None:
+                        ost.suspect_since = oldest
         # Anyone else still fetching this index (endgame copies) can stop.
         others = self.inflight.pop(index, [])
         actions = []
@@ -316,6 +348,54 @@ class Scheduler:
             return 0.0
         return st.held_total + (max(0.0, now - st.hold_began) if st.holds else 0.0)
 
+    def on_bytes(self, peer: PeerId, now: float) -> bool:
+        """Bytes of a chunk came from ``peer`` (any piece, wanted or not): it answers. True
+        when that settles an open verdict as *slow* (module docstring)."""
+        st = self.peers.get(peer)
+        return st is not None and self._heard(st, now)
+
+    def _heard(self, st: PeerState, now: float) -> bool:
+        st.last_bytes = now
+        if st.suspect_since is None:
+            return False
+        st.suspect_since = None
+        st.slow += 1
+        return True
+
+    def stalled_after(self, peer: PeerId) -> float:
+        """How long ``peer`` may hold requests without a byte before it counts as stalled:
+        ``max(stalled_floor, stalled_factor x`` the best per-chunk time of the other peers``)``.
+        """
+        times = [
+            p.chunk_time
+            for p in self.peers.values()
+            if p.peer != peer and p.chunk_time > 0 and p.usable
+        ]
+        return max(self.stalled_floor, self.stalled_factor * min(times, default=0.0))
+
+    def suspects(self) -> list[PeerId]:
+        """Usable peers whose verdict (slow or stalled) is still open."""
+        return [p.peer for p in self.peers.values() if p.usable and p.suspect_since is not None]
+
+    def verdicts_due(self) -> float | None:
+        """When the first open verdict falls due (``None``: none open)."""
+        times = [
+            st.suspect_since + self.stalled_after(st.peer)
+            for st in self.peers.values()
+            if st.usable and st.suspect_since is not None
+        ]
+        return min(times, default=None)
+
+    def resolve_open(self) -> list[PeerId]:
+        """Give up waiting: every open verdict is *slow* (the benefit of the doubt)."""
+        out = []
+        for st in self.peers.values():
+            if st.suspect_since is not None:
+                st.suspect_since = None
+                st.slow += 1
+                out.append(st.peer)
+        return out
+
     def request_age(self, peer: PeerId, index: int, now: float) -> float | None:
         """Seconds since ``index`` was asked of ``peer``, less the time ``peer`` was held
         since (the peer's own time to deliver it); ``None`` if it is not outstanding there."""
@@ -323,7 +403,7 @@ class Scheduler:
         asked = st.outstanding.get(index) if st is not None else None
         if st is None or asked is None:
             return None
-        held = self.held_seconds(peer, now) - st.asked_held.pop(index, 0.0)
+        held = self.held_seconds(peer, now) - st.asked_held.get(index, 0.0)
         return max(0.0, now - asked - held)
 
     def on_failure(self, peer: PeerId, now: float, fault: TransferError | None = None) -> None:
@@ -347,9 +427,22 @@ class Scheduler:
         for st in list(self.peers.values()):
             stall_at = st.stall_at(self.stall_timeout)
             if st.usable and st.outstanding and stall_at is not None and now >= stall_at:
+                st.suspect_since = None  # the stall timer's verdict
                 st.timeouts += 1
                 actions.append(CancelChunks(st.peer, tuple(st.outstanding)))
                 self.on_failure(st.peer, now, PeerFailed(f"peer {st.peer} stalled"))
+            elif (
+                st.usable
+                and st.suspect_since is not None
+                and now >= st.suspect_since + self.stalled_after(st.peer)
+            ):
+                waited = now - st.suspect_since
+                st.suspect_since = None
+                st.timeouts += 1
+                if st.outstanding:
+                    actions.append(CancelChunks(st.peer, tuple(st.outstanding)))
+                fault = PeerFailed(f"peer {st.peer} stalled: no byte in {waited:.1f}s")
+                self.on_failure(st.peer, now, fault)
         if self.finished:
             return actions
         peers = self.usable_peers()
@@ -392,6 +485,9 @@ class Scheduler:
         in the future (an idle peer with nothing to do must not cause a busy loop).
         """
         times: list[float] = []
+        due = self.verdicts_due()
+        if due is not None:
+            times.append(due)
         for st in self.usable_peers():
             if st.outstanding:
                 stall_at = st.stall_at(self.stall_timeout)

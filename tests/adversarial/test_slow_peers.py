@@ -5,8 +5,10 @@ real TCP on 127.0.0.1 with real LevelDB stores and ledger, at the default timers
   the transfer starts ``offer_grace`` after the first offer and the silent peer is dropped as a
   timeout when the transfer is done.
 - A stalling peer (takes Requests, never answers them) used to go unrecorded when the honest
-  peer finished before the 20 s stall timer: now it is "overtaken" in the endgame, recorded as
-  a timeout, and asked last next time.
+  peer finished before the 20 s stall timer: now it is "overtaken" in the endgame, judged
+  stalled (no byte for 2 s), recorded as a timeout, and asked last next time.
+- An honest peer that is slow to answer (first byte after 0.8 s) is overtaken too, but
+  judged slow: a small mark in the ledger, not a timeout.
 - A provider that answers Want late (after the grace) joins the running transfer.
 """
 
@@ -186,3 +188,93 @@ def test_scheduler_counts_a_peer_passed_by_while_it_delivers_nothing() -> None:
     assert sched.peers["slow"].overtaken == 1  # once, after 8 chunks passed it
     assert sched.peers["busy"].overtaken == 0  # 6 before and 6 after its delivery: never 8
     assert sched.peers["fast"].overtaken == 0
+
+
+class _FarAway(Provider):
+    """Honest but slow to answer (far away, or busy): each chunk read takes ``delay``."""
+
+    delay = 0.8
+
+    async def _read(self, root: bytes, index: int) -> bytes | Exception:
+        await trio.sleep(self.delay)
+        return await super()._read(root, index)
+
+
+async def test_an_honest_slow_peer_overtaken_is_slow_not_a_staller(tmp_path: Path) -> None:
+    """Beside a fast peer that finishes first, a peer whose first byte comes after 0.8 s is
+    overtaken but answers: the ledger marks it slow (asked after the fast one next time), not
+    timed out like the staller above (before: a timeout, as for a staller)."""
+    good, far, root, data, good_id, far_id = await _two(tmp_path, _FarAway, n_chunks=40)
+    me = make_identity()
+    db = open_ledger_db(str(tmp_path / "ledger"))
+    ledger = LocalLedger(db)
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                fh, fp = await nursery.start(
+                    lambda task_status: serve_node(
+                        far, far_id, provider=_FarAway(far, far_id.address), task_status=task_status
+                    )
+                )
+                gh, gp = await nursery.start(
+                    lambda task_status: serve_node(good, good_id, task_status=task_status)
+                )
+                peers = [PeerAddr(fh, fp, far_id.address), PeerAddr(gh, gp, good_id.address)]
+                dst = Store.open(tmp_path / "dst", durable=False)
+                t0 = trio.current_time()
+                await fetch(dst, me, root, peers, ledger=ledger)
+                took = trio.current_time() - t0
+                nursery.cancel_scope.cancel()
+        assert read_all(dst, root) == data
+        rec = ledger.get(far_id.address)
+        print(f"far peer: {rec}; get took {took:.2f}s")
+        assert rec.timeouts == 0, rec  # before: 1 (overtaken = timeout)
+        assert rec.slow >= 1, rec
+        assert ledger.score(far_id.address) < ledger.score(good_id.address)
+        assert took < 5
+    finally:
+        db.close()
+
+
+def _pair(n: int = 40) -> Scheduler:
+    sched = Scheduler(
+        chunk_count=n, chunk_size=CHUNK, total_size=n * CHUNK, need=Bitmap(n, fill=True)
+    )
+    for p in ("far", "fast"):
+        sched.add_peer(p, 0.0)
+    sched.peers["far"].outstanding[30] = 0.0
+    for i in range(8):  # the fast peer: 0.05 s per chunk, passes "far" 8 times
+        sched.peers["fast"].outstanding[i] = 0.5 + i * 0.05
+        sched.on_chunk("fast", i, True, 0.55 + i * 0.05)
+    return sched
+
+
+def test_scheduler_verdict_slow_when_an_overtaken_peer_answers() -> None:
+    sched = _pair()
+    far = sched.peers["far"]
+    assert far.overtaken == 1 and far.suspect_since == 0.0 and sched.suspects() == ["far"]
+    assert sched.stalled_after("far") == 2.0  # max(2 s, 4 x 0.05 s)
+    assert sched.verdicts_due() == 2.0
+    assert sched.on_bytes("far", 1.5)  # its first piece: it answers
+    sched.poll(10.0)
+    assert (far.slow, far.timeouts, sched.suspects()) == (1, 0, [])
+
+
+def test_scheduler_verdict_stalled_when_nothing_comes() -> None:
+    sched = _pair()
+    far = sched.peers["far"]
+    sched.poll(1.99)
+    assert far.timeouts == 0 and sched.suspects() == ["far"]
+    sched.poll(2.0)  # no byte from it for 2 s since its request
+    assert (far.slow, far.timeouts, sched.suspects()) == (0, 1, [])
+    assert 30 not in far.outstanding  # its request went back to the pool
+
+
+def test_scheduler_stalled_after_scales_with_the_fast_peers() -> None:
+    sched = _pair()
+    sched.peers["fast"].chunk_time = 1.5  # slow links: 1.5 s per chunk at the fast peer
+    assert sched.stalled_after("far") == 6.0
+    sched.poll(5.9)
+    assert sched.peers["far"].timeouts == 0
+    assert sched.resolve_open() == ["far"]  # given up on: the benefit of the doubt
+    assert sched.peers["far"].slow == 1
