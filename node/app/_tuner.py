@@ -101,6 +101,7 @@ class PeerSample:
     bytes: int  #: verified bytes it delivered to this transfer so far
     outstanding: int  #: chunks requested from it, not yet delivered
     window: int  #: its request window, in chunks
+    busy: float = 0.0  #: seconds it had requests outstanding so far (0: not known)
 
 
 @dataclass(frozen=True)
@@ -141,8 +142,23 @@ def _share(flags: Sequence[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
-def analyse(samples: Sequence[Sample]) -> Verdict:
-    """The verdict on ``samples`` of one transfer, oldest first (module docstring)."""
+def _rate_busy(first: PeerSample, last: PeerSample, dt: float, share: float) -> int:
+    """Bytes/s a peer delivered while it had requests outstanding, from ``first`` to ``last``."""
+    delivered = max(0, last.bytes - first.bytes)
+    busy = last.busy - first.busy
+    if dt <= 0:
+        return 0
+    if busy > 0.05 * dt:
+        return round(delivered / busy)
+    return round(delivered / (dt * share)) if share else 0
+
+
+def analyse(samples: Sequence[Sample], history: Sample | None = None) -> Verdict:
+    """The verdict on ``samples`` of one transfer, oldest first (module docstring).
+
+    ``history`` (an older sample, e.g. the transfer's first) gives each peer's rate while busy
+    over a longer run: a fast peer left idle now (every chunk is held by slower ones) is still
+    the yardstick a slow peer is measured against."""
     if len(samples) < 2 or samples[-1].t - samples[0].t < MIN_SPAN:
         return Verdict("none", "warming up: not enough samples yet")
     first, last = samples[0], samples[-1]
@@ -157,9 +173,11 @@ def analyse(samples: Sequence[Sample]) -> Verdict:
         seen = [q for s in samples for q in s.peers if q.address == p.address]
         share = _share([q.outstanding > 0 for q in seen]) or 0.0
         delivered = max(0, p.bytes - seen[0].bytes)
+        old = [q for q in history.peers if q.address == p.address] if history else []
         peers[p.address] = {
             "rate": round(delivered / dt),
-            "rate_busy": round(delivered / (dt * share)) if share else 0,
+            "rate_busy": _rate_busy(seen[0], p, dt, share),
+            "rate_busy_run": _rate_busy(old[0], p, p.busy - old[0].busy, 1.0) if old else None,
             "busy": round(share, 2),
             "outstanding": p.outstanding,
             "window": p.window,
@@ -203,21 +221,26 @@ def analyse(samples: Sequence[Sample]) -> Verdict:
     if not working:
         return Verdict("none", "waiting: no peer has had requests outstanding", evidence=evidence)
     slowest = min(working, key=lambda a: working[a]["rate_busy"])
-    fastest = max(working, key=lambda a: working[a]["rate_busy"])
     slow_rate = working[slowest]["rate_busy"]
+
+    def best(a: str) -> int:
+        p = peers[a]
+        return max(p["rate_busy"] if a in working else 0, p["rate_busy_run"] or 0)
+
+    fastest = max((a for a in peers if a != slowest), key=best, default=slowest)
+    fast_rate = best(fastest)
+    if slow_rate * SLOW_RATIO <= fast_rate and fastest != slowest:
+        return Verdict(
+            f"peer:{slowest}",
+            f"slow peer: {slowest} delivers {_mib(slow_rate)}, {fastest} {_mib(fast_rate)}",
+            "smaller windows for the slow peer (the tuner lowers initial_window next time)",
+            evidence,
+        )
     if len(working) == 1:
         return Verdict(
             f"peer:{slowest}",
             f"one peer: {slowest} delivers {_mib(slow_rate)} with our side idle",
             "add peers that hold the content",
-            evidence,
-        )
-    if slow_rate * SLOW_RATIO <= working[fastest]["rate_busy"]:
-        return Verdict(
-            f"peer:{slowest}",
-            f"slow peer: {slowest} delivers {_mib(slow_rate)}, "
-            f"{fastest} {_mib(working[fastest]['rate_busy'])}",
-            "smaller windows for the slow peer (the tuner lowers initial_window next time)",
             evidence,
         )
     return Verdict(
@@ -495,15 +518,21 @@ class _Tee:
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
-        self.peers: dict[str, list[int]] = {}  # address -> [bytes, outstanding, window]
+        #: address -> [bytes, outstanding, window, busy seconds, since (monotonic)]
+        self.peers: dict[str, list[Any]] = {}
         self.done_bytes = 0
         self.chunk_size = 0
 
-    def _peer(self, peer: str) -> list[int]:
+    def _peer(self, peer: str) -> list[Any]:
         p = self.peers.get(peer)
         if p is None:
-            p = self.peers[peer] = [0, 0, 0]
+            p = self.peers[peer] = [0, 0, 0, 0.0, time.monotonic()]
         return p
+
+    @staticmethod
+    def busy(p: list[Any], now: float) -> float:
+        """Busy seconds of peer row ``p`` up to ``now`` (time with requests outstanding)."""
+        return float(p[3] + (now - p[4] if p[1] > 0 else 0.0))
 
     def chunk_received(self, peer: str, nbytes: int, seconds: float) -> None:
         self._peer(peer)[0] += nbytes
@@ -516,6 +545,8 @@ class _Tee:
 
     def requests_outstanding(self, peer: str, count: int, window: int) -> None:
         p = self._peer(peer)
+        now = time.monotonic()
+        p[3], p[4] = self.busy(p, now), now
         p[1], p[2] = count, window
         self.inner.requests_outstanding(peer, count, window)
 
@@ -569,9 +600,13 @@ class Watch:
         lane_rate = getattr(self.lane, "rate", None)
         if lane_rate:
             cap = min(cap, lane_rate) if cap else lane_rate
-        peers = tuple(PeerSample(a, b, o, w) for a, (b, o, w) in (tee.peers.items() if tee else ()))
+        now = time.monotonic()
+        peers = tuple(
+            PeerSample(a, p[0], p[1], p[2], _Tee.busy(p, now))
+            for a, p in (tee.peers.items() if tee else ())
+        )
         return Sample(
-            t=time.monotonic(),
+            t=now,
             done_bytes=tee.done_bytes if tee else 0,
             peers=peers,
             cpu=process_cpu(),
@@ -587,7 +622,7 @@ class Watch:
         if self.first is None:
             self.first = s
         self.samples.append(s)
-        verdict = analyse(list(self.samples))
+        verdict = analyse(list(self.samples), self.first)
         if verdict.evidence:
             verdict.evidence["chunk_size"] = s.chunk_size
         self.verdict = verdict

@@ -116,6 +116,34 @@ def test_a_peer_idle_most_of_the_time_is_not_judged() -> None:
     assert analyse(samples).bound == f"peer:{FAST}"
 
 
+def test_a_fast_peer_left_idle_is_still_the_yardstick() -> None:
+    # two slow peers hold every chunk left; the fast one idles (nothing to give it): without
+    # history they look alike ("network"), with the transfer's first sample the slow is named
+    def row(a: str, b: int, o: int, busy: float) -> PeerSample:
+        return PeerSample(a, b, o, 16, busy)
+
+    first = Sample(
+        t=0.0,
+        done_bytes=0,
+        peers=(row(FAST, 0, 0, 0.0), row(SLOW, 0, 4, 0.0), row(OTHER, 0, 4, 0.0)),
+    )
+    recent = [
+        Sample(
+            t=t,
+            done_bytes=int(24 * MiB + 2 * MiB * (t - 4)),
+            peers=(
+                row(FAST, 24 * MiB, 0, 3.0),  # 24 MiB in 3 busy seconds, idle since
+                row(SLOW, int(1 * MiB * t), 4, t),
+                row(OTHER, int(1.1 * MiB * t), 4, t),
+            ),
+        )
+        for t in (4.0, 4.5, 5.0, 5.5, 6.0)
+    ]
+    assert analyse(recent).bound == "network"
+    v = analyse(recent, first)
+    assert v.bound == f"peer:{SLOW}" and v.evidence["peers"][FAST]["rate_busy_run"] == 8 * MiB
+
+
 def _v(bound: str, **peers: tuple[float, float]) -> Verdict:
     rows = {a: {"rate_busy": r, "busy": b} for a, (r, b) in peers.items()}
     return Verdict(bound, "test", evidence={"peers": rows, "chunk_size": MiB})
