@@ -160,6 +160,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     size = int(args.size * MiB)
     daemons: list[Daemon] = []
     chain_up = None
+    chain_mode = bool(getattr(args, "chain", False))
     try:
         origin_dir = work / "origin"
         init(origin_dir)
@@ -174,19 +175,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         added = bcai(origin_dir, "add", str(src), "--chunk-size", args.chunk_size)
         root = added["root"]
         src.unlink()
-        if args.chain:  # anvil; the origin registers the root and hosts slot 0
+        if chain_mode:  # anvil; the origin registers the root and hosts slot 0
             port = _free_port()
             chain_up = bcai(origin_dir, "chain", "up", "--anvil", "--port", str(port))
             bcai(origin_dir, "publish", root)
         origin = Daemon(origin_dir)
         daemons.append(origin)
-        if args.chain:  # through the running node; receivers find it in the host directory
+        if chain_mode:  # through the running node; receivers find it in the host directory
             bcai(origin_dir, "host", "announce", origin.info["listen"])
             bcai(origin_dir, "host", "commit", root, "--slot", "0", "--stake", "0.05eth")
         recv_dirs = [work / f"r{i:02d}" for i in range(args.receivers)]
         with ThreadPoolExecutor(max_workers=min(8, args.receivers)) as pool:
             list(pool.map(init, recv_dirs))
-            if args.chain:
+            if chain_mode:
                 list(pool.map(lambda d: bcai(d, "chain", "attach", str(origin_dir)), recv_dirs))
         receivers = [Daemon(d) for d in recv_dirs]
         daemons += receivers
@@ -196,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sent0 = origin.sent_bytes()
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.receivers) as pool:
-            known = None if args.chain else origin.peer
+            known = None if chain_mode else origin.peer
             gets = list(pool.map(lambda d: timed_get(d, root, known, extra), recv_dirs))
         swarm_wall = time.monotonic() - t0
         origin_up = origin.sent_bytes() - sent0
@@ -242,7 +243,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         for d in daemons:
             d.stop()
-        if args.chain and chain_up is not None:
+        if chain_mode and chain_up is not None:
             subprocess.run(
                 [sys.executable, "-m", "node.cli", "-d", str(work / "origin"), "chain", "down"],
                 env=ENV,
@@ -257,7 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "receivers": args.receivers,
         "chunk_size": args.chunk_size,
         "limit_rate": args.limit_rate,
-        "discovery": "chain (anvil host directory)" if args.chain else "--peer ORIGIN",
+        "discovery": "chain (anvil host directory)" if chain_mode else "--peer ORIGIN",
         "root": root,
         "all_ok": all(p["sha256_ok"] for p in per),
         "swarm_wall_s": round(swarm_wall, 3),
