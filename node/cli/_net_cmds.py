@@ -376,6 +376,9 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
             f"{pct:.1f}% {t['rate'] / 1e6:.1f} MB/s priority {t['priority']}"
             + (f" error: {t['error']}" if t["error"] else "")
         )
+        if t.get("bottleneck"):  # what bounds it (node.app._tuner, docs/tuning.md)
+            b = t["bottleneck"]
+            text.append(f"  bound by {b['bound']}: {b['summary']}")
     for peer in out["peers"]:
         text.append(
             f"peer {peer.get('address')} in {_size(peer.get('bytes_in', 0))} "
@@ -391,6 +394,17 @@ def cmd_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     text.append(
         f"limits download {_rate(limits.get('download'))}, upload {_rate(limits.get('upload'))}"
     )
+    tuning = out.get("tuning")
+    if tuning:
+        nxt = tuning["next"]
+        text.append(
+            f"tuning {'on' if tuning['enabled'] else 'off'}: next fetch window "
+            f"{nxt['initial_window']}, put workers {nxt['put_workers']}, "
+            f"request batch {nxt['request_batch']}"
+        )
+        for d in tuning["decisions"][-3:]:
+            change = f"{d['knob']} {d['old']} -> {d['new']}" if d["knob"] != "none" else "hold"
+            text.append(f"  {d['transfer']} {d['bound']}: {change} ({d['reason']})")
     ctx.emit(out, "\n".join(text))
     return ExitStatus.OK
 
