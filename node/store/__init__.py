@@ -5,6 +5,7 @@ Layout of the package (see docs/store.md for the on-disk format and the crash-sa
 - ``_store``    :class:`Store`: open/close, reads, pins, listing, stats (the public face)
 - ``_add``      adding a file: read, hash in worker threads, write, index in batches
 - ``_partial``  partial content for the transfer engine: begin, put_chunk, missing_chunks
+- ``_delta``    delta fill: missing chunks of a partial content taken from held chunks
 - ``_maint``    jobs, removal, LRU eviction, gc, the recovery pass, verify
 - ``_slots``    :class:`SlotStore`: erasure-coded slots a host keeps and proves from
 - ``_files``    chunk files (atomic write, read, sweep); ``_index``: LevelDB key schema
@@ -20,6 +21,7 @@ Typical use::
             ...
 """
 
+from ._delta import AdoptReport as AdoptReport
 from ._errors import ChunkMismatch as ChunkMismatch
 from ._errors import CorruptChunk as CorruptChunk
 from ._errors import CorruptStoredChunk as CorruptStoredChunk
@@ -48,6 +50,7 @@ from ._store import ProgressCallback as ProgressCallback
 from ._store import Store as Store
 
 __all__ = [
+    "AdoptReport",
     "ChunkMismatch",
     "ContentInfo",
     "CorruptChunk",

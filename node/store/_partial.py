@@ -34,6 +34,7 @@ from ._index import (
     iter_prefix,
     job_key,
     pack_time,
+    ref_key,
     roots_key,
 )
 from ._records import ContentInfo, ContentRecord, State
@@ -284,8 +285,22 @@ class PartialWriter:
         self.flush()
 
 
-def _commit(store: Store, root: bytes, items: list[tuple[int, bytes, int]]) -> int:
-    """One index batch for a group of written (and synced) chunk files."""
+def _commit(
+    store: Store,
+    root: bytes,
+    items: list[tuple[int, bytes, int]],
+    *,
+    held_only: bool = False,
+    taken: list[tuple[int, bytes, int]] | None = None,
+) -> int:
+    """One index batch for a group of written (and synced) chunk files.
+
+    ``held_only`` (delta adoption, ``_delta``): take only chunks that some content references
+    now (refcount > 0, so their files are committed and durable); the others are skipped and
+    stay missing. Checked under the index lock, in the batch that takes the new reference, so
+    a removal cannot delete the file in between (it re-checks the refcount under that lock).
+    ``taken`` (a list) receives the items that became present.
+    """
     with store._lock:
         rec = store._require(root)  # may have changed while we wrote
         if rec.state is State.COMPLETE:
@@ -298,9 +313,13 @@ def _commit(store: Store, root: bytes, items: list[tuple[int, bytes, int]]) -> i
             bm = batch.bitmap(rec.list_id, block)
             if bit_get(bm, bit):
                 continue
+            if held_only and store._db.get(ref_key(cr)) is None:
+                continue
             bit_set(bm, bit)
             batch.ref(cr, +1, n)
             added += 1
+            if taken is not None:
+                taken.append((index, cr, n))
         if not added:
             return 0
         present = rec.present + added

@@ -23,7 +23,7 @@ import plyvel
 from node.content import DEFAULT_CHUNK_SIZE, Manifest, StreamingTreeHasher, chunk_root, root_hex
 from node.log import get_logger
 
-from . import _add, _maint, _partial, _tier
+from . import _add, _delta, _maint, _partial, _tier
 from ._cache import CacheObserver, ChunkCache
 from ._errors import (
     CorruptStoredChunk,
@@ -327,6 +327,24 @@ class Store:
         return _partial.PartialWriter(
             self, root, group_bytes=group_bytes, group_seconds=group_seconds
         )
+
+    def holds_chunk(self, chunk_root_: bytes, length: int | None = None) -> bool:
+        """True if stored content (any root) references a chunk with this chunk root.
+
+        Such a chunk's file is committed and durable; ``length`` also checks its length.
+        """
+        return _delta.holds_chunk(self, chunk_root_, length)
+
+    def adopt_held(self, root: bytes, *, verify: bool = True) -> _delta.AdoptReport:
+        """Delta fill: make every missing chunk of partial ``root`` that the store already
+        holds (same chunk root, from any content) present, by reference, without a copy.
+
+        An index update per group of 1024 chunks (presence bits and refcounts, one atomic
+        batch, as for received chunks); with ``verify`` each held file is read and hashed
+        first and a damaged one is left missing (fetched instead). Returns an
+        :class:`~node.store.AdoptReport`; docs/store.md, "Delta fill".
+        """
+        return _delta.adopt_held(self, root, verify=verify)
 
     def missing_chunks(self, root: bytes, start: int = 0) -> Iterator[int]:
         """Indices of chunks not yet present, ascending, from ``start`` (lazy, O(1) memory)."""
