@@ -9,7 +9,7 @@ FORGE   := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 STAMP   := .venv/.installed
 NPMSTAMP:= node_modules/.installed
 
-.PHONY: setup demo test lint typecheck forge pytest artifacts bench clean
+.PHONY: setup demo test lint typecheck forge pytest artifacts bench clean browser
 
 setup: $(STAMP) $(NPMSTAMP)
 
@@ -25,6 +25,19 @@ $(NPMSTAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $(NPMSTAMP)
 
+# tests/app/test_dashboard.py drives Debian's headless Chromium: installed once when missing
+# (apt-get as root, or through sudo); where neither works the browser tests skip with a reason
+# (under CI=true they fail instead).
+browser:
+	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+	  if command -v apt-get >/dev/null && { [ -z "$$sudo" ] || command -v sudo >/dev/null; }; then \
+	    $$sudo apt-get update -qq >/dev/null && \
+	    $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends chromium chromium-driver >/dev/null; \
+	  else echo "note: no chromium/chromedriver and no apt-get: dashboard browser tests skip"; fi; \
+	fi
+
 demo: setup
 	$(PY) -m node.cli demo
 
@@ -38,7 +51,7 @@ typecheck: setup
 forge: setup
 	FOUNDRY_SOLC=$(CURDIR)/contracts/tools/solc $(FORGE) test --root . -vv
 
-pytest: setup
+pytest: setup browser
 	PATH=$(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(PATH) $(PY) -m pytest -q -n 2
 
 test: lint typecheck forge pytest
