@@ -78,8 +78,9 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     "node.identity": ("nacl", *_ETH_SIGNING),
     # sans-IO: crypto primitives only
     "node.noise": ("nacl", "cryptography"),
-    # sans-IO codec; the identity payload carries an Ethereum address and its signature
-    "node.wire": _ETH_SIGNING,
+    # sans-IO codec; the identity payload carries an Ethereum address and its signature;
+    # zstandard for compressed chunk pieces (_compress)
+    "node.wire": (*_ETH_SIGNING, "zstandard"),
     # EIP-712 receipts: signing and recovery, no chain access
     "node.receipt": _ETH_SIGNING,
     "node.transport": ("trio",),

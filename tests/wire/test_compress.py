@@ -1,0 +1,227 @@
+"""Per-chunk zstd on the wire: the codec's guards, the auto-off policy and the level tuner."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+import zstandard
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from node.wire import ErrorCode
+from node.wire._compress import (
+    DEFAULT_LEVEL,
+    LEVELS,
+    MIN_SAVING,
+    PROBE_CHUNKS,
+    REPROBE_EVERY,
+    ChunkCodec,
+    CompressedChunkError,
+    CompressedSizeMismatch,
+    CompressionPolicy,
+    CorruptCompressedChunk,
+    LevelTuner,
+    Mode,
+    Plan,
+    compress_chunk,
+    decompress_chunk,
+)
+from tests._hyp import examples
+
+MiB = 1 << 20
+
+
+def json_chunk(n: int = MiB, seed: int = 0) -> bytes:
+    rng = random.Random(seed)
+    rows = (
+        json.dumps({"id": i, "user": f"u{rng.randrange(10**5)}", "score": rng.random()})
+        for i in range(10**6)
+    )
+    out = bytearray()
+    for row in rows:
+        out += row.encode() + b"\n"
+        if len(out) >= n:
+            return bytes(out[:n])
+    raise AssertionError("unreachable")
+
+
+def random_chunk(n: int = MiB, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+# -- the codec ---------------------------------------------------------------------------------
+
+
+def test_roundtrip_saves_on_text_and_declines_random_data() -> None:
+    data = json_chunk()
+    frame = compress_chunk(data)
+    assert frame is not None and len(frame) < 0.8 * len(data)
+    assert zstandard.frame_content_size(frame) == len(data)  # the size the receiver checks
+    assert decompress_chunk(frame, len(data)) == data
+    assert compress_chunk(random_chunk()) is None  # would not save 5%: send it raw
+    assert compress_chunk(b"") is None
+    for level in LEVELS:
+        f = ChunkCodec().compress(data, level)
+        assert f is not None and decompress_chunk(f, len(data)) == data
+
+
+def test_a_frame_is_kept_only_when_it_saves_min_saving() -> None:
+    half = json_chunk(MiB // 2) + random_chunk(MiB // 2)
+    codec = ChunkCodec()
+    assert codec.compress(half) is not None  # ~40% saved
+    assert codec.compress(half, min_saving=0.9) is None
+
+
+@pytest.mark.parametrize(
+    ("frame_of", "expected", "error"),
+    [
+        # a bomb: declares (and holds) more than the chunk
+        (lambda d: zstandard.ZstdCompressor().compress(d + d), MiB, CompressedSizeMismatch),
+        # declares less than the chunk
+        (lambda d: zstandard.ZstdCompressor().compress(d[:-1]), MiB, CompressedSizeMismatch),
+        # declares no size at all (a streaming frame): refused before any decoding
+        (
+            lambda d: zstandard.ZstdCompressor(write_content_size=False).compress(d),
+            MiB,
+            CompressedSizeMismatch,
+        ),
+        # truncated
+        (lambda d: zstandard.ZstdCompressor().compress(d)[:-7], MiB, CorruptCompressedChunk),
+        # trailing bytes, and a second frame, after a good one
+        (lambda d: zstandard.ZstdCompressor().compress(d) + b"\0", MiB, CorruptCompressedChunk),
+        (
+            lambda d: zstandard.ZstdCompressor().compress(d) * 2,
+            MiB,
+            CorruptCompressedChunk,
+        ),
+        # not zstd at all
+        (lambda d: d[:4096], MiB, CorruptCompressedChunk),
+        # an expected length no chunk can have
+        (lambda d: zstandard.ZstdCompressor().compress(d), 5 * MiB, CompressedSizeMismatch),
+    ],
+    ids=["bomb", "short", "no-size", "truncated", "trailing", "two-frames", "garbage", "huge"],
+)
+def test_hostile_frames_are_typed_errors(frame_of, expected: int, error: type) -> None:  # type: ignore[no-untyped-def]
+    frame = frame_of(json_chunk())
+    with pytest.raises(error) as info:
+        decompress_chunk(frame, expected)
+    assert isinstance(info.value, CompressedChunkError)
+    assert info.value.code is ErrorCode.BAD_CHUNK and info.value.recoverable
+    assert "\n" not in str(info.value)
+
+
+def test_a_corrupted_block_is_caught_by_zstd_or_by_the_chunk_root() -> None:
+    """Flipping a byte inside the blocks either fails to decode or decodes to other bytes; the
+    receiver verifies the chunk root over the decompressed bytes, so the second case is caught
+    there (the codec guarantees only the length)."""
+    data = json_chunk()
+    frame = bytearray(compress_chunk(data) or b"")
+    frame[len(frame) // 2] ^= 0x55
+    try:
+        out = decompress_chunk(bytes(frame), len(data))
+    except CorruptCompressedChunk:
+        return
+    assert len(out) == len(data) and out != data
+
+
+@settings(max_examples=examples(200))
+@given(st.binary(max_size=4096), st.integers(min_value=1, max_value=4 << 20))
+def test_any_input_is_decoded_or_refused_with_a_typed_error(frame: bytes, expected: int) -> None:
+    try:
+        out = decompress_chunk(frame, expected)
+    except CompressedChunkError:
+        return
+    assert len(out) == expected
+
+
+@settings(max_examples=examples(50))
+@given(st.binary(min_size=1, max_size=20000), st.sampled_from(LEVELS))
+def test_roundtrip_any_bytes(data: bytes, level: int) -> None:
+    frame = ChunkCodec().compress(data, level, min_saving=-10.0)  # always keep the frame
+    assert frame is not None and decompress_chunk(frame, len(data)) == data
+
+
+# -- auto-off ----------------------------------------------------------------------------------
+
+
+def drive(policy: CompressionPolicy, chunks: list[bytes], codec: ChunkCodec) -> list[Plan]:
+    """What a provider does per chunk: plan, (compress or sample), record."""
+    plans = []
+    for data in chunks:
+        plan = policy.plan()
+        plans.append(plan)
+        if plan is Plan.COMPRESS:
+            frame = codec.compress(data)
+            policy.record(len(data), None if frame is None else len(frame))
+        else:
+            if plan is Plan.SAMPLE:
+                policy.record_sample(codec.saving(data[: 64 * 1024]))
+            policy.record(len(data), None)
+    return plans
+
+
+def test_random_data_turns_compression_off_after_the_probe() -> None:
+    codec, policy = ChunkCodec(), CompressionPolicy()
+    n = PROBE_CHUNKS + 3 * REPROBE_EVERY
+    plans = drive(policy, [random_chunk(256 * 1024, i) for i in range(n)], codec)
+    assert plans[:PROBE_CHUNKS] == [Plan.COMPRESS] * PROBE_CHUNKS
+    assert policy.mode is Mode.OFF
+    rest = plans[PROBE_CHUNKS:]
+    assert rest.count(Plan.SAMPLE) == 3 and rest.count(Plan.COMPRESS) == 0
+    assert policy.compressed_chunks == 0 and policy.raw_chunks == n
+
+
+def test_compressible_data_stays_on_and_a_switch_to_random_turns_it_off() -> None:
+    codec, policy = ChunkCodec(), CompressionPolicy()
+    text = [json_chunk(256 * 1024, i) for i in range(8)]
+    assert drive(policy, text, codec) == [Plan.COMPRESS] * 8
+    assert policy.mode is Mode.ON and policy.compressed_chunks == 8
+    assert policy.saved_bytes > 0.5 * 8 * 256 * 1024
+    drive(policy, [random_chunk(256 * 1024, i) for i in range(8)], codec)
+    assert policy.mode is Mode.OFF
+    # ... and compressible data again is found by a sample, probed, and turned back on
+    plans = drive(policy, [json_chunk(256 * 1024, 9)] * (REPROBE_EVERY + PROBE_CHUNKS), codec)
+    assert Plan.SAMPLE in plans and policy.mode is Mode.ON
+
+
+def test_a_probe_just_below_min_saving_turns_off() -> None:
+    policy = CompressionPolicy()
+    for _ in range(PROBE_CHUNKS):
+        assert policy.plan() is Plan.COMPRESS
+        policy.record(1000, int(1000 * (1 - MIN_SAVING / 2)))
+    assert policy.mode is Mode.OFF
+
+
+# -- the level tuner ---------------------------------------------------------------------------
+
+
+def feed(tuner: LevelTuner, compress_rate: float, send_rate: float, n: int = 16) -> None:
+    for _ in range(n):
+        tuner.observe_send(MiB, MiB / send_rate)
+        tuner.observe_compress(MiB, MiB / compress_rate)
+
+
+def test_level_steps_down_when_compressing_lags_and_up_when_the_link_is_slow() -> None:
+    tuner = LevelTuner()
+    assert tuner.level == DEFAULT_LEVEL
+    feed(tuner, compress_rate=300e6, send_rate=10e6)  # 30x: afford a smaller output
+    assert tuner.level == 3
+    feed(tuner, compress_rate=300e6, send_rate=10e6)
+    assert tuner.level == 3  # the top
+    feed(tuner, compress_rate=300e6, send_rate=100e6)  # 3x: keep
+    assert tuner.level == 3
+    feed(tuner, compress_rate=150e6, send_rate=100e6)  # 1.5x: faster
+    assert tuner.level == 1 and tuner.worth_it
+
+
+def test_compression_that_cannot_keep_up_at_the_fastest_level_is_not_worth_it() -> None:
+    tuner = LevelTuner()
+    for _ in range(3):
+        feed(tuner, compress_rate=400e6, send_rate=1000e6)
+    assert tuner.level == LEVELS[0] and not tuner.worth_it
+    asked = [tuner.should_compress() for _ in range(32)]
+    assert asked.count(True) == 2  # one chunk in ``every``: keeps measuring
+    feed(tuner, compress_rate=400e6, send_rate=50e6, n=1)  # the link slowed down
+    assert tuner.worth_it and all(tuner.should_compress() for _ in range(4))
