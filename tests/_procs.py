@@ -41,7 +41,13 @@ def run(data: Path, *args: str, timeout: float = 120) -> subprocess.CompletedPro
 class ServeProcess:
     """``bcai serve`` in its own process; ``info`` is its first JSON line (listen, api...)."""
 
-    def __init__(self, data: Path, *extra: str, log_level: str = "info") -> None:
+    def __init__(
+        self,
+        data: Path,
+        *extra: str,
+        log_level: str = "info",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.data = data
         self.log: TextIO = open(data / "serve.log", "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -49,7 +55,7 @@ class ServeProcess:
                 *(sys.executable, "-m", "node.cli", "-d", str(data), "--json", "serve"),
                 *("--listen", "127.0.0.1:0", *extra),
             ],
-            env={**ENV, "BCAI_LOG_LEVEL": log_level},
+            env={**(env or ENV), "BCAI_LOG_LEVEL": log_level},
             stdout=subprocess.PIPE,
             stderr=self.log,
             text=True,
@@ -69,6 +75,8 @@ class ServeProcess:
         try:
             return self.proc.wait(timeout=20)
         finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
             self.log.close()
 
     def __enter__(self) -> ServeProcess:

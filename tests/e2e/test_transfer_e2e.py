@@ -23,6 +23,7 @@ import pytest
 
 from node.cli import main
 from node.store import Store
+from tests._procs import ServeProcess
 
 ENV = {**os.environ, "BCAI_INSECURE_FAST_KDF": "1", "BCAI_PASSPHRASE": "e2e-pass"}
 MiB = 1 << 20
@@ -63,44 +64,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-class Server:
-    def __init__(self, data: Path) -> None:
-        self.log = open(data / "serve.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "node.cli",
-                "-d",
-                str(data),
-                "--json",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            env={**ENV, "BCAI_LOG_LEVEL": "info"},
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise AssertionError(
-                f"serve did not start: {self.proc.stderr.read() if self.proc.stderr else ''}"
-            )
-        info = json.loads(line)
-        self.peer = f"{info['listen']}/{info['address']}"
-        self.address = info["address"]
+class Server(ServeProcess):
+    """``bcai serve`` in its own process (tests/_procs.py), with this module's passphrase."""
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.log.close()
+    def __init__(self, data: Path) -> None:
+        super().__init__(data, env=ENV)
 
 
 def cli(data: Path, *args: str) -> dict:
