@@ -14,6 +14,7 @@ Layout (private modules, re-exported here):
 - ``_decoder``    ``MessageDecoder``: decrypted stream -> messages, caps checked first
 - ``_state``      which message is legal when, as data (``ProtocolState``)
 - ``_connection`` ``WireConnection``: decoder + encoder + state for one peer
+- ``_compress``   per-chunk zstd: the guarded codec, the auto-off policy, the level tuner
 
 Receipts (EIP-712 struct, signing, 182-byte form v2) live in ``node.receipt``; ``ReceiptMsg``
 carries them. Nothing here touches sockets, clocks or threads; ``node.transport`` drives it
@@ -31,6 +32,13 @@ from ._codec import encode as encode
 from ._codec import encode_parts as encode_parts
 from ._codes import ErrorCode as ErrorCode
 from ._codes import decode_code as decode_code
+from ._compress import ChunkCodec as ChunkCodec
+from ._compress import CompressedChunkError as CompressedChunkError
+from ._compress import CompressedSizeMismatch as CompressedSizeMismatch
+from ._compress import CompressionPolicy as CompressionPolicy
+from ._compress import CompressPlan as CompressPlan
+from ._compress import CorruptCompressedChunk as CorruptCompressedChunk
+from ._compress import LevelTuner as LevelTuner
 from ._connection import WireConnection as WireConnection
 from ._decoder import MessageDecoder as MessageDecoder
 from ._errors import BadSignature as BadSignature

@@ -154,7 +154,7 @@ def decompress_chunk(frame: Buffer, expected_len: int) -> bytes:
     return ChunkCodec().decompress(frame, expected_len)
 
 
-class Plan(enum.Enum):
+class CompressPlan(enum.Enum):
     """What :meth:`CompressionPolicy.plan` says to do with the next chunk."""
 
     RAW = "raw"  #: send it as it is, no compression work
@@ -185,19 +185,19 @@ class CompressionPolicy:
     raw_chunks: int = 0  #: chunks sent raw (off, or a frame not worth sending)
     saved_bytes: int = 0
 
-    def plan(self) -> Plan:
+    def plan(self) -> CompressPlan:
         if self.mode is not Mode.OFF:
-            return Plan.COMPRESS
+            return CompressPlan.COMPRESS
         self.since_sample += 1
         if self.since_sample >= REPROBE_EVERY:
             self.since_sample = 0
-            return Plan.SAMPLE
-        return Plan.RAW
+            return CompressPlan.SAMPLE
+        return CompressPlan.RAW
 
     def record(self, raw_len: int, frame_len: int | None) -> None:
-        """After :attr:`Plan.COMPRESS`: ``frame_len`` the frame's size, ``None`` if not sent
+        """After :attr:`CompressPlan.COMPRESS`: ``frame_len`` the frame's size, ``None`` if not sent
         because it saved too little (then the saving counts as what the frame would have
-        saved, unknown: taken as 0). After :attr:`Plan.RAW`: ``frame_len`` None."""
+        saved, unknown: taken as 0). After :attr:`CompressPlan.RAW`: ``frame_len`` None."""
         if frame_len is None:
             self.raw_chunks += 1
         else:
@@ -223,7 +223,7 @@ class CompressionPolicy:
             self.since_sample = 0
 
     def record_sample(self, saving: float) -> None:
-        """After :attr:`Plan.SAMPLE` (the chunk itself went raw: call ``record(n, None)`` too)."""
+        """After :attr:`CompressPlan.SAMPLE`; the chunk itself went raw: ``record(n, None)`` too."""
         if saving >= 2 * MIN_SAVING:
             self.mode = Mode.PROBE
             self.probe_chunks = self.probe_in = self.probe_out = 0

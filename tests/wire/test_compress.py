@@ -21,10 +21,10 @@ from node.wire._compress import (
     CompressedChunkError,
     CompressedSizeMismatch,
     CompressionPolicy,
+    CompressPlan,
     CorruptCompressedChunk,
     LevelTuner,
     Mode,
-    Plan,
     compress_chunk,
     decompress_chunk,
 )
@@ -146,17 +146,17 @@ def test_roundtrip_any_bytes(data: bytes, level: int) -> None:
 # -- auto-off ----------------------------------------------------------------------------------
 
 
-def drive(policy: CompressionPolicy, chunks: list[bytes], codec: ChunkCodec) -> list[Plan]:
+def drive(policy: CompressionPolicy, chunks: list[bytes], codec: ChunkCodec) -> list[CompressPlan]:
     """What a provider does per chunk: plan, (compress or sample), record."""
     plans = []
     for data in chunks:
         plan = policy.plan()
         plans.append(plan)
-        if plan is Plan.COMPRESS:
+        if plan is CompressPlan.COMPRESS:
             frame = codec.compress(data)
             policy.record(len(data), None if frame is None else len(frame))
         else:
-            if plan is Plan.SAMPLE:
+            if plan is CompressPlan.SAMPLE:
                 policy.record_sample(codec.saving(data[: 64 * 1024]))
             policy.record(len(data), None)
     return plans
@@ -166,30 +166,30 @@ def test_random_data_turns_compression_off_after_the_probe() -> None:
     codec, policy = ChunkCodec(), CompressionPolicy()
     n = PROBE_CHUNKS + 3 * REPROBE_EVERY
     plans = drive(policy, [random_chunk(256 * 1024, i) for i in range(n)], codec)
-    assert plans[:PROBE_CHUNKS] == [Plan.COMPRESS] * PROBE_CHUNKS
+    assert plans[:PROBE_CHUNKS] == [CompressPlan.COMPRESS] * PROBE_CHUNKS
     assert policy.mode is Mode.OFF
     rest = plans[PROBE_CHUNKS:]
-    assert rest.count(Plan.SAMPLE) == 3 and rest.count(Plan.COMPRESS) == 0
+    assert rest.count(CompressPlan.SAMPLE) == 3 and rest.count(CompressPlan.COMPRESS) == 0
     assert policy.compressed_chunks == 0 and policy.raw_chunks == n
 
 
 def test_compressible_data_stays_on_and_a_switch_to_random_turns_it_off() -> None:
     codec, policy = ChunkCodec(), CompressionPolicy()
     text = [json_chunk(256 * 1024, i) for i in range(8)]
-    assert drive(policy, text, codec) == [Plan.COMPRESS] * 8
+    assert drive(policy, text, codec) == [CompressPlan.COMPRESS] * 8
     assert policy.mode is Mode.ON and policy.compressed_chunks == 8
     assert policy.saved_bytes > 0.5 * 8 * 256 * 1024
     drive(policy, [random_chunk(256 * 1024, i) for i in range(8)], codec)
     assert policy.mode is Mode.OFF
     # ... and compressible data again is found by a sample, probed, and turned back on
     plans = drive(policy, [json_chunk(256 * 1024, 9)] * (REPROBE_EVERY + PROBE_CHUNKS), codec)
-    assert Plan.SAMPLE in plans and policy.mode is Mode.ON
+    assert CompressPlan.SAMPLE in plans and policy.mode is Mode.ON
 
 
 def test_a_probe_just_below_min_saving_turns_off() -> None:
     policy = CompressionPolicy()
     for _ in range(PROBE_CHUNKS):
-        assert policy.plan() is Plan.COMPRESS
+        assert policy.plan() is CompressPlan.COMPRESS
         policy.record(1000, int(1000 * (1 - MIN_SAVING / 2)))
     assert policy.mode is Mode.OFF
 

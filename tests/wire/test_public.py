@@ -21,6 +21,8 @@ EXPECTED = {
     "encode", "encode_frame", "encode_parts", "frame_header", "make_identity_payload",
     "verify_identity_payload",
     "Announce", "GetPeers", "Peers", "PeerEntry", "MAX_PEERS_PER_MESSAGE",  # swarm extension
+    "ChunkCodec", "CompressedChunkError", "CompressedSizeMismatch", "CompressionPolicy",
+    "CorruptCompressedChunk", "LevelTuner", "CompressPlan",  # compressed chunk pieces
 }  # fmt: skip
 
 

@@ -1,0 +1,89 @@
+"""The provider's ChunkCompressor: per-root auto-off, the frame cache, thread safety."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+
+from node.transfer._compress import ChunkCompressor, decompress
+from node.wire import LevelTuner
+from node.wire._compress import LEVELS
+from tests.wire.test_compress import json_chunk, random_chunk
+
+KiB = 1024
+
+
+def key(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def test_frames_are_cached_by_chunk_root_and_decode() -> None:
+    comp, tuner = ChunkCompressor(cache_bytes=1 << 20), LevelTuner()
+    chunk = json_chunk(256 * KiB)
+    payload, compressed = comp.encode(b"r1", key(chunk), chunk, tuner)
+    assert compressed and len(payload) < 0.5 * len(chunk)
+    assert decompress(payload, len(chunk)) == chunk
+    seconds = comp.stats.compress_seconds
+    again, compressed2 = comp.encode(b"r2", key(chunk), chunk, LevelTuner())  # another root
+    assert compressed2 and again is payload and comp.stats.cache_hits == 1
+    assert comp.stats.compress_seconds == seconds  # not compressed twice
+    assert comp.stats.raw_bytes == 2 * len(chunk) and comp.stats.saving > 0.5
+
+
+def test_incompressible_chunks_go_raw_and_the_root_turns_off() -> None:
+    comp, tuner = ChunkCompressor(), LevelTuner()
+    for i in range(20):
+        data = random_chunk(256 * KiB, i)
+        payload, compressed = comp.encode(b"rnd", key(data), data, tuner)
+        assert not compressed and payload is data
+    assert comp.policy(b"rnd").mode.value == "off"
+    assert comp.stats.wire_bytes == comp.stats.raw_bytes == 20 * 256 * KiB
+    assert comp.cached_bytes == 4 * 64  # four probe verdicts, no frames
+
+
+def test_cache_budget_evicts_least_recently_used() -> None:
+    comp = ChunkCompressor(cache_bytes=64 * KiB)
+    chunks = [json_chunk(256 * KiB, i) for i in range(6)]
+    for c in chunks:
+        comp.encode(b"r", key(c), c, LevelTuner())
+    assert 0 < comp.cached_bytes <= 64 * KiB
+    hits = comp.stats.cache_hits
+    comp.encode(b"r", key(chunks[-1]), chunks[-1], LevelTuner())
+    comp.encode(b"r", key(chunks[0]), chunks[0], LevelTuner())
+    assert comp.stats.cache_hits == hits + 1  # the newest was kept, the oldest evicted
+
+
+def test_a_tuner_that_says_not_worth_it_skips_compression() -> None:
+    comp, tuner = ChunkCompressor(), LevelTuner(level=LEVELS[0], worth_it=False)
+    chunk = json_chunk(256 * KiB)
+    sent = []
+    for _ in range(32):
+        tuner.observe_send(len(chunk), len(chunk) / 50e9)  # a link far faster than zstd
+        sent.append(comp.encode(b"r", None, chunk, tuner)[1])
+    assert sent.count(True) == 2  # one in ``every``, to keep measuring
+    assert not tuner.worth_it
+    assert comp.policy(b"r").mode.value == "probe"  # the skipped chunks judged nothing
+
+
+def test_threads_share_one_compressor() -> None:
+    comp = ChunkCompressor(cache_bytes=256 * KiB)
+    chunks = [json_chunk(128 * KiB, i) for i in range(8)]
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        tuner = LevelTuner()
+        try:
+            for c in chunks * 3:
+                payload, compressed = comp.encode(b"r", key(c), c, tuner)
+                assert (decompress(payload, len(c)) if compressed else payload) == c
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    s = comp.stats
+    assert s.compressed_chunks + s.raw_chunks == 4 * 3 * 8 and s.cache_hits > 0
