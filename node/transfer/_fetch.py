@@ -100,6 +100,7 @@ from node.store import NotFound as StoreNotFound
 from node.transport import (
     MAX_ERROR_TEXT,
     MAX_GOODBYE_TEXT,
+    ClosedInHandshake,
     LocalPeer,
     PeerConnection,
     TransportError,
@@ -165,6 +166,7 @@ BUSY_RETRY_MAX = 10.0  #: longest wait honoured from a BUSY Error's retry_after_
 RECEIPT_TIMEOUT = 10.0
 GOODBYE_DRAIN = 2.0  #: after our Goodbye, read on this long for the peer's close (protocol 8a)
 CANCELLED_RECEIPT_TIMEOUT = 2.0  #: bound on sending the last receipts after a cancellation
+HANDSHAKE_RETRY = (0.1, 0.4)  #: waits (+-50%) before the 2nd and 3rd connection attempts
 VERDICT_WAIT = 2.0  #: after the transfer, longest wait for an overtaken peer to answer or not
 RECEIPT_EVERY_CHUNKS = 256
 RECEIPT_EVERY_BYTES = 256 * 1024 * 1024
@@ -387,12 +389,23 @@ class _Fetch:
     # -- connections and control replies ------------------------------------------------------
 
     async def _connect(self, addr: PeerAddr, errors: dict[str, str]) -> None:
-        try:
-            conn = await open_peer_connection(addr.host, addr.port, self.me, addr.address)
-        except TransportError as exc:
-            errors[str(addr)] = f"{type(exc).__name__}: {exc}"
-            log.warning("cannot connect", peer=str(addr), error=str(exc))
-            return
+        """Connect to ``addr`` (a socket the peer closes before the handshake finished, as
+        admission control does during a burst, is tried again after ``HANDSHAKE_RETRY``)."""
+        for wait in (*HANDSHAKE_RETRY, None):
+            try:
+                conn = await open_peer_connection(addr.host, addr.port, self.me, addr.address)
+                break
+            except ClosedInHandshake as exc:
+                if wait is None:
+                    errors[str(addr)] = f"{type(exc).__name__}: {exc}"
+                    log.warning("cannot connect", peer=str(addr), error=str(exc))
+                    return
+                log.info("closed in the handshake: trying again", peer=str(addr), after=wait)
+                await trio.sleep(wait * random.uniform(0.5, 1.5))
+            except TransportError as exc:
+                errors[str(addr)] = f"{type(exc).__name__}: {exc}"
+                log.warning("cannot connect", peer=str(addr), error=str(exc))
+                return
         send, recv = trio.open_memory_channel[Message](64)
         self.peers[conn.address] = _Peer(addr, conn, send, recv)
         self.observer.connection_opened(conn.address, False)

@@ -17,6 +17,7 @@ from ._admission import AdmissionLimits as AdmissionLimits
 from ._admission import AdmissionPolicy as AdmissionPolicy
 from ._connect import LocalPeer as LocalPeer
 from ._connect import open_peer_connection as open_peer_connection
+from ._errors import ClosedInHandshake as ClosedInHandshake
 from ._errors import ConnectionClosed as ConnectionClosed
 from ._errors import HandshakeFailed as HandshakeFailed
 from ._errors import HandshakeTimeout as HandshakeTimeout
@@ -41,6 +42,7 @@ __all__ = [
     "MAX_GOODBYE_TEXT",
     "AdmissionLimits",
     "AdmissionPolicy",
+    "ClosedInHandshake",
     "ConnectionClosed",
     "ConnectionManager",
     "HandshakeFailed",

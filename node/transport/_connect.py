@@ -13,7 +13,7 @@ from node.log import get_logger
 from node.noise import KeyPair
 from node.wire import Capabilities, make_identity_payload
 
-from ._errors import PeerDisconnected
+from ._errors import ClosedInHandshake, PeerDisconnected
 from ._noise_stream import DEFAULT_HANDSHAKE_TIMEOUT, NoiseStream
 from ._peer import DEFAULT_IDLE_TIMEOUT, PeerConnection
 
@@ -88,9 +88,11 @@ async def open_peer_connection(
     conn = PeerConnection(stream, capabilities=me.capabilities, idle_timeout=idle_timeout)
     try:
         await conn.start()
-    except BaseException:
+    except BaseException as exc:
         with trio.CancelScope(shield=True):
             await trio.aclose_forcefully(stream)
+        if isinstance(exc, PeerDisconnected) and not stream.handshake_complete:
+            raise ClosedInHandshake(f"{exc} (before the handshake finished)") from None
         raise
     return conn
 

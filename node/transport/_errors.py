@@ -40,6 +40,12 @@ class PeerDisconnected(RemoteTransportError, trio.BrokenResourceError):
         self.code = code
 
 
+class ClosedInHandshake(PeerDisconnected):
+    """The peer closed the connection before the handshake finished: a node's admission
+    control refuses (or evicts) sockets this way during a burst, when nothing can be said
+    yet, so another attempt a moment later may well get in (``fetch`` makes two more)."""
+
+
 class HandshakeFailed(RemoteTransportError):
     """The Noise handshake or the identity check failed; no application data was exchanged."""
 

@@ -58,7 +58,7 @@ import trio
 from node.noise import KeyPair, NoiseConnection, NoiseError
 from node.wire._errors import IdentityMismatch, WireError
 from node.wire._frames import FrameDecoder
-from node.wire._identity import PeerIdentity, verify_identity_payload
+from node.wire._identity import PeerIdentity, identity_verified, verify_identity_payload
 from node.wire._limits import NOISE_MAX_PLAINTEXT, PROLOGUE
 from node.wire._sentinels import NEED_DATA, PEER_CLOSED
 
@@ -74,6 +74,18 @@ from ._errors import (
 
 Buffer = bytes | bytearray | memoryview
 _U16 = struct.Struct(">H")
+_VERIFY_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("verify")
+
+
+def _verify_limiter() -> trio.CapacityLimiter:
+    """One identity verification at a time per trio run (see ``NoiseStream._verify``)."""
+    try:
+        return _VERIFY_LIMITER.get()
+    except LookupError:
+        limiter = trio.CapacityLimiter(1)
+        _VERIFY_LIMITER.set(limiter)
+        return limiter
+
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_RECEIVE_SIZE = 1 << 20
@@ -251,12 +263,26 @@ class NoiseStream(trio.abc.Stream):
                 raise
             return self._peer
 
-    def _verify(self, payload: bytes) -> PeerIdentity:
+    async def _verify(self, payload: bytes) -> PeerIdentity:
+        """Check the peer's identity payload. A pair not verified before costs a secp256k1
+        signature recovery (~17 ms in pure Python): that runs in a worker thread, one at a
+        time per process (``_verify_limiter``), so a flood of handshakes cannot stall the
+        event loop and with it every established connection; a pair seen before (a client
+        reconnecting, or many connections from one key) is answered from the cache."""
         remote = self._noise.remote_static
         if remote is None:
             raise HandshakeFailed("peer static key missing")
+        payload = bytes(payload)
         try:
-            return verify_identity_payload(payload, remote, self.expected_address)
+            if identity_verified(payload, remote):
+                return verify_identity_payload(payload, remote, self.expected_address)
+            return await trio.to_thread.run_sync(
+                verify_identity_payload,
+                payload,
+                remote,
+                self.expected_address,
+                limiter=_verify_limiter(),
+            )
         except IdentityMismatch:
             actual = verify_identity_payload(payload, remote).address
             raise PeerIdentityMismatch(str(self.expected_address), actual) from None
@@ -268,12 +294,12 @@ class NoiseStream(trio.abc.Stream):
         try:
             if self.initiator:
                 await self._raw_send(_frame(noise.write_handshake(b"")))
-                peer = self._verify(noise.read_handshake(await self._read_one_frame()))
+                peer = await self._verify(noise.read_handshake(await self._read_one_frame()))
                 await self._raw_send(_frame(noise.write_handshake(self._payload)))
             else:
                 noise.read_handshake(await self._read_one_frame())
                 await self._raw_send(_frame(noise.write_handshake(self._payload)))
-                peer = self._verify(noise.read_handshake(await self._read_one_frame()))
+                peer = await self._verify(noise.read_handshake(await self._read_one_frame()))
         except NoiseError as exc:
             raise HandshakeFailed(f"noise handshake failed: {exc}") from None
         if not noise.handshake_complete:

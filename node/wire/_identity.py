@@ -18,6 +18,8 @@ bytes, ignored by v1). Total 97 bytes in v1.
 from __future__ import annotations
 
 import struct
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Final
 
@@ -42,6 +44,10 @@ STATIC_KEY_LEN: Final = 32
 IDENTITY_PAYLOAD_LEN: Final = 2 + ADDRESS_LEN + SIGNATURE_LEN + CAPS_LEN
 MAX_EXTENSIONS: Final = 1024
 _HEAD = struct.Struct(f">H{ADDRESS_LEN}s{SIGNATURE_LEN}s")
+VERIFY_CACHE_SIZE: Final = 4096
+"""Verified (payload, static key) pairs remembered: recovering the signer is the costly part
+of a handshake (~17 ms with eth-keys' pure-Python secp256k1), and a peer that reconnects (an
+honest client, or a flood from one key) presents the very same bytes each time."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +85,41 @@ def verify_identity_payload(
     carried ``payload``. Raises ``IdentityVersionError`` (an ``UnsupportedVersion``) for an
     unknown version, ``MalformedIdentity`` when it does not parse, ``BadSignature`` when the
     signature does not recover to the claimed address, ``IdentityMismatch`` when the address is
-    not ``expected_address`` (compared case-insensitively).
+    not ``expected_address`` (compared case-insensitively). Thread-safe; a pair that verified
+    is remembered (``VERIFY_CACHE_SIZE``, least recently used forgotten first).
     """
     if len(remote_static) != STATIC_KEY_LEN:
         raise LocalProtocolError("remote static key must be 32 bytes")
+    key = (bytes(remote_static), bytes(payload))
+    with _cache_lock:
+        peer = _cache.get(key)
+        if peer is not None:
+            _cache.move_to_end(key)
+    if peer is None:
+        peer = _verify(key[1], key[0])
+        with _cache_lock:
+            _cache[key] = peer
+            while len(_cache) > VERIFY_CACHE_SIZE:
+                _cache.popitem(last=False)
+    if expected_address is not None and to_checksum_address(expected_address) != peer.address:
+        raise IdentityMismatch(f"expected {expected_address}, peer is {peer.address}")
+    return peer
+
+
+def identity_verified(payload: bytes, remote_static: bytes) -> bool:
+    """Is this (payload, static key) pair in the cache of verified ones (then
+    :func:`verify_identity_payload` costs microseconds, not a signature recovery)?"""
+    with _cache_lock:
+        return (bytes(remote_static), bytes(payload)) in _cache
+
+
+_cache: OrderedDict[tuple[bytes, bytes], PeerIdentity] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def _verify(payload: bytes, remote_static: bytes) -> PeerIdentity:
+    """The checks of :func:`verify_identity_payload`, uncached, without the expected address
+    (only successes are cached: a failure costs the sender a new connection each time)."""
     if len(payload) < 2:
         raise MalformedIdentity("identity payload too short")
     version = int.from_bytes(payload[:2], "big")
@@ -106,6 +143,4 @@ def verify_identity_payload(
         raise BadSignature(f"signature does not recover: {type(exc).__name__}") from None
     if recovered != claimed:
         raise BadSignature("signature is not by the claimed address over this static key")
-    if expected_address is not None and to_checksum_address(expected_address) != claimed:
-        raise IdentityMismatch(f"expected {expected_address}, peer is {claimed}")
     return PeerIdentity(claimed, bytes(remote_static), version, caps)

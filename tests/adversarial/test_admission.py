@@ -6,7 +6,9 @@ own source IPs; the worst case, attackers on the honest client's IP (127.0.0.1),
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -59,28 +61,43 @@ async def _idle_sockets(port: int, sources: list[str], out: list[trio.socket.Soc
         out.append(sock)
 
 
+async def _median_fetch(tmp: Path, root: bytes, peer: list[PeerAddr], tag: str, n: int) -> float:
+    """Median wall time of ``n`` fetches of ``root`` into fresh stores (one honest key)."""
+    ident = make_identity()
+    me = LocalPeer.from_identity(ident)
+    times = []
+    for i in range(n):
+        dst = Store.open(tmp / f"{tag}{i}", durable=False)
+        t0 = time.monotonic()
+        with trio.fail_after(5):
+            result = await fetch(dst, ident, root, peer, local_peer=me)
+        times.append(time.monotonic() - t0)
+        assert result.fetched_bytes == result.manifest.size
+        dst.close()
+    return statistics.median(times)
+
+
 async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) -> None:
     """2,000 idle TCP sockets (1,200 from the honest client's IP, 800 from 100 others) plus 256
-    authenticated idle connections from one key: the honest client still fetches in seconds."""
+    authenticated idle connections from one key: the honest client still fetches at >= 80% of
+    its unloaded speed. Medians of 5 short fetches under the flood against 5 before it and 5
+    after it is torn down (so drift in the machine's own load hits both sides alike)."""
     provider_id, attacker_id = make_identity(), make_identity()
-    src, root, data = store_with(tmp_path / "src", 4 * CHUNK + 7, chunk_size=CHUNK)
+    src, root, data = store_with(tmp_path / "src", 16 * CHUNK + 7, chunk_size=CHUNK)
     policy = AdmissionPolicy(AdmissionLimits())
     lim = policy.limits
     sockets: list[trio.socket.SocketType] = []
     idlers: list[PeerConnection] = []
-    with trio.fail_after(25):
+    with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             host, port = await _serve(nursery, src, provider_id, policy)
             peer = [PeerAddr(host, port, provider_id.address)]
-
-            t0 = time.monotonic()
-            await fetch(Store.open(tmp_path / "base", durable=False), make_identity(), root, peer)
-            unloaded = time.monotonic() - t0
+            before = await _median_fetch(tmp_path, root, peer, "before", 5)
 
             one_ip = ["127.0.0.1"] * 1200  # the honest client's own IP
             spread = [f"127.0.1.{1 + i % 100}" for i in range(800)]
             await _idle_sockets(port, one_ip + spread, sockets)
-            while policy.accepted < len(sockets) + 1:  # the server has seen the whole flood
+            while policy.accepted < len(sockets) + 5:  # the server has seen the whole flood
                 await trio.sleep(0.05)
             # Within handshake_grace of a burst newcomers on a full budget are refused; once
             # the flood is that old, each newcomer evicts its oldest idle socket.
@@ -94,16 +111,25 @@ async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) 
             assert policy.connections_of(attacker_id.address) == lim.max_connections_per_peer
 
             dst = Store.open(tmp_path / "dst", durable=False)
-            t0 = time.monotonic()
             with trio.fail_after(5):
                 result = await fetch(dst, make_identity(), root, peer)
-            loaded = time.monotonic() - t0
+            assert read_all(dst, root) == data
+            assert result.fetched_bytes == len(data)
+            loaded = await _median_fetch(tmp_path, root, peer, "loaded", 5)
+
+            for s in sockets:
+                s.close()
+            for c in idlers:
+                await c.aclose()
+            await trio.sleep(0.5)
+            after = await _median_fetch(tmp_path, root, peer, "after", 5)
             nursery.cancel_scope.cancel()
-    for s in sockets:
-        s.close()
-    assert read_all(dst, root) == data
-    assert result.fetched_bytes == len(data)
-    print(f"\nunloaded fetch {unloaded * 1000:.0f} ms, under flood {loaded * 1000:.0f} ms")
+    unloaded = statistics.median([before, after])
+    print(
+        f"\nfetch medians: before {before * 1000:.0f} ms, under flood {loaded * 1000:.0f} ms, "
+        f"after {after * 1000:.0f} ms; ratio {unloaded / loaded:.2f}"
+    )
+    assert unloaded / loaded >= 0.8
 
 
 async def test_honest_client_gets_in_during_a_burst_from_few_ips(tmp_path: Path) -> None:
@@ -177,4 +203,102 @@ async def test_over_high_watermark_the_idle_are_trimmed_not_the_newcomer(tmp_pat
             assert goodbyes == 3
             assert policy.established <= lim.connections_high
             nursery.cancel_scope.cancel()
+    assert read_all(dst, root) == data
+
+
+async def test_handshake_churn_from_one_key_keeps_honest_fetches_fast(tmp_path: Path) -> None:
+    """One key re-handshaking 40 times a second (the "256 authenticated idlers" attacker whose
+    refused connections come back), while an honest client fetches: medians of short fetches
+    with the churn on and off, interleaved (so the machine's own load hits both alike), must
+    stay within 80%. Before, each handshake recovered a secp256k1 signature in pure Python
+    (~17 ms) on the event loop, on the server and on the attacker's side alike: the churn took
+    the loop whole. Now a (payload, key) pair verified once is remembered, and a new one is
+    verified in a worker thread."""
+    provider_id, attacker_id, honest_id = make_identity(), make_identity(), make_identity()
+    src, root, data = store_with(tmp_path / "src", 16 * CHUNK, chunk_size=CHUNK)
+    policy = AdmissionPolicy(AdmissionLimits())
+    churn_on = trio.Event()
+    handshakes = 0
+    times: dict[bool, list[float]] = {False: [], True: []}
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            host, port = await _serve(nursery, src, provider_id, policy)
+            peer = [PeerAddr(host, port, provider_id.address)]
+            attacker = LocalPeer.from_identity(attacker_id)
+
+            async def churn() -> None:
+                nonlocal handshakes
+                while True:
+                    await churn_on.wait()
+                    with trio.move_on_after(1):
+                        conn = await open_peer_connection("127.0.0.1", port, attacker)
+                        handshakes += 1
+                        await conn.aclose()
+                    await trio.sleep(1 / 40)
+
+            nursery.start_soon(churn)
+            me = LocalPeer.from_identity(honest_id)
+            for i in range(12):
+                loaded = i % 2 == 1
+                if loaded:
+                    churn_on.set()
+                    await trio.sleep(0.3)  # the churn is running
+                dst = Store.open(tmp_path / f"dst{i}", durable=False)
+                t0 = time.monotonic()
+                await fetch(dst, honest_id, root, peer, local_peer=me)
+                times[loaded].append(time.monotonic() - t0)
+                assert read_all(dst, root) == data
+                dst.close()
+                if loaded:
+                    churn_on = trio.Event()
+            nursery.cancel_scope.cancel()
+    calm, busy = statistics.median(times[False]), statistics.median(times[True])
+    print(
+        f"\nchurn: {handshakes} handshakes; fetch median calm {calm * 1000:.0f} ms, "
+        f"under churn {busy * 1000:.0f} ms, ratio {calm / busy:.2f}"
+    )
+    assert handshakes >= 40
+    assert calm / busy >= 0.8, (times, handshakes)
+
+
+async def test_fetch_tries_again_when_closed_in_the_handshake(tmp_path: Path) -> None:
+    """Admission control closes sockets bare during a handshake burst (nothing can be said
+    before the handshake): the fetch makes two more attempts instead of giving up the peer.
+    A proxy closes the first two connections at once and forwards the third."""
+    provider_id = make_identity()
+    src, root, data = store_with(tmp_path / "src", 2 * CHUNK, chunk_size=CHUNK)
+    seen = 0
+
+    async def pipe(a: trio.SocketStream, b: trio.SocketStream) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            async for block in a:
+                await b.send_all(block)
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await b.send_eof()
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            _host, port = await _serve(nursery, src, provider_id, AdmissionPolicy())
+
+            async def proxy(client: trio.SocketStream) -> None:
+                nonlocal seen
+                seen += 1
+                if seen <= 2:
+                    await trio.aclose_forcefully(client)
+                    return
+                upstream = await trio.open_tcp_stream("127.0.0.1", port)
+                async with client, upstream, trio.open_nursery() as both:
+                    both.start_soon(pipe, client, upstream)
+                    both.start_soon(pipe, upstream, client)
+
+            listeners = await nursery.start(
+                lambda task_status: trio.serve_tcp(
+                    proxy, 0, host="127.0.0.1", task_status=task_status
+                )
+            )
+            pport = listeners[0].socket.getsockname()[1]
+            dst = Store.open(tmp_path / "dst", durable=False)
+            await fetch(dst, make_identity(), root, [PeerAddr("127.0.0.1", pport, None)])
+            nursery.cancel_scope.cancel()
+    assert seen == 3
     assert read_all(dst, root) == data

@@ -5,8 +5,9 @@ misbehaving providers (tests/adversarial/evil_provider.py) each in their own pro
    fails `bcai get`: the output has the right sha256, the bad peer ends up in the receiver's
    persistent peer ledger (<data dir>/peers) scored below the honest one, and the next get
    (same ledger) takes everything from the honest peer.
-2. Flood: 2,000 idle TCP sockets plus 256 authenticated idle connections from one key against
-   a real `bcai serve`; an honest `bcai get` keeps at least half its unloaded throughput.
+2. Flood: 2,000 idle TCP sockets plus one key holding (re-opening) 256 authenticated idle
+   connections against a real `bcai serve`; an honest `bcai get` keeps >= 80% of its
+   unloaded throughput (medians, interleaved with an unflooded `bcai serve`).
 3. A node refusing with Error(BUSY, retry_after_ms) is asked once more after that delay, and
    is not recorded as a liar (in-process: a per-identity cap of 1 makes it refuse on demand).
 """
@@ -18,12 +19,14 @@ import json
 import resource
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -208,41 +211,64 @@ def _idle_sockets(port: int) -> list[socket.socket]:
 
 
 class _AuthFlood(threading.Thread):
-    """256 authenticated connections from one throwaway key, held idle in their own trio loop
-    until ``stop`` is set. ``admitted`` counts those the node let through."""
+    """One throwaway key trying to hold 256 authenticated idle connections, in its own trio
+    loop until ``stop`` is set: the connections the node refuses (BUSY: the per-identity cap)
+    or trims are opened again every ``retry`` seconds, as an attacker holding them would.
+    ``admitted`` counts those held after the first round, ``attempts`` every connection tried
+    and ``handshakes`` those that got through the handshake."""
 
-    def __init__(self, host: str, port: int, server_address: str) -> None:
+    def __init__(self, host: str, port: int, server_address: str, retry: float = 1.0) -> None:
         super().__init__(daemon=True)
         self.host, self.port, self.server_address = host, port, server_address
+        self.retry = retry
         self.ready = threading.Event()
         self.stop = threading.Event()
         self.admitted = 0
+        self.attempts = 0
+        self.handshakes = 0
 
     def run(self) -> None:
         trio.run(self._main)
 
     async def _main(self) -> None:
         ident = make_identity()
-        conns = []
+        held: list[Any] = []
 
         async def one() -> None:
+            self.attempts += 1
             try:
                 with trio.fail_after(15):
-                    conns.append(
-                        await open_peer_connection(self.host, self.port, ident, self.server_address)
+                    conn = await open_peer_connection(
+                        self.host, self.port, ident, self.server_address
                     )
             except (TransportError, OSError, trio.TooSlowError):
+                return
+            self.handshakes += 1
+            held.append(conn)
+            try:
+                await conn.receive()  # an idler: it never asks; BUSY/trim ends it
+            except (TransportError, OSError):
                 pass
+            finally:
+                held.remove(conn)
+                with contextlib.suppress(TransportError, OSError):
+                    await conn.aclose()
+
+        async def top_up(nursery: trio.Nursery, first: bool) -> None:
+            # everything it does not hold, at once
+            for _ in range(AUTH_CONNECTIONS - len(held)):
+                nursery.start_soon(one)
+            if first:
+                await trio.sleep(2)
+                self.admitted = len(held)
+                self.ready.set()
 
         async with trio.open_nursery() as nursery:
-            for _ in range(AUTH_CONNECTIONS):
-                nursery.start_soon(one)
-        self.admitted = len(conns)
-        self.ready.set()
-        await trio.to_thread.run_sync(self.stop.wait)
-        for c in conns:
-            with trio.move_on_after(1), contextlib.suppress(TransportError, OSError):
-                await c.aclose()
+            await top_up(nursery, True)
+            while not self.stop.is_set():
+                await trio.sleep(self.retry)
+                await top_up(nursery, False)
+            nursery.cancel_scope.cancel()
 
 
 def _timed_get(base: Path, name: str, root: str, peer: str) -> float:
@@ -255,30 +281,46 @@ def _timed_get(base: Path, name: str, root: str, peer: str) -> float:
     return float(out["elapsed"])
 
 
+FLOOD_ROUNDS = 5
+FLOOD_RETRY = 5.0  #: the attacker re-opens refused connections after the BUSY's retry_after
+
+
 @pytest.mark.slow
 def test_flood_keeps_honest_throughput(tmp_path: Path) -> None:
+    """Issue 9 acceptance: 2,000 idle sockets plus one key trying to hold 256 authenticated
+    idle connections (re-opening the refused ones every second) against a real `bcai serve`,
+    while an honest `bcai get` fetches at >= 80% of its unloaded speed. Unloaded is a second
+    `bcai serve` of the same content, unflooded, asked in turn with the flooded one (medians
+    of ``FLOOD_ROUNDS`` gets each): whatever else loads the machine hits both alike."""
     _raise_nofile(IDLE_SOCKETS + AUTH_CONNECTIONS + 512)
     content = Content(tmp_path, 8 * MiB)
-    server = Server(content.data)
+    calm_data = tmp_path / "calm-server"
+    cli(calm_data, "init")
+    assert cli(calm_data, "add", str(content.src))["root"] == content.root
+    server, calm = Server(content.data), Server(calm_data)
     sockets: list[socket.socket] = []
     flood: _AuthFlood | None = None
     try:
         host, port = server.peer.split("/")[0].rsplit(":", 1)
-        unloaded = min(
-            _timed_get(tmp_path, f"calm{i}", content.root, server.peer) for i in range(2)
-        )
         sockets = _idle_sockets(int(port))
-        flood = _AuthFlood(host, int(port), server.address)
+        flood = _AuthFlood(host, int(port), server.address, retry=FLOOD_RETRY)
         flood.start()
         assert flood.ready.wait(30), "authenticated flood did not settle"
-        loaded = min(_timed_get(tmp_path, f"load{i}", content.root, server.peer) for i in range(2))
+        times: dict[str, list[float]] = {"calm": [], "flood": []}
+        for i in range(FLOOD_ROUNDS):
+            order = [("calm", calm), ("flood", server)]
+            for name, srv in order if i % 2 == 0 else order[::-1]:
+                times[name].append(_timed_get(tmp_path, f"{name}{i}", content.root, srv.peer))
+        unloaded, loaded = statistics.median(times["calm"]), statistics.median(times["flood"])
         ratio = unloaded / loaded
         print(
-            f"flood: unloaded {unloaded:.3f}s loaded {loaded:.3f}s ratio {ratio:.2f} "
-            f"(auth admitted {flood.admitted}/{AUTH_CONNECTIONS})"
+            f"flood: median unloaded {unloaded:.3f}s loaded {loaded:.3f}s ratio {ratio:.2f} "
+            f"(auth held {flood.admitted}/{AUTH_CONNECTIONS}; the flooding key tried "
+            f"{flood.attempts} connections, {flood.handshakes} handshakes; gets {times})"
         )
         assert server.proc.poll() is None, "serve died under the flood"
-        assert ratio >= 0.5, f"throughput under flood {ratio:.0%} of unloaded"
+        assert flood.attempts > AUTH_CONNECTIONS  # it kept coming back
+        assert ratio >= 0.8, f"throughput under flood {ratio:.0%} of unloaded: {times}"
     finally:
         if flood is not None:
             flood.stop.set()
@@ -286,6 +328,7 @@ def test_flood_keeps_honest_throughput(tmp_path: Path) -> None:
         for s in sockets:
             s.close()
         assert server.stop() == 0
+        assert calm.stop() == 0
 
 
 # -- BUSY is "later", not "never" ---------------------------------------------------------------

@@ -100,3 +100,34 @@ def test_garbage_raises_only_identity_errors(
         # only flips confined to the capabilities/extension area can still verify
         assert candidate == bytes(mutated) and all(i >= 87 for i in flips)
         assert peer.address == account.address
+
+
+def test_a_verified_pair_is_remembered_failures_are_not(
+    account: LocalAccount, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The signature recovery (~17 ms in pure Python) runs once per (payload, static key):
+    a peer reconnecting, or a flood from one key, costs a lookup; the expected address is
+    still checked each time; a failing pair is recovered (and refused) every time."""
+    from node.wire import _identity
+
+    calls = []
+    real = Account.recover_message
+
+    def counting(*a: object, **kw: object) -> str:
+        calls.append(1)
+        return real(*a, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_identity.Account, "recover_message", counting)
+    static = os.urandom(32)
+    payload = wire.make_identity_payload(account, static)
+    assert not _identity.identity_verified(payload, static)
+    for _ in range(3):
+        assert wire.verify_identity_payload(payload, static).address == account.address
+    assert len(calls) == 1 and _identity.identity_verified(payload, static)
+    with pytest.raises(wire.IdentityMismatch):
+        wire.verify_identity_payload(payload, static, "0x" + "11" * 20)
+    other = os.urandom(32)
+    for _ in range(2):
+        with pytest.raises(wire.BadSignature):
+            wire.verify_identity_payload(payload, other)
+    assert len(calls) == 3 and not _identity.identity_verified(payload, other)
