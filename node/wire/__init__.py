@@ -78,6 +78,7 @@ from ._messages import MESSAGE_TYPES as MESSAGE_TYPES
 from ._messages import Announce as Announce
 from ._messages import Cancel as Cancel
 from ._messages import ChunkData as ChunkData
+from ._messages import ChunkDataZ as ChunkDataZ
 from ._messages import ChunkRoots as ChunkRoots
 from ._messages import Complete as Complete
 from ._messages import ErrorMsg as ErrorMsg

@@ -25,6 +25,8 @@ class CapFlag(enum.IntFlag):
     """May hold part of a content and announces it with Have bitfields."""
     SWARM = 1 << 3
     """Speaks the swarm extension: Announce, GetPeers/Peers, and Have updates after Announce."""
+    COMPRESS = 1 << 4
+    """Accepts chunks sent as zstd frames (ChunkData pieces of kind 0x25, ``compressed``)."""
 
 
 DEFAULT_FLAGS: Final = CapFlag.PROVIDER | CapFlag.RECEIPTS | CapFlag.PARTIAL

@@ -52,6 +52,7 @@ from ._messages import (
     Buffer,
     Cancel,
     ChunkData,
+    ChunkDataZ,
     ChunkRoots,
     Complete,
     ErrorMsg,
@@ -282,15 +283,24 @@ _ENCODERS: dict[type, Callable[..., bytes]] = {
 }
 
 
-def chunk_data_header(root: bytes, index: int, offset: int, total_len: int, data_len: int) -> bytes:
-    """The 49 bytes that precede a ChunkData payload on the stream (length, kind, fields)."""
+def chunk_data_header(
+    root: bytes,
+    index: int,
+    offset: int,
+    total_len: int,
+    data_len: int,
+    *,
+    compressed: bool = False,
+) -> bytes:
+    """The 49 bytes that precede a ChunkData (or, ``compressed``, ChunkDataZ) payload on the
+    stream (length, kind, fields)."""
     if not 1 <= data_len <= MAX_CHUNK_PIECE:
         raise LocalProtocolError(f"ChunkData piece must be 1..{MAX_CHUNK_PIECE} bytes")
     if offset < 0 or not offset + data_len <= total_len <= MAX_CHUNK_SIZE:
         raise LocalProtocolError("ChunkData piece must lie inside a chunk of <= 4 MiB")
     return _CHUNK_HEADER.pack(
         1 + CHUNK_DATA_HEADER_LEN + data_len,
-        Kind.CHUNK_DATA,
+        Kind.CHUNK_DATA_Z if compressed else Kind.CHUNK_DATA,
         _root(root),
         _uint(index, 32, "index"),
         offset,
@@ -302,7 +312,9 @@ def encode_parts(msg: Message) -> list[Buffer]:
     """Encode ``msg`` as buffers to send in order; ChunkData's payload is passed through
     uncopied as the second buffer."""
     if isinstance(msg, ChunkData):
-        hdr = chunk_data_header(msg.root, msg.index, msg.offset, msg.total_len, len(msg.data))
+        hdr = chunk_data_header(
+            msg.root, msg.index, msg.offset, msg.total_len, len(msg.data), compressed=msg.compressed
+        )
         return [hdr, msg.data]
     try:
         enc = _ENCODERS[type(msg)]
@@ -442,8 +454,13 @@ def _dec_chunk_data(b: memoryview) -> ChunkData:
     return ChunkData(bytes(b[:ROOT_LEN]), index, offset, total, data)
 
 
+def _dec_chunk_data_z(b: memoryview) -> ChunkDataZ:
+    piece = _dec_chunk_data(b)
+    return ChunkDataZ(piece.root, piece.index, piece.offset, piece.total_len, piece.data)
+
+
 def decode_chunk_piece(plaintext: Buffer) -> ChunkData | None:
-    """``plaintext`` as ONE whole, well-formed ChunkData message, or ``None``.
+    """``plaintext`` as ONE whole, well-formed ChunkData (or ChunkDataZ) message, or ``None``.
 
     The receiver's fast path for the common case (a sender puts each ChunkData in a Noise
     message of its own, section 3): the 49-byte header is parsed in one ``unpack_from`` and
@@ -459,13 +476,14 @@ def decode_chunk_piece(plaintext: Buffer) -> ChunkData | None:
     if not 1 <= data_len <= MAX_CHUNK_PIECE:
         return None
     length, kind, root, index, offset, total = _CHUNK_HEADER.unpack_from(view)
-    if kind != Kind.CHUNK_DATA or length != n - 4:
+    if length != n - 4 or (kind != Kind.CHUNK_DATA and kind != Kind.CHUNK_DATA_Z):
         return None
     if offset + data_len > total or total > MAX_CHUNK_SIZE:
         return None
     if not view.readonly:  # the caller may reuse a mutable buffer; keep the general rule
         view = memoryview(bytes(view))
-    return ChunkData(root, index, offset, total, view[_CHUNK_HEADER.size :])
+    make = ChunkData if kind == Kind.CHUNK_DATA else ChunkDataZ
+    return make(root, index, offset, total, view[_CHUNK_HEADER.size :])
 
 
 def _dec_cancel(b: memoryview) -> Cancel:
@@ -544,6 +562,7 @@ _DECODERS: dict[Kind, Callable[[memoryview], Message]] = {
     Kind.PRICE: _dec_price,
     Kind.REQUEST: _dec_request,
     Kind.CHUNK_DATA: _dec_chunk_data,
+    Kind.CHUNK_DATA_Z: _dec_chunk_data_z,
     Kind.CANCEL: _dec_cancel,
     Kind.PROGRESS: _dec_progress,
     Kind.COMPLETE: _dec_complete,

@@ -187,9 +187,11 @@ class ChunkData:
     """One piece of a requested chunk: bytes ``[offset, offset + len(data))`` of chunk
     ``index``, whose full length is ``total_len``. The piece with ``offset + len(data) ==
     total_len`` is the last; pieces of one chunk are sent in order. ``data`` is a memoryview
-    into the decoder's input when decoded (valid as long as the caller keeps it)."""
+    into the decoder's input when decoded (valid as long as the caller keeps it).
+    ``compressed`` is False here and True for :class:`ChunkDataZ`."""
 
     KIND: ClassVar[Kind] = Kind.CHUNK_DATA
+    compressed: ClassVar[bool] = False
     root: bytes
     index: int
     offset: int
@@ -199,6 +201,19 @@ class ChunkData:
     @property
     def is_last(self) -> bool:
         return self.offset + len(self.data) == self.total_len
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDataZ(ChunkData):
+    """A piece of a chunk sent compressed (only to a peer whose Hello has ``COMPRESS``): the
+    pieces carry ONE zstd frame of the whole chunk instead of its bytes, so ``offset`` and
+    ``total_len`` count frame bytes (``total_len`` is the frame's length, at most the chunk's).
+    The frame declares the chunk's length as its content size; the receiver decompresses and
+    then verifies the chunk root as for ChunkData (docs/protocol.md 5.14a). A ``ChunkData``
+    for everything else (outstanding indices, ``is_last``)."""
+
+    KIND: ClassVar[Kind] = Kind.CHUNK_DATA_Z
+    compressed: ClassVar[bool] = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +326,7 @@ Message = (
     | Price
     | Request
     | ChunkData
+    | ChunkDataZ
     | Cancel
     | Progress
     | Complete
@@ -337,6 +353,7 @@ MESSAGE_TYPES: tuple[type[Message], ...] = (
     Price,
     Request,
     ChunkData,
+    ChunkDataZ,
     Cancel,
     Progress,
     Complete,

@@ -52,7 +52,8 @@ def chunk_data(draw: st.DrawFn, max_piece: int = 2048) -> wire.ChunkData:
     data = draw(st.binary(min_size=1, max_size=max_piece))
     total = draw(st.integers(len(data), _limits.MAX_CHUNK_SIZE))
     offset = draw(st.integers(0, total - len(data)))
-    return wire.ChunkData(draw(roots), draw(u32), offset, total, data)
+    kind = draw(st.sampled_from([wire.ChunkData, wire.ChunkDataZ]))  # raw, or a zstd frame's
+    return kind(draw(roots), draw(u32), offset, total, data)
 
 
 receipt_domains = st.builds(

@@ -46,6 +46,7 @@ def test_kind_numbers_are_stable() -> None:
         "CHUNK_ROOTS": 0x14, "HAVE": 0x15, "HAVE_ALL": 0x16, "PRICE": 0x17,
         "REQUEST": 0x20,
         "CHUNK_DATA": 0x21, "CANCEL": 0x22, "PROGRESS": 0x23, "COMPLETE": 0x24,
+        "CHUNK_DATA_Z": 0x25,
         "RECEIPT": 0x30, "RECEIPT_ACK": 0x31,
         "ANNOUNCE": 0x40, "GET_PEERS": 0x41, "PEERS": 0x42,
     }  # fmt: skip
@@ -136,7 +137,9 @@ def test_max_chunk_piece_fills_exactly_one_noise_message() -> None:
 
 @given(chunk_data(max_piece=64))
 def test_chunk_data_header_alone_matches_encode(msg: wire.ChunkData) -> None:
-    hdr = wire.chunk_data_header(msg.root, msg.index, msg.offset, msg.total_len, len(msg.data))
+    hdr = wire.chunk_data_header(
+        msg.root, msg.index, msg.offset, msg.total_len, len(msg.data), compressed=msg.compressed
+    )
     assert hdr + msg.data == wire.encode(msg)
 
 

@@ -225,3 +225,36 @@ def test_compression_that_cannot_keep_up_at_the_fastest_level_is_not_worth_it() 
     assert asked.count(True) == 2  # one chunk in ``every``: keeps measuring
     feed(tuner, compress_rate=400e6, send_rate=50e6, n=1)  # the link slowed down
     assert tuner.worth_it and all(tuner.should_compress() for _ in range(4))
+
+
+# -- ChunkDataZ on the wire ----------------------------------------------------------------------
+
+
+def test_chunk_data_z_encodes_as_kind_0x25_and_decodes_on_both_paths() -> None:
+    from node import wire
+
+    root = bytes(range(32))
+    msg = wire.ChunkDataZ(root, 7, 0, 3, b"abc")
+    raw = wire.encode(msg)
+    assert raw[4] == 0x25 and raw[5:] == wire.encode(wire.ChunkData(root, 7, 0, 3, b"abc"))[5:]
+    assert isinstance(msg, wire.ChunkData) and msg.compressed and msg.is_last
+    fast = wire.decode_chunk_piece(raw)
+    assert fast == msg and type(fast) is wire.ChunkDataZ
+    dec = wire.MessageDecoder()
+    dec.receive_data(raw)
+    assert dec.next_event() == msg
+    assert wire.ChunkData(root, 7, 0, 3, b"abc") != msg  # the form is part of the message
+
+
+def test_the_last_compressed_piece_ends_the_outstanding_index() -> None:
+    from node import wire
+
+    root = bytes(32)
+    state = wire.ProtocolState()
+    for side in (wire.Side.US, wire.Side.THEM):
+        state.process(side, wire.Hello())
+    state.process(wire.Side.US, wire.Request(root, 1, (4, 5)))
+    state.process(wire.Side.THEM, wire.ChunkDataZ(root, 4, 0, 10, b"12345"))
+    assert state.outstanding(wire.Side.US) == 2
+    state.process(wire.Side.THEM, wire.ChunkDataZ(root, 4, 5, 10, b"67890"))
+    assert state.outstanding(wire.Side.US) == 1

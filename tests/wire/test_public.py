@@ -22,7 +22,7 @@ EXPECTED = {
     "verify_identity_payload",
     "Announce", "GetPeers", "Peers", "PeerEntry", "MAX_PEERS_PER_MESSAGE",  # swarm extension
     "ChunkCodec", "CompressedChunkError", "CompressedSizeMismatch", "CompressionPolicy",
-    "CorruptCompressedChunk", "LevelTuner", "CompressPlan",  # compressed chunk pieces
+    "CorruptCompressedChunk", "LevelTuner", "CompressPlan", "ChunkDataZ",  # compression
 }  # fmt: skip
 
 
