@@ -68,6 +68,14 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    (``chunk_rejected(peer, "timeout")``, once per stall, not per chunk); and a peer's chunks
    in flight and window, in chunks (``requests_outstanding``), whenever a Request, Cancel,
    verified chunk, stall or loss changes them, and 0 for every peer at the end.
+8. Delta and compression (docs/transfer.md). Before requesting, the chunks of the root that the
+   store already holds under any content (same chunk root) are made present by reference
+   (``Store.adopt_held``, ``delta``; ``FetchResult.local_chunks``/``local_bytes``), so a
+   node holding version 1 of a model moves only what version 2 changed. With ``compress``
+   our Hello has COMPRESS and a provider may send a chunk as one zstd frame (ChunkDataZ); it
+   is reassembled, decompressed (the declared size must be the chunk's) and verified over the
+   decompressed bytes in the put worker; a frame that does not decode is a bad chunk.
+   ``FetchResult.wire_bytes`` counts the chunk payload bytes received (frames as sent).
 """
 
 from __future__ import annotations
@@ -116,6 +124,7 @@ from node.wire import (
     ChunkData,
     ChunkRoots,
     Complete,
+    CompressedChunkError,
     ErrorCode,
     ErrorMsg,
     GetChunkRoots,
@@ -137,6 +146,7 @@ from node.wire import (
 from ._acceptance import ReceiptRefused
 from ._bitmap import Bitmap
 from ._bucket import TokenBucket
+from ._compress import decompress
 from ._errors import (
     ChunkRootsMismatch,
     ContentNotFound,
@@ -264,6 +274,11 @@ class FetchResult:
     providers: dict[str, ProviderReport] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)  #: peers dropped or not used, and why
     ranking: list[str] = field(default_factory=list)  #: providers, best ledger score first
+    #: chunk payload bytes received on the wire for this root (after compression; duplicates
+    #: and dropped pieces included, headers and framing not)
+    wire_bytes: int = 0
+    local_chunks: int = 0  #: chunks taken from content already held here (delta)
+    local_bytes: int = 0  #: their bytes (they did not cross the wire)
 
     @property
     def throughput(self) -> float:
@@ -279,6 +294,7 @@ class _Assembly:
 
     buf: bytearray
     filled: int = 0
+    compressed: bool = False  #: ``buf`` holds a zstd frame (ChunkDataZ pieces)
 
 
 @dataclass
@@ -335,7 +351,14 @@ class _Fetch:
         ledger: PeerLedger | None = None,
         observer: TransferObserver = NULL_OBSERVER,
         swarm: SwarmOptions | None = None,
+        delta: bool = True,
+        delta_verify: bool = True,
     ) -> None:
+        self.delta = delta
+        self.delta_verify = delta_verify
+        self.wire_bytes = 0
+        self.local_chunks = 0
+        self.local_bytes = 0
         self.control_timeout = control_timeout
         self.offer_grace = offer_grace
         self._pending: set[str] = set()  #: peers whose offer (Want answer) is still awaited
@@ -502,6 +525,7 @@ class _Fetch:
         index = msg.index
         if bytes(msg.root) != self.root or self.sched is None or index >= self.sched.chunk_count:
             return
+        self.wire_bytes += len(msg.data)
         if peer.dropped:
             return  # neither stored nor billed
         if self.sched.on_bytes(peer.conn.address, trio.current_time()):
@@ -513,12 +537,23 @@ class _Fetch:
         if asm is None:
             if msg.offset != 0:
                 return  # tail of a chunk we cancelled
-            if total != self.sched.chunk_len(index):
+            if msg.compressed:  # a zstd frame of the chunk: never longer than the chunk
+                if total > self.sched.chunk_len(index):
+                    raise ProtocolViolation(f"chunk {index} sent as a frame longer than itself")
+                asm = _Assembly(bytearray(total), compressed=True)
+            elif total != self.sched.chunk_len(index):
                 raise ProtocolViolation(f"chunk {index} announced with the wrong length")
-            asm = peer.assembling[index] = _Assembly(self._buffer(total))
+            else:
+                asm = _Assembly(self._buffer(total))
+            peer.assembling[index] = asm
         data = msg.data
         end = asm.filled + len(data)
-        if msg.offset != asm.filled or total != len(asm.buf) or end > total:
+        if (
+            msg.offset != asm.filled
+            or total != len(asm.buf)
+            or end > total
+            or msg.compressed != asm.compressed
+        ):
             del peer.assembling[index]
             raise ProtocolViolation(f"chunk {index} pieces out of order or of the wrong length")
         asm.buf[asm.filled : end] = data  # one copy, into a buffer of the final size
@@ -535,7 +570,7 @@ class _Fetch:
             return  # an endgame copy that lost the race
         await self.put_slots.acquire()
         peer.putting += 1
-        self.nursery.start_soon(self._put, peer, index, buf)
+        self.nursery.start_soon(self._put, peer, index, buf, asm.compressed)
 
     async def _answered(self, peer: _Peer) -> None:
         """A suspect (overtaken, nothing from it since its oldest request) sent bytes: it is
@@ -566,13 +601,15 @@ class _Fetch:
         finally:
             sched.release(address, trio.current_time())
 
-    async def _put(self, peer: _Peer, index: int, data: bytearray) -> None:
+    async def _put(
+        self, peer: _Peer, index: int, data: bytearray, compressed: bool = False
+    ) -> None:
         assert self.sched is not None and self.tracker is not None
         try:
             try:
-                await trio.to_thread.run_sync(self._store_chunk, index, data)
+                await trio.to_thread.run_sync(self._store_chunk, index, data, compressed)
                 ok = True
-            except ChunkMismatch as exc:
+            except (ChunkMismatch, CompressedChunkError) as exc:
                 log.warning("corrupt chunk", peer=peer.conn.address, index=index, error=str(exc))
                 ok = False
         finally:
@@ -580,7 +617,7 @@ class _Fetch:
             peer.putting -= 1
             peer.put_done.set()
             peer.put_done = trio.Event()
-        n = len(data)
+        n = self.sched.chunk_len(index)  # content bytes, also for a frame (receipts bill these)
         self._recycle(data)  # the worker is done with it (written, or refused)
         address = peer.conn.address
         if not ok and address in self.sched.peers:
@@ -694,12 +731,15 @@ class _Fetch:
         if len(buf) == self.chunk_size and len(self._free) < self._free_max:
             self._free.append(buf)
 
-    def _store_chunk(self, index: int, data: bytearray) -> None:
-        """Worker thread: verify + write (group commit), then copy into the output file."""
-        assert self.writer is not None
-        self.writer.put(index, data)
+    def _store_chunk(self, index: int, data: bytearray, compressed: bool = False) -> None:
+        """Worker thread: (decompress,) verify + write (group commit), then copy into the
+        output file. A frame must decode to exactly the chunk's length
+        (``CompressedChunkError`` otherwise); the chunk root is checked over the result."""
+        assert self.writer is not None and self.sched is not None
+        chunk = decompress(data, self.sched.chunk_len(index)) if compressed else data
+        self.writer.put(index, chunk)
         if self.output is not None:
-            self.output.write_chunk(index, data)
+            self.output.write_chunk(index, chunk)
 
     async def _on_request_error(self, peer: _Peer, msg: ErrorMsg) -> None:
         assert self.sched is not None
@@ -1337,9 +1377,14 @@ class _Fetch:
     async def _transfer(self, manifest: Manifest, start: float) -> FetchResult:
         n = manifest.chunk_count
         self.chunk_size = manifest.chunk_size
+        if self.delta:  # chunks held under any content: present by reference, not fetched
+            adopted = await trio.to_thread.run_sync(
+                partial(self.store.adopt_held, self.root, verify=self.delta_verify)
+            )
+            self.local_chunks, self.local_bytes = adopted.chunks, adopted.bytes
         missing = await trio.to_thread.run_sync(lambda: list(self.store.missing_chunks(self.root)))
         need = Bitmap.from_indices(n, missing)
-        resumed = n - len(need)
+        resumed = n - len(need) - self.local_chunks
         make = Scheduler if self.swarm is None else partial(self.swarm.scheduler, manifest)
         self.sched = make(
             chunk_count=n,
@@ -1395,6 +1440,9 @@ class _Fetch:
             providers={a: p.report for a, p in self.peers.items() if p.report is not None},
             refused=dict(self.refused),
             ranking=[a for a in self.ranking if self.peers[a].report is not None],
+            wire_bytes=self.wire_bytes,
+            local_chunks=self.local_chunks,
+            local_bytes=self.local_bytes,
         )
 
     async def _have(self, peer: _Peer, n: int) -> Bitmap | None:
@@ -1446,6 +1494,9 @@ async def fetch(
     ledger: PeerLedger | None = None,
     observer: TransferObserver = NULL_OBSERVER,
     swarm: SwarmOptions | None = None,
+    compress: bool = True,
+    delta: bool = True,
+    delta_verify: bool = True,
 ) -> FetchResult:
     """Fetch ``root`` from ``peers`` into ``store``; resumes whatever an earlier run left.
 
@@ -1474,6 +1525,9 @@ async def fetch(
     ``swarm`` (:class:`SwarmOptions`): take part in a swarm (``_swarm``): announce our listen
     port, exchange peers, take Have updates, add learned peers mid-transfer (at most
     ``max_peers`` connections in all) and ask the given peers only for what no learned peer has.
+    ``compress``: advertise COMPRESS, so providers may send chunks as zstd frames (verified
+    over the decompressed bytes). ``delta``: first take every chunk the store already holds
+    under another content (``Store.adopt_held``; ``delta_verify`` re-hashes those files).
     """
     if receipt_every_chunks < 1 or receipt_every_bytes < 1:
         raise InvalidArgument("receipt_every_chunks and receipt_every_bytes must be >= 1")
@@ -1490,6 +1544,8 @@ async def fetch(
     flags = int(CapFlag.RECEIPTS) if receipt_domain is not None else 0
     if swarm is not None:
         flags |= int(CapFlag.SWARM)
+    if compress:
+        flags |= int(CapFlag.COMPRESS)
     me = local_peer or LocalPeer.from_identity(identity, Capabilities(flags=flags))
     run = _Fetch(
         store,
@@ -1514,6 +1570,8 @@ async def fetch(
         ledger=ledger,
         observer=observer,
         swarm=swarm,
+        delta=delta,
+        delta_verify=delta_verify,
     )
     try:
         return await run.run(addrs)

@@ -48,6 +48,15 @@ with us. It is then stored in the ReceiptBox (synced) and acknowledged; otherwis
 A chunk counts as served when we start sending it (before the receiver could possibly sign
 for it), so the count can never lag behind a receipt that arrives while the send completes.
 
+Compression (docs/protocol.md 5.14a, docs/transfer.md): to a peer whose Hello has COMPRESS, each
+chunk goes through the provider's :class:`ChunkCompressor` in a worker thread during the
+read-ahead (so it overlaps the send of the previous chunk): sent as a zstd frame (ChunkDataZ)
+when that saves at least 5% and the root's auto-off policy and the connection's level tuner
+(told how long each send took) say compressing pays; raw otherwise. Frames are cached by
+chunk root, so a chunk served to many peers is compressed once. Receipts, the credit and the
+observer count chunk bytes (content), never frame bytes; ``stats.wire_bytes`` counts what
+went out. ``compress=False`` never compresses.
+
 Observer: ``connection_opened``/``connection_closed`` (``inbound=True``) around each
 connection, and ``chunk_served`` after each chunk is handed to the transport, with the seconds
 since its Request was read (queueing included).
@@ -84,6 +93,7 @@ from node.wire import (
     Have,
     HaveAll,
     Kind,
+    LevelTuner,
     ManifestMsg,
     NotFound,
     Price,
@@ -96,6 +106,7 @@ from node.wire import (
 )
 
 from ._acceptance import DEFAULT_MAX_SKEW, ConnectionCredit, ReceiptPolicy, ReceiptRefused
+from ._compress import ChunkCompressor
 from ._groups import collapse_groups
 from ._observer import NULL_OBSERVER, TransferObserver
 from ._receipts import ReceiptBox
@@ -118,6 +129,8 @@ class ProviderStats:
     connections: int = 0
     bad_chunk_reports: int = 0  #: BAD_CHUNK errors received from receivers
     quarantined: int = 0  #: chunks found damaged on re-verification and no longer served
+    wire_bytes: int = 0  #: chunk payload bytes sent (frames for compressed chunks)
+    compressed_chunks: int = 0  #: chunks sent as zstd frames
     refusals: dict[str, int] = field(default_factory=dict)  #: BAD_RECEIPT count per reason
 
 
@@ -130,6 +143,8 @@ class _Queue:
     credit: ConnectionCredit = field(default_factory=ConnectionCredit)
     roots: set[bytes] = field(default_factory=set)  #: roots this connection was sent chunks of
     lane: Lane | None = None  #: its share of the node's upload cap (``Provider(upload=)``)
+    compress: bool = False  #: the peer's Hello has COMPRESS (and we compress)
+    tuner: LevelTuner = field(default_factory=LevelTuner)  #: zstd level for this link
 
 
 class Provider:
@@ -152,8 +167,17 @@ class Provider:
         observer: TransferObserver = NULL_OBSERVER,
         swarm: bool | SwarmProvider = True,
         upload: Shaper | None = None,
+        compress: bool | ChunkCompressor = True,
     ) -> None:
         self.store = store
+        #: compresses chunks for peers with COMPRESS (``None``: never)
+        self.compressor = (
+            compress
+            if isinstance(compress, ChunkCompressor)
+            else ChunkCompressor()
+            if compress
+            else None
+        )
         #: node-wide upload cap: one ``normal`` lane per connection (docs/bandwidth.md)
         self.upload = upload
         #: Announce, GetPeers and Have updates (``_swarm``); ``False``: not spoken
@@ -193,6 +217,12 @@ class Provider:
         """Serve one peer until it leaves (raises the transport error that ended it)."""
         self.stats.connections += 1
         queue = _Queue(lane=self.upload.lane("upload") if self.upload is not None else None)
+        hello = conn.peer_hello
+        queue.compress = (
+            self.compressor is not None
+            and hello is not None
+            and hello.capabilities.has(CapFlag.COMPRESS)
+        )
         self.observer.connection_opened(conn.address, True)
         try:
             async with collapse_groups(), trio.open_nursery() as nursery:
@@ -435,19 +465,38 @@ class Provider:
         except StoreError as exc:
             return exc
 
+    async def _prepare(
+        self, queue: _Queue, root: bytes, index: int, data: bytes | Exception
+    ) -> tuple[bytes | Exception, bool]:
+        """The payload to send for a chunk read, and whether it is a zstd frame."""
+        comp = self.compressor
+        if isinstance(data, Exception) or not queue.compress or comp is None:
+            return data, False
+
+        def encode() -> tuple[bytes, bool]:
+            try:
+                cr: bytes | None = self.store.chunk_root_at(root, index)
+            except (StoreError, IndexError):
+                cr = None  # not cached; the send goes ahead (raw or not, as decided)
+            payload, compressed = comp.encode(root, cr, data, queue.tuner)
+            return bytes(payload), compressed
+
+        return await trio.to_thread.run_sync(encode, limiter=self.limiter)
+
     async def _sender(self, conn: PeerConnection, queue: _Queue) -> None:
         """Serve queued indices in order, reading one chunk ahead of the one being sent."""
-        ahead: tuple[tuple[bytes, int, int, float], trio.Event, list[bytes | Exception]] | None = (
-            None
-        )
+        Box = list[tuple[bytes | Exception, bool, int]]  # (payload, compressed, chunk length)
+        ahead: tuple[tuple[bytes, int, int, float], trio.Event, Box] | None = None
         async with trio.open_nursery() as nursery:
 
             def start_read(item: tuple[bytes, int, int, float]) -> tuple:
                 done = trio.Event()
-                box: list[bytes | Exception] = []
+                box: Box = []
 
                 async def run() -> None:
-                    box.append(await self._read(item[0], item[2]))
+                    data = await self._read(item[0], item[2])
+                    n = 0 if isinstance(data, Exception) else len(data)
+                    box.append((*(await self._prepare(queue, item[0], item[2], data)), n))
                     done.set()
 
                 nursery.start_soon(run)
@@ -468,7 +517,7 @@ class Provider:
                 if (root, index) in queue.cancelled:
                     queue.cancelled.discard((root, index))
                     continue
-                data = box[0]
+                data, compressed, n = box[0]
                 if isinstance(data, Exception):
                     code = (
                         ErrorCode.NOT_FOUND
@@ -485,11 +534,17 @@ class Provider:
                         )
                     )
                     continue
-                if queue.lane is not None:  # the node's upload cap, shared fairly
+                sent_at = trio.current_time()
+                if queue.lane is not None:  # the node's upload cap (wire bytes), shared fairly
                     await queue.lane.acquire(len(data))
-                queue.credit.record(root, len(data))  # before sending: see module docstring
+                queue.credit.record(root, n)  # chunk bytes, before sending: module docstring
                 queue.roots.add(root)
-                await conn.send_chunk(root, index, data)
+                await conn.send_chunk(root, index, data, compressed=compressed)
+                now = trio.current_time()
+                if queue.compress:
+                    queue.tuner.observe_send(len(data), now - sent_at)
                 self.stats.chunks_served += 1
-                self.stats.bytes_served += len(data)
-                self.observer.chunk_served(conn.address, len(data), trio.current_time() - asked)
+                self.stats.bytes_served += n
+                self.stats.wire_bytes += len(data)
+                self.stats.compressed_chunks += compressed
+                self.observer.chunk_served(conn.address, n, now - asked)

@@ -181,8 +181,10 @@ class _AdmittedConnection(PeerConnection):
         self.policy.note_useful(self.conn_id, trio.current_time())
         return msg
 
-    async def send_chunk(self, root: bytes, index: int, data: bytes | memoryview) -> None:
-        await super().send_chunk(root, index, data)
+    async def send_chunk(
+        self, root: bytes, index: int, data: bytes | memoryview, *, compressed: bool = False
+    ) -> None:
+        await super().send_chunk(root, index, data, compressed=compressed)
         self.policy.note_useful(self.conn_id, trio.current_time(), len(data))
 
 

@@ -34,6 +34,7 @@ from node.wire import (
     NOISE_MAX_PLAINTEXT,
     Capabilities,
     ChunkData,
+    ChunkDataZ,
     ErrorCode,
     ErrorMsg,
     Goodbye,
@@ -148,8 +149,13 @@ class PeerConnection:
         view = memoryview(data)
         await self._send_plaintexts([view[i : i + step] for i in range(0, len(view), step)])
 
-    async def send_chunk(self, root: bytes, index: int, data: bytes | memoryview) -> None:
-        """Send a whole chunk as ChunkData pieces, one Noise message each, in one write."""
+    async def send_chunk(
+        self, root: bytes, index: int, data: bytes | memoryview, *, compressed: bool = False
+    ) -> None:
+        """Send a whole chunk as ChunkData pieces, one Noise message each, in one write.
+
+        ``compressed``: ``data`` is the chunk's zstd frame, sent as ChunkDataZ pieces (only to
+        a peer whose Hello has COMPRESS; docs/protocol.md 5.14a)."""
         if self._closed:
             raise ConnectionClosed("connection closed by this side")
         view = memoryview(data)
@@ -157,10 +163,11 @@ class PeerConnection:
         plaintexts: list[bytes] = []
         wire_parts = self.wire.send_parts
         join = b"".join
+        make = ChunkDataZ if compressed else ChunkData
         for offset in range(0, total, MAX_CHUNK_PIECE):
             piece = view[offset : offset + MAX_CHUNK_PIECE]
             # One copy per piece (header + payload into the plaintext the cipher needs).
-            plaintexts.append(join(wire_parts(ChunkData(root, index, offset, total, piece))))
+            plaintexts.append(join(wire_parts(make(root, index, offset, total, piece))))
         await self._send_plaintexts(plaintexts)
 
     async def _send_plaintexts(self, plaintexts: Sequence[bytes | memoryview]) -> None:

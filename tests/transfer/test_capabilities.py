@@ -186,7 +186,8 @@ async def test_peer_without_provider_flag_is_not_asked(tmp_path: Path) -> None:
 
 
 async def test_fetch_advertises_receive_only_flags(tmp_path: Path) -> None:
-    """`get` advertises RECEIPTS when it signs receipts, else nothing (never PROVIDER)."""
+    """`get` advertises RECEIPTS when it signs receipts, plus COMPRESS unless told not to
+    (never PROVIDER)."""
     provider = make_identity()
     src, root, _ = store_with(tmp_path / "a", CHUNK, chunk_size=CHUNK)
     seen: list[int] = []
@@ -207,13 +208,16 @@ async def test_fetch_advertises_receive_only_flags(tmp_path: Path) -> None:
                     task_status=task_status,
                 )
             )
-            for i, domain in enumerate((None, default_receipt_domain())):
+            for i, (domain, compress) in enumerate(
+                [(None, False), (default_receipt_domain(), False), (None, True)]
+            ):
                 await fetch(
                     Store.open(tmp_path / f"d{i}", durable=False),
                     make_identity(),
                     root,
                     [(host, port, None)],
                     receipt_domain=domain,
+                    compress=compress,
                 )
             nursery.cancel_scope.cancel()
-    assert seen == [0, int(CapFlag.RECEIPTS)]
+    assert seen == [0, int(CapFlag.RECEIPTS), int(CapFlag.COMPRESS)]
