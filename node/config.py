@@ -125,6 +125,10 @@ class NetworkConfig:
     swarm_peers: int = 16
     """Most connections one fetch opens, given and learned peers together."""
 
+    compress: bool = True
+    """Ask providers for compressed chunks (zstd frames, docs/protocol.md 5.14a): a fetch
+    advertises COMPRESS. Providers compress only for peers that ask, and only what pays."""
+
     # Admission control (docs/protocol.md, "Admission control"); same names and defaults as
     # ``node.transport.AdmissionLimits``, which ``AdmissionLimits.from_config`` builds from.
 
@@ -279,6 +283,8 @@ def _check(obj: Any, where: str) -> None:
         _check_discovery(obj, where)
         if not isinstance(obj.swarm, bool):
             raise ConfigError(f"[{where}] swarm must be true or false")
+        if not isinstance(obj.compress, bool):
+            raise ConfigError(f"[{where}] compress must be true or false")
         if not isinstance(obj.swarm_peers, int) or not 1 <= obj.swarm_peers <= 1024:
             raise ConfigError(f"[{where}] swarm_peers must be an integer in 1..1024")
     if isinstance(obj, TuningConfig):

@@ -483,6 +483,8 @@ class Node:
             "chunks": m.chunk_count,
             "fetched_chunks": 0,
             "fetched_bytes": 0,
+            "wire_bytes": 0,
+            "local_bytes": 0,
             "resumed_chunks": m.chunk_count,
             "duplicate_chunks": 0,
             "local": True,
@@ -567,6 +569,8 @@ class Node:
         window = self.tuner.window_for(window)
         if self.config.network.swarm and _accepts(fetch, "swarm"):
             kwargs["swarm"] = self._swarm_options()
+        if _accepts(fetch, "compress"):
+            kwargs["compress"] = self.config.network.compress
 
         async def run() -> FetchResult:
             with lane_cm as lane:
@@ -771,6 +775,11 @@ def fetch_summary(result: FetchResult, *, output: Path | None, wall: float) -> d
         "chunks": m.chunk_count,
         "fetched_chunks": result.fetched_chunks,
         "fetched_bytes": result.fetched_bytes,
+        # chunk payload bytes received on the wire (after compression), and bytes taken from
+        # content already held here (delta): docs/transfer.md
+        "wire_bytes": getattr(result, "wire_bytes", result.fetched_bytes),
+        "local_chunks": getattr(result, "local_chunks", 0),
+        "local_bytes": getattr(result, "local_bytes", 0),
         "resumed_chunks": result.resumed_chunks,
         "duplicate_chunks": result.duplicate_chunks,
         "elapsed": round(result.elapsed, 3),

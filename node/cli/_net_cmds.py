@@ -284,7 +284,9 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     else:
         text = (
             f"got {out['root']} ({out['size']} bytes, {out['chunks']} chunks; "
-            f"{out['fetched_chunks']} fetched, {out['resumed_chunks']} already here) "
+            f"{out['fetched_chunks']} fetched, {out['resumed_chunks']} already here"
+            + (f", {out['local_chunks']} from held content" if out.get("local_chunks") else "")
+            + f"; {out.get('wire_bytes', out['fetched_bytes'])} bytes on the wire) "
             f"in {out['elapsed']:.2f}s, {out['throughput'] / 1e6:.1f} MB/s{wrote}"
         )
     ctx.emit(out, text)
