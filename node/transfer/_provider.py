@@ -472,6 +472,10 @@ class Provider:
         comp = self.compressor
         if isinstance(data, Exception) or not queue.compress or comp is None:
             return data, False
+        if comp.policy(root).off or queue.tuner.skips_next():
+            # raw, or at most a 64 KiB sample: cheaper here than a thread hop (and no cache)
+            payload, compressed = comp.encode(root, None, data, queue.tuner)
+            return bytes(payload), compressed
 
         def encode() -> tuple[bytes, bool]:
             try:

@@ -185,6 +185,11 @@ class CompressionPolicy:
     raw_chunks: int = 0  #: chunks sent raw (off, or a frame not worth sending)
     saved_bytes: int = 0
 
+    @property
+    def off(self) -> bool:
+        """Compression is off for this root: chunks go raw, a sample now and then."""
+        return self.mode is Mode.OFF
+
     def plan(self) -> CompressPlan:
         if self.mode is not Mode.OFF:
             return CompressPlan.COMPRESS
@@ -250,6 +255,10 @@ class LevelTuner:
     _c_seconds: float = 0.0
     _s_bytes: int = 0
     _s_seconds: float = 0.0
+
+    def skips_next(self) -> bool:
+        """:meth:`should_compress` will answer False next time (a cheap peek, no change)."""
+        return not self.worth_it and self._skipped + 1 < self.every
 
     def should_compress(self) -> bool:
         if self.worth_it:

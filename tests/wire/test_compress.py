@@ -258,3 +258,11 @@ def test_the_last_compressed_piece_ends_the_outstanding_index() -> None:
     assert state.outstanding(wire.Side.US) == 2
     state.process(wire.Side.THEM, wire.ChunkDataZ(root, 4, 5, 10, b"67890"))
     assert state.outstanding(wire.Side.US) == 1
+
+
+def test_skips_next_predicts_should_compress() -> None:
+    tuner = LevelTuner(level=LEVELS[0], worth_it=False)
+    for _ in range(40):
+        predicted = tuner.skips_next()
+        assert predicted is (not tuner.should_compress())
+    assert not LevelTuner().skips_next()

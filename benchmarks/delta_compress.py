@@ -1,0 +1,257 @@
+"""Delta sync and wire compression, the issue-12 acceptance runs, side by side.
+
+    .venv/bin/python benchmarks/delta_compress.py                 # full size (1 GiB, 256 MiB)
+    .venv/bin/python benchmarks/delta_compress.py --delta-size 64 --data-size 32 --rounds 2
+
+One origin (``bcai serve --no-chain``) holds every content; receivers run ``bcai get --json``
+(their own data dirs) and the numbers come from its JSON: ``wire_bytes`` (chunk payload bytes
+received, after compression), ``fetched_bytes``, ``local_bytes`` (taken from content already
+held: delta) and ``elapsed`` (the transfer, without process start). Every result is checked
+against the content's SHA-256 (``-o`` file).
+
+1. **Delta**: a random v1 of ``--delta-size`` MiB is added to the receiver; the origin holds v2
+   = v1 with ``--changed`` (5%) of its 1 MiB chunks changed in place, and v2b = v1 with 5% of
+   its size appended. Acceptance: v2's ``wire_bytes`` <= 6% of its size; the appended case
+   moves the appended part.
+2. **Compressible**: a CSV of ``--data-size`` MiB (log-like rows). Two receivers fetch it,
+   ``[network] compress = true`` and ``false``, ``--rounds`` times each, alternating which
+   goes first, the content removed between rounds. Acceptance: >= 20% fewer bytes on the wire
+   and a median transfer time no slower than without.
+3. **Random**: the same with random bytes. Acceptance: median within 5% of uncompressed.
+
+``--limit-rate RATE`` (e.g. ``100M``) caps the receivers' downloads (``[network] limit_rate``,
+paced on wire bytes) to stand in for a network link: on loopback there is no link to save, and
+compression can only cost CPU (the provider's level tuner then turns it mostly off). Report
+both: loopback (no cap) and a capped run.
+
+Run it on a quiet machine: on a loaded 2-core VM the wall times are noise. Not part of
+``make test``; small versions of the same checks are in tests/transfer/test_delta_compress.py
+and tests/e2e/test_delta_e2e.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from swarm import Daemon, MiB, bcai, init
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(4 * MiB):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _random_file(path: Path, size: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 16 * MiB)
+            f.write(rng.randbytes(n))
+            left -= n
+
+
+def _csv_file(path: Path, size: int, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    cities = [f"city-{i}" for i in range(500)]
+    with open(path, "wb") as f:
+        f.write(b"id,ts,user,city,amount,status\n")
+        written, i = 0, 0
+        while written < size:
+            rows = []
+            for _ in range(10000):
+                rows.append(
+                    f"{i},{1_700_000_000 + 7 * i},u{rng.randrange(10**6):06d},"
+                    f"{rng.choice(cities)},{rng.random() * 1000:.2f},"
+                    f"{'ok' if rng.random() < 0.9 else 'retry'}\n"
+                )
+                i += 1
+            block = "".join(rows).encode()[: size - written]
+            f.write(block)
+            written += len(block)
+
+
+def _config(data: Path, *, compress: bool = True, limit_rate: str | None = None) -> None:
+    cfg = data / "config.toml"
+    text = cfg.read_text()
+    if not compress:
+        text = text.replace("compress = true", "compress = false")
+    if limit_rate:
+        lines = [ln for ln in text.splitlines() if not ln.startswith("limit_rate =")]
+        text = "\n".join(lines).replace("[network]", f'[network]\nlimit_rate = "{limit_rate}"', 1)
+    cfg.write_text(text + "\n")
+
+
+def _get(data: Path, root: str, peer: str, out: Path) -> dict[str, Any]:
+    got: dict[str, Any] = bcai(data, "get", root, "--peer", peer, "-o", str(out))
+    return got
+
+
+def _row(got: dict[str, Any], digest: str, out: Path) -> dict[str, Any]:
+    ok = _sha256(out) == digest
+    out.unlink()
+    return {
+        "size": got["size"],
+        "wire_bytes": got["wire_bytes"],
+        "fetched_bytes": got["fetched_bytes"],
+        "local_bytes": got.get("local_bytes", 0),
+        "wire_fraction": round(got["wire_bytes"] / got["size"], 4) if got["size"] else 0.0,
+        "elapsed_s": got["elapsed"],
+        "wall_s": got.get("wall"),
+        "sha256_ok": ok,
+    }
+
+
+def delta(work: Path, origin: Daemon, origin_dir: Path, args: argparse.Namespace) -> dict:
+    size = int(args.delta_size * MiB)
+    v1 = work / "v1.bin"
+    _random_file(v1, size, 1)
+    n = -(-size // MiB)
+    rng = random.Random(2)
+    changed = sorted(rng.sample(range(n), max(1, round(n * args.changed))))
+    v2 = work / "v2.bin"
+    shutil.copyfile(v1, v2)
+    with open(v2, "r+b") as f:
+        for i in changed:
+            f.seek(i * MiB + rng.randrange(min(MiB, size - i * MiB)))
+            b = f.read(1)
+            f.seek(-1, 1)
+            f.write(bytes([b[0] ^ 0xFF]))
+    v2b = work / "v2b.bin"
+    shutil.copyfile(v1, v2b)
+    appended = int(size * args.changed)
+    with open(v2b, "ab") as f:
+        f.write(random.Random(3).randbytes(appended))
+    rows = {}
+    for name, path in (("in_place", v2), ("appended", v2b)):
+        root = bcai(origin_dir, "add", str(path))["root"]
+        recv = work / f"delta-{name}"
+        init(recv, swarm=False)
+        bcai(recv, "add", str(v1))
+        got = _get(recv, root, origin.peer, work / "out.bin")
+        rows[name] = _row(got, _sha256(path), work / "out.bin")
+    rows["in_place"]["changed_chunks"] = len(changed)
+    rows["in_place"]["ok"] = rows["in_place"]["wire_fraction"] <= 0.06
+    rows["appended"]["appended_bytes"] = appended
+    rows["appended"]["ok"] = rows["appended"]["wire_bytes"] <= appended + MiB
+    for path in (v1, v2, v2b):
+        path.unlink()
+    return rows
+
+
+def compare(
+    work: Path, origin: Daemon, origin_dir: Path, args: argparse.Namespace, kind: str
+) -> dict:
+    size = int(args.data_size * MiB)
+    src = work / f"{kind}.bin"
+    (_csv_file if kind == "csv" else lambda p, s: _random_file(p, s, 7))(src, size)
+    digest = _sha256(src)
+    root = bcai(origin_dir, "add", str(src))["root"]
+    src.unlink()
+    recv = {"on": work / f"{kind}-on", "off": work / f"{kind}-off"}
+    init(recv["on"], swarm=False)
+    init(recv["off"], swarm=False)
+    _config(recv["on"], limit_rate=args.limit_rate)
+    _config(recv["off"], compress=False, limit_rate=args.limit_rate)
+    runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    for r in range(args.rounds):
+        for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
+            got = _get(recv[mode], root, origin.peer, work / "out.bin")
+            runs[mode].append(_row(got, digest, work / "out.bin"))
+            bcai(recv[mode], "rm", root, "--force")
+    med = {m: statistics.median(x["elapsed_s"] for x in runs[m]) for m in runs}
+    wire = {m: runs[m][-1]["wire_bytes"] for m in runs}
+    out: dict[str, Any] = {
+        "size": size,
+        "runs": runs,
+        "median_elapsed_s": med,
+        "wire_bytes": wire,
+        "wire_saving": round(1 - wire["on"] / wire["off"], 4) if wire["off"] else 0.0,
+        "time_ratio_on_off": round(med["on"] / med["off"], 3) if med["off"] else None,
+    }
+    if kind == "csv":
+        out["ok"] = out["wire_saving"] >= 0.20 and med["on"] <= med["off"]
+    else:
+        out["ok"] = med["on"] <= 1.05 * med["off"]
+    out["sha256_ok"] = all(x["sha256_ok"] for m in runs for x in runs[m])
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bcai-delta-"))
+    origin: Daemon | None = None
+    try:
+        origin_dir = work / "origin"
+        init(origin_dir)
+        origin = Daemon(origin_dir)
+        result = {
+            "delta": delta(work, origin, origin_dir, args),
+            "csv": compare(work, origin, origin_dir, args, "csv"),
+            "random": compare(work, origin, origin_dir, args, "random"),
+        }
+        result["all_ok"] = (
+            all(r["ok"] and r["sha256_ok"] for r in result["delta"].values())
+            and result["csv"]["ok"]
+            and result["random"]["ok"]
+            and result["csv"]["sha256_ok"]
+            and result["random"]["sha256_ok"]
+        )
+        return result
+    finally:
+        if origin is not None:
+            origin.stop()
+        if not args.workdir and not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--delta-size", type=float, default=1024, help="v1 size in MiB (1024)")
+    ap.add_argument("--changed", type=float, default=0.05, help="fraction changed (0.05)")
+    ap.add_argument("--data-size", type=float, default=256, help="CSV/random size, MiB (256)")
+    ap.add_argument("--rounds", type=int, default=3, help="fetches per mode (3)")
+    ap.add_argument("--limit-rate", help="receivers' download cap, e.g. 100M (none: loopback)")
+    ap.add_argument("--workdir", help="keep everything here (default: a temp dir, removed)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    args = ap.parse_args(argv)
+    result = run(args)
+    if args.json:
+        print(json.dumps(result))
+        return 0 if result["all_ok"] else 1
+    for name, r in result["delta"].items():
+        print(
+            f"delta {name:9s} {r['size'] / MiB:8.1f} MiB: wire {r['wire_bytes'] / MiB:7.1f} MiB "
+            f"({100 * r['wire_fraction']:.2f}%), local {r['local_bytes'] / MiB:7.1f} MiB, "
+            f"{r['elapsed_s']:.2f} s, sha256 {'ok' if r['sha256_ok'] else 'BAD'}"
+            f"  {'PASS' if r['ok'] else 'FAIL'}"
+        )
+    for kind in ("csv", "random"):
+        r = result[kind]
+        med = r["median_elapsed_s"]
+        print(
+            f"{kind:6s} {r['size'] / MiB:8.1f} MiB: wire on {r['wire_bytes']['on'] / MiB:7.1f} "
+            f"/ off {r['wire_bytes']['off'] / MiB:7.1f} MiB (saving {100 * r['wire_saving']:.1f}%)"
+            f"; median {med['on']:.2f} s on / {med['off']:.2f} s off "
+            f"(x{r['time_ratio_on_off']}), per run on "
+            f"{[x['elapsed_s'] for x in r['runs']['on']]} off "
+            f"{[x['elapsed_s'] for x in r['runs']['off']]}  {'PASS' if r['ok'] else 'FAIL'}"
+        )
+    return 0 if result["all_ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
