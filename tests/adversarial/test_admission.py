@@ -207,7 +207,7 @@ async def test_over_high_watermark_the_idle_are_trimmed_not_the_newcomer(tmp_pat
 
 
 async def test_handshake_churn_from_one_key_keeps_honest_fetches_fast(tmp_path: Path) -> None:
-    """One key re-handshaking 40 times a second (the "256 authenticated idlers" attacker whose
+    """One key re-handshaking 20 times a second (the "256 authenticated idlers" attacker whose
     refused connections come back), while an honest client fetches: medians of short fetches
     with the churn on and off, interleaved (so the machine's own load hits both alike), must
     stay within 80%. Before, each handshake recovered a secp256k1 signature in pure Python
@@ -215,7 +215,7 @@ async def test_handshake_churn_from_one_key_keeps_honest_fetches_fast(tmp_path: 
     the loop whole. Now a (payload, key) pair verified once is remembered, and a new one is
     verified in a worker thread."""
     provider_id, attacker_id, honest_id = make_identity(), make_identity(), make_identity()
-    src, root, data = store_with(tmp_path / "src", 16 * CHUNK, chunk_size=CHUNK)
+    src, root, data = store_with(tmp_path / "src", 24 * CHUNK, chunk_size=CHUNK)
     policy = AdmissionPolicy(AdmissionLimits())
     churn_on = trio.Event()
     handshakes = 0
@@ -234,11 +234,11 @@ async def test_handshake_churn_from_one_key_keeps_honest_fetches_fast(tmp_path: 
                         conn = await open_peer_connection("127.0.0.1", port, attacker)
                         handshakes += 1
                         await conn.aclose()
-                    await trio.sleep(1 / 40)
+                    await trio.sleep(1 / 20)
 
             nursery.start_soon(churn)
             me = LocalPeer.from_identity(honest_id)
-            for i in range(12):
+            for i in range(24):
                 loaded = i % 2 == 1
                 if loaded:
                     churn_on.set()
@@ -257,7 +257,7 @@ async def test_handshake_churn_from_one_key_keeps_honest_fetches_fast(tmp_path: 
         f"\nchurn: {handshakes} handshakes; fetch median calm {calm * 1000:.0f} ms, "
         f"under churn {busy * 1000:.0f} ms, ratio {calm / busy:.2f}"
     )
-    assert handshakes >= 40
+    assert handshakes >= 60
     assert calm / busy >= 0.8, (times, handshakes)
 
 
