@@ -181,3 +181,17 @@ async def test_a_bad_frame_is_a_bad_chunk_and_the_honest_peer_finishes(tmp_path:
     bad = [r for r in result.providers.values() if r.corrupt_chunks]
     assert len(bad) == 1 and bad[0].address == evil_prov.address
     assert "failed verification" in (bad[0].error or "")
+
+
+async def test_content_made_only_of_held_chunks_moves_no_chunk(tmp_path: Path) -> None:
+    v1, _ = _versions(16, [], 0)
+    part = v1[: 8 * CHUNK]  # another content: v1's first half
+    src = _store(tmp_path / "src")
+    m = src.add_bytes(part, chunk_size=CHUNK)
+    dst = _store(tmp_path / "dst")
+    dst.add_bytes(v1, chunk_size=CHUNK)
+    prov = Provider(src, "")
+    result = await _fetch([(src, prov)], dst, m.root)
+    assert read_all(dst, m.root) == part and dst.is_complete(m.root)
+    assert result.wire_bytes == 0 and result.fetched_chunks == 0
+    assert result.local_chunks == 8 and prov.stats.chunks_served == 0
