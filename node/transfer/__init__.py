@@ -36,6 +36,7 @@ from ._errors import InvalidArgument as InvalidArgument
 from ._errors import LocalTransferError as LocalTransferError
 from ._errors import ManifestMismatch as ManifestMismatch
 from ._errors import PeerFailed as PeerFailed
+from ._errors import PeersUnreachable as PeersUnreachable
 from ._errors import PriceMissing as PriceMissing
 from ._errors import PriceTooHigh as PriceTooHigh
 from ._errors import ProtocolViolation as ProtocolViolation
@@ -100,6 +101,7 @@ __all__ = [
     "PeerBook",
     "PeerFailed",
     "PeerLedger",
+    "PeersUnreachable",
     "PriceMissing",
     "PriceTooHigh",
     "Progress",

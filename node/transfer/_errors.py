@@ -57,6 +57,13 @@ class PeerFailed(RemoteTransferError):
     retryable = True
 
 
+class PeersUnreachable(PeerFailed):
+    """No given peer can be reached as given: every one failed in a way a re-run cannot fix
+    (its host name does not resolve, or it proved another address than the one pinned)."""
+
+    retryable = False
+
+
 class ProtocolViolation(RemoteTransferError):
     """A peer sent something the protocol does not allow at this point."""
 

@@ -111,6 +111,8 @@ from node.transport import (
     ClosedInHandshake,
     LocalPeer,
     PeerConnection,
+    PeerIdentityMismatch,
+    PeerUnresolvable,
     TransportError,
     clip_text,
     open_peer_connection,
@@ -153,6 +155,7 @@ from ._errors import (
     InvalidArgument,
     ManifestMismatch,
     PeerFailed,
+    PeersUnreachable,
     PriceMissing,
     PriceTooHigh,
     ProtocolViolation,
@@ -408,6 +411,7 @@ class _Fetch:
         self.fetched_chunks = 0
         self.fetched_bytes = 0
         self.swarm = FetchSwarm(self, swarm) if swarm is not None else None
+        self._permanent: set[str] = set()  #: peers that failed in a way a re-run cannot fix
 
     # -- connections and control replies ------------------------------------------------------
 
@@ -421,13 +425,16 @@ class _Fetch:
             except ClosedInHandshake as exc:
                 if wait is None:
                     errors[str(addr)] = f"{type(exc).__name__}: {exc}"
-                    log.warning("cannot connect", peer=str(addr), error=str(exc))
+                    log.info("cannot connect", peer=str(addr), error=str(exc))
                     return
                 log.info("closed in the handshake: trying again", peer=str(addr), after=wait)
                 await trio.sleep(wait * random.uniform(0.5, 1.5))
             except TransportError as exc:
+                # reported once: in the transfer's result (refused), or in the error below
                 errors[str(addr)] = f"{type(exc).__name__}: {exc}"
-                log.warning("cannot connect", peer=str(addr), error=str(exc))
+                if isinstance(exc, (PeerUnresolvable, PeerIdentityMismatch)):
+                    self._permanent.add(str(addr))
+                log.info("cannot connect", peer=str(addr), error=str(exc))
                 return
         send, recv = trio.open_memory_channel[Message](64)
         self.peers[conn.address] = _Peer(addr, conn, send, recv)
@@ -1333,7 +1340,10 @@ class _Fetch:
             for addr in addrs:
                 nursery.start_soon(self._connect, addr, errors)
         if not self.peers:
-            raise PeerFailed("could not connect to any peer: " + "; ".join(errors.values()))
+            message = "could not connect to any peer: " + "; ".join(errors.values())
+            if errors and set(errors) <= self._permanent:
+                raise PeersUnreachable(message)
+            raise PeerFailed(message)
         try:
             async with collapse_groups(), trio.open_nursery() as nursery:
                 self.nursery = nursery

@@ -25,6 +25,7 @@ from ._errors import IdleTimeout as IdleTimeout
 from ._errors import LocalTransportError as LocalTransportError
 from ._errors import PeerDisconnected as PeerDisconnected
 from ._errors import PeerIdentityMismatch as PeerIdentityMismatch
+from ._errors import PeerUnresolvable as PeerUnresolvable
 from ._errors import RemoteTransportError as RemoteTransportError
 from ._errors import TransportError as TransportError
 from ._errors import TransportProtocolError as TransportProtocolError
@@ -54,6 +55,7 @@ __all__ = [
     "PeerConnection",
     "PeerDisconnected",
     "PeerIdentityMismatch",
+    "PeerUnresolvable",
     "RemoteTransportError",
     "TransportError",
     "TransportProtocolError",

@@ -13,9 +13,14 @@ from node.log import get_logger
 from node.noise import KeyPair
 from node.wire import Capabilities, make_identity_payload
 
-from ._errors import ClosedInHandshake, PeerDisconnected
+from ._errors import ClosedInHandshake, PeerDisconnected, PeerUnresolvable
 from ._noise_stream import DEFAULT_HANDSHAKE_TIMEOUT, NoiseStream
 from ._peer import DEFAULT_IDLE_TIMEOUT, PeerConnection
+
+#: getaddrinfo answers that mean "no such name" (not a resolver outage or a timeout)
+_NO_SUCH_NAME = {
+    getattr(socket, n) for n in ("EAI_NONAME", "EAI_NODATA", "EAI_FAIL") if hasattr(socket, n)
+}
 
 log = get_logger(__name__)
 
@@ -74,6 +79,10 @@ async def open_peer_connection(
     try:
         with trio.fail_after(connect_timeout):
             tcp = await trio.open_tcp_stream(host, port)
+    except socket.gaierror as exc:
+        if exc.errno in _NO_SUCH_NAME:
+            raise PeerUnresolvable(f"cannot connect to {host}:{port}: {exc.strerror}") from None
+        raise PeerDisconnected(f"cannot connect to {host}:{port}: {exc}") from None
     except (OSError, trio.TooSlowError) as exc:
         raise PeerDisconnected(f"cannot connect to {host}:{port}: {exc}") from None
     _tune(tcp)

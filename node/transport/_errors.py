@@ -46,6 +46,11 @@ class ClosedInHandshake(PeerDisconnected):
     yet, so another attempt a moment later may well get in (``fetch`` makes two more)."""
 
 
+class PeerUnresolvable(PeerDisconnected):
+    """The peer's host name does not resolve (DNS says there is no such name): running the
+    same command again will not help until the name, the resolver or the network changes."""
+
+
 class HandshakeFailed(RemoteTransportError):
     """The Noise handshake or the identity check failed; no application data was exchanged."""
 
