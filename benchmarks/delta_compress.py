@@ -24,6 +24,9 @@ paced on wire bytes) to stand in for a network link: on loopback there is no lin
 compression can only cost CPU (the provider's level tuner then turns it mostly off). Report
 both: loopback (no cap) and a capped run.
 
+The origin keeps frames in a 32 MiB cache: a small compressed content fits and later rounds
+do not compress again (the first "on" round is the cold one); 256 MiB of CSV does not fit.
+
 Run it on a quiet machine: on a loaded 2-core VM the wall times are noise. Not part of
 ``make test``; small versions of the same checks are in tests/transfer/test_delta_compress.py
 and tests/e2e/test_delta_e2e.py.
