@@ -126,8 +126,9 @@ class NetworkConfig:
     """Most connections one fetch opens, given and learned peers together."""
 
     compress: bool = True
-    """Ask providers for compressed chunks (zstd frames, docs/protocol.md 5.14a): a fetch
-    advertises COMPRESS. Providers compress only for peers that ask, and only what pays."""
+    """Compressed chunks (zstd frames, docs/protocol.md 5.14a): a fetch advertises COMPRESS,
+    and ``bcai serve`` sends frames to peers that ask, only where they pay. ``false``: neither
+    (a provider on a fast LAN with little spare CPU)."""
 
     # Admission control (docs/protocol.md, "Admission control"); same names and defaults as
     # ``node.transport.AdmissionLimits``, which ``AdmissionLimits.from_config`` builds from.

@@ -215,8 +215,6 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
 
     async def limits(request: Request) -> Response:
         obj = await _body(request)
-        if node.shaper is None:
-            raise NodeError(Failure(ExitStatus.UNAVAILABLE, "this node has no traffic shaper"))
         unknown = set(obj) - {"upload", "download"}
         if unknown:
             raise _bad(f"unknown limit(s): {', '.join(sorted(unknown))} (upload, download)")
@@ -315,8 +313,6 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
     async def metrics(request: Request) -> Response:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        if node.metrics is None:
-            return PlainTextResponse("", media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def dashboard(request: Request) -> Response:

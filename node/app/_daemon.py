@@ -114,19 +114,13 @@ async def run_daemon(
         def on_round(snapshot: dict[str, Any]) -> None:
             node.chain_snapshot = snapshot
             node_status["chain"] = snapshot
-            if node.metrics is not None and hasattr(node.metrics, "set_chain_queue"):
-                with contextlib.suppress(Exception):
-                    receipts = snapshot.get("receipts") or {}
-                    node.metrics.set_chain_queue(int(receipts.get("pending", 0) or 0))
+            with contextlib.suppress(Exception):  # a malformed snapshot must not stop duties
+                receipts = snapshot.get("receipts") or {}
+                node.metrics.set_chain_queue(int(receipts.get("pending", 0) or 0))
             status_file.write(node_status)
 
         try:
             async with trio.open_nursery() as nursery:
-                kwargs: dict[str, Any] = {}
-                if node.shaper is not None:
-                    kwargs["upload"] = node.shaper
-                kwargs["observer"] = node.observer
-                kwargs = {k: v for k, v in kwargs.items() if _serve_accepts(k)}
                 host, port = await nursery.start(
                     lambda task_status: serve_node(
                         node.store,
@@ -137,7 +131,9 @@ async def run_daemon(
                         workers=workers,
                         limits=AdmissionLimits.from_config(node.config.network),
                         task_status=task_status,
-                        **kwargs,
+                        observer=node.observer,
+                        upload=node.shaper,
+                        compress=node.config.network.compress,
                     )
                 )
                 node.listen = f"{host}:{port}"
@@ -187,12 +183,6 @@ def _ours(api_file: Path) -> bool:
         return int(json.loads(api_file.read_text()).get("pid", 0)) == os.getpid()
     except (OSError, ValueError, AttributeError):
         return False
-
-
-def _serve_accepts(name: str) -> bool:
-    import inspect
-
-    return name in inspect.signature(serve_node).parameters
 
 
 async def _serve_api(

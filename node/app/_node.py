@@ -45,11 +45,13 @@ from node.transfer import (
     PeerAddr,
     Progress,
     ReceiptBox,
+    Shaper,
     default_receipt_domain,
     fetch,
 )
 
 from ._errors import ExitStatus, Failure, NodeError, NotInitialised
+from ._metrics import Metrics
 from ._tuner import Tuner, watching
 
 if TYPE_CHECKING:
@@ -181,22 +183,6 @@ class _AdvisoryLedger:
         self._guard(lambda: self._ledger.record_slow(address, now))
 
 
-def _make_metrics() -> Any:
-    try:
-        from ._metrics import Metrics
-    except ImportError:  # pragma: no cover - during development only
-        return None
-    return Metrics()
-
-
-def _make_shaper(cfg: Config) -> Any:
-    try:
-        from node.transfer import Shaper
-    except ImportError:  # pragma: no cover - during development only
-        return None
-    return Shaper(download=cfg.network.limit_rate, upload=cfg.network.limit_rate)
-
-
 class Node:
     """An open node. Build it with :func:`open_node`; close it (or leave the ``with``)."""
 
@@ -214,11 +200,12 @@ class Node:
         self._identity: Identity | None = None
         self._stack = contextlib.ExitStack()
         self.started = time.time()
-        self.metrics = _make_metrics()
+        self.metrics = Metrics()
         self.transfers = TransferTable(
             on_change=getattr(self.metrics, "set_active_transfers", None)
         )
-        self.shaper = _make_shaper(config)
+        net = config.network
+        self.shaper = Shaper(download=net.limit_rate, upload=net.limit_rate)
         #: bottleneck verdicts and the knobs of the next fetch (docs/tuning.md)
         self.tuner = Tuner.from_config(config)
         self.listen: str | None = None
@@ -253,11 +240,9 @@ class Node:
     # -- parts, opened on first use ----------------------------------------------------------
 
     @property
-    def observer(self) -> Any:
+    def observer(self) -> Metrics:
         """The ``TransferObserver`` the data plane reports to (the metrics)."""
-        from node.transfer import NULL_OBSERVER
-
-        return self.metrics if self.metrics is not None else NULL_OBSERVER
+        return self.metrics
 
     @property
     def identity(self) -> Identity:
@@ -557,30 +542,25 @@ class Node:
         def on_verdict(verdict: Any) -> None:
             info.bottleneck = verdict.to_json()
 
-        kwargs: dict[str, Any] = {}
-        lane_cm: Any = contextlib.nullcontext(None)
-        if self.shaper is not None and _accepts(fetch, "lane"):
-            lane_cm = self.shaper.lane("download", priority=priority, rate=limit_rate)
-        else:
-            kwargs["limit_rate"] = limit_rate or self.config.network.limit_rate
-        if _accepts(fetch, "observer"):
-            kwargs["observer"] = self.observer
-        kwargs.update(self.tuner.fetch_kwargs(lambda name: _accepts(fetch, name)))
+        # The node's shaper paces this transfer (its priority's share of the download cap, and
+        # ``limit_rate`` as a per-transfer cap); the tuner picks the next fetch's knobs.
+        lane_cm: Any = self.shaper.lane("download", priority=priority, rate=limit_rate)
+        kwargs: dict[str, Any] = {
+            "observer": self.observer,
+            "compress": self.config.network.compress,
+            **self.tuner.fetch_kwargs(lambda name: _accepts(fetch, name)),
+        }
         window = self.tuner.window_for(window)
-        if self.config.network.swarm and _accepts(fetch, "swarm"):
+        if self.config.network.swarm:
             kwargs["swarm"] = self._swarm_options()
-        if _accepts(fetch, "compress"):
-            kwargs["compress"] = self.config.network.compress
 
         async def run() -> FetchResult:
             with lane_cm as lane:
-                if lane is not None:
-                    kwargs["lane"] = lane
+                kwargs["lane"] = lane
                 async with watching(
                     self.tuner, info.id, shaper=self.shaper, lane=lane, on_verdict=on_verdict
                 ) as watch:
-                    if "observer" in kwargs:
-                        kwargs["observer"] = watch.observer(self.observer)
+                    kwargs["observer"] = watch.observer(self.observer)
                     return await fetch(
                         self.store,
                         identity,
@@ -708,16 +688,9 @@ class Node:
         """What the node is doing (the API's ``GET /api/v1/status``; docs/operations.md)."""
         stats = self.store.stats().to_dict()
         count = sum(1 for _ in self.store.list_content())
-        peers: list[dict[str, Any]] = []
-        snap: dict[str, Any] = {}
-        if self.metrics is not None and hasattr(self.metrics, "snapshot"):
-            with contextlib.suppress(Exception):
-                snap = dict(self.metrics.snapshot())
-                peers = list(snap.get("peers", []))
-        limits = {"upload": None, "download": self.config.network.limit_rate}
-        if self.shaper is not None and hasattr(self.shaper, "limits"):
-            with contextlib.suppress(Exception):
-                limits = dict(self.shaper.limits())
+        snap = dict(self.metrics.snapshot())
+        peers = list(snap.get("peers", []))
+        limits = dict(self.shaper.limits())
         receipts: dict[str, Any] = {}
         with contextlib.suppress(Exception):
             receipts = dict(self.receipts.counts())

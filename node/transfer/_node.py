@@ -48,6 +48,7 @@ async def serve_node(
     provider: Provider | None = None,
     limits: AdmissionLimits | None = None,
     observer: TransferObserver = NULL_OBSERVER,
+    compress: bool = True,
     upload: Shaper | None = None,
     task_status: trio.TaskStatus[tuple[str, int]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -59,6 +60,7 @@ async def serve_node(
     is the admission policy (``AdmissionLimits.from_config(cfg.network)``; defaults if None).
     The node advertises ``Provider.capabilities`` (RECEIPTS only with a ``receipt_box``) unless
     ``identity`` is a ready ``LocalPeer``, whose own capabilities are used.
+    ``compress=False``: never send zstd frames, even to peers that ask (``Provider``).
     ``observer`` is told of every connection and chunk served (``Provider``); with a given
     ``provider`` it replaces that provider's observer unless it is ``NULL_OBSERVER``.
     ``upload`` (a ``Shaper``): chunks sent are paced by its upload cap (``Provider``).
@@ -74,6 +76,7 @@ async def serve_node(
         max_receipt_skew=max_receipt_skew,
         observer=observer,
         upload=upload,
+        compress=compress,
     )
     if provider is not None and upload is not None:
         prov.upload = upload

@@ -8,8 +8,8 @@ import time
 from typing import Any
 
 import pytest
-import structlog
 
+import node.app._tuner as tuner_module
 from node.app._tuner import (
     BACKLOG_BYTES,
     CONFIRM,
@@ -196,10 +196,18 @@ def test_disabled_tuner_decides_but_changes_nothing() -> None:
     assert tuner.window_for(16) == 16
 
 
-def test_decisions_are_logged_and_in_status() -> None:
+def test_decisions_are_logged_and_in_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A recorder in place of the module's logger: structlog.testing.capture_logs misses
+    # loggers cached on first use by an earlier test in the same process.
+    logs: list[dict[str, Any]] = []
+
+    class _Log:
+        def info(self, event: str, **kw: Any) -> None:
+            logs.append({"event": event, **kw})
+
+    monkeypatch.setattr(tuner_module, "log", _Log())
     tuner = Tuner(clock=lambda: 1234.5)
-    with structlog.testing.capture_logs() as logs:
-        tuner.finish("t7", [_slow_verdict()] * 2)
+    tuner.finish("t7", [_slow_verdict()] * 2)
     [entry] = [e for e in logs if e["event"] == "tuning decision"]
     assert entry["transfer"] == "t7" and (entry["old"], entry["new"]) == (16, 2)
     st = tuner.status()

@@ -24,7 +24,9 @@ def test_small_swarm_spares_the_origin(tmp_path: Path) -> None:
         size=16,
         receivers=4,
         chunk_size="256KiB",
-        limit_rate=None,
+        # 4 MB/s each: a transfer lasts ~4 s, long enough for peer exchange and Have updates
+        # to matter; unthrottled on loopback 16 MiB is gone in 0.2 s, before any peer is learned
+        limit_rate="4M",
         no_baseline=True,
         max_origin=None,
         workdir=str(tmp_path / "swarm"),
@@ -35,9 +37,8 @@ def test_small_swarm_spares_the_origin(tmp_path: Path) -> None:
     assert all(p["sha256_ok"] for p in result["per_receiver"])
     size = result["size_bytes"]
     assert result["origin_upload_bytes"] >= size  # every byte left the origin at least once
-    # At this size, on a loaded 2-core machine, a swarm of 4 spares the origin 10-45% (seen
-    # 2.2x-3.5x of the content); the acceptance bound (<= 3x for 16 receivers of 256 MiB) is
-    # the full benchmark's (docs/benchmarks.md, "Swarm"). Here: strictly less than one upload
-    # per receiver, and some bytes went peer to peer.
-    assert result["origin_upload_bytes"] < 4 * size, result
+    # At 4 MB/s per receiver the origin sends ~2.5x the content (quiet machine, twice); the
+    # acceptance bound (<= 3x for 16 receivers of 256 MiB) is the full benchmark's
+    # (docs/benchmarks.md, "Swarm"). Here, with room for a loaded CI machine: <= 3.5x.
+    assert result["origin_upload_bytes"] <= 3.5 * size, result
     assert result["peer_to_peer_bytes"] > 0, result
