@@ -187,8 +187,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         recv_dirs = [work / f"r{i:02d}" for i in range(args.receivers)]
         with ThreadPoolExecutor(max_workers=min(8, args.receivers)) as pool:
             list(pool.map(init, recv_dirs))
-            if chain_mode:
-                list(pool.map(lambda d: bcai(d, "chain", "attach", str(origin_dir)), recv_dirs))
+        if chain_mode:  # one at a time: each attach funds its node from the same dev account
+            for d in recv_dirs:
+                bcai(d, "chain", "attach", str(origin_dir))
         receivers = [Daemon(d) for d in recv_dirs]
         daemons += receivers
         extra = ["--limit-rate", args.limit_rate] if args.limit_rate else []
@@ -226,6 +227,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.no_baseline:
             base_dir = work / "baseline"
             init(base_dir, swarm=False)
+            if chain_mode:  # the origin takes receipts on that chain only
+                bcai(base_dir, "chain", "attach", str(work / "origin"))
             base = Daemon(base_dir)
             daemons.append(base)
             sent0 = origin.sent_bytes()
