@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -49,7 +50,8 @@ class ServeProcess:
         env: dict[str, str] | None = None,
     ) -> None:
         self.data = data
-        self.log: TextIO = open(data / "serve.log", "w")  # noqa: SIM115 - closed in stop()
+        self.log_path = data / "serve.log"  # appended to: a restarted node keeps its history
+        self.log: TextIO = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "node.cli", "-d", str(data), "--json", "serve"),
@@ -64,10 +66,17 @@ class ServeProcess:
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait(timeout=10)
-            raise AssertionError(f"serve did not start: {(data / 'serve.log').read_text()}")
+            raise AssertionError(f"serve did not start: {self.log_path.read_text()}")
         self.info: dict[str, Any] = json.loads(line)
         self.peer = f"{self.info['listen']}/{self.info['address']}"
         self.address: str = self.info["address"]
+
+    def wait_log(self, text: str, timeout: float = 20) -> None:
+        """Wait until ``text`` appears in the node's log."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_path.read_text():
+            assert time.monotonic() < deadline, f"no {text!r} in {self.log_path.read_text()}"
+            time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         if self.proc.poll() is None:

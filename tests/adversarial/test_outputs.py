@@ -14,7 +14,6 @@ import hashlib
 import io
 import json
 import os
-import signal
 import stat
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from node.cli import main
 from node.cli._main import ExitStatus
 from node.content import SlotLayout
 from node.store import SlotStore, Store
+from tests._procs import ServeProcess
 
 ENV = {**os.environ, "BCAI_INSECURE_FAST_KDF": "1", "BCAI_PASSPHRASE": "outputs-pass"}
 ENV.pop("BCAI_HOME", None)
@@ -111,51 +111,9 @@ def is_char_device(path: Path) -> bool:
     return stat.S_ISCHR(os.lstat(path).st_mode)
 
 
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 6 MiB tmpfs (needs root and mount(2)); skipped where it cannot be mounted."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    try:
-        subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", "size=6m", "tmpfs", str(mnt)],
-            check=True,
-            capture_output=True,
-        )
-    except (OSError, subprocess.CalledProcessError) as exc:
-        pytest.skip(f"cannot mount a tmpfs here: {exc}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False, capture_output=True)
-
-
-class Server:
+class Server(ServeProcess):
     def __init__(self, data: Path) -> None:
-        self.log = open(data / "serve.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "node.cli", "-d", str(data), "--json", "serve"),
-                *("--listen", "127.0.0.1:0", "--no-chain"),
-            ],
-            env=ENV,
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        info = json.loads(self.proc.stdout.readline())
-        self.peer = f"{info['listen']}/{info['address']}"
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=20)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.log.close()
+        super().__init__(data, "--no-chain", env=ENV)
 
 
 @pytest.fixture(scope="module")
@@ -332,18 +290,18 @@ def test_get_to_a_missing_directory_fails_before_connecting(tmp_path: Path) -> N
 
 
 def test_get_onto_a_full_disk_is_one_line_and_leaves_no_part(
-    tmp_path: Path, tmpfs: Path, provider: tuple[Server, str, bytes]
+    tmp_path: Path, small_tmpfs: Path, provider: tuple[Server, str, bytes]
 ) -> None:
     server, root, data = provider
-    filler = tmpfs / "filler"
+    filler = small_tmpfs / "filler"
     filler.write_bytes(b"\0" * (6 * 1024 * 1024 - 2 * CS))  # room for less than the content
     home = tmp_path / "recv"
     incli(home, "init")
-    out = tmpfs / "out.bin"
+    out = small_tmpfs / "out.bin"
     status, stdout, err = run(home, "get", root, "--peer", server.peer, "-o", str(out))
     assert status == ExitStatus.UNAVAILABLE, err
     assert "disk full" in one_error_line(err)  # on main: an ExceptionGroup traceback, exit 1
-    assert not out.exists() and not (tmpfs / "out.bin.part").exists()
+    assert not out.exists() and not (small_tmpfs / "out.bin.part").exists()
     filler.unlink()
     # The verified chunks stayed in the store: the re-run resumes from them.
     status, stdout, err = run(home, "--json", "get", root, "--peer", server.peer, "-o", str(out))
@@ -353,12 +311,12 @@ def test_get_onto_a_full_disk_is_one_line_and_leaves_no_part(
 
 
 def test_get_with_the_store_on_a_full_disk(
-    tmpfs: Path, provider: tuple[Server, str, bytes], tmp_path: Path
+    small_tmpfs: Path, provider: tuple[Server, str, bytes], tmp_path: Path
 ) -> None:
     server, root, _ = provider
-    home = tmpfs / "home"
+    home = small_tmpfs / "home"
     incli(home, "init")
-    (tmpfs / "filler").write_bytes(b"\0" * (6 * 1024 * 1024 - 2 * CS - 64 * 1024))
+    (small_tmpfs / "filler").write_bytes(b"\0" * (6 * 1024 * 1024 - 2 * CS - 64 * 1024))
     status, stdout, err = run(home, "--json", "get", root, "--peer", server.peer)
     assert status == ExitStatus.UNAVAILABLE, err
     payload = json.loads(stdout)
@@ -395,11 +353,13 @@ def test_locked_store_is_unavailable_and_retryable(tmp_path: Path) -> None:
     one_error_line(text_err)
 
 
-def test_read_only_data_dir_says_so(tmp_path: Path, tmpfs: Path) -> None:
-    home = tmpfs / "home"
-    root = node_with(tmpfs, "home", b"read me")[1]
+def test_read_only_data_dir_says_so(tmp_path: Path, small_tmpfs: Path) -> None:
+    home = small_tmpfs / "home"
+    root = node_with(small_tmpfs, "home", b"read me")[1]
     try:
-        subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True, capture_output=True)
+        subprocess.run(
+            ["mount", "-o", "remount,ro", str(small_tmpfs)], check=True, capture_output=True
+        )
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"cannot remount read-only: {exc}")
     status, out, err = run(home, "--json", "ls")

@@ -11,64 +11,23 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 from node.cli import main
 from node.content import parse_root
 from node.store import Store
+from tests._procs import ServeProcess
 
 ENV = {**os.environ, "BCAI_INSECURE_FAST_KDF": "1", "BCAI_PASSPHRASE": "repair-pass"}
 MiB = 1 << 20
 SIZE = 3 * MiB + 5  # four chunks at the default 1 MiB
 
 
-class Server:
+class Server(ServeProcess):
     """`bcai serve` on an ephemeral port of 127.0.0.1 (its log in ``serve.log``)."""
 
     def __init__(self, data: Path) -> None:
-        self.log_path = data / "serve.log"
-        self.log = open(self.log_path, "a")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "node.cli",
-                "-d",
-                str(data),
-                "--json",
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-            ],
-            env={**ENV, "BCAI_LOG_LEVEL": "info"},
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        assert line, f"serve did not start: {self.log_path.read_text()}"
-        info = json.loads(line)
-        self.peer = f"{info['listen']}/{info['address']}"
-
-    def wait_log(self, text: str, timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while text not in self.log_path.read_text():
-            assert time.monotonic() < deadline, f"no {text!r} in {self.log_path.read_text()}"
-            time.sleep(0.05)
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=20)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-            self.log.close()
+        super().__init__(data, env=ENV)
 
 
 def bcai(data: Path, *args: str) -> tuple[int, dict]:
