@@ -873,6 +873,13 @@ class ChainClient:
             )
         return self._tx(self.directory.functions.announce(endpoint))
 
+    def announce_if_changed(self, endpoint: str) -> TxResult | None:
+        """:meth:`announce_endpoint` unless the chain already holds exactly ``endpoint`` for
+        this account (``None`` then: no transaction)."""
+        if self.endpoint_of(self.address) == (endpoint or None):
+            return None
+        return self.announce_endpoint(endpoint)
+
     def endpoint_of(self, address: str) -> str | None:
         """The endpoint record of ``address`` (``None`` if none, or no HostDirectory). Bytes
         that are not UTF-8 come back with replacement characters: callers parse it as hostile."""

@@ -56,13 +56,6 @@ def publish(
     return {**out, **res.to_json()}
 
 
-def announce_if_changed(client: ChainClient, endpoint: str) -> Any:
-    """Announce ``endpoint`` unless the chain already holds exactly it (``None`` then)."""
-    if client.endpoint_of(client.address) == (endpoint or None):
-        return None
-    return client.announce_endpoint(endpoint)
-
-
 def host_commit(
     node: Any, client: ChainClient, root: bytes, *, slot: int, stake: int
 ) -> dict[str, Any]:
@@ -112,7 +105,7 @@ def host_commit(
     out["endpoint"] = endpoint
     if endpoint is not None:
         try:
-            announced = announce_if_changed(client, endpoint)
+            announced = client.announce_if_changed(endpoint)
         except ChainError as exc:
             log.warning("endpoint not announced", error=str(exc))
             out["announce_error"] = str(exc)
@@ -121,4 +114,4 @@ def host_commit(
     return out
 
 
-__all__ = ["announce_if_changed", "host_commit", "publish"]
+__all__ = ["host_commit", "publish"]

@@ -513,14 +513,6 @@ def cmd_chain_down(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 # -- content, receipts, escrow, hosting ------------------------------------------------------
 
 
-def _open_store(ctx: Context) -> Any:
-    from node.config import load_config
-    from node.store import Store
-
-    cfg = load_config(ctx.data_dir)
-    return Store.open(cfg.store_path(ctx.data_dir), quota=cfg.node.cache_quota)
-
-
 def _open_slots(ctx: Context) -> Any:
     from node.store import SlotStore
 
@@ -676,13 +668,6 @@ def _public_endpoint(ctx: Context) -> str | None:
     return load_config(ctx.data_dir).network.public_endpoint
 
 
-def _announce_if_changed(client: ChainClient, endpoint: str) -> Any:
-    """Announce ``endpoint`` unless the chain already holds exactly it (``None`` then)."""
-    if client.endpoint_of(client.address) == (endpoint or None):
-        return None
-    return client.announce_endpoint(endpoint)
-
-
 def cmd_host_announce(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Publish where this node answers (HOST:PORT, default [network] public_endpoint) in the
     HostDirectory, so receivers that know only a root find it; --clear withdraws the record."""
@@ -700,7 +685,7 @@ def cmd_host_announce(ctx: Context, args: argparse.Namespace) -> ExitStatus:
             )
         parse_host_port(endpoint)  # ConfigError: a usage error
     client = _client(ctx, args)
-    res = _announce_if_changed(client, endpoint)
+    res = client.announce_if_changed(endpoint)
     shown = endpoint or "(none)"
     if res is None:
         ctx.emit(
