@@ -40,6 +40,7 @@ from node.ledger import LocalLedger, open_ledger_db
 from node.log import get_logger
 from node.store import CorruptStoredChunk, SlotStore, Store
 from node.transfer import (
+    PRIORITY_WEIGHTS,
     FetchResult,
     InvalidArgument,
     PeerAddr,
@@ -64,7 +65,7 @@ PEERS_DIR = "peers"  #: LevelDB of the local peer ledger
 SLOTS_DIR = "slots"  #: the slot store (``bcai host commit``)
 VERSION = "0.1.0"
 
-PRIORITIES = ("critical", "high", "normal", "bulk")
+PRIORITIES = tuple(PRIORITY_WEIGHTS)  #: critical, high, normal, bulk (the shaper's weights)
 
 
 def _version() -> str:
@@ -483,11 +484,9 @@ class Node:
         given = [p if isinstance(p, PeerAddr) else PeerAddr.parse(p) for p in peers]
         if given:
             return given
-        found: list[PeerAddr] = []
-        with contextlib.suppress(ImportError):
-            from . import _discovery
+        from . import _discovery
 
-            found = _discovery.discover(self, root)
+        found = _discovery.discover(self, root)
         if not found:
             raise InvalidArgument(
                 "no peer to ask: give --peer HOST:PORT/0xADDRESS, set [network] bootstrap, or "

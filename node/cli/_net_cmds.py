@@ -244,11 +244,13 @@ def _isatty(stream: Any) -> bool:
 
 def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Fetch ROOT from the peers into the store (and -o FILE); resumable after any stop."""
-    cfg = _config(ctx)
+    _config(ctx)
     root = parse_root(args.root)
     peers = [str(PeerAddr.parse(p)) for p in args.peer]  # bad --peer: exit 2 before any work
     try:
-        limit = parse_rate(args.limit_rate) if args.limit_rate else cfg.network.limit_rate
+        # this transfer's own cap; the node-wide one ([network] limit_rate, or `bcai limits`
+        # on a running node) is the node's shaper's, applied to every transfer
+        limit = parse_rate(args.limit_rate) if args.limit_rate else None
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from None
     to_stdout = args.output == STDOUT
