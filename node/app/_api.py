@@ -328,7 +328,7 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
             return PlainTextResponse("not found", status_code=404)
         return FileResponse(path)
 
-    def text_root(obj: dict[str, Any]) -> bool:
+    def force_flag(obj: dict[str, Any]) -> bool:
         return bool(obj.get("force"))
 
     routes = [
@@ -344,7 +344,7 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
         Route("/api/v1/verify", route(simple("verify")), methods=["POST"]),
         Route("/api/v1/pin", route(simple("pin")), methods=["POST"]),
         Route("/api/v1/unpin", route(simple("unpin")), methods=["POST"]),
-        Route("/api/v1/rm", route(simple("rm", force=text_root)), methods=["POST"]),
+        Route("/api/v1/rm", route(simple("rm", force=force_flag)), methods=["POST"]),
         Route("/api/v1/gc", route(gc), methods=["POST"]),
         Route("/api/v1/get", route(get), methods=["POST"]),
         Route("/api/v1/limits", route(limits), methods=["PUT"]),
