@@ -47,7 +47,7 @@ class FakeNode:
             "address": RECEIVER,
             "version": "0.1.0",
             "pid": 1,
-            "data_dir": "/x",
+            "data_dir": "node-data",  # shown as text only
             "uptime": 3661.5 + self.polls,
             "listen": "127.0.0.1:7070",
             "api": "http://127.0.0.1:1",

@@ -27,12 +27,12 @@ def _samples(registry: object) -> dict[str, float]:
     return {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
 
 
-def test_config_keys_are_typed() -> None:
+def test_config_keys_are_typed(tmp_path: Path) -> None:
     cfg = config_from_dict(
         {"node": {"memory_cache": "512MiB", "cold_dir": "cold", "hot_limit": "2 GiB"}}
     )
     assert cfg.node.memory_cache == 512 * MiB and cfg.node.hot_limit == 2 << 30
-    assert cfg.cold_path(Path("/data")) == Path("/data/cold")
+    assert cfg.cold_path(tmp_path) == tmp_path / "cold"  # relative to the data dir
     assert config_from_dict({}).node.memory_cache == 0
     with pytest.raises(ConfigError, match="hot_limit needs cold_dir"):
         config_from_dict({"node": {"hot_limit": "1GiB"}})
