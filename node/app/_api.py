@@ -35,7 +35,7 @@ from starlette.routing import Route
 
 from node.content import parse_root
 from node.log import get_logger
-from node.transfer import Progress
+from node.transfer import PeerAddr, Progress
 
 from ._errors import ExitStatus, Failure, NodeError, classify, leaf
 
@@ -235,6 +235,7 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
         peers = obj.get("peers") or []
         if not isinstance(peers, list) or not all(isinstance(p, str) for p in peers):
             raise _bad("'peers' must be a list of HOST:PORT[/0xADDRESS] strings")
+        peers = [str(PeerAddr.parse(p)) for p in peers]  # a bad one: 400 before any work
         priority = obj.get("priority", "normal")
         if not isinstance(priority, str):
             raise _bad("'priority' must be a string")

@@ -13,31 +13,54 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
-from node.content import root_hex
-
-from ._daemon import API_FILE, TOKEN_FILE
 from ._errors import ExitStatus, Failure, NodeError
 
 if TYPE_CHECKING:
+    from http.client import HTTPConnection, HTTPResponse
+
     from node.seal import ContentKey
+
+#: Where a running daemon names itself (``run_daemon`` writes both; docs/operations.md).
+API_FILE = Path("run") / "api.json"
+TOKEN_FILE = Path("run") / "api.token"
+
+CONNECT_TIMEOUT = 5.0  #: seconds to reach the API (it is on this machine)
+CALL_TIMEOUT = 60.0  #: seconds for a plain call's answer; a get's stream has none
+
+
+def _hex(root: bytes) -> str:
+    return "0x" + root.hex()  # node.content.root_hex, without importing the content layer
 
 
 class RemoteNode:
-    """A running node's API. ``url`` like ``http://127.0.0.1:PORT``; ``token`` its secret."""
+    """A running node's API. ``url`` like ``http://127.0.0.1:PORT``; ``token`` its secret.
+
+    The client is the standard library's ``http.client`` (imported on the first call): a get
+    through a daemon is one process start plus one HTTP exchange, and httpx with its
+    dependencies costs more to import than the exchange itself (docs/decisions.md, D30).
+    One connection per call: on loopback it costs ~0.1 ms, and there is no idle connection
+    for the server to close under a later call.
+    """
 
     def __init__(self, url: str, token: str, *, data_dir: Path | None = None) -> None:
         self.url = url.rstrip("/")
         self.data_dir = data_dir
-        self._http = httpx.Client(
-            base_url=self.url,
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(60.0, connect=5.0),
-        )
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise NodeError(Failure(ExitStatus.UNAVAILABLE, f"bad node API URL {url!r:.200}"))
+        self._host = parts.hostname
+        try:
+            self._port = parts.port or 80
+        except ValueError:
+            raise NodeError(
+                Failure(ExitStatus.UNAVAILABLE, f"bad node API URL {url!r:.200}")
+            ) from None
+        self._headers = {"Authorization": f"Bearer {token}"}
 
     def close(self) -> None:
-        self._http.close()
+        """Nothing held between calls (kept for ``with`` and callers that close)."""
 
     def __enter__(self) -> RemoteNode:
         return self
@@ -58,14 +81,43 @@ class RemoteNode:
         )
 
     @staticmethod
-    def _raise_for(response: httpx.Response) -> None:
-        if response.status_code < 400:
+    def _raise_for(response: HTTPResponse, raw: bytes | None = None) -> None:
+        if response.status < 400:
             return
+        if raw is None:
+            raw = response.read()
         try:
-            obj = response.json()
+            obj = json.loads(raw)
         except ValueError:
-            obj = {"error": f"HTTP {response.status_code}: {response.text[:200]}"}
+            text = raw[:200].decode("utf-8", "replace")
+            obj = {"error": f"HTTP {response.status}: {text}"}
         raise NodeError(Failure.from_json(obj))
+
+    def _open(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None,
+        timeout: float | None,
+    ) -> tuple[HTTPConnection, HTTPResponse]:
+        """Send one request; the response with its headers read (the body is the caller's)."""
+        from http.client import HTTPConnection
+
+        conn = HTTPConnection(self._host, self._port, timeout=CONNECT_TIMEOUT)
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        try:
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.settimeout(timeout)
+            conn.request(method, path, body=data, headers=headers)
+            return conn, conn.getresponse()
+        except BaseException:
+            conn.close()
+            raise
 
     def _call(
         self,
@@ -73,15 +125,25 @@ class RemoteNode:
         path: str,
         body: dict[str, Any] | None = None,
         *,
-        timeout: float | None = None,
+        timeout: float | None = CALL_TIMEOUT,
     ) -> Any:
-        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        from http.client import HTTPException
+
         try:
-            response = self._http.request(method, path, json=body, **extra)
-        except httpx.TransportError as exc:
+            conn, response = self._open(method, path, body, timeout)
+            try:
+                raw = response.read()
+            finally:
+                conn.close()
+        except (OSError, HTTPException) as exc:  # refused, reset, timed out, a garbled answer
             raise self._unreachable(exc) from None
-        self._raise_for(response)
-        return response.json()
+        self._raise_for(response, raw)
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise NodeError(
+                Failure(ExitStatus.ERROR, f"the node answered {path} with non-JSON: {raw[:200]!r}")
+            ) from None
 
     # -- operations (the Node's, same arguments and results) -----------------------------------
 
@@ -137,13 +199,18 @@ class RemoteNode:
         return self._iter_content(root)
 
     def _iter_content(self, root: bytes) -> Iterator[bytes]:
+        from http.client import HTTPException
+
+        path = f"/api/v1/content/{_hex(root)}"
         try:
-            with self._http.stream("GET", f"/api/v1/content/{root_hex(root)}") as response:
-                if response.status_code >= 400:
-                    response.read()
-                    self._raise_for(response)
-                yield from response.iter_bytes(1 << 20)
-        except httpx.TransportError as exc:
+            conn, response = self._open("GET", path, None, CALL_TIMEOUT)
+            try:
+                self._raise_for(response)
+                while data := response.read(1 << 20):
+                    yield data
+            finally:
+                conn.close()
+        except (OSError, HTTPException) as exc:
             raise self._unreachable(exc) from None
 
     def export(
@@ -153,20 +220,20 @@ class RemoteNode:
             from ._sealed import export_opened
 
             return export_opened(self, root, key, path)
-        body = {"root": root_hex(root), "path": str(Path(path).absolute())}
+        body = {"root": _hex(root), "path": str(Path(path).absolute())}
         return dict(self._call("POST", "/api/v1/export", body))
 
     def verify(self, root: bytes) -> dict[str, Any]:
-        return dict(self._call("POST", "/api/v1/verify", {"root": root_hex(root)}))
+        return dict(self._call("POST", "/api/v1/verify", {"root": _hex(root)}))
 
     def pin(self, root: bytes) -> dict[str, Any]:
-        return dict(self._call("POST", "/api/v1/pin", {"root": root_hex(root)}))
+        return dict(self._call("POST", "/api/v1/pin", {"root": _hex(root)}))
 
     def unpin(self, root: bytes) -> dict[str, Any]:
-        return dict(self._call("POST", "/api/v1/unpin", {"root": root_hex(root)}))
+        return dict(self._call("POST", "/api/v1/unpin", {"root": _hex(root)}))
 
     def rm(self, root: bytes, *, force: bool = False) -> dict[str, Any]:
-        return dict(self._call("POST", "/api/v1/rm", {"root": root_hex(root), "force": force}))
+        return dict(self._call("POST", "/api/v1/rm", {"root": _hex(root), "force": force}))
 
     def gc(self, *, unpinned: bool = False) -> dict[str, Any]:
         return dict(self._call("POST", "/api/v1/gc", {"unpinned": unpinned}))
@@ -175,7 +242,7 @@ class RemoteNode:
         self, root: bytes, *, data_shards: int = 4, slots: int = 8, metadata_uri: str = ""
     ) -> dict[str, Any]:
         body = {
-            "root": root_hex(root),
+            "root": _hex(root),
             "data_shards": data_shards,
             "slots": slots,
             "metadata_uri": metadata_uri,
@@ -183,7 +250,7 @@ class RemoteNode:
         return dict(self._call("POST", "/api/v1/publish", body, timeout=600.0))
 
     def host_commit(self, root: bytes, *, slot: int, stake: int) -> dict[str, Any]:
-        body = {"root": root_hex(root), "slot": slot, "stake": str(stake)}
+        body = {"root": _hex(root), "slot": slot, "stake": str(stake)}
         return dict(self._call("POST", "/api/v1/host/commit", body, timeout=600.0))
 
     def set_limits(self, **limits: int | None) -> dict[str, Any]:
@@ -203,7 +270,7 @@ class RemoteNode:
     ) -> dict[str, Any]:
         """Run a get in the daemon; ``progress`` gets its samples (dicts) as they come."""
         body = {
-            "root": root_hex(root),
+            "root": _hex(root),
             "peers": list(peers),
             "output": str(Path(output).absolute()) if output is not None else None,
             "priority": priority,
@@ -211,16 +278,20 @@ class RemoteNode:
             "window": window,
             "receipts": receipts,
         }
-        timeout = httpx.Timeout(None, connect=5.0)  # a transfer takes as long as it takes
+        from http.client import HTTPException
+
         try:
-            with self._http.stream("POST", "/api/v1/get", json=body, timeout=timeout) as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    self._raise_for(resp)
-                for line in resp.iter_lines():
+            # no read timeout: a transfer takes as long as it takes (progress lines come while
+            # bytes move, none while a limit or a queue holds it)
+            conn, response = self._open("POST", "/api/v1/get", body, None)
+            try:
+                self._raise_for(response)
+                while line := response.readline():
                     if not line.strip():
                         continue
                     item = json.loads(line)
+                    if not isinstance(item, dict):
+                        raise ValueError(f"not a JSON object: {line[:200]!r}")
                     if "progress" in item:
                         if progress is not None:
                             progress(item["progress"])
@@ -228,8 +299,14 @@ class RemoteNode:
                         raise NodeError(Failure.from_json(item["failure"]))
                     elif "result" in item:
                         return dict(item["result"])
-        except httpx.TransportError as exc:
+            finally:
+                conn.close()  # closed mid-stream (Ctrl-C), the daemon cancels the transfer
+        except (OSError, HTTPException) as exc:
             raise self._unreachable(exc) from None
+        except ValueError as exc:
+            raise NodeError(
+                Failure(ExitStatus.ERROR, f"unexpected answer from the node: {exc}")
+            ) from None
         raise NodeError(Failure(ExitStatus.ERROR, "the node ended the transfer without a result"))
 
 

@@ -25,12 +25,12 @@ from node.log import get_logger
 from node.transfer import default_receipt_domain, serve_node
 from node.transport import AdmissionLimits
 
+from ._client import API_FILE as API_FILE  # defined with the client, which reads them
+from ._client import TOKEN_FILE as TOKEN_FILE
 from ._node import Node
 
 log = get_logger("node.daemon")
 
-API_FILE = Path("run") / "api.json"
-TOKEN_FILE = Path("run") / "api.token"
 DEFAULT_API_LISTEN = "127.0.0.1:0"
 
 
@@ -130,6 +130,9 @@ async def run_daemon(
                         receipt_domain=default_receipt_domain(node.config.chain),
                         workers=workers,
                         limits=AdmissionLimits.from_config(node.config.network),
+                        max_queued=node.config.network.upload_queue,
+                        max_queued_per_peer=node.config.network.upload_queue_per_peer,
+                        upload_buffers=node.config.network.upload_buffers,
                         task_status=task_status,
                         observer=node.observer,
                         upload=node.shaper,

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from node.app import ExitStatus, Failure, clean_message
-from node.log import configure_logging
+from node.app import ExitStatus, Failure, classify, clean_message, leaf
 
 #: Sub-command modules, in help order. A module that does not exist yet is skipped.
 COMMAND_MODULES = ("_store_cmds", "_net_cmds", "_chain_cmds", "_demo")
@@ -36,6 +35,9 @@ COMMAND_INDEX = {
 
 Handler = Callable[["Context", argparse.Namespace], ExitStatus]
 
+#: Maps one (leaf) exception to an exit status by calling ``ctx.fail``; None: not ours.
+Classifier = Callable[["Context", BaseException], "ExitStatus | None"]
+
 
 @dataclass
 class Context:
@@ -48,6 +50,14 @@ class Context:
     data_dir: Path
     stdin: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: configures logging (structlog) for this run; see :func:`defers_logging`
+    log_setup: Callable[[], None] | None = None
+
+    def setup_logging(self) -> None:
+        """Configure logging now (once); a no-op for a context that was never given it."""
+        setup, self.log_setup = self.log_setup, None
+        if setup is not None:
+            setup()
 
     def emit(self, obj: Any, text: str | None = None) -> None:
         """Print a result: ``obj`` as one JSON document with ``--json``, else ``text``."""
@@ -92,6 +102,44 @@ class Context:
         return bool(isatty and isatty())
 
 
+def guard(handler: Handler, classify_extra: Classifier | None = None) -> Handler:
+    """Map the library's typed errors to exit codes and one-line messages, for every command.
+
+    A trio ``ExceptionGroup`` is unwrapped to the error that caused it, so a full disk in a
+    worker thread reads the same as one in the main thread; the mapping itself is
+    :func:`node.app.classify`, shared with the daemon's API. Anything unclassified propagates:
+    a traceback and exit 1 mean a bug. (Here rather than with the store commands: ``bcai get``
+    through a running node must not import the store to register its handler.)
+    """
+
+    def run(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+        try:
+            return handler(ctx, args)
+        except BaseException as exc:
+            err = leaf(exc)
+            if isinstance(err, (KeyboardInterrupt, SystemExit)):
+                raise err from None
+            if isinstance(err, Exception):
+                status = classify_extra(ctx, err) if classify_extra is not None else None
+                if status is not None:
+                    return status
+                failure = classify(err, ctx.data_dir)
+                if failure is not None:
+                    return ctx.fail_with(failure)
+            raise
+
+    run.__doc__ = handler.__doc__
+    return run
+
+
+def defers_logging(handler: Handler) -> Handler:
+    """Mark ``handler`` as one that calls ``ctx.setup_logging()`` itself, only on the paths
+    that log. structlog (with rich and pygments under it) is ~0.15 s of imports: ``bcai get``
+    through a running node logs nothing here and should not pay for it."""
+    handler.defers_logging = True  # type: ignore[attr-defined]
+    return handler
+
+
 def default_data_dir(env: Mapping[str, str]) -> Path:
     if "BCAI_HOME" in env:
         return Path(env["BCAI_HOME"])
@@ -105,6 +153,16 @@ def _version() -> str:
         return version("bcai-transfer")
     except PackageNotFoundError:
         return "unknown"
+
+
+class _VersionAction(argparse.Action):
+    """``--version``, looked up only when asked (importlib.metadata costs ~10 ms to import)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        parser.exit(message=f"bcai {_version()}\n")
 
 
 def _modules_for(argv: Sequence[str]) -> tuple[str, ...]:
@@ -136,7 +194,7 @@ def build_parser(
         "--log-level", default=env.get("BCAI_LOG_LEVEL", "warning"), help="debug|info|warning|error"
     )
     parser.add_argument("--log-json", action="store_true", help="structured JSON logs on stderr")
-    parser.add_argument("--version", action="version", version=f"bcai {_version()}")
+    parser.add_argument("--version", action=_VersionAction, help="show the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in modules:
         try:
@@ -165,11 +223,13 @@ def main(
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return ExitStatus.OK if exc.code == 0 else ExitStatus.USAGE
-    configure_logging(args.log_level, json=args.log_json, stream=stderr)
+
+    def log_setup() -> None:
+        from node.log import configure_logging
+
+        configure_logging(args.log_level, json=args.log_json, stream=stderr)
+
     handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help(stdout)
-        return ExitStatus.USAGE
     ctx = Context(
         stdout=stdout,
         stderr=stderr,
@@ -177,7 +237,13 @@ def main(
         json=args.json,
         data_dir=args.data_dir,
         stdin=stdin if stdin is not None else sys.stdin,
+        log_setup=log_setup,
     )
+    if not getattr(handler, "defers_logging", False):
+        ctx.setup_logging()
+    if handler is None:
+        parser.print_help(stdout)
+        return ExitStatus.USAGE
     try:
         return handler(ctx, args)
     except KeyboardInterrupt:

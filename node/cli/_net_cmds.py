@@ -6,28 +6,27 @@ they open the node in-process. Exit codes: NOT_FOUND when no peer has the conten
 VERIFY_FAILED when a peer sent data that failed verification (nothing of it was written) or a
 chunk-root list/manifest that does not match the root; PEER_ERROR when peers failed or went
 away (re-run the same command to resume); INTERRUPTED on Ctrl-C (state is saved: re-run).
+
+``get`` through a running node imports only what that path needs (argument parsing, the
+stdlib HTTP client, the result line): no trio, store, transfer engine or signing libraries.
+Those load inside the functions that use them; tests/cli/test_get_daemon.py checks it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import trio
-
 from node._fs import STDOUT
-from node.content import parse_root, root_hex
-from node.log import get_logger
-from node.transfer import InvalidArgument, PeerAddr, parse_rate
 
-from ._main import Context, ExitStatus
-from ._seal_opts import add_seal_options, opening_key
-from ._store_cmds import _config, _guard, open_node_for, write_stdout
-
-log = get_logger("bcai.net")
+from ._main import Context, ExitStatus, defers_logging
+from ._main import guard as _guard
+from ._seal_opts import add_seal_options
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,7 +90,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--passphrase-file", type=Path, help="keystore passphrase file")
     add_seal_options(p, sealing=False)
-    p.set_defaults(handler=_guard(cmd_get))
+    p.set_defaults(handler=defers_logging(_guard(cmd_get)))
 
     p = sub.add_parser(
         "status",
@@ -108,7 +107,28 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # -- serve ------------------------------------------------------------------------------------
 
 
+def _config(ctx: Context) -> Any:
+    """The data dir's config (NotInitialised without ``bcai init``, exit 3; a bad file exit 2)."""
+    from ._store_cmds import _config as load
+
+    return load(ctx)
+
+
+def _initialised(ctx: Context) -> None:
+    """NotInitialised (exit 3) when the data dir has no config.toml; reads nothing else.
+
+    Through a running node the config that counts is the one the node loaded; parsing it here
+    would cost the config and content layers' imports on every get.
+    """
+    from node.app import NotInitialised
+
+    if not (ctx.data_dir / "config.toml").exists():
+        raise NotInitialised(f"{ctx.data_dir} is not a bcai data directory; run `bcai init`")
+
+
 def _parse_listen(text: str) -> tuple[str, int]:
+    from node.transfer import InvalidArgument
+
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit():
         raise InvalidArgument(f"bad --listen {text!r}: expected HOST:PORT")
@@ -126,6 +146,8 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     commitments and slashes expired challenges. The local API (docs/operations.md) lets every
     other ``bcai`` command work on this data dir while the node runs.
     """
+    import trio
+
     from node.app import find_daemon, open_node, run_daemon
     from node.service import validator_enabled
 
@@ -166,7 +188,9 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                 on_ready=ready,
             )
         )
-    log.info("stopped")
+    from node.log import get_logger
+
+    get_logger("bcai.net").info("stopped")
     return ExitStatus.OK
 
 
@@ -183,7 +207,7 @@ class _Bar:
         self.ctx = ctx
         self.progress: Any = None
         self.task: Any = None
-        self.label = root_hex(root)[:12] + "…"
+        self.label = _hex(root)[:12] + "…"
         self.last_line = time.monotonic()
         self.quiet = ctx.json
         if ctx.json or not _isatty(ctx.stderr):
@@ -242,22 +266,83 @@ def _isatty(stream: Any) -> bool:
     return bool(isatty and isatty())
 
 
-def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-    """Fetch ROOT from the peers into the store (and -o FILE); resumable after any stop."""
-    _config(ctx)
-    root = parse_root(args.root)
-    peers = [str(PeerAddr.parse(p)) for p in args.peer]  # bad --peer: exit 2 before any work
+def _hex(root: bytes) -> str:
+    return "0x" + root.hex()  # node.content.root_hex
+
+
+def _parse_root(text: str) -> bytes:
+    """A content root; a well-formed one without importing the content layer."""
+    t = text.strip().lower().removeprefix("0x")
+    if len(t) == 64:
+        try:
+            return bytes.fromhex(t)
+        except ValueError:
+            pass
+    from node.content import parse_root
+
+    return parse_root(text)  # the typed error (exit 2), or whatever else it accepts
+
+
+def _limit(text: str | None) -> int | None:
+    """This transfer's own cap (``--limit-rate``); the node-wide one ([network] limit_rate, or
+    `bcai limits` on a running node) is the node's shaper's, applied to every transfer."""
+    if not text:
+        return None
+    from node.transfer import InvalidArgument, parse_rate
+
     try:
-        # this transfer's own cap; the node-wide one ([network] limit_rate, or `bcai limits`
-        # on a running node) is the node's shaper's, applied to every transfer
-        limit = parse_rate(args.limit_rate) if args.limit_rate else None
+        return parse_rate(text)
     except ValueError as exc:
         raise InvalidArgument(str(exc)) from None
+
+
+def _wants_key(args: argparse.Namespace) -> bool:
+    return any(
+        getattr(args, name, None)
+        for name in ("key_file", "key", "passphrase_prompt", "content_passphrase_file")
+    )
+
+
+@contextlib.contextmanager
+def _node_for_get(ctx: Context, args: argparse.Namespace) -> Iterator[tuple[Any, list[str]]]:
+    """The running node's API (checks the peers itself, before any work) or the node opened
+    here (peers checked here first), with the peer strings to pass it."""
+    from node.app import find_daemon
+
+    remote = find_daemon(ctx.data_dir)
+    if remote is not None:
+        with remote:
+            yield remote, list(args.peer)
+        return
+    ctx.setup_logging()  # the transfer runs here: its logs go where --log-level says
+    from node.transfer import PeerAddr
+
+    from ._store_cmds import open_node_for
+
+    _config(ctx)  # a bad config.toml: exit 2 before any work
+    peers = [str(PeerAddr.parse(p)) for p in args.peer]  # bad --peer: exit 2 before any work
+    with open_node_for(ctx, args, durable=not args.no_fsync) as node:
+        yield node, peers
+
+
+def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
+    """Fetch ROOT from the peers into the store (and -o FILE); resumable after any stop.
+
+    With a node running on the data dir the node does the transfer (one HTTP request; this
+    process imports no transfer engine); otherwise it runs here.
+    """
+    _initialised(ctx)
+    root = _parse_root(args.root)
+    limit = _limit(args.limit_rate)
     to_stdout = args.output == STDOUT
     output = None if args.output is None or to_stdout else Path(args.output)
     # With a key the store and the transfer see ciphertext only; it is decrypted here, after.
-    key = opening_key(ctx, args)
-    with open_node_for(ctx, args, durable=not args.no_fsync) as node, _Bar(ctx, root) as bar:
+    key = None
+    if _wants_key(args):
+        from ._seal_opts import opening_key
+
+        key = opening_key(ctx, args)
+    with _node_for_get(ctx, args) as (node, peers), _Bar(ctx, root) as bar:
         options = {
             "output": output if key is None else None,
             "priority": args.priority,
@@ -269,10 +354,14 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         if hasattr(node, "url"):  # a running daemon does the transfer
             out = node.fetch(root, peers, **options)
         else:
+            import trio
+
             out = trio.run(lambda: node.fetch(root, peers, **options))
         if key is not None:
             out.update(_decrypt(ctx, node, root, key, output, to_stdout))
         elif to_stdout:
+            from ._store_cmds import write_stdout
+
             write_stdout(ctx, node.iter_content(root))
     out["output"] = str(args.output) if args.output else None
     if to_stdout:  # standard output carries the content: the summary goes to stderr
@@ -306,6 +395,8 @@ def _decrypt(
             "plaintext_root": res["plaintext_root"],
             "plaintext_size": res["size"],
         }
+    from ._store_cmds import write_stdout
+
     stream = node.iter_content(root, key=key)
     try:
         size = write_stdout(ctx, stream) if to_stdout else sum(len(b) for b in stream)
@@ -314,7 +405,7 @@ def _decrypt(
     result = stream.result
     return {
         "encrypted": True,
-        "plaintext_root": root_hex(result.plaintext_root) if result else None,
+        "plaintext_root": _hex(result.plaintext_root) if result else None,
         "plaintext_size": size,
     }
 
@@ -326,6 +417,7 @@ def cmd_limits(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """Show the running node's caps, or change them (effective within 2 s, not persisted:
     ``[network] limit_rate`` in config.toml is what a restart uses)."""
     from node.app import find_daemon
+    from node.transfer import InvalidArgument, parse_rate
 
     _config(ctx)
     changes: dict[str, int | None] = {}
@@ -355,6 +447,8 @@ def cmd_limits(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 
 def cmd_status(ctx: Context, args: argparse.Namespace) -> ExitStatus:
     """The node: API and metrics URLs, transfers, peers, contents, receipts, chain duties."""
+    from ._store_cmds import open_node_for
+
     with open_node_for(ctx) as node:
         out = node.status()
         running = hasattr(node, "url")
@@ -420,7 +514,7 @@ def _contents(node: Any) -> dict[str, Any]:
             m = info.manifest
             partial.append(
                 {
-                    "root": root_hex(m.root),
+                    "root": _hex(m.root),
                     "chunks": m.chunk_count,
                     "present_chunks": info.present_chunks,
                 }

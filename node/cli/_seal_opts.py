@@ -19,12 +19,15 @@ from __future__ import annotations
 import argparse
 import getpass
 from pathlib import Path
-from typing import Any
-
-from node.identity import fast_kdf_requested
-from node.seal import MIN_MEMLIMIT, MIN_OPSLIMIT, BadKey, ContentKey, read_key_file, write_key_file
+from typing import TYPE_CHECKING, Any
 
 from ._main import Context
+
+if TYPE_CHECKING:
+    from node.seal import ContentKey
+
+# node.seal and node.identity (PyNaCl) load in the functions that use them: registering these
+# options must not cost `bcai get` through a running node their import.
 
 
 def add_seal_options(p: argparse.ArgumentParser, *, sealing: bool) -> None:
@@ -64,6 +67,8 @@ def add_seal_options(p: argparse.ArgumentParser, *, sealing: bool) -> None:
 
 
 def _passphrase(ctx: Context, args: argparse.Namespace, *, confirm: bool) -> str | None:
+    from node.seal import BadKey
+
     if args.content_passphrase_file is not None:
         try:
             text = Path(args.content_passphrase_file).read_text().rstrip("\r\n")
@@ -86,12 +91,17 @@ def _passphrase(ctx: Context, args: argparse.Namespace, *, confirm: bool) -> str
 
 
 def _from_passphrase(ctx: Context, text: str) -> ContentKey:
+    from node.identity import fast_kdf_requested
+    from node.seal import MIN_MEMLIMIT, MIN_OPSLIMIT, ContentKey
+
     if fast_kdf_requested(ctx.env):
         return ContentKey.from_passphrase(text, opslimit=MIN_OPSLIMIT, memlimit=MIN_MEMLIMIT)
     return ContentKey.from_passphrase(text)
 
 
 def _check_one_source(args: argparse.Namespace) -> None:
+    from node.seal import BadKey
+
     given = [
         name
         for name, value in (
@@ -109,6 +119,8 @@ def _check_one_source(args: argparse.Namespace) -> None:
 def sealing_key(ctx: Context, args: argparse.Namespace) -> tuple[ContentKey | None, dict[str, Any]]:
     """For ``add``: the key to seal with (None: not encrypting) and what to report about it
     (``key`` when a new key is to be shown, ``key_file`` and ``key_created``)."""
+    from node.seal import BadKey, ContentKey, read_key_file, write_key_file
+
     _check_one_source(args)
     wants = args.key_file is not None or args.passphrase_prompt or args.content_passphrase_file
     if not args.encrypt:
@@ -134,6 +146,8 @@ def sealing_key(ctx: Context, args: argparse.Namespace) -> tuple[ContentKey | No
 
 def opening_key(ctx: Context, args: argparse.Namespace) -> ContentKey | None:
     """For ``get``/``export``/``cat``: the key to decrypt with, or None (no decryption)."""
+    from node.seal import ContentKey, read_key_file
+
     _check_one_source(args)
     text = _passphrase(ctx, args, confirm=False)
     if text is not None:

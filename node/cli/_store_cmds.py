@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from node._fs import STDOUT
-from node.app import NotInitialised, classify, leaf
+from node.app import NotInitialised, leaf
 from node.config import CONFIG_FILE, Config, load_config, parse_size, save_config
 from node.content import check_chunk_size, parse_root, root_hex
 from node.identity import create_identity, fast_kdf_requested, resolve_passphrase
 from node.store import Store, StoreError
 
-from ._main import Context, ExitStatus
+from ._main import Context, ExitStatus, guard
 from ._seal_opts import add_seal_options, key_report_text, opening_key, sealing_key
 
 Handler = Callable[[Context, argparse.Namespace], ExitStatus]
@@ -97,40 +97,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 # -- shared plumbing --------------------------------------------------------------------------
 
-#: Maps one (leaf) exception to an exit status by calling ``ctx.fail``; None: not ours.
-Classifier = Callable[[Context, BaseException], "ExitStatus | None"]
-
 #: ``leaf`` under its old name (the chain commands import it from here).
 _leaf = leaf
 
-
-def _guard(handler: Handler, classify_extra: Classifier | None = None) -> Handler:
-    """Map the library's typed errors to exit codes and one-line messages, for every command.
-
-    A trio ``ExceptionGroup`` is unwrapped to the error that caused it, so a full disk in a
-    worker thread reads the same as one in the main thread; the mapping itself is
-    :func:`node.app.classify`, shared with the daemon's API. Anything unclassified propagates:
-    a traceback and exit 1 mean a bug.
-    """
-
-    def run(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-        try:
-            return handler(ctx, args)
-        except BaseException as exc:
-            err = leaf(exc)
-            if isinstance(err, (KeyboardInterrupt, SystemExit)):
-                raise err from None
-            if isinstance(err, Exception):
-                status = classify_extra(ctx, err) if classify_extra is not None else None
-                if status is not None:
-                    return status
-                failure = classify(err, ctx.data_dir)
-                if failure is not None:
-                    return ctx.fail_with(failure)
-            raise
-
-    run.__doc__ = handler.__doc__
-    return run
+#: :func:`node.cli._main.guard` under its old name (the store and chain commands use it).
+_guard = guard
 
 
 def _config(ctx: Context) -> Config:
