@@ -50,6 +50,7 @@ import json
 import math
 import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -206,9 +207,22 @@ class Server:
         self.mon = Proc(self.proc.pid)
         self.start_rss = self.mon.rss()
         self.start_hwm = self.mon.hwm()
+        self.spy: subprocess.Popen[bytes] | None = None
+
+    def profile(self, out: Path) -> None:
+        """Sample the node with py-spy (raw collapsed stacks) until :meth:`stop`."""
+        spy = Path(sys.executable).with_name("py-spy")
+        cmd = [str(spy), "record", "-p", str(self.proc.pid), "-f", "raw", "-o", str(out)]
+        self.spy = subprocess.Popen([*cmd, "-r", "200", "--nonblocking"], cwd=REPO)
 
     def stop(self) -> int:
         self.mon.stop()
+        if self.spy is not None:
+            self.spy.send_signal(signal.SIGINT)
+            try:
+                self.spy.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.spy.kill()
         self.proc.terminate()
         try:
             return self.proc.wait(timeout=30)
@@ -763,6 +777,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--control-duration", type=float, default=5.0)
     ap.add_argument("--server-cpus", help="pin `bcai serve` to these CPUs, e.g. 0")
     ap.add_argument("--client-cpus", help="pin the client workers, e.g. 1-3")
+    ap.add_argument("--py-spy", type=Path, help="profile the node: py-spy raw stacks to FILE")
     ap.add_argument("--quick", action="store_true", help="tiny run for the test")
     ap.add_argument("--work", type=Path, help="work directory (default: a temporary one)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "load.json")
@@ -793,6 +808,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         work.mkdir(parents=True, exist_ok=True)
         data, roots = prepare_server(work, chunk_sizes, parse_size(a.content), high, low)
         server = Server(data, _cpus(a.server_cpus))
+        if a.py_spy:
+            server.profile(a.py_spy)
         report: dict[str, Any] = {
             "machine": machine(),
             "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),

@@ -154,6 +154,19 @@ class NetworkConfig:
     connections_low: int = 224
     """... down to this many (misbehaving first, then never-useful, then idle longest)."""
 
+    upload_buffers: int = 64 << 20
+    """Bytes of chunk buffers the provider holds at once across all connections (a chunk
+    counts from its read until its send returned; connections wait in turn, FIFO, while the
+    budget is spent), so memory stays bounded whatever the peer count, e.g. ``"64MiB"``."""
+
+    upload_queue: int = 1024
+    """Chunk indices queued for sending across all connections; a Request past it is answered
+    ``Error(BUSY, retry_after_ms)``."""
+
+    upload_queue_per_peer: int = 256
+    """Chunk indices queued for one connection; past it that peer's Request gets BUSY, so
+    one peer cannot take the node-wide queue from the others."""
+
     max_transfers: int = 4
     """Fetches the node runs at once (through its API or library); more wait their turn, so
     each running one keeps a useful share of the download cap."""
@@ -236,7 +249,14 @@ class Config:
         return p if p.is_absolute() else data_dir / p
 
 
-_SIZE_FIELDS = {"cache_quota", "chunk_size", "limit_rate", "memory_cache", "hot_limit"}
+_SIZE_FIELDS = {
+    "cache_quota",
+    "chunk_size",
+    "limit_rate",
+    "memory_cache",
+    "hot_limit",
+    "upload_buffers",
+}
 _TABLES: dict[str, type[Any]] = {
     "node": NodeConfig,
     "network": NetworkConfig,
@@ -324,6 +344,9 @@ _ADMISSION_INTS = (
     "connections_high",
     "connections_low",
     "max_transfers",
+    "upload_buffers",
+    "upload_queue",
+    "upload_queue_per_peer",
 )
 
 
@@ -339,6 +362,7 @@ def _check_admission(net: NetworkConfig, where: str) -> None:
         ("max_handshakes_per_ip", "max_handshakes"),
         ("max_connections_per_peer", "max_connections_per_ip"),
         ("connections_low", "connections_high"),
+        ("upload_queue_per_peer", "upload_queue"),
     )
     for small, big in pairs:
         if getattr(net, small) > getattr(net, big):

@@ -43,6 +43,8 @@ async def serve_node(
     receipt_domain: ReceiptDomain | None = None,
     workers: int = 4,
     max_queued: int = 1024,
+    max_queued_per_peer: int = 256,
+    upload_buffers: int | None = None,
     price_per_gib: int = DEFAULT_PRICE_PER_GIB,
     max_receipt_skew: float = DEFAULT_MAX_SKEW,
     provider: Provider | None = None,
@@ -64,6 +66,9 @@ async def serve_node(
     ``observer`` is told of every connection and chunk served (``Provider``); with a given
     ``provider`` it replaces that provider's observer unless it is ``NULL_OBSERVER``.
     ``upload`` (a ``Shaper``): chunks sent are paced by its upload cap (``Provider``).
+    ``max_queued``, ``max_queued_per_peer``, ``upload_buffers``: the provider's queue caps
+    and chunk-buffer budget (``[network] upload_queue``, ``upload_queue_per_peer``,
+    ``upload_buffers``; ``Provider``).
     """
     prov = provider or Provider(
         store,
@@ -72,6 +77,8 @@ async def serve_node(
         receipt_domain=receipt_domain or default_receipt_domain(),
         workers=workers,
         max_queued=max_queued,
+        max_queued_per_peer=max_queued_per_peer,
+        budget=upload_buffers,
         price_per_gib=price_per_gib,
         max_receipt_skew=max_receipt_skew,
         observer=observer,

@@ -2,17 +2,26 @@
 
 One :class:`Provider` serves every connection of a node (pass :meth:`Provider.handle` to
 ``node.transport.serve_peers``). Per connection a reader task answers control messages at once
-and queues chunk requests; a sender task serves them in order, reading the next chunk in a
-worker thread while the current one is encrypted and sent (read-ahead of one chunk, so memory
-stays at a few chunks per connection).
+and queues chunk requests; a sender task, started at the connection's first Request (an idle
+connection holds no sender, nor a swarm task until its first Announce/GetPeers), serves them in
+order, reading the next chunk while the current one is encrypted and sent (read-ahead of one).
+
+Memory: every chunk is held from before its read until its send returned under the node-wide
+:class:`~node.transfer._budget.ChunkBudget` (``budget``, ``[network] upload_buffers``, default
+64 MiB): a read waits, FIFO with every other connection's, while the budget is spent, so chunk
+memory is bounded whatever the peer count (each budgeted chunk also has its plaintext pieces
+and sealed copy alive during its send: the chunk bytes in flight peak at ~3x the budget).
+Manifests are kept parsed by root (content-addressed, so never stale; bounded).
 
 Reads run inline on the trio thread by default (a 1 MiB read from the page cache costs less
 than a worker-thread hand-off; measured 210 -> 290 MB/s on loopback); ``inline_reads=False``
 moves them to worker threads for stores on slow disks.
 
 Capacity: chunk indices queued across all connections are counted; a Request that would push
-the count past ``max_queued`` is refused with ``Error(BUSY, retry_after_ms)`` and the receiver
-backs off (full jitter) and retries. Chunk reads run under a global limiter of ``workers``.
+the count past ``max_queued`` (``[network] upload_queue``), or this connection's past
+``max_queued_per_peer`` (``upload_queue_per_peer``: one peer cannot take the whole queue), is
+refused with ``Error(BUSY, retry_after_ms)`` and the receiver backs off (full jitter) and
+retries. Chunk reads in threads run under a global limiter of ``workers``.
 
 Chunks are read with ``verify=False``: the receiver verifies every chunk against its chunk root
 anyway, and re-hashing here would halve the provider's throughput. A chunk file damaged on disk
@@ -73,6 +82,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from node.content import Manifest
 from node.log import get_logger
 from node.receipt import DEFAULT_PRICE_PER_GIB, ReceiptDomain
 from node.store import CorruptStoredChunk, Store, StoreError
@@ -106,6 +116,7 @@ from node.wire import (
 )
 
 from ._acceptance import DEFAULT_MAX_SKEW, ConnectionCredit, ReceiptPolicy, ReceiptRefused
+from ._budget import DEFAULT_UPLOAD_BUFFERS, ChunkBudget
 from ._compress import ChunkCompressor
 from ._groups import collapse_groups
 from ._observer import NULL_OBSERVER, TransferObserver
@@ -116,6 +127,7 @@ from ._swarm import SwarmProvider
 log = get_logger(__name__)
 
 HAVE_PAGE_BYTES = 32 * 1024
+MANIFEST_CACHE = 256  #: manifests the provider keeps parsed (by root)
 _BAD_CHUNK_INDEX = re.compile(r"\bchunk (\d+)\b")
 
 
@@ -142,9 +154,13 @@ class _Queue:
     wakeup: trio.Event = field(default_factory=trio.Event)
     credit: ConnectionCredit = field(default_factory=ConnectionCredit)
     roots: set[bytes] = field(default_factory=set)  #: roots this connection was sent chunks of
+    nursery: trio.Nursery | None = None  #: the connection's, for tasks started on first use
+    swarm: bool = False  #: the swarm's Have-update task is running (started at first use)
     lane: Lane | None = None  #: its share of the node's upload cap (``Provider(upload=)``)
     compress: bool = False  #: the peer's Hello has COMPRESS (and we compress)
     tuner: LevelTuner = field(default_factory=LevelTuner)  #: zstd level for this link
+    held: int = 0  #: bytes of the node's chunk budget this connection holds now
+    sender: bool = False  #: its sender task is running (started at the first Request)
 
 
 class Provider:
@@ -159,6 +175,7 @@ class Provider:
         receipt_domain: ReceiptDomain | None = None,
         workers: int = 4,
         max_queued: int = 1024,
+        max_queued_per_peer: int = 256,
         busy_retry_after: float = 1.0,
         inline_reads: bool = True,
         price_per_gib: int = DEFAULT_PRICE_PER_GIB,
@@ -168,8 +185,17 @@ class Provider:
         swarm: bool | SwarmProvider = True,
         upload: Shaper | None = None,
         compress: bool | ChunkCompressor = True,
+        budget: ChunkBudget | int | None = None,
     ) -> None:
         self.store = store
+        #: node-wide bound on chunk bytes held from read to sent (module docstring)
+        self.budget = (
+            budget
+            if isinstance(budget, ChunkBudget)
+            else ChunkBudget(budget or DEFAULT_UPLOAD_BUFFERS)
+        )
+        #: manifests by root (content-addressed, so never stale; bounded)
+        self._manifests: dict[bytes, Manifest] = {}
         #: compresses chunks for peers with COMPRESS (``None``: never)
         self.compressor = (
             compress
@@ -190,6 +216,7 @@ class Provider:
         self.receipt_domain = receipt_domain
         self.limiter = trio.CapacityLimiter(workers)
         self.max_queued = max_queued
+        self.max_queued_per_peer = max_queued_per_peer
         self.busy_retry_after = busy_retry_after
         self.queued = 0
         self.stats = ProviderStats()
@@ -226,14 +253,15 @@ class Provider:
         self.observer.connection_opened(conn.address, True)
         try:
             async with collapse_groups(), trio.open_nursery() as nursery:
-                nursery.start_soon(conn.keepalive)
-                nursery.start_soon(self._sender, conn, queue)
-                if self.swarm is not None:
-                    nursery.start_soon(self.swarm.run, conn)
+                queue.nursery = nursery
+                nursery.start_soon(conn.keepalive)  # returns at once when the server sweeps
                 await self._reader(conn, queue)
                 nursery.cancel_scope.cancel()
         finally:
             self.queued -= len(queue.items)
+            if queue.held:  # chunks read or being sent when the connection ended
+                self.budget.release(queue.held)
+                queue.held = 0
             if queue.lane is not None:
                 queue.lane.close()
             self.observer.connection_closed(conn.address, True)
@@ -268,6 +296,9 @@ class Provider:
             elif isinstance(msg, ErrorMsg) and msg.code == ErrorCode.BAD_CHUNK:
                 await self._on_bad_chunk(conn, queue, msg)
             elif isinstance(msg, (Announce, GetPeers)) and self.swarm is not None:
+                if not queue.swarm and queue.nursery is not None:
+                    queue.swarm = True  # an idle connection holds no task for the swarm
+                    queue.nursery.start_soon(self.swarm.run, conn)
                 await self.swarm.handle(conn, msg)
             elif isinstance(msg, (Progress, Complete)):
                 log.debug("peer progress", peer=conn.address, msg=type(msg).__name__)
@@ -325,10 +356,21 @@ class Provider:
             return
         await conn.send(ChunkRoots(root, msg.start, total, roots))
 
+    def manifest(self, root: bytes) -> Manifest:
+        """The manifest of ``root``, cached (a manifest is content-addressed: never stale; a
+        root found gone on a read is dropped, so its next Request is answered NotFound)."""
+        m = self._manifests.get(root)
+        if m is None:
+            m = self.store.get_manifest(root)  # StoreNotFound
+            if len(self._manifests) >= MANIFEST_CACHE:
+                del self._manifests[next(iter(self._manifests))]  # oldest first
+            self._manifests[root] = m
+        return m
+
     async def _on_request(self, conn: PeerConnection, queue: _Queue, msg: Request) -> None:
         root = bytes(msg.root)
         try:
-            total = self.store.get_manifest(root).chunk_count
+            total = self.manifest(root).chunk_count
         except StoreNotFound:
             await conn.send(NotFound(root))
             return
@@ -343,7 +385,11 @@ class Provider:
                 )
             )
             return
-        if self.queued + len(msg.indices) > self.max_queued:
+        asked = len(msg.indices)
+        if (
+            self.queued + asked > self.max_queued
+            or len(queue.items) + asked > self.max_queued_per_peer
+        ):
             self.stats.busy_refusals += 1
             await conn.send(
                 ErrorMsg(
@@ -360,6 +406,9 @@ class Provider:
             queue.cancelled.discard((root, index))
             queue.items.append((root, msg.request_id, index, now))
         self.queued += len(msg.indices)
+        if not queue.sender and queue.nursery is not None:
+            queue.sender = True  # an idle connection holds no sender task
+            queue.nursery.start_soon(self._sender, conn, queue)
         queue.wakeup.set()
 
     async def _on_receipt(
@@ -463,6 +512,8 @@ class Provider:
                 lambda: self.store.read_chunk(root, index, verify=False), limiter=self.limiter
             )
         except StoreError as exc:
+            if isinstance(exc, StoreNotFound):
+                self._manifests.pop(root, None)  # removed: the next Request says NotFound
             return exc
 
     async def _prepare(
@@ -488,9 +539,21 @@ class Provider:
         return await trio.to_thread.run_sync(encode, limiter=self.limiter)
 
     async def _sender(self, conn: PeerConnection, queue: _Queue) -> None:
-        """Serve queued indices in order, reading one chunk ahead of the one being sent."""
-        Box = list[tuple[bytes | Exception, bool, int]]  # (payload, compressed, chunk length)
+        """Serve queued indices in order, reading one chunk ahead of the one being sent.
+
+        Each chunk holds its length of the node's :class:`ChunkBudget` from before its read
+        until its send returned (so a connection holds at most two: the one being sent and
+        the one read ahead); a read waits, in FIFO order with every other connection's, while
+        the budget is spent."""
+        # (payload, compressed, chunk length, budget bytes held)
+        Box = list[tuple[bytes | Exception, bool, int, int]]
         ahead: tuple[tuple[bytes, int, int, float], trio.Event, Box] | None = None
+        budget = self.budget
+
+        def release(got: int) -> None:
+            budget.release(got)
+            queue.held -= got
+
         async with trio.open_nursery() as nursery:
 
             def start_read(item: tuple[bytes, int, int, float]) -> tuple:
@@ -498,9 +561,15 @@ class Provider:
                 box: Box = []
 
                 async def run() -> None:
+                    try:
+                        length = self.manifest(item[0]).chunk_length(item[2])
+                    except (StoreError, IndexError, ValueError):
+                        length = 0  # the read says what is wrong
+                    got = await budget.acquire(length)
+                    queue.held += got
                     data = await self._read(item[0], item[2])
                     n = 0 if isinstance(data, Exception) else len(data)
-                    box.append((*(await self._prepare(queue, item[0], item[2], data)), n))
+                    box.append((*(await self._prepare(queue, item[0], item[2], data)), n, got))
                     done.set()
 
                 nursery.start_soon(run)
@@ -518,11 +587,13 @@ class Provider:
                 await done.wait()
                 nxt = self._next(queue)
                 ahead = start_read(nxt) if nxt is not None else None
+                data, compressed, n, got = box[0]
                 if (root, index) in queue.cancelled:
                     queue.cancelled.discard((root, index))
+                    release(got)
                     continue
-                data, compressed, n = box[0]
                 if isinstance(data, Exception):
+                    release(got)
                     code = (
                         ErrorCode.NOT_FOUND
                         if isinstance(data, StoreNotFound)
@@ -543,12 +614,15 @@ class Provider:
                     await queue.lane.acquire(len(data))
                 queue.credit.record(root, n)  # chunk bytes, before sending: module docstring
                 queue.roots.add(root)
+                wire = len(data)
                 await conn.send_chunk(root, index, data, compressed=compressed)
+                del data, box  # the grant covered these bytes until now
+                release(got)
                 now = trio.current_time()
                 if queue.compress:
-                    queue.tuner.observe_send(len(data), now - sent_at)
+                    queue.tuner.observe_send(wire, now - sent_at)
                 self.stats.chunks_served += 1
                 self.stats.bytes_served += n
-                self.stats.wire_bytes += len(data)
+                self.stats.wire_bytes += wire
                 self.stats.compressed_chunks += compressed
                 self.observer.chunk_served(conn.address, n, now - asked)

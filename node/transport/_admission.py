@@ -156,6 +156,10 @@ class AdmissionPolicy:
     """Sockets ever offered to :meth:`begin_handshake` (a metric; tests wait on it)."""
     refused: int = 0
     """Of which refused, before or after the handshake."""
+    sweeps: int = 0
+    """Liveness rounds of ``serve_peers``' sweeper (a metric; tests wait on it)."""
+    idle_closed: int = 0
+    """Connections the sweeper closed because nothing arrived for ``idle_timeout``."""
     _pending: dict[int, tuple[str, float]] = field(default_factory=dict)
     _pending_per_ip: Counter[str] = field(default_factory=Counter)
     _established: dict[int, PeerStats] = field(default_factory=dict)

@@ -33,7 +33,7 @@ from ._admission import AdmissionLimits, AdmissionPolicy, Refusal, ip_key
 from ._connect import LocalPeer, _as_local, _NodeIdentity, _tune, open_peer_connection
 from ._errors import HandshakeFailed, TransportError
 from ._noise_stream import NoiseStream
-from ._peer import DEFAULT_IDLE_TIMEOUT, PeerConnection
+from ._peer import DEFAULT_IDLE_TIMEOUT, DEFAULT_KEEPALIVE, PeerConnection
 
 log = get_logger(__name__)
 
@@ -196,6 +196,8 @@ async def serve_peers(
     host: str | None = "127.0.0.1",
     handshake_timeout: float | None = None,
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
+    keepalive_interval: float = DEFAULT_KEEPALIVE,
+    send_timeout: float | None = None,
     limits: AdmissionLimits | None = None,
     policy: AdmissionPolicy | None = None,
     task_status: trio.TaskStatus[list[trio.SocketListener]] = trio.TASK_STATUS_IGNORED,
@@ -209,6 +211,15 @@ async def serve_peers(
     or identity. Over the high watermark the least useful connections are trimmed
     (``Goodbye(BUSY)``) instead of refusing newcomers. ``policy`` may be passed to inspect
     counts in tests. The open-file soft limit is raised to the hard limit first.
+
+    Liveness without per-connection timers: connections are ``swept`` (``PeerConnection``):
+    one task looks at every established connection every ``min(1, idle_timeout / 4,
+    keepalive_interval / 4)`` seconds, sends a Ping (in a short-lived task) to each that has
+    been silent towards the peer for ``keepalive_interval``, and closes each from which nothing
+    arrived for ``idle_timeout`` (Goodbye), and each whose current write (a chunk to a peer that
+    stopped reading) has not completed for ``send_timeout`` (default ``idle_timeout``): such a
+    peer must not keep the node's chunk buffers. ``policy.sweeps`` counts its rounds and
+    ``policy.idle_closed`` the connections it closed.
 
     ``task_status.started`` receives the listeners (``listeners[0].socket.getsockname()``
     tells the port when ``port`` is 0). The connection is closed (with Goodbye) when the
@@ -226,6 +237,36 @@ async def serve_peers(
     pending: dict[int, trio.CancelScope] = {}
     running: dict[int, tuple[trio.CancelScope, PeerConnection]] = {}
     trimmed: set[int] = set()
+    idle: set[int] = set()
+    stall = idle_timeout if send_timeout is None else send_timeout
+    tick = min(1.0, idle_timeout / 4, keepalive_interval / 4, stall / 4)
+
+    async def ping(conn: PeerConnection) -> None:
+        conn.pinging = True
+        try:
+            await conn.ping()
+        except (TransportError, trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the connection's own task sees the broken stream
+        finally:
+            conn.pinging = False
+
+    async def sweeper(nursery: trio.Nursery) -> None:
+        """Keep-alive and idle timeout for every connection: one timer for the node."""
+        while True:
+            await trio.sleep(tick)
+            now = trio.current_time()
+            pol.sweeps += 1
+            for cid, (scope, conn) in running.items():
+                started = conn.send_started
+                if now - conn.last_received > idle_timeout or (
+                    started is not None and now - started > stall
+                ):
+                    if cid not in idle:
+                        idle.add(cid)
+                        scope.cancel()
+                elif now - conn.last_sent >= keepalive_interval and not conn.pinging:
+                    conn.pinging = True
+                    nursery.start_soon(ping, conn)
 
     def refused(refusal: Refusal, **kw: object) -> None:
         if refusal.log:
@@ -258,8 +299,14 @@ async def serve_peers(
             identity_payload=me.payload,
             handshake_timeout=limits.handshake_timeout,
         )
-        conn = _AdmittedConnection(stream, capabilities=me.capabilities, idle_timeout=idle_timeout)
+        conn = _AdmittedConnection(
+            stream,
+            capabilities=me.capabilities,
+            idle_timeout=idle_timeout,
+            keepalive_interval=keepalive_interval,
+        )
         conn.policy, conn.conn_id = pol, cid
+        conn.swept = True  # liveness is the sweeper's (above): no timer of its own
         try:
             with trio.CancelScope(deadline=trio.current_time() + limits.handshake_timeout) as hs:
                 pending[cid] = hs
@@ -311,11 +358,18 @@ async def serve_peers(
             if cid in trimmed:
                 trimmed.discard(cid)
                 await conn.aclose(ErrorCode.BUSY, "trimmed: node over its connection watermark")
+            elif cid in idle:
+                idle.discard(cid)
+                pol.idle_closed += 1
+                log.debug("closing a silent or stalled peer", peer=conn.address)
+                await conn.aclose(ErrorCode.OK, "idle: nothing received, or a write stalled")
             else:
                 await conn.aclose()
 
     try:
-        await trio.serve_listeners(on_stream, listeners, task_status=task_status)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sweeper, nursery)
+            await trio.serve_listeners(on_stream, listeners, task_status=task_status)
     except OSError as exc:  # pragma: no cover - accept() failures other than EMFILE
         if exc.errno in (errno.EMFILE, errno.ENFILE):
             raise HandshakeFailed(f"out of file descriptors: {exc}") from None

@@ -12,6 +12,13 @@ Receiving answers ``Ping`` with ``Pong`` by itself, turns ``Goodbye`` and EOF in
 side has been silent for ``keepalive_interval`` seconds, so a healthy but quiet peer never
 trips the other side's idle timeout.
 
+``swept`` connections (``serve_peers`` makes every inbound one so) keep no timer of their own:
+no cancel-scope deadline per receive and no keep-alive task; one node-wide sweeper reads
+``last_received``/``last_sent`` of all connections once a second, pings the quiet ones and
+closes the silent ones and those whose write has not completed for as long
+(docs/protocol.md, "Admission control"). A node with 10,000 peers then
+holds no 10,000 timers, and a receive on the hot path arms none.
+
 A fatal protocol error by the peer (docs/protocol.md sections 4 and 6: a frame of length 0,
 an oversize message, a second Hello, anything but Hello first, any PROTOCOL_VIOLATION) is
 answered here, once: ``Error(code, request_id, ref_kind = the offending kind)`` then
@@ -97,6 +104,11 @@ class PeerConnection:
         self.last_sent = trio.current_time()
         self.last_received = self.last_sent
         self.goodbye: Goodbye | None = None
+        #: liveness is a sweeper's job (module docstring): no receive timer, no keep-alive task
+        self.swept = False
+        self.pinging = False  #: a sweeper's Ping is being sent
+        #: when the write now in progress started (``None``: none), for a sweeper's stall check
+        self.send_started: float | None = None
         self._fatal: RemoteProtocolError | None = None  #: the peer's fatal error, not answered
 
     # -- identity ---------------------------------------------------------------------------
@@ -172,7 +184,11 @@ class PeerConnection:
 
     async def _send_plaintexts(self, plaintexts: Sequence[bytes | memoryview]) -> None:
         async with self._send_lock:
-            await self.stream.send_plaintexts(plaintexts)
+            self.send_started = trio.current_time()
+            try:
+                await self.stream.send_plaintexts(plaintexts)
+            finally:
+                self.send_started = None
             self.last_sent = trio.current_time()
 
     async def ping(self) -> None:
@@ -239,7 +255,9 @@ class PeerConnection:
             # No checkpoint then either: what is buffered is bounded by one socket read.
             try:
                 msg = self._buffered_message()
-                if msg is None:
+                if msg is None and self.swept:
+                    msg = await self._next_message()
+                elif msg is None:
                     try:
                         with trio.fail_after(self.idle_timeout):
                             msg = await self._next_message()
@@ -263,8 +281,9 @@ class PeerConnection:
     # -- keep-alive and closing ---------------------------------------------------------------
 
     async def keepalive(self) -> None:
-        """Ping whenever we have been silent for ``keepalive_interval``; returns when closed."""
-        while not self._closed:
+        """Ping whenever we have been silent for ``keepalive_interval``; returns when closed
+        (at once when ``swept``: the sweeper pings)."""
+        while not self._closed and not self.swept:
             due = self.last_sent + self.keepalive_interval
             now = trio.current_time()
             if now < due:
