@@ -22,7 +22,6 @@ from node.wire import ChunkCodec, CompressionPolicy, CompressPlan, LevelTuner
 Buffer = bytes | bytearray | memoryview
 
 DEFAULT_CACHE_BYTES = 32 << 20
-SAMPLE_BYTES = 64 * 1024  #: prefix compressed as a sample while a root's policy is off
 MAX_ROOTS = 256  #: policies kept (least recently used roots forgotten first)
 _VERDICT_COST = 64  #: budget charged for a cached "send raw" verdict
 
@@ -51,6 +50,7 @@ class CompressStats:
     raw_bytes: int = 0  #: content bytes of every chunk encoded
     wire_bytes: int = 0  #: payload bytes handed to the wire (frames or raw)
     compress_seconds: float = 0.0  #: time spent compressing (frames kept or not, samples)
+    samples: int = 0  #: chunks whose sample was compressed (``CompressPlan.SAMPLE``)
     cache_hits: int = 0
 
     @property
@@ -108,34 +108,42 @@ class ChunkCompressor:
             if not tuner.should_compress():  # compressing lags the link: says nothing about
                 return self._sent(policy, data, None, record=False)  # the data's ratio
             plan = policy.plan()
-        if plan is CompressPlan.RAW:
-            with self._lock:
+            if plan is CompressPlan.RAW:  # backing off: no compression work at all
                 return self._sent(policy, data, None)
         codec = _codec()
-        level = self.level if self.level is not None else tuner.level
         t0 = time.perf_counter()
         if plan is CompressPlan.SAMPLE:
-            saving = codec.saving(memoryview(data)[:SAMPLE_BYTES], level)
+            saving = codec.sample_saving(data)
             seconds = time.perf_counter() - t0
             with self._lock:
+                self.stats.samples += 1
                 self.stats.compress_seconds += seconds
-                policy.record_sample(saving)
-                return self._sent(policy, data, None)
-        frame = codec.compress(data, level)
+                if not policy.record_sample(saving):
+                    if chunk_root is not None:
+                        self._admit(chunk_root, None)
+                    return self._sent(policy, data, None)
+            t0 = time.perf_counter()
+        frame = codec.compress(data, self.level if self.level is not None else tuner.level)
         seconds = time.perf_counter() - t0
         tuner.observe_compress(n, seconds)
         with self._lock:
             self.stats.compress_seconds += seconds
             if chunk_root is not None:
                 self._admit(chunk_root, frame)
-            return self._sent(policy, data, frame)
+            return self._sent(policy, data, frame, whole=True)
 
     def _sent(
-        self, policy: CompressionPolicy, data: Buffer, frame: bytes | None, *, record: bool = True
+        self,
+        policy: CompressionPolicy,
+        data: Buffer,
+        frame: bytes | None,
+        *,
+        record: bool = True,
+        whole: bool = False,
     ) -> tuple[Buffer, bool]:
         n = len(data)
         if record:
-            policy.record(n, None if frame is None else len(frame))
+            policy.record(n, None if frame is None else len(frame), whole=whole)
         s = self.stats
         s.raw_bytes += n
         if frame is None:

@@ -38,7 +38,30 @@ def test_incompressible_chunks_go_raw_and_the_root_turns_off() -> None:
         assert not compressed and payload is data
     assert comp.policy(b"rnd").mode.value == "off"
     assert comp.stats.wire_bytes == comp.stats.raw_bytes == 20 * 256 * KiB
-    assert comp.cached_bytes == 4 * 64  # four probe verdicts, no frames
+    assert comp.stats.samples == 5  # chunks 0, 2, 5, 10, 19: back-off 1, 2, 4, 8
+    assert comp.cached_bytes == 5 * 64  # five sample verdicts, no frames
+    assert comp.policy(b"rnd").compressed_chunks == 0
+
+
+def test_a_frame_cached_by_another_root_is_served_while_backing_off() -> None:
+    comp, tuner = ChunkCompressor(), LevelTuner()
+    text = json_chunk(256 * KiB)
+    comp.encode(b"txt", key(text), text, tuner)
+    rnd = random_chunk(256 * KiB, 1)
+    comp.encode(b"mix", key(rnd), rnd, tuner)  # the sample fails: "mix" backs off
+    assert comp.policy(b"mix").off
+    payload, compressed = comp.encode(b"mix", key(text), text, tuner)
+    assert compressed and decompress(payload, len(text)) == text  # the cache, no work
+
+
+def test_a_content_compressible_only_in_places_costs_samples_not_whole_chunks() -> None:
+    comp, tuner = ChunkCompressor(), LevelTuner()
+    chunks = [random_chunk(256 * KiB, i) for i in range(40)]
+    chunks[30] = json_chunk(256 * KiB, 3)
+    sent = [comp.encode(b"m", None, c, tuner)[1] for c in chunks]
+    s = comp.stats
+    assert s.samples <= 7 and s.compressed_chunks <= 1
+    assert sent[:30] == [False] * 30
 
 
 def test_cache_budget_evicts_least_recently_used() -> None:
@@ -62,7 +85,8 @@ def test_a_tuner_that_says_not_worth_it_skips_compression() -> None:
         sent.append(comp.encode(b"r", None, chunk, tuner)[1])
     assert sent.count(True) == 2  # one in ``every``, to keep measuring
     assert not tuner.worth_it
-    assert comp.policy(b"r").mode.value == "probe"  # the skipped chunks judged nothing
+    p = comp.policy(b"r")  # the two frames judged the data; the skipped chunks judged nothing
+    assert p.mode.value == "on" and p.compressed_chunks == 2 and p.raw_chunks == 0
 
 
 def test_threads_share_one_compressor() -> None:

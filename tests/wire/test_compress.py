@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 
@@ -14,9 +15,10 @@ from node.wire import ErrorCode
 from node.wire._compress import (
     DEFAULT_LEVEL,
     LEVELS,
+    MAX_BACKOFF,
     MIN_SAVING,
-    PROBE_CHUNKS,
-    REPROBE_EVERY,
+    SAMPLE_SLICE,
+    SAMPLE_SLICES,
     ChunkCodec,
     CompressedChunkError,
     CompressedSizeMismatch,
@@ -27,6 +29,7 @@ from node.wire._compress import (
     Mode,
     compress_chunk,
     decompress_chunk,
+    sample_of,
 )
 from tests._hyp import examples
 
@@ -147,51 +150,115 @@ def test_roundtrip_any_bytes(data: bytes, level: int) -> None:
 
 
 def drive(policy: CompressionPolicy, chunks: list[bytes], codec: ChunkCodec) -> list[CompressPlan]:
-    """What a provider does per chunk: plan, (compress or sample), record."""
+    """What a provider does per chunk: plan, (sample,) (compress whole,) record."""
     plans = []
     for data in chunks:
         plan = policy.plan()
         plans.append(plan)
-        if plan is CompressPlan.COMPRESS:
-            frame = codec.compress(data)
-            policy.record(len(data), None if frame is None else len(frame))
-        else:
-            if plan is CompressPlan.SAMPLE:
-                policy.record_sample(codec.saving(data[: 64 * 1024]))
+        if plan is CompressPlan.RAW or (
+            plan is CompressPlan.SAMPLE and not policy.record_sample(codec.sample_saving(data))
+        ):
             policy.record(len(data), None)
+            continue
+        frame = codec.compress(data)
+        policy.record(len(data), None if frame is None else len(frame), whole=True)
     return plans
 
 
-def test_random_data_turns_compression_off_after_the_probe() -> None:
+def sampled_at(plans: list[CompressPlan]) -> list[int]:
+    return [i for i, p in enumerate(plans) if p is CompressPlan.SAMPLE]
+
+
+def test_random_data_is_sampled_with_exponential_back_off_and_never_compressed_whole() -> None:
     codec, policy = ChunkCodec(), CompressionPolicy()
-    n = PROBE_CHUNKS + 3 * REPROBE_EVERY
-    plans = drive(policy, [random_chunk(256 * 1024, i) for i in range(n)], codec)
-    assert plans[:PROBE_CHUNKS] == [CompressPlan.COMPRESS] * PROBE_CHUNKS
-    assert policy.mode is Mode.OFF
-    rest = plans[PROBE_CHUNKS:]
-    assert rest.count(CompressPlan.SAMPLE) == 3 and rest.count(CompressPlan.COMPRESS) == 0
+    n = 300
+    plans = drive(policy, [random_chunk(256 * 1024, i % 16) for i in range(n)], codec)
+    assert CompressPlan.COMPRESS not in plans  # no whole-chunk compression, not even a probe
+    at = sampled_at(plans)
+    gaps = [b - a - 1 for a, b in itertools.pairwise(at)]
+    assert gaps[:7] == [1, 2, 4, 8, 16, 32, 64] and set(gaps[7:]) == {MAX_BACKOFF}
+    assert policy.mode is Mode.OFF and policy.samples == len(at) <= 12
     assert policy.compressed_chunks == 0 and policy.raw_chunks == n
 
 
-def test_compressible_data_stays_on_and_a_switch_to_random_turns_it_off() -> None:
+def test_compressible_data_is_sampled_once_then_compressed_whole() -> None:
     codec, policy = ChunkCodec(), CompressionPolicy()
     text = [json_chunk(256 * 1024, i) for i in range(8)]
-    assert drive(policy, text, codec) == [CompressPlan.COMPRESS] * 8
+    plans = drive(policy, text, codec)
+    assert plans == [CompressPlan.SAMPLE] + [CompressPlan.COMPRESS] * 7
     assert policy.mode is Mode.ON and policy.compressed_chunks == 8
     assert policy.saved_bytes > 0.5 * 8 * 256 * 1024
-    drive(policy, [random_chunk(256 * 1024, i) for i in range(8)], codec)
-    assert policy.mode is Mode.OFF
-    # ... and compressible data again is found by a sample, probed, and turned back on
-    plans = drive(policy, [json_chunk(256 * 1024, 9)] * (REPROBE_EVERY + PROBE_CHUNKS), codec)
-    assert CompressPlan.SAMPLE in plans and policy.mode is Mode.ON
 
 
-def test_a_probe_just_below_min_saving_turns_off() -> None:
+def test_a_switch_to_random_backs_off_and_a_switch_back_is_noticed_within_max_back_off() -> None:
+    codec, policy = ChunkCodec(), CompressionPolicy()
+    drive(policy, [json_chunk(256 * 1024, i) for i in range(4)], codec)
+    plans = drive(policy, [random_chunk(256 * 1024, i) for i in range(200)], codec)
+    assert plans[0] is CompressPlan.COMPRESS  # one whole chunk wasted at the switch, no more
+    assert plans[1:].count(CompressPlan.COMPRESS) == 0 and policy.mode is Mode.OFF
+    text = json_chunk(256 * 1024, 9)
+    plans = drive(policy, [text] * (MAX_BACKOFF + 2), codec)
+    first = plans.index(CompressPlan.SAMPLE)
+    assert first <= MAX_BACKOFF and policy.mode is Mode.ON
+    assert plans[first + 1] is CompressPlan.COMPRESS and policy.backoff == 0  # reset
+
+
+def test_a_sample_that_passes_but_a_frame_that_does_not_backs_off() -> None:
     policy = CompressionPolicy()
-    for _ in range(PROBE_CHUNKS):
-        assert policy.plan() is CompressPlan.COMPRESS
-        policy.record(1000, int(1000 * (1 - MIN_SAVING / 2)))
-    assert policy.mode is Mode.OFF
+    assert policy.plan() is CompressPlan.SAMPLE and policy.record_sample(0.5)
+    policy.record(1000, None, whole=True)  # the whole frame saved too little
+    assert policy.mode is Mode.OFF and policy.off and policy.skip == 1
+    assert policy.plan() is CompressPlan.RAW and not policy.off
+    assert policy.plan() is CompressPlan.SAMPLE
+
+
+def test_a_sample_just_below_min_saving_goes_raw() -> None:
+    policy = CompressionPolicy()
+    assert policy.plan() is CompressPlan.SAMPLE
+    assert not policy.record_sample(MIN_SAVING * 0.99)
+    assert policy.mode is Mode.OFF and policy.failures == 1
+
+
+def test_samples_are_spread_over_the_chunk() -> None:
+    data = bytes(range(256)) * 1024  # 256 KiB
+    s = sample_of(data)
+    assert len(s) == SAMPLE_SLICES * SAMPLE_SLICE
+    assert s[:SAMPLE_SLICE] == data[:SAMPLE_SLICE] and s[-SAMPLE_SLICE:] == data[-SAMPLE_SLICE:]
+    small = b"x" * 100
+    assert sample_of(small) is small
+    # compressible only in its last quarter: the sample sees it
+    mixed = random_chunk(192 * 1024) + b"a" * (64 * 1024)
+    assert ChunkCodec().sample_saving(mixed) > MIN_SAVING
+
+
+@settings(max_examples=examples(200))
+@given(st.lists(st.sampled_from(["good", "bad", "raw-sample"]), max_size=400))
+def test_policy_invariants_under_any_outcomes(outcomes: list[str]) -> None:
+    """Whatever the samples and frames say: the back-off stays within 0..MAX_BACKOFF, no more
+    than MAX_BACKOFF raw chunks go untested in a row, and a good frame turns the policy on."""
+    policy = CompressionPolicy()
+    untested = 0
+    for outcome in outcomes:
+        plan = policy.plan()
+        assert 0 <= policy.backoff <= MAX_BACKOFF and 0 <= policy.skip <= MAX_BACKOFF
+        if plan is CompressPlan.RAW:
+            untested += 1
+            assert untested <= MAX_BACKOFF
+            policy.record(100, None)
+            continue
+        untested = 0
+        if plan is CompressPlan.SAMPLE and not policy.record_sample(
+            0.0 if outcome == "raw-sample" else 0.5
+        ):
+            assert policy.mode is Mode.OFF and policy.skip == policy.backoff >= 1
+            policy.record(100, None)
+            continue
+        policy.record(100, 50 if outcome == "good" else None, whole=True)
+        if outcome == "good":
+            assert policy.mode is Mode.ON and policy.backoff == 0
+        else:
+            assert policy.mode is Mode.OFF
+    assert policy.compressed_chunks + policy.raw_chunks == len(outcomes)
 
 
 # -- the level tuner ---------------------------------------------------------------------------
