@@ -8,10 +8,11 @@ UV      := .venv/bin/uv
 FORGE   := node_modules/@foundry-rs/forge-linux-amd64/bin/forge
 STAMP   := .venv/.installed
 NPMSTAMP:= node_modules/.installed
+KERNEL  := node/content/_ctree.so
 
 .PHONY: setup demo test lint typecheck forge pytest artifacts bench clean browser
 
-setup: $(STAMP) $(NPMSTAMP)
+setup: $(STAMP) $(NPMSTAMP) $(KERNEL)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
@@ -20,6 +21,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	$(PY) -m compileall -q node chain simulations
 	touch $(STAMP)
+
+# The segment-tree kernel (node/content/_accel.py, node/_native.py, docs/decisions.md D30): built with the
+# system C compiler; without one a note is printed and the pure-Python tree is used.
+$(KERNEL): node/content/_ctree.c $(STAMP)
+	$(PY) -m node._native
 
 $(NPMSTAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -51,8 +57,9 @@ typecheck: setup
 forge: setup
 	FOUNDRY_SOLC=$(CURDIR)/contracts/tools/solc $(FORGE) test --root . -vv
 
+# Under CI the kernel must have been built (tests/content/test_accel.py checks).
 pytest: setup browser
-	PATH=$(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(PATH) $(PY) -m pytest -q -n 2
+	$(if $(CI),BCAI_REQUIRE_ACCEL=1) PATH=$(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(PATH) $(PY) -m pytest -q -n 2
 
 test: lint typecheck forge pytest
 

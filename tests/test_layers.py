@@ -36,6 +36,8 @@ RANK: dict[str, float] = {
     "node": 0,
     "node.log": 0,
     "node._fs": 0,
+    "node._memory": 0,
+    "node._native": 0,
     "node.content": 1,
     "node.seal": 1.5,
     "node.store": 2,
@@ -67,8 +69,11 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     "node": (),
     "node.log": ("structlog",),
     "node._fs": (),
+    "node._memory": (),
+    "node._native": (),
     # pure: hashing (keccak for size proofs) and erasure coding; no trio, no sockets, no LevelDB
-    "node.content": ("zfec", "eth_hash", "eth_utils"),
+    # (cffi: the optional C tree kernel, _accel)
+    "node.content": ("zfec", "eth_hash", "eth_utils", "cffi"),
     # sealed content: ChaCha20-Poly1305 (cryptography, OpenSSL) and Argon2id (PyNaCl)
     "node.seal": ("cryptography", "nacl"),
     # chunk files and LevelDB; called from worker threads, so no trio either

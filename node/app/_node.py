@@ -33,6 +33,7 @@ import plyvel
 import trio
 
 from node._fs import output_target, write_output
+from node._memory import tune_malloc
 from node.config import CONFIG_FILE, Config, load_config
 from node.content import Manifest, root_hex
 from node.identity import Identity, load_identity, read_address
@@ -782,6 +783,7 @@ def open_node(
     when another process (a running ``bcai serve``) holds the store: talk to that node through
     its API instead (``node.app.connect``).
     """
+    tune_malloc()  # buffers reused from the heap, not mmap'd per chunk (node._memory)
     path = Path(data_dir).expanduser()
     return Node(path, config or load_node_config(path), passphrase=passphrase, durable=durable)
 

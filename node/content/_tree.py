@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 
+from . import _accel
 from ._errors import InvalidGeometry, InvalidProof
 
 SEGMENT_SIZE = 4096
@@ -85,6 +86,10 @@ def merkle_root(leaf_hashes: Sequence[bytes]) -> bytes:
     """RFC 6962 MTH over already-hashed leaves (segment leaf hashes, or chunk roots)."""
     if not leaf_hashes:
         return EMPTY_ROOT
+    if _accel.merkle_root is not None and len(leaf_hashes) > 8:
+        joined = b"".join(leaf_hashes)
+        if len(joined) == HASH_SIZE * len(leaf_hashes):
+            return _accel.merkle_root(joined)
     return _reduce(list(leaf_hashes))
 
 
@@ -101,8 +106,18 @@ def segment_leaf_hashes(data: bytes | bytearray | memoryview) -> list[bytes]:
 
 
 def chunk_root(chunk: bytes | bytearray | memoryview) -> bytes:
-    """Tree hash of one chunk's segments (the empty chunk hashes to :data:`EMPTY_ROOT`)."""
+    """Tree hash of one chunk's segments (the empty chunk hashes to :data:`EMPTY_ROOT`).
+
+    With the C kernel (:mod:`._accel`, built by ``make setup``) the whole chunk is hashed in
+    one call that releases the GIL; otherwise leaf by leaf in Python (same result)."""
+    if _accel.tree_root is not None and len(chunk):
+        return _accel.tree_root(chunk)
     return merkle_root(segment_leaf_hashes(chunk))
+
+
+def chunk_root_py(chunk: bytes | bytearray | memoryview) -> bytes:
+    """:func:`chunk_root` without the C kernel (the reference the kernel is tested against)."""
+    return _reduce(segment_leaf_hashes(chunk)) if len(chunk) else EMPTY_ROOT
 
 
 def tree_hash(data: bytes | bytearray | memoryview) -> bytes:
