@@ -2,7 +2,9 @@
 
 ``Metrics`` implements ``node.transfer``'s ``TransferObserver`` (the hooks the fetch driver and
 the provider call on the data path) and offers setters the node calls for what the transfer
-layer does not see (chain queue depth, queue depths, active transfers, cache hits, compression).
+layer does not see (chain queue depth, queue depths, active transfers, cache hits). The
+hooks' ``wire_bytes`` (a chunk's payload on the wire, a zstd frame or the chunk) feed the wire
+counters beside the content ones, so the compression saving is read from a running node.
 It owns a private ``CollectorRegistry`` (``self.registry``), never the global one: several nodes
 may live in one process (tests, the demo), and each must expose only its own numbers.
 
@@ -227,6 +229,7 @@ class Metrics:
         # totals
         self._bytes_in = 0
         self._bytes_out = 0
+        self._wire = {"in": 0, "out": 0}  # chunk payload bytes on the wire (frames or raw)
         self._chunks_ok = 0
         self._chunks_served = 0
         self._rejected = dict.fromkeys((*REJECT_REASONS, OTHER), 0)
@@ -245,7 +248,6 @@ class Metrics:
         self._conn_opened = [0, 0]
         # node-fed
         self._cache = [0, 0]  # hits, misses
-        self._compression = 1.0
         self._chain_queue = 0
         self._queues: dict[str, int] = {}
         self._transfers = {"in": 0, "out": 0}
@@ -265,15 +267,19 @@ class Metrics:
 
     # -- TransferObserver: receiver side -------------------------------------------------------
     @_guard
-    def chunk_received(self, peer: str, nbytes: int, seconds: float) -> None:
+    def chunk_received(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
         n, s = _count(nbytes), _count(seconds)
         if n is None or s is None:
             self._errors += 1
             return
         size = int(n)
+        wire = self._wire_of(size, wire_bytes)
         with self._lock:
             now = self._clock()
             self._bytes_in += size
+            self._wire["in"] += wire
             self._chunks_ok += 1
             self._rate_in.add(size, now)
             self._recent_ok.add(1, now)
@@ -313,15 +319,19 @@ class Metrics:
 
     # -- TransferObserver: provider side -------------------------------------------------------
     @_guard
-    def chunk_served(self, peer: str, nbytes: int, seconds: float) -> None:
+    def chunk_served(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
         n, s = _count(nbytes), _count(seconds)
         if n is None or s is None:
             self._errors += 1
             return
         size = int(n)
+        wire = self._wire_of(size, wire_bytes)
         with self._lock:
             now = self._clock()
             self._bytes_out += size
+            self._wire["out"] += wire
             self._chunks_served += 1
             self._rate_out.add(size, now)
             self._serve_window.add(s, now)
@@ -333,6 +343,17 @@ class Metrics:
                 self._other.bytes_out += size
                 self._other.served += 1
         self._serve_seconds.observe(s)
+
+    def _wire_of(self, size: int, wire_bytes: int | None) -> int:
+        """A chunk's bytes on the wire: ``wire_bytes``, or ``size`` when not given or not a
+        count (then counted as an error; the chunk itself is still counted)."""
+        if wire_bytes is None:
+            return size
+        w = _count(wire_bytes)
+        if w is None:
+            self._errors += 1
+            return size
+        return int(w)
 
     @_guard
     def connection_opened(self, peer: str, inbound: bool) -> None:
@@ -369,15 +390,6 @@ class Metrics:
     def cache_miss(self, n: int = 1) -> None:
         with self._lock:
             self._cache[1] += max(0, int(n))
-
-    @_guard
-    def set_compression_ratio(self, ratio: float) -> None:
-        """Uncompressed / on-the-wire bytes (1.0: no compression)."""
-        r = _count(ratio)
-        if r is None or r == 0:
-            self._errors += 1
-            return
-        self._compression = r
 
     @_guard
     def set_chain_queue(self, n: int) -> None:
@@ -430,7 +442,9 @@ class Metrics:
                 "receive_p95_ms": None if rp95 is None else rp95 * 1000,
                 "serve_p95_ms": None if sp95 is None else sp95 * 1000,
                 "cache_hit_ratio": hits / (hits + misses) if hits + misses else None,
-                "compression_ratio": self._compression,
+                "wire_bytes_in": self._wire["in"],
+                "wire_bytes_out": self._wire["out"],
+                "compression_ratio": self._compression_ratio(),
                 "requests_outstanding": sum(p.outstanding for p in self._peers.values()),
                 "window_chunks": sum(p.window for p in self._peers.values()),
                 "connections": {"inbound": self._conn_now[0], "outbound": self._conn_now[1]},
@@ -440,6 +454,12 @@ class Metrics:
                 "peers_tracked": len(self._peers),
                 "peers": rows,
             }
+
+    def _compression_ratio(self) -> float:
+        """Content / wire bytes of the chunks counted, both directions (1.0 before any)."""
+        wire = self._wire["in"] + self._wire["out"]
+        content = self._bytes_in + self._bytes_out
+        return content / wire if wire else 1.0
 
     def _row(self, p: _Peer) -> dict[str, Any]:
         conns = self._conns.get(p.address, [0, 0])
@@ -564,10 +584,25 @@ class Metrics:
             "Cache hits / reads since start (NaN before any read).",
             hits / (hits + misses) if hits + misses else nan,
         )
+        wire = CounterMetricFamily(
+            "bcai_chunk_wire_bytes",
+            "Chunk payload bytes on the wire (zstd frames or raw), by direction.",
+            labels=["direction"],
+        )
+        content = CounterMetricFamily(
+            "bcai_chunk_content_bytes",
+            "Content bytes of the same chunks (before compression), by direction.",
+            labels=["direction"],
+        )
+        for direction, n in (("in", self._bytes_in), ("out", self._bytes_out)):
+            wire.add_metric([direction], self._wire[direction])
+            content.add_metric([direction], n)
+        yield wire
+        yield content
         yield gauge(
             "bcai_compression_ratio",
-            "Uncompressed / wire bytes (1.0: no compression on the wire).",
-            self._compression,
+            "Content / wire bytes of the chunks received and served (1.0: nothing saved).",
+            self._compression_ratio(),
         )
         peers = list(self._peers.values())
         yield gauge(

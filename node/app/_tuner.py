@@ -534,11 +534,13 @@ class _Tee:
         """Busy seconds of peer row ``p`` up to ``now`` (time with requests outstanding)."""
         return float(p[3] + (now - p[4] if p[1] > 0 else 0.0))
 
-    def chunk_received(self, peer: str, nbytes: int, seconds: float) -> None:
+    def chunk_received(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
         self._peer(peer)[0] += nbytes
         self.done_bytes += nbytes
         self.chunk_size = max(self.chunk_size, nbytes)
-        self.inner.chunk_received(peer, nbytes, seconds)
+        self.inner.chunk_received(peer, nbytes, seconds, wire_bytes)
 
     def chunk_rejected(self, peer: str, reason: str) -> None:
         self.inner.chunk_rejected(peer, reason)
@@ -550,8 +552,10 @@ class _Tee:
         p[1], p[2] = count, window
         self.inner.requests_outstanding(peer, count, window)
 
-    def chunk_served(self, peer: str, nbytes: int, seconds: float) -> None:
-        self.inner.chunk_served(peer, nbytes, seconds)
+    def chunk_served(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
+        self.inner.chunk_served(peer, nbytes, seconds, wire_bytes)
 
     def connection_opened(self, peer: str, inbound: bool) -> None:
         self.inner.connection_opened(peer, inbound)

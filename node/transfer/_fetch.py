@@ -644,7 +644,7 @@ class _Fetch:
         self._outstanding(address)
         if ok and was_needed:
             seconds = now - asked if asked is not None else 0.0
-            self.observer.chunk_received(address, n, seconds)
+            self.observer.chunk_received(address, n, seconds, len(data))
             if self.ledger is not None:
                 self.ledger.record_chunk(address, n, own or 0.0, time.time())
         elif not ok:

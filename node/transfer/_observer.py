@@ -13,8 +13,11 @@ from typing import Protocol
 
 class TransferObserver(Protocol):
     # -- receiver side (fetch) ---------------------------------------------------------------
-    def chunk_received(self, peer: str, nbytes: int, seconds: float) -> None:
-        """A verified chunk of ``nbytes`` from ``peer`` (address); ``seconds`` from request."""
+    def chunk_received(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
+        """A verified chunk of ``nbytes`` from ``peer`` (address); ``seconds`` from request;
+        ``wire_bytes``: its payload on the wire (a zstd frame, or ``nbytes``; None: ``nbytes``)."""
 
     def chunk_rejected(self, peer: str, reason: str) -> None:
         """A chunk from ``peer`` failed verification (``"corrupt"``) or timed out
@@ -24,8 +27,11 @@ class TransferObserver(Protocol):
         """Chunks requested from ``peer`` and not yet answered, and its current window."""
 
     # -- provider side (serve) ---------------------------------------------------------------
-    def chunk_served(self, peer: str, nbytes: int, seconds: float) -> None:
-        """A chunk of ``nbytes`` sent to ``peer``; ``seconds`` from Request to last byte queued."""
+    def chunk_served(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
+        """A chunk of ``nbytes`` sent to ``peer``; ``seconds`` from Request to last byte queued;
+        ``wire_bytes`` as for :meth:`chunk_received`."""
 
     def connection_opened(self, peer: str, inbound: bool) -> None:
         """An authenticated connection with ``peer`` (address) is up."""
@@ -35,7 +41,9 @@ class TransferObserver(Protocol):
 
 
 class _NullObserver:
-    def chunk_received(self, peer: str, nbytes: int, seconds: float) -> None:
+    def chunk_received(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
         pass
 
     def chunk_rejected(self, peer: str, reason: str) -> None:
@@ -44,7 +52,9 @@ class _NullObserver:
     def requests_outstanding(self, peer: str, count: int, window: int) -> None:
         pass
 
-    def chunk_served(self, peer: str, nbytes: int, seconds: float) -> None:
+    def chunk_served(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
         pass
 
     def connection_opened(self, peer: str, inbound: bool) -> None:

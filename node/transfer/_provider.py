@@ -625,4 +625,4 @@ class Provider:
                 self.stats.bytes_served += n
                 self.stats.wire_bytes += wire
                 self.stats.compressed_chunks += compressed
-                self.observer.chunk_served(conn.address, n, now - asked)
+                self.observer.chunk_served(conn.address, n, now - asked, wire)

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from node.app._metrics import OTHER, Metrics
 from node.store import Store
-from node.transfer import PeerAddr, fetch, serve_node
+from node.transfer import PeerAddr, Provider, fetch, serve_node
 from node.transfer._observer import TransferObserver
 
 from ..transfer.helpers import make_identity, read_all, store_with
@@ -140,7 +140,6 @@ def test_bad_values_never_raise_and_are_counted() -> None:
     m.chunk_received(A, "lots", 0.1)  # type: ignore[arg-type]
     m.requests_outstanding(A, -1, 4)
     m.connection_closed(B, True)  # never opened
-    m.set_compression_ratio(0)
     m.set_chain_queue("x")  # type: ignore[arg-type]
     for i in range(40):
         m.set_queue_depth(f"q{i}", i)
@@ -151,7 +150,7 @@ def test_bad_values_never_raise_and_are_counted() -> None:
     assert value(s, "bcai_compression_ratio") == 1.0
     queues = [k for k in s if k[0] == "bcai_queue_depth"]
     assert len(queues) == 16
-    assert m.errors == 8 + 24
+    assert m.errors == 7 + 24
     assert value(s, "bcai_metrics_errors_total") == m.errors
 
 
@@ -245,14 +244,16 @@ def test_snapshot_is_json_and_has_the_status_peer_fields() -> None:
     m = Metrics()
     m.connection_opened(C, True)  # connected, no traffic yet: still listed
     m.chunk_received(A, 512, 0.003)
-    m.set_compression_ratio(1.5)
+    m.chunk_served(B, 1024, 0.001, 512)  # compressed 2:1; the 512 received went raw
     snap = json.loads(json.dumps(m.snapshot(), allow_nan=False))
     rows = {r["address"]: r for r in snap["peers"]}
     need = {"address", "inbound", "bytes_in", "bytes_out", "chunks_ok", "chunks_bad", "latency_ms"}
     assert need <= set(rows[A]) and need <= set(rows[C])
     assert rows[C]["inbound"] and rows[C]["bytes_in"] == 0
     assert rows[A]["latency_ms"] == pytest.approx(3.0) and rows[A]["chunks_ok"] == 1
-    assert snap["compression_ratio"] == 1.5 and snap["bytes_in"] == 512
+    assert snap["compression_ratio"] == pytest.approx((512 + 1024) / (512 + 512))
+    assert snap["bytes_in"] == 512 and snap["wire_bytes_in"] == 512
+    assert snap["wire_bytes_out"] == 512
     assert snap["connections"] == {"inbound": 1, "outbound": 0}
 
 
@@ -292,3 +293,58 @@ async def test_real_loopback_transfer_is_measured(tmp_path: Path) -> None:
     snap = received.snapshot()
     assert snap["peers"][0]["address"] == provider_id.address
     assert snap["peers"][0]["chunks_ok"] == 6 and snap["receive_p95_ms"] is not None
+
+
+def test_wire_bytes_are_counted_beside_content_bytes_per_direction() -> None:
+    m = Metrics()
+    m.chunk_received(A, 1000, 0.01, 250)  # a frame of a quarter of the chunk
+    m.chunk_received(A, 1000, 0.01)  # no wire size given: sent as it is
+    m.chunk_served(B, 4000, 0.01, 1000)
+    m.chunk_served(B, 10, 0.01, -1)  # a bad wire size: the chunk counts, raw; an error
+    s = scrape(m)
+    assert value(s, "bcai_chunk_wire_bytes_total", direction="in") == 1250
+    assert value(s, "bcai_chunk_content_bytes_total", direction="in") == 2000
+    assert value(s, "bcai_chunk_wire_bytes_total", direction="out") == 1010
+    assert value(s, "bcai_chunk_content_bytes_total", direction="out") == 4010
+    assert value(s, "bcai_received_bytes_total") == 2000  # the content counters are unchanged
+    assert value(s, "bcai_compression_ratio") == pytest.approx(6010 / 2260)
+    assert m.errors == 1
+    assert value(scrape(Metrics()), "bcai_compression_ratio") == 1.0  # nothing counted yet
+
+
+async def test_a_compressed_loopback_transfer_shows_its_saving(tmp_path: Path) -> None:
+    """Real TCP, real stores, the provider compressing: the wire counters of both ends equal
+    what the transfer itself counted, and are well below the content."""
+    row = b'{"id": %d, "user": "u%05d", "ok": true}\n'
+    rows = b"".join(row % (i, i % 977) for i in range(40000))
+    src = Store.open(tmp_path / "a", durable=False)
+    m = src.add_bytes(rows, chunk_size=256 * 1024)
+    dst = Store.open(tmp_path / "b", durable=False)
+    provider_id, receiver_id = make_identity(), make_identity()
+    served, received = Metrics(), Metrics()
+    prov = Provider(src, provider_id.address, observer=served)
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            host, port = await nursery.start(
+                lambda task_status: serve_node(
+                    src, provider_id, provider=prov, task_status=task_status
+                )
+            )
+            result = await fetch(
+                dst,
+                receiver_id,
+                m.root,
+                [PeerAddr(host, port, provider_id.address)],
+                observer=received,
+                compress=True,
+            )
+            nursery.cancel_scope.cancel()
+    assert read_all(dst, m.root) == rows
+    r, s = scrape(received), scrape(served)
+    assert value(r, "bcai_chunk_content_bytes_total", direction="in") == len(rows)
+    assert value(s, "bcai_chunk_content_bytes_total", direction="out") == len(rows)
+    wire_in = value(r, "bcai_chunk_wire_bytes_total", direction="in")
+    wire_out = value(s, "bcai_chunk_wire_bytes_total", direction="out")
+    assert wire_in == result.wire_bytes == wire_out == prov.stats.wire_bytes
+    assert wire_in < 0.5 * len(rows)
+    assert value(r, "bcai_compression_ratio") > 2.0 and value(s, "bcai_compression_ratio") > 2.0

@@ -39,8 +39,11 @@ class Recorder:
         self.opened: list[tuple[str, bool]] = []
         self.closed: list[tuple[str, bool]] = []
 
-    def chunk_received(self, peer: str, nbytes: int, seconds: float) -> None:
+    def chunk_received(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
         assert nbytes > 0 and seconds >= 0
+        assert wire_bytes is not None and 0 < wire_bytes <= nbytes  # never more than the chunk
         self.calls["received"] += 1
         self.received[peer] += nbytes
 
@@ -52,8 +55,11 @@ class Recorder:
         assert count >= 0 and window >= 1
         self.outstanding.append((peer, count, window))
 
-    def chunk_served(self, peer: str, nbytes: int, seconds: float) -> None:
+    def chunk_served(
+        self, peer: str, nbytes: int, seconds: float, wire_bytes: int | None = None
+    ) -> None:
         assert nbytes > 0 and seconds >= 0
+        assert wire_bytes is not None and 0 < wire_bytes <= nbytes  # never more than the chunk
         self.calls["served"] += 1
         self.served[peer] += nbytes
 
@@ -68,7 +74,7 @@ def test_recorder_and_null_observer_satisfy_the_protocol() -> None:
     rec: TransferObserver = Recorder()
     null: TransferObserver = NULL_OBSERVER
     for obs in (rec, null):
-        obs.chunk_received("0x1", 1, 0.0)
+        obs.chunk_received("0x1", 1, 0.0, 1)
         obs.connection_closed("0x1", True)
 
 
