@@ -162,7 +162,8 @@ class _VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
-        parser.exit(message=f"bcai {_version()}\n")
+        sys.stdout.write(f"bcai {_version()}\n")  # where argparse's "version" action writes
+        parser.exit()
 
 
 def _modules_for(argv: Sequence[str]) -> tuple[str, ...]:
