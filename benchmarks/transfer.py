@@ -1,19 +1,30 @@
 """Transfer benchmark: `bcai serve` -> `bcai get` over loopback, in the same run as the anchors.
 
-Runs the anchors harness (its folder in ``BCAI_ANCHORS``; not vendored yet, set up with
-``./setup.sh && ./sshd_ctl.sh start``) in-process: its ``one_run`` measures every method the
-same way (timer from client spawn to client exit, peak summed RSS of each side's process tree,
-CPU from wait4, sha256 of the received file). This script adds the method ``bcai`` (Noise XX
-ChaChaPoly, every chunk verified against its Merkle chunk root, receipts signed and stored)
-and prints throughput, RSS and the ratios against scp (chacha20-poly1305) and libtorrent v2.
+Runs the anchors harness (vendored in benchmarks/anchors, see its README; another copy with
+``--anchors DIR`` or ``BCAI_ANCHORS``; set up once with ``./setup.sh && ./sshd_ctl.sh start``)
+in-process: its ``one_run`` measures every method the same way (timer from client spawn to
+client exit, peak summed RSS of each side's process tree, CPU from wait4, sha256 of the
+received file). This script adds two methods (Noise XX ChaChaPoly, every chunk verified
+against its Merkle chunk root, receipts signed and stored):
+
+- ``bcai``: the timed client is ``bcai get`` doing the transfer in its own process;
+- ``bcai_daemon``: a receiver ``bcai serve`` (its own --listen port) is started untimed before
+  the clock, and the timed client is the same ``bcai get``, which goes through that daemon's
+  local API (no engine start-up in the client). The daemon's pid is on the recv side: its RSS
+  is in the sampled recv tree and its CPU over the timed window in ``recv_cpu_s``; its own
+  peak (``VmHWM``, start-up included) is ``recv_daemon_hwm_MiB``.
+
+It prints throughput, RSS and the ratios against scp (chacha20-poly1305) and libtorrent v2.
 
     .venv/bin/python benchmarks/transfer.py [--sizes 1g,256m] [--runs 3]
-        [--methods bcai,scp_chacha,scp_aesgcm,lt_v2_plain] [--chunk-size 1MiB] [--fsync]
+        [--methods bcai,bcai_daemon,scp_chacha,scp_aesgcm,lt_v2_plain] [--chunk-size 1MiB]
+        [--fsync] [--anchors DIR]
 
 The source files are the anchors' /tmp/anchors/src/file{1g,256m}; the provider's store gets
 them with ``bcai add`` (untimed). Each ``bcai get`` runs against a fresh receiver data dir and
 writes ``-o`` the anchors' destination file. By default the receiver skips per-chunk fsync
-(``--no-fsync``), as scp, libtorrent and curl do; ``--fsync`` measures the durable store.
+(``--no-fsync``; ``serve --no-fsync`` for the receiver daemon), as scp, libtorrent and curl
+do; ``--fsync`` measures the durable store.
 The JSON ``elapsed`` of ``bcai get`` (transfer only, without interpreter start-up) is
 reported next to the harness's wall time.
 """
@@ -27,18 +38,20 @@ import io
 import json
 import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-#: The anchors harness (scp, sftp, libtorrent on loopback): a folder given by the user, never a
-#: machine path baked in here.
-ANCHORS = Path(os.environ.get("BCAI_ANCHORS", "anchors-not-set"))
-A = Path("/tmp/anchors")
+#: The anchors harness (scp, sftp, libtorrent on loopback): the vendored copy, or the folder
+#: given with --anchors / BCAI_ANCHORS; never a machine path baked in here.
+ANCHORS = Path(os.environ.get("BCAI_ANCHORS", REPO / "benchmarks" / "anchors"))
+A = Path("/tmp/anchors")  # the harness's scratch dir (it creates it)
 WORK = A / "bcai"
-PORT = 47400
+PORT = 47400  #: the provider's peer port (--port); the receiver daemon's is the next one
 REFS = ("scp_chacha", "lt_v2_plain")
 os.environ.setdefault("BCAI_INSECURE_FAST_KDF", "1")
 os.environ.setdefault("BCAI_PASSPHRASE", "bench")
@@ -49,8 +62,8 @@ from benchmarks._util import precompile  # noqa: E402
 from node.cli import main as bcai_main  # noqa: E402
 
 
-def _load_harness() -> Any:
-    spec = importlib.util.spec_from_file_location("anchors_bench", ANCHORS / "bench.py")
+def _load_harness(anchors: Path) -> Any:
+    spec = importlib.util.spec_from_file_location("anchors_bench", anchors / "bench.py")
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -65,9 +78,27 @@ def _cli(data: Path, *args: str) -> dict[str, Any]:
     return json.loads(out.getvalue().splitlines()[-1])
 
 
-def prepare(sizes: list[str], chunk_size: str) -> tuple[Path, str, dict[str, str]]:
+def _ports_free(*ports: int) -> None:
+    """The harness only waits for *a* listener on the port: a leftover ``bcai serve`` there
+    would be measured instead of this run's. Refuse to start then."""
+    import socket
+
+    for port in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                raise SystemExit(
+                    f"127.0.0.1:{port} is in use (a leftover `bcai serve` of an earlier run? "
+                    f"`ss -ltnp | grep {port}`); stop it first"
+                ) from None
+
+
+def prepare(
+    sizes: list[str], chunk_size: str, work: Path = WORK
+) -> tuple[Path, str, dict[str, str]]:
     """Provider data dir with the anchors' source files added; returns (dir, address, roots)."""
-    provider = WORK / f"provider-{chunk_size}"
+    provider = work / f"provider-{chunk_size}"
     if not (provider / "config.toml").exists():
         _cli(provider, "init")
     roots = {}
@@ -78,7 +109,9 @@ def prepare(sizes: list[str], chunk_size: str) -> tuple[Path, str, dict[str, str
     return provider, address, roots
 
 
-def bcai_method(provider: Path, address: str, roots: dict[str, str], fsync: bool) -> Any:
+def bcai_method(
+    provider: Path, address: str, roots: dict[str, str], fsync: bool, port: int = PORT
+) -> Any:
     counter = {"n": 0}
 
     def spec(src: str, dst: str, size: str) -> dict[str, Any]:
@@ -87,7 +120,7 @@ def bcai_method(provider: Path, address: str, roots: dict[str, str], fsync: bool
         # writes into page cache freed by the run before, not into memory the VM never
         # touched (which costs up to ~15x more kernel time per written MiB here).
         counter["n"] += 1
-        receiver = WORK / "receiver"
+        receiver = provider.parent / "receiver"
         shutil.rmtree(receiver, ignore_errors=True)
         _cli(receiver, "init")  # untimed: the harness starts its clock after building the spec
         py = sys.executable
@@ -101,7 +134,7 @@ def bcai_method(provider: Path, address: str, roots: dict[str, str], fsync: bool
             "get",
             roots[size],
             "--peer",
-            f"127.0.0.1:{PORT}/{address}",
+            f"127.0.0.1:{port}/{address}",
             "-o",
             dst,
         ]
@@ -109,10 +142,59 @@ def bcai_method(provider: Path, address: str, roots: dict[str, str], fsync: bool
             client.append("--no-fsync")
         return dict(
             server=[py, "-m", "node.cli", "-d", str(provider), "serve", "--listen",
-                    f"127.0.0.1:{PORT}"],
-            server_side="send", ready=PORT, server_stop=True,
+                    f"127.0.0.1:{port}"],
+            server_side="send", ready=port, server_stop=True,
             client=client, client_side="recv", done="client",
         )  # fmt: skip
+
+    return spec
+
+
+def _vm_hwm_mib(pid: int) -> float | None:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def bcai_daemon_method(
+    provider: Path,
+    address: str,
+    roots: dict[str, str],
+    fsync: bool,
+    daemons: dict[str, Any],
+    port: int = PORT,
+) -> Any:
+    """The receiver is a running node: ``bcai serve`` on a fresh receiver data dir, started
+    (untimed) while the harness builds the spec; the timed client's ``bcai get`` finds it
+    (run/api.json) and the daemon does the transfer. ``daemons["hwm"]`` collects its peak."""
+    plain = bcai_method(provider, address, roots, fsync, port)
+
+    def spec(src: str, dst: str, size: str) -> dict[str, Any]:
+        s = plain(src, dst, size)  # fresh receiver dir, provider server, client command
+        receiver = provider.parent / "receiver"
+        serve = [sys.executable, "-m", "node.cli", "-d", str(receiver), "--json", "serve",
+                 "--listen", f"127.0.0.1:{port + 1}", "--no-chain"]  # fmt: skip
+        if not fsync:
+            serve.append("--no-fsync")
+        proc = subprocess.Popen(serve, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        if not proc.stdout.readline():  # its ready line: the API is up, run/api.json written
+            raise SystemExit(f"receiver daemon did not start (exit {proc.wait()})")
+
+        def cleanup() -> None:
+            daemons.setdefault("hwm", []).append(_vm_hwm_mib(proc.pid))
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+        s["side_pids"] = [("recv", proc.pid)]
+        s["cleanup"] = cleanup
+        return s
 
     return spec
 
@@ -128,20 +210,38 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", default="1g,256m")
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--methods", default="bcai,scp_chacha,scp_aesgcm,lt_v2_plain")
+    ap.add_argument("--methods", default="bcai,bcai_daemon,scp_chacha,scp_aesgcm,lt_v2_plain")
     ap.add_argument("--chunk-size", default="1MiB")
     ap.add_argument("--fsync", action="store_true", help="durable receiver store (per-chunk fsync)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "transfer.json")
+    ap.add_argument(
+        "--work", type=Path, default=WORK, help=f"provider/receiver data dirs (default {WORK})"
+    )
+    ap.add_argument(
+        "--port", type=int, default=PORT, help=f"provider peer port, receiver +1 (default {PORT})"
+    )
+    ap.add_argument(
+        "--anchors",
+        type=Path,
+        default=ANCHORS,
+        help="the anchors harness folder, with bench.py (default: $BCAI_ANCHORS, else the "
+        "vendored benchmarks/anchors)",
+    )
     a = ap.parse_args()
-    if not (ANCHORS / "bench.py").exists():
-        raise SystemExit("set BCAI_ANCHORS to the anchors harness folder (with bench.py)")
+    if not (a.anchors / "bench.py").exists():
+        raise SystemExit(f"no bench.py in {a.anchors}: give --anchors DIR (the anchors harness)")
     if not (A / "src" / "SHA256SUMS").exists():
-        raise SystemExit(f"run {ANCHORS}/setup.sh && ./sshd_ctl.sh start first")
+        raise SystemExit(f"run {a.anchors}/setup.sh && {a.anchors}/sshd_ctl.sh start first")
     sizes = a.sizes.split(",")
-    h = _load_harness()
+    h = _load_harness(a.anchors)
+    _ports_free(a.port, a.port + 1)
     precompile()
-    provider, address, roots = prepare(sizes, a.chunk_size)
-    h.METHODS["bcai"] = bcai_method(provider, address, roots, a.fsync)
+    provider, address, roots = prepare(sizes, a.chunk_size, a.work)
+    h.METHODS["bcai"] = bcai_method(provider, address, roots, a.fsync, a.port)
+    daemons: dict[str, Any] = {}
+    h.METHODS["bcai_daemon"] = bcai_daemon_method(
+        provider, address, roots, a.fsync, daemons, a.port
+    )
     refs = {}
     for line in (A / "src" / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split()
@@ -152,8 +252,10 @@ def main() -> None:
             for run in range(a.runs):
                 rec = h.one_run(method, size, refs[h.SIZES[size]])
                 rec["run"] = run
-                if method == "bcai":
+                if method in ("bcai", "bcai_daemon"):
                     rec["transfer_s"] = _elapsed(rec)
+                if method == "bcai_daemon":
+                    rec["recv_daemon_hwm_MiB"] = daemons["hwm"][-1]
                 results.append(rec)
                 extra = f" transfer {rec['transfer_s']:.2f}s" if rec.get("transfer_s") else ""
                 print(

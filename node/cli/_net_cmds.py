@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--no-api", action="store_true", help="no local API (and no dashboard)")
     p.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="the store skips fsync (chunk files, index), for gets through this node too, as "
+        "`get --no-fsync` does in-process: state survives a killed process, not a power cut",
+    )
+    p.add_argument(
         "--validator",
         action="store_true",
         help="also run the validator's round: challenge due commitments (bond paid), slash "
@@ -162,7 +168,12 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
             ExitStatus.UNAVAILABLE,
             f"a node already runs on {ctx.data_dir} (API {running.url}); stop it first",
         )
-    with open_node(ctx.data_dir, passphrase=passphrase_source(ctx, args), config=cfg) as node:
+    with open_node(
+        ctx.data_dir,
+        passphrase=passphrase_source(ctx, args),
+        config=cfg,
+        durable=not args.no_fsync,
+    ) as node:
         _ = node.identity  # unlock now: a wrong passphrase fails before anything listens
 
         def ready(info: dict[str, Any]) -> None:

@@ -119,7 +119,7 @@ def test_errors_through_the_daemon_have_the_in_process_codes(
          ExitStatus.NOT_FOUND, None),
     ]  # fmt: skip
     here = [run(recv, *args) for args, _, _ in cases]
-    with ServeProcess(recv):
+    with ServeProcess(recv, "--no-fsync"):  # the benchmarks' receiver daemon
         there = [run(recv, *args) for args, _, _ in cases]
     for (args, status, text), a, b in zip(cases, here, there, strict=True):
         assert a.returncode == b.returncode == status, (args, a.stdout, b.stdout, b.stderr)
