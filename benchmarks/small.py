@@ -10,10 +10,12 @@ Two ``bcai serve`` daemons on 127.0.0.1: a provider, which gets each content thr
   start-up, imports, the same API call, the result line).
 
 Every get is of a content the receiver has never seen (a fresh random file each time), so
-nothing is "already complete"; the output file is checked against the source (untimed).
+nothing is "already complete"; the output file is checked against the source (untimed). The
+receiver daemon runs with ``serve --no-fsync`` (as benchmarks/transfer.py's receivers, scp
+and libtorrent: no fsync); ``--fsync`` measures the durable store.
 
     .venv/bin/python benchmarks/small.py [--sizes 1m,16m,100m] [--runs 20] [--cli-runs 10]
-        [--chunk-size 1MiB] [--out benchmarks/results/small.json]
+        [--chunk-size 1MiB] [--fsync] [--out benchmarks/results/small.json]
 
 Reports, per size and way: median, p95 and min wall, the daemon's own ``elapsed`` (inside the
 fetch) and MB/s at the median; and both daemons' peak RSS (``VmHWM``) at the end.
@@ -163,6 +165,7 @@ def main() -> None:
     ap.add_argument("--cli-runs", type=int, default=10, help="CLI gets per size (0: none)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed API gets first")
     ap.add_argument("--chunk-size", default="1MiB")
+    ap.add_argument("--fsync", action="store_true", help="durable receiver store")
     ap.add_argument("--work", type=Path, help="scratch dir (default: a new temp dir, removed)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "small.json")
     a = ap.parse_args()
@@ -176,7 +179,7 @@ def main() -> None:
         shutil.rmtree(work / name, ignore_errors=True)
         subprocess.run(_bcai(work / name, "init"), env=ENV, check=True, capture_output=True)
     prov = Daemon(work / "prov")
-    recv = Daemon(work / "recv")
+    recv = Daemon(work / "recv", *(() if a.fsync else ("--no-fsync",)))
     results: dict[str, Any] = {"sizes": {}}
     try:
         measure(prov, recv, work, SIZES["1m"], "api", a.warmup, chunk)
