@@ -79,9 +79,10 @@ class NodeConfig:
     chunk_size: int = DEFAULT_CHUNK_SIZE
     """Chunk size for newly added content: a power of two from 256 KiB to 4 MiB."""
 
-    memory_cache: int = 0
-    """Bytes of verified chunks kept in memory ahead of the disk, e.g. ``"512MiB"`` (0: off);
-    a hot root served to many peers is read from disk once (docs/store.md, "Tiers")."""
+    memory_cache: int = 64 << 20
+    """Bytes of verified chunks kept in memory ahead of the disk, e.g. ``"512MiB"`` (default
+    64 MiB; 0: off); a hot root served to many peers is read from disk once, and a damaged
+    chunk file is found (and quarantined) before it is sent (docs/store.md, "Tiers")."""
 
     cold_dir: str | None = None
     """A second chunk directory (another disk) that least recently used chunks are moved to
@@ -164,8 +165,9 @@ class NetworkConfig:
     ``Error(BUSY, retry_after_ms)``."""
 
     upload_queue_per_peer: int = 256
-    """Chunk indices queued for one connection; past it that peer's Request gets BUSY, so
-    one peer cannot take the node-wide queue from the others."""
+    """Chunk indices queued for one connection (at most ``upload_queue`` in effect); past it
+    that peer's Request gets BUSY, so one peer cannot take the node-wide queue from the
+    others."""
 
     max_transfers: int = 4
     """Fetches the node runs at once (through its API or library); more wait their turn, so
@@ -362,7 +364,6 @@ def _check_admission(net: NetworkConfig, where: str) -> None:
         ("max_handshakes_per_ip", "max_handshakes"),
         ("max_connections_per_peer", "max_connections_per_ip"),
         ("connections_low", "connections_high"),
-        ("upload_queue_per_peer", "upload_queue"),
     )
     for small, big in pairs:
         if getattr(net, small) > getattr(net, big):

@@ -25,7 +25,10 @@ retries. Chunk reads in threads run under a global limiter of ``workers``.
 
 Chunks are read with ``verify=False``: the receiver verifies every chunk against its chunk root
 anyway, and re-hashing here would halve the provider's throughput. A chunk file damaged on disk
-is therefore caught by the receiver, which drops this provider and reports it.
+is therefore caught by the receiver, which drops this provider and reports it. With the store's
+memory tier a miss is verified before it is cached, so a damaged chunk file is found here first:
+it is quarantined at once (as below) and answered ``Error(NOT_FOUND)``, so the receiver takes
+that chunk from another peer and this provider never sends the damaged bytes.
 
 Price: every Manifest answer is followed by ``Price(root, price_per_gib, domain)`` (wei per GiB,
 default the protocol floor), before the Have/HaveAll pages, so a receiver knows it before any
@@ -196,6 +199,7 @@ class Provider:
         )
         #: manifests by root (content-addressed, so never stale; bounded)
         self._manifests: dict[bytes, Manifest] = {}
+        self._manifest_bytes: dict[bytes, bytes] = {}  #: encoded manifests by root, bounded
         #: compresses chunks for peers with COMPRESS (``None``: never)
         self.compressor = (
             compress
@@ -306,21 +310,28 @@ class Provider:
                 log.debug("ignored message", peer=conn.address, kind=type(msg).__name__)
 
     async def _on_want(self, conn: PeerConnection, msg: Want) -> None:
+        # answers go out with the next write or before the reader waits (send_soon): a batch
+        # of Wants read at once is answered in one write
         root = bytes(msg.root)
         try:
             info = self.store.info(root)
         except StoreNotFound:
-            await conn.send(NotFound(root))
+            await conn.send_soon(NotFound(root))
             return
+        encoded = self._manifest_bytes.get(root)
+        if encoded is None:  # content-addressed: the same bytes for ever (bounded cache)
+            if len(self._manifest_bytes) >= MANIFEST_CACHE:
+                del self._manifest_bytes[next(iter(self._manifest_bytes))]
+            encoded = self._manifest_bytes[root] = info.manifest.to_bytes()
         reply: list = [
-            ManifestMsg(root, info.manifest.to_bytes()),
+            ManifestMsg(root, encoded),
             Price(root, self.policy.price_per_gib, self.stated_domain),
         ]
         if info.complete:
             reply.append(HaveAll(root))
         else:
             reply.extend(await trio.to_thread.run_sync(self._have_pages, root, info))
-        await conn.send(*reply)
+        await conn.send_soon(*reply)
 
     def _have_pages(self, root: bytes, info: object) -> list[Have]:
         n = self.store.get_manifest(root).chunk_count
@@ -372,11 +383,11 @@ class Provider:
         try:
             total = self.manifest(root).chunk_count
         except StoreNotFound:
-            await conn.send(NotFound(root))
+            await conn.send_soon(NotFound(root))
             return
         beyond = [i for i in msg.indices if i >= total]
         if beyond:
-            await conn.send(
+            await conn.send_soon(
                 ErrorMsg(
                     ErrorCode.OUT_OF_RANGE,
                     request_id=msg.request_id,
@@ -391,7 +402,7 @@ class Provider:
             or len(queue.items) + asked > self.max_queued_per_peer
         ):
             self.stats.busy_refusals += 1
-            await conn.send(
+            await conn.send_soon(
                 ErrorMsg(
                     ErrorCode.BUSY,
                     retry_after_ms=math.ceil(self.busy_retry_after * 1000),
@@ -468,18 +479,7 @@ class Provider:
             try:
                 await trio.to_thread.run_sync(self._verify_chunk, root, index, limiter=self.limiter)
             except CorruptStoredChunk as exc:
-                self.quarantine.add((root, index))
-                self.stats.quarantined += 1
-                try:  # persistent: survives a restart (the in-memory set is the fast path)
-                    await trio.to_thread.run_sync(self.store.quarantine, root, index)
-                except StoreError as qexc:
-                    log.error("cannot record the quarantine", error=str(qexc))
-                log.error(
-                    "stored chunk damaged: quarantined",
-                    root="0x" + root.hex(),
-                    index=index,
-                    error=str(exc),
-                )
+                await self._quarantine_damaged(root, index, exc)
             except (StoreError, IndexError):
                 continue
             else:
@@ -487,6 +487,25 @@ class Provider:
 
     def _verify_chunk(self, root: bytes, index: int) -> None:
         self.store.read_chunk(root, index, verify=True)
+
+    async def _quarantine_damaged(
+        self, root: bytes, index: int, exc: CorruptStoredChunk
+    ) -> StoreNotFound:
+        """Stop serving a chunk found damaged here, durably; the NotFound to answer with."""
+        if (root, index) not in self.quarantine:
+            self.quarantine.add((root, index))
+            self.stats.quarantined += 1
+            try:  # persistent: survives a restart (the in-memory set is the fast path)
+                await trio.to_thread.run_sync(self.store.quarantine, root, index)
+            except (StoreError, IndexError) as qexc:
+                log.error("cannot record the quarantine", error=str(qexc))
+            log.error(
+                "stored chunk damaged: quarantined",
+                root="0x" + root.hex(),
+                index=index,
+                error=str(exc),
+            )
+        return StoreNotFound(f"chunk {index} of 0x{root.hex()} is quarantined (damaged)")
 
     # -- chunk sending ----------------------------------------------------------------------
 
@@ -511,6 +530,8 @@ class Provider:
             return await trio.to_thread.run_sync(
                 lambda: self.store.read_chunk(root, index, verify=False), limiter=self.limiter
             )
+        except CorruptStoredChunk as exc:  # damaged here (a memory-tier miss is verified)
+            return await self._quarantine_damaged(root, index, exc)
         except StoreError as exc:
             if isinstance(exc, StoreNotFound):
                 self._manifests.pop(root, None)  # removed: the next Request says NotFound
@@ -524,7 +545,7 @@ class Provider:
         if isinstance(data, Exception) or not queue.compress or comp is None:
             return data, False
         if comp.policy(root).off or queue.tuner.skips_next():
-            # raw, or at most a 64 KiB sample: cheaper here than a thread hop (and no cache)
+            # raw, no compression work: cheaper here than a thread hop (and no cache)
             payload, compressed = comp.encode(root, None, data, queue.tuner)
             return bytes(payload), compressed
 

@@ -80,3 +80,17 @@ def test_load_quick_report(tmp_path: Path) -> None:
         assert ctl["latency_ms"]["p95"] is not None
         assert one["peers_active"] == 1 and one["MB_per_s"] > 0
     assert idle["one_peer_ratio_held_vs_before"] > 0
+
+    # control-rate mode: each kind answered, the node's CPU per request stated
+    assert [c["kind"] for c in report["control"]] == ["ping", "want", "mixed"]
+    for c in report["control"]:
+        assert c["answered"] > 0 and c["requests_per_s"] > 0
+        assert c["server_cpu_us_per_request"] is not None and c["server_cpu_us_per_request"] > 0
+    # the idle mode ran on a freshly started node (memory per connection not hidden)
+    assert idle["fresh_server"] is True and report["idle_server"]["pid"] != report["server"]["pid"]
+    for r in rows:
+        assert r["server_cpu_ms_per_chunk"] > 0
+    what = {x["what"]: x for x in report["acceptance"]}
+    assert what["idle connections held to the end"]["met"] is True
+    assert "control requests/s (Ping + Want mixed)" in what
+    assert "acceptance (issue 11)" in proc.stdout
