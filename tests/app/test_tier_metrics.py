@@ -33,7 +33,8 @@ def test_config_keys_are_typed(tmp_path: Path) -> None:
     )
     assert cfg.node.memory_cache == 512 * MiB and cfg.node.hot_limit == 2 << 30
     assert cfg.cold_path(tmp_path) == tmp_path / "cold"  # relative to the data dir
-    assert config_from_dict({}).node.memory_cache == 0
+    assert config_from_dict({}).node.memory_cache == 64 * MiB  # on by default
+    assert config_from_dict({"node": {"memory_cache": 0}}).node.memory_cache == 0  # off
     with pytest.raises(ConfigError, match="hot_limit needs cold_dir"):
         config_from_dict({"node": {"hot_limit": "1GiB"}})
     with pytest.raises(ConfigError, match="not a size"):

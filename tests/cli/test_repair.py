@@ -1,9 +1,12 @@
 """Repairing damaged stored chunks through the CLI, with real `bcai serve` processes.
 
 A receiver whose copy has a damaged chunk re-runs `bcai get` and fetches just that chunk; a
-provider that finds its own copy damaged after a BAD_CHUNK report quarantines it in the store,
-so `bcai verify` names it and a restarted `serve` still does not serve it; content complete and
-verified locally is written by `get -o` without any peer.
+provider that finds its own copy damaged quarantines it in the store, so `bcai verify` names it
+and a restarted `serve` still does not serve it: with the memory tier on (the default) it finds
+the damage itself when it reads the chunk, before sending anything, and answers NotFound (the
+receiver takes that chunk from another peer); with the tier off the receiver catches the bad
+chunk and reports it (BAD_CHUNK), and the provider re-verifies and quarantines. Content
+complete and verified locally is written by `get -o` without any peer.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 from node.cli import main
@@ -38,10 +42,14 @@ def bcai(data: Path, *args: str) -> tuple[int, dict]:
     return int(status), (json.loads(lines[-1]) if lines else {"stderr": err.getvalue()})
 
 
-def node(tmp_path: Path, name: str) -> Path:
+def node(tmp_path: Path, name: str, *, memory_cache: int | None = None) -> Path:
     data = tmp_path / name
     status, _ = bcai(data, "init")
     assert status == 0
+    if memory_cache is not None:
+        cfg = data / "config.toml"
+        text = re.sub(r"(?m)^memory_cache = .*$", "", cfg.read_text())
+        cfg.write_text(text.replace("[node]", f"[node]\nmemory_cache = {memory_cache}", 1))
     return data
 
 
@@ -102,15 +110,14 @@ def test_get_refetches_only_the_damaged_chunk_then_needs_no_peer(tmp_path: Path)
         assert list(store.missing_chunks(parse_root(root))) == [0]
 
 
-def test_provider_quarantine_survives_restart_and_get_repairs_it(tmp_path: Path) -> None:
+def test_provider_without_memory_tier_quarantines_after_a_bad_chunk_report(
+    tmp_path: Path,
+) -> None:
     src = tmp_path / "src.bin"
     src.write_bytes(os.urandom(SIZE))
-    provider = node(tmp_path, "provider")
+    provider = node(tmp_path, "provider", memory_cache=0)  # reads unverified: sends the damage
     root = add(provider, src)
-    cr = damage(provider, root, 1)
-    honest = node(tmp_path, "honest")
-    assert add(honest, src) == root
-
+    damage(provider, root, 1)
     server = Server(provider)
     try:
         status, out = bcai(node(tmp_path, "r1"), "get", root, "--peer", server.peer)
@@ -118,6 +125,35 @@ def test_provider_quarantine_survives_restart_and_get_repairs_it(tmp_path: Path)
         server.wait_log("stored chunk damaged: quarantined")
     finally:
         assert server.stop() == 0
+    with Store.open(provider / "store") as store:
+        assert store.quarantined(parse_root(root)) == [1]
+
+
+def test_provider_quarantine_survives_restart_and_get_repairs_it(tmp_path: Path) -> None:
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(SIZE))
+    provider = node(tmp_path, "provider")  # the memory tier on: the default
+    root = add(provider, src)
+    cr = damage(provider, root, 1)
+    honest = node(tmp_path, "honest")
+    assert add(honest, src) == root
+
+    server, other = Server(provider), Server(honest)
+    try:
+        r1 = node(tmp_path, "r1")
+        status, out = bcai(r1, "get", root, "--peer", server.peer)
+        # the provider found the damage reading it (verified on its way into memory): nothing
+        # damaged was sent (no bad chunk here), and it quarantined the chunk itself
+        assert status != 0 and "bad_chunks" not in out, out
+        server.wait_log("stored chunk damaged: quarantined")
+        with Store.open(r1 / "store") as store:
+            assert list(store.missing_chunks(parse_root(root))) == [1]
+        # the next fetch takes the chunk from another peer
+        status, out = bcai(r1, "get", root, "--peer", server.peer, "--peer", other.peer)
+        assert status == 0 and out["fetched_chunks"] == 1 and out["resumed_chunks"] == 3, out
+    finally:
+        assert server.stop() == 0
+        assert other.stop() == 0
 
     status, out = bcai(provider, "verify", root)
     assert status == 4, out
