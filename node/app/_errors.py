@@ -118,8 +118,17 @@ def classify(exc: BaseException, data_dir: Path | None = None) -> Failure | None
 
 
 def _classify_chain(exc: BaseException) -> Failure | None:
-    """Errors of the ``chain`` package, without importing it (web3 takes seconds to import):
-    an error of its kind exists only if the module was loaded."""
+    """Errors of the ``chain`` package, web3 and receipts, without importing them (web3 takes
+    seconds to import): an error of its kind exists only if its module was loaded.
+
+    ``ChainUnavailable`` (the RPC endpoint is down or unreachable) is ``retryable``: the same
+    command can succeed once the chain is back (docs/operations.md, exit codes)."""
+    web3_errors = sys.modules.get("web3.exceptions")
+    if web3_errors is not None and isinstance(exc, web3_errors.Web3RPCError):
+        return Failure(ExitStatus.CHAIN_ERROR, f"the chain refused: {exc}")  # e.g. no funds
+    receipt = sys.modules.get("node.receipt")
+    if receipt is not None and isinstance(exc, receipt.ReceiptError):
+        return Failure(ExitStatus.USAGE, str(exc))
     errors = sys.modules.get("chain.errors")
     if errors is None:
         return None
@@ -214,6 +223,7 @@ def _classify_local(exc: BaseException, data_dir: Path | None) -> Failure | None
     )
     from node.store import (
         CorruptChunk,
+        CorruptSlot,
         IncompleteContent,
         NotFound,
         StoreError,
@@ -233,6 +243,8 @@ def _classify_local(exc: BaseException, data_dir: Path | None) -> Failure | None
             f"{exc}; re-fetch the content (`bcai get`) or `bcai rm` it",
             details={"root": root_hex(exc.root), "bad_chunks": [exc.index]},
         )
+    if isinstance(exc, CorruptSlot):
+        return Failure(ExitStatus.VERIFY_FAILED, str(exc))
     if isinstance(exc, StoreFull) or is_no_space(exc):
         return Failure(
             ExitStatus.UNAVAILABLE,
@@ -265,6 +277,8 @@ def _classify_local(exc: BaseException, data_dir: Path | None) -> Failure | None
         return Failure(ExitStatus.USAGE, f"{exc.filename}: is a directory")
     if isinstance(exc, OSError) and _read_only(exc):
         return Failure(ExitStatus.UNAVAILABLE, f"{exc.filename}: {exc.strerror}")
+    if isinstance(exc, StoreError) and isinstance(exc, ValueError):  # the caller's wrong value
+        return Failure(ExitStatus.USAGE, str(exc))  # (SlotMismatch, InvalidChunkRoots)
     if isinstance(exc, (StoreError, IdentityError)):
         return Failure(ExitStatus.ERROR, str(exc))
     return None

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -33,20 +32,14 @@ from chain.client import ChainClient, ChallengeStatus
 from chain.config import chain_table, load_deployment, read_chain_config, write_chain_config
 from chain.deploy import Deployment, DeployParams, deploy_suite, setup_validators
 from chain.eip712 import ZERO_ADDRESS
-from chain.errors import (
-    ChainError,
-    ChainRevert,
-    ChainUnavailable,
-    ChainUsageError,
-    InsufficientFunds,
-)
+from chain.errors import ChainUsageError
 from chain.merkle import AllocationTree
 from chain.port import ClientPort
 from chain.tx import send_value
-from node.app import NodeError
-from node.receipt import ReceiptError, SignedReceipt
+from node.app import classify
+from node.receipt import SignedReceipt
 
-from ._main import Context, ExitStatus
+from ._main import Context, ExitStatus, guard
 
 Handler = Callable[[Context, argparse.Namespace], ExitStatus]
 
@@ -66,45 +59,20 @@ DEV_FUNDING = 100 * 10**18
 # -- plumbing ---------------------------------------------------------------------------------
 
 
-def _guard(fn: Handler) -> Handler:
-    @functools.wraps(fn)
-    def run(ctx: Context, args: argparse.Namespace) -> ExitStatus:
-        try:
-            return fn(ctx, args)
-        except NodeError as exc:  # the running node's answer, already typed
-            return ctx.fail_with(exc.failure)
-        except ChainRevert as exc:
-            return ctx.fail(ExitStatus.CHAIN_ERROR, str(exc), revert=exc.name, args=exc.args_)
-        except InsufficientFunds as exc:
-            return ctx.fail(
-                ExitStatus.CHAIN_ERROR,
-                str(exc),
-                error_type="InsufficientFunds",
-                address=exc.address,
-                balance=str(exc.balance),
-                needed=str(exc.needed),
-            )
-        except ChainUnavailable as exc:
-            return ctx.fail(ExitStatus.CHAIN_ERROR, str(exc))
-        except (ChainUsageError, ReceiptError, ValueError) as exc:
-            return ctx.fail(ExitStatus.USAGE, str(exc))
-        except ChainError as exc:
-            return ctx.fail(ExitStatus.CHAIN_ERROR, str(exc), error_type=type(exc).__name__)
-        except FileNotFoundError as exc:
-            return ctx.fail(ExitStatus.NOT_FOUND, f"{exc.filename}: {exc.strerror}")
-        except Exception as exc:
-            name = type(exc).__name__
-            if name in {"NotFound", "IdentityNotFound", "IncompleteContent", "SlotMissing"}:
-                return ctx.fail(ExitStatus.NOT_FOUND, str(exc))
-            if name in {"NoPassphrase", "WrongPassphrase", "ConfigError"}:
-                return ctx.fail(ExitStatus.USAGE, str(exc))
-            if name in {"CorruptSlot", "SlotReadError"}:
-                return ctx.fail(ExitStatus.VERIFY_FAILED, str(exc))
-            if name == "Web3RPCError":  # a node refusing a transaction (e.g. no funds)
-                return ctx.fail(ExitStatus.CHAIN_ERROR, f"the chain refused: {exc}")
-            raise
+def _usage_errors(ctx: Context, exc: BaseException) -> ExitStatus | None:
+    """The chain commands' one addition to :func:`node.app.classify` (which maps every chain,
+    receipt, store and identity error, for the CLI and the daemon's API alike): a bad value
+    in an argument (an amount, an address, a number) is rejected with ``ValueError``."""
+    failure = classify(exc, ctx.data_dir)
+    if failure is not None:
+        return ctx.fail_with(failure)
+    if isinstance(exc, ValueError):
+        return ctx.fail(ExitStatus.USAGE, str(exc))
+    return None
 
-    return run
+
+def _guard(fn: Handler) -> Handler:
+    return guard(fn, _usage_errors)
 
 
 def parse_amount(text: str) -> int:
