@@ -1,4 +1,4 @@
-"""CipherState (Noise spec section 5.1) with ChaCha20-Poly1305 IETF on OpenSSL.
+"""CipherState (Noise spec section 5.1): ChaCha20-Poly1305 IETF or AES-256-GCM, on OpenSSL.
 
 This is the transport hot path: one call per 64 KiB message. The AEAD is
 ``cryptography``'s :class:`~cryptography.hazmat.primitives.ciphers.aead.ChaCha20Poly1305`
@@ -7,9 +7,12 @@ measured, and it releases the GIL). The key object is built once per key (at
 ``initialize_key`` and ``rekey``), never per message; the per-message Python work is a
 nonce packed with ``struct``, one OpenSSL call and one counter update.
 
-The Noise nonce is 4 zero bytes followed by the 64-bit counter in little-endian order: the
-same bytes as the libsodium calls this replaces, so the wire format is unchanged (the vendored
-Noise vectors and a cross-check against libsodium in tests/noise pin it).
+The ChaChaPoly nonce is 4 zero bytes followed by the 64-bit counter in little-endian order: the
+same bytes as the libsodium calls this replaced, so the wire format is unchanged (the vendored
+Noise vectors and a cross-check against libsodium in tests/noise pin it). The AESGCM nonce
+(Noise spec 12.4) is 4 zero bytes followed by the counter in **big**-endian order; AESGCM is
+negotiated per connection (node/noise/_connection.py, docs/protocol.md section 2) and pinned by
+the cacophony/snow ``25519_AESGCM_SHA256`` vectors.
 
 Nonce 2**64 - 1 is reserved (it keys :meth:`CipherState.rekey`); reaching it raises
 :class:`NonceExhausted`. A failed decryption leaves the nonce unchanged, as the spec says; the
@@ -19,8 +22,11 @@ callers above treat it as fatal anyway.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from cryptography.exceptions import InvalidTag as _InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM as _AESGCM
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305 as _ChaCha20Poly1305
 
 from ._crypto import TAGLEN
@@ -31,8 +37,18 @@ MAX_NONCE = 2**64 - 1
 
 _nonce = struct.Struct("<4xQ").pack
 """The 12-byte ChaChaPoly nonce of counter ``n``: 4 zero bytes, then ``n`` little-endian."""
-_REKEY_NONCE = _nonce(MAX_NONCE)
+_nonce_be = struct.Struct(">4xQ").pack
+"""The 12-byte AESGCM nonce of counter ``n``: 4 zero bytes, then ``n`` big-endian."""
 _ZEROS32 = bytes(32)
+
+CHACHAPOLY = "ChaChaPoly"
+AESGCM = "AESGCM"
+_SUITES: dict[str, tuple[Any, Callable[[int], bytes]]] = {
+    CHACHAPOLY: (_ChaCha20Poly1305, _nonce),
+    AESGCM: (_AESGCM, _nonce_be),
+}
+CIPHERS = tuple(_SUITES)
+"""The Noise cipher names a CipherState implements."""
 
 Buffer = bytes | bytearray | memoryview
 """What the encrypt/decrypt methods accept."""
@@ -45,10 +61,14 @@ class CipherState:
     handshake messages sent before any DH).
     """
 
-    __slots__ = ("_aead", "_n")
+    __slots__ = ("_aead", "_cls", "_n", "_nonce", "cipher")
 
-    def __init__(self, key: bytes | None = None) -> None:
-        self._aead: _ChaCha20Poly1305 | None = None
+    def __init__(self, key: bytes | None = None, cipher: str = CHACHAPOLY) -> None:
+        if cipher not in _SUITES:
+            raise LocalProtocolError(f"unknown cipher {cipher!r}")
+        self.cipher = cipher
+        self._cls, self._nonce = _SUITES[cipher]
+        self._aead: Any = None
         self._n = 0
         if key is not None:
             self.initialize_key(key)
@@ -56,8 +76,8 @@ class CipherState:
     def initialize_key(self, key: bytes | None) -> None:
         """InitializeKey(key): set ``k`` (32 bytes, or None) and reset the nonce to 0."""
         if key is not None and len(key) != 32:
-            raise LocalProtocolError("ChaChaPoly key must be 32 bytes")
-        self._aead = None if key is None else _ChaCha20Poly1305(bytes(key))
+            raise LocalProtocolError(f"{self.cipher} key must be 32 bytes")
+        self._aead = None if key is None else self._cls(bytes(key))
         self._n = 0
 
     def has_key(self) -> bool:
@@ -83,7 +103,7 @@ class CipherState:
         n = self._n
         if n >= MAX_NONCE:
             raise NonceExhausted("send nonce exhausted: open a new session")
-        ciphertext = aead.encrypt(_nonce(n), plaintext, ad)
+        ciphertext = aead.encrypt(self._nonce(n), plaintext, ad)
         self._n = n + 1
         return ciphertext
 
@@ -101,7 +121,7 @@ class CipherState:
         if len(ciphertext) < TAGLEN:
             raise DecryptError("ciphertext shorter than the authentication tag")
         try:
-            plaintext = aead.decrypt(_nonce(n), ciphertext, ad)
+            plaintext = aead.decrypt(self._nonce(n), ciphertext, ad)
         except _InvalidTag:
             raise DecryptError("authentication tag did not verify") from None
         self._n = n + 1
@@ -130,7 +150,7 @@ class CipherState:
         n = self._n
         if n >= MAX_NONCE:
             raise NonceExhausted("send nonce exhausted: open a new session")
-        written: int = aead.encrypt_into(_nonce(n), plaintext, ad, view[: n_in + TAGLEN])
+        written: int = aead.encrypt_into(self._nonce(n), plaintext, ad, view[: n_in + TAGLEN])
         self._n = n + 1
         return written
 
@@ -160,7 +180,7 @@ class CipherState:
         if view.nbytes < n_in - TAGLEN:
             raise LocalProtocolError("output buffer too small for the plaintext")
         try:
-            written: int = aead.decrypt_into(_nonce(n), ciphertext, ad, view[: n_in - TAGLEN])
+            written: int = aead.decrypt_into(self._nonce(n), ciphertext, ad, view[: n_in - TAGLEN])
         except _InvalidTag:
             raise DecryptError("authentication tag did not verify") from None
         self._n = n + 1
@@ -171,4 +191,4 @@ class CipherState:
         aead = self._aead
         if aead is None:
             raise LocalProtocolError("cannot rekey a CipherState without a key")
-        self._aead = _ChaCha20Poly1305(aead.encrypt(_REKEY_NONCE, _ZEROS32, b"")[:32])
+        self._aead = self._cls(aead.encrypt(self._nonce(MAX_NONCE), _ZEROS32, b"")[:32])

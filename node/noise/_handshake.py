@@ -62,7 +62,7 @@ class HandshakeState:
         self._ciphers: tuple[CipherState, CipherState] | None = None
         self._check_inputs()
 
-        self._symmetric = SymmetricState(parsed.full)
+        self._symmetric = SymmetricState(parsed.full, parsed.cipher)
         self._symmetric.mix_hash(bytes(prologue))
         for side_is_initiator, pre in (
             (True, pattern.initiator_pre),

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, cast
 
+from ._cipher import CIPHERS
 from ._crypto import CIPHER_NAME, DH_NAME, HASH_NAME
 from ._errors import UnsupportedProtocolError
 
@@ -313,6 +314,7 @@ class ProtocolName:
 
     full: bytes
     pattern: HandshakePattern
+    cipher: str = CIPHER_NAME
 
 
 def parse_protocol_name(name: str | bytes) -> ProtocolName:
@@ -322,9 +324,9 @@ def parse_protocol_name(name: str | bytes) -> ProtocolName:
     if len(parts) != 5 or parts[0] != "Noise":
         raise UnsupportedProtocolError(f"not a Noise protocol name: {text!r}")
     _, handshake, dh_name, cipher_name, hash_name = parts
-    if (dh_name, cipher_name, hash_name) != (DH_NAME, CIPHER_NAME, HASH_NAME):
+    if (dh_name, hash_name) != (DH_NAME, HASH_NAME) or cipher_name not in CIPHERS:
         raise UnsupportedProtocolError(
-            f"only {DH_NAME}_{CIPHER_NAME}_{HASH_NAME} is supported, not {text!r}"
+            f"only {DH_NAME}_{'/'.join(CIPHERS)}_{HASH_NAME} is supported, not {text!r}"
         )
     match = _NAME_RE.match(handshake)
     if match is None or match.group(1) not in PATTERNS:
@@ -338,4 +340,4 @@ def parse_protocol_name(name: str | bytes) -> ProtocolName:
                 raise UnsupportedProtocolError(f"unsupported modifier {modifier!r}")
             positions.append(int(psk.group(1)))
         pattern = pattern.with_psks(positions)
-    return ProtocolName(full=text.encode("ascii"), pattern=pattern)
+    return ProtocolName(full=text.encode("ascii"), pattern=pattern, cipher=cipher_name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._cipher import CipherState
+from ._cipher import CHACHAPOLY, CipherState
 from ._crypto import HASHLEN, hash_, hkdf2, hkdf3
 
 
@@ -11,15 +11,15 @@ class SymmetricState:
 
     __slots__ = ("_cipher", "_ck", "_h")
 
-    def __init__(self, protocol_name: bytes) -> None:
-        """InitializeSymmetric(protocol_name)."""
+    def __init__(self, protocol_name: bytes, cipher: str = CHACHAPOLY) -> None:
+        """InitializeSymmetric(protocol_name); ``cipher`` is the name's cipher part."""
         if len(protocol_name) <= HASHLEN:
             h = protocol_name.ljust(HASHLEN, b"\x00")
         else:
             h = hash_(protocol_name)
         self._h = h
         self._ck = h
-        self._cipher = CipherState()
+        self._cipher = CipherState(cipher=cipher)
 
     @property
     def cipher(self) -> CipherState:
@@ -64,4 +64,5 @@ class SymmetricState:
     def split(self) -> tuple[CipherState, CipherState]:
         """Split(): the initiator-to-responder and responder-to-initiator CipherStates."""
         temp_k1, temp_k2 = hkdf2(self._ck, b"")
-        return CipherState(temp_k1), CipherState(temp_k2)
+        cipher = self._cipher.cipher
+        return CipherState(temp_k1, cipher), CipherState(temp_k2, cipher)

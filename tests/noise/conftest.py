@@ -10,14 +10,21 @@ import pytest
 
 from node.noise import KeyPair, NoiseConnection
 
-VECTOR_FILE = Path(__file__).resolve().parent / "vectors" / "25519_ChaChaPoly_SHA256.json"
-"""The cacophony + snow Noise vectors (mcginty/snow tests/vectors), copied into the repo."""
+VECTOR_DIR = Path(__file__).resolve().parent / "vectors"
+VECTOR_FILES = (
+    VECTOR_DIR / "25519_ChaChaPoly_SHA256.json",
+    VECTOR_DIR / "25519_AESGCM_SHA256.json",
+)
+"""The cacophony + snow Noise vectors of both suites (mcginty/snow tests/vectors/cacophony.txt
+and snow.txt, every ``*_25519_<cipher>_SHA256`` entry), copied into the repo."""
 
 
 def load_vectors() -> list[dict[str, Any]]:
-    """Every vector of the shared Noise vector file."""
-    with VECTOR_FILE.open() as f:
-        vectors: list[dict[str, Any]] = json.load(f)["vectors"]
+    """Every vector of both suites' vector files."""
+    vectors: list[dict[str, Any]] = []
+    for path in VECTOR_FILES:
+        with path.open() as f:
+            vectors += json.load(f)["vectors"]
     return vectors
 
 

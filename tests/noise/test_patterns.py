@@ -57,7 +57,7 @@ def test_psk_modifiers_place_tokens() -> None:
     [
         "Noise_XXfallback" + SUFFIX,
         "Noise_XX_448_ChaChaPoly_SHA256",
-        "Noise_XX_25519_AESGCM_SHA256",
+        "Noise_XX_25519_AESGCM_BLAKE2s",
         "Noise_XX_25519_ChaChaPoly_BLAKE2s",
         "Noise_XXpsk4" + SUFFIX,
         "Noise_ZZ" + SUFFIX,

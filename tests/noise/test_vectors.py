@@ -1,4 +1,5 @@
-"""The public cacophony/snow vectors for 25519_ChaChaPoly_SHA256, run on both sides.
+"""The public cacophony/snow vectors for 25519_ChaChaPoly_SHA256 and 25519_AESGCM_SHA256,
+run on both sides.
 
 For each vector: both HandshakeStates are built from the given keys, ephemerals, prologues and
 psks; every message is written by its sender (compared byte for byte with the vector's
@@ -61,8 +62,9 @@ def _side(vector: dict[str, Any], prefix: str) -> HandshakeState:
 
 
 def test_every_vector_in_the_file_is_supported() -> None:
-    """All 110 vectors (38 patterns, psk variants included) run; none is skipped."""
-    assert len(VECTORS) == 110
+    """All 110 vectors of each suite (38 patterns, psk variants included) run; none skipped."""
+    assert len(VECTORS) == 220
+    assert sum("_AESGCM_" in v["protocol_name"] for v in VECTORS) == 110
     assert all(_supported(v) for v in VECTORS)
 
 
