@@ -209,20 +209,24 @@ def cmd_serve(ctx: Context, args: argparse.Namespace) -> ExitStatus:
 
 
 class _Bar:
-    """rich progress on a terminal (size, speed, ETA); on a pipe or file, one line every few
-    seconds (so an unattended get shows it is alive); nothing with --json."""
+    """rich progress on a terminal (size, speed, ETA), shown once a transfer has run for
+    ``SHOW_AFTER`` seconds (a small get is done before rich would have finished importing);
+    on a pipe or file, one line every few seconds (so an unattended get shows it is alive);
+    nothing with --json."""
 
     LINE_EVERY = 5.0
+    SHOW_AFTER = 0.5
 
     def __init__(self, ctx: Context, root: bytes) -> None:
         self.ctx = ctx
         self.progress: Any = None
         self.task: Any = None
         self.label = _hex(root)[:12] + "…"
-        self.last_line = time.monotonic()
+        self.started = self.last_line = time.monotonic()
         self.quiet = ctx.json
-        if ctx.json or not _isatty(ctx.stderr):
-            return
+        self.tty = not ctx.json and _isatty(ctx.stderr)
+
+    def _show(self) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -240,13 +244,12 @@ class _Bar:
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            console=Console(file=ctx.stderr),
+            console=Console(file=self.ctx.stderr),
         )
         self.task = self.progress.add_task(self.label, total=None)
+        self.progress.start()
 
     def __enter__(self) -> _Bar:
-        if self.progress is not None:
-            self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -258,10 +261,13 @@ class _Bar:
         done = p["done_bytes"] if isinstance(p, dict) else p.done_bytes
         total = p["total_bytes"] if isinstance(p, dict) else p.total_bytes
         speed = p["speed"] if isinstance(p, dict) else p.speed
-        if self.progress is not None:
-            self.progress.update(self.task, total=total, completed=done)
-            return
         now = time.monotonic()
+        if self.tty:
+            if self.progress is None and now - self.started >= self.SHOW_AFTER:
+                self._show()
+            if self.progress is not None:
+                self.progress.update(self.task, total=total, completed=done)
+            return
         if self.quiet or now - self.last_line < self.LINE_EVERY:
             return
         self.last_line = now

@@ -5,6 +5,7 @@ silent daemon is handled. Real `bcai serve` processes, real TCP and HTTP on 127.
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import os
 import subprocess
@@ -290,3 +291,41 @@ def test_client_maps_http_errors_and_garbage(canned: tuple[type[_Canned], Remote
     with pytest.raises(NodeError) as info:
         closed.status()
     assert info.value.failure.status == ExitStatus.UNAVAILABLE and info.value.failure.retryable
+
+
+# -- the progress display ---------------------------------------------------------------------
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_for_a_get_that_lasts(tmp_path: Path) -> None:
+    from node.cli._main import Context
+    from node.cli._net_cmds import _Bar
+
+    def ctx(err: io.StringIO) -> Context:
+        return Context(stdout=io.StringIO(), stderr=err, env={}, json=False, data_dir=tmp_path)
+
+    sample = {"done_bytes": MiB, "total_bytes": 4 * MiB, "speed": 5e6}
+    err = _Tty()
+    with _Bar(ctx(err), b"\xab" * 32) as bar:
+        bar.update(sample)  # at once: a small get shows nothing (and imports no rich)
+        assert bar.progress is None and err.getvalue() == ""
+        bar.started -= _Bar.SHOW_AFTER
+        bar.update(sample)  # a get that lasts: the bar appears
+        assert bar.progress is not None
+    assert "0xabababab" in err.getvalue()
+    # On a pipe: no bar, one line every LINE_EVERY seconds.
+    pipe = io.StringIO()
+    with _Bar(ctx(pipe), b"\xab" * 32) as bar:
+        bar.update(sample)
+        assert pipe.getvalue() == ""
+        bar.last_line -= _Bar.LINE_EVERY
+        bar.update(sample)
+        bar.update(sample)
+    assert bar.progress is None
+    assert pipe.getvalue().splitlines() == [
+        f"bcai: get 0xababababab… {MiB}/{4 * MiB} bytes (25.0%), 5.0 MB/s"
+    ]
