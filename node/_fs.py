@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import secrets
@@ -107,6 +108,20 @@ def replace_output(tmp: Path, dest: Path) -> None:
                 errno.EEXIST, "is no longer a regular file; not replacing it", str(dest)
             )
     os.replace(tmp, dest)
+
+
+def aligned_for_direct(data: bytes | bytearray | memoryview, align: int = 4096) -> bool:
+    """Can ``data`` go to an ``O_DIRECT`` write as it is: its address and length are multiples
+    of ``align``? (A page-aligned ``mmap``, or a view of one from offset 0; read-only or
+    unaligned buffers answer False and go through a bounce buffer.)"""
+    n = len(data)
+    if not n or n % align:
+        return False
+    try:
+        address = ctypes.addressof(ctypes.c_char.from_buffer(data))
+    except (TypeError, ValueError, BufferError):
+        return False
+    return address % align == 0
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:

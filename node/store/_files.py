@@ -31,6 +31,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from node._fs import aligned_for_direct
+
 from ._errors import StoreFull, is_no_space
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -172,10 +174,14 @@ class ChunkFiles:
             self.direct = False
             return False
         try:
-            bounce = self._bounce(n)
-            bounce[:n] = data
+            if aligned_for_direct(data):
+                view = memoryview(data)  # page-aligned already (the fetch's chunk buffers)
+            else:
+                bounce = self._bounce(n)
+                bounce[:n] = data
+                view = memoryview(bounce)[:n]
             try:
-                write_all(fd, memoryview(bounce)[:n])
+                write_all(fd, view)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise

@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import mmap
 import random
 import time
 from collections import deque
@@ -291,11 +292,15 @@ class FetchResult:
 ProgressCallback = Callable[[Progress], None]
 
 
+ChunkBuffer = bytearray | mmap.mmap
+"""A chunk being received: page-aligned ``mmap`` for full-size chunks, else a bytearray."""
+
+
 @dataclass
 class _Assembly:
     """A chunk being filled piece by piece, in a buffer of its final size."""
 
-    buf: bytearray
+    buf: ChunkBuffer
     filled: int = 0
     compressed: bool = False  #: ``buf`` holds a zstd frame (ChunkDataZ pieces)
 
@@ -406,7 +411,7 @@ class _Fetch:
         self.done = trio.Event()
         self.writer: PartialWriter | None = None
         self.chunk_size = 0
-        self._free: list[bytearray] = []
+        self._free: list[ChunkBuffer] = []
         self._free_max = put_workers + 4
         self.fetched_chunks = 0
         self.fetched_bytes = 0
@@ -609,7 +614,7 @@ class _Fetch:
             sched.release(address, trio.current_time())
 
     async def _put(
-        self, peer: _Peer, index: int, data: bytearray, compressed: bool = False
+        self, peer: _Peer, index: int, data: ChunkBuffer, compressed: bool = False
     ) -> None:
         assert self.sched is not None and self.tracker is not None
         try:
@@ -728,22 +733,30 @@ class _Fetch:
         for _ in range(held):
             self.put_slots.release()
 
-    def _buffer(self, size: int) -> bytearray:
-        """A chunk buffer: reused when it has the usual size (no 1 MiB allocation per chunk)."""
-        if self._free and size == self.chunk_size:
-            return self._free.pop()
+    def _buffer(self, size: int) -> ChunkBuffer:
+        """A chunk buffer: reused when it has the usual size (no 1 MiB allocation per chunk).
+
+        Full-size chunks get page-aligned buffers (anonymous ``mmap``): the store and the
+        output file write those with ``O_DIRECT`` straight from the buffer, with no copy into
+        an aligned bounce buffer (two copies of every byte fewer with ``-o``)."""
+        if size == self.chunk_size:
+            return self._free.pop() if self._free else mmap.mmap(-1, size)
         return bytearray(size)
 
-    def _recycle(self, buf: bytearray) -> None:
+    def _recycle(self, buf: ChunkBuffer) -> None:
         if len(buf) == self.chunk_size and len(self._free) < self._free_max:
             self._free.append(buf)
 
-    def _store_chunk(self, index: int, data: bytearray, compressed: bool = False) -> None:
+    def _store_chunk(self, index: int, data: ChunkBuffer, compressed: bool = False) -> None:
         """Worker thread: (decompress,) verify + write (group commit), then copy into the
         output file. A frame must decode to exactly the chunk's length
         (``CompressedChunkError`` otherwise); the chunk root is checked over the result."""
         assert self.writer is not None and self.sched is not None
-        chunk = decompress(data, self.sched.chunk_len(index)) if compressed else data
+        chunk = (
+            decompress(memoryview(data), self.sched.chunk_len(index))
+            if compressed
+            else memoryview(data)  # (an mmap: written with O_DIRECT without a copy)
+        )
         self.writer.put(index, chunk)
         if self.output is not None:
             self.output.write_chunk(index, chunk)

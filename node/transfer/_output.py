@@ -28,6 +28,7 @@ from pathlib import Path
 
 from node._fs import (
     OutputReplaced,
+    aligned_for_direct,
     is_no_space,
     open_in_place,
     output_target,
@@ -109,10 +110,14 @@ class OutputFile:
         n = len(data)
         direct = self._direct
         if direct >= 0 and n and not n % _ALIGN and not offset % _ALIGN:
-            bounce = self._bounce(n)
-            bounce[:n] = data
+            if aligned_for_direct(data):
+                view = memoryview(data)  # page-aligned already (the fetch's chunk buffers)
+            else:
+                bounce = self._bounce(n)
+                bounce[:n] = data
+                view = memoryview(bounce)[:n]
             try:
-                _pwrite_all(direct, memoryview(bounce)[:n], offset)
+                _pwrite_all(direct, view, offset)
                 self.written.set(index)
                 return
             except OSError as exc:
