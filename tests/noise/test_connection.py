@@ -29,7 +29,9 @@ Pair = tuple[NoiseConnection, NoiseConnection]
 
 def test_xx_completes_and_authenticates_both_statics() -> None:
     a_key, b_key = KeyPair.generate(), KeyPair.generate()
-    a, b = NoiseConnection.initiator(a_key), NoiseConnection.responder(b_key)
+    # a message-1 payload of its own: the initiator offers no extra cipher
+    a = NoiseConnection.initiator(a_key, ciphers=("ChaChaPoly",))
+    b = NoiseConnection.responder(b_key)
     assert a.is_our_turn and not b.is_our_turn
     received = run_handshake(a, b, (b"one", b"two", b"three"))
     assert received == [b"one", b"two", b"three"]
@@ -202,7 +204,7 @@ def test_any_flipped_handshake_bit_fails_closed(
     index: int, position: int, bit: int, payloads: list[bytes]
 ) -> None:
     """Flip one bit of one message: someone raises, and the handshake never completes on both."""
-    a = NoiseConnection.initiator(KeyPair.generate())
+    a = NoiseConnection.initiator(KeyPair.generate(), ciphers=("ChaChaPoly",))
     b = NoiseConnection.responder(KeyPair.generate())
     writer, reader = a, b
     failed: NoiseConnection | None = None
@@ -227,13 +229,20 @@ def test_any_flipped_handshake_bit_fails_closed(
         failed.encrypt(b"")
 
 
-def test_every_single_bit_flip_of_an_empty_payload_handshake_fails() -> None:
-    """Exhaustive over the 192 bytes of an XX handshake with empty payloads (1536 runs)."""
-    for index, length in enumerate((32, 96, 64)):
+@pytest.mark.parametrize(
+    "ciphers", [("ChaChaPoly",), ("AESGCM", "ChaChaPoly")], ids=["chachapoly", "offer-aesgcm"]
+)
+def test_every_single_bit_flip_of_an_empty_payload_handshake_fails(
+    ciphers: tuple[str, ...],
+) -> None:
+    """Exhaustive over the 192 bytes of an XX handshake with empty payloads (1536 runs), and
+    over the 193 with the AESGCM offer in message 1 (a flipped offer byte must not complete)."""
+    first = 32 + (len(ciphers) - 1)
+    for index, length in enumerate((first, 96, 64)):
         for position in range(length):
             for bit in range(8):
-                a = NoiseConnection.initiator(KeyPair.generate())
-                b = NoiseConnection.responder(KeyPair.generate())
+                a = NoiseConnection.initiator(KeyPair.generate(), ciphers=ciphers)
+                b = NoiseConnection.responder(KeyPair.generate(), ciphers=ciphers)
                 writer, reader = a, b
                 with pytest.raises(NoiseProtocolError):
                     for i in range(3):
@@ -348,3 +357,77 @@ def test_transport_into_preallocated_buffers(connected: Pair) -> None:
         b.decrypt_into(memoryview(frame)[:n], plain)
     with pytest.raises(LocalProtocolError):  # broken after a failed read
         b.decrypt_into(memoryview(frame)[:n], plain)
+
+
+# -- cipher negotiation (docs/protocol.md section 2) ---------------------------------------
+
+AES, CHACHA = ("AESGCM", "ChaChaPoly"), ("ChaChaPoly",)
+
+
+@pytest.mark.parametrize(
+    ("ini", "res", "agreed"),
+    [(AES, AES, "AESGCM"), (AES, CHACHA, "ChaChaPoly"), (CHACHA, AES, "ChaChaPoly")],
+    ids=["both-offer", "responder-chacha-only", "initiator-chacha-only"],
+)
+def test_the_cipher_is_negotiated_in_message_1(
+    ini: tuple[str, ...], res: tuple[str, ...], agreed: str
+) -> None:
+    a = NoiseConnection.initiator(KeyPair.generate(), ciphers=ini)
+    b = NoiseConnection.responder(KeyPair.generate(), ciphers=res)
+    run_handshake(a, b)
+    assert a.cipher == b.cipher == agreed
+    assert a.handshake_hash == b.handshake_hash
+    for _ in range(3):  # both directions, several nonces, in the agreed cipher
+        assert b.decrypt(a.encrypt(b"ping")) == b"ping"
+        assert a.decrypt(b.encrypt(b"pong")) == b"pong"
+
+
+def test_a_responder_that_ignores_the_offer_gets_chachapoly() -> None:
+    """A peer from before the offer: plain Noise_XX_25519_ChaChaPoly_SHA256, payload unread."""
+    from node.noise import HandshakeState
+
+    a = NoiseConnection.initiator(KeyPair.generate(), ciphers=AES)
+    old = NoiseConnection(
+        HandshakeState(
+            b"Noise_XX_25519_ChaChaPoly_SHA256", initiator=False, prologue=b"bcai/1",
+            s=KeyPair.generate(),
+        )
+    )  # fmt: skip
+    run_handshake(a, old)
+    assert a.cipher == "ChaChaPoly"
+    assert old.decrypt(a.encrypt(b"x")) == b"x"
+
+
+@pytest.mark.parametrize("tamper", [b"", b"\x01", b"\x02\x02", b"\x07"])
+def test_an_altered_offer_breaks_the_handshake_instead_of_downgrading_it(tamper: bytes) -> None:
+    """A man in the middle strips or rewrites the offer: the responder answers in what it
+    read, but the offer is in ``h`` on both sides, so message 2 fails at the initiator."""
+    a = NoiseConnection.initiator(KeyPair.generate(), ciphers=AES)
+    b = NoiseConnection.responder(KeyPair.generate(), ciphers=AES)
+    m1 = a.write_handshake()
+    assert m1[32:] == b"\x02"
+    b.read_handshake(m1[:32] + tamper)
+    with pytest.raises(DecryptError):
+        a.read_handshake(b.write_handshake())
+    assert a.broken and not a.handshake_complete
+
+
+def test_an_offer_and_a_message_1_payload_do_not_mix() -> None:
+    a = NoiseConnection.initiator(KeyPair.generate(), ciphers=AES)
+    with pytest.raises(LocalProtocolError):
+        a.write_handshake(b"payload")
+    with pytest.raises(LocalProtocolError):
+        NoiseConnection.initiator(KeyPair.generate(), ciphers=("Rot13",))
+
+
+def test_local_ciphers_follow_the_cpu_and_the_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.noise import _connection
+
+    monkeypatch.setattr(_connection, "_cpu_has_aes", lambda: True)
+    assert _connection.local_ciphers() == AES
+    monkeypatch.setattr(_connection, "_cpu_has_aes", lambda: False)
+    assert _connection.local_ciphers() == CHACHA
+    monkeypatch.setenv("BCAI_NOISE_CIPHERS", "AESGCM")
+    assert _connection.local_ciphers() == AES
+    monkeypatch.setenv("BCAI_NOISE_CIPHERS", "ChaChaPoly")
+    assert _connection.local_ciphers() == CHACHA
