@@ -71,6 +71,8 @@ class Daemon:
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
+            self.proc.wait()
+            self.log.close()
             raise SystemExit(f"bcai serve failed: {(data / 'serve.log').read_text()[-2000:]}")
         self.info: dict[str, Any] = json.loads(line)
         self.peer = f"{self.info['listen']}/{self.info['address']}"
@@ -178,10 +180,13 @@ def main() -> None:
     for name in ("prov", "recv"):
         shutil.rmtree(work / name, ignore_errors=True)
         subprocess.run(_bcai(work / name, "init"), env=ENV, check=True, capture_output=True)
-    prov = Daemon(work / "prov")
-    recv = Daemon(work / "recv", *(() if a.fsync else ("--no-fsync",)))
+    started: list[Daemon] = []
     results: dict[str, Any] = {"sizes": {}}
     try:
+        prov = Daemon(work / "prov")
+        started.append(prov)
+        recv = Daemon(work / "recv", *(() if a.fsync else ("--no-fsync",)))
+        started.append(recv)
         measure(prov, recv, work, SIZES["1m"], "api", a.warmup, chunk)
         for name in a.sizes.split(","):
             size = SIZES[name]
@@ -202,8 +207,8 @@ def main() -> None:
         results["peak_rss_mib"] = {"provider": prov.peak_rss_mib(), "receiver": recv.peak_rss_mib()}
         print("peak RSS MiB:", results["peak_rss_mib"])
     finally:
-        prov.stop()
-        recv.stop()
+        for daemon in started:
+            daemon.stop()
         if a.work is None:
             shutil.rmtree(work, ignore_errors=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
