@@ -192,6 +192,7 @@ def bcai_daemon_method(
                 proc.kill()
                 proc.wait()
 
+        daemons["live"] = proc  # stopped by main() too if the run fails before cleanup
         s["side_pids"] = [("recv", proc.pid)]
         s["cleanup"] = cleanup
         return s
@@ -250,7 +251,13 @@ def main() -> None:
     for size in sizes:
         for method in a.methods.split(","):
             for run in range(a.runs):
-                rec = h.one_run(method, size, refs[h.SIZES[size]])
+                try:
+                    rec = h.one_run(method, size, refs[h.SIZES[size]])
+                finally:
+                    live = daemons.pop("live", None)
+                    if live is not None and live.poll() is None:
+                        live.kill()
+                        live.wait()
                 rec["run"] = run
                 if method in ("bcai", "bcai_daemon"):
                     rec["transfer_s"] = _elapsed(rec)
