@@ -37,7 +37,7 @@ class RemoteNode:
 
     The client is the standard library's ``http.client`` (imported on the first call): a get
     through a daemon is one process start plus one HTTP exchange, and httpx with its
-    dependencies costs more to import than the exchange itself (docs/decisions.md, D30).
+    dependencies costs more to import than the exchange itself (docs/decisions.md, D33).
     One connection per call: on loopback it costs ~0.1 ms, and there is no idle connection
     for the server to close under a later call.
     """
