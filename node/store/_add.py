@@ -211,7 +211,7 @@ def _finish(store: Store, list_id: int, manifest: Manifest, pin: bool) -> Manife
                 present=manifest.chunk_count,
                 added=now,
             )
-            batch = Batch(store._db)
+            batch = Batch(store._db, sync=store.durable)
             batch.put(content_key(root), dumps(rec.to_json()))
             batch.put(access_key(root), pack_time(now))
             batch.delete(job_key(list_id))

@@ -65,7 +65,7 @@ def begin_job(store: Store, op: str, *, present: str) -> int:
     with store._lock:
         store._check_open()
         list_id = get_meta_int(store._db, b"next_id", 1)
-        batch = Batch(store._db)
+        batch = Batch(store._db, sync=store.durable)
         batch.put(META + b"next_id", u64(list_id + 1))
         batch.put(job_key(list_id), job_value(op, present))
         batch.commit()
@@ -73,7 +73,7 @@ def begin_job(store: Store, op: str, *, present: str) -> int:
 
 
 def mark_job(store: Store, list_id: int, op: str, *, present: str) -> None:
-    store._db.put(job_key(list_id), job_value(op, present), sync=True)
+    store._db.put(job_key(list_id), job_value(op, present), sync=store.durable)
 
 
 def drain_job(store: Store, list_id: int) -> int:
@@ -86,7 +86,7 @@ def drain_job(store: Store, list_id: int) -> int:
     freed_bytes = 0
     while True:
         with store._lock:
-            batch = Batch(store._db)
+            batch = Batch(store._db, sync=store.durable)
             block_cache: dict[int, bytes | None] = {}
             n = 0
             for key, cr in itertools.islice(iter_prefix(store._db, prefix), DRAIN_BATCH):
@@ -140,7 +140,7 @@ def remove(store: Store, root: bytes) -> EvictReport:
 def _unpublish(store: Store, rec: ContentRecord) -> None:
     """Atomically drop the content record and turn its list into a ``remove`` job."""
     root = rec.manifest.root
-    batch = Batch(store._db)
+    batch = Batch(store._db, sync=store.durable)
     batch.delete(content_key(root))
     batch.delete(access_key(root))
     present = "all" if rec.state is State.COMPLETE else "bitmap"

@@ -105,7 +105,7 @@ def _publish(store: Store, list_id: int, manifest: Manifest) -> ContentInfo:
                 present=0,
                 added=now,
             )
-            batch = Batch(store._db)
+            batch = Batch(store._db, sync=store.durable)
             batch.put(content_key(root), dumps(keep.to_json()))
             batch.put(access_key(root), pack_time(now))
             batch.delete(job_key(list_id))

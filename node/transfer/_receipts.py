@@ -53,6 +53,8 @@ _QKEY = struct.Struct(">QQ")
 STATES = ("pending", "deferred", "inflight", "submitted", "rejected")
 _OPEN = frozenset({"pending", "deferred", "inflight"})
 SCHEMA = 2
+NONCE_BLOCK = 1024
+"""Receipt nonces reserved per synced write (:meth:`ReceiptBox.next_nonce`)."""
 
 
 class ReceiptBoxError(LocalTransferError):
@@ -86,6 +88,7 @@ class ReceiptBox:
         self._db = db
         self._owns = owns_db
         self._lock = threading.Lock()
+        self._nonce_next = self._nonce_end = 0  # the reserved block not yet handed out
         self.clock = clock
         self._check_schema()
 
@@ -330,11 +333,19 @@ class ReceiptBox:
         return out
 
     def next_nonce(self) -> int:
-        """A fresh nonce for a receipt this node signs as receiver (persisted counter)."""
+        """A fresh nonce for a receipt this node signs as receiver (persisted counter).
+
+        Nonces are reserved ``NONCE_BLOCK`` at a time: ``m/nonce`` holds the highest nonce
+        that may have been handed out (synced once per block, not once per receipt: a synced
+        LevelDB write cost ~2 ms of every small get); a restart skips the rest of the block."""
         with self._lock:
-            # Start from the clock so a wiped data dir does not reuse old nonces; then count
-            # up (the contract's nonce bitmap makes neighbouring nonces cheap).
-            last = self._get_int(b"m/nonce")
-            n = last + 1 if last else int(time.time()) << 16
-            self._db.put(b"m/nonce", _U64.pack(n), sync=True)
+            if self._nonce_next >= self._nonce_end:
+                # Start from the clock so a wiped data dir does not reuse old nonces; then
+                # count up (the contract's nonce bitmap makes neighbouring nonces cheap).
+                last = self._get_int(b"m/nonce")
+                start = last + 1 if last else int(time.time()) << 16
+                self._nonce_next, self._nonce_end = start, start + NONCE_BLOCK
+                self._db.put(b"m/nonce", _U64.pack(self._nonce_end - 1), sync=True)
+            n = self._nonce_next
+            self._nonce_next += 1
             return n

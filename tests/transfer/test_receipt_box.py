@@ -12,6 +12,7 @@ from eth_account import Account
 
 from node.receipt import Receipt, ReceiptDomain, SignedReceipt, sign_receipt
 from node.transfer import ReceiptBox, ReceiptBoxError
+from node.transfer._receipts import NONCE_BLOCK
 
 RECEIVERS = [Account.from_key(bytes([i + 1]) * 32) for i in range(2)]
 PROVIDER = Account.from_key(b"\x33" * 32).address
@@ -160,8 +161,16 @@ def test_v1_box_is_refused_not_misread(tmp_path: Path) -> None:
 
 
 def test_next_nonce_is_unique_and_persistent(tmp_path: Path) -> None:
+    """Consecutive within a run; a reopened box (or a killed process: the reservation is
+    written before any nonce of its block is handed out) never hands out one seen before."""
     with ReceiptBox.open(tmp_path / "b") as box:
         first = [box.next_nonce() for _ in range(3)]
+        assert first == list(range(first[0], first[0] + 3))
     with ReceiptBox.open(tmp_path / "b") as box:
-        assert box.next_nonce() == first[-1] + 1
-    assert len(set(first)) == 3
+        second = [box.next_nonce() for _ in range(NONCE_BLOCK + 5)]  # crosses a block
+    with ReceiptBox.open(tmp_path / "b") as box:
+        third = box.next_nonce()
+    assert second[0] == first[0] + NONCE_BLOCK  # the rest of the first block is skipped
+    assert second == list(range(second[0], second[0] + NONCE_BLOCK + 5))
+    assert third > second[-1]
+    assert len(set(first + second + [third])) == 3 + NONCE_BLOCK + 5 + 1
