@@ -11,6 +11,7 @@ holds). Both files go when the daemon stops; a stale ``api.json`` (its pid is go
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -68,6 +69,48 @@ def _check_loopback(listen: str) -> None:
             f"[api] listen = {listen!r}: the local API binds to 127.0.0.1 or ::1 only "
             "(put a reverse proxy with TLS in front to reach it from elsewhere)"
         )
+
+
+#: The cyclic GC of a serving node (:func:`gc_policy`): objects alive this long are frozen ...
+GC_FREEZE_EVERY = 10.0
+#: ... and a full collection over everything runs this often (frees cycles frozen meanwhile).
+GC_FULL_EVERY = 600.0
+#: Allocations between young collections (CPython's default is 700).
+GC_THRESHOLD0 = 10_000
+
+
+async def gc_policy(
+    freeze_every: float = GC_FREEZE_EVERY, full_every: float = GC_FULL_EVERY
+) -> None:
+    """Keep the cyclic garbage collector off the serving path while it runs (restored after).
+
+    With thousands of connections CPython's collector was a quarter of an idle node's CPU and
+    each full collection stopped the node for ~0.4 s at 3,000 connections (~1.4 s at 10,000),
+    scanning the same long-lived connection objects again and again. So: young collections
+    every ``GC_THRESHOLD0`` allocations; every ``freeze_every`` seconds the young generations
+    are collected and every survivor is frozen (``gc.freeze``: never scanned again); every
+    ``full_every`` seconds everything is unfrozen, collected once and frozen again, which frees
+    cyclic garbage frozen meanwhile (memory held by it is bounded by what ``full_every``
+    seconds of churn leave). Acyclic garbage is freed by reference counting as always.
+    """
+    old = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD0, old[1], old[2])
+    gc.collect()
+    gc.freeze()
+    last_full = trio.current_time()
+    try:
+        while True:
+            await trio.sleep(freeze_every)
+            if trio.current_time() - last_full >= full_every:
+                gc.unfreeze()
+                gc.collect()
+                last_full = trio.current_time()
+            else:
+                gc.collect(1)
+            gc.freeze()
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*old)
 
 
 async def run_daemon(
@@ -140,6 +183,7 @@ async def run_daemon(
                     )
                 )
                 node.listen = f"{host}:{port}"
+                nursery.start_soon(gc_policy)
                 node_status["listen"] = node.listen
                 status_file.write(node_status)
                 if api:

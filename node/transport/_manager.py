@@ -348,7 +348,7 @@ async def serve_peers(
                 try:
                     await handler(conn)
                 except TransportError as exc:
-                    log.info("peer connection ended", peer=conn.address, reason=str(exc))
+                    log.debug("peer connection ended", peer=conn.address, reason=str(exc))
                 except Exception:
                     # A bug in one connection's handler must not take the server down.
                     log.exception("peer handler crashed", peer=conn.address)
