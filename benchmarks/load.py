@@ -84,7 +84,7 @@ MiB = 1 << 20
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
 #: Indices the node's provider queues across all peers before answering Request with BUSY
-#: (``Provider(max_queued=1024)``, not a config key).
+#: (``[network] upload_queue``, default 1024; load.py leaves it at its default).
 NODE_MAX_QUEUED = 1024
 IDLE_PER_WORKER = 2500
 
