@@ -570,7 +570,7 @@ class _Fetch:
             raise ProtocolViolation(f"chunk {index} pieces out of order or of the wrong length")
         asm.buf[asm.filled : end] = data  # one copy, into a buffer of the final size
         asm.filled = end
-        if self.bucket is not None or self.lane is not None:
+        if self.bucket is not None or (self.lane is not None and not self.lane.unlimited):
             await self._pace(peer, len(data))
         if end < total:
             return

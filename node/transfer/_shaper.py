@@ -475,6 +475,13 @@ class Lane:
         return self._state.granted_bytes
 
     @property
+    def unlimited(self) -> bool:
+        """No cap applies now (neither this lane's own nor its direction's): :meth:`acquire`
+        would grant at once, so a hot path may skip it (a fetch does, per 64 KiB piece; the
+        cap is looked up again for every piece, so one set at run time applies at once)."""
+        return self._state.bucket is None and self._side.core.rate is None
+
+    @property
     def closed(self) -> bool:
         return self._state.closed
 

@@ -89,6 +89,23 @@ async def test_lane_set_rate_ends_a_long_wait(autojump_clock: trio.testing.MockC
     assert trio.current_time() - start < 0.01
 
 
+def test_unlimited_says_whether_any_cap_applies_now() -> None:
+    """What a fetch checks per piece before pacing: any cap, the lane's or the direction's,
+    set now or later, turns it off; lifting them turns it back on."""
+    shaper = Shaper()
+    lane, capped = shaper.lane("download"), shaper.lane("download", rate=1 * MiB)
+    assert lane.unlimited and not capped.unlimited
+    assert shaper.lane("upload").unlimited  # the other direction's lanes too
+    shaper.set_limits(download=8 * MiB)
+    assert not lane.unlimited
+    shaper.set_limits(download=None)
+    assert lane.unlimited
+    lane.set_rate(2 * MiB)
+    assert not lane.unlimited
+    lane.set_rate(None)
+    assert lane.unlimited
+
+
 async def test_unlimited_does_not_wait(autojump_clock: trio.testing.MockClock) -> None:
     shaper = Shaper()
     lane = shaper.lane("download", "bulk")
