@@ -13,6 +13,14 @@ root) inserts entries that are never visited again, so the hand evicts them and 
 set, which is re-visited between two passes of the hand; plain LRU would flush it
 (docs/decisions.md D26). The budget counts chunk bytes; ``used <= budget`` always holds.
 
+Admission (a doorkeeper, as in TinyLFU): a read that may take unverified bytes (a provider
+serving a peer, who verifies every chunk itself) passes ``first``; the first miss of a chunk
+not seen recently is served by ``first()`` and only remembered (a bounded FIFO of keys),
+neither hashed nor admitted; its next miss loads verified bytes and admits them. One stream
+reading a big root once therefore costs the provider no hashing (~1 s of CPU per GiB) and
+leaves the cache alone, while a root that several peers fetch is admitted from its second
+read on. Reads that must be verified (``first=None``) always load verified and admit.
+
 Single flight: concurrent misses of one chunk read the disk once; the others wait for that
 read and count as hits (they cost no disk read). Invalidation (:meth:`invalidate`) bumps an
 epoch, and a load that started before it is returned to its caller but not inserted, so a
@@ -76,6 +84,11 @@ class CacheStats:
         return self.hits / total if total else None
 
 
+SEEN_MIN = 1024
+SEEN_CHUNK = 256 * 1024
+"""The doorkeeper remembers max(SEEN_MIN, 4 x budget / 256 KiB) keys (~100 bytes each)."""
+
+
 class ChunkCache:
     """A byte-bounded SIEVE cache of verified chunks keyed by chunk root (module docstring)."""
 
@@ -93,6 +106,9 @@ class ChunkCache:
         self._epoch = 0
         self._loading: dict[bytes, _Load] = {}
         self._hits = self._misses = self._evictions = self._inserted = 0
+        #: keys missed once recently (the doorkeeper, FIFO); see the module docstring
+        self._seen: dict[bytes, None] = {}
+        self.seen_limit = max(SEEN_MIN, 4 * budget // SEEN_CHUNK)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -105,14 +121,22 @@ class ChunkCache:
             e.visited = True
             return e.value
 
-    def get_or_load(self, key: bytes, load: Callable[[], bytes]) -> tuple[bytes, bool]:
+    def get_or_load(
+        self,
+        key: bytes,
+        load: Callable[[], bytes],
+        first: Callable[[], bytes] | None = None,
+    ) -> tuple[bytes, bool]:
         """``(bytes, hit)``: from memory, or from ``load()`` (which must return VERIFIED bytes).
 
         Concurrent misses of one key call ``load`` once; the others wait and count as hits.
         An exception from ``load`` propagates (to every waiter, who then loads for itself).
+        ``first`` (unverified bytes acceptable): the first miss of a key not seen recently
+        returns ``first()`` and admits nothing (module docstring, admission).
         """
         mine: _Load | None = None
         epoch = 0
+        doorkeeper = False
         with self._lock:
             e = self._map.get(key)
             if e is not None:
@@ -123,12 +147,23 @@ class ChunkCache:
             else:
                 hit = None
                 pending = self._loading.get(key)
-                if pending is None:
+                if pending is None and first is not None and key not in self._seen:
+                    doorkeeper = True
+                    self._misses += 1
+                    self._seen[key] = None
+                    while len(self._seen) > self.seen_limit:
+                        del self._seen[next(iter(self._seen))]
+                elif pending is None:
                     mine = self._loading[key] = _Load()
                     epoch = self._epoch
         if hit is not None:
             self._notify(True)
             return hit, True
+        if doorkeeper:
+            assert first is not None
+            data = first()
+            self._notify(False)
+            return data, False
         if pending is not None:
             pending.done.wait()
             if pending.value is not None:
@@ -152,6 +187,7 @@ class ChunkCache:
         with self._lock:
             del self._loading[key]
             self._misses += 1
+            self._seen.pop(key, None)
             if epoch == self._epoch:
                 self._insert(key, data)
                 mine.value = data
@@ -222,6 +258,7 @@ class ChunkCache:
         """Drop ``key`` and make loads in flight uncacheable; True if an entry was dropped."""
         with self._lock:
             self._epoch += 1
+            self._seen.pop(key, None)
             e = self._map.get(key)
             if e is None:
                 return False

@@ -409,7 +409,11 @@ class Store:
         self._check_quarantine(root, index)
         cr = self._chunk_root_of(rec, index)
         if self._cache is not None:
-            data, _hit = self._cache.get_or_load(cr, lambda: self._read_chunk(rec, index, cr, True))
+            data, _hit = self._cache.get_or_load(
+                cr,
+                lambda: self._read_chunk(rec, index, cr, True),
+                None if verify else lambda: self._read_chunk(rec, index, cr, False),
+            )
         else:
             data = self._read_chunk(rec, index, cr, verify)
         self._touch(root)
@@ -434,7 +438,11 @@ class Store:
         if len(view) < expected:
             raise ValueError(f"buffer of {len(view)} bytes for a chunk of {expected}")
         if self._cache is not None:
-            data, _hit = self._cache.get_or_load(cr, lambda: self._read_chunk(rec, index, cr, True))
+            data, _hit = self._cache.get_or_load(
+                cr,
+                lambda: self._read_chunk(rec, index, cr, True),
+                None if verify else lambda: self._read_chunk(rec, index, cr, False),
+            )
             view[: len(data)] = data
             self._touch(root)
             return len(data)

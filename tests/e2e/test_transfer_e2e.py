@@ -1,8 +1,8 @@
 """End to end: real `bcai serve` and `bcai get` processes on 127.0.0.1.
 
 Checks the content arrives with the right root and sha256 for edge sizes, that a chunk
-corrupted on the provider's disk is never served (its memory tier verifies the read: it
-quarantines the chunk and answers NOT_FOUND; nothing corrupt written at the receiver), and that
+corrupted on the provider's disk is caught by the receiver (nothing corrupt written,
+VERIFY_FAILED) and quarantined by the provider, and that
 a receiver SIGKILLed mid-transfer resumes and fetches only what was not yet stored.
 """
 
@@ -158,14 +158,14 @@ def _corrupt(data: Path, root: str, index: int) -> None:
 
 
 def test_corrupt_chunk_detected(provider: Provider, receiver: Path, tmp_path: Path) -> None:
-    # The receiver-side catch (VERIFY_FAILED, bad_chunks) of a provider without the memory
-    # tier is tests/cli/test_repair.py's; by default the provider catches it first.
+    # A chunk's first read is not hashed by the provider (docs/store.md, memory tier): the
+    # receiver catches the damage (VERIFY_FAILED) and the provider quarantines the chunk.
     root = provider.files["corrupt"][0]
     out = tmp_path / "out.bin"
     proc = bcai(receiver, "get", root, "--peer", provider.server.peer, "-o", str(out), check=False)
-    assert proc.returncode == 5, proc.stdout + proc.stderr  # PEER_ERROR: no peer has chunk 1
+    assert proc.returncode == 4, proc.stdout + proc.stderr  # VERIFY_FAILED
     err = json.loads(proc.stdout)
-    assert "bad_chunks" not in err and "quarantined" in err["error"]
+    assert err["bad_chunks"] == [1] and "verification" in err["error"]
     provider.server.wait_log("stored chunk damaged: quarantined")
     assert not out.exists()
     with Store.open(receiver / "store") as store:

@@ -60,7 +60,9 @@ async def test_sixteen_fetchers_are_served_from_memory(tmp_path: Path) -> None:
         print(f"hit ratio {mem['hit_ratio']:.3f}, disk reads {disk} for {served} chunks served")
         assert mem["hits"] + mem["misses"] == served
         assert mem["hit_ratio"] > 0.9
-        assert disk == mem["misses"] <= chunks  # one disk read per chunk, not one per peer
+        # at most two disk reads per chunk (the doorkeeper's, then the admitting one), not one
+        # per peer
+        assert disk == mem["misses"] <= 2 * chunks
     finally:
         for s in [provider_store, *stores]:
             s.close()

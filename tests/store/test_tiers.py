@@ -46,9 +46,11 @@ def test_repeated_reads_hit_memory_not_disk(tmp_path: Path) -> None:
         buf = bytearray(CS + 1)
         assert s.read_chunk_into(root, 3, buf) == CS and bytes(buf[:CS]) == chunk_of(data, 3)
         st = s.tier_stats()
-        assert st["disk_reads"] - base == 8  # one disk read per chunk, then memory
+        # two disk reads per chunk (the doorkeeper's unverified first read, then the verified
+        # read that admits it), then memory
+        assert st["disk_reads"] - base == 16
         mem = st["memory"]
-        assert mem["misses"] == 8 and mem["hits"] == 33 and mem["bytes"] == 2 * MiB
+        assert mem["misses"] == 16 and mem["hits"] == 25 and mem["bytes"] == 2 * MiB
 
 
 def test_identical_chunks_of_two_contents_share_one_entry(tmp_path: Path) -> None:
@@ -61,17 +63,41 @@ def test_identical_chunks_of_two_contents_share_one_entry(tmp_path: Path) -> Non
         assert s.tier_stats()["memory"]["hits"] == 1
 
 
-def test_damaged_file_is_not_cached_and_not_served_unverified(tmp_path: Path) -> None:
-    """With the memory tier a miss is verified before admission: bad bytes never go out."""
+def test_damaged_file_is_never_cached(tmp_path: Path) -> None:
+    """A chunk's first unverified read is served as read and not admitted (the reader
+    verifies, as without the tier); the read that would admit it verifies and refuses it."""
     path = tmp_path / "s"
     with Store.open(path, durable=False, memory_cache=4 * MiB) as s:
-        root, _ = add(s, tmp_path, 2 * MiB, 2)
+        root, data = add(s, tmp_path, 2 * MiB, 2)
         for f in hot_files(path):
             if f.name == s.chunk_root_at(root, 1).hex():
                 flip_byte(f)
+        first = s.read_chunk(root, 1, verify=False)
+        assert len(first) == CS and first != chunk_of(data, 1)
+        assert s.chunk_root_at(root, 1) not in s._cache  # type: ignore[operator]
         with pytest.raises(CorruptStoredChunk):
             s.read_chunk(root, 1, verify=False)
         assert s.chunk_root_at(root, 1) not in s._cache  # type: ignore[operator]
+        with pytest.raises(CorruptStoredChunk):  # a verified read never passes the doorkeeper
+            s.read_chunk(root, 1)
+
+
+def test_a_single_pass_neither_hashes_nor_fills_the_memory_tier(tmp_path: Path) -> None:
+    """One stream reading a root once (unverified: the peer verifies) leaves the cache empty;
+    the doorkeeper's memory of keys is bounded."""
+    with Store.open(tmp_path / "s", durable=False, memory_cache=4 * MiB) as s:
+        root, data = add(s, tmp_path, 2 * MiB, 4)
+        for i in range(8):
+            assert s.read_chunk(root, i, verify=False) == chunk_of(data, i)
+        mem = s.tier_stats()["memory"]
+        assert mem["bytes"] == 0 and mem["misses"] == 8 and mem["hits"] == 0
+        cache = s._cache
+        assert cache is not None
+        cache.seen_limit = 4
+        root2, _ = add(s, tmp_path, 2 * MiB, 5)
+        for i in range(8):
+            s.read_chunk(root2, i, verify=False)
+        assert len(cache._seen) == 4
 
 
 def test_cached_chunk_found_bad_on_disk_is_dropped(tmp_path: Path) -> None:
@@ -88,6 +114,7 @@ def test_cached_chunk_found_bad_on_disk_is_dropped(tmp_path: Path) -> None:
         report = s.verify(root)
         assert report.bad == [1]
         assert cr1 not in s._cache  # type: ignore[operator]
+        s.read_chunk(root, 1, verify=False)  # the doorkeeper's pass: as read, not admitted
         with pytest.raises(CorruptStoredChunk):
             s.read_chunk(root, 1, verify=False)
         assert s.quarantine(root, 2)
