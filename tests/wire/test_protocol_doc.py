@@ -208,11 +208,11 @@ def check_admission(text: str) -> None:
     net = config.NetworkConfig()
     found = {}
     for _stage, limit, _ in rows:
-        pairs = re.findall(r"`(\w+)` = (\d+(?:\.\d+)?)( s)?", limit)
+        pairs = re.findall(r"`(\w+)` = (\d+(?:\.\d+)?)( s| MiB)?", limit)
         if not pairs:
             raise DocDrift(f"admission row without `name` = N: {limit!r}")
-        for name, number, _unit in pairs:
-            found[name] = float(number)
+        for name, number, unit in pairs:
+            found[name] = float(number) * (2**20 if unit == " MiB" else 1)
     code = {name: float(getattr(net, name)) for name in found if hasattr(net, name)}
     if found != code:
         raise DocDrift(f"admission defaults differ: doc {found} != NetworkConfig {code}")
@@ -224,6 +224,9 @@ def check_admission(text: str) -> None:
         "max_connections_per_ip",
         "connections_high",
         "connections_low",
+        "upload_queue_per_peer",
+        "upload_queue",
+        "upload_buffers",
     }
     if set(found) != names:
         raise DocDrift(f"admission table names {set(found)} != {names}")
