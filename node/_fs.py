@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import mmap
 import os
 import secrets
 import stat
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +124,25 @@ def aligned_for_direct(data: bytes | bytearray | memoryview, align: int = 4096) 
     except (TypeError, ValueError, BufferError):
         return False
     return address % align == 0
+
+
+class DirectBuffers:
+    """What an ``O_DIRECT`` write is given: the caller's bytes when they are page-aligned
+    (:func:`aligned_for_direct`), else a copy in a page-aligned bounce buffer, one per thread
+    (an anonymous ``mmap``, grown as needed and reused)."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def view(self, data: bytes | bytearray | memoryview) -> memoryview:
+        if aligned_for_direct(data):
+            return memoryview(data)
+        n = len(data)
+        buf: mmap.mmap | None = getattr(self._local, "bounce", None)
+        if buf is None or len(buf) < n:
+            buf = self._local.bounce = mmap.mmap(-1, max(n, 1 << 20))
+        buf[:n] = data
+        return memoryview(buf)[:n]
 
 
 def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:

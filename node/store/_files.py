@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from node._fs import aligned_for_direct
+from node._fs import DirectBuffers
 
 from ._errors import StoreFull, is_no_space
 
@@ -72,7 +72,7 @@ class ChunkFiles:
         self.durable = durable
         #: Write whole-4-KiB chunks with O_DIRECT (turned off when the file system refuses).
         self.direct = _O_DIRECT != 0
-        self._local = threading.local()
+        self._direct_buffers = DirectBuffers()
         self.chunks_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         #: the cold tier's directories (``None``: one tier)
@@ -174,12 +174,7 @@ class ChunkFiles:
             self.direct = False
             return False
         try:
-            if aligned_for_direct(data):
-                view = memoryview(data)  # page-aligned already (the fetch's chunk buffers)
-            else:
-                bounce = self._bounce(n)
-                bounce[:n] = data
-                view = memoryview(bounce)[:n]
+            view = self._direct_buffers.view(data)  # the fetch's chunk buffers: no copy
             try:
                 write_all(fd, view)
             except OSError as exc:
@@ -196,12 +191,6 @@ class ChunkFiles:
             if fd >= 0:
                 os.close(fd)
         return True
-
-    def _bounce(self, n: int) -> mmap.mmap:
-        buf: mmap.mmap | None = getattr(self._local, "bounce", None)
-        if buf is None or len(buf) < n:
-            buf = self._local.bounce = mmap.mmap(-1, max(n, 1 << 20))
-        return buf
 
     def sync_files(self, chunk_roots: Iterable[bytes]) -> None:
         """Group commit: ``fdatasync`` each chunk file, then ``fsync`` their directories.

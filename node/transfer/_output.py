@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import mmap
 import os
 import stat
-import threading
 from pathlib import Path
 
 from node._fs import (
+    DirectBuffers,
     OutputReplaced,
-    aligned_for_direct,
     is_no_space,
     open_in_place,
     output_target,
@@ -69,7 +67,7 @@ class OutputFile:
         self._done = False
         self._fd = -1
         self._direct = -1
-        self._local = threading.local()
+        self._direct_buffers = DirectBuffers()
         self._stale: list[int] = []
         if self.in_place:
             return  # opened in finish(): a FIFO's open blocks until someone reads it
@@ -110,12 +108,7 @@ class OutputFile:
         n = len(data)
         direct = self._direct
         if direct >= 0 and n and not n % _ALIGN and not offset % _ALIGN:
-            if aligned_for_direct(data):
-                view = memoryview(data)  # page-aligned already (the fetch's chunk buffers)
-            else:
-                bounce = self._bounce(n)
-                bounce[:n] = data
-                view = memoryview(bounce)[:n]
+            view = self._direct_buffers.view(data)  # the fetch's chunk buffers: no copy
             try:
                 _pwrite_all(direct, view, offset)
                 self.written.set(index)
@@ -129,12 +122,6 @@ class OutputFile:
                 self._stale.append(direct)
         _pwrite_all(self._fd, memoryview(data), offset)
         self.written.set(index)
-
-    def _bounce(self, n: int) -> mmap.mmap:
-        buf: mmap.mmap | None = getattr(self._local, "bounce", None)
-        if buf is None or len(buf) < n:
-            buf = self._local.bounce = mmap.mmap(-1, max(n, 1 << 20))
-        return buf
 
     def finish(self, store: Store) -> None:
         """Fill in chunks not written in this run (from the store), fsync, rename into place.
