@@ -128,3 +128,26 @@ def test_progress_callback_reaches_the_size(store: Store, tmp_path: Path) -> Non
     seen: list[int] = []
     store.add_file(write_file(tmp_path / "p", data), chunk_size=CS, progress_cb=seen.append)
     assert seen == sorted(seen) and seen[-1] == len(data)
+
+
+def test_parsed_records_follow_every_change_and_stay_bounded(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Store._record keeps parsed records keyed by their stored bytes: a changed record (pin,
+    presence) is never served stale, and the memo is bounded."""
+    from node.store import _store as store_module
+
+    root = store.add_bytes(rand(3 * CS, 41), chunk_size=CS, pin=False).root
+    assert store._record(root) is store._record(root)  # parsed once
+    assert not store._record(root).pinned  # type: ignore[union-attr]
+    store.pin(root)
+    assert store._record(root).pinned  # type: ignore[union-attr]
+    store.unpin(root)
+    assert not store._record(root).pinned  # type: ignore[union-attr]
+    monkeypatch.setattr(store_module, "PARSED_RECORDS", 8)
+    roots = [store.add_bytes(rand(CS, 100 + i), chunk_size=CS).root for i in range(20)]
+    for r in roots:
+        assert store._record(r) is not None
+    assert len(store._parsed) <= 8
+    store.remove(root)
+    assert store._record(root) is None
