@@ -149,10 +149,14 @@ def test_provider_quarantine_survives_restart_and_get_repairs_it(tmp_path: Path)
         assert status == 4 and out["bad_chunks"] == [1], out
         server.wait_log("stored chunk damaged: quarantined")
         with Store.open(r1 / "store") as store:
-            assert list(store.missing_chunks(parse_root(root))) == [1]
-        # the next fetch takes the chunk from another peer
+            # chunk 1 is missing; a chunk still in flight when the provider was dropped may be
+            # too (the order chunks finish verifying in is the workers')
+            missing = list(store.missing_chunks(parse_root(root)))
+        assert 1 in missing, missing
+        # the next fetch takes what is missing, chunk 1 from another peer
         status, out = bcai(r1, "get", root, "--peer", server.peer, "--peer", other.peer)
-        assert status == 0 and out["fetched_chunks"] == 1 and out["resumed_chunks"] == 3, out
+        assert status == 0 and out["fetched_chunks"] == len(missing), out
+        assert out["resumed_chunks"] == 4 - len(missing), out
     finally:
         assert server.stop() == 0
         assert other.stop() == 0
