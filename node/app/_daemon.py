@@ -254,6 +254,11 @@ async def _serve_api(
     async def run(task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED) -> None:
         await serve(app, config, task_status=task_status)  # type: ignore[arg-type]
 
+    # starlette's streamed answers (get's NDJSON) open an anyio task group, which imports
+    # anyio's trio backend on first use: load it now, not inside the first get's answer
+    import anyio
+
+    await anyio.sleep(0)
     async with trio.open_nursery() as inner:
         binds = await inner.start(run)
         task_status.started(binds[0])
