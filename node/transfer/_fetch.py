@@ -710,10 +710,14 @@ class _Fetch:
         if tell:
             msgs.append(ErrorMsg(code, message=clip_text(reason, MAX_ERROR_TEXT)))
         msgs.append(Goodbye(code, clip_text(reason, MAX_GOODBYE_TEXT)))
-        try:
-            await peer.conn.send(*msgs)
-        except TransportError as exc:
-            log.debug("goodbye not delivered", peer=peer.conn.address, error=str(exc))
+        # Shielded (bounded): a fetch that fails because of this very peer (its only source
+        # sent a bad chunk) is being cancelled now, and the peer must still get the Error
+        # (BAD_CHUNK makes it re-verify and quarantine its copy) and the Goodbye.
+        with trio.CancelScope(shield=True), trio.move_on_after(GOODBYE_DRAIN):
+            try:
+                await peer.conn.send(*msgs)
+            except TransportError as exc:
+                log.debug("goodbye not delivered", peer=peer.conn.address, error=str(exc))
         self.nursery.start_soon(self._close_after_drain, peer)
 
     async def _close_after_drain(self, peer: _Peer) -> None:
