@@ -92,7 +92,7 @@ async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) 
         async with trio.open_nursery() as nursery:
             host, port = await _serve(nursery, src, provider_id, policy)
             peer = [PeerAddr(host, port, provider_id.address)]
-            before = await _median_fetch(tmp_path, root, peer, "before", 5)
+            before = await _median_fetch(tmp_path, root, peer, "before", 9)
 
             one_ip = ["127.0.0.1"] * 1200  # the honest client's own IP
             spread = [f"127.0.1.{1 + i % 100}" for i in range(800)]
@@ -115,14 +115,14 @@ async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) 
                 result = await fetch(dst, make_identity(), root, peer)
             assert read_all(dst, root) == data
             assert result.fetched_bytes == len(data)
-            loaded = await _median_fetch(tmp_path, root, peer, "loaded", 5)
+            loaded = await _median_fetch(tmp_path, root, peer, "loaded", 9)
 
             for s in sockets:
                 s.close()
             for c in idlers:
                 await c.aclose()
             await trio.sleep(0.5)
-            after = await _median_fetch(tmp_path, root, peer, "after", 5)
+            after = await _median_fetch(tmp_path, root, peer, "after", 9)
             nursery.cancel_scope.cancel()
     unloaded = statistics.median([before, after])
     print(
@@ -238,7 +238,7 @@ async def test_handshake_churn_from_one_key_keeps_honest_fetches_fast(tmp_path: 
 
             nursery.start_soon(churn)
             me = LocalPeer.from_identity(honest_id)
-            for i in range(24):
+            for i in range(40):  # 20 each: a median of 12 was noisy under CI's two workers
                 loaded = i % 2 == 1
                 if loaded:
                     churn_on.set()
@@ -257,7 +257,7 @@ async def test_handshake_churn_from_one_key_keeps_honest_fetches_fast(tmp_path: 
         f"\nchurn: {handshakes} handshakes; fetch median calm {calm * 1000:.0f} ms, "
         f"under churn {busy * 1000:.0f} ms, ratio {calm / busy:.2f}"
     )
-    assert handshakes >= 60
+    assert handshakes >= 100
     assert calm / busy >= 0.8, (times, handshakes)
 
 
