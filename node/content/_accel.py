@@ -23,8 +23,8 @@ from typing import Any
 
 Buffer = bytes | bytearray | memoryview
 
-SOURCE = Path(__file__).with_name("_ctree.c")
 LIBRARY = Path(__file__).with_name("_ctree.so")
+"""Built by :mod:`node._native` (which names the same path: it may not import this layer)."""
 _CDEF = """
 int bcai_tree_root(const uint8_t *data, size_t len, uint8_t *scratch, uint8_t *out);
 int bcai_merkle_root(const uint8_t *leaves, size_t n, uint8_t *scratch, uint8_t *out);
