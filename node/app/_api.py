@@ -266,6 +266,7 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
                             limit_rate=_opt_int(obj, "limit_rate"),
                             window=window,
                             receipts=bool(obj.get("receipts", True)),
+                            link=obj.get("link") is True,
                         )
                     except Exception as exc:
                         await send.send({"failure": failure_of(exc, node.data_dir).to_json()})

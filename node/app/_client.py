@@ -267,6 +267,7 @@ class RemoteNode:
         limit_rate: int | None = None,
         window: int = 16,
         receipts: bool = True,
+        link: bool = False,
     ) -> dict[str, Any]:
         """Run a get in the daemon; ``progress`` gets its samples (dicts) as they come."""
         body = {
@@ -277,6 +278,7 @@ class RemoteNode:
             "limit_rate": limit_rate,
             "window": window,
             "receipts": receipts,
+            "link": link,
         }
         from http.client import HTTPException
 

@@ -506,8 +506,11 @@ class Node:
         limit_rate: int | None = None,
         window: int = 16,
         receipts: bool = True,
+        link: bool = False,
     ) -> dict[str, Any]:
         """Fetch ``root`` into the store (and ``output``); resumable; returns the summary.
+        ``link`` (with ``output``): the store refers to ``output`` instead of keeping its own
+        copy of each chunk (``node.store._links``).
 
         Already complete and verified here: no peer is contacted (``"local": true``).
         ``priority`` (critical/high/normal/bulk) weighs this transfer's share of the node's
@@ -571,6 +574,7 @@ class Node:
                         progress=on_progress,
                         initial_window=window,
                         output=out_path,
+                        link=link and out_path is not None,
                         ledger=self.peer_ledger,
                         **kwargs,
                     )

@@ -79,6 +79,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="write the content to this file (replaced atomically at the end; a device or "
         "FIFO is written in place; a symlink is followed), or - for standard output",
     )
+    p.add_argument(
+        "--link",
+        action="store_true",
+        help="with -o FILE: write each byte once, into FILE, and let the store refer to it "
+        "instead of keeping its own copy (the store's copy is then only as good as FILE: "
+        "change or remove FILE and those chunks are damaged; docs/store.md)",
+    )
     p.add_argument("--limit-rate", help="cap the download rate, e.g. 500K, 50M, 1G (bytes/s)")
     p.add_argument(
         "--priority",
@@ -363,6 +370,7 @@ def cmd_get(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         options = {
             "output": output if key is None else None,
             "priority": args.priority,
+            "link": bool(args.link) and output is not None and key is None,
             "progress": bar.update,
             "limit_rate": limit,
             "window": args.window,

@@ -32,6 +32,8 @@ from ._errors import StoreCorrupt as StoreCorrupt
 from ._errors import StoreError as StoreError
 from ._errors import StoreFull as StoreFull
 from ._errors import StoreLocked as StoreLocked
+from ._links import LinkedFile as LinkedFile
+from ._links import LinkTarget as LinkTarget
 from ._partial import PartialWriter as PartialWriter
 from ._partial import PutResult as PutResult
 from ._records import ContentInfo as ContentInfo
@@ -60,6 +62,8 @@ __all__ = [
     "GcReport",
     "IncompleteContent",
     "InvalidChunkRoots",
+    "LinkTarget",
+    "LinkedFile",
     "NotFound",
     "PartialWriter",
     "ProgressCallback",

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from node._fs import write_output
+from node.content import chunk_root, root_hex
 
-from ._errors import StoreFull, is_no_space
+from ._errors import StoreError, StoreFull, is_no_space
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -21,7 +23,15 @@ def export_file(store: Store, root: bytes, dest: str | os.PathLike[str]) -> int:
     ``dest`` keeps its old contents or does not exist; a device or FIFO is written in place,
     never renamed over; a directory raises :class:`IsADirectoryError`; and a device or link
     that appears at ``dest`` while we write is not replaced (``OutputReplaced``).
+
+    A ``dest`` the store links chunks into (``_links``) is never replaced: its inode would go,
+    and the links with it. If it already holds exactly ``root`` (every chunk hashes to its
+    chunk root: a second ``get --link -o`` of the same content) nothing is written; otherwise
+    :class:`StoreError` says why.
     """
+    linked = store._links.file_at(Path(dest))
+    if linked is not None:
+        return _check_in_place(store, root, linked.path)
     chunks = store.iter_verified(root)  # raises before any file is created
     try:
         return write_output(dest, chunks, durable=store.durable)
@@ -33,3 +43,21 @@ def export_file(store: Store, root: bytes, dest: str | os.PathLike[str]) -> int:
         close = getattr(chunks, "close", None)
         if close is not None:
             close()
+
+
+def _check_in_place(store: Store, root: bytes, path: Path) -> int:
+    """``path`` (a linked file) already holds exactly ``root``: its size (else StoreError)."""
+    m = store.get_manifest(root)
+    refuse = StoreError(
+        f"{path} holds chunks the store links to (get --link): it is not replaced; "
+        f"export {root_hex(root)} to another path"
+    )
+    with open(path, "rb", buffering=0) as f:
+        if os.fstat(f.fileno()).st_size != m.size:
+            raise refuse
+        buf = bytearray(m.chunk_size)
+        for index, cr in enumerate(store.chunk_roots(root)):
+            n = f.readinto(memoryview(buf)[: m.chunk_length(index)])
+            if n != m.chunk_length(index) or chunk_root(memoryview(buf)[:n]) != cr:
+                raise refuse
+    return m.size

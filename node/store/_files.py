@@ -34,6 +34,7 @@ from pathlib import Path
 from node._fs import DirectBuffers
 
 from ._errors import StoreFull, is_no_space
+from ._links import Links
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -83,6 +84,8 @@ class ChunkFiles:
             self.cold_tmp_dir = cold_dir / "tmp"
             self.cold_chunks_dir.mkdir(parents=True, exist_ok=True)
             self.cold_tmp_dir.mkdir(parents=True, exist_ok=True)
+        #: linked chunks (``_links``): read when a chunk has no file of its own
+        self.links: Links | None = None
         self._count_lock = threading.Lock()
         #: chunk files opened for reading (both tiers), of which from the cold tier; bytes read
         self.reads = 0
@@ -218,7 +221,8 @@ class ChunkFiles:
     # -- reading ---------------------------------------------------------------------------
 
     def exists_with_size(self, chunk_root: bytes, size: int) -> bool:
-        """True if the chunk file exists (in either tier) with the expected length."""
+        """True if the chunk file exists (in either tier) with the expected length, or the
+        chunk is linked into a file that still holds it."""
         paths = [self.path(chunk_root)]
         if self.cold_chunks_dir is not None:
             paths.append(self.cold_path(chunk_root))
@@ -228,7 +232,7 @@ class ChunkFiles:
                     return True
             except FileNotFoundError:
                 pass
-        return False
+        return self.links is not None and self.links.has(chunk_root, size)
 
     def _open(self, chunk_root: bytes) -> tuple[int, bool] | None:
         """``(fd, from the cold tier)``: the hot copy if there is one, else the cold one."""
@@ -261,7 +265,12 @@ class ChunkFiles:
         """
         opened = self._open(chunk_root)
         if opened is None:
-            return None
+            if self.links is None:
+                return None
+            got_linked = self.links.read_into(chunk_root, memoryview(buf).cast("B"))
+            if got_linked is not None:
+                self._count_bytes(got_linked)
+            return got_linked
         fd = opened[0]
         try:
             view = memoryview(buf).cast("B")
@@ -284,7 +293,12 @@ class ChunkFiles:
         """``(bytes or None, read from the cold tier)``; see :meth:`read`."""
         opened = self._open(chunk_root)
         if opened is None:
-            return None, False
+            if self.links is None:
+                return None, False
+            linked = self.links.read(chunk_root, expected + 1)  # +1: a file that grew
+            if linked is not None:
+                self._count_bytes(len(linked))
+            return linked, False
         fd, cold = opened
         data = self._read_fd(fd, expected)
         self._count_bytes(len(data))
@@ -394,7 +408,10 @@ class ChunkFiles:
     # -- removal and sweeping --------------------------------------------------------------
 
     def delete(self, chunk_root: bytes) -> int:
-        """Remove a chunk's files (both tiers); return the bytes freed (0 if none was there)."""
+        """Remove a chunk's files (both tiers) and forget its link (never the linked file);
+        return the bytes freed (0 if no file was there)."""
+        if self.links is not None:
+            self.links.forget(chunk_root)
         return self.unlink_tier(chunk_root, cold=False) + self.unlink_tier(chunk_root, cold=True)
 
     def iter_chunk_roots(self, *, cold: bool = False) -> Iterator[tuple[bytes, int]]:

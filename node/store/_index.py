@@ -14,6 +14,9 @@ Key schema (every integer is big-endian, so LevelDB's byte order is numeric orde
                                         (absent: in the hot tier, the store directory)
     b"M" + name                      -> store metadata: next_id, used (bytes), open (dirty flag),
                                         cold (bytes of referenced chunks in the cold tier)
+    b"L" + chunk_root[32]            -> linked file id[8] + offset[8] + length[4]: the chunk is
+                                        kept in a file the store does not own (``_links``)
+    b"F" + file id[8]                -> linked file (JSON: path, device, inode)
 
 Chunk-root lists are keyed by an internal list id, not by the content root, because ``add``
 learns the root only after the last byte. The invariant every write batch keeps::
@@ -21,7 +24,8 @@ learns the root only after the last byte. The invariant every write batch keeps:
     refcount(X) == number of entries r/id/i == X whose chunk i is present
 
 where "present" means: every chunk of a complete list, the bitmap bit of a partial list, and
-per the job record for a list in a ``u`` job. A chunk file is durable before its reference.
+per the job record for a list in a ``u`` job. A chunk file (or a linked file's bytes) is
+durable before its reference.
 """
 
 from __future__ import annotations

@@ -194,6 +194,13 @@ def gc(store: Store) -> GcReport:
         if delete_unreferenced(store, (cr,)) or not store._files.path(cr).exists():
             files += 1
             freed += size
+    links = store._files.links
+    if links is not None:  # links nothing references (a crash between write and commit)
+        with store._lock:
+            for cr in links.iter_linked():
+                if store._inflight[cr] == 0 and store._db.get(ref_key(cr)) is None:
+                    links.forget(cr)
+            links.drop_unused_files()
     tier_files, tier_freed = _tier.sweep(store)
     files += tier_files
     freed += tier_freed

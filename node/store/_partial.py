@@ -37,6 +37,7 @@ from ._index import (
     ref_key,
     roots_key,
 )
+from ._links import LinkTarget, link_key, pack_link
 from ._records import ContentInfo, ContentRecord, State
 
 if TYPE_CHECKING:
@@ -175,6 +176,10 @@ class PartialWriter:
     yet committed (``group_bytes`` plus what other threads were writing); their files are
     unreferenced, the recovery pass sweeps them, a resumed fetch asks for them again. A chunk
     that failed verification is never written.
+
+    With ``link`` (:mod:`._links`): each verified chunk is written into the link target only
+    (``link.write``, before it is queued), a chunk the store has no copy of is linked there,
+    and a group commit calls ``link.sync()`` before the batch that records the links.
     """
 
     def __init__(
@@ -184,15 +189,20 @@ class PartialWriter:
         *,
         group_bytes: int = GROUP_BYTES,
         group_seconds: float = GROUP_SECONDS,
+        link: LinkTarget | None = None,
     ) -> None:
-        store._require(root)
+        rec = store._require(root)
+        if link is not None and link.chunk_size != rec.manifest.chunk_size:
+            raise ValueError("link target's chunk size differs from the content's")
         self._store = store
         self.root = root
+        self.link = link
         self.group_bytes = group_bytes
         self.group_seconds = group_seconds
         self._lock = threading.Lock()  # guards the queue
         self._commit_lock = threading.Lock()  # one group commit at a time
         self._queue: list[tuple[int, bytes, int]] = []  # (index, chunk root, length)
+        self._linked: dict[bytes, bytes] = {}  # queued chunk root -> its link record
         self._queued: set[int] = set()  # indices queued or being committed
         self._queued_bytes = 0
         self._oldest = 0.0
@@ -218,8 +228,16 @@ class PartialWriter:
             self._queued.add(index)
         with store._lock:
             store._inflight[expected] += 1
+        link = self.link
         try:
-            if not store._files.exists_with_size(expected, len(data)):
+            if link is not None:
+                link.write(index, data)  # the one copy written; the store links to it
+                if not store._files.exists_with_size(expected, len(data)):
+                    offset = index * link.chunk_size
+                    record = pack_link(link.linked.file_id, offset, len(data))
+                    with self._lock:
+                        self._linked[expected] = record
+            elif not store._files.exists_with_size(expected, len(data)):
                 store._files.write(expected, data, fsync=False)
                 with store._lock:
                     store._uncommitted.add(expected)
@@ -258,11 +276,14 @@ class PartialWriter:
             with self._lock:
                 items, self._queue = self._queue, []
                 self._queued_bytes = 0
+                links = {cr: self._linked.pop(cr) for _, cr, _ in items if cr in self._linked}
             if not items:
                 return 0
             try:
-                store._files.sync_files(cr for _, cr, _ in items)
-                added = _commit(store, self.root, items)
+                if links and self.link is not None and store.durable:
+                    self.link.sync()
+                store._files.sync_files(cr for _, cr, _ in items if cr not in links)
+                added = _commit(store, self.root, items, links=links)
             except BaseException:
                 # The group is lost (full disk, index error): its files are unreferenced, so
                 # delete them now instead of leaving orphans for gc; a resume re-fetches them.
@@ -292,6 +313,7 @@ def _commit(
     *,
     held_only: bool = False,
     taken: list[tuple[int, bytes, int]] | None = None,
+    links: dict[bytes, bytes] | None = None,
 ) -> int:
     """One index batch for a group of written (and synced) chunk files.
 
@@ -299,7 +321,9 @@ def _commit(
     now (refcount > 0, so their files are committed and durable); the others are skipped and
     stay missing. Checked under the index lock, in the batch that takes the new reference, so
     a removal cannot delete the file in between (it re-checks the refcount under that lock).
-    ``taken`` (a list) receives the items that became present.
+    ``taken`` (a list) receives the items that became present. ``links`` (chunk root ->
+    link record) are written in the same batch for the chunks that became present and have
+    no chunk file (a chunk another writer stored meanwhile keeps its file).
     """
     with store._lock:
         rec = store._require(root)  # may have changed while we wrote
@@ -317,6 +341,8 @@ def _commit(
                 continue
             bit_set(bm, bit)
             batch.ref(cr, +1, n)
+            if links and cr in links and not store._files.path(cr).exists():
+                batch.put(link_key(cr), links[cr])
             added += 1
             if taken is not None:
                 taken.append((index, cr, n))

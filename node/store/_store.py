@@ -52,6 +52,7 @@ from ._index import (
     u64,
     unpack_time,
 )
+from ._links import LinkedFile, Links, LinkTarget
 from ._partial import PartialWriter, PutResult
 from ._records import (
     ContentInfo,
@@ -131,6 +132,7 @@ class Store:
             if hot_limit is not None and cold_dir is None:
                 raise ValueError("hot_limit needs a cold tier (cold_dir)")
             self._files = ChunkFiles(path, durable=durable, cold_dir=cold_dir)
+            self._files.links = self._links = Links(self._db)
             _maint.recover(self)
             self._quarantined = _maint.load_quarantine(self)
             if cold_dir is not None:
@@ -327,15 +329,40 @@ class Store:
         *,
         group_bytes: int = _partial.GROUP_BYTES,
         group_seconds: float = _partial.GROUP_SECONDS,
+        link: LinkTarget | None = None,
     ) -> PartialWriter:
         """A thread-safe group-commit writer for ``root`` (see :class:`PartialWriter`).
 
         The transfer engine puts chunks as they arrive and the writer commits them every
         ``group_bytes`` or ``group_seconds``; a crash loses at most the uncommitted group.
+        With ``link`` (a file registered with :meth:`link_file`), each verified chunk is
+        written into that file only and the store links to it instead of keeping a chunk
+        file of its own (``_links``: ``bcai get -o FILE --link``).
         """
         return _partial.PartialWriter(
-            self, root, group_bytes=group_bytes, group_seconds=group_seconds
+            self, root, group_bytes=group_bytes, group_seconds=group_seconds, link=link
         )
+
+    def link_file(self, fd: int, path: str | os.PathLike[str]) -> LinkedFile:
+        """Register the open regular file ``fd`` at ``path`` as a target for linked chunks."""
+        self._check_open()
+        return self._links.register(fd, Path(path))
+
+    def link_moved(self, linked: LinkedFile, path: str | os.PathLike[str]) -> LinkedFile:
+        """A linked file was renamed to ``path`` (the same inode); later reads look there."""
+        self._check_open()
+        return self._links.moved(linked, Path(path))
+
+    def is_linked_at(self, root: bytes, index: int, linked: LinkedFile) -> bool:
+        """Chunk ``index`` of ``root`` lives in ``linked`` at its own offset (no copy needed)."""
+        rec = self._require(root)
+        at = self._links.link_of(self._chunk_root_of(rec, index))
+        return at == (linked.file_id, index * rec.manifest.chunk_size)
+
+    def link_done(self, linked: LinkedFile) -> None:
+        """No more chunks will be linked into ``linked`` by this process (``gc`` may forget
+        its record once no link uses it)."""
+        self._links.release(linked.file_id)
 
     def holds_chunk(self, chunk_root_: bytes, length: int | None = None) -> bool:
         """True if stored content (any root) references a chunk with this chunk root.

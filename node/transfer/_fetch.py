@@ -351,6 +351,7 @@ class _Fetch:
         put_workers: int,
         request_batch: int = 1,
         output: Path | None = None,
+        link: bool = False,
         max_price_per_gib: int = DEFAULT_PRICE_PER_GIB,
         receipt_every_chunks: int = RECEIPT_EVERY_CHUNKS,
         receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
@@ -389,6 +390,7 @@ class _Fetch:
         self.refused: dict[str, str] = {}
         self.request_batch = request_batch
         self.output_path = output
+        self.link = link
         self.output: OutputFile | None = None
         self.store = store
         self.me = me
@@ -754,16 +756,21 @@ class _Fetch:
     def _store_chunk(self, index: int, data: ChunkBuffer, compressed: bool = False) -> None:
         """Worker thread: (decompress,) verify + write (group commit), then copy into the
         output file. A frame must decode to exactly the chunk's length
-        (``CompressedChunkError`` otherwise); the chunk root is checked over the result."""
+        (``CompressedChunkError`` otherwise); the chunk root is checked over the result.
+
+        Only a chunk the store took now is written to the output: one it already had (an
+        earlier run's, or a duplicate from a second peer, which ``put`` does not verify)
+        is written from the store at the end. With ``link`` the store's writer itself
+        writes the output file (the one copy) before it queues the chunk."""
         assert self.writer is not None and self.sched is not None
         chunk = (
             decompress(memoryview(data), self.sched.chunk_len(index))
             if compressed
             else memoryview(data)  # (an mmap: written with O_DIRECT without a copy)
         )
-        self.writer.put(index, chunk)
-        if self.output is not None:
-            self.output.write_chunk(index, chunk)
+        out = self.output
+        if self.writer.put(index, chunk) and out is not None and not out.links:
+            out.write_chunk(index, chunk)
 
     async def _on_request_error(self, peer: _Peer, msg: ErrorMsg) -> None:
         assert self.sched is not None
@@ -1369,7 +1376,13 @@ class _Fetch:
                     nursery.start_soon(peer.conn.keepalive)
                 manifest = await self._manifest()
                 if self.output_path is not None:
-                    self.output = OutputFile(self.output_path, manifest, durable=self.store.durable)
+                    self.output = OutputFile(
+                        self.output_path,
+                        manifest,
+                        durable=self.store.durable,
+                        store=self.store,
+                        link=self.link,
+                    )
                 try:
                     result = await self._transfer(manifest, start)
                 except BaseException as exc:
@@ -1431,7 +1444,10 @@ class _Fetch:
                 self.sched.add_peer(address, now, peer.have, rank=rank)
         self._sched_ready.set()
         log.info("fetching", root="0x" + self.root.hex(), chunks=n, missing=len(need))
-        self.writer = self.store.partial_writer(self.root)
+        out = self.output
+        self.writer = self.store.partial_writer(
+            self.root, link=out if out is not None and out.links else None
+        )
         try:
             if not self.sched.finished:
                 self.nursery.start_soon(self._timer)
@@ -1513,6 +1529,7 @@ async def fetch(
     request_batch: int = 4,
     local_peer: LocalPeer | None = None,
     output: Path | None = None,
+    link: bool = False,
     max_price_per_gib: int = DEFAULT_PRICE_PER_GIB,
     receipt_every_chunks: int = RECEIPT_EVERY_CHUNKS,
     receipt_every_bytes: int = RECEIPT_EVERY_BYTES,
@@ -1530,7 +1547,8 @@ async def fetch(
     ``identity`` is a ``node.identity.Identity`` (its account signs the receipts). Raises a
     :class:`TransferError`: :class:`ContentNotFound`, :class:`CorruptChunk` (single source
     sent bad data), :class:`PeerFailed` (resumable), :class:`ChunkRootsMismatch`...
-    With ``output``, the content is also written to that file (atomically, at the end).
+    With ``output``, the content is also written to that file (atomically, at the end);
+    with ``link`` too, it is written only there and the store links to it (``_output``).
     ``request_batch``: a busy peer is sent a new Request once it has room for this many
     chunks (one Request per few chunks instead of one per chunk; see ``Scheduler``).
     ``max_price_per_gib``: providers stating a higher Price are not used (:class:`PriceTooHigh`
@@ -1589,6 +1607,7 @@ async def fetch(
         put_workers=put_workers,
         request_batch=request_batch,
         output=output,
+        link=link,
         max_price_per_gib=max_price_per_gib,
         receipt_every_chunks=receipt_every_chunks,
         receipt_every_bytes=receipt_every_bytes,

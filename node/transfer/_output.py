@@ -14,6 +14,12 @@ never replaces anything but a regular file. A failed or interrupted run removes 
 it holds nothing the store does not (a re-run copies every chunk it did not write itself), so
 resume works from the store's verified chunks and a full disk gets its space back. A full disk
 while writing the output raises :class:`node.store.StoreFull`.
+
+``link=True`` (``bcai get --link``): the store keeps no copy of its own; each verified chunk is
+written once, here, and the store links to it (``node.store._links``). ``FILE.part`` is then
+registered with the store, kept after a failure (the store's links point into it, and a re-run
+resumes into the same file), and its new path recorded after the rename. A device or FIFO
+cannot be linked: the run stores its own copy as without ``link``.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from node._fs import (
     write_all,
 )
 from node.content import Manifest
-from node.store import Store, StoreFull
+from node.store import LinkedFile, Store, StoreFull
 
 from ._bitmap import Bitmap
 
@@ -56,7 +62,15 @@ def _no_space(exc: OSError, path: Path) -> BaseException:
 
 
 class OutputFile:
-    def __init__(self, path: Path, manifest: Manifest, *, durable: bool = True) -> None:
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        *,
+        durable: bool = True,
+        store: Store | None = None,
+        link: bool = False,
+    ) -> None:
         target = output_target(path)
         self.path = target.path
         self.in_place = target.in_place
@@ -69,6 +83,9 @@ class OutputFile:
         self._direct = -1
         self._direct_buffers = DirectBuffers()
         self._stale: list[int] = []
+        self._store = store
+        #: the store links to this file (``link=True`` and a regular file)
+        self._linked: LinkedFile | None = None
         if self.in_place:
             return  # opened in finish(): a FIFO's open blocks until someone reads it
         # O_NOFOLLOW: a symlink planted at FILE.part is refused, not followed.
@@ -93,6 +110,35 @@ class OutputFile:
                 if exc.errno != errno.EINVAL:
                     self.close()
                     raise
+        if link:
+            if store is None:
+                raise ValueError("link=True needs the store")
+            self._linked = store.link_file(self._fd, self.part)
+
+    # -- the store's link target (node.store.LinkTarget) ------------------------------------
+
+    @property
+    def linked(self) -> LinkedFile:
+        assert self._linked is not None
+        return self._linked
+
+    @property
+    def chunk_size(self) -> int:
+        return self.manifest.chunk_size
+
+    @property
+    def links(self) -> bool:
+        """The store links to this file (a verified chunk goes only here)."""
+        return self._linked is not None
+
+    def write(self, index: int, data: bytes | bytearray | memoryview) -> None:
+        self.write_chunk(index, data)
+
+    def sync(self) -> None:
+        try:
+            os.fdatasync(self._fd)
+        except OSError as exc:
+            raise _no_space(exc, self.part) from exc
 
     def write_chunk(self, index: int, data: bytes | bytearray | memoryview) -> None:
         """Write a verified chunk at its offset (call from a worker thread)."""
@@ -140,9 +186,13 @@ class OutputFile:
                 self._fd = -1
             self._done = True
             return
+        root = self.manifest.root
         for index in range(self.manifest.chunk_count):
-            if index not in self.written:
-                self.write_chunk(index, store.read_chunk(self.manifest.root, index, verify=True))
+            if index in self.written:
+                continue
+            if self._linked is not None and store.is_linked_at(root, index, self._linked):
+                continue  # an earlier run's chunk, already here
+            self.write_chunk(index, store.read_chunk(root, index, verify=True))
         while self._stale:
             os.close(self._stale.pop())
         if self._direct >= 0:
@@ -157,6 +207,8 @@ class OutputFile:
         self._fd = -1
         replace_output(self.part, self.path)
         self._done = True
+        if self._linked is not None:
+            self._linked = store.link_moved(self._linked, self.path)
 
     def close(self) -> None:
         """Release the file descriptors; after a failure also remove ``FILE.part``."""
@@ -168,6 +220,9 @@ class OutputFile:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._linked is not None and self._store is not None:
+            self._store.link_done(self._linked)
+            return  # FILE.part holds what the store links to: kept for the re-run
         if not self._done and not self.in_place:
             with contextlib.suppress(OSError):
                 os.unlink(self.part)

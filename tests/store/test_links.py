@@ -1,0 +1,167 @@
+"""Linked chunks (``get -o FILE --link``): the store refers to FILE instead of a copy of its own.
+
+Real LevelDB and real files: the output file is the transfer engine's ``OutputFile`` (the
+store's link target), chunks go through ``PartialWriter`` as a fetch puts them.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from node.store import CorruptStoredChunk, State, Store, StoreError
+from node.transfer._output import OutputFile
+
+from .conftest import CS, chunk_files, chunk_of, content, flip_byte
+
+
+def run_linked(store: Store, out: Path, data: bytes, root: bytes, stop_after: int | None) -> bool:
+    m = store.get_manifest(root)
+    output = OutputFile(out, m, durable=True, store=store, link=True)
+    writer = store.partial_writer(root, link=output)
+    order = list(range(m.chunk_count))
+    random.Random(7).shuffle(order)
+    try:
+        for k, i in enumerate(order):
+            if stop_after is not None and k == stop_after:
+                writer.flush()
+                return False
+            assert writer.put(i, chunk_of(data, i)) is True
+        writer.flush()
+        output.finish(store)
+        return True
+    finally:
+        output.close()
+
+
+def test_linked_fetch_writes_no_chunk_file_and_reads_back(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    data, m, roots = content(tmp_path, 5 * CS + 777)
+    store.begin_partial(m, iter(roots))
+    out = tmp_path / "out.bin"
+    assert run_linked(store, out, data, m.root, None)
+    assert out.read_bytes() == data
+    assert not out.with_name("out.bin.part").exists()
+    assert chunk_files(store_path) == []  # every byte was written once: into out.bin
+    assert store.info(m.root).state is State.COMPLETE
+    assert store.verify(m.root).ok
+    assert b"".join(store.iter_verified(m.root)) == data
+    buf = bytearray(CS + 1)
+    assert store.read_chunk_into(m.root, 2, buf, verify=True) == CS
+    assert bytes(buf[:CS]) == chunk_of(data, 2)
+    # a second copy elsewhere comes from the links
+    assert store.export(m.root, tmp_path / "copy.bin") == len(data)
+    assert (tmp_path / "copy.bin").read_bytes() == data
+
+
+def test_links_survive_reopen(store_path: Path, tmp_path: Path) -> None:
+    data, m, roots = content(tmp_path, 3 * CS + 5)
+    out = tmp_path / "out.bin"
+    with Store.open(store_path) as store:
+        store.begin_partial(m, iter(roots))
+        assert run_linked(store, out, data, m.root, None)
+    with Store.open(store_path) as store:
+        assert b"".join(store.iter_verified(m.root)) == data
+        assert store.gc().files_removed == 0
+        assert b"".join(store.iter_verified(m.root)) == data
+
+
+def test_changed_or_replaced_file_is_damage_not_data(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    data, m, roots = content(tmp_path, 4 * CS)
+    store.begin_partial(m, iter(roots))
+    out = tmp_path / "out.bin"
+    assert run_linked(store, out, data, m.root, None)
+    flip_byte(out, 1 * CS + 10)  # changed in place: chunk 1 fails verification
+    report = store.verify(m.root)
+    assert not report.ok and report.bad == [1]
+    with pytest.raises(CorruptStoredChunk):
+        store.read_chunk(m.root, 1)
+    # replaced (a new inode at the same path): every linked chunk is missing
+    tmp = tmp_path / "other"
+    tmp.write_bytes(data)
+    os.replace(tmp, out)
+    with pytest.raises(CorruptStoredChunk, match="missing"):
+        store.read_chunk(m.root, 0)
+    # repair marks them missing; a fetch fills them again (here: a plain put)
+    assert sorted(store.repair(m.root)) == [0, 1, 2, 3]
+    for i in range(4):
+        assert store.put_chunk(m.root, i, chunk_of(data, i))
+    assert store.verify(m.root).ok and len(chunk_files(store_path)) == 4
+
+
+def test_remove_and_gc_forget_links_never_the_file(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    data, m, roots = content(tmp_path, 2 * CS + 1)
+    store.begin_partial(m, iter(roots))
+    out = tmp_path / "out.bin"
+    assert run_linked(store, out, data, m.root, None)
+    store.remove(m.root)
+    store.gc()
+    assert out.read_bytes() == data  # the user's file is untouched
+    assert store._links.iter_linked() == []
+    assert store._links.file_at(out) is None  # its record went with its last link
+
+
+def test_failed_run_keeps_the_part_and_resume_finishes_into_it(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    data, m, roots = content(tmp_path, 6 * CS + 99)
+    store.begin_partial(m, iter(roots))
+    out = tmp_path / "out.bin"
+    assert not run_linked(store, out, data, m.root, stop_after=3)
+    part = tmp_path / "out.bin.part"
+    assert part.exists() and not out.exists()  # the links point into it: kept
+    assert len(list(store.missing_chunks(m.root))) == 4
+    # the resumed run writes only what is missing, into the same file, then renames it
+    output = OutputFile(out, m, durable=True, store=store, link=True)
+    writer = store.partial_writer(m.root, link=output)
+    try:
+        for i in list(store.missing_chunks(m.root)):
+            assert writer.put(i, chunk_of(data, i))
+        writer.flush()
+        output.finish(store)
+    finally:
+        output.close()
+    assert out.read_bytes() == data and not part.exists()
+    assert chunk_files(store_path) == []
+    assert b"".join(store.iter_verified(m.root)) == data  # the earlier run's links followed
+
+
+def test_export_onto_the_linked_file_keeps_it(store: Store, tmp_path: Path) -> None:
+    data, m, roots = content(tmp_path, 3 * CS)
+    store.begin_partial(m, iter(roots))
+    out = tmp_path / "out.bin"
+    assert run_linked(store, out, data, m.root, None)
+    ino = out.stat().st_ino
+    assert store.export(m.root, out) == len(data)  # already holds it: nothing rewritten
+    assert out.stat().st_ino == ino
+    other, m2, roots2 = content(tmp_path, 2 * CS, seed=5)
+    store.begin_partial(m2, iter(roots2))
+    for i in range(2):
+        store.put_chunk(m2.root, i, chunk_of(other, i))
+    with pytest.raises(StoreError, match="links to"):
+        store.export(m2.root, out)  # would replace the inode the links point at
+    assert out.read_bytes() == data and store.verify(m.root).ok
+
+
+def test_chunk_already_held_is_not_linked(store: Store, store_path: Path, tmp_path: Path) -> None:
+    """A chunk the store has a file for keeps it (dedup across contents); only the output is
+    written for it."""
+    data, m, roots = content(tmp_path, 2 * CS)
+    src = tmp_path / "held.bin"
+    src.write_bytes(chunk_of(data, 0))
+    store.add_file(src, chunk_size=CS)  # chunk 0's bytes, as a content of their own
+    assert len(chunk_files(store_path)) == 1
+    store.begin_partial(m, iter(roots))
+    out = tmp_path / "out.bin"
+    assert run_linked(store, out, data, m.root, None)
+    assert out.read_bytes() == data
+    assert len(chunk_files(store_path)) == 1
+    assert store._links.link_of(roots[0]) is None and store._links.link_of(roots[1]) is not None
