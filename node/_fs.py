@@ -52,7 +52,11 @@ STDOUT = "-"
 
 
 class OutputReplaced(OSError):
-    """The destination turned into something other than a regular file while we wrote."""
+    """The destination turned into something other than a regular file while we wrote, or is
+    a file that must not be replaced (one the store links chunks into: ``get --link``)."""
+
+
+LINKED_OUTPUT = "holds chunks the store links to (get --link) and is not replaced; write elsewhere"
 
 
 @dataclass(frozen=True)

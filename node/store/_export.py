@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from node._fs import write_output
-from node.content import chunk_root, root_hex
+from node._fs import LINKED_OUTPUT, OutputReplaced, write_output
+from node.content import chunk_root
 
-from ._errors import StoreError, StoreFull, is_no_space
+from ._errors import StoreFull, is_no_space
 
 if TYPE_CHECKING:
     from ._store import Store
@@ -27,7 +28,7 @@ def export_file(store: Store, root: bytes, dest: str | os.PathLike[str]) -> int:
     A ``dest`` the store links chunks into (``_links``) is never replaced: its inode would go,
     and the links with it. If it already holds exactly ``root`` (every chunk hashes to its
     chunk root: a second ``get --link -o`` of the same content) nothing is written; otherwise
-    :class:`StoreError` says why.
+    :class:`node._fs.OutputReplaced` says why.
     """
     linked = store._links.file_at(Path(dest))
     if linked is not None:
@@ -48,10 +49,7 @@ def export_file(store: Store, root: bytes, dest: str | os.PathLike[str]) -> int:
 def _check_in_place(store: Store, root: bytes, path: Path) -> int:
     """``path`` (a linked file) already holds exactly ``root``: its size (else StoreError)."""
     m = store.get_manifest(root)
-    refuse = StoreError(
-        f"{path} holds chunks the store links to (get --link): it is not replaced; "
-        f"export {root_hex(root)} to another path"
-    )
+    refuse = OutputReplaced(errno.EEXIST, LINKED_OUTPUT, str(path))
     with open(path, "rb", buffering=0) as f:
         if os.fstat(f.fileno()).st_size != m.size:
             raise refuse

@@ -353,6 +353,10 @@ class Store:
         self._check_open()
         return self._links.moved(linked, Path(path))
 
+    def linked_file_at(self, path: str | os.PathLike[str]) -> LinkedFile | None:
+        """The linked file now at ``path`` (never to be replaced: links point at its inode)."""
+        return self._links.file_at(Path(path))
+
     def is_linked_at(self, root: bytes, index: int, linked: LinkedFile) -> bool:
         """Chunk ``index`` of ``root`` lives in ``linked`` at its own offset (no copy needed)."""
         rec = self._require(root)

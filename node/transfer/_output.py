@@ -31,6 +31,7 @@ import stat
 from pathlib import Path
 
 from node._fs import (
+    LINKED_OUTPUT,
     DirectBuffers,
     OutputReplaced,
     is_no_space,
@@ -88,6 +89,8 @@ class OutputFile:
         self._linked: LinkedFile | None = None
         if self.in_place:
             return  # opened in finish(): a FIFO's open blocks until someone reads it
+        if store is not None and store.linked_file_at(self.path) is not None:
+            raise OutputReplaced(errno.EEXIST, LINKED_OUTPUT, str(self.path))
         # O_NOFOLLOW: a symlink planted at FILE.part is refused, not followed.
         self._fd = os.open(
             self.part, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from node.store import CorruptStoredChunk, State, Store, StoreError
+from node._fs import OutputReplaced
+from node.store import CorruptStoredChunk, State, Store
 from node.transfer._output import OutputFile
 
 from .conftest import CS, chunk_files, chunk_of, content, flip_byte
@@ -146,7 +147,7 @@ def test_export_onto_the_linked_file_keeps_it(store: Store, tmp_path: Path) -> N
     store.begin_partial(m2, iter(roots2))
     for i in range(2):
         store.put_chunk(m2.root, i, chunk_of(other, i))
-    with pytest.raises(StoreError, match="links to"):
+    with pytest.raises(OutputReplaced, match="links to"):
         store.export(m2.root, out)  # would replace the inode the links point at
     assert out.read_bytes() == data and store.verify(m.root).ok
 
