@@ -12,7 +12,10 @@ against its Merkle chunk root, receipts signed and stored):
   the clock, and the timed client is the same ``bcai get``, which goes through that daemon's
   local API (no engine start-up in the client). The daemon's pid is on the recv side: its RSS
   is in the sampled recv tree and its CPU over the timed window in ``recv_cpu_s``; its own
-  peak (``VmHWM``, start-up included) is ``recv_daemon_hwm_MiB``.
+  peak (``VmHWM``, start-up included) is ``recv_daemon_hwm_MiB``;
+- ``bcai_link`` / ``bcai_daemon_link``: the same with ``get --link``: each received byte is
+  written once, into the ``-o`` file, and the receiver's store links to it instead of keeping
+  a second copy (docs/store.md "Linked chunks"; scp and libtorrent write one copy too).
 
 It prints throughput, RSS and the ratios against scp (chacha20-poly1305) and libtorrent v2.
 
@@ -110,7 +113,12 @@ def prepare(
 
 
 def bcai_method(
-    provider: Path, address: str, roots: dict[str, str], fsync: bool, port: int = PORT
+    provider: Path,
+    address: str,
+    roots: dict[str, str],
+    fsync: bool,
+    port: int = PORT,
+    link: bool = False,
 ) -> Any:
     counter = {"n": 0}
 
@@ -140,6 +148,8 @@ def bcai_method(
         ]
         if not fsync:
             client.append("--no-fsync")
+        if link:
+            client.append("--link")
         return dict(
             server=[py, "-m", "node.cli", "-d", str(provider), "serve", "--listen",
                     f"127.0.0.1:{port}"],
@@ -165,11 +175,12 @@ def bcai_daemon_method(
     fsync: bool,
     daemons: dict[str, Any],
     port: int = PORT,
+    link: bool = False,
 ) -> Any:
     """The receiver is a running node: ``bcai serve`` on a fresh receiver data dir, started
     (untimed) while the harness builds the spec; the timed client's ``bcai get`` finds it
     (run/api.json) and the daemon does the transfer. ``daemons["hwm"]`` collects its peak."""
-    plain = bcai_method(provider, address, roots, fsync, port)
+    plain = bcai_method(provider, address, roots, fsync, port, link)
 
     def spec(src: str, dst: str, size: str) -> dict[str, Any]:
         s = plain(src, dst, size)  # fresh receiver dir, provider server, client command
@@ -243,6 +254,10 @@ def main() -> None:
     h.METHODS["bcai_daemon"] = bcai_daemon_method(
         provider, address, roots, a.fsync, daemons, a.port
     )
+    h.METHODS["bcai_link"] = bcai_method(provider, address, roots, a.fsync, a.port, link=True)
+    h.METHODS["bcai_daemon_link"] = bcai_daemon_method(
+        provider, address, roots, a.fsync, daemons, a.port, link=True
+    )
     refs = {}
     for line in (A / "src" / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split()
@@ -259,14 +274,14 @@ def main() -> None:
                         live.kill()
                         live.wait()
                 rec["run"] = run
-                if method in ("bcai", "bcai_daemon"):
+                if method.startswith("bcai"):
                     rec["transfer_s"] = _elapsed(rec)
-                if method == "bcai_daemon":
+                if method.startswith("bcai_daemon"):
                     rec["recv_daemon_hwm_MiB"] = daemons["hwm"][-1]
                 results.append(rec)
                 extra = f" transfer {rec['transfer_s']:.2f}s" if rec.get("transfer_s") else ""
                 print(
-                    f"{method:12s} {size:5s} run{run} {rec['wall_s']:7.2f}s {rec['MBps']:7.1f} MB/s"
+                    f"{method:16s} {size:5s} run{run} {rec['wall_s']:7.2f}s {rec['MBps']:7.1f} MB/s"
                     f"{extra} RSS send {rec['send_peak_rss_MiB']:.0f} recv "
                     f"{rec['recv_peak_rss_MiB']:.0f} MiB ok={rec['sha256_ok']}",
                     flush=True,
