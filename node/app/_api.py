@@ -175,6 +175,7 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
             media_type=media_type,
             chunk_size=_opt_int(obj, "chunk_size"),
             pin=bool(obj.get("pin", True)),
+            link=obj.get("link") is True,
         )
         return JSONResponse(result)
 

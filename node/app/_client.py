@@ -163,7 +163,10 @@ class RemoteNode:
         pin: bool = True,
         progress: Callable[[int], None] | None = None,
         encrypt: ContentKey | None = None,
+        link: bool = False,
     ) -> dict[str, Any]:
+        if encrypt is not None and link:
+            raise NodeError(Failure(ExitStatus.USAGE, "--link stores no copy: not with --encrypt"))
         if encrypt is not None:  # sealed here; the daemon adds ciphertext, never sees the key
             from ._sealed import add_sealed
 
@@ -188,6 +191,7 @@ class RemoteNode:
             "media_type": media_type,
             "chunk_size": chunk_size,
             "pin": pin,
+            "link": link,
         }
         return dict(self._call("POST", "/api/v1/add", body))
 

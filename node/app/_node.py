@@ -313,10 +313,14 @@ class Node:
         pin: bool = True,
         progress: Callable[[int], None] | None = None,
         encrypt: ContentKey | None = None,
+        link: bool = False,
     ) -> dict[str, Any]:
         """Add a file (path) or a binary stream; returns the manifest as JSON (``root``...).
 
-        ``encrypt``: store only its sealed stream under this key (docs/encryption.md)."""
+        ``encrypt``: store only its sealed stream under this key (docs/encryption.md).
+        ``link``: link to the file's chunks instead of copying them (docs/store.md)."""
+        if encrypt is not None and link:
+            raise InvalidArgument("--link stores no copy: it cannot be combined with --encrypt")
         if encrypt is not None:
             from ._sealed import add_sealed
 
@@ -341,6 +345,7 @@ class Node:
             chunk_size=chunk_size or self.config.node.chunk_size,
             pin=pin,
             progress_cb=progress,
+            link=link,
             **kwargs,
         )
         return manifest_json(manifest, pinned=self.store.info(manifest.root).pinned)

@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--media-type", default="application/octet-stream", help="MIME type")
     p.add_argument("--chunk-size", help="chunk size, a power of two in 256KiB..4MiB")
     p.add_argument("--pin", action="store_true", help="protect the content from eviction")
+    p.add_argument(
+        "--link",
+        action="store_true",
+        help="keep no copy: the store refers to FILE's chunks (FILE must stay as it is; "
+        "changed or removed, those chunks are damaged; docs/store.md)",
+    )
     add_seal_options(p, sealing=True)
     p.set_defaults(handler=_guard(cmd_add))
 
@@ -240,6 +246,7 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> ExitStatus:
                 chunk_size=chunk_size,
                 pin=args.pin,
                 progress=progress_cb,
+                link=args.link,
                 **seal,
             )
     if key is not None:

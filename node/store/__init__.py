@@ -28,6 +28,7 @@ from ._errors import CorruptStoredChunk as CorruptStoredChunk
 from ._errors import IncompleteContent as IncompleteContent
 from ._errors import InvalidChunkRoots as InvalidChunkRoots
 from ._errors import NotFound as NotFound
+from ._errors import NotLinkable as NotLinkable
 from ._errors import StoreCorrupt as StoreCorrupt
 from ._errors import StoreError as StoreError
 from ._errors import StoreFull as StoreFull
@@ -65,6 +66,7 @@ __all__ = [
     "LinkTarget",
     "LinkedFile",
     "NotFound",
+    "NotLinkable",
     "PartialWriter",
     "ProgressCallback",
     "PutResult",

@@ -11,6 +11,10 @@ index batch, whatever the file size.
 Crash safety: the list is built under a ``u`` job record written before the first chunk; the
 content record appears in the same batch that deletes the job. A crash in between leaves a job
 that the recovery pass tears down (and unreferenced files that its sweep removes).
+
+``link`` (``bcai add --link``, a regular file only): no chunk file is written; each chunk the
+store has no file for is linked to its offset in the source file, in the group's commit batch
+(``_links``; the source is the user's and must stay as it is, docs/store.md).
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from node.log import get_logger
 
 from . import _maint
 from ._index import Batch, access_key, content_key, dumps, job_key, pack_time, roots_key
+from ._links import LinkedFile, link_key, pack_link
 from ._records import ContentRecord, State
 
 if TYPE_CHECKING:
@@ -40,8 +45,11 @@ log = get_logger(__name__)
 COMMIT_BYTES = 32 << 20
 
 
-def _hash_and_write(store: Store, data: memoryview) -> tuple[bytes, Path | None]:
-    """Worker: chunk root, then the chunk file unless an identical one is already stored.
+def _hash_and_write(
+    store: Store, data: memoryview, link: LinkedFile | None = None, offset: int = 0
+) -> tuple[bytes, Path | bytes | None]:
+    """Worker: chunk root, then the chunk file unless an identical one is already stored
+    (with ``link``: the link record to ``offset`` in the source instead of a file).
 
     No fsync here: the group of files a commit covers is synced in one pass before it.
     """
@@ -51,6 +59,8 @@ def _hash_and_write(store: Store, data: memoryview) -> tuple[bytes, Path | None]
     try:
         if store._files.exists_with_size(cr, len(data)):
             return cr, None
+        if link is not None:
+            return cr, pack_link(link.file_id, offset, len(data))
         return cr, store._files.write(cr, data, fsync=False)
     except BaseException:
         with store._lock:
@@ -67,6 +77,7 @@ def ingest(
     chunk_size: int,
     pin: bool,
     progress_cb: ProgressCallback | None,
+    link: LinkedFile | None = None,
 ) -> Manifest:
     check_chunk_size(chunk_size)
     store._check_open()
@@ -75,10 +86,11 @@ def ingest(
     tree = StreamingTreeHasher()
     workers = store.workers
     max_pending = 2 * workers
-    pending: collections.deque[tuple[Future[tuple[bytes, Path | None]], bytearray, int]]
+    pending: collections.deque[tuple[Future[tuple[bytes, Path | bytes | None]], bytearray, int]]
     pending = collections.deque()
     free: list[bytearray] = []
     entries: list[tuple[bytes, int]] = []  # (chunk root, length) not yet committed
+    links: dict[bytes, bytes] = {}  # chunk root -> link record, for the uncommitted group
     size = 0
     committed = 0
 
@@ -87,16 +99,21 @@ def ingest(
     commit_pool = ThreadPoolExecutor(1, thread_name_prefix="store-commit")
     in_commit: Future[None] | None = None
 
-    def commit_group(group: list[tuple[bytes, int]], start: int) -> None:
+    def commit_group(
+        group: list[tuple[bytes, int]], start: int, group_links: dict[bytes, bytes]
+    ) -> None:
         try:
             # The files this batch refers to are made durable first, in one pass (an identical
             # chunk found on disk may itself be uncommitted, so every file is synced).
-            store._files.sync_files(cr for cr, _ in group)
+            store._files.sync_files(cr for cr, _ in group if cr not in group_links)
             with store._lock:
                 batch = Batch(store._db, sync=store.durable)
                 for i, (cr, n) in enumerate(group, start):
                     batch.put(roots_key(list_id, i), cr)
                     batch.ref(cr, +1, n)
+                    record = group_links.get(cr)
+                    if record is not None and not store._files.path(cr).exists():
+                        batch.put(link_key(cr), record)
                 batch.commit()
         finally:
             with store._lock:
@@ -114,12 +131,16 @@ def ingest(
         if entries:
             group = entries.copy()
             entries.clear()
-            in_commit = commit_pool.submit(commit_group, group, committed)
+            group_links = links.copy()
+            links.clear()
+            in_commit = commit_pool.submit(commit_group, group, committed, group_links)
             committed += len(group)
 
     def drain_one() -> None:
         fut, buf, n = pending.popleft()
-        cr, _ = fut.result()
+        cr, written = fut.result()
+        if isinstance(written, bytes):
+            links[cr] = written
         free.append(buf)
         tree.add(cr)
         entries.append((cr, n))
@@ -134,10 +155,9 @@ def ingest(
                     n = read_full(f, buf)
                     if not n:
                         break
+                    view = memoryview(buf)[:n]
+                    pending.append((pool.submit(_hash_and_write, store, view, link, size), buf, n))
                     size += n
-                    pending.append(
-                        (pool.submit(_hash_and_write, store, memoryview(buf)[:n]), buf, n)
-                    )
                     if len(pending) >= max_pending:
                         drain_one()
                     if progress_cb is not None:
@@ -173,7 +193,7 @@ def ingest(
 
 def _abandon(
     store: Store,
-    pending: collections.deque[tuple[Future[tuple[bytes, Path | None]], bytearray, int]],
+    pending: collections.deque[tuple[Future[tuple[bytes, Path | bytes | None]], bytearray, int]],
     entries: list[tuple[bytes, int]],
 ) -> None:
     """Release in-flight markers of chunks that will never be committed; delete their files."""

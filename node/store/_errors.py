@@ -63,6 +63,10 @@ class InvalidChunkRoots(StoreError, ValueError):
     """A chunk-root list offered to :meth:`Store.begin_partial` does not hash to the root."""
 
 
+class NotLinkable(StoreError, ValueError):
+    """``add --link`` of something the store cannot link to (a stream, a device, a FIFO)."""
+
+
 #: errno values that mean "no room": disk full, quota exceeded, file too large (RLIMIT_FSIZE).
 NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -30,6 +31,7 @@ from ._errors import (
     CorruptStoredChunk,
     IncompleteContent,
     NotFound,
+    NotLinkable,
     StoreCorrupt,
     StoreError,
 )
@@ -237,25 +239,42 @@ class Store:
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         pin: bool = False,
         progress_cb: ProgressCallback | None = None,
+        link: bool = False,
     ) -> Manifest:
         """Add a file (a path, or a binary stream such as stdin) and return its manifest.
 
         Streams: memory stays bounded by a few chunks whatever the size. Chunks are hashed in
         a thread pool while this thread reads; identical chunks are stored once. If the content
         is already complete in the store, the stored manifest is returned (and pinned if asked).
+        ``link`` (a path to a regular file): the store links to the file's chunks instead of
+        copying them (``_links``; the file must then stay as it is).
         """
         if isinstance(source, (str, os.PathLike)):
             p = Path(source)
+            if link and not stat.S_ISREG(os.stat(p).st_mode):  # (a FIFO's open would block)
+                raise NotLinkable(f"--link needs a regular file: {p} is not one")
             with open(p, "rb", buffering=0) as f:
-                return _add.ingest(
-                    self,
-                    f,
-                    name=p.name if name is None else name,
-                    media_type=media_type,
-                    chunk_size=chunk_size,
-                    pin=pin,
-                    progress_cb=progress_cb,
-                )
+                linked = None
+                if link:
+                    if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                        raise NotLinkable(f"--link needs a regular file: {p} is not one")
+                    linked = self._links.register(f.fileno(), p)
+                try:
+                    return _add.ingest(
+                        self,
+                        f,
+                        name=p.name if name is None else name,
+                        media_type=media_type,
+                        chunk_size=chunk_size,
+                        pin=pin,
+                        progress_cb=progress_cb,
+                        link=linked,
+                    )
+                finally:
+                    if linked is not None:
+                        self._links.release(linked.file_id)
+        if link:
+            raise NotLinkable("--link needs a file path, not a stream")
         return _add.ingest(
             self,
             source,

@@ -91,3 +91,22 @@ def test_linked_get_through_the_daemon(
         assert "links to" in proc.stdout and "Traceback" not in proc.stderr
         assert out.read_bytes() == blobs[1]
     assert cli(recv, "verify", roots[1])[0] == 0
+
+
+def test_a_provider_that_added_with_link_serves_from_the_file(tmp_path: Path) -> None:
+    prov = tmp_path / "prov"
+    assert cli(prov, "init")[0] == 0
+    src = tmp_path / "dataset.bin"
+    src.write_bytes(os.urandom(2 * MiB + 3))
+    status, out, err = cli(prov, "add", "--link", str(src))
+    assert status == 0, err
+    assert chunk_files(prov) == []  # the dataset is not copied into the store
+    status, failed, _ = cli(prov, "add", "--link", "--encrypt", str(src))
+    assert status == ExitStatus.USAGE and "--link" in failed["error"]
+    recv = tmp_path / "recv"
+    assert cli(recv, "init")[0] == 0
+    with ServeProcess(prov, "--no-chain") as server:
+        dst = tmp_path / "got.bin"
+        status, res, err = cli(recv, "get", out["root"], "--peer", server.peer, "-o", str(dst))
+        assert status == 0, err
+        assert dst.read_bytes() == src.read_bytes() and res["fetched_chunks"] == 3

@@ -6,6 +6,7 @@ store's link target), chunks go through ``PartialWriter`` as a fetch puts them.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from node._fs import OutputReplaced
-from node.store import CorruptStoredChunk, State, Store
+from node.store import CorruptStoredChunk, NotLinkable, State, Store
 from node.transfer._output import OutputFile
 
 from .conftest import CS, chunk_files, chunk_of, content, flip_byte
@@ -166,3 +167,34 @@ def test_chunk_already_held_is_not_linked(store: Store, store_path: Path, tmp_pa
     assert out.read_bytes() == data
     assert len(chunk_files(store_path)) == 1
     assert store._links.link_of(roots[0]) is None and store._links.link_of(roots[1]) is not None
+
+
+def test_add_link_keeps_no_copy_and_serves_from_the_source(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    data, m, _roots = content(tmp_path, 4 * CS + 3, seed=9)
+    src = tmp_path / "src9"  # written by content()
+    got = store.add_file(src, chunk_size=CS, link=True)
+    assert got.root == m.root and chunk_files(store_path) == []
+    assert b"".join(store.iter_verified(m.root)) == data
+    assert store.read_chunk(m.root, 4, verify=False) == chunk_of(data, 4)
+    flip_byte(src, 2 * CS + 1)
+    assert store.verify(m.root).bad == [2]
+    with pytest.raises(NotLinkable):
+        store.add_file(io.BytesIO(data), chunk_size=CS, link=True)
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(NotLinkable):
+        store.add_file(tmp_path / "fifo", chunk_size=CS, link=True)
+
+
+def test_add_link_of_held_chunks_keeps_their_files(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    data, _m, _roots = content(tmp_path, 3 * CS, seed=11)
+    src = tmp_path / "src11"
+    store.add_file(src, chunk_size=CS)  # copied: three chunk files
+    again = tmp_path / "again"
+    again.write_bytes(data + b"tail")
+    store.add_file(again, chunk_size=CS, link=True)  # the first three chunks are held already
+    assert len(chunk_files(store_path)) == 3
+    assert len(store._links.iter_linked()) == 1  # only the new tail chunk is linked
