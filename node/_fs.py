@@ -149,10 +149,20 @@ class DirectBuffers:
         return memoryview(buf)[:n]
 
 
-def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+def write_all(fd: int, data: bytes | bytearray | memoryview | mmap.mmap) -> None:
+    """Write all of ``data`` to ``fd`` (the file's position), however many calls it takes."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def pwrite_all(fd: int, data: bytes | bytearray | memoryview | mmap.mmap, offset: int) -> None:
+    """Write all of ``data`` at ``offset`` (the file's position is left alone)."""
+    view = memoryview(data)
+    while view:
+        k = os.pwrite(fd, view, offset)
+        view = view[k:]
+        offset += k
 
 
 def write_output(
@@ -197,14 +207,22 @@ def write_output(
     return size
 
 
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename in it survives a power cut (best effort)."""
+def fsync_dir(path: Path, *, strict: bool = False) -> None:
+    """fsync a directory so a rename (a new file) in it survives a power cut.
+
+    Best effort by default (an output's directory); ``strict`` raises, for a store whose
+    index is about to refer to what the directory holds."""
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError:
+        if strict:
+            raise
         return
     try:
-        with contextlib.suppress(OSError):
+        try:
             os.fsync(fd)
+        except OSError:
+            if strict:
+                raise
     finally:
         os.close(fd)

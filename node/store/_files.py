@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import mmap
 import os
 import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from node._fs import DirectBuffers
+from node._fs import DirectBuffers, fsync_dir, write_all
 
 from ._errors import StoreFull, is_no_space
 from ._links import Links
@@ -40,22 +39,6 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 DIRECT_ALIGN = 4096
-
-
-def write_all(fd: int, data: bytes | bytearray | memoryview | mmap.mmap) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a rename, a new file) durable."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _no_space(exc: OSError, what: str) -> StoreFull:
@@ -141,7 +124,7 @@ class ChunkFiles:
             except FileNotFoundError:
                 final.parent.mkdir(exist_ok=True)
                 if self.durable:
-                    fsync_dir(self.chunks_dir)
+                    fsync_dir(self.chunks_dir, strict=True)
                 os.rename(tmp, final)
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -155,7 +138,7 @@ class ChunkFiles:
         """``fsync`` the directories that gained chunk files (a no-op when not durable)."""
         if self.durable:
             for d in dirs:
-                fsync_dir(d)
+                fsync_dir(d, strict=True)
 
     def _write_direct(self, tmp: Path, data: bytes | bytearray | memoryview, fsync: bool) -> bool:
         """Write ``tmp`` with ``O_DIRECT``; ``False`` (nothing written) if it does not apply.
@@ -371,7 +354,7 @@ class ChunkFiles:
             else:
                 return False
             if self.durable:
-                fsync_dir(final.parent)
+                fsync_dir(final.parent, strict=True)
         except OSError as exc:
             if is_no_space(exc):
                 raise _no_space(exc, f"a copy of chunk {chunk_root.hex()}") from exc

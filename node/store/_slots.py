@@ -44,7 +44,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from node._fs import atomic_write
+from node._fs import atomic_write, fsync_dir, write_all
 from node.content import (
     SEGMENT_SIZE,
     InvalidProof,
@@ -133,12 +133,6 @@ def _regular_or_absent(path: Path) -> None:
         return
     if not stat.S_ISREG(st.st_mode):
         raise SlotError(f"refusing to replace {path}: not a regular file")
-
-
-def _write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _pread_exact(fd: int, length: int, offset: int) -> bytes:
@@ -293,11 +287,11 @@ class SlotStore:
                 for _first, (share,) in iter_slot_batches(
                     read, layout, (slot,), on_content=on_content
                 ):
-                    _write_all(dfd, share)
+                    write_all(dfd, share)
                     leaves = segment_leaf_hashes(share)
                     slot_tree.extend(leaves)
                     # Batches are multiples of 32 rows, so groups never straddle two batches.
-                    _write_all(
+                    write_all(
                         tfd,
                         b"".join(
                             merkle_root(leaves[i : i + GROUP]) for i in range(0, len(leaves), GROUP)
@@ -372,10 +366,10 @@ class SlotStore:
             os.replace(tmp_data, data_path)
             os.replace(tmp_tree, tree_path)
             if self.durable:
-                _fsync_dir(data_path.parent)
+                fsync_dir(data_path.parent, strict=True)
             atomic_write(meta_path, meta, durable=self.durable)
             if self.durable:
-                _fsync_dir(data_path.parent)
+                fsync_dir(data_path.parent, strict=True)
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -654,11 +648,3 @@ class SlotStore:
                         removed += 1
         if removed:
             log.info("slot store recovered", path=str(self.path), removed=removed)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

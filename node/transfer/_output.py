@@ -37,6 +37,7 @@ from node._fs import (
     is_no_space,
     open_in_place,
     output_target,
+    pwrite_all,
     replace_output,
     write_all,
 )
@@ -47,13 +48,6 @@ from ._bitmap import Bitmap
 
 _O_DIRECT = getattr(os, "O_DIRECT", 0)
 _ALIGN = 4096
-
-
-def _pwrite_all(fd: int, view: memoryview, offset: int) -> None:
-    while view:
-        k = os.pwrite(fd, view, offset)
-        view = view[k:]
-        offset += k
 
 
 def _no_space(exc: OSError, path: Path) -> BaseException:
@@ -159,7 +153,7 @@ class OutputFile:
         if direct >= 0 and n and not n % _ALIGN and not offset % _ALIGN:
             view = self._direct_buffers.view(data)  # the fetch's chunk buffers: no copy
             try:
-                _pwrite_all(direct, view, offset)
+                pwrite_all(direct, view, offset)
                 self.written.set(index)
                 return
             except OSError as exc:
@@ -169,7 +163,7 @@ class OutputFile:
                 # at close()/finish(), not here, where another thread may be using it.
                 self._direct = -1
                 self._stale.append(direct)
-        _pwrite_all(self._fd, memoryview(data), offset)
+        pwrite_all(self._fd, memoryview(data), offset)
         self.written.set(index)
 
     def finish(self, store: Store) -> None:
