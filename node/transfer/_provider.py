@@ -63,8 +63,8 @@ for it), so the count can never lag behind a receipt that arrives while the send
 Compression (docs/protocol.md 5.14a, docs/transfer.md): to a peer whose Hello has COMPRESS, each
 chunk goes through the provider's :class:`ChunkCompressor` in a worker thread during the
 read-ahead (so it overlaps the send of the previous chunk): sent as a zstd frame (ChunkDataZ)
-when that saves at least 5% and the root's auto-off policy and the connection's level tuner
-(told how long each send took) say compressing pays; raw otherwise. Frames are cached by
+when that saves at least 5% and the root's auto-off policy and the connection's tuner (an
+A/B rate probe, told when each send returned) say it pays; raw otherwise. Frames are cached by
 chunk root, so a chunk served to many peers is compressed once. Receipts, the credit and the
 observer count chunk bytes (content), never frame bytes; ``stats.wire_bytes`` counts what
 went out. ``compress=False`` never compresses.
@@ -642,6 +642,7 @@ class Provider:
                 now = trio.current_time()
                 if queue.compress:
                     queue.tuner.observe_send(wire, now - sent_at)
+                    queue.tuner.sent(n, wire, now)
                 self.stats.chunks_served += 1
                 self.stats.bytes_served += n
                 self.stats.wire_bytes += wire
