@@ -86,7 +86,7 @@ import mmap
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -290,6 +290,7 @@ class FetchResult:
 
 
 ProgressCallback = Callable[[Progress], None]
+Dial = Callable[[PeerAddr, LocalPeer], Awaitable[PeerConnection]]
 
 
 ChunkBuffer = bytearray | mmap.mmap
@@ -361,7 +362,11 @@ class _Fetch:
         swarm: SwarmOptions | None = None,
         delta: bool = True,
         delta_verify: bool = True,
+        dial: Dial | None = None,
+        wait_receipts: bool = True,
     ) -> None:
+        self.dial: Dial = dial or _dial
+        self.wait_receipts = wait_receipts
         self.delta = delta
         self.delta_verify = delta_verify
         self.wire_bytes = 0
@@ -425,7 +430,7 @@ class _Fetch:
         admission control does during a burst, is tried again after ``HANDSHAKE_RETRY``)."""
         for wait in (*HANDSHAKE_RETRY, None):
             try:
-                conn = await open_peer_connection(addr.host, addr.port, self.me, addr.address)
+                conn = await self.dial(addr, self.me)
                 break
             except ClosedInHandshake as exc:
                 if wait is None:
@@ -446,7 +451,11 @@ class _Fetch:
         self.observer.connection_opened(conn.address, False)
 
     async def _close(self, peer: _Peer) -> None:
-        """Close ``peer``'s connection (idempotent) and tell the observer, once."""
+        """Close ``peer``'s connection (idempotent) and tell the observer, once. A pooled one
+        (``_pool.Lease``) goes back to its pool, with its receipt answers still due."""
+        hand_over = getattr(peer.conn, "hand_over", None)
+        if hand_over is not None and peer.unanswered and not peer.gone:
+            hand_over(partial(self._on_receipt_answer, peer), lambda: len(peer.unanswered))
         await peer.conn.aclose()
         if not peer.closed:
             peer.closed = True
@@ -970,9 +979,7 @@ class _Fetch:
         await self._close(peer)
         await trio.sleep(delay)
         try:
-            conn = await open_peer_connection(
-                peer.addr.host, peer.addr.port, self.me, peer.addr.address
-            )
+            conn = await self.dial(peer.addr, self.me)
         except TransportError as exc:
             self.transient_drops = True
             self.refused[address] = f"busy, then {type(exc).__name__}: {exc}"
@@ -1337,7 +1344,8 @@ class _Fetch:
     async def _settle(self, *, complete: bool, wait: bool) -> None:
         """Last receipts: every provider still connected gets one for its unbilled bytes
         (with ``Complete`` first when the content is complete); then, if ``wait``, wait up to
-        ``RECEIPT_TIMEOUT`` for every receipt to be answered."""
+        ``RECEIPT_TIMEOUT`` for every receipt to be answered (with ``wait_receipts=False``, not
+        for those on pooled connections: their pool takes the answers, ``_close``)."""
         if self.receipt_domain is None:
             return
         peers = [p for p in self.peers.values() if p.report is not None]
@@ -1347,6 +1355,8 @@ class _Fetch:
             return
         with trio.move_on_after(RECEIPT_TIMEOUT):
             for peer in peers:
+                if not self.wait_receipts and hasattr(peer.conn, "hand_over"):
+                    continue
                 while peer.unanswered and not peer.gone:
                     await peer.answered.wait()
 
@@ -1524,6 +1534,8 @@ async def fetch(
     compress: bool = True,
     delta: bool = True,
     delta_verify: bool = True,
+    dial: Dial | None = None,
+    wait_receipts: bool = True,
 ) -> FetchResult:
     """Fetch ``root`` from ``peers`` into ``store``; resumes whatever an earlier run left.
 
@@ -1555,6 +1567,11 @@ async def fetch(
     ``compress``: advertise COMPRESS, so providers may send chunks as zstd frames (verified
     over the decompressed bytes). ``delta``: first take every chunk the store already holds
     under another content (``Store.adopt_held``; ``delta_verify`` re-hashes those files).
+    ``dial(addr, local_peer)`` opens each given peer's connection (default
+    ``open_peer_connection``); ``ConnectionPool.dial`` lends kept ones (``_pool``). With
+    ``wait_receipts=False`` the last receipts' answers on pooled connections are not waited
+    for: the pool takes them into the provider reports later (``receipt_acked`` stays False
+    until then).
     """
     if receipt_every_chunks < 1 or receipt_every_bytes < 1:
         raise InvalidArgument("receipt_every_chunks and receipt_every_bytes must be >= 1")
@@ -1599,6 +1616,8 @@ async def fetch(
         swarm=swarm,
         delta=delta,
         delta_verify=delta_verify,
+        dial=dial,
+        wait_receipts=wait_receipts,
     )
     try:
         return await run.run(addrs)
@@ -1606,6 +1625,10 @@ async def fetch(
         raise ContentNotFound(str(exc)) from None
     except TransportError as exc:
         raise PeerFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _dial(addr: PeerAddr, me: LocalPeer) -> PeerConnection:
+    return await open_peer_connection(addr.host, addr.port, me, addr.address)
 
 
 def _flags(conn: PeerConnection) -> int:
