@@ -142,6 +142,9 @@ class ConnectionManager:
 
 Handler = Callable[[PeerConnection], Awaitable[None]]
 
+#: The sweeper yields to the rest of the node after writing this many keep-alive Pings.
+SWEEP_PINGS_BETWEEN_YIELDS = 64
+
 #: Ceiling when the hard RLIMIT_NOFILE is unlimited (the kernel refuses more than nr_open).
 _FD_CEILING = 1 << 20
 
@@ -214,8 +217,11 @@ async def serve_peers(
 
     Liveness without per-connection timers: connections are ``swept`` (``PeerConnection``):
     one task looks at every established connection every ``min(1, idle_timeout / 4,
-    keepalive_interval / 4)`` seconds, sends a Ping (in a short-lived task) to each that has
-    been silent towards the peer for ``keepalive_interval``, and closes each from which nothing
+    keepalive_interval / 4)`` seconds, sends a Ping to each that has been silent towards the
+    peer for ``keepalive_interval`` (written by the sweeper itself with one non-blocking send,
+    ``PeerConnection.ping_nowait``, yielding after every ``SWEEP_PINGS_BETWEEN_YIELDS``; in a
+    short-lived task only when a write is in progress or the socket cannot take it at once;
+    ``policy.keepalive_pings`` / ``keepalive_tasks`` count them), and closes each from which nothing
     arrived for ``idle_timeout`` (Goodbye), and each whose current write (a chunk to a peer that
     stopped reading) has not completed for ``send_timeout`` (default ``idle_timeout``): such a
     peer must not keep the node's chunk buffers. ``policy.sweeps`` counts its rounds and
@@ -256,7 +262,14 @@ async def serve_peers(
             await trio.sleep(tick)
             now = trio.current_time()
             pol.sweeps += 1
-            for cid, (scope, conn) in running.items():
+            written = 0
+            for cid, (scope, conn) in list(running.items()):
+                if written >= SWEEP_PINGS_BETWEEN_YIELDS:
+                    # let the rest of the node run between batches of Pings (spread in time)
+                    written = 0
+                    await trio.sleep(0)
+                    if cid not in running:
+                        continue
                 started = conn.send_started
                 if now - conn.last_received > idle_timeout or (
                     started is not None and now - started > stall
@@ -265,8 +278,12 @@ async def serve_peers(
                         idle.add(cid)
                         scope.cancel()
                 elif now - conn.last_sent >= keepalive_interval and not conn.pinging:
-                    conn.pinging = True
-                    nursery.start_soon(ping, conn)
+                    pol.keepalive_pings += 1
+                    written += 1
+                    if not conn.ping_nowait():  # written here, or by a task of its own
+                        pol.keepalive_tasks += 1
+                        conn.pinging = True
+                        nursery.start_soon(ping, conn)
 
     def refused(refusal: Refusal, **kw: object) -> None:
         if refusal.log:

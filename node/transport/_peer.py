@@ -35,6 +35,7 @@ Before the peer's Hello every protocol error is fatal: the session cannot start 
 from __future__ import annotations
 
 import itertools
+import socket
 from collections import deque
 from collections.abc import Sequence
 
@@ -68,7 +69,7 @@ from ._errors import (
     TransportError,
     TransportProtocolError,
 )
-from ._noise_stream import NoiseStream
+from ._noise_stream import Buffer, NoiseStream
 
 log = get_logger(__name__)
 
@@ -89,6 +90,11 @@ def _split(data: bytes) -> list[memoryview]:
     step = NOISE_MAX_PLAINTEXT
     view = memoryview(data)
     return [view[i : i + step] for i in range(0, len(view), step)]
+
+
+def _send_nowait(sock: socket.socket, data: Buffer) -> int:
+    """One non-blocking ``send`` (a module function so a test can make it write short)."""
+    return sock.send(data)
 
 
 def clip_text(text: str, limit: int) -> str:
@@ -127,6 +133,9 @@ class PeerConnection:
         self.pinging = False  #: a sweeper's Ping is being sent
         #: when the write now in progress started (``None``: none), for a sweeper's stall check
         self.send_started: float | None = None
+        #: the tail of a Ping written by :meth:`ping_nowait` that the socket took only in
+        #: part; the next write sends it first
+        self._unsent = b""
         self._fatal: RemoteProtocolError | None = None  #: the peer's fatal error, not answered
 
     # -- identity ---------------------------------------------------------------------------
@@ -229,17 +238,62 @@ class PeerConnection:
                 self._soon.clear()
                 self._soon_bytes = 0
                 plaintexts = [*_split(soon), *plaintexts]
-            if not plaintexts:
+            if not plaintexts and not self._unsent:
                 return
             self.send_started = trio.current_time()
             try:
-                await self.stream.send_plaintexts(plaintexts)
+                if self._unsent:  # a Ping's tail (ping_nowait): those bytes go first
+                    unsent, self._unsent = self._unsent, b""
+                    await self.stream._raw_send(unsent)
+                if plaintexts:
+                    await self.stream.send_plaintexts(plaintexts)
             finally:
                 self.send_started = None
             self.last_sent = trio.current_time()
 
     async def ping(self) -> None:
+        if self._unsent and not self._closed:  # ping_nowait's Ping, not yet written whole
+            await self._send_plaintexts(())
+            return
         await self.send(Ping(next(self._ping_nonce)))
+
+    def ping_nowait(self) -> bool:
+        """Write a keep-alive Ping now, from the calling task: no task, no lock, no wait.
+
+        A sweeper pinging thousands of idle connections would otherwise start a task per Ping
+        and take each connection's send lock (about 3/4 of what a Ping cost the node). Only
+        when nothing else is being written or left to write (the send lock is free, nothing
+        from :meth:`send_soon`), so the Ping's Noise nonce is the next one on the wire: the
+        sealed frame goes out with one non-blocking ``send``. Returns ``False`` when it cannot
+        (the caller then uses :meth:`ping`); a frame the socket took only in part (its buffer
+        full: the peer is not reading) is finished by the next write, before anything else.
+        A failed send breaks the stream (the reader sees it) and returns ``True``.
+        """
+        stream = self.stream
+        if self._closed or self._soon or self._unsent or self._send_lock.locked():
+            return False
+        sock = getattr(getattr(stream.transport_stream, "socket", None), "_sock", None)
+        if sock is None or not stream.handshake_complete:
+            return False
+        try:
+            stream._check()
+            data = self.wire.send(Ping(next(self._ping_nonce)))
+            frame = stream._seal((data,))[0]
+        except (TransportError, WireError):
+            return False
+        try:
+            sent = _send_nowait(sock, frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            stream._break(PeerDisconnected(f"send failed: {exc}"))
+            return True
+        stream.bytes_sent += sent
+        if sent < len(frame):
+            self._unsent = bytes(frame[sent:])  # sealed: it must be written, and first
+            return False
+        self.last_sent = trio.current_time()
+        return True
 
     # -- receiving --------------------------------------------------------------------------
 
