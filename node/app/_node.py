@@ -19,6 +19,7 @@ typed errors, which :func:`node.app.classify` maps to exit codes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import threading
@@ -39,6 +40,7 @@ from node.content import Manifest, root_hex
 from node.identity import Identity, load_identity, read_address
 from node.ledger import LocalLedger, open_ledger_db
 from node.log import get_logger
+from node.receipt import ReceiptDomain
 from node.store import CorruptStoredChunk, SlotStore, Store
 from node.transfer import (
     PRIORITY_WEIGHTS,
@@ -231,6 +233,7 @@ class Node:
         #: finished fetches whose last receipt answers the pool still awaits
         self._settling: list[tuple[TransferInfo, list[ProviderReport], list[Any]]] = []
         self._local_peers: dict[int, LocalPeer] = {}  #: our Noise identity + Hello, by flags
+        self._domain: tuple[tuple[Any, str], ReceiptDomain] | None = None
         try:
             self.store: Store = self._stack.enter_context(
                 Store.open(
@@ -325,6 +328,15 @@ class Node:
             if info.receipts == "pending":
                 still.append((info, reports, leases))
         self._settling = still
+
+    def _receipt_domain(self) -> ReceiptDomain:
+        """The EIP-712 domain our receipts are signed in (from ``[chain]``; built again only
+        when its chain id or contracts change)."""
+        chain = self.config.chain
+        key = (getattr(chain, "chain_id", None), repr(getattr(chain, "contracts", None)))
+        if self._domain is None or self._domain[0] != key:
+            self._domain = (key, default_receipt_domain(chain))
+        return self._domain[1]
 
     def _local_peer(self, flags: int) -> LocalPeer:
         """Our transport identity with these Hello flags (signing it costs ~0.3 ms: once)."""
@@ -572,7 +584,7 @@ class Node:
         else:
             addrs = await trio.to_thread.run_sync(self.resolve_peers, root, given)  # chain reads
         identity = self.identity
-        domain = default_receipt_domain(self.config.chain) if receipts else None
+        domain = self._receipt_domain() if receipts else None
         box = self.receipts
         info = self.transfers.start(root, "in", priority, [str(a) for a in addrs])
         if self._transfer_slots.value == 0:
@@ -790,6 +802,7 @@ class Node:
         }
 
 
+@functools.cache
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
     import inspect
 

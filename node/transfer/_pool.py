@@ -7,8 +7,10 @@ A :class:`ConnectionPool` keeps them: :meth:`ConnectionPool.dial` (pass it to
 endpoint, pinned address and local Hello, or dials a new one. Closing the lease with
 ``aclose()`` (what the fetch does at its end) gives the connection back instead of closing it,
 but only when it is clean: both sides still open (no Goodbye either way), the Noise stream not
-broken (a send interrupted half-way breaks it), no chunk request of ours still outstanding. Any
-other close (a Goodbye with a code or a reason, an Error) closes it for real.
+broken (a send interrupted half-way breaks it), no chunk request of ours still outstanding, and
+no Cancel sent on it (pieces of a cancelled chunk may still be on their way, and could be taken
+for the start of the same chunk asked again by the next fetch). Any other close (a Goodbye with a
+code or a reason, an Error) closes it for real.
 
 While idle, a connection has one reader task in the pool's nursery, which answers Pings (the
 provider's sweeper keeps quiet connections alive that way), takes late receipt answers (below)
@@ -27,7 +29,8 @@ the fetch itself would have. A connection whose answers do not come within
 ``receipt_timeout`` is closed (``Lease.expired``).
 
 Bounds: at most ``max_idle`` idle connections (the oldest is closed first when another comes
-back), each closed after ``idle_timeout`` seconds unused (default 30 s, below the peers'
+back) and ``max_per_peer`` to one peer (concurrent gets each take one; a return beyond that is
+closed), each closed after ``idle_timeout`` seconds unused (default 30 s, below the peers'
 default idle timeout of 60 s). ``stats`` counts dials, reuses, returns and closes.
 """
 
@@ -41,7 +44,7 @@ import trio
 
 from node.log import get_logger
 from node.transport import LocalPeer, PeerConnection, TransportError, open_peer_connection
-from node.wire import ErrorCode, ErrorMsg, Kind, Message, Phase, ReceiptAck, Side
+from node.wire import Cancel, ErrorCode, ErrorMsg, Kind, Message, Phase, ReceiptAck, Side
 
 if TYPE_CHECKING:
     from ._fetch import PeerAddr
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 DEFAULT_MAX_IDLE = 32  #: idle connections kept, all peers together
+DEFAULT_MAX_PER_PEER = 4  #: idle connections kept to one peer (concurrent gets each take one)
 DEFAULT_IDLE_TIMEOUT = 30.0  #: seconds an idle connection is kept
 DEFAULT_RECEIPT_TIMEOUT = 10.0  #: seconds late receipt answers are waited for
 SETTLE_WAIT = 0.05  #: a borrow waits this long for an idle connection's due receipt answers
@@ -103,14 +107,19 @@ class Lease:
         self.expired = False  #: late receipt answers were handed over and never came
         self._answer: Callable[[Message], None] | None = None
         self._pending: Callable[[], int] | None = None
+        self.cancelled = False  #: a Cancel was sent: pieces of it may still be on the way
         # the hot path calls these directly, without a __getattr__ per message
-        self.send = conn.send
         self.send_soon = conn.send_soon
         self.receive = conn.receive
         self.keepalive = conn.keepalive
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.conn, name)
+
+    async def send(self, *messages: Message) -> None:
+        if not self.cancelled and any(isinstance(m, Cancel) for m in messages):
+            self.cancelled = True
+        await self.conn.send(*messages)
 
     @property
     def pending(self) -> int:
@@ -132,7 +141,13 @@ class Lease:
             await trio.lowlevel.checkpoint()
             return
         self.returned = True
-        if code == ErrorCode.OK and not reason and error is None and _clean(self.conn):
+        if (
+            code == ErrorCode.OK
+            and not reason
+            and error is None
+            and not self.cancelled
+            and _clean(self.conn)
+        ):
             self._pool._give_back(self)
             await trio.lowlevel.checkpoint()
             return
@@ -160,12 +175,14 @@ class ConnectionPool:
         nursery: trio.Nursery,
         *,
         max_idle: int = DEFAULT_MAX_IDLE,
+        max_per_peer: int = DEFAULT_MAX_PER_PEER,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
         on_answer: Callable[[], None] | None = None,
     ) -> None:
         self._nursery = nursery
         self.max_idle = max_idle
+        self.max_per_peer = max_per_peer
         self.idle_timeout = idle_timeout
         self.receipt_timeout = receipt_timeout
         self.on_answer = on_answer  #: called after each late receipt answer (or giving up)
@@ -205,7 +222,10 @@ class ConnectionPool:
         return cast(PeerConnection, Lease(self, key, conn, reused=False))
 
     def _give_back(self, lease: Lease) -> None:
-        if self._closing:
+        if self._closing or len(self._idle.get(lease._key, ())) >= self.max_per_peer:
+            if lease.pending:
+                lease.expired = True
+                self._answered()
             self._nursery.start_soon(self._close, lease.conn)
             return
         if self.idle_count() >= self.max_idle:

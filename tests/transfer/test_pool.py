@@ -194,3 +194,39 @@ async def test_idle_timeout_and_cap(tmp_path: Path) -> None:
             nursery.cancel_scope.cancel()
     assert [c.seen["opened"] for c in conns] == [1, 1]
     assert pool.stats.dials == 2 and pool.stats.reuses == 0
+
+
+async def test_only_clean_connections_go_back(tmp_path: Path) -> None:
+    """A lease that sent a Cancel, or said Goodbye, is closed, not kept; one over the
+    per-peer cap is closed too; a clean one is kept and lent again."""
+    from node.transport import LocalPeer
+    from node.wire import Cancel, ErrorCode
+
+    prov_id = make_identity()
+    (tmp_path / "a").mkdir()
+    src = Store.open(tmp_path / "a" / "store", durable=False)
+    conns = Conns()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            host, port = await _serve(nursery, src, prov_id, observer=conns)
+            pool = ConnectionPool(nursery, max_per_peer=1)
+            peer = PeerAddr(host, port, prov_id.address)
+            me = LocalPeer.from_identity(make_identity())
+            a, b, c = [await pool.dial(peer, me) for _ in range(3)]
+            await a.send(Cancel(b"\x01" * 32, (0,)))
+            await a.aclose()  # a Cancel went out: closed
+            await b.aclose(ErrorCode.MALFORMED, "bad")  # a Goodbye with a code: closed
+            await c.aclose()  # clean: kept
+            assert pool.idle_count() == 1
+            d, e = await pool.dial(peer, me), await pool.dial(peer, me)
+            assert d.conn is c.conn and e.conn is not c.conn  # type: ignore[attr-defined]
+            await d.aclose()
+            await e.aclose()  # the peer has one idle already (max_per_peer=1): closed
+            assert pool.idle_count() == 1
+            with trio.fail_after(5):
+                while conns.seen["closed"] < 3:
+                    await trio.sleep(0.01)
+            await pool.aclose()
+            nursery.cancel_scope.cancel()
+    assert (pool.stats.dials, pool.stats.reuses, pool.stats.returned) == (4, 1, 2)
+    assert conns.seen["opened"] == 4
