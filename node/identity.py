@@ -33,7 +33,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import nacl.exceptions
 import nacl.public
@@ -47,6 +47,7 @@ from node.log import get_logger
 
 if TYPE_CHECKING:  # eth_account takes a second to import: only the functions that need it do
     from eth_account.signers.local import LocalAccount
+    from eth_typing import ChecksumAddress
 
     _AccountBase = LocalAccount
 else:
@@ -283,7 +284,7 @@ def keccak256(data: bytes) -> bytes:
     return bytes(keccak(data))
 
 
-def to_checksum_address(value: str | bytes) -> str:
+def to_checksum_address(value: str | bytes) -> ChecksumAddress:
     """The EIP-55 form of a 20-byte address (raw bytes or 40 hex digits, ``0x`` optional);
     ``ValueError`` for anything else (same results as ``eth_utils.to_checksum_address``)."""
     if isinstance(value, bytes | bytearray | memoryview):
@@ -296,9 +297,10 @@ def to_checksum_address(value: str | bytes) -> str:
     else:
         raise ValueError(f"not an address: {value!r}")
     digest = keccak256(hexaddr.encode()).hex()
-    return "0x" + "".join(
+    checksummed = "".join(
         c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(hexaddr)
     )
+    return cast("ChecksumAddress", "0x" + checksummed)
 
 
 def is_address(value: object) -> bool:
