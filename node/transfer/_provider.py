@@ -630,7 +630,6 @@ class Provider:
                         )
                     )
                     continue
-                sent_at = trio.current_time()
                 if queue.lane is not None:  # the node's upload cap (wire bytes), shared fairly
                     await queue.lane.acquire(len(data))
                 queue.credit.record(root, n)  # chunk bytes, before sending: module docstring
@@ -641,7 +640,6 @@ class Provider:
                 release(got)
                 now = trio.current_time()
                 if queue.compress:
-                    queue.tuner.observe_send(wire, now - sent_at)
                     queue.tuner.sent(n, wire, now)
                 self.stats.chunks_served += 1
                 self.stats.bytes_served += n

@@ -77,6 +77,8 @@ SAMPLE_LEVEL: Final = LEVELS[0]
 MAX_BACKOFF: Final = 64
 """At most this many chunks of a root go raw, untested, between two samples."""
 MAX_WINDOW: Final = MAX_CHUNK_SIZE
+STEADY: Final = 0.25
+"""A :class:`RateProbe` settles until two steps of its settle run within 25% of each other."""
 _MIB: Final = 1 << 20
 
 
@@ -281,14 +283,18 @@ class RateProbe:
     socket (TCP backpressure from a receiver busy decompressing, hashing, writing), for the
     upload cap: what the transfer achieves, not how long a send call took.
 
-    - A probe of one mode is ``settle_bytes`` of wire bytes (not timed: the socket buffers and
-      the receiver's pipeline still hold the previous mode's chunks, whose pace says nothing
-      of this mode's), then a window of ``window_bytes`` of content, timed.
+    - A probe of one mode is a settle, not timed: ``settle_bytes`` of wire bytes (the socket
+      buffers and the receiver's pipeline still hold the previous mode's chunks, whose pace
+      says nothing of this mode's; at most twice that in content, for data that compresses
+      very well), longer until the pace is steady (buffers the previous mode left empty, or a
+      rate cap's burst, take bytes faster than the link), at most four times it; then a
+      window of ``window_bytes`` of content, timed.
     - Both modes probed (compressed first), the faster one is held: compressed only if its
-      rate beats raw by more than ``margin`` (a tie goes raw: it spends no CPU), or raw if
+      rate beats raw by more than ``margin`` (a near tie goes raw: it spends no CPU), or raw if
       the compressed window saved less than ``MIN_SAVING`` of its bytes (nothing to gain).
     - While holding, windows are still timed. Two in a row off the held mode's probed rate by
-      more than ``change`` (the link got congested, or freed) re-probe the other mode at once;
+      more than ``change`` (the link got congested, or freed) re-probe the other mode at once
+      (the held mode's rate is then the mean of those two);
       otherwise the other mode is re-probed after ``interval`` bytes of content, an interval
       that doubles each time the choice stands (up to ``max_interval``) and starts again from
       ``first_interval`` when it flips.
@@ -298,9 +304,9 @@ class RateProbe:
     Sans-IO: times come in as arguments; one connection's sender calls it (no lock).
     """
 
-    settle_bytes: int = 4 * _MIB
+    settle_bytes: int = 8 * _MIB
     window_bytes: int = 8 * _MIB
-    margin: float = 0.05
+    margin: float = 0.1
     change: float = 0.3
     first_interval: int = 256 * _MIB
     max_interval: int = 1024 * _MIB
@@ -316,13 +322,17 @@ class RateProbe:
     _then: Phase = Phase.MEASURE  #: the phase after SETTLE
     _choice: bool | None = None  #: the mode last chosen
     _settled: int = 0
+    _settled_content: int = 0
+    _step_start: float | None = None
+    _step_rate: float | None = None
+    _step_content: int = 0
     _start: float | None = None
     _last: float | None = None
     _content: int = 0
     _wire: int = 0
     _chunks: int = 0
     _held: int = 0
-    _strikes: int = 0
+    _off_rates: list[float] = field(default_factory=list)  #: the held windows off its rate
 
     def on_sent(self, content: int, wire: int, now: float) -> None:
         """A chunk of ``content`` bytes went out as ``wire`` bytes; its send returned at ``now``."""
@@ -333,10 +343,7 @@ class RateProbe:
                 self._restart(now)
                 return
         if self.phase is Phase.SETTLE:
-            self._settled += wire
-            if self._settled >= self.settle_bytes:
-                self.phase = self._then
-                self._restart(now)
+            self._settle(content, wire, last, now)
             return
         if self._start is None:
             self._restart(now)
@@ -361,14 +368,40 @@ class RateProbe:
             return
         ref = self.compressed_rate if self.compress else self.raw_rate
         off = ref is None or abs(rate / ref - 1.0) > self.change
-        self._strikes = self._strikes + 1 if off else 0
-        if self._strikes >= 2 or self._held >= (self.interval or self.first_interval):
-            if self.compress:  # the held mode's rate as it is now; then probe the other
+        self._off_rates = [*self._off_rates, rate] if off else []
+        if len(self._off_rates) >= 2 or self._held >= (self.interval or self.first_interval):
+            if len(self._off_rates) >= 2:  # the held mode's rate as it is now
+                rate = sum(self._off_rates) / len(self._off_rates)
+            if self.compress:  # then probe the other mode
                 self.compressed_rate = rate if saving >= MIN_SAVING else None
             else:
                 self.raw_rate = rate
             self._todo = [not self.compress]
             self._next_probe()
+
+    def _settle(self, content: int, wire: int, last: float | None, now: float) -> None:
+        """Settling: over when the pipeline holds this mode (``settle_bytes`` of wire, or
+        twice that of content) and the pace is steady (two steps of a quarter of it within
+        ``STEADY`` of each other: buffers that were filling, a rate cap's burst, are past),
+        or at four times ``settle_bytes`` of content whatever the pace."""
+        self._settled += wire
+        self._settled_content += content
+        if self._step_start is None:
+            self._step_start = last if last is not None else now
+            if last is None:
+                return  # the first chunk ever: nothing to time it from
+        self._step_content += content
+        if self._step_content < max(1, self.settle_bytes // 4):
+            return
+        rate = self._step_content / max(now - self._step_start, 1e-9)
+        steady = self._step_rate is not None and abs(rate / self._step_rate - 1.0) <= STEADY
+        self._step_rate, self._step_content, self._step_start = rate, 0, now
+        filled = (
+            self._settled >= self.settle_bytes or self._settled_content >= 2 * self.settle_bytes
+        )
+        if (filled and steady) or self._settled_content >= 4 * self.settle_bytes:
+            self.phase = self._then
+            self._restart(now)
 
     def _restart(self, now: float) -> None:
         self._start = now
@@ -378,7 +411,9 @@ class RateProbe:
         if mode == self.compress and then is Phase.HOLD:
             self.phase = Phase.HOLD  # the pipeline already holds this mode: nothing to settle
         else:
-            self.compress, self.phase, self._then, self._settled = mode, Phase.SETTLE, then, 0
+            self.compress, self.phase, self._then = mode, Phase.SETTLE, then
+            self._settled = self._settled_content = self._step_content = 0
+            self._step_start = self._step_rate = None
         self._start = None
 
     def _next_probe(self) -> None:
@@ -394,7 +429,8 @@ class RateProbe:
         if self._choice is not None and choice != self._choice:
             self.flips += 1
         self._choice = choice
-        self._held = self._strikes = 0
+        self._held = 0
+        self._off_rates = []
         self._switch(choice, Phase.HOLD)
 
 
@@ -404,14 +440,15 @@ class LevelTuner:
 
     Whether: :meth:`should_compress` is the probe's mode; tell it every chunk sent
     (:meth:`sent`). The level, from measured speeds: tell it the bytes and seconds of every
-    compression (:meth:`observe_compress`, raw bytes) and of every chunk send
-    (:meth:`observe_send`, bytes on the wire). Every ``every`` compressions it compares the
+    compression (:meth:`observe_compress`, raw bytes) and of every chunk sent (:meth:`sent`
+    feeds :meth:`observe_send`, bytes on the wire). Every ``every`` compressions it compares the
     two rates and moves the level one step: faster below 2x, smaller above 8x.
     """
 
     level: int = DEFAULT_LEVEL
     every: int = 16
     probe: RateProbe = field(default_factory=RateProbe)
+    _last_sent: float | None = None
     _n: int = 0
     _c_bytes: int = 0
     _c_seconds: float = 0.0
@@ -426,8 +463,14 @@ class LevelTuner:
         return self.probe.compress
 
     def sent(self, content: int, wire: int, now: float) -> None:
-        """A chunk's send returned at ``now`` (:meth:`RateProbe.on_sent`)."""
+        """A chunk's send returned at ``now``: the probe is told (:meth:`RateProbe.on_sent`),
+        and the wall time since the previous send is this chunk's send time for the level
+        (:meth:`observe_send`: the pace the peer takes the bytes at, not how long the send
+        call took; a gap longer than the probe's ``idle`` is between transfers: left out)."""
         self.probe.on_sent(content, wire, now)
+        last, self._last_sent = self._last_sent, now
+        if last is not None and now - last <= self.probe.idle:
+            self.observe_send(wire, now - last)
 
     def observe_send(self, nbytes: int, seconds: float) -> None:
         self._s_bytes += nbytes

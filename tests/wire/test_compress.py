@@ -283,6 +283,22 @@ def test_level_steps_down_when_compressing_lags_and_up_when_the_link_is_slow() -
     assert tuner.level == 1
 
 
+def test_the_level_reads_the_pace_between_sends_not_the_send_call() -> None:
+    tuner = LevelTuner()
+    t = 0.0
+    for _ in range(16):  # the peer takes 1 MiB every 50 ms (20 MiB/s): zstd is far ahead
+        t += 0.05
+        tuner.sent(MiB, MiB, t)
+        tuner.observe_compress(MiB, MiB / 300e6)
+    assert tuner.level > DEFAULT_LEVEL
+    tuner, t = LevelTuner(), 0.0
+    for i in range(16):  # 1 GB/s between sends; a 10 s gap (between transfers) is left out
+        t += 10.0 if i == 8 else MiB / 1e9
+        tuner.sent(MiB, MiB, t)
+        tuner.observe_compress(MiB, MiB / 400e6)
+    assert tuner.level < DEFAULT_LEVEL
+
+
 def test_compressing_slower_than_sending_steps_to_the_fastest_level_and_stays_there() -> None:
     tuner = LevelTuner()
     for _ in range(5):

@@ -95,12 +95,20 @@ def test_loopback_ends_raw_and_the_probe_costs_a_few_chunks() -> None:
     run = simulate(RateProbe(), constant(250e6, 180e6), 256 * MiB)
     p = run.probe
     assert p.phase is Phase.HOLD and not p.compress
-    # one compressed probe: 4 MiB of wire to settle (at 0.6: 7 chunks), 8 MiB timed
-    assert sum(run.modes) <= 16
+    # one compressed probe: 8 MiB of wire to settle (at 0.6: 14 chunks), 8 MiB timed (and
+    # the very first chunk, which has no send before it to be timed from)
+    assert sum(run.modes) == probe_chunks(p) + 1
 
 
-def test_a_tie_goes_raw() -> None:
-    run = simulate(RateProbe(), constant(200e6, 205e6), 128 * MiB)
+def probe_chunks(p: RateProbe, ratio: float = 0.6) -> int:
+    """Chunks a compressed probe takes: its settle in wire bytes, then its window."""
+    settle = min(-(-p.settle_bytes // round(CHUNK * ratio)), 2 * p.settle_bytes // CHUNK)
+    step = p.settle_bytes // 4 // CHUNK  # a steady pace is judged every step
+    return -(-settle // step) * step + p.window_bytes // CHUNK
+
+
+def test_a_near_tie_goes_raw() -> None:
+    run = simulate(RateProbe(), constant(200e6, 215e6), 128 * MiB)
     assert not run.probe.compress
 
 
@@ -110,14 +118,15 @@ def test_compression_that_saves_nothing_is_not_chosen_even_if_it_timed_faster() 
 
 
 def test_the_settle_hides_the_pipeline_bias() -> None:
-    # compressed looks 1.6x faster while the pipeline still drains raw chunks (4 MiB of wire)
+    # compressed looks 1.6x faster while the pipeline still drains raw chunks (8 MiB of wire)
     curve = constant(250e6, 180e6)
-    biased = simulate(RateProbe(settle_bytes=0), curve, 96 * MiB, lag=4 * MiB, inflate=1.6)
-    run = simulate(RateProbe(), curve, 96 * MiB, lag=4 * MiB, inflate=1.6)
-    assert not run.probe.compress and sum(run.modes) <= 16  # one probe, then raw
+    biased = simulate(RateProbe(settle_bytes=0), curve, 96 * MiB, lag=8 * MiB, inflate=1.6)
+    run = simulate(RateProbe(), curve, 96 * MiB, lag=8 * MiB, inflate=1.6)
+    # one probe, then raw; its settle waits for the pace to be steady (a few chunks more)
+    assert not run.probe.compress and sum(run.modes) <= probe_chunks(run.probe) + 8
     # without a settle the bias wins the first choice; the held rate then falls short of
     # the probed one and a re-probe corrects it, a few windows later
-    assert sum(biased.modes) > sum(run.modes) + 8
+    assert sum(biased.modes) > sum(run.modes)
     assert not biased.probe.compress and biased.probe.flips >= 1
 
 
