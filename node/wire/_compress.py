@@ -441,8 +441,9 @@ class LevelTuner:
     Whether: :meth:`should_compress` is the probe's mode; tell it every chunk sent
     (:meth:`sent`). The level, from measured speeds: tell it the bytes and seconds of every
     compression (:meth:`observe_compress`, raw bytes) and of every chunk sent (:meth:`sent`
-    feeds :meth:`observe_send`, bytes on the wire). Every ``every`` compressions it compares the
-    two rates and moves the level one step: faster below 2x, smaller above 8x.
+    feeds :meth:`observe_send`: content bytes and the time since the previous send). Every
+    ``every`` compressions it compares the two rates and moves the level one step: faster
+    below 2x, smaller above 8x.
     """
 
     level: int = DEFAULT_LEVEL
@@ -464,13 +465,15 @@ class LevelTuner:
 
     def sent(self, content: int, wire: int, now: float) -> None:
         """A chunk's send returned at ``now``: the probe is told (:meth:`RateProbe.on_sent`),
-        and the wall time since the previous send is this chunk's send time for the level
-        (:meth:`observe_send`: the pace the peer takes the bytes at, not how long the send
-        call took; a gap longer than the probe's ``idle`` is between transfers: left out)."""
+        and the wall time since the previous send is this chunk's time for the level
+        (:meth:`observe_send` of its content bytes: the pace the peer takes content at, not
+        how long the send call took, nor the frame's size, which would make a better ratio
+        look like a slower link; a gap longer than the probe's ``idle`` is between
+        transfers: left out)."""
         self.probe.on_sent(content, wire, now)
         last, self._last_sent = self._last_sent, now
         if last is not None and now - last <= self.probe.idle:
-            self.observe_send(wire, now - last)
+            self.observe_send(content, now - last)
 
     def observe_send(self, nbytes: int, seconds: float) -> None:
         self._s_bytes += nbytes

@@ -297,6 +297,12 @@ def test_the_level_reads_the_pace_between_sends_not_the_send_call() -> None:
         tuner.sent(MiB, MiB, t)
         tuner.observe_compress(MiB, MiB / 400e6)
     assert tuner.level < DEFAULT_LEVEL
+    tuner, t = LevelTuner(), 0.0
+    for _ in range(16):  # 200 MB/s of content in frames of a fifth: the link is not slow
+        t += MiB / 200e6
+        tuner.sent(MiB, MiB // 5, t)
+        tuner.observe_compress(MiB, MiB / 1000e6)
+    assert tuner.level == DEFAULT_LEVEL  # 5x: keep (on frame bytes it would read 25x: up)
 
 
 def test_compressing_slower_than_sending_steps_to_the_fastest_level_and_stays_there() -> None:
