@@ -42,6 +42,7 @@ from collections.abc import Sequence
 import trio
 
 from node.log import get_logger
+from node.noise import NoiseError
 from node.wire import (
     MAX_CHUNK_PIECE,
     NOISE_MAX_PLAINTEXT,
@@ -75,7 +76,7 @@ log = get_logger(__name__)
 
 AGENT = "bcai-transfer/0.1"
 DEFAULT_IDLE_TIMEOUT = 60.0
-DEFAULT_KEEPALIVE = 15.0
+DEFAULT_KEEPALIVE = 30.0  #: half the idle timeout: one Ping exchange per 30 s
 GOODBYE_TIMEOUT = 2.0
 MAX_ERROR_TEXT = 500  #: bytes of UTF-8 in an Error message we send (the cap is 512)
 MAX_GOODBYE_TEXT = 250  #: bytes of UTF-8 in a Goodbye reason we send (the cap is 256)
@@ -133,8 +134,8 @@ class PeerConnection:
         self.pinging = False  #: a sweeper's Ping is being sent
         #: when the write now in progress started (``None``: none), for a sweeper's stall check
         self.send_started: float | None = None
-        #: the tail of a Ping written by :meth:`ping_nowait` that the socket took only in
-        #: part; the next write sends it first
+        #: sealed bytes written at once (:meth:`_write_nowait`) that the socket took only in
+        #: part; the next write sends them first
         self._unsent = b""
         self._fatal: RemoteProtocolError | None = None  #: the peer's fatal error, not answered
 
@@ -207,7 +208,7 @@ class PeerConnection:
 
     async def flush(self) -> None:
         """Write what :meth:`send_soon` left (nothing to do if nothing is left)."""
-        if self._soon and not self._closed:
+        if (self._soon or self._unsent) and not self._closed:
             await self._send_plaintexts(())
 
     async def send_chunk(
@@ -242,7 +243,7 @@ class PeerConnection:
                 return
             self.send_started = trio.current_time()
             try:
-                if self._unsent:  # a Ping's tail (ping_nowait): those bytes go first
+                if self._unsent:  # the tail of a write made at once: those bytes go first
                     unsent, self._unsent = self._unsent, b""
                     await self.stream._raw_send(unsent)
                 if plaintexts:
@@ -252,7 +253,7 @@ class PeerConnection:
             self.last_sent = trio.current_time()
 
     async def ping(self) -> None:
-        if self._unsent and not self._closed:  # ping_nowait's Ping, not yet written whole
+        if self._unsent and not self._closed:  # ping_nowait's Ping, not written whole
             await self._send_plaintexts(())
             return
         await self.send(Ping(next(self._ping_nonce)))
@@ -261,26 +262,50 @@ class PeerConnection:
         """Write a keep-alive Ping now, from the calling task: no task, no lock, no wait.
 
         A sweeper pinging thousands of idle connections would otherwise start a task per Ping
-        and take each connection's send lock (about 3/4 of what a Ping cost the node). Only
-        when nothing else is being written or left to write (the send lock is free, nothing
-        from :meth:`send_soon`), so the Ping's Noise nonce is the next one on the wire: the
-        sealed frame goes out with one non-blocking ``send``. Returns ``False`` when it cannot
-        (the caller then uses :meth:`ping`); a frame the socket took only in part (its buffer
-        full: the peer is not reading) is finished by the next write, before anything else.
-        A failed send breaks the stream (the reader sees it) and returns ``True``.
+        and take each connection's send lock (most of what a Ping cost the node). See
+        :meth:`_write_nowait`. Returns ``False`` when the Ping is not written whole (the
+        caller then uses :meth:`ping`, which finishes a tail instead of sending another).
         """
-        stream = self.stream
-        if self._closed or self._soon or self._unsent or self._send_lock.locked():
+        if self._soon:
             return False
-        sock = getattr(getattr(stream.transport_stream, "socket", None), "_sock", None)
-        if sock is None or not stream.handshake_complete:
+        sock = self._nowait_socket()
+        if sock is None:
             return False
         try:
-            stream._check()
             data = self.wire.send(Ping(next(self._ping_nonce)))
-            frame = stream._seal((data,))[0]
-        except (TransportError, WireError):
+        except WireError:
             return False
+        return self._write_nowait(sock, data)
+
+    def _nowait_socket(self) -> socket.socket | None:
+        """The socket to write to at once, or ``None`` when a write is in progress or
+        pending (the send lock is held, a tail is left), or the stream cannot be written."""
+        if self._closed or self._unsent or self._send_lock.locked():
+            return None
+        stream = self.stream
+        sock = getattr(getattr(stream.transport_stream, "socket", None), "_sock", None)
+        if sock is None or not stream.handshake_complete:
+            return None
+        try:
+            stream._check()
+        except TransportError:
+            return None
+        return sock
+
+    def _write_nowait(self, sock: socket.socket, data: bytes) -> bool:
+        """Seal ``data`` and write it with one non-blocking ``send`` (``sock`` from
+        :meth:`_nowait_socket`, nothing awaited since). Nothing else is being written or left
+        to write, so its Noise nonces are the next ones on the wire. ``True``: written whole.
+        ``False``: the socket took it only in part (its buffer full: the peer is not reading)
+        or not at all; the rest, already sealed, is written first by the next write
+        (:meth:`flush`, :meth:`ping` or any send). A failed send breaks the stream (the reader
+        sees it) and counts as written."""
+        stream = self.stream
+        try:
+            frame = stream._seal(_split(data))[0]
+        except NoiseError as exc:
+            stream._break(TransportProtocolError(f"encryption failed: {exc}"))
+            return True
         try:
             sent = _send_nowait(sock, frame)
         except BlockingIOError:
@@ -294,6 +319,17 @@ class PeerConnection:
             return False
         self.last_sent = trio.current_time()
         return True
+
+    def _flush_nowait(self) -> bool:
+        """What :meth:`send_soon` left, written at once if it can be (``True``: nothing is
+        left for :meth:`flush` to do)."""
+        sock = self._nowait_socket()
+        if sock is None:
+            return False
+        data = b"".join(self._soon)
+        self._soon.clear()
+        self._soon_bytes = 0
+        return self._write_nowait(sock, data)
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -356,7 +392,7 @@ class PeerConnection:
             # No checkpoint then either: what is buffered is bounded by one socket read.
             try:
                 msg = self._buffered_message()
-                if msg is None and self._soon:
+                if msg is None and self._soon and not self._flush_nowait():
                     await self.flush()  # answers to what was read go out before we wait
                 if msg is None and self.swept:
                     msg = await self._next_message()

@@ -80,7 +80,8 @@ async def _answer(c: PeerConnection) -> None:
 async def test_sweep_writes_pings_itself_at_most_one_per_interval(tmp_path: Path) -> None:
     """20 idle peers answering Pings for 2 s with a 0.3 s keep-alive: each gets 5-7 Pings
     (one per interval, never more), every one written by the sweep itself: no task is
-    started on the node meanwhile (a task per Ping before)."""
+    started on the node meanwhile (a task per Ping before), and the sweep looks at each
+    connection about once per Ping, not at each of its ~27 rounds (20 x 27 looks before)."""
     src, _root, _ = store_with(tmp_path / "src", CHUNK, chunk_size=CHUNK)
     policy = AdmissionPolicy()
     spawns = _Spawns()
@@ -107,6 +108,7 @@ async def test_sweep_writes_pings_itself_at_most_one_per_interval(tmp_path: Path
             for c in idle:
                 c.pings = 0
             pings_before, tasks_before = policy.keepalive_pings, policy.keepalive_tasks
+            looked_before, sweeps_before = policy.looked, policy.sweeps
             trio.lowlevel.add_instrument(spawns)
             try:
                 await trio.sleep(2.0)
@@ -118,6 +120,9 @@ async def test_sweep_writes_pings_itself_at_most_one_per_interval(tmp_path: Path
             assert policy.keepalive_pings - pings_before >= sum(got) - len(idle)
             assert policy.keepalive_tasks == tasks_before  # all written by the sweep
             assert spawns.count == 0, spawns.count
+            # looked at when a Ping is due, not at every round (a round every 0.075 s here)
+            rounds, looked = policy.sweeps - sweeps_before, policy.looked - looked_before
+            assert rounds >= 20 and looked <= sum(got) + 2 * len(idle), (rounds, looked)
             assert policy.established == 20 and policy.idle_closed == 0
             nursery.cancel_scope.cancel()
     src.close()
