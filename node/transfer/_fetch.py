@@ -17,8 +17,10 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    offers are grouped by what decides the chunking (``size``, ``chunk_size``; name and
    creation time may differ between honest providers); a manifest already in the store (a
    resume) wins outright, else the group with the most peers, then the best ledger score. The
-   chunk-root list is fetched from a peer of that group in pages of 2048 and streamed into
-   ``Store.begin_partial`` from a worker thread, which checks it hashes to the content root and
+   chunk-root list is fetched from a peer of that group in pages of 2048 (the first page is
+   asked of the best-ranked peer together with its Want when nothing of the root is held: a
+   round trip less for a small content) and streamed into ``Store.begin_partial`` from a
+   worker thread, which checks it hashes to the content root and
    has the manifest's chunk count (O(log n) memory; each page is also checked against a
    :class:`RootListVerifier`, and its ``total`` against the manifest, so a bad list is blamed
    on its peer). A peer whose list fails is dropped and the next peer of the group tried, then
@@ -332,6 +334,7 @@ class _Peer:
     closed: bool = False  #: ``connection_closed`` was reported to the observer
     withheld: set[int] = field(default_factory=set)  #: Cancels held back while it is a suspect
     have_ready: bool = False  #: its Want answer is read: a Have from it now is an update
+    roots_asked: bool = False  #: the first chunk-root page was asked with the Want (unread)
 
 
 class _Fetch:
@@ -375,6 +378,7 @@ class _Fetch:
         self.control_timeout = control_timeout
         self.offer_grace = offer_grace
         self._pending: set[str] = set()  #: peers whose offer (Want answer) is still awaited
+        self._roots_first: str | None = None  #: asked for chunk roots with its Want (_manifest)
         self._unjudged: set[str] = set()  #: peers whose offer is in (or failed)
         self._judged: set[str] = set()  #: peers whose offer was weighed for the manifest
         self._offered = trio.Event()  #: set (and replaced) each time an offer completes
@@ -920,7 +924,13 @@ class _Fetch:
             self.refused[address] = f"not a provider (its Hello flags are {flags:#x})"
             return
         try:
-            await peer.conn.send(Want(self.root))
+            if address == self._roots_first and not peer.roots_asked:
+                peer.roots_asked = True  # answered after the Want's answers (_roots_page)
+                await peer.conn.send(
+                    Want(self.root), GetChunkRoots(self.root, 0, MAX_ROOTS_PER_PAGE)
+                )
+            else:
+                await peer.conn.send(Want(self.root))
             msg = await self._reply(peer, ManifestMsg)
             if isinstance(msg, ErrorMsg) and msg.code in (ErrorCode.BUSY, ErrorCode.RATE_LIMITED):
                 if retry:
@@ -1001,11 +1011,15 @@ class _Fetch:
             ledger = self.ledger
             peers.sort(key=lambda item: -ledger.score(item[0]))  # stable: ties keep the order
         self.ranking = [address for address, _ in peers]
+        held = self.store.has_content(self.root, partial=True)
+        # Not held yet: the best-ranked peer is asked for the first chunk-root page with the
+        # Want, one round trip less for a list of one page (a small content)
+        self._roots_first = None if held or not peers else peers[0][0]
         for address, peer in peers:
             self._pending.add(address)
             self.nursery.start_soon(self._offer_task, address, peer)
         stored = None
-        if self.store.has_content(self.root, partial=True):
+        if held:
             stored = await trio.to_thread.run_sync(self.store.get_manifest, self.root)
         # Wait for every offer, or for the first good one plus the grace (module docstring,
         # item 1): a silent peer does not hold everyone up for the control timeout.
@@ -1204,15 +1218,23 @@ class _Fetch:
         return msg.price_per_gib, True
 
     def _roots_from(
-        self, peer: _Peer, manifest: Manifest, token: trio.lowlevel.TrioToken
+        self,
+        peer: _Peer,
+        manifest: Manifest,
+        token: trio.lowlevel.TrioToken,
+        first: bytes | None = None,
     ) -> Iterator[bytes]:
-        """Generator run in a worker thread: pulls pages from the trio side as it goes."""
+        """Generator run in a worker thread: pulls pages from the trio side as it goes
+        (``first``: the first page, already read)."""
         total = manifest.chunk_count
         verifier = RootListVerifier(total)
         start = 0
         while start < total:
             count = min(MAX_ROOTS_PER_PAGE, total - start)
-            page = trio.from_thread.run(self._roots_page, peer, start, count, trio_token=token)
+            if start == 0 and first is not None:
+                page = first
+            else:
+                page = trio.from_thread.run(self._roots_page, peer, start, count, trio_token=token)
             roots = [page[i : i + 32] for i in range(0, len(page), 32)]
             verifier.update(roots)
             yield from roots
@@ -1223,7 +1245,10 @@ class _Fetch:
             )
 
     async def _roots_page(self, peer: _Peer, start: int, count: int) -> bytes:
-        await peer.conn.send(GetChunkRoots(self.root, start, count))
+        if start == 0 and peer.roots_asked:
+            peer.roots_asked = False  # asked with the Want (_offer): its answer is next
+        else:
+            await peer.conn.send(GetChunkRoots(self.root, start, count))
         msg = await self._reply(peer, ChunkRoots)
         if not isinstance(msg, ChunkRoots) or msg.start != start:
             raise ContentNotFound(f"peer {peer.conn.address} did not send chunk roots")
@@ -1243,8 +1268,11 @@ class _Fetch:
         failure drop the peer and return False."""
         token = trio.lowlevel.current_trio_token()
         try:
+            first = None
+            if 0 < manifest.chunk_count <= MAX_ROOTS_PER_PAGE:  # one page: read it here
+                first = await self._roots_page(peer, 0, manifest.chunk_count)
             await trio.to_thread.run_sync(
-                self.store.begin_partial, manifest, self._roots_from(peer, manifest, token)
+                self.store.begin_partial, manifest, self._roots_from(peer, manifest, token, first)
             )
             return True
         except (InvalidChunkRoots, ChunkRootsMismatch) as exc:
@@ -1414,12 +1442,16 @@ class _Fetch:
     async def _transfer(self, manifest: Manifest, start: float) -> FetchResult:
         n = manifest.chunk_count
         self.chunk_size = manifest.chunk_size
-        if self.delta:  # chunks held under any content: present by reference, not fetched
-            adopted = await trio.to_thread.run_sync(
-                partial(self.store.adopt_held, self.root, verify=self.delta_verify)
-            )
+
+        def held_then_missing() -> tuple[Any, list[int]]:  # one worker-thread hop for both
+            adopted = None
+            if self.delta:  # chunks held under any content: present by reference, not fetched
+                adopted = self.store.adopt_held(self.root, verify=self.delta_verify)
+            return adopted, list(self.store.missing_chunks(self.root))
+
+        adopted, missing = await trio.to_thread.run_sync(held_then_missing)
+        if adopted is not None:
             self.local_chunks, self.local_bytes = adopted.chunks, adopted.bytes
-        missing = await trio.to_thread.run_sync(lambda: list(self.store.missing_chunks(self.root)))
         need = Bitmap.from_indices(n, missing)
         resumed = n - len(need) - self.local_chunks
         make = Scheduler if self.swarm is None else partial(self.swarm.scheduler, manifest)
