@@ -359,9 +359,12 @@ class Provider:
                 )
                 return
             count = min(msg.count, MAX_ROOTS_PER_PAGE)
-            roots = await trio.to_thread.run_sync(
-                lambda: b"".join(self.store.chunk_roots(root, msg.start, msg.start + count))
-            )
+
+            def read() -> bytes:
+                return b"".join(self.store.chunk_roots(root, msg.start, msg.start + count))
+
+            # a small content's page is a few index reads: inline, no thread hop
+            roots = read() if total - msg.start <= 64 else await trio.to_thread.run_sync(read)
         except StoreNotFound:
             await conn.send(NotFound(root))
             return
