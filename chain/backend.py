@@ -14,14 +14,13 @@ the embedded chain and to ``evm_*`` RPC methods on anvil.
 from __future__ import annotations
 
 import abc
-from typing import Any
-
-from eth_account import Account
-from eth_account.signers.local import LocalAccount
-from web3 import Web3
-from web3.providers.eth_tester import EthereumTesterProvider
+from typing import TYPE_CHECKING, Any
 
 from .errors import ChainUnavailable, ChainUsageError
+
+if TYPE_CHECKING:  # web3 and eth-account load when a backend is built, not on import
+    from eth_account.signers.local import LocalAccount
+    from web3 import Web3
 
 __all__ = [
     "ANVIL_CHAIN_ID",
@@ -117,7 +116,10 @@ class EmbeddedChain(ChainBackend):
     kind = "embedded"
 
     def __init__(self, hardfork: str = "prague", accounts: int = 10) -> None:
+        from eth_account import Account
         from eth_tester import EthereumTester, PyEVMBackend
+        from web3 import Web3
+        from web3.providers.eth_tester import EthereumTesterProvider
 
         if hardfork == "prague":
             backend = PyEVMBackend(
@@ -162,6 +164,8 @@ class RpcChain(ChainBackend):
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         if not url.startswith(("http://", "https://")):
             raise ChainUsageError(f"only http(s) JSON-RPC URLs are supported: {url}")
+        from web3 import Web3
+
         self._url = url
         self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
 
@@ -172,6 +176,8 @@ class RpcChain(ChainBackend):
     def dev_accounts(self) -> list[LocalAccount]:
         if self.chain_id != ANVIL_CHAIN_ID:
             return []
+        from eth_account import Account
+
         Account.enable_unaudited_hdwallet_features()
         return [
             Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}")

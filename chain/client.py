@@ -15,14 +15,10 @@ import enum
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
-
-from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
-from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from node.content import SEGMENT_SIZE, SizeProof
+from node.identity import to_checksum_address
 from node.log import get_logger
 from node.receipt import ReceiptDomain, ReceiptError, SignedReceipt, receipt_digest, verify_receipt
 
@@ -34,6 +30,9 @@ from .errors import ChainUsageError
 from .events import ChainEvent, EventDecoder
 from .reverts import map_errors
 from .tx import TxResult, send_transaction
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 __all__ = [
     "BLOCKHASH_WINDOW",
@@ -851,6 +850,9 @@ class ChainClient:
         with map_errors():
             w3: Any = self.backend.w3
             out = w3.eth.call({"to": contract.address, "data": data, "from": self.address})
+        from eth_abi import decode as abi_decode
+        from eth_abi.exceptions import DecodingError
+
         try:
             return abi_decode(types, bytes(out))
         except DecodingError as exc:  # pragma: no cover - the suite's contract encodes these

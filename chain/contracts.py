@@ -13,9 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_abi.exceptions import DecodingError
-from eth_utils import keccak
+from node.identity import keccak256
 
 from .errors import ArtifactMissing, ChainRevert, revert_class
 
@@ -95,12 +93,15 @@ def error_table(names: tuple[str, ...] = SUITE) -> dict[bytes, ErrorSpec]:
             types = tuple(_type_string(p) for p in item["inputs"])
             sig = f"{item['name']}({','.join(types)})"
             names_ = tuple(p.get("name") or f"arg{i}" for i, p in enumerate(item["inputs"]))
-            table[keccak(text=sig)[:4]] = ErrorSpec(item["name"], names_, types)
+            table[keccak256(sig.encode())[:4]] = ErrorSpec(item["name"], names_, types)
     return table
 
 
 def decode_revert(data: bytes, extra_abis: tuple[str, ...] = ()) -> ChainRevert:
     """Turn raw revert data into a ``ChainRevert`` subclass named after the error."""
+    from eth_abi import decode as abi_decode
+    from eth_abi.exceptions import DecodingError
+
     selector, body = data[:4], data[4:]
     try:
         if selector == _ERROR_STRING:

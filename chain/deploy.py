@@ -12,16 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from node.identity import to_checksum_address
 
 from .backend import ChainBackend
 from .contracts import load_artifact
 from .errors import DeploymentMissing
 from .events import EventDecoder
 from .tx import TxResult, send_transaction
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 __all__ = ["DeployParams", "Deployment", "deploy_suite", "setup_validators"]
 

@@ -7,14 +7,14 @@ are always built from ``backend.chain_id`` and the deployed address, never hard-
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_account.messages import encode_typed_data
-from eth_account.signers.local import LocalAccount
-from eth_keys import keys
-from eth_utils import keccak, to_checksum_address
-
+from node.identity import keccak256 as keccak
+from node.identity import to_checksum_address
 from node.receipt import BadReceiptSignature, ReceiptDomain, check_signature_form
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 __all__ = [
     "ALLOCATION_TYPES",
@@ -34,7 +34,7 @@ ALLOCATION_TYPES = {
     ]
 }
 _ALLOCATION_TYPEHASH = keccak(
-    text="Allocation(uint64 epoch,address token,bytes32 merkleRoot,uint256 total)"
+    b"Allocation(uint64 epoch,address token,bytes32 merkleRoot,uint256 total)"
 )
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
@@ -87,6 +87,8 @@ def sign_allocation(
     total: int,
 ) -> bytes:
     """A validator's 65-byte signature over ``Allocation(epoch, token, merkleRoot, total)``."""
+    from eth_account.messages import encode_typed_data
+
     message = encode_typed_data(
         domain_data=domain.as_eip712(),
         message_types=ALLOCATION_TYPES,
@@ -108,5 +110,7 @@ def recover_allocation_signer(
     except BadReceiptSignature as exc:
         raise ValueError(str(exc)) from None
     digest = allocation_digest(domain, epoch, token, merkle_root, total)
+    from eth_keys import keys
+
     sig = keys.Signature(vrs=(v - 27, r, s))
     return sig.recover_public_key_from_msg_hash(digest).to_checksum_address()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from eth_utils import keccak, to_checksum_address
-from web3 import Web3
-
+from node.identity import keccak256, to_checksum_address
 from node.log import get_logger
 
 from .contracts import load_artifact
+
+if TYPE_CHECKING:
+    from web3 import Web3
 
 __all__ = ["ChainEvent", "EventDecoder", "args_from_json", "args_to_json"]
 
@@ -39,7 +40,7 @@ class ChainEvent:
 
 def _topic(item: Mapping[str, Any]) -> bytes:
     types = ",".join(_type(p) for p in item["inputs"])
-    return keccak(text=f"{item['name']}({types})")
+    return keccak256(f"{item['name']}({types})".encode())
 
 
 def _type(p: Mapping[str, Any]) -> str:

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak, to_checksum_address
+from node.identity import keccak256 as keccak
+from node.identity import to_checksum_address
 
 __all__ = [
     "ALLOCATION_ENCODING",
@@ -48,6 +48,8 @@ def process_proof(leaf: bytes, proof: Iterable[bytes]) -> bytes:
 
 
 def standard_leaf_hash(encoding: Sequence[str], value: Sequence[Any]) -> bytes:
+    from eth_abi import encode as abi_encode
+
     return keccak(keccak(abi_encode(list(encoding), list(value))))
 
 

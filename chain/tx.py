@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
-
-from eth_account.signers.local import LocalAccount
+from typing import TYPE_CHECKING, Any
 
 from .backend import ChainBackend
 from .errors import ChainRevert, InsufficientFunds, revert_class
 from .events import ChainEvent, EventDecoder
 from .reverts import map_errors
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 __all__ = ["TxResult", "send_transaction"]
 

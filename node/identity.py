@@ -8,6 +8,14 @@
   under a key derived from the same passphrase with argon2id (``nacl.pwhash.argon2id``). It
   records the account address it belongs to and its public key in clear.
 
+The account key is used without eth-account on the data plane (:class:`KeyAccount`,
+:func:`sign_digest`, :func:`recover_address`, :func:`decrypt_keystore`: libsecp256k1 through
+``coincurve``, keccak through ``eth_hash``, the v3 keystore's scrypt and AES-128-CTR through
+``hashlib`` and ``cryptography``): eth-account, eth-utils and what they import (pydantic,
+py_ecc) cost ~20 MiB of every node's memory and ~1 s of its start-up. A ``KeyAccount`` builds
+an eth-account ``LocalAccount`` on first use of anything else (the chain client signs
+transactions with it).
+
 The KDFs cost about a second by design. Tests and local demos may set
 ``BCAI_INSECURE_FAST_KDF=1`` (or pass ``fast_kdf=True``) to use minimal KDF parameters: never
 for a key that guards anything. Passphrases are never logged.
@@ -17,24 +25,33 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import hashlib
+import hmac
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import nacl.exceptions
 import nacl.public
 import nacl.pwhash
 import nacl.secret
 import nacl.utils
+from eth_hash.auto import keccak
 
 from node._fs import atomic_write
 from node.log import get_logger
 
 if TYPE_CHECKING:  # eth_account takes a second to import: only the functions that need it do
     from eth_account.signers.local import LocalAccount
+    from eth_typing import ChecksumAddress
+
+    _AccountBase = LocalAccount
+else:
+    _AccountBase = object
 
 log = get_logger(__name__)
 
@@ -70,7 +87,11 @@ class NoPassphrase(IdentityError):
 
 @dataclass(frozen=True)
 class Identity:
-    """An unlocked identity. ``repr`` never shows key material."""
+    """An unlocked identity. ``repr`` never shows key material.
+
+    ``account`` is an eth-account ``LocalAccount`` or, as :func:`load_identity` makes it, a
+    :class:`KeyAccount` (the same interface, eth-account loaded only when the chain needs it).
+    """
 
     account: LocalAccount = field(repr=False)
     address: str  #: checksummed 0x address
@@ -127,8 +148,6 @@ def create_identity(
 
 def load_identity(data_dir: Path, passphrase: str) -> Identity:
     """Decrypt the keystore of ``data_dir``; :class:`WrongPassphrase` if it does not open."""
-    from eth_account import Account
-
     kdir = keystore_dir(data_dir)
     try:
         keystore = json.loads((kdir / ACCOUNT_FILE).read_text())
@@ -138,10 +157,10 @@ def load_identity(data_dir: Path, passphrase: str) -> Identity:
     except json.JSONDecodeError as exc:
         raise IdentityError(f"keystore in {kdir} is not valid JSON: {exc}") from None
     try:
-        key = Account.decrypt(keystore, passphrase)
+        key = decrypt_keystore(keystore, passphrase)
     except ValueError:
         raise WrongPassphrase(f"the passphrase does not open {kdir / ACCOUNT_FILE}") from None
-    account: LocalAccount = Account.from_key(key)
+    account = KeyAccount(key)
     noise_private = _open_noise(sealed, passphrase)
     noise_public = bytes(nacl.public.PrivateKey(noise_private).public_key)
     if sealed.get("address", "").lower() != account.address.lower():
@@ -153,8 +172,6 @@ def load_identity(data_dir: Path, passphrase: str) -> Identity:
 
 def read_address(data_dir: Path) -> str | None:
     """The account address of ``data_dir`` without unlocking it (``None`` if none)."""
-    from eth_utils import to_checksum_address
-
     try:
         keystore = json.loads((keystore_dir(data_dir) / ACCOUNT_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -162,7 +179,10 @@ def read_address(data_dir: Path) -> str | None:
     addr = keystore.get("address") if isinstance(keystore, dict) else None
     if not isinstance(addr, str) or not addr:
         return None
-    return str(to_checksum_address("0x" + addr.removeprefix("0x")))
+    try:
+        return to_checksum_address("0x" + addr.removeprefix("0x"))
+    except ValueError:
+        return None
 
 
 def resolve_passphrase(
@@ -246,3 +266,182 @@ def _open_noise(sealed: dict[str, Any], passphrase: str) -> bytes:
 def _write_private(path: Path, obj: dict[str, Any]) -> None:
     """Write a secret JSON file atomically with mode 0600."""
     atomic_write(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode(), mode=0o600)
+
+
+# -- the account key without eth-account ------------------------------------------------------
+
+#: secp256k1 group order
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_HEX_ADDRESS = re.compile(r"(0[xX])?([0-9a-fA-F]{40})")
+_EIP191_PREFIX = b"\x19Ethereum Signed Message:\n"
+#: The most memory a keystore's scrypt may ask for (the v3 default, n = 2**18 and r = 8, needs
+#: 256 MiB): a damaged file cannot make the node allocate more.
+_SCRYPT_MAXMEM = 1 << 30
+
+
+def keccak256(data: bytes) -> bytes:
+    """Keccak-256 (Ethereum's, not SHA3-256)."""
+    return bytes(keccak(data))
+
+
+def to_checksum_address(value: str | bytes) -> ChecksumAddress:
+    """The EIP-55 form of a 20-byte address (raw bytes or 40 hex digits, ``0x`` optional);
+    ``ValueError`` for anything else (same results as ``eth_utils.to_checksum_address``)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        if len(raw) != 20:
+            raise ValueError(f"an address is 20 bytes, got {len(raw)}")
+        hexaddr = raw.hex()
+    elif isinstance(value, str) and (match := _HEX_ADDRESS.fullmatch(value)):
+        hexaddr = match[2].lower()
+    else:
+        raise ValueError(f"not an address: {value!r}")
+    digest = keccak256(hexaddr.encode()).hex()
+    checksummed = "".join(
+        c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(hexaddr)
+    )
+    return cast("ChecksumAddress", "0x" + checksummed)
+
+
+def is_address(value: object) -> bool:
+    """40 hex digits (``0x`` optional, any case) or 20 bytes, as ``eth_utils.is_address``."""
+    if isinstance(value, bytes | bytearray):
+        return len(value) == 20
+    return isinstance(value, str) and _HEX_ADDRESS.fullmatch(value) is not None
+
+
+def address_of_public_key(public_key: bytes) -> str:
+    """The checksummed address of an uncompressed (65-byte ``04 || x || y``) public key."""
+    return to_checksum_address(keccak256(public_key[1:])[12:])
+
+
+def sign_digest(private_key: bytes, digest: bytes) -> bytes:
+    """Sign a 32-byte digest: 65 bytes ``r || s || v`` (v 27/28), RFC 6979, low s (the
+    signature eth-account makes for the same key and hash)."""
+    from coincurve import PrivateKey
+
+    if len(digest) != 32:
+        raise ValueError("a digest is 32 bytes")
+    sig = PrivateKey(bytes(private_key)).sign_recoverable(bytes(digest), hasher=None)
+    return sig[:64] + bytes([sig[64] + 27])
+
+
+def recover_address(digest: bytes, signature: bytes) -> str:
+    """The checksummed address whose key made ``signature`` (``r || s || v``, v 27/28 or 0/1)
+    over the 32-byte ``digest``; ``ValueError`` when it does not recover. Form checks (low s,
+    ranges) are the caller's."""
+    from coincurve import PublicKey
+
+    if len(digest) != 32 or len(signature) != 65:
+        raise ValueError("a digest is 32 bytes and a signature 65")
+    v = signature[64]
+    recid = v - 27 if v >= 27 else v
+    if recid not in (0, 1):
+        raise ValueError(f"bad recovery id {v}")
+    try:
+        public = PublicKey.from_signature_and_message(
+            bytes(signature[:64]) + bytes([recid]), bytes(digest), hasher=None
+        )
+    except Exception as exc:  # coincurve raises plain Exception for an invalid signature
+        raise ValueError(f"signature does not recover: {exc}") from None
+    return address_of_public_key(public.format(compressed=False))
+
+
+def eip191_digest(message: bytes) -> bytes:
+    """The ``personal_sign`` (EIP-191 version 0x45) digest of ``message``."""
+    return keccak256(_EIP191_PREFIX + str(len(message)).encode() + bytes(message))
+
+
+def decrypt_keystore(keystore: Mapping[str, Any], passphrase: str) -> bytes:
+    """The private key of a v3 (Web3 Secret Storage) keystore, as ``Account.decrypt`` reads it;
+    ``ValueError`` for a wrong passphrase or a keystore it cannot read. Other versions go to
+    eth-account."""
+    ks = {str(k).lower(): v for k, v in keystore.items()}
+    if ks.get("version") != 3:
+        from eth_account import Account
+
+        return bytes(Account.decrypt(dict(keystore), passphrase))
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    password = passphrase.encode()
+    try:
+        crypto = {str(k).lower(): v for k, v in ks["crypto"].items()}
+        params = crypto["kdfparams"]
+        salt = bytes.fromhex(str(params["salt"]).removeprefix("0x"))
+        dklen = int(params["dklen"])
+        if crypto["kdf"] == "scrypt":
+            n, r, p = int(params["n"]), int(params["r"]), int(params["p"])
+            derived = hashlib.scrypt(
+                password, salt=salt, n=n, r=r, p=p, dklen=dklen, maxmem=_SCRYPT_MAXMEM
+            )
+        elif crypto["kdf"] == "pbkdf2":
+            prf = str(params["prf"])
+            if not prf.startswith("hmac-"):
+                raise ValueError(f"unsupported pbkdf2 prf {prf}")
+            derived = hashlib.pbkdf2_hmac(prf[5:], password, salt, int(params["c"]), dklen)
+        else:
+            raise ValueError(f"unsupported key derivation function {crypto['kdf']}")
+        if crypto.get("cipher", "aes-128-ctr") != "aes-128-ctr":
+            raise ValueError(f"unsupported cipher {crypto['cipher']}")
+        ciphertext = bytes.fromhex(str(crypto["ciphertext"]).removeprefix("0x"))
+        mac = bytes.fromhex(str(crypto["mac"]).removeprefix("0x"))
+        iv = bytes.fromhex(str(crypto["cipherparams"]["iv"]).removeprefix("0x"))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"malformed keystore: {exc!r}") from None
+    if not hmac.compare_digest(keccak256(derived[16:32] + ciphertext), mac):
+        raise ValueError("MAC mismatch")
+    if len(iv) != 16:
+        raise ValueError("malformed keystore: iv must be 16 bytes")
+    decryptor = Cipher(algorithms.AES(derived[:16]), modes.CTR(iv)).decryptor()
+    return decryptor.update(ciphertext) + decryptor.finalize()
+
+
+class KeyAccount(_AccountBase):
+    """An account key with what the data plane needs: ``address``, ``key``, :meth:`sign_hash`.
+
+    Anything else (``sign_transaction``, ``sign_message``, ...) is an eth-account
+    ``LocalAccount``'s, built from the key on first use, so chain code takes a ``KeyAccount``
+    wherever it takes a ``LocalAccount``. ``repr`` shows the address only.
+    """
+
+    def __init__(self, private_key: bytes) -> None:
+        from coincurve import PrivateKey
+
+        key = bytes(private_key)
+        if len(key) != 32 or not 0 < int.from_bytes(key, "big") < SECP256K1_N:
+            raise ValueError("a secp256k1 private key is 32 bytes in [1, n)")
+        public = PrivateKey(key).public_key.format(compressed=False)
+        self.__dict__["_key"] = key
+        self.__dict__["_address"] = address_of_public_key(public)
+        self.__dict__["_local"] = None
+
+    @property
+    def address(self) -> str:  # type: ignore[override]
+        return str(self.__dict__["_address"])
+
+    @property
+    def key(self) -> bytes:
+        return bytes(self.__dict__["_key"])
+
+    def sign_hash(self, digest: bytes) -> bytes:
+        """65 bytes ``r || s || v`` over a 32-byte digest (see :func:`sign_digest`)."""
+        return sign_digest(self.__dict__["_key"], digest)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        local = self.__dict__.get("_local")
+        if local is None:
+            from eth_account import Account
+
+            local = self.__dict__["_local"] = Account.from_key(self.__dict__["_key"])
+        return getattr(local, name)
+
+    def __repr__(self) -> str:
+        return f"KeyAccount({self.address})"
+
+
+def account_signature(account: Any, digest: bytes) -> bytes:
+    """``r || s || v`` by ``account`` (a :class:`KeyAccount` or an eth-account
+    ``LocalAccount``) over ``digest``, without loading eth-account for either."""
+    return sign_digest(bytes(account.key), digest)

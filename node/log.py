@@ -9,9 +9,31 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import structlog
+
+def _import_structlog_without_rich() -> Any:
+    """``import structlog``, without the ``rich`` it loads for pretty tracebacks when rich is
+    installed (~4 MiB of every node process, daemon included, for exceptions in console
+    logs): tracebacks in console logs are plain unless rich was imported already (the CLI's
+    progress display imports it on its own when it draws)."""
+    if "structlog" in sys.modules or "rich" in sys.modules:
+        import structlog
+
+        return structlog
+    sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` fail
+    try:
+        import structlog
+    finally:
+        if sys.modules.get("rich", 0) is None:
+            del sys.modules["rich"]
+    return structlog
+
+
+if TYPE_CHECKING:
+    import structlog
+else:
+    structlog = _import_structlog_without_rich()
 
 _SECRET_KEYS = frozenset(
     {"password", "passphrase", "private_key", "secret", "key_material", "seed"}

@@ -1,7 +1,10 @@
 """EIP-712 transfer receipts: the receiver's signed statement "this provider served me N bytes".
 
-Pure eth-account (no web3), so the transfer engine (layer 4) can sign and check receipts; the
-``chain`` package submits them to ``TransferReceipts``, which verifies the same digest.
+No web3 and no eth-account: the digest is built here and signed or recovered with
+libsecp256k1 (``node.identity``), so the transfer engine (layer 4) can sign and check receipts
+without ~20 MiB of imports; the signature is the one eth-account's ``sign_typed_data`` makes
+(tests/receipt compare them). The ``chain`` package submits receipts to ``TransferReceipts``,
+which verifies the same digest.
 
 Typed struct (must match ``contracts/src/TransferReceipts.sol`` exactly; docs/incentives.md
 section 3.2)::
@@ -51,10 +54,13 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from eth_account.messages import encode_typed_data
-from eth_keys import keys
-from eth_keys.exceptions import BadSignature, ValidationError
-from eth_utils import is_address, keccak, to_checksum_address
+from node.identity import (
+    account_signature,
+    is_address,
+    keccak256,
+    recover_address,
+    to_checksum_address,
+)
 
 __all__ = [
     "DEFAULT_PRICE_PER_GIB",
@@ -105,16 +111,10 @@ RECEIPT_TYPES: dict[str, list[dict[str, str]]] = {
         {"name": "issuedAt", "type": "uint64"},
     ]
 }
-_DOMAIN_TYPES = [
-    {"name": "name", "type": "string"},
-    {"name": "version", "type": "string"},
-    {"name": "chainId", "type": "uint256"},
-    {"name": "verifyingContract", "type": "address"},
-]
-_DOMAIN_TYPEHASH = keccak(
-    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+_DOMAIN_TYPEHASH = keccak256(
+    b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
 )
-_RECEIPT_TYPEHASH = keccak(text=RECEIPT_TYPE_STRING)
+_RECEIPT_TYPEHASH = keccak256(RECEIPT_TYPE_STRING.encode())
 
 _BODY = struct.Struct(">B32s20s20sQI16sQQ")
 SIGNATURE_SIZE = 65
@@ -217,10 +217,10 @@ class ReceiptDomain:
 
     def separator(self) -> bytes:
         """The EIP-712 domain separator (same as OZ ``_domainSeparatorV4()``)."""
-        return keccak(
+        return keccak256(
             _DOMAIN_TYPEHASH
-            + keccak(text=self.name)
-            + keccak(text=self.version)
+            + keccak256(self.name.encode())
+            + keccak256(self.version.encode())
             + self.chain_id.to_bytes(32, "big")
             + bytes(12)
             + bytes.fromhex(self.verifying_contract[2:])
@@ -277,7 +277,7 @@ class Receipt:
         )
 
     def struct_hash(self) -> bytes:
-        return keccak(
+        return keccak256(
             _RECEIPT_TYPEHASH
             + self.content_root
             + bytes(12)
@@ -423,29 +423,22 @@ class _Signer(Protocol):
     @property
     def address(self) -> Any: ...
 
-    def sign_message(self, signable_message: Any) -> Any: ...
+    @property
+    def key(self) -> Any: ...
 
 
 def receipt_digest(receipt: Receipt, domain: ReceiptDomain) -> bytes:
     """The EIP-712 digest the receiver signs (equals ``TransferReceipts.hashReceipt``)."""
-    return keccak(b"\x19\x01" + domain.separator() + receipt.struct_hash())
+    return keccak256(b"\x19\x01" + domain.separator() + receipt.struct_hash())
 
 
 def sign_receipt(account: _Signer, receipt: Receipt, domain: ReceiptDomain) -> SignedReceipt:
-    """Sign ``receipt`` as its receiver with an eth-account ``LocalAccount``."""
+    """Sign ``receipt`` as its receiver (a ``node.identity.KeyAccount`` or an eth-account
+    ``LocalAccount``): the signature eth-account's EIP-712 ``sign_typed_data`` makes."""
     if to_checksum_address(account.address) != receipt.receiver:
         raise InvalidReceipt("only the receiver signs a receipt")
-    message = encode_typed_data(
-        full_message={
-            "types": {"EIP712Domain": _DOMAIN_TYPES, **RECEIPT_TYPES},
-            "primaryType": "Receipt",
-            "domain": domain.as_eip712(),
-            "message": receipt.as_eip712(),
-        }
-    )
-    signed = account.sign_message(message)
-    signature = bytes(signed.signature)
-    check_signature_form(signature)  # eth-account always produces low-s; keep it honest
+    signature = account_signature(account, receipt_digest(receipt, domain))
+    check_signature_form(signature)  # libsecp256k1 always produces low-s; keep it honest
     return SignedReceipt(receipt, signature)
 
 
@@ -465,13 +458,12 @@ def check_signature_form(signature: bytes) -> tuple[int, int, int]:
 
 def recover_signer(signed: SignedReceipt, domain: ReceiptDomain) -> str:
     """The checksummed address that signed ``signed`` under ``domain``."""
-    v, r, s = check_signature_form(signed.signature)
+    check_signature_form(signed.signature)
     digest = receipt_digest(signed.receipt, domain)
     try:
-        public = keys.Signature(vrs=(v - 27, r, s)).recover_public_key_from_msg_hash(digest)
-    except (BadSignature, ValidationError) as exc:
-        raise BadReceiptSignature(f"signature does not recover: {exc}") from None
-    return public.to_checksum_address()
+        return recover_address(digest, signed.signature)
+    except ValueError as exc:
+        raise BadReceiptSignature(str(exc)) from None
 
 
 def verify_receipt(

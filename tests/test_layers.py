@@ -79,8 +79,9 @@ THIRD_PARTY: dict[str, tuple[str, ...]] = {
     # chunk files and LevelDB; called from worker threads, so no trio either
     "node.store": ("plyvel",),
     "node.config": ("tomli_w",),
-    # the node's Ed25519 (Noise/identity) and secp256k1 (receipts, chain) keys
-    "node.identity": ("nacl", *_ETH_SIGNING),
+    # the node's Ed25519 (Noise/identity) and secp256k1 (receipts, chain) keys; the data plane's
+    # secp256k1 without eth-account: libsecp256k1, keccak, the keystore's AES-128-CTR
+    "node.identity": ("nacl", "coincurve", "eth_hash", "eth_typing", "cryptography", *_ETH_SIGNING),
     # sans-IO: crypto primitives only
     "node.noise": ("nacl", "cryptography"),
     # sans-IO codec; the identity payload carries an Ethereum address and its signature;

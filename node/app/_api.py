@@ -126,7 +126,12 @@ def _progress_json(p: Progress) -> dict[str, Any]:
 
 
 def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
-    """The API of ``node`` (a :class:`node.app.Node`); long transfers run in ``nursery``."""
+    """The API of ``node`` (a :class:`node.app.Node`); long transfers run in ``nursery``,
+    and so do the readers of the provider connections the node keeps between gets
+    (``Node.keep_connections``: a get answers without waiting for its last ReceiptAck)."""
+    keep = getattr(node, "keep_connections", None)
+    if keep is not None:
+        keep(nursery)
     want = f"Bearer {token}".encode()
 
     def authorised(request: Request) -> bool:

@@ -19,6 +19,7 @@ typed errors, which :func:`node.app.classify` maps to exit codes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import threading
@@ -39,18 +40,23 @@ from node.content import Manifest, root_hex
 from node.identity import Identity, load_identity, read_address
 from node.ledger import LocalLedger, open_ledger_db
 from node.log import get_logger
+from node.receipt import ReceiptDomain
 from node.store import CorruptStoredChunk, SlotStore, Store
 from node.transfer import (
     PRIORITY_WEIGHTS,
+    ConnectionPool,
     FetchResult,
     InvalidArgument,
     PeerAddr,
     Progress,
+    ProviderReport,
     ReceiptBox,
     Shaper,
     default_receipt_domain,
     fetch,
 )
+from node.transport import LocalPeer
+from node.wire import Capabilities, CapFlag
 
 from ._errors import ExitStatus, Failure, NodeError, NotInitialised
 from ._metrics import Metrics
@@ -98,6 +104,9 @@ class TransferInfo:
     finished: float | None = None
     error: str | None = None
     bottleneck: dict[str, Any] | None = None  #: what bounds it now (``node.app._tuner``)
+    #: its receipts' answers: acked | pending (taken in the background, docs/transfer.md) |
+    #: refused | unacked; None when no receipt was sent
+    receipts: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -219,6 +228,12 @@ class Node:
         self.learned_peers: deque[str] = deque(maxlen=200)
         #: at most ``[network] max_transfers`` fetches at once; the rest queue (state "queued")
         self._transfer_slots = trio.Semaphore(config.network.max_transfers)
+        #: kept provider connections (``keep_connections``: the daemon); None: dial each time
+        self.pool: ConnectionPool | None = None
+        #: finished fetches whose last receipt answers the pool still awaits
+        self._settling: list[tuple[TransferInfo, list[ProviderReport], list[Any]]] = []
+        self._local_peers: dict[int, LocalPeer] = {}  #: our Noise identity + Hello, by flags
+        self._domain: tuple[tuple[Any, str], ReceiptDomain] | None = None
         try:
             self.store: Store = self._stack.enter_context(
                 Store.open(
@@ -294,6 +309,42 @@ class Node:
 
     def close(self) -> None:
         self._stack.close()
+
+    def keep_connections(self, nursery: trio.Nursery, **options: Any) -> ConnectionPool:
+        """Keep provider connections open between fetches (``node.transfer._pool``), their
+        idle readers running in ``nursery``; and answer a fetch without waiting for its last
+        ``ReceiptAck`` (taken later: ``receipt_acked`` is ``"pending"`` in the result, the
+        transfer's ``receipts`` state in ``status`` follows). For a long-running process (the
+        daemon); a one-shot process leaves it off (it would exit before the answers came)."""
+        if self.pool is None:
+            self.pool = ConnectionPool(nursery, on_answer=self._receipts_answered, **options)
+        return self.pool
+
+    def _receipts_answered(self) -> None:
+        """The pool took a late receipt answer (or gave up waiting): update the states."""
+        still = []
+        for info, reports, leases in self._settling:
+            info.receipts = _receipt_state(reports, leases)
+            if info.receipts == "pending":
+                still.append((info, reports, leases))
+        self._settling = still
+
+    def _receipt_domain(self) -> ReceiptDomain:
+        """The EIP-712 domain our receipts are signed in (from ``[chain]``; built again only
+        when its chain id or contracts change)."""
+        chain = self.config.chain
+        key = (getattr(chain, "chain_id", None), repr(getattr(chain, "contracts", None)))
+        if self._domain is None or self._domain[0] != key:
+            self._domain = (key, default_receipt_domain(chain))
+        return self._domain[1]
+
+    def _local_peer(self, flags: int) -> LocalPeer:
+        """Our transport identity with these Hello flags (signing it costs ~0.3 ms: once)."""
+        me = self._local_peers.get(flags)
+        if me is None:
+            me = LocalPeer.from_identity(self.identity, Capabilities(flags=flags))
+            self._local_peers[flags] = me
+        return me
 
     def __enter__(self) -> Node:
         return self
@@ -530,13 +581,18 @@ class Node:
             if not target.in_place and not target.path.parent.is_dir():
                 raise FileNotFoundError(2, "no such directory", str(target.path.parent))
         started = time.time()
-        local = await trio.to_thread.run_sync(self.local_copy, root, out_path)
-        if local is not None:
-            return local
+        # Content not here at all (the usual get) is known from one index read: no thread.
+        if self.store.has_content(root, partial=True):
+            local = await trio.to_thread.run_sync(self.local_copy, root, out_path)
+            if local is not None:
+                return local
         given = list(peers)
-        addrs = await trio.to_thread.run_sync(self.resolve_peers, root, given)  # chain reads
+        if given:  # parsing only
+            addrs = self.resolve_peers(root, given)
+        else:
+            addrs = await trio.to_thread.run_sync(self.resolve_peers, root, given)  # chain reads
         identity = self.identity
-        domain = default_receipt_domain(self.config.chain) if receipts else None
+        domain = self._receipt_domain() if receipts else None
         box = self.receipts
         info = self.transfers.start(root, "in", priority, [str(a) for a in addrs])
         if self._transfer_slots.value == 0:
@@ -561,6 +617,24 @@ class Node:
         window = self.tuner.window_for(window)
         if self.config.network.swarm:
             kwargs["swarm"] = self._swarm_options()
+        flags = int(CapFlag.RECEIPTS) if domain is not None else 0
+        if "swarm" in kwargs:
+            flags |= int(CapFlag.SWARM)
+        if kwargs["compress"]:
+            flags |= int(CapFlag.COMPRESS)
+        kwargs["local_peer"] = self._local_peer(flags)
+        pool = self.pool
+        leases: list[Any] = []
+        fresh = [False]
+        if pool is not None:
+
+            async def dial(addr: PeerAddr, me: LocalPeer) -> Any:
+                conn = await pool.dial(addr, me, fresh=fresh[0])
+                leases.append(conn)
+                return conn
+
+            kwargs["dial"] = dial
+            kwargs["wait_receipts"] = False
 
         async def run() -> FetchResult:
             with lane_cm as lane:
@@ -596,11 +670,18 @@ class Node:
             except BaseException as exc:
                 # A damaged chunk already on our disk (found when the output is written): mark
                 # it missing and fetch once more, which asks the peers for just that chunk.
+                # A kept connection the provider closed as we took it: once more, on new ones
+                # (the fetch resumes what it verified).
                 from ._errors import leaf
 
-                if not isinstance(leaf(exc), CorruptStoredChunk) or not self.store.repair(root):
+                if _stale_pooled(leaf(exc), leases):
+                    log.info("kept connection failed: fetching again on new connections")
+                    fresh[0] = True
+                    result = await run()
+                elif not isinstance(leaf(exc), CorruptStoredChunk) or not self.store.repair(root):
                     raise
-                result = await run()
+                else:
+                    result = await run()
         except BaseException as exc:
             from ._errors import leaf
 
@@ -610,7 +691,11 @@ class Node:
             self._transfer_slots.release()
         self.transfers.finish(info)
         info.done_bytes = info.total_bytes = result.manifest.size
-        return fetch_summary(result, output=out_path, wall=time.time() - started)
+        reports = list(result.providers.values())
+        info.receipts = _receipt_state(reports, leases)
+        if info.receipts == "pending":
+            self._settling.append((info, reports, leases))
+        return fetch_summary(result, output=out_path, wall=time.time() - started, leases=leases)
 
     def _swarm_options(self) -> Any:
         """How this node's fetches join a swarm (node.transfer._swarm): announce the port it
@@ -720,9 +805,13 @@ class Node:
             "chain": self.chain_snapshot,
             "limits": limits,
             "tuning": self.tuner.status(),
+            "connection_pool": (
+                {**self.pool.stats.to_json(), "idle": self.pool.idle_count()} if self.pool else None
+            ),
         }
 
 
+@functools.cache
 def _accepts(fn: Callable[..., Any], name: str) -> bool:
     import inspect
 
@@ -736,7 +825,51 @@ def manifest_json(m: Manifest, *, pinned: bool) -> dict[str, Any]:
     return d
 
 
-def fetch_summary(result: FetchResult, *, output: Path | None, wall: float) -> dict[str, Any]:
+def _unanswered(rep: ProviderReport) -> int:
+    return len(rep.receipts) - rep.receipts_acked - len(rep.receipts_refused)
+
+
+def _receipt_acked(rep: ProviderReport, leases: Sequence[Any]) -> bool | str:
+    """``receipt_acked`` of one provider: True/False, or ``"pending"`` while the pool still
+    takes the answers to receipts sent on its kept connection (``Node.keep_connections``)."""
+    if _unanswered(rep) and any(
+        c.address == rep.address and getattr(c, "pending", 0) for c in leases
+    ):
+        return "pending"
+    return rep.receipt_acked
+
+
+def _receipt_state(reports: Sequence[ProviderReport], leases: Sequence[Any]) -> str | None:
+    """One transfer's receipt answers (``TransferInfo.receipts``)."""
+    sent = [r for r in reports if r.receipts]
+    if not sent:
+        return None
+    if any(r.receipts_refused for r in sent):
+        return "refused"
+    states = [_receipt_acked(r, leases) for r in sent]
+    if "pending" in states:
+        return "pending"
+    return "acked" if all(s is True for s in states) else "unacked"
+
+
+def _stale_pooled(exc: BaseException, leases: Sequence[Any]) -> bool:
+    """The fetch failed for want of a peer (transient) and ran on a kept connection."""
+    from node.transfer import PeerFailed
+
+    return (
+        isinstance(exc, PeerFailed)
+        and bool(getattr(exc, "retryable", False))
+        and any(getattr(c, "reused", False) for c in leases)
+    )
+
+
+def fetch_summary(
+    result: FetchResult,
+    *,
+    output: Path | None,
+    wall: float,
+    leases: Sequence[Any] = (),
+) -> dict[str, Any]:
     providers = [
         {
             "address": rep.address,
@@ -745,7 +878,7 @@ def fetch_summary(result: FetchResult, *, output: Path | None, wall: float) -> d
             "bytes": rep.bytes,
             "corrupt_chunks": rep.corrupt_chunks,
             "receipt_nonce": rep.receipt.receipt.nonce if rep.receipt else None,
-            "receipt_acked": rep.receipt_acked,
+            "receipt_acked": _receipt_acked(rep, leases),
             "error": rep.error,
         }
         for rep in result.providers.values()

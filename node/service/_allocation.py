@@ -14,10 +14,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import plyvel
-from eth_account.signers.local import LocalAccount
 
 from chain import ChainBackend, ChainClient, Deployment
 from chain.eip712 import ZERO_ADDRESS
@@ -28,6 +27,9 @@ from chain.tx import TxResult
 from node.ledger import Allocation as LedgerAllocation
 from node.ledger import PayoutLedger, RewardParams
 from node.log import get_logger
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 log = get_logger("node.validator")
 

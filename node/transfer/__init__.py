@@ -53,6 +53,7 @@ from ._node import default_receipt_domain as default_receipt_domain
 from ._node import serve_node as serve_node
 from ._observer import NULL_OBSERVER as NULL_OBSERVER
 from ._observer import TransferObserver as TransferObserver
+from ._pool import ConnectionPool as ConnectionPool
 from ._progress import Progress as Progress
 from ._progress import ProgressTracker as ProgressTracker
 from ._provider import Provider as Provider
@@ -86,6 +87,7 @@ __all__ = [
     "ChunkRootsMismatch",
     "CircuitBreaker",
     "ConnectionCredit",
+    "ConnectionPool",
     "ContentNotFound",
     "CorruptChunk",
     "FairQueue",

@@ -95,7 +95,8 @@ class ChunkCompressor:
         """Worker thread: ``(payload, compressed)`` for one chunk of ``root``.
 
         ``chunk_root`` keys the cache (``None``: not cached). ``tuner`` is the connection's:
-        it is told how long compressing took, and may say compressing does not pay now.
+        it says whether this connection compresses now (its rate probe) and at which level,
+        and is told how long compressing took.
         """
         n = len(data)
         with self._lock:
@@ -105,8 +106,8 @@ class ChunkCompressor:
                 frame = self._cache[chunk_root]
                 self.stats.cache_hits += 1
                 return self._sent(policy, data, frame, record=False)
-            if not tuner.should_compress():  # compressing lags the link: says nothing about
-                return self._sent(policy, data, None, record=False)  # the data's ratio
+            if not tuner.should_compress():  # raw is faster on this connection now: says
+                return self._sent(policy, data, None, record=False)  # nothing of the data
             plan = policy.plan()
             if plan is CompressPlan.RAW:  # backing off: no compression work at all
                 return self._sent(policy, data, None)

@@ -17,8 +17,10 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    offers are grouped by what decides the chunking (``size``, ``chunk_size``; name and
    creation time may differ between honest providers); a manifest already in the store (a
    resume) wins outright, else the group with the most peers, then the best ledger score. The
-   chunk-root list is fetched from a peer of that group in pages of 2048 and streamed into
-   ``Store.begin_partial`` from a worker thread, which checks it hashes to the content root and
+   chunk-root list is fetched from a peer of that group in pages of 2048 (the first page is
+   asked of the best-ranked peer together with its Want when nothing of the root is held: a
+   round trip less for a small content) and streamed into ``Store.begin_partial`` from a
+   worker thread, which checks it hashes to the content root and
    has the manifest's chunk count (O(log n) memory; each page is also checked against a
    :class:`RootListVerifier`, and its ``total`` against the manifest, so a bad list is blamed
    on its peer). A peer whose list fails is dropped and the next peer of the group tried, then
@@ -86,7 +88,7 @@ import mmap
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -290,6 +292,7 @@ class FetchResult:
 
 
 ProgressCallback = Callable[[Progress], None]
+Dial = Callable[[PeerAddr, LocalPeer], Awaitable[PeerConnection]]
 
 
 ChunkBuffer = bytearray | mmap.mmap
@@ -331,6 +334,7 @@ class _Peer:
     closed: bool = False  #: ``connection_closed`` was reported to the observer
     withheld: set[int] = field(default_factory=set)  #: Cancels held back while it is a suspect
     have_ready: bool = False  #: its Want answer is read: a Have from it now is an update
+    roots_asked: bool = False  #: the first chunk-root page was asked with the Want (unread)
 
 
 class _Fetch:
@@ -362,7 +366,11 @@ class _Fetch:
         swarm: SwarmOptions | None = None,
         delta: bool = True,
         delta_verify: bool = True,
+        dial: Dial | None = None,
+        wait_receipts: bool = True,
     ) -> None:
+        self.dial: Dial = dial or _dial
+        self.wait_receipts = wait_receipts
         self.delta = delta
         self.delta_verify = delta_verify
         self.wire_bytes = 0
@@ -371,6 +379,7 @@ class _Fetch:
         self.control_timeout = control_timeout
         self.offer_grace = offer_grace
         self._pending: set[str] = set()  #: peers whose offer (Want answer) is still awaited
+        self._roots_first: str | None = None  #: asked for chunk roots with its Want (_manifest)
         self._unjudged: set[str] = set()  #: peers whose offer is in (or failed)
         self._judged: set[str] = set()  #: peers whose offer was weighed for the manifest
         self._offered = trio.Event()  #: set (and replaced) each time an offer completes
@@ -427,7 +436,7 @@ class _Fetch:
         admission control does during a burst, is tried again after ``HANDSHAKE_RETRY``)."""
         for wait in (*HANDSHAKE_RETRY, None):
             try:
-                conn = await open_peer_connection(addr.host, addr.port, self.me, addr.address)
+                conn = await self.dial(addr, self.me)
                 break
             except ClosedInHandshake as exc:
                 if wait is None:
@@ -448,7 +457,11 @@ class _Fetch:
         self.observer.connection_opened(conn.address, False)
 
     async def _close(self, peer: _Peer) -> None:
-        """Close ``peer``'s connection (idempotent) and tell the observer, once."""
+        """Close ``peer``'s connection (idempotent) and tell the observer, once. A pooled one
+        (``_pool.Lease``) goes back to its pool, with its receipt answers still due."""
+        hand_over = getattr(peer.conn, "hand_over", None)
+        if hand_over is not None and peer.unanswered and not peer.gone:
+            hand_over(partial(self._on_receipt_answer, peer), lambda: len(peer.unanswered))
         await peer.conn.aclose()
         if not peer.closed:
             peer.closed = True
@@ -918,7 +931,13 @@ class _Fetch:
             self.refused[address] = f"not a provider (its Hello flags are {flags:#x})"
             return
         try:
-            await peer.conn.send(Want(self.root))
+            if address == self._roots_first and not peer.roots_asked:
+                peer.roots_asked = True  # answered after the Want's answers (_roots_page)
+                await peer.conn.send(
+                    Want(self.root), GetChunkRoots(self.root, 0, MAX_ROOTS_PER_PAGE)
+                )
+            else:
+                await peer.conn.send(Want(self.root))
             msg = await self._reply(peer, ManifestMsg)
             if isinstance(msg, ErrorMsg) and msg.code in (ErrorCode.BUSY, ErrorCode.RATE_LIMITED):
                 if retry:
@@ -977,9 +996,7 @@ class _Fetch:
         await self._close(peer)
         await trio.sleep(delay)
         try:
-            conn = await open_peer_connection(
-                peer.addr.host, peer.addr.port, self.me, peer.addr.address
-            )
+            conn = await self.dial(peer.addr, self.me)
         except TransportError as exc:
             self.transient_drops = True
             self.refused[address] = f"busy, then {type(exc).__name__}: {exc}"
@@ -1001,11 +1018,15 @@ class _Fetch:
             ledger = self.ledger
             peers.sort(key=lambda item: -ledger.score(item[0]))  # stable: ties keep the order
         self.ranking = [address for address, _ in peers]
+        held = self.store.has_content(self.root, partial=True)
+        # Not held yet: the best-ranked peer is asked for the first chunk-root page with the
+        # Want, one round trip less for a list of one page (a small content)
+        self._roots_first = None if held or not peers else peers[0][0]
         for address, peer in peers:
             self._pending.add(address)
             self.nursery.start_soon(self._offer_task, address, peer)
         stored = None
-        if self.store.has_content(self.root, partial=True):
+        if held:
             stored = await trio.to_thread.run_sync(self.store.get_manifest, self.root)
         # Wait for every offer, or for the first good one plus the grace (module docstring,
         # item 1): a silent peer does not hold everyone up for the control timeout.
@@ -1204,15 +1225,23 @@ class _Fetch:
         return msg.price_per_gib, True
 
     def _roots_from(
-        self, peer: _Peer, manifest: Manifest, token: trio.lowlevel.TrioToken
+        self,
+        peer: _Peer,
+        manifest: Manifest,
+        token: trio.lowlevel.TrioToken,
+        first: bytes | None = None,
     ) -> Iterator[bytes]:
-        """Generator run in a worker thread: pulls pages from the trio side as it goes."""
+        """Generator run in a worker thread: pulls pages from the trio side as it goes
+        (``first``: the first page, already read)."""
         total = manifest.chunk_count
         verifier = RootListVerifier(total)
         start = 0
         while start < total:
             count = min(MAX_ROOTS_PER_PAGE, total - start)
-            page = trio.from_thread.run(self._roots_page, peer, start, count, trio_token=token)
+            if start == 0 and first is not None:
+                page = first
+            else:
+                page = trio.from_thread.run(self._roots_page, peer, start, count, trio_token=token)
             roots = [page[i : i + 32] for i in range(0, len(page), 32)]
             verifier.update(roots)
             yield from roots
@@ -1223,7 +1252,10 @@ class _Fetch:
             )
 
     async def _roots_page(self, peer: _Peer, start: int, count: int) -> bytes:
-        await peer.conn.send(GetChunkRoots(self.root, start, count))
+        if start == 0 and peer.roots_asked:
+            peer.roots_asked = False  # asked with the Want (_offer): its answer is next
+        else:
+            await peer.conn.send(GetChunkRoots(self.root, start, count))
         msg = await self._reply(peer, ChunkRoots)
         if not isinstance(msg, ChunkRoots) or msg.start != start:
             raise ContentNotFound(f"peer {peer.conn.address} did not send chunk roots")
@@ -1243,8 +1275,11 @@ class _Fetch:
         failure drop the peer and return False."""
         token = trio.lowlevel.current_trio_token()
         try:
+            first = None
+            if 0 < manifest.chunk_count <= MAX_ROOTS_PER_PAGE:  # one page: read it here
+                first = await self._roots_page(peer, 0, manifest.chunk_count)
             await trio.to_thread.run_sync(
-                self.store.begin_partial, manifest, self._roots_from(peer, manifest, token)
+                self.store.begin_partial, manifest, self._roots_from(peer, manifest, token, first)
             )
             return True
         except (InvalidChunkRoots, ChunkRootsMismatch) as exc:
@@ -1344,7 +1379,8 @@ class _Fetch:
     async def _settle(self, *, complete: bool, wait: bool) -> None:
         """Last receipts: every provider still connected gets one for its unbilled bytes
         (with ``Complete`` first when the content is complete); then, if ``wait``, wait up to
-        ``RECEIPT_TIMEOUT`` for every receipt to be answered."""
+        ``RECEIPT_TIMEOUT`` for every receipt to be answered (with ``wait_receipts=False``, not
+        for those on pooled connections: their pool takes the answers, ``_close``)."""
         if self.receipt_domain is None:
             return
         peers = [p for p in self.peers.values() if p.report is not None]
@@ -1354,6 +1390,8 @@ class _Fetch:
             return
         with trio.move_on_after(RECEIPT_TIMEOUT):
             for peer in peers:
+                if not self.wait_receipts and hasattr(peer.conn, "hand_over"):
+                    continue
                 while peer.unanswered and not peer.gone:
                     await peer.answered.wait()
 
@@ -1417,12 +1455,16 @@ class _Fetch:
     async def _transfer(self, manifest: Manifest, start: float) -> FetchResult:
         n = manifest.chunk_count
         self.chunk_size = manifest.chunk_size
-        if self.delta:  # chunks held under any content: present by reference, not fetched
-            adopted = await trio.to_thread.run_sync(
-                partial(self.store.adopt_held, self.root, verify=self.delta_verify)
-            )
+
+        def held_then_missing() -> tuple[Any, list[int]]:  # one worker-thread hop for both
+            adopted = None
+            if self.delta:  # chunks held under any content: present by reference, not fetched
+                adopted = self.store.adopt_held(self.root, verify=self.delta_verify)
+            return adopted, list(self.store.missing_chunks(self.root))
+
+        adopted, missing = await trio.to_thread.run_sync(held_then_missing)
+        if adopted is not None:
             self.local_chunks, self.local_bytes = adopted.chunks, adopted.bytes
-        missing = await trio.to_thread.run_sync(lambda: list(self.store.missing_chunks(self.root)))
         need = Bitmap.from_indices(n, missing)
         resumed = n - len(need) - self.local_chunks
         make = Scheduler if self.swarm is None else partial(self.swarm.scheduler, manifest)
@@ -1541,6 +1583,8 @@ async def fetch(
     compress: bool = True,
     delta: bool = True,
     delta_verify: bool = True,
+    dial: Dial | None = None,
+    wait_receipts: bool = True,
 ) -> FetchResult:
     """Fetch ``root`` from ``peers`` into ``store``; resumes whatever an earlier run left.
 
@@ -1573,6 +1617,11 @@ async def fetch(
     ``compress``: advertise COMPRESS, so providers may send chunks as zstd frames (verified
     over the decompressed bytes). ``delta``: first take every chunk the store already holds
     under another content (``Store.adopt_held``; ``delta_verify`` re-hashes those files).
+    ``dial(addr, local_peer)`` opens each given peer's connection (default
+    ``open_peer_connection``); ``ConnectionPool.dial`` lends kept ones (``_pool``). With
+    ``wait_receipts=False`` the last receipts' answers on pooled connections are not waited
+    for: the pool takes them into the provider reports later (``receipt_acked`` stays False
+    until then).
     """
     if receipt_every_chunks < 1 or receipt_every_bytes < 1:
         raise InvalidArgument("receipt_every_chunks and receipt_every_bytes must be >= 1")
@@ -1618,6 +1667,8 @@ async def fetch(
         swarm=swarm,
         delta=delta,
         delta_verify=delta_verify,
+        dial=dial,
+        wait_receipts=wait_receipts,
     )
     try:
         return await run.run(addrs)
@@ -1625,6 +1676,10 @@ async def fetch(
         raise ContentNotFound(str(exc)) from None
     except TransportError as exc:
         raise PeerFailed(f"{type(exc).__name__}: {exc}") from exc
+
+
+async def _dial(addr: PeerAddr, me: LocalPeer) -> PeerConnection:
+    return await open_peer_connection(addr.host, addr.port, me, addr.address)
 
 
 def _flags(conn: PeerConnection) -> int:

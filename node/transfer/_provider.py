@@ -63,8 +63,8 @@ for it), so the count can never lag behind a receipt that arrives while the send
 Compression (docs/protocol.md 5.14a, docs/transfer.md): to a peer whose Hello has COMPRESS, each
 chunk goes through the provider's :class:`ChunkCompressor` in a worker thread during the
 read-ahead (so it overlaps the send of the previous chunk): sent as a zstd frame (ChunkDataZ)
-when that saves at least 5% and the root's auto-off policy and the connection's level tuner
-(told how long each send took) say compressing pays; raw otherwise. Frames are cached by
+when that saves at least 5% and the root's auto-off policy and the connection's tuner (an
+A/B rate probe, told when each send returned) say it pays; raw otherwise. Frames are cached by
 chunk root, so a chunk served to many peers is compressed once. Receipts, the credit and the
 observer count chunk bytes (content), never frame bytes; ``stats.wire_bytes`` counts what
 went out. ``compress=False`` never compresses.
@@ -359,9 +359,12 @@ class Provider:
                 )
                 return
             count = min(msg.count, MAX_ROOTS_PER_PAGE)
-            roots = await trio.to_thread.run_sync(
-                lambda: b"".join(self.store.chunk_roots(root, msg.start, msg.start + count))
-            )
+
+            def read() -> bytes:
+                return b"".join(self.store.chunk_roots(root, msg.start, msg.start + count))
+
+            # a small content's page is a few index reads: inline, no thread hop
+            roots = read() if total - msg.start <= 64 else await trio.to_thread.run_sync(read)
         except StoreNotFound:
             await conn.send(NotFound(root))
             return
@@ -630,7 +633,6 @@ class Provider:
                         )
                     )
                     continue
-                sent_at = trio.current_time()
                 if queue.lane is not None:  # the node's upload cap (wire bytes), shared fairly
                     await queue.lane.acquire(len(data))
                 queue.credit.record(root, n)  # chunk bytes, before sending: module docstring
@@ -641,7 +643,7 @@ class Provider:
                 release(got)
                 now = trio.current_time()
                 if queue.compress:
-                    queue.tuner.observe_send(wire, now - sent_at)
+                    queue.tuner.sent(n, wire, now)
                 self.stats.chunks_served += 1
                 self.stats.bytes_served += n
                 self.stats.wire_bytes += wire

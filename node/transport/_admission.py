@@ -160,6 +160,12 @@ class AdmissionPolicy:
     """Liveness rounds of ``serve_peers``' sweeper (a metric; tests wait on it)."""
     idle_closed: int = 0
     """Connections the sweeper closed because nothing arrived for ``idle_timeout``."""
+    looked: int = 0
+    """Connections the sweeper looked at (once each time something may be due for one)."""
+    keepalive_pings: int = 0
+    """Keep-alive Pings the sweeper sent ..."""
+    keepalive_tasks: int = 0
+    """... of which through a task of their own (the socket could not take one at once)."""
     _pending: dict[int, tuple[str, float]] = field(default_factory=dict)
     _pending_per_ip: Counter[str] = field(default_factory=Counter)
     _established: dict[int, PeerStats] = field(default_factory=dict)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import heapq
 import itertools
 import resource
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -142,6 +143,9 @@ class ConnectionManager:
 
 Handler = Callable[[PeerConnection], Awaitable[None]]
 
+#: The sweeper yields to the rest of the node after writing this many keep-alive Pings.
+SWEEP_PINGS_BETWEEN_YIELDS = 64
+
 #: Ceiling when the hard RLIMIT_NOFILE is unlimited (the kernel refuses more than nr_open).
 _FD_CEILING = 1 << 20
 
@@ -213,9 +217,14 @@ async def serve_peers(
     counts in tests. The open-file soft limit is raised to the hard limit first.
 
     Liveness without per-connection timers: connections are ``swept`` (``PeerConnection``):
-    one task looks at every established connection every ``min(1, idle_timeout / 4,
-    keepalive_interval / 4)`` seconds, sends a Ping (in a short-lived task) to each that has
-    been silent towards the peer for ``keepalive_interval``, and closes each from which nothing
+    one task wakes every ``min(1, idle_timeout / 4, keepalive_interval / 4)`` seconds and looks
+    at each established connection for which something may be due (a heap of the earliest
+    such times: an idle connection is looked at once per keep-alive interval, not at every
+    round), sends a Ping to each that has been silent towards the
+    peer for ``keepalive_interval`` (written by the sweeper itself with one non-blocking send,
+    ``PeerConnection.ping_nowait``, yielding after every ``SWEEP_PINGS_BETWEEN_YIELDS``; in a
+    short-lived task only when a write is in progress or the socket cannot take it at once;
+    ``policy.keepalive_pings`` / ``keepalive_tasks`` count them), and closes each from which nothing
     arrived for ``idle_timeout`` (Goodbye), and each whose current write (a chunk to a peer that
     stopped reading) has not completed for ``send_timeout`` (default ``idle_timeout``): such a
     peer must not keep the node's chunk buffers. ``policy.sweeps`` counts its rounds and
@@ -238,6 +247,7 @@ async def serve_peers(
     running: dict[int, tuple[trio.CancelScope, PeerConnection]] = {}
     trimmed: set[int] = set()
     idle: set[int] = set()
+    looks: list[tuple[float, int]] = []  #: (when to look at a connection next, its id)
     stall = idle_timeout if send_timeout is None else send_timeout
     tick = min(1.0, idle_timeout / 4, keepalive_interval / 4, stall / 4)
 
@@ -250,13 +260,36 @@ async def serve_peers(
         finally:
             conn.pinging = False
 
+    def next_look(conn: PeerConnection, now: float) -> float:
+        """The earliest time any of the sweeper's conditions can hold for ``conn``: its
+        clocks only move forward, and a write starting after ``now`` cannot stall before
+        ``now + stall``. Before it the connection is not looked at (an idle one costs
+        nothing between its keep-alives)."""
+        t = min(conn.last_received + idle_timeout, conn.last_sent + keepalive_interval)
+        started = conn.send_started
+        if started is not None:
+            t = min(t, started + stall)
+        return max(min(t, now + stall), now + tick / 2)  # > now: not again this round
+
     async def sweeper(nursery: trio.Nursery) -> None:
-        """Keep-alive and idle timeout for every connection: one timer for the node."""
+        """Keep-alive and idle timeout for every connection: one timer for the node, and
+        each connection looked at only when something may be due (a heap of those times)."""
         while True:
             await trio.sleep(tick)
             now = trio.current_time()
             pol.sweeps += 1
-            for cid, (scope, conn) in running.items():
+            written = 0
+            while looks and looks[0][0] <= now:
+                cid = heapq.heappop(looks)[1]
+                if written >= SWEEP_PINGS_BETWEEN_YIELDS:
+                    # let the rest of the node run between batches of Pings (spread in time)
+                    written = 0
+                    await trio.sleep(0)
+                entry = running.get(cid)
+                if entry is None:  # ended meanwhile
+                    continue
+                scope, conn = entry
+                pol.looked += 1
                 started = conn.send_started
                 if now - conn.last_received > idle_timeout or (
                     started is not None and now - started > stall
@@ -264,9 +297,15 @@ async def serve_peers(
                     if cid not in idle:
                         idle.add(cid)
                         scope.cancel()
-                elif now - conn.last_sent >= keepalive_interval and not conn.pinging:
-                    conn.pinging = True
-                    nursery.start_soon(ping, conn)
+                    continue
+                if now - conn.last_sent >= keepalive_interval and not conn.pinging:
+                    pol.keepalive_pings += 1
+                    written += 1
+                    if not conn.ping_nowait():  # written here, or by a task of its own
+                        pol.keepalive_tasks += 1
+                        conn.pinging = True
+                        nursery.start_soon(ping, conn)
+                heapq.heappush(looks, (next_look(conn, now), cid))
 
     def refused(refusal: Refusal, **kw: object) -> None:
         if refusal.log:
@@ -345,6 +384,8 @@ async def serve_peers(
         try:
             with trio.CancelScope() as scope:
                 running[cid] = (scope, conn)
+                now = trio.current_time()
+                heapq.heappush(looks, (next_look(conn, now), cid))
                 try:
                     await handler(conn)
                 except TransportError as exc:

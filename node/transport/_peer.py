@@ -35,12 +35,14 @@ Before the peer's Hello every protocol error is fatal: the session cannot start 
 from __future__ import annotations
 
 import itertools
+import socket
 from collections import deque
 from collections.abc import Sequence
 
 import trio
 
 from node.log import get_logger
+from node.noise import NoiseError
 from node.wire import (
     MAX_CHUNK_PIECE,
     NOISE_MAX_PLAINTEXT,
@@ -68,13 +70,13 @@ from ._errors import (
     TransportError,
     TransportProtocolError,
 )
-from ._noise_stream import NoiseStream
+from ._noise_stream import Buffer, NoiseStream
 
 log = get_logger(__name__)
 
 AGENT = "bcai-transfer/0.1"
 DEFAULT_IDLE_TIMEOUT = 60.0
-DEFAULT_KEEPALIVE = 15.0
+DEFAULT_KEEPALIVE = 30.0  #: half the idle timeout: one Ping exchange per 30 s
 GOODBYE_TIMEOUT = 2.0
 MAX_ERROR_TEXT = 500  #: bytes of UTF-8 in an Error message we send (the cap is 512)
 MAX_GOODBYE_TEXT = 250  #: bytes of UTF-8 in a Goodbye reason we send (the cap is 256)
@@ -89,6 +91,11 @@ def _split(data: bytes) -> list[memoryview]:
     step = NOISE_MAX_PLAINTEXT
     view = memoryview(data)
     return [view[i : i + step] for i in range(0, len(view), step)]
+
+
+def _send_nowait(sock: socket.socket, data: Buffer) -> int:
+    """One non-blocking ``send`` (a module function so a test can make it write short)."""
+    return sock.send(data)
 
 
 def clip_text(text: str, limit: int) -> str:
@@ -127,6 +134,9 @@ class PeerConnection:
         self.pinging = False  #: a sweeper's Ping is being sent
         #: when the write now in progress started (``None``: none), for a sweeper's stall check
         self.send_started: float | None = None
+        #: sealed bytes written at once (:meth:`_write_nowait`) that the socket took only in
+        #: part; the next write sends them first
+        self._unsent = b""
         self._fatal: RemoteProtocolError | None = None  #: the peer's fatal error, not answered
 
     # -- identity ---------------------------------------------------------------------------
@@ -198,7 +208,7 @@ class PeerConnection:
 
     async def flush(self) -> None:
         """Write what :meth:`send_soon` left (nothing to do if nothing is left)."""
-        if self._soon and not self._closed:
+        if (self._soon or self._unsent) and not self._closed:
             await self._send_plaintexts(())
 
     async def send_chunk(
@@ -229,17 +239,97 @@ class PeerConnection:
                 self._soon.clear()
                 self._soon_bytes = 0
                 plaintexts = [*_split(soon), *plaintexts]
-            if not plaintexts:
+            if not plaintexts and not self._unsent:
                 return
             self.send_started = trio.current_time()
             try:
-                await self.stream.send_plaintexts(plaintexts)
+                if self._unsent:  # the tail of a write made at once: those bytes go first
+                    unsent, self._unsent = self._unsent, b""
+                    await self.stream._raw_send(unsent)
+                if plaintexts:
+                    await self.stream.send_plaintexts(plaintexts)
             finally:
                 self.send_started = None
             self.last_sent = trio.current_time()
 
     async def ping(self) -> None:
+        if self._unsent and not self._closed:  # ping_nowait's Ping, not written whole
+            await self._send_plaintexts(())
+            return
         await self.send(Ping(next(self._ping_nonce)))
+
+    def ping_nowait(self) -> bool:
+        """Write a keep-alive Ping now, from the calling task: no task, no lock, no wait.
+
+        A sweeper pinging thousands of idle connections would otherwise start a task per Ping
+        and take each connection's send lock (most of what a Ping cost the node). See
+        :meth:`_write_nowait`. Returns ``False`` when the Ping is not written whole (the
+        caller then uses :meth:`ping`, which finishes a tail instead of sending another).
+        """
+        if self._soon:
+            return False
+        sock = self._nowait_socket()
+        if sock is None:
+            return False
+        try:
+            data = self.wire.send(Ping(next(self._ping_nonce)))
+        except WireError:
+            return False
+        return self._write_nowait(sock, data)
+
+    def _nowait_socket(self) -> socket.socket | None:
+        """The socket to write to at once, or ``None`` when a write is in progress or
+        pending (the send lock is held, a tail is left), or the stream cannot be written."""
+        if self._closed or self._unsent or self._send_lock.locked():
+            return None
+        stream = self.stream
+        sock = getattr(getattr(stream.transport_stream, "socket", None), "_sock", None)
+        if sock is None or not stream.handshake_complete:
+            return None
+        try:
+            stream._check()
+        except TransportError:
+            return None
+        return sock
+
+    def _write_nowait(self, sock: socket.socket, data: bytes) -> bool:
+        """Seal ``data`` and write it with one non-blocking ``send`` (``sock`` from
+        :meth:`_nowait_socket`, nothing awaited since). Nothing else is being written or left
+        to write, so its Noise nonces are the next ones on the wire. ``True``: written whole.
+        ``False``: the socket took it only in part (its buffer full: the peer is not reading)
+        or not at all; the rest, already sealed, is written first by the next write
+        (:meth:`flush`, :meth:`ping` or any send). A failed send breaks the stream (the reader
+        sees it) and counts as written."""
+        stream = self.stream
+        try:
+            frame = stream._seal(_split(data))[0]
+        except NoiseError as exc:
+            stream._break(TransportProtocolError(f"encryption failed: {exc}"))
+            return True
+        try:
+            sent = _send_nowait(sock, frame)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            stream._break(PeerDisconnected(f"send failed: {exc}"))
+            return True
+        stream.bytes_sent += sent
+        if sent < len(frame):
+            self._unsent = bytes(frame[sent:])  # sealed: it must be written, and first
+            return False
+        self.last_sent = trio.current_time()
+        return True
+
+    def _flush_nowait(self) -> bool:
+        """What :meth:`send_soon` left, written at once if it can be (``True``: nothing is
+        left for :meth:`flush` to do)."""
+        sock = self._nowait_socket()
+        if sock is None:
+            return False
+        data = b"".join(self._soon)
+        self._soon.clear()
+        self._soon_bytes = 0
+        return self._write_nowait(sock, data)
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -302,7 +392,7 @@ class PeerConnection:
             # No checkpoint then either: what is buffered is bounded by one socket read.
             try:
                 msg = self._buffered_message()
-                if msg is None and self._soon:
+                if msg is None and self._soon and not self._flush_nowait():
                     await self.flush()  # answers to what was read go out before we wait
                 if msg is None and self.swept:
                     msg = await self._next_message()

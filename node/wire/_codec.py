@@ -12,8 +12,7 @@ import ipaddress
 import struct
 from collections.abc import Callable, Sequence
 
-from eth_utils import to_checksum_address
-
+from node.identity import to_checksum_address
 from node.receipt import (
     DOMAIN_NAME,
     DOMAIN_VERSION,

@@ -37,11 +37,14 @@ incompressible data (random, already compressed, encrypted) costs almost nothing
   compressible is noticed within 64 chunks, and random data costs one 16 KiB sample per 64
   chunks (about 20 samples for 1 GiB of 1 MiB chunks; measured 0.5-1 ms of CPU per GiB).
 
-:class:`LevelTuner` picks the zstd level from measured speeds: compressing must keep ahead of
-sending or it slows the transfer down. From the seconds spent compressing and sending each
-chunk it steps the level down (faster) when compressing runs at less than twice the send
-rate, up (smaller) when it runs at more than eight times it, within ``LEVELS``; at the fastest
-level and still slower than sending it says compression does not pay (:attr:`LevelTuner.worth_it`).
+Whether to compress at all is a per-connection call, made by :class:`RateProbe` from what
+the transfer achieves in each mode (content bytes delivered per second, A/B probes, the
+faster one held, re-probed periodically and when the rate changes): on a link or under a rate
+cap compressing pays; on loopback, where both ends share the CPU, it costs. Within the
+compressed mode :class:`LevelTuner` picks the zstd level from measured speeds: compressing
+must keep ahead of sending. From the seconds spent compressing and sending each chunk it
+steps the level down (faster) when compressing runs at less than twice the send rate, up
+(smaller) when it runs at more than eight times it, within ``LEVELS``.
 
 Nothing here touches sockets, clocks or threads: times come in as arguments, and a
 :class:`ChunkCodec` holds zstd contexts that one thread at a time may use.
@@ -50,7 +53,7 @@ Nothing here touches sockets, clocks or threads: times come in as arguments, and
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import zstandard
@@ -74,6 +77,9 @@ SAMPLE_LEVEL: Final = LEVELS[0]
 MAX_BACKOFF: Final = 64
 """At most this many chunks of a root go raw, untested, between two samples."""
 MAX_WINDOW: Final = MAX_CHUNK_SIZE
+STEADY: Final = 0.25
+"""A :class:`RateProbe` settles until two steps of its settle run within 25% of each other."""
+_MIB: Final = 1 << 20
 
 
 class CompressedChunkError(RemoteProtocolError):
@@ -255,23 +261,196 @@ class CompressionPolicy:
         self.mode, self.skip = Mode.OFF, self.backoff
 
 
+class Phase(enum.Enum):
+    """Where a :class:`RateProbe` is."""
+
+    SETTLE = "settle"  #: a mode just started: its first bytes refill the pipeline, not timed
+    MEASURE = "measure"  #: a probe's timed window of the mode
+    HOLD = "hold"  #: the faster mode chosen; its windows are still timed (rate changes)
+
+
+@dataclass
+class RateProbe:
+    """Raw or compressed, for one connection, by the rate each mode achieves (A/B).
+
+    Compressing pays when the link (or the receiver's rate cap) bounds the transfer, and costs
+    when CPU does (on loopback both ends share the cores: the provider's zstd and the
+    receiver's decompression take CPU the transfer needed). Rather than guess which, the
+    provider tries both: after each chunk is sent it calls :meth:`on_sent` with the chunk's
+    content and wire bytes and the time, and asks :attr:`compress` for the next chunk. The
+    rate is content bytes per second of wall time between sends, so it includes every wait:
+    for the peer's next Request (a receiver paces its Requests by what it verified), for the
+    socket (TCP backpressure from a receiver busy decompressing, hashing, writing), for the
+    upload cap: what the transfer achieves, not how long a send call took.
+
+    - A probe of one mode is a settle, not timed: ``settle_bytes`` of wire bytes (the socket
+      buffers and the receiver's pipeline still hold the previous mode's chunks, whose pace
+      says nothing of this mode's; at most twice that in content, for data that compresses
+      very well), longer until the pace is steady (buffers the previous mode left empty, or a
+      rate cap's burst, take bytes faster than the link), at most four times it; then a
+      window of ``window_bytes`` of content, timed.
+    - Both modes probed (compressed first), the faster one is held: compressed only if its
+      rate beats raw by more than ``margin`` (a near tie goes raw: it spends no CPU), or raw if
+      the compressed window saved less than ``MIN_SAVING`` of its bytes (nothing to gain).
+    - While holding, windows are still timed. Two in a row off the held mode's probed rate by
+      more than ``change`` (the link got congested, or freed) re-probe the other mode at once
+      (the held mode's rate is then the mean of those two);
+      otherwise the other mode is re-probed after ``interval`` bytes of content, an interval
+      that doubles each time the choice stands (up to ``max_interval``) and starts again from
+      ``first_interval`` when it flips.
+    - A gap between two sends longer than ``idle`` seconds and 8 times the window's mean (the
+      peer asked for nothing: between transfers) restarts the window being timed.
+
+    Sans-IO: times come in as arguments; one connection's sender calls it (no lock).
+    """
+
+    settle_bytes: int = 8 * _MIB
+    window_bytes: int = 8 * _MIB
+    margin: float = 0.1
+    change: float = 0.3
+    first_interval: int = 256 * _MIB
+    max_interval: int = 1024 * _MIB
+    idle: float = 0.5
+    compress: bool = True  #: the mode for the next chunk
+    phase: Phase = Phase.SETTLE
+    raw_rate: float | None = None  #: content bytes/s last measured raw
+    compressed_rate: float | None = None  #: ... compressed (None: not measured, or no saving)
+    probes: int = 0  #: probe windows timed
+    flips: int = 0  #: times the held mode changed
+    interval: int = 0  #: content bytes to hold before the next probe (0: first_interval)
+    _todo: list[bool] = field(default_factory=lambda: [False])  #: modes left to probe
+    _then: Phase = Phase.MEASURE  #: the phase after SETTLE
+    _choice: bool | None = None  #: the mode last chosen
+    _settled: int = 0
+    _settled_content: int = 0
+    _step_start: float | None = None
+    _step_rate: float | None = None
+    _step_content: int = 0
+    _start: float | None = None
+    _last: float | None = None
+    _content: int = 0
+    _wire: int = 0
+    _chunks: int = 0
+    _held: int = 0
+    _off_rates: list[float] = field(default_factory=list)  #: the held windows off its rate
+
+    def on_sent(self, content: int, wire: int, now: float) -> None:
+        """A chunk of ``content`` bytes went out as ``wire`` bytes; its send returned at ``now``."""
+        last, self._last = self._last, now
+        if last is not None and self._start is not None and self._chunks:
+            mean = (last - self._start) / self._chunks
+            if now - last > max(self.idle, 8 * mean):  # nothing was asked for a while
+                self._restart(now)
+                return
+        if self.phase is Phase.SETTLE:
+            self._settle(content, wire, last, now)
+            return
+        if self._start is None:
+            self._restart(now)
+            return
+        self._content += content
+        self._wire += wire
+        self._chunks += 1
+        if self.phase is Phase.HOLD:
+            self._held += content
+        if self._content < self.window_bytes:
+            return
+        rate = self._content / max(now - self._start, 1e-9)
+        saving = 1.0 - self._wire / self._content
+        self._restart(now)
+        if self.phase is Phase.MEASURE:
+            self.probes += 1
+            if self.compress:
+                self.compressed_rate = rate if saving >= MIN_SAVING else None
+            else:
+                self.raw_rate = rate
+            self._next_probe()
+            return
+        ref = self.compressed_rate if self.compress else self.raw_rate
+        off = ref is None or abs(rate / ref - 1.0) > self.change
+        self._off_rates = [*self._off_rates, rate] if off else []
+        if len(self._off_rates) >= 2 or self._held >= (self.interval or self.first_interval):
+            if len(self._off_rates) >= 2:  # the held mode's rate as it is now
+                rate = sum(self._off_rates) / len(self._off_rates)
+            if self.compress:  # then probe the other mode
+                self.compressed_rate = rate if saving >= MIN_SAVING else None
+            else:
+                self.raw_rate = rate
+            self._todo = [not self.compress]
+            self._next_probe()
+
+    def _settle(self, content: int, wire: int, last: float | None, now: float) -> None:
+        """Settling: over when the pipeline holds this mode (``settle_bytes`` of wire, or
+        twice that of content) and the pace is steady (two steps of a quarter of it within
+        ``STEADY`` of each other: buffers that were filling, a rate cap's burst, are past),
+        or at four times ``settle_bytes`` of content whatever the pace."""
+        self._settled += wire
+        self._settled_content += content
+        if self._step_start is None:
+            self._step_start = last if last is not None else now
+            if last is None:
+                return  # the first chunk ever: nothing to time it from
+        self._step_content += content
+        if self._step_content < max(1, self.settle_bytes // 4):
+            return
+        rate = self._step_content / max(now - self._step_start, 1e-9)
+        steady = self._step_rate is not None and abs(rate / self._step_rate - 1.0) <= STEADY
+        self._step_rate, self._step_content, self._step_start = rate, 0, now
+        filled = (
+            self._settled >= self.settle_bytes or self._settled_content >= 2 * self.settle_bytes
+        )
+        if (filled and steady) or self._settled_content >= 4 * self.settle_bytes:
+            self.phase = self._then
+            self._restart(now)
+
+    def _restart(self, now: float) -> None:
+        self._start = now
+        self._content = self._wire = self._chunks = 0
+
+    def _switch(self, mode: bool, then: Phase) -> None:
+        if mode == self.compress and then is Phase.HOLD:
+            self.phase = Phase.HOLD  # the pipeline already holds this mode: nothing to settle
+        else:
+            self.compress, self.phase, self._then = mode, Phase.SETTLE, then
+            self._settled = self._settled_content = self._step_content = 0
+            self._step_start = self._step_rate = None
+        self._start = None
+
+    def _next_probe(self) -> None:
+        if self._todo:
+            self._switch(self._todo.pop(0), Phase.MEASURE)
+            return
+        r, c = self.raw_rate, self.compressed_rate
+        choice = c is not None and (r is None or c > r * (1.0 + self.margin))
+        if self._choice is not None and choice == self._choice and self.interval:
+            self.interval = min(self.max_interval, 2 * self.interval)
+        else:
+            self.interval = self.first_interval
+        if self._choice is not None and choice != self._choice:
+            self.flips += 1
+        self._choice = choice
+        self._held = 0
+        self._off_rates = []
+        self._switch(choice, Phase.HOLD)
+
+
 @dataclass
 class LevelTuner:
-    """The zstd level from measured compress and send speeds (module docstring).
+    """Per connection: whether to compress (its :class:`RateProbe`) and the zstd level.
 
-    Tell it the bytes and seconds of every compression (:meth:`observe_compress`, raw bytes)
-    and of every chunk send (:meth:`observe_send`, bytes on the wire, raw or compressed: the
-    link's pace, rate limits included). Every ``every`` compressions it compares the two rates
-    and moves the level one step. When even the fastest level compresses slower than the link
-    sends, :attr:`worth_it` turns False and :meth:`should_compress` answers True only for one
-    chunk in ``every`` (to keep measuring: the link may slow down).
+    Whether: :meth:`should_compress` is the probe's mode; tell it every chunk sent
+    (:meth:`sent`). The level, from measured speeds: tell it the bytes and seconds of every
+    compression (:meth:`observe_compress`, raw bytes) and of every chunk sent (:meth:`sent`
+    feeds :meth:`observe_send`: content bytes and the time since the previous send). Every
+    ``every`` compressions it compares the two rates and moves the level one step: faster
+    below 2x, smaller above 8x.
     """
 
     level: int = DEFAULT_LEVEL
     every: int = 16
-    worth_it: bool = True
+    probe: RateProbe = field(default_factory=RateProbe)
+    _last_sent: float | None = None
     _n: int = 0
-    _skipped: int = 0
     _c_bytes: int = 0
     _c_seconds: float = 0.0
     _s_bytes: int = 0
@@ -279,16 +458,22 @@ class LevelTuner:
 
     def skips_next(self) -> bool:
         """:meth:`should_compress` will answer False next time (a cheap peek, no change)."""
-        return not self.worth_it and self._skipped + 1 < self.every
+        return not self.probe.compress
 
     def should_compress(self) -> bool:
-        if self.worth_it:
-            return True
-        self._skipped += 1
-        if self._skipped >= self.every:
-            self._skipped = 0
-            return True
-        return False
+        return self.probe.compress
+
+    def sent(self, content: int, wire: int, now: float) -> None:
+        """A chunk's send returned at ``now``: the probe is told (:meth:`RateProbe.on_sent`),
+        and the wall time since the previous send is this chunk's time for the level
+        (:meth:`observe_send` of its content bytes: the pace the peer takes content at, not
+        how long the send call took, nor the frame's size, which would make a better ratio
+        look like a slower link; a gap longer than the probe's ``idle`` is between
+        transfers: left out)."""
+        self.probe.on_sent(content, wire, now)
+        last, self._last_sent = self._last_sent, now
+        if last is not None and now - last <= self.probe.idle:
+            self.observe_send(content, now - last)
 
     def observe_send(self, nbytes: int, seconds: float) -> None:
         self._s_bytes += nbytes
@@ -298,7 +483,7 @@ class LevelTuner:
         self._c_bytes += raw_bytes
         self._c_seconds += max(0.0, seconds)
         self._n += 1
-        if self._n >= (self.every if self.worth_it else 1):
+        if self._n >= self.every:
             self._decide()
 
     @property
@@ -317,7 +502,6 @@ class LevelTuner:
             self.level = LEVELS[i - 1]
         elif ratio > 8.0 and i < len(LEVELS) - 1:
             self.level = LEVELS[i + 1]
-        self.worth_it = not (ratio < 1.0 and i == 0)
         self._n = 0
         self._c_bytes = self._s_bytes = 0
         self._c_seconds = self._s_seconds = 0.0

@@ -7,7 +7,6 @@ import threading
 
 from node.transfer._compress import ChunkCompressor, decompress
 from node.wire import LevelTuner
-from node.wire._compress import LEVELS
 from tests.wire.test_compress import json_chunk, random_chunk
 
 KiB = 1024
@@ -76,17 +75,17 @@ def test_cache_budget_evicts_least_recently_used() -> None:
     assert comp.stats.cache_hits == hits + 1  # the newest was kept, the oldest evicted
 
 
-def test_a_tuner_that_says_not_worth_it_skips_compression() -> None:
-    comp, tuner = ChunkCompressor(), LevelTuner(level=LEVELS[0], worth_it=False)
+def test_a_tuner_whose_probe_holds_raw_skips_compression() -> None:
+    comp, tuner = ChunkCompressor(), LevelTuner()
+    tuner.probe.compress = False  # raw measured faster on this connection
     chunk = json_chunk(256 * KiB)
-    sent = []
-    for _ in range(32):
-        tuner.observe_send(len(chunk), len(chunk) / 50e9)  # a link far faster than zstd
-        sent.append(comp.encode(b"r", None, chunk, tuner)[1])
-    assert sent.count(True) == 2  # one in ``every``, to keep measuring
-    assert not tuner.worth_it
-    p = comp.policy(b"r")  # the two frames judged the data; the skipped chunks judged nothing
-    assert p.mode.value == "on" and p.compressed_chunks == 2 and p.raw_chunks == 0
+    sent = [comp.encode(b"r", None, chunk, tuner)[1] for _ in range(8)]
+    assert sent.count(True) == 0 and comp.stats.compress_seconds == 0.0
+    p = comp.policy(b"r")  # skipped chunks judge nothing of the data
+    assert p.mode.value == "sample" and p.raw_chunks == 0
+    tuner.probe.compress = True
+    assert comp.encode(b"r", None, chunk, tuner)[1]
+    assert p.mode.value == "on" and p.compressed_chunks == 1
 
 
 def test_threads_share_one_compressor() -> None:

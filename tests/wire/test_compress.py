@@ -280,18 +280,37 @@ def test_level_steps_down_when_compressing_lags_and_up_when_the_link_is_slow() -
     feed(tuner, compress_rate=300e6, send_rate=100e6)  # 3x: keep
     assert tuner.level == 3
     feed(tuner, compress_rate=150e6, send_rate=100e6)  # 1.5x: faster
-    assert tuner.level == 1 and tuner.worth_it
+    assert tuner.level == 1
 
 
-def test_compression_that_cannot_keep_up_at_the_fastest_level_is_not_worth_it() -> None:
+def test_the_level_reads_the_pace_between_sends_not_the_send_call() -> None:
     tuner = LevelTuner()
-    for _ in range(3):
+    t = 0.0
+    for _ in range(16):  # the peer takes 1 MiB every 50 ms (20 MiB/s): zstd is far ahead
+        t += 0.05
+        tuner.sent(MiB, MiB, t)
+        tuner.observe_compress(MiB, MiB / 300e6)
+    assert tuner.level > DEFAULT_LEVEL
+    tuner, t = LevelTuner(), 0.0
+    for i in range(16):  # 1 GB/s between sends; a 10 s gap (between transfers) is left out
+        t += 10.0 if i == 8 else MiB / 1e9
+        tuner.sent(MiB, MiB, t)
+        tuner.observe_compress(MiB, MiB / 400e6)
+    assert tuner.level < DEFAULT_LEVEL
+    tuner, t = LevelTuner(), 0.0
+    for _ in range(16):  # 200 MB/s of content in frames of a fifth: the link is not slow
+        t += MiB / 200e6
+        tuner.sent(MiB, MiB // 5, t)
+        tuner.observe_compress(MiB, MiB / 1000e6)
+    assert tuner.level == DEFAULT_LEVEL  # 5x: keep (on frame bytes it would read 25x: up)
+
+
+def test_compressing_slower_than_sending_steps_to_the_fastest_level_and_stays_there() -> None:
+    tuner = LevelTuner()
+    for _ in range(5):
         feed(tuner, compress_rate=400e6, send_rate=1000e6)
-    assert tuner.level == LEVELS[0] and not tuner.worth_it
-    asked = [tuner.should_compress() for _ in range(32)]
-    assert asked.count(True) == 2  # one chunk in ``every``: keeps measuring
-    feed(tuner, compress_rate=400e6, send_rate=50e6, n=1)  # the link slowed down
-    assert tuner.worth_it and all(tuner.should_compress() for _ in range(4))
+    assert tuner.level == LEVELS[0]  # whether to compress at all is the rate probe's call
+    assert tuner.should_compress()  # (tests/wire/test_compress_probe.py)
 
 
 # -- ChunkDataZ on the wire ----------------------------------------------------------------------
@@ -328,8 +347,7 @@ def test_the_last_compressed_piece_ends_the_outstanding_index() -> None:
 
 
 def test_skips_next_predicts_should_compress() -> None:
-    tuner = LevelTuner(level=LEVELS[0], worth_it=False)
-    for _ in range(40):
-        predicted = tuner.skips_next()
-        assert predicted is (not tuner.should_compress())
-    assert not LevelTuner().skips_next()
+    tuner = LevelTuner()
+    assert not tuner.skips_next() and tuner.should_compress()  # a probe starts compressed
+    tuner.probe.compress = False
+    assert tuner.skips_next() and not tuner.should_compress()

@@ -111,13 +111,13 @@ def test_a_verified_pair_is_remembered_failures_are_not(
     from node.wire import _identity
 
     calls = []
-    real = Account.recover_message
+    real = _identity.recover_address
 
     def counting(*a: object, **kw: object) -> str:
         calls.append(1)
         return real(*a, **kw)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(_identity.Account, "recover_message", counting)
+    monkeypatch.setattr(_identity, "recover_address", counting)
     static = os.urandom(32)
     payload = wire.make_identity_payload(account, static)
     assert not _identity.identity_verified(payload, static)
