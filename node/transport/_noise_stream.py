@@ -336,15 +336,18 @@ class NoiseStream(trio.abc.Stream):
 
     # -- sending ----------------------------------------------------------------------------
 
-    def _seal(self, plaintexts: Sequence[Buffer], out: bytearray) -> list[Buffer]:
+    def _seal(self, plaintexts: Sequence[Buffer], out: bytearray | None = None) -> list[Buffer]:
         """Encrypt and frame into ONE buffer: ``len, ciphertext, len, ciphertext, ...``.
 
         ``encrypt_into`` writes each ciphertext straight after its length prefix, so a whole
         1 MiB chunk is sealed with no per-message allocation and sent with one ``send``.
-        ``out`` (from :func:`_take_buffer`) holds at least the plaintexts + 18 bytes each.
+        ``out`` (from :func:`_take_buffer`) holds at least the plaintexts + 18 bytes each;
+        without it a buffer of that size is allocated.
         """
         encrypt_into = self._noise.encrypt_into
         pack_into = _U16.pack_into
+        if out is None:
+            out = bytearray(sum(len(p) for p in plaintexts) + 18 * len(plaintexts))
         view = memoryview(out)
         off = 0
         for plaintext in plaintexts:
