@@ -193,6 +193,9 @@ class _AdvisoryLedger:
     def record_slow(self, address: str, now: float) -> None:
         self._guard(lambda: self._ledger.record_slow(address, now))
 
+    def flush(self) -> None:
+        self._guard(self._ledger.flush)
+
 
 class Node:
     """An open node. Build it with :func:`open_node`; close it (or leave the ``with``)."""
@@ -304,7 +307,9 @@ class Node:
                 log.warning("peer ledger unavailable", error=str(exc))
             else:
                 self._stack.callback(db.close)
-                self._ledger = _AdvisoryLedger(LocalLedger(db))
+                ledger = LocalLedger(db)
+                self._ledger = _AdvisoryLedger(ledger)
+                self._stack.callback(self._ledger.flush)  # (before db.close: LIFO)
         return self._ledger
 
     def close(self) -> None:

@@ -40,3 +40,24 @@ def test_local_and_payout_parts_share_a_database(db) -> None:
     assert [r.address for r in loc.all()] == [A]
     assert [s.host for s in led.epoch_stats(1)] == [A]
     assert {k[:2] for k, _ in db.iterator()} == {b"l/", b"p/"}
+
+
+def test_chunk_samples_are_written_back_once_a_second(tmp_path: Path) -> None:
+    d = open_ledger_db(str(tmp_path / "wb"))
+    loc = LocalLedger(d)
+    loc.record_chunk(A, 1 << 20, 0.01, now=10.0)  # a peer's first sample: written at once
+    for i in range(100):  # the next second's samples: in memory only
+        loc.record_chunk(A, 1 << 20, 0.01, now=10.0 + i / 200)
+    assert LocalLedger(d).get(A).chunks_ok == 1  # what another reader of the db sees
+    assert loc.get(A).chunks_ok == 101  # this ledger's own view is current
+    loc.record_chunk(A, 1 << 20, 0.01, now=11.5)  # a second later: written back
+    assert LocalLedger(d).get(A).chunks_ok == 102
+    loc.record_chunk(A, 1 << 20, 0.01, now=11.6)
+    loc.record_bad_chunk(A, now=11.7)  # conduct is written at once (with what it carries)
+    assert LocalLedger(d).get(A).bad_chunks == 1
+    loc.record_chunk(A, 1 << 20, 0.01, now=11.8)
+    loc.flush()
+    d.close()
+    d = open_ledger_db(str(tmp_path / "wb"))
+    assert LocalLedger(d).get(A).chunks_ok == 104
+    d.close()
