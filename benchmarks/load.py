@@ -45,10 +45,16 @@ the phase), and the clients' CPU.
 ``--connections N`` (idle mode, after the peer phases if both are asked): N authenticated idle
 connections (``--client-procs`` raised to one worker per 2,500, each raising its own open-file
 limit; the node raises its own at start) held for ``--hold`` seconds (default 75 s: past the
-60 s idle timeout, so keep-alives are exercised). Reported: server RSS before/after and the
-memory per idle connection, connections still open at the end, refusals, and, before and
-while they are held, a new peer's closed-loop chunk rate (256 KiB, k = 4) and the control
-request rate and RTT (``--control-peers`` peers keeping 16 Ping/Want each in flight).
+60 s idle timeout, so keep-alives are exercised). Once connected the idle workers are reniced
+(``--idle-nice``, default 19): they stand for peers on other machines, whose CPU (answering
+the node's Pings) must not be taken from the measured peer's client on this one. Reported:
+server RSS before/after and the memory per idle connection, connections still open at the
+end, refusals, and, before and while they are held, a new peer's closed-loop chunk rate
+(256 KiB, k = 4) and the control request rate and RTT (``--control-peers`` peers keeping 16
+Ping/Want each in flight); the new peer's fetch once more with the idle workers stopped
+(SIGSTOP: sockets open, the node still pinging them; what is left of the gap is the node's
+own cost); and the node's and the idle workers' CPU over the rest of the hold (nothing but
+the idle connections: ``quiet_hold``).
 
 Output: the JSON report (``--out``, default benchmarks/results/load.json) and a markdown
 table on stdout. ``--quick`` is the test's size (4 peers, 1.5 s phases, small content).
