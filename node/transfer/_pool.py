@@ -31,7 +31,9 @@ the fetch itself would have. A connection whose answers do not come within
 Bounds: at most ``max_idle`` idle connections (the oldest is closed first when another comes
 back) and ``max_per_peer`` to one peer (concurrent gets each take one; a return beyond that is
 closed), each closed after ``idle_timeout`` seconds unused (default 30 s, below the peers'
-default idle timeout of 60 s). ``stats`` counts dials, reuses, returns and closes.
+default idle timeout of 60 s), and after ``max_uses`` fetches (256: the provider keeps a little
+state per root served on a connection, its receipt credit, freed when the connection ends).
+``stats`` counts dials, reuses, returns and closes.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ log = get_logger(__name__)
 
 DEFAULT_MAX_IDLE = 32  #: idle connections kept, all peers together
 DEFAULT_MAX_PER_PEER = 4  #: idle connections kept to one peer (concurrent gets each take one)
+DEFAULT_MAX_USES = 256  #: fetches one connection carries (the provider keeps per-root state)
 DEFAULT_IDLE_TIMEOUT = 30.0  #: seconds an idle connection is kept
 DEFAULT_RECEIPT_TIMEOUT = 10.0  #: seconds late receipt answers are waited for
 SETTLE_WAIT = 0.05  #: a borrow waits this long for an idle connection's due receipt answers
@@ -98,11 +101,14 @@ class Lease:
     """A borrowed connection: behaves as the :class:`PeerConnection` for the fetch, except that
     :meth:`aclose` without a code gives it back to the pool."""
 
-    def __init__(self, pool: ConnectionPool, key: Key, conn: PeerConnection, reused: bool) -> None:
+    def __init__(
+        self, pool: ConnectionPool, key: Key, conn: PeerConnection, reused: bool, uses: int = 1
+    ) -> None:
         self._pool = pool
         self._key = key
         self.conn = conn
         self.reused = reused  #: this lease is on a connection an earlier fetch used
+        self.uses = uses  #: fetches this connection carried, this one included
         self.returned = False
         self.expired = False  #: late receipt answers were handed over and never came
         self._answer: Callable[[Message], None] | None = None
@@ -146,6 +152,7 @@ class Lease:
             and not reason
             and error is None
             and not self.cancelled
+            and self.uses < self._pool.max_uses
             and _clean(self.conn)
         ):
             self._pool._give_back(self)
@@ -176,6 +183,7 @@ class ConnectionPool:
         *,
         max_idle: int = DEFAULT_MAX_IDLE,
         max_per_peer: int = DEFAULT_MAX_PER_PEER,
+        max_uses: int = DEFAULT_MAX_USES,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
         on_answer: Callable[[], None] | None = None,
@@ -183,6 +191,7 @@ class ConnectionPool:
         self._nursery = nursery
         self.max_idle = max_idle
         self.max_per_peer = max_per_peer
+        self.max_uses = max_uses
         self.idle_timeout = idle_timeout
         self.receipt_timeout = receipt_timeout
         self.on_answer = on_answer  #: called after each late receipt answer (or giving up)
@@ -215,7 +224,8 @@ class ConnectionPool:
             await idle.done.wait()
             if not idle.failed and _clean(idle.lease.conn):
                 self.stats.reuses += 1
-                return cast(PeerConnection, Lease(self, key, idle.lease.conn, reused=True))
+                lease = Lease(self, key, idle.lease.conn, True, idle.lease.uses + 1)
+                return cast(PeerConnection, lease)
             await self._close(idle.lease.conn)
         conn = await open_peer_connection(addr.host, addr.port, me, addr.address)
         self.stats.dials += 1
