@@ -58,7 +58,9 @@ DEFAULT_MAX_PER_PEER = 4  #: idle connections kept to one peer (concurrent gets 
 DEFAULT_MAX_USES = 256  #: fetches one connection carries (the provider keeps per-root state)
 DEFAULT_IDLE_TIMEOUT = 30.0  #: seconds an idle connection is kept
 DEFAULT_RECEIPT_TIMEOUT = 10.0  #: seconds late receipt answers are waited for
-SETTLE_WAIT = 0.05  #: a borrow waits this long for an idle connection's due receipt answers
+#: a borrow waits this long for an idle connection's due receipt answers (about what a new
+#: connection costs; a provider booking receipts slowly is not waited for)
+SETTLE_WAIT = 0.005
 
 Key = tuple[str, int, str, str, bytes]
 
