@@ -156,8 +156,8 @@ class Lease:
             and not self.cancelled
             and self.uses < self._pool.max_uses
             and _clean(self.conn)
+            and self._pool._give_back(self)
         ):
-            self._pool._give_back(self)
             await trio.lowlevel.checkpoint()
             return
         self._pool.stats.closed += 1
@@ -233,13 +233,15 @@ class ConnectionPool:
         self.stats.dials += 1
         return cast(PeerConnection, Lease(self, key, conn, reused=False))
 
-    def _give_back(self, lease: Lease) -> None:
+    def _give_back(self, lease: Lease) -> bool:
+        """Keep ``lease``'s connection (True), or not (False: the lease closes it)."""
         if self._closing or len(self._idle.get(lease._key, ())) >= self.max_per_peer:
-            if lease.pending:
-                lease.expired = True
-                self._answered()
-            self._nursery.start_soon(self._close, lease.conn)
-            return
+            return False
+        idle = _Idle(lease, trio.CancelScope(), trio.Event(), trio.Event())
+        try:
+            self._nursery.start_soon(self._watch, idle)
+        except RuntimeError:  # the nursery is closing (the daemon stops)
+            return False
         if self.idle_count() >= self.max_idle:
             oldest = min(
                 (i for v in self._idle.values() for i in v), key=lambda i: i.lease.conn.last_sent
@@ -247,11 +249,10 @@ class ConnectionPool:
             self._remove(oldest)
             oldest.scope.cancel()  # not borrowed: its reader closes it
         self.stats.returned += 1
-        idle = _Idle(lease, trio.CancelScope(), trio.Event(), trio.Event())
         if not lease.pending:
             idle.settled.set()
         self._idle.setdefault(lease._key, []).append(idle)
-        self._nursery.start_soon(self._watch, idle)
+        return True
 
     def _remove(self, idle: _Idle) -> None:
         entries = self._idle.get(idle.lease._key)
