@@ -68,6 +68,9 @@ LEVELS: Final = (-5, -1, 1, 3)
 """zstd levels the tuner moves between, fastest first (measured on the build VM, one core,
 1 MiB chunks of JSON: -5 ~650 MB/s, 1 ~400 MB/s, 3 ~250 MB/s; CSV about 0.6x that)."""
 DEFAULT_LEVEL: Final = 1
+START_LEVEL: Final = LEVELS[0]
+"""A connection's first level: probes time compression at its cheapest (where compressing is
+the slower mode, its probe costs least; where it wins, the level climbs while held)."""
 MIN_SAVING: Final = 0.05
 """A frame is sent only if it is at least 5% smaller than the chunk."""
 SAMPLE_SLICES: Final = 4
@@ -447,7 +450,7 @@ class LevelTuner:
     level one step: faster below 2x, smaller above 8x.
     """
 
-    level: int = DEFAULT_LEVEL
+    level: int = START_LEVEL
     every: int = 16
     probe: RateProbe = field(default_factory=RateProbe)
     _last_sent: float | None = None

@@ -267,7 +267,7 @@ def test_policy_invariants_under_any_outcomes(outcomes: list[str]) -> None:
 
 def steady() -> LevelTuner:
     """A tuner whose probe holds compressed (the level moves only then)."""
-    tuner = LevelTuner()
+    tuner = LevelTuner(level=DEFAULT_LEVEL)
     tuner.probe.phase = Phase.HOLD
     return tuner
 
@@ -355,12 +355,12 @@ def test_the_last_compressed_piece_ends_the_outstanding_index() -> None:
 
 
 def test_the_level_stays_while_the_probe_probes() -> None:
-    tuner = LevelTuner()  # a new connection: probing, compressed first
+    tuner = LevelTuner()  # a new connection: probing, compressed first, at the cheapest level
     feed(tuner, compress_rate=300e6, send_rate=10e6)  # the receiver's slow start: a slow pace
-    assert tuner.level == DEFAULT_LEVEL
+    assert tuner.level == LEVELS[0]
     tuner.probe.phase = Phase.HOLD
     feed(tuner, compress_rate=300e6, send_rate=10e6)
-    assert tuner.level > DEFAULT_LEVEL
+    assert tuner.level > LEVELS[0]
 
 
 def test_skips_next_predicts_should_compress() -> None:
