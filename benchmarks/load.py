@@ -589,7 +589,7 @@ def idle_mode(
             flush=True,
         )
         # The idle peers stand for peers on other machines: their CPU (answering the node's
-        # keep-alive Pings, ~1/15 s each) is not the node's and must not be taken from the
+        # keep-alive Pings, one per 30 s each) is not the node's and must not be taken from the
         # new peer's client on this machine, so their workers yield to everything else.
         for w in idle.workers if a.idle_nice else ():
             with contextlib.suppress(OSError):
@@ -620,6 +620,7 @@ def idle_mode(
             idle.signal(signal.SIGCONT)
         print(f"  while held, holders stopped: one peer {one['MB_per_s']} MB/s", flush=True)
         out["while_held_holders_stopped"] = {"one_peer_fetch": one}
+        time.sleep(a.settle)  # the Pongs held back by the stop are read first
         left = a.hold - (time.monotonic() - t0 - idle.connect_s)
         if left > 0:  # the rest of the hold, nothing but the idle: what they cost
             pids = [w.proc.pid for w in idle.workers]
