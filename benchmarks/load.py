@@ -45,10 +45,16 @@ the phase), and the clients' CPU.
 ``--connections N`` (idle mode, after the peer phases if both are asked): N authenticated idle
 connections (``--client-procs`` raised to one worker per 2,500, each raising its own open-file
 limit; the node raises its own at start) held for ``--hold`` seconds (default 75 s: past the
-60 s idle timeout, so keep-alives are exercised). Reported: server RSS before/after and the
-memory per idle connection, connections still open at the end, refusals, and, before and
-while they are held, a new peer's closed-loop chunk rate (256 KiB, k = 4) and the control
-request rate and RTT (``--control-peers`` peers keeping 16 Ping/Want each in flight).
+60 s idle timeout, so keep-alives are exercised). Once connected the idle workers are reniced
+(``--idle-nice``, default 19): they stand for peers on other machines, whose CPU (answering
+the node's Pings) must not be taken from the measured peer's client on this one. Reported:
+server RSS before/after and the memory per idle connection, connections still open at the
+end, refusals, and, before and while they are held, a new peer's closed-loop chunk rate
+(256 KiB, k = 4) and the control request rate and RTT (``--control-peers`` peers keeping 16
+Ping/Want each in flight); the new peer's fetch once more with the idle workers stopped
+(SIGSTOP: sockets open, the node still pinging them; what is left of the gap is the node's
+own cost); and the node's and the idle workers' CPU over the rest of the hold (nothing but
+the idle connections: ``quiet_hold``).
 
 Output: the JSON report (``--out``, default benchmarks/results/load.json) and a markdown
 table on stdout. ``--quick`` is the test's size (4 peers, 1.5 s phases, small content).
@@ -583,7 +589,7 @@ def idle_mode(
             flush=True,
         )
         # The idle peers stand for peers on other machines: their CPU (answering the node's
-        # keep-alive Pings, ~1/15 s each) is not the node's and must not be taken from the
+        # keep-alive Pings, one per 30 s each) is not the node's and must not be taken from the
         # new peer's client on this machine, so their workers yield to everything else.
         for w in idle.workers if a.idle_nice else ():
             with contextlib.suppress(OSError):
@@ -614,6 +620,7 @@ def idle_mode(
             idle.signal(signal.SIGCONT)
         print(f"  while held, holders stopped: one peer {one['MB_per_s']} MB/s", flush=True)
         out["while_held_holders_stopped"] = {"one_peer_fetch": one}
+        time.sleep(a.settle)  # the Pongs held back by the stop are read first
         left = a.hold - (time.monotonic() - t0 - idle.connect_s)
         if left > 0:  # the rest of the hold, nothing but the idle: what they cost
             pids = [w.proc.pid for w in idle.workers]

@@ -18,7 +18,10 @@ and libtorrent: no fsync); ``--fsync`` measures the durable store.
         [--chunk-size 1MiB] [--fsync] [--out benchmarks/results/small.json]
 
 Reports, per size and way: median, p95 and min wall, the daemon's own ``elapsed`` (inside the
-fetch) and MB/s at the median; and both daemons' peak RSS (``VmHWM``) at the end.
+fetch) and MB/s at the median; and both daemons' peak RSS (``VmHWM``) at the end, and the
+receiver's ``connection_pool`` counters (the receiver keeps its connection to the provider
+between gets and answers before the last ReceiptAck: docs/transfer.md, "Small gets through a
+running node"; the warm-up gets dial it).
 """
 
 from __future__ import annotations
@@ -206,6 +209,8 @@ def main() -> None:
             results["sizes"][name] = row
         results["peak_rss_mib"] = {"provider": prov.peak_rss_mib(), "receiver": recv.peak_rss_mib()}
         print("peak RSS MiB:", results["peak_rss_mib"])
+        results["receiver_connection_pool"] = recv.api.status().get("connection_pool")
+        print("receiver connection pool:", results["receiver_connection_pool"])
     finally:
         for daemon in started:
             daemon.stop()

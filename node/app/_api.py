@@ -250,11 +250,14 @@ def build_app(node: Any, token: str, nursery: trio.Nursery) -> Starlette:
         send, recv = trio.open_memory_channel[dict[str, Any]](64)
         cancel = trio.CancelScope()
         last = [0.0]
+        complete = [False]  # the 100% sample went out: the fetch's closing one repeats it
 
         def progress(p: Progress) -> None:
             now = trio.current_time()
-            if now - last[0] >= 0.25 or p.done_bytes >= p.total_bytes:
+            done = p.done_bytes >= p.total_bytes
+            if (now - last[0] >= 0.25 or done) and not complete[0]:
                 last[0] = now
+                complete[0] = done
                 # a slow reader misses samples, never stalls the transfer
                 with contextlib.suppress(trio.WouldBlock):
                     send.send_nowait({"progress": _progress_json(p)})

@@ -31,7 +31,9 @@ the fetch itself would have. A connection whose answers do not come within
 Bounds: at most ``max_idle`` idle connections (the oldest is closed first when another comes
 back) and ``max_per_peer`` to one peer (concurrent gets each take one; a return beyond that is
 closed), each closed after ``idle_timeout`` seconds unused (default 30 s, below the peers'
-default idle timeout of 60 s). ``stats`` counts dials, reuses, returns and closes.
+default idle timeout of 60 s), and after ``max_uses`` fetches (256: the provider keeps a little
+state per root served on a connection, its receipt credit, freed when the connection ends).
+``stats`` counts dials, reuses, returns and closes.
 """
 
 from __future__ import annotations
@@ -53,9 +55,12 @@ log = get_logger(__name__)
 
 DEFAULT_MAX_IDLE = 32  #: idle connections kept, all peers together
 DEFAULT_MAX_PER_PEER = 4  #: idle connections kept to one peer (concurrent gets each take one)
+DEFAULT_MAX_USES = 256  #: fetches one connection carries (the provider keeps per-root state)
 DEFAULT_IDLE_TIMEOUT = 30.0  #: seconds an idle connection is kept
 DEFAULT_RECEIPT_TIMEOUT = 10.0  #: seconds late receipt answers are waited for
-SETTLE_WAIT = 0.05  #: a borrow waits this long for an idle connection's due receipt answers
+#: a borrow waits this long for an idle connection's due receipt answers (about what a new
+#: connection costs; a provider booking receipts slowly is not waited for)
+SETTLE_WAIT = 0.005
 
 Key = tuple[str, int, str, str, bytes]
 
@@ -98,11 +103,14 @@ class Lease:
     """A borrowed connection: behaves as the :class:`PeerConnection` for the fetch, except that
     :meth:`aclose` without a code gives it back to the pool."""
 
-    def __init__(self, pool: ConnectionPool, key: Key, conn: PeerConnection, reused: bool) -> None:
+    def __init__(
+        self, pool: ConnectionPool, key: Key, conn: PeerConnection, reused: bool, uses: int = 1
+    ) -> None:
         self._pool = pool
         self._key = key
         self.conn = conn
         self.reused = reused  #: this lease is on a connection an earlier fetch used
+        self.uses = uses  #: fetches this connection carried, this one included
         self.returned = False
         self.expired = False  #: late receipt answers were handed over and never came
         self._answer: Callable[[Message], None] | None = None
@@ -146,9 +154,10 @@ class Lease:
             and not reason
             and error is None
             and not self.cancelled
+            and self.uses < self._pool.max_uses
             and _clean(self.conn)
+            and self._pool._give_back(self)
         ):
-            self._pool._give_back(self)
             await trio.lowlevel.checkpoint()
             return
         self._pool.stats.closed += 1
@@ -176,6 +185,7 @@ class ConnectionPool:
         *,
         max_idle: int = DEFAULT_MAX_IDLE,
         max_per_peer: int = DEFAULT_MAX_PER_PEER,
+        max_uses: int = DEFAULT_MAX_USES,
         idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
         receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT,
         on_answer: Callable[[], None] | None = None,
@@ -183,6 +193,7 @@ class ConnectionPool:
         self._nursery = nursery
         self.max_idle = max_idle
         self.max_per_peer = max_per_peer
+        self.max_uses = max_uses
         self.idle_timeout = idle_timeout
         self.receipt_timeout = receipt_timeout
         self.on_answer = on_answer  #: called after each late receipt answer (or giving up)
@@ -215,19 +226,22 @@ class ConnectionPool:
             await idle.done.wait()
             if not idle.failed and _clean(idle.lease.conn):
                 self.stats.reuses += 1
-                return cast(PeerConnection, Lease(self, key, idle.lease.conn, reused=True))
+                lease = Lease(self, key, idle.lease.conn, True, idle.lease.uses + 1)
+                return cast(PeerConnection, lease)
             await self._close(idle.lease.conn)
         conn = await open_peer_connection(addr.host, addr.port, me, addr.address)
         self.stats.dials += 1
         return cast(PeerConnection, Lease(self, key, conn, reused=False))
 
-    def _give_back(self, lease: Lease) -> None:
+    def _give_back(self, lease: Lease) -> bool:
+        """Keep ``lease``'s connection (True), or not (False: the lease closes it)."""
         if self._closing or len(self._idle.get(lease._key, ())) >= self.max_per_peer:
-            if lease.pending:
-                lease.expired = True
-                self._answered()
-            self._nursery.start_soon(self._close, lease.conn)
-            return
+            return False
+        idle = _Idle(lease, trio.CancelScope(), trio.Event(), trio.Event())
+        try:
+            self._nursery.start_soon(self._watch, idle)
+        except RuntimeError:  # the nursery is closing (the daemon stops)
+            return False
         if self.idle_count() >= self.max_idle:
             oldest = min(
                 (i for v in self._idle.values() for i in v), key=lambda i: i.lease.conn.last_sent
@@ -235,11 +249,10 @@ class ConnectionPool:
             self._remove(oldest)
             oldest.scope.cancel()  # not borrowed: its reader closes it
         self.stats.returned += 1
-        idle = _Idle(lease, trio.CancelScope(), trio.Event(), trio.Event())
         if not lease.pending:
             idle.settled.set()
         self._idle.setdefault(lease._key, []).append(idle)
-        self._nursery.start_soon(self._watch, idle)
+        return True
 
     def _remove(self, idle: _Idle) -> None:
         entries = self._idle.get(idle.lease._key)

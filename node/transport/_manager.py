@@ -216,19 +216,20 @@ async def serve_peers(
     (``Goodbye(BUSY)``) instead of refusing newcomers. ``policy`` may be passed to inspect
     counts in tests. The open-file soft limit is raised to the hard limit first.
 
-    Liveness without per-connection timers: connections are ``swept`` (``PeerConnection``):
-    one task wakes every ``min(1, idle_timeout / 4, keepalive_interval / 4)`` seconds and looks
-    at each established connection for which something may be due (a heap of the earliest
-    such times: an idle connection is looked at once per keep-alive interval, not at every
-    round), sends a Ping to each that has been silent towards the
-    peer for ``keepalive_interval`` (written by the sweeper itself with one non-blocking send,
-    ``PeerConnection.ping_nowait``, yielding after every ``SWEEP_PINGS_BETWEEN_YIELDS``; in a
-    short-lived task only when a write is in progress or the socket cannot take it at once;
-    ``policy.keepalive_pings`` / ``keepalive_tasks`` count them), and closes each from which nothing
-    arrived for ``idle_timeout`` (Goodbye), and each whose current write (a chunk to a peer that
-    stopped reading) has not completed for ``send_timeout`` (default ``idle_timeout``): such a
-    peer must not keep the node's chunk buffers. ``policy.sweeps`` counts its rounds and
-    ``policy.idle_closed`` the connections it closed.
+    Liveness without per-connection timers: connections are ``swept`` (``PeerConnection``).
+    One task wakes every ``min(1, idle_timeout / 4, keepalive_interval / 4)`` seconds and
+    looks at each connection for which something may be due (a heap of the earliest such
+    times: an idle connection is looked at once per keep-alive interval, not every round;
+    ``policy.looked`` counts the looks). It sends a Ping to each that has been silent towards
+    the peer for ``keepalive_interval``, writing it itself with one non-blocking send
+    (``PeerConnection.ping_nowait``; a short-lived task only when a write is in progress or
+    the socket cannot take it at once; ``policy.keepalive_pings`` / ``keepalive_tasks``),
+    yielding to the rest of the node after every ``SWEEP_PINGS_BETWEEN_YIELDS``. It closes
+    each connection from which nothing arrived for ``idle_timeout`` (Goodbye), and each whose
+    current write (a chunk to a peer that stopped reading) has not completed for
+    ``send_timeout`` (default ``idle_timeout``): such a peer must not keep the node's chunk
+    buffers. ``policy.sweeps`` counts its rounds and ``policy.idle_closed`` the connections
+    it closed.
 
     ``task_status.started`` receives the listeners (``listeners[0].socket.getsockname()``
     tells the port when ``port`` is 0). The connection is closed (with Goodbye) when the

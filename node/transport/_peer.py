@@ -19,10 +19,13 @@ for ~20 us of CPU instead of ~90 us, a Want for ~90 us instead of ~210 us).
 
 ``swept`` connections (``serve_peers`` makes every inbound one so) keep no timer of their own:
 no cancel-scope deadline per receive and no keep-alive task; one node-wide sweeper reads
-``last_received``/``last_sent`` of all connections once a second, pings the quiet ones and
-closes the silent ones and those whose write has not completed for as long
-(docs/protocol.md, "Admission control"). A node with 10,000 peers then
-holds no 10,000 timers, and a receive on the hot path arms none.
+``last_received``/``last_sent`` of a connection when something may be due for it, pings the
+quiet ones (:meth:`ping_nowait`: sealed and written from the sweeper's task, no task or lock
+of its own) and closes the silent ones and those whose write has not completed for as long
+(docs/protocol.md, "Admission control"). A node with 10,000 peers then holds no 10,000
+timers, and a receive on the hot path arms none. Answers left by :meth:`send_soon` are
+written the same way, at once, when the receiver is about to wait and nothing else is being
+written.
 
 A fatal protocol error by the peer (docs/protocol.md sections 4 and 6: a frame of length 0,
 an oversize message, a second Hello, anything but Hello first, any PROTOCOL_VIOLATION) is

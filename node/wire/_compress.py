@@ -68,6 +68,9 @@ LEVELS: Final = (-5, -1, 1, 3)
 """zstd levels the tuner moves between, fastest first (measured on the build VM, one core,
 1 MiB chunks of JSON: -5 ~650 MB/s, 1 ~400 MB/s, 3 ~250 MB/s; CSV about 0.6x that)."""
 DEFAULT_LEVEL: Final = 1
+START_LEVEL: Final = LEVELS[0]
+"""A connection's first level: probes time compression at its cheapest (where compressing is
+the slower mode, its probe costs least; where it wins, the level climbs while held)."""
 MIN_SAVING: Final = 0.05
 """A frame is sent only if it is at least 5% smaller than the chunk."""
 SAMPLE_SLICES: Final = 4
@@ -439,14 +442,15 @@ class LevelTuner:
     """Per connection: whether to compress (its :class:`RateProbe`) and the zstd level.
 
     Whether: :meth:`should_compress` is the probe's mode; tell it every chunk sent
-    (:meth:`sent`). The level, from measured speeds: tell it the bytes and seconds of every
-    compression (:meth:`observe_compress`, raw bytes) and of every chunk sent (:meth:`sent`
-    feeds :meth:`observe_send`: content bytes and the time since the previous send). Every
-    ``every`` compressions it compares the two rates and moves the level one step: faster
-    below 2x, smaller above 8x.
+    (:meth:`sent`). The level, while the probe holds compressed (during a probe it stays,
+    so both modes are timed at one level), from measured speeds: tell it the bytes and
+    seconds of every compression (:meth:`observe_compress`, raw bytes) and of every chunk
+    sent (:meth:`sent` feeds :meth:`observe_send`: content bytes and the time since the
+    previous send). Every ``every`` compressions it compares the two rates and moves the
+    level one step: faster below 2x, smaller above 8x.
     """
 
-    level: int = DEFAULT_LEVEL
+    level: int = START_LEVEL
     every: int = 16
     probe: RateProbe = field(default_factory=RateProbe)
     _last_sent: float | None = None
@@ -498,7 +502,11 @@ class LevelTuner:
     def _decide(self) -> None:
         ratio = self.speed_ratio
         i = LEVELS.index(self.level) if self.level in LEVELS else LEVELS.index(DEFAULT_LEVEL)
-        if ratio < 2.0 and i > 0:
+        steady = self.probe.phase is Phase.HOLD and self.probe.compress
+        if not steady:
+            pass  # probing: both modes are timed at one level (and a young connection's
+            # pace, in the receiver's slow start, would read as a slow link)
+        elif ratio < 2.0 and i > 0:
             self.level = LEVELS[i - 1]
         elif ratio > 8.0 and i < len(LEVELS) - 1:
             self.level = LEVELS[i + 1]

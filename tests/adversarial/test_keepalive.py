@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -168,28 +169,26 @@ async def test_a_connection_with_traffic_gets_no_keepalive_ping(tmp_path: Path) 
     src.close()
 
 
-async def test_a_ping_written_in_part_is_finished_before_anything_else(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The socket takes 7 bytes of an inline Ping (what a full send buffer does): the rest
-    is written first by the next write, so the peer reads that Ping, then a Want, intact."""
-    a, b = make_identity(), make_identity()
-    ours, theirs = LocalPeer.from_identity(a), LocalPeer.from_identity(b)
-    with trio.fail_after(10):
-        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
-        port = listeners[0].socket.getsockname()[1]
+@contextlib.asynccontextmanager
+async def _pair() -> AsyncIterator[tuple[PeerConnection, _Counting]]:
+    """Two connected PeerConnections over TCP on 127.0.0.1: ours, and a counting peer."""
+    ours = LocalPeer.from_identity(make_identity())
+    theirs = LocalPeer.from_identity(make_identity())
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    port = listeners[0].socket.getsockname()[1]
+    accepted: list[_Counting] = []
+
+    async def accept() -> None:
+        tcp = await listeners[0].accept()
+        stream = NoiseStream(
+            tcp, initiator=False, static=theirs.static, identity_payload=theirs.payload
+        )
+        conn = _Counting(stream, capabilities=theirs.capabilities)
+        await conn.start()
+        accepted.append(conn)
+
+    try:
         async with trio.open_nursery() as nursery:
-            accepted: list[_Counting] = []
-
-            async def accept() -> None:
-                tcp = await listeners[0].accept()
-                stream = NoiseStream(
-                    tcp, initiator=False, static=theirs.static, identity_payload=theirs.payload
-                )
-                conn = _Counting(stream, capabilities=theirs.capabilities)
-                await conn.start()
-                accepted.append(conn)
-
             nursery.start_soon(accept)
             tcp = await trio.open_tcp_stream("127.0.0.1", port)
             stream = NoiseStream(
@@ -197,10 +196,38 @@ async def test_a_ping_written_in_part_is_finished_before_anything_else(
             )
             conn = PeerConnection(stream, capabilities=ours.capabilities)
             await conn.start()
-            await trio.testing.wait_all_tasks_blocked()
-            (peer,) = accepted
+        (peer,) = accepted
+        try:
+            yield conn, peer
+        finally:
+            await conn.aclose()
+            await peer.aclose()
+    finally:
+        for listener in listeners:
+            await listener.aclose()
 
-            monkeypatch.setattr(_peer, "_send_nowait", lambda sock, data: sock.send(data[:7]))
+
+def _short(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The socket takes 7 bytes of each write made at once (what a full send buffer does);
+    returns the sizes asked, one per such write."""
+    asked: list[int] = []
+
+    def send(sock: socket.socket, data: bytes) -> int:
+        asked.append(len(data))
+        return sock.send(data[:7])
+
+    monkeypatch.setattr(_peer, "_send_nowait", send)
+    return asked
+
+
+async def test_a_ping_written_in_part_is_finished_before_anything_else(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An inline Ping the socket takes only in part: the rest is written first by the next
+    write, so the peer reads that Ping, then a Want, intact; then inline Pings work again."""
+    with trio.fail_after(10):
+        async with _pair() as (conn, peer):
+            _short(monkeypatch)
             sent_before = conn.last_sent
             assert conn.ping_nowait() is False  # not whole: the caller falls back
             assert conn.last_sent == sent_before
@@ -210,15 +237,30 @@ async def test_a_ping_written_in_part_is_finished_before_anything_else(
             await conn.ping()  # the fallback: writes the tail (and nothing else is needed)
             assert conn.last_sent > sent_before
             await conn.send(Want(b"\x01" * 32))
-            with trio.fail_after(2):
-                msg = await peer.receive()  # the Ping is answered and swallowed
+            msg = await peer.receive()  # the Ping is answered and swallowed
             assert isinstance(msg, Want) and peer.pings == 1
             assert conn.ping_nowait() is True  # the stream is in order: inline works again
             await conn.send(Want(b"\x02" * 32))
-            with trio.fail_after(2):
-                msg = await peer.receive()
+            msg = await peer.receive()
             assert msg == Want(b"\x02" * 32) and peer.pings == 2
-            await conn.aclose()
-            await peer.aclose()
-    for listener in listeners:
-        await listener.aclose()
+
+
+async def test_pongs_written_in_part_are_finished_before_the_receiver_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Three Pings read at once are answered by three Pongs in one write made at once; when
+    the socket takes only part of it, the rest goes out before the receiver waits again, and
+    the peer reads the three Pongs, then a Want, intact."""
+    with trio.fail_after(10):
+        async with _pair() as (conn, peer), trio.open_nursery() as nursery:
+            asked = _short(monkeypatch)
+            nursery.start_soon(_answer, conn)
+            await peer.send(Ping(11), Ping(12), Ping(13))
+            await trio.testing.wait_all_tasks_blocked()
+            monkeypatch.undo()
+            assert len(asked) == 1 and asked[0] > 7  # the three Pongs, in one write
+            assert not conn._soon and not conn._unsent  # all of it written
+            await conn.send(Want(b"\x03" * 32))
+            msg = await peer.receive()
+            assert msg == Want(b"\x03" * 32) and peer.pongs == 3 and peer.pings == 0
+            nursery.cancel_scope.cancel()

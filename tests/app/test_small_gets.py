@@ -6,6 +6,7 @@ Real TCP on 127.0.0.1, real LevelDB, the node's own fetch path."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -154,3 +155,39 @@ async def test_kept_connection_broken_under_the_get_is_redialled(tmp_path: Path)
                 assert [t["state"] for t in node.status()["transfers"]] == ["done", "done"]
             nursery.cancel_scope.cancel()
     assert (tmp_path / "o1").read_bytes() == (tmp_path / "f1.bin").read_bytes()
+
+
+def test_gets_through_a_running_daemon_reuse_its_connection(tmp_path: Path) -> None:
+    """Two ``bcai serve`` processes: a receiver daemon's gets through its HTTP API (the CLI's
+    client) take one connection to the provider, answer before the last ReceiptAck with the
+    receipt booked by the provider later, and stream one 100% progress line per get."""
+    from node.app import RemoteNode
+    from tests._procs import ServeProcess
+
+    prov, recv = tmp_path / "prov", tmp_path / "recv"
+    _init(prov)
+    _init(recv)
+    srcs = []
+    for i in range(3):
+        srcs.append(tmp_path / f"f{i}.bin")
+        srcs[-1].write_bytes(os.urandom(MiB + i))
+    with ServeProcess(prov) as server, ServeProcess(recv, "--no-fsync") as receiver:
+        token = (recv / "run" / "api.token").read_text().strip()
+        api = RemoteNode(receiver.info["api"], token, data_dir=recv)
+        ptoken = (prov / "run" / "api.token").read_text().strip()
+        papi = RemoteNode(server.info["api"], ptoken, data_dir=prov)
+        for i, src in enumerate(srcs):
+            root = bytes.fromhex(papi.add(src)["root"][2:])
+            seen: list[dict[str, Any]] = []
+            out = api.fetch(root, [server.peer], output=tmp_path / f"o{i}", progress=seen.append)
+            assert (tmp_path / f"o{i}").read_bytes() == src.read_bytes()
+            assert [p["done_bytes"] for p in seen].count(src.stat().st_size) == 1
+            assert out["providers"][0]["receipt_acked"] in (True, "pending")
+        status = api.status()
+        pool = status["connection_pool"]
+        assert (pool["dials"], pool["reuses"], pool["idle"]) == (1, 2, 1)
+        deadline = time.monotonic() + 10
+        while any(t["receipts"] != "acked" for t in api.status()["transfers"]):
+            assert time.monotonic() < deadline, api.status()["transfers"]
+            time.sleep(0.05)
+        assert papi.status()["receipts"]["pending"] == 3  # the provider booked all three

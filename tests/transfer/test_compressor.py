@@ -7,6 +7,7 @@ import threading
 
 from node.transfer._compress import ChunkCompressor, decompress
 from node.wire import LevelTuner
+from node.wire._compress import DEFAULT_LEVEL
 from tests.wire.test_compress import json_chunk, random_chunk
 
 KiB = 1024
@@ -64,14 +65,14 @@ def test_a_content_compressible_only_in_places_costs_samples_not_whole_chunks() 
 
 
 def test_cache_budget_evicts_least_recently_used() -> None:
-    comp = ChunkCompressor(cache_bytes=64 * KiB)
+    comp = ChunkCompressor(cache_bytes=64 * KiB)  # ~2 frames at level 1
     chunks = [json_chunk(256 * KiB, i) for i in range(6)]
     for c in chunks:
-        comp.encode(b"r", key(c), c, LevelTuner())
+        comp.encode(b"r", key(c), c, LevelTuner(level=DEFAULT_LEVEL))
     assert 0 < comp.cached_bytes <= 64 * KiB
     hits = comp.stats.cache_hits
-    comp.encode(b"r", key(chunks[-1]), chunks[-1], LevelTuner())
-    comp.encode(b"r", key(chunks[0]), chunks[0], LevelTuner())
+    comp.encode(b"r", key(chunks[-1]), chunks[-1], LevelTuner(level=DEFAULT_LEVEL))
+    comp.encode(b"r", key(chunks[0]), chunks[0], LevelTuner(level=DEFAULT_LEVEL))
     assert comp.stats.cache_hits == hits + 1  # the newest was kept, the oldest evicted
 
 

@@ -230,3 +230,27 @@ async def test_only_clean_connections_go_back(tmp_path: Path) -> None:
             nursery.cancel_scope.cancel()
     assert (pool.stats.dials, pool.stats.reuses, pool.stats.returned) == (4, 1, 2)
     assert conns.seen["opened"] == 4
+
+
+async def test_a_connection_carries_at_most_max_uses_fetches(tmp_path: Path) -> None:
+    """The provider keeps receipt credit per root served on a connection until it ends: a
+    kept connection is retired after ``max_uses`` fetches (here 2), then a new one is dialled."""
+    prov_id, recv_id = make_identity(), make_identity()
+    (tmp_path / "a").mkdir()
+    src = Store.open(tmp_path / "a" / "store", durable=False)
+    contents = _contents(tmp_path / "a", src, 3, CHUNK)
+    dst = Store.open(tmp_path / "b", durable=False)
+    conns = Conns()
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            host, port = await _serve(nursery, src, prov_id, observer=conns)
+            pool = ConnectionPool(nursery, max_uses=2)
+            peer = PeerAddr(host, port, prov_id.address)
+            for root, _ in contents:
+                await fetch(dst, recv_id, root, [peer], dial=pool.dial)
+            await pool.aclose()
+            nursery.cancel_scope.cancel()
+    assert (pool.stats.dials, pool.stats.reuses, pool.stats.returned) == (2, 1, 2)
+    assert conns.seen["opened"] == 2
+    for root, data in contents:
+        assert read_all(dst, root) == data

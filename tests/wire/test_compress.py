@@ -27,6 +27,7 @@ from node.wire._compress import (
     CorruptCompressedChunk,
     LevelTuner,
     Mode,
+    Phase,
     compress_chunk,
     decompress_chunk,
     sample_of,
@@ -264,6 +265,13 @@ def test_policy_invariants_under_any_outcomes(outcomes: list[str]) -> None:
 # -- the level tuner ---------------------------------------------------------------------------
 
 
+def steady() -> LevelTuner:
+    """A tuner whose probe holds compressed (the level moves only then)."""
+    tuner = LevelTuner(level=DEFAULT_LEVEL)
+    tuner.probe.phase = Phase.HOLD
+    return tuner
+
+
 def feed(tuner: LevelTuner, compress_rate: float, send_rate: float, n: int = 16) -> None:
     for _ in range(n):
         tuner.observe_send(MiB, MiB / send_rate)
@@ -271,7 +279,7 @@ def feed(tuner: LevelTuner, compress_rate: float, send_rate: float, n: int = 16)
 
 
 def test_level_steps_down_when_compressing_lags_and_up_when_the_link_is_slow() -> None:
-    tuner = LevelTuner()
+    tuner = steady()
     assert tuner.level == DEFAULT_LEVEL
     feed(tuner, compress_rate=300e6, send_rate=10e6)  # 30x: afford a smaller output
     assert tuner.level == 3
@@ -284,20 +292,20 @@ def test_level_steps_down_when_compressing_lags_and_up_when_the_link_is_slow() -
 
 
 def test_the_level_reads_the_pace_between_sends_not_the_send_call() -> None:
-    tuner = LevelTuner()
+    tuner = steady()
     t = 0.0
     for _ in range(16):  # the peer takes 1 MiB every 50 ms (20 MiB/s): zstd is far ahead
         t += 0.05
         tuner.sent(MiB, MiB, t)
         tuner.observe_compress(MiB, MiB / 300e6)
     assert tuner.level > DEFAULT_LEVEL
-    tuner, t = LevelTuner(), 0.0
+    tuner, t = steady(), 0.0
     for i in range(16):  # 1 GB/s between sends; a 10 s gap (between transfers) is left out
         t += 10.0 if i == 8 else MiB / 1e9
         tuner.sent(MiB, MiB, t)
         tuner.observe_compress(MiB, MiB / 400e6)
     assert tuner.level < DEFAULT_LEVEL
-    tuner, t = LevelTuner(), 0.0
+    tuner, t = steady(), 0.0
     for _ in range(16):  # 200 MB/s of content in frames of a fifth: the link is not slow
         t += MiB / 200e6
         tuner.sent(MiB, MiB // 5, t)
@@ -306,7 +314,7 @@ def test_the_level_reads_the_pace_between_sends_not_the_send_call() -> None:
 
 
 def test_compressing_slower_than_sending_steps_to_the_fastest_level_and_stays_there() -> None:
-    tuner = LevelTuner()
+    tuner = steady()
     for _ in range(5):
         feed(tuner, compress_rate=400e6, send_rate=1000e6)
     assert tuner.level == LEVELS[0]  # whether to compress at all is the rate probe's call
@@ -344,6 +352,15 @@ def test_the_last_compressed_piece_ends_the_outstanding_index() -> None:
     assert state.outstanding(wire.Side.US) == 2
     state.process(wire.Side.THEM, wire.ChunkDataZ(root, 4, 5, 10, b"67890"))
     assert state.outstanding(wire.Side.US) == 1
+
+
+def test_the_level_stays_while_the_probe_probes() -> None:
+    tuner = LevelTuner()  # a new connection: probing, compressed first, at the cheapest level
+    feed(tuner, compress_rate=300e6, send_rate=10e6)  # the receiver's slow start: a slow pace
+    assert tuner.level == LEVELS[0]
+    tuner.probe.phase = Phase.HOLD
+    feed(tuner, compress_rate=300e6, send_rate=10e6)
+    assert tuner.level > LEVELS[0]
 
 
 def test_skips_next_predicts_should_compress() -> None:
