@@ -42,8 +42,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._daemon import Daemon as _Daemon  # noqa: E402
 from benchmarks._util import precompile  # noqa: E402
-from node.app import RemoteNode  # noqa: E402
 
 SIZES = {"1m": 1 << 20, "4m": 4 << 20, "16m": 16 << 20, "100m": 100 << 20}
 ENV = {
@@ -54,48 +54,12 @@ ENV = {
 }
 
 
+def Daemon(data: Path, *extra: str) -> _Daemon:
+    return _Daemon(data, *extra, env=ENV)
+
+
 def _bcai(data: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "node.cli", "-d", str(data), "--json", *args]
-
-
-class Daemon:
-    """``bcai serve`` on 127.0.0.1 (ephemeral peer and API ports), no chain duties."""
-
-    def __init__(self, data: Path, *extra: str) -> None:
-        self.data = data
-        self.log = open(data / "serve.log", "a")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [*_bcai(data, "serve", "--listen", "127.0.0.1:0", "--no-chain"), *extra],
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            self.log.close()
-            raise SystemExit(f"bcai serve failed: {(data / 'serve.log').read_text()[-2000:]}")
-        self.info: dict[str, Any] = json.loads(line)
-        self.peer = f"{self.info['listen']}/{self.info['address']}"
-        token = (data / "run" / "api.token").read_text().strip()
-        self.api = RemoteNode(self.info["api"], token, data_dir=data)
-
-    def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
 
 
 def _p95(xs: list[float]) -> float:

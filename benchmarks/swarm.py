@@ -31,18 +31,20 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks._daemon import Daemon as _Daemon  # noqa: E402
+
 MiB = 1 << 20
 ENV = {
     **os.environ,
@@ -71,46 +73,8 @@ def bcai(data: Path, *args: str, timeout: float = 3600) -> Any:
     return json.loads(lines[-1]) if lines else None
 
 
-class Daemon:
-    """``bcai serve --no-chain`` on 127.0.0.1, an ephemeral port; ``info`` is its ready line."""
-
-    def __init__(self, data: Path) -> None:
-        self.data = data
-        self.log = open(data / "serve.log", "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "node.cli", "-d", str(data), "--json", "serve"),
-                *("--listen", "127.0.0.1:0", "--no-chain"),
-            ],
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-            cwd=REPO,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"serve did not start: {(data / 'serve.log').read_text()[-1500:]}")
-        self.info: dict[str, Any] = json.loads(line)
-        self.peer = f"{self.info['listen']}/{self.info['address']}"
-
-    def sent_bytes(self) -> int:
-        """``bcai_sent_bytes_total`` from the daemon's /metrics (chunk bytes it served)."""
-        with urllib.request.urlopen(self.info["metrics"], timeout=10) as resp:
-            text = resp.read().decode()
-        m = re.search(r"^bcai_sent_bytes_total (\S+)$", text, re.M)
-        return int(float(m.group(1))) if m else 0
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.log.close()
+def Daemon(data: Path) -> _Daemon:
+    return _Daemon(data, env=ENV)
 
 
 def _free_port() -> int:
