@@ -1676,6 +1676,10 @@ async def fetch(
         raise ContentNotFound(str(exc)) from None
     except TransportError as exc:
         raise PeerFailed(f"{type(exc).__name__}: {exc}") from exc
+    finally:
+        # the spare chunk buffers (mmaps) go now: the run is in reference cycles, which a
+        # daemon's cyclic GC reaches only at its full collection (node.app._daemon.gc_policy)
+        run._free.clear()
 
 
 async def _dial(addr: PeerAddr, me: LocalPeer) -> PeerConnection:
