@@ -80,6 +80,10 @@ def test_load_quick_report(tmp_path: Path) -> None:
         assert ctl["latency_ms"]["p95"] is not None
         assert one["peers_active"] == 1 and one["MB_per_s"] > 0
     assert idle["one_peer_ratio_held_vs_before"] > 0
+    # the same fetch with the idle workers stopped (the node's own cost), workers reniced
+    stopped = idle["while_held_holders_stopped"]["one_peer_fetch"]
+    assert stopped["peers_active"] == 1 and stopped["MB_per_s"] > 0
+    assert idle["one_peer_ratio_holders_stopped_vs_before"] > 0 and idle["idle_nice"] == 19
 
     # control-rate mode: each kind answered, the node's CPU per request stated
     assert [c["kind"] for c in report["control"]] == ["ping", "want", "mixed"]
