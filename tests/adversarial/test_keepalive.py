@@ -11,6 +11,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -73,6 +74,24 @@ class _Spawns(trio.abc.Instrument):
         self.count += 1
 
 
+async def _serve(nursery: trio.Nursery, src: Any, policy: AdmissionPolicy) -> int:
+    """A provider of ``src`` on 127.0.0.1 with a KEEPALIVE keep-alive; returns its port."""
+    me = LocalPeer.from_identity(make_identity())
+    prov = Provider(src, me.address, receipt_domain=default_receipt_domain())
+    listeners = await nursery.start(
+        lambda task_status: serve_peers(
+            prov.handle,
+            0,
+            me,
+            policy=policy,
+            idle_timeout=10.0,
+            keepalive_interval=KEEPALIVE,
+            task_status=task_status,
+        )
+    )
+    return int(listeners[0].socket.getsockname()[1])
+
+
 async def _answer(c: PeerConnection) -> None:
     with contextlib.suppress(TransportError):
         await c.receive()  # answers the node's Pings until the connection ends
@@ -88,20 +107,7 @@ async def test_sweep_writes_pings_itself_at_most_one_per_interval(tmp_path: Path
     spawns = _Spawns()
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            me = LocalPeer.from_identity(make_identity())
-            prov = Provider(src, me.address, receipt_domain=default_receipt_domain())
-            listeners = await nursery.start(
-                lambda task_status: serve_peers(
-                    prov.handle,
-                    0,
-                    me,
-                    policy=policy,
-                    idle_timeout=10.0,
-                    keepalive_interval=KEEPALIVE,
-                    task_status=task_status,
-                )
-            )
-            port = listeners[0].socket.getsockname()[1]
+            port = await _serve(nursery, src, policy)
             idle = [await _connect("127.0.9.1", port) for _ in range(20)]
             for c in idle:
                 nursery.start_soon(_answer, c)
@@ -136,20 +142,7 @@ async def test_a_connection_with_traffic_gets_no_keepalive_ping(tmp_path: Path) 
     policy = AdmissionPolicy()
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            me = LocalPeer.from_identity(make_identity())
-            prov = Provider(src, me.address, receipt_domain=default_receipt_domain())
-            listeners = await nursery.start(
-                lambda task_status: serve_peers(
-                    prov.handle,
-                    0,
-                    me,
-                    policy=policy,
-                    idle_timeout=10.0,
-                    keepalive_interval=KEEPALIVE,
-                    task_status=task_status,
-                )
-            )
-            port = listeners[0].socket.getsockname()[1]
+            port = await _serve(nursery, src, policy)
             chatty = await _connect("127.0.9.2", port)
             quiet = await _connect("127.0.9.3", port)
             for c in (chatty, quiet):

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from node._fs import OutputReplaced
+from node.content import Manifest
 from node.store import CorruptStoredChunk, NotLinkable, State, Store
 from node.transfer._output import OutputFile
 
@@ -39,13 +40,19 @@ def run_linked(store: Store, out: Path, data: bytes, root: bytes, stop_after: in
         output.close()
 
 
-def test_linked_fetch_writes_no_chunk_file_and_reads_back(
-    store: Store, store_path: Path, tmp_path: Path
-) -> None:
-    data, m, roots = content(tmp_path, 5 * CS + 777)
+def linked(store: Store, tmp_path: Path, n_bytes: int) -> tuple[bytes, Manifest, Path]:
+    """Fresh content fetched whole, linked into ``tmp_path/out.bin``: (data, manifest, out)."""
+    data, m, roots = content(tmp_path, n_bytes)
     store.begin_partial(m, iter(roots))
     out = tmp_path / "out.bin"
     assert run_linked(store, out, data, m.root, None)
+    return data, m, out
+
+
+def test_linked_fetch_writes_no_chunk_file_and_reads_back(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    data, m, out = linked(store, tmp_path, 5 * CS + 777)
     assert out.read_bytes() == data
     assert not out.with_name("out.bin.part").exists()
     assert chunk_files(store_path) == []  # every byte was written once: into out.bin
@@ -75,10 +82,7 @@ def test_links_survive_reopen(store_path: Path, tmp_path: Path) -> None:
 def test_changed_or_replaced_file_is_damage_not_data(
     store: Store, store_path: Path, tmp_path: Path
 ) -> None:
-    data, m, roots = content(tmp_path, 4 * CS)
-    store.begin_partial(m, iter(roots))
-    out = tmp_path / "out.bin"
-    assert run_linked(store, out, data, m.root, None)
+    data, m, out = linked(store, tmp_path, 4 * CS)
     flip_byte(out, 1 * CS + 10)  # changed in place: chunk 1 fails verification
     report = store.verify(m.root)
     assert not report.ok and report.bad == [1]
@@ -100,10 +104,7 @@ def test_changed_or_replaced_file_is_damage_not_data(
 def test_remove_and_gc_forget_links_never_the_file(
     store: Store, store_path: Path, tmp_path: Path
 ) -> None:
-    data, m, roots = content(tmp_path, 2 * CS + 1)
-    store.begin_partial(m, iter(roots))
-    out = tmp_path / "out.bin"
-    assert run_linked(store, out, data, m.root, None)
+    data, m, out = linked(store, tmp_path, 2 * CS + 1)
     store.remove(m.root)
     store.gc()
     assert out.read_bytes() == data  # the user's file is untouched
@@ -137,10 +138,7 @@ def test_failed_run_keeps_the_part_and_resume_finishes_into_it(
 
 
 def test_export_onto_the_linked_file_keeps_it(store: Store, tmp_path: Path) -> None:
-    data, m, roots = content(tmp_path, 3 * CS)
-    store.begin_partial(m, iter(roots))
-    out = tmp_path / "out.bin"
-    assert run_linked(store, out, data, m.root, None)
+    data, m, out = linked(store, tmp_path, 3 * CS)
     ino = out.stat().st_ino
     assert store.export(m.root, out) == len(data)  # already holds it: nothing rewritten
     assert out.stat().st_ino == ino
