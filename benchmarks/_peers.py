@@ -334,7 +334,10 @@ class Peer:
         if ph is None or not self.alive:
             return
         n = ph.nchunks
-        index = self.next_index
+        # modulo this phase's content: the cursor carries over from a phase whose content had
+        # more chunks (256 KiB, 256 chunks) into one with fewer (1 MiB, 64): an index past the
+        # end was refused (OUT_OF_RANGE) and, in a closed loop, that peer never asked again
+        index = self.next_index % n
         while index in self.pending:
             index = (index + 1) % n
         self.next_index = (index + 1) % n
