@@ -305,6 +305,8 @@ def cmd_ls(ctx: Context, args: argparse.Namespace) -> ExitStatus:
         for d in items
     ]
     lines.append(f"{len(items)} items, {stats['used_bytes']} bytes stored")
+    for path in stats.get("linked_files", []):
+        lines.append(f"linked (keep it as it is): {path}")
     ctx.emit(out, "\n".join(lines))
     return ExitStatus.OK
 

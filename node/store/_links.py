@@ -133,6 +133,13 @@ class Links:
                 return linked
         return None
 
+    def files(self) -> list[LinkedFile]:
+        """Every linked file recorded (those no link uses any more go at the next ``gc``)."""
+        return [
+            LinkedFile.from_json(_U64.unpack(key[1:9])[0], raw)
+            for key, raw in iter_prefix(self._db, LINK_FILE)
+        ]
+
     def _file(self, file_id: int) -> LinkedFile | None:
         with self._lock:
             if file_id in self._files:

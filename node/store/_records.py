@@ -179,6 +179,9 @@ class StoreStats:
     pinned_bytes: int  #: logical size of pinned content
     logical_bytes: int  #: sum of content sizes (before deduplication)
     quota: int | None
+    #: files the store keeps chunks in (``get``/``add --link``): change or remove one and
+    #: its chunks are damaged (docs/store.md)
+    linked_files: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -653,6 +653,7 @@ class Store:
             pinned_bytes=pinned_bytes,
             logical_bytes=logical,
             quota=self.quota,
+            linked_files=sorted(str(f.path) for f in self._links.files()),
         )
 
     @property

@@ -101,6 +101,7 @@ def test_a_provider_that_added_with_link_serves_from_the_file(tmp_path: Path) ->
     status, out, err = cli(prov, "add", "--link", str(src))
     assert status == 0, err
     assert chunk_files(prov) == []  # the dataset is not copied into the store
+    assert cli(prov, "ls")[1]["stats"]["linked_files"] == [str(src.resolve())]
     status, failed, _ = cli(prov, "add", "--link", "--encrypt", str(src))
     assert status == ExitStatus.USAGE and "--link" in failed["error"]
     recv = tmp_path / "recv"

@@ -105,9 +105,11 @@ def test_remove_and_gc_forget_links_never_the_file(
     store: Store, store_path: Path, tmp_path: Path
 ) -> None:
     data, m, out = linked(store, tmp_path, 2 * CS + 1)
+    assert store.stats().linked_files == [str(out)]
     store.remove(m.root)
     store.gc()
     assert out.read_bytes() == data  # the user's file is untouched
+    assert store.stats().linked_files == []
     assert store._links.iter_linked() == []
     assert store._links.file_at(out) is None  # its record went with its last link
 
