@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from node._fs import LINKED_OUTPUT, OutputReplaced, write_output
-from node.content import chunk_root
+from node.content import hash_file
 
 from ._errors import StoreFull, is_no_space
 
@@ -47,15 +47,10 @@ def export_file(store: Store, root: bytes, dest: str | os.PathLike[str]) -> int:
 
 
 def _check_in_place(store: Store, root: bytes, path: Path) -> int:
-    """``path`` (a linked file) already holds exactly ``root``: its size (else StoreError)."""
+    """``path`` (a linked file) already holds exactly ``root``: its size (else
+    :class:`node._fs.OutputReplaced`)."""
     m = store.get_manifest(root)
-    refuse = OutputReplaced(errno.EEXIST, LINKED_OUTPUT, str(path))
-    with open(path, "rb", buffering=0) as f:
-        if os.fstat(f.fileno()).st_size != m.size:
-            raise refuse
-        buf = bytearray(m.chunk_size)
-        for index, cr in enumerate(store.chunk_roots(root)):
-            n = f.readinto(memoryview(buf)[: m.chunk_length(index)])
-            if n != m.chunk_length(index) or chunk_root(memoryview(buf)[:n]) != cr:
-                raise refuse
+    got = hash_file(path, m.chunk_size)
+    if (got.root, got.size) != (m.root, m.size):
+        raise OutputReplaced(errno.EEXIST, LINKED_OUTPUT, str(path))
     return m.size

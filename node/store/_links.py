@@ -95,8 +95,7 @@ class Links:
         st = os.fstat(fd)
         where = Path(os.path.abspath(path))
         with self._lock:
-            for key, raw in iter_prefix(self._db, LINK_FILE):
-                old = LinkedFile.from_json(_U64.unpack(key[1:9])[0], raw)
+            for old in self.files():
                 if (old.dev, old.ino) == (st.st_dev, st.st_ino):
                     linked = LinkedFile(old.file_id, where, old.dev, old.ino)
                     break
@@ -127,8 +126,7 @@ class Links:
             st = os.stat(path)
         except OSError:
             return None
-        for key, raw in iter_prefix(self._db, LINK_FILE):
-            linked = LinkedFile.from_json(_U64.unpack(key[1:9])[0], raw)
+        for linked in self.files():
             if (linked.dev, linked.ino) == (st.st_dev, st.st_ino):
                 return linked
         return None
@@ -152,12 +150,20 @@ class Links:
 
     # -- chunks --------------------------------------------------------------------------
 
-    def where(self, chunk_root: bytes) -> tuple[LinkedFile, int, int] | None:
-        """``(file, offset, length)`` of the chunk's link, or ``None``."""
+    def _record(self, chunk_root: bytes) -> tuple[int, int, int] | None:
+        """``(file id, offset, length)`` of the chunk's link record, or ``None``."""
         raw = self._db.get(link_key(chunk_root))
         if raw is None or len(raw) != _LINK.size:
             return None
         file_id, offset, length = _LINK.unpack(raw)
+        return int(file_id), int(offset), int(length)
+
+    def where(self, chunk_root: bytes) -> tuple[LinkedFile, int, int] | None:
+        """``(file, offset, length)`` of the chunk's link, or ``None``."""
+        record = self._record(chunk_root)
+        if record is None:
+            return None
+        file_id, offset, length = record
         linked = self._file(file_id)
         return None if linked is None else (linked, offset, length)
 
@@ -228,11 +234,8 @@ class Links:
 
     def link_of(self, chunk_root: bytes) -> tuple[int, int] | None:
         """``(file id, offset)`` of the chunk's link, or ``None``."""
-        raw = self._db.get(link_key(chunk_root))
-        if raw is None or len(raw) != _LINK.size:
-            return None
-        file_id, offset, _length = _LINK.unpack(raw)
-        return int(file_id), int(offset)
+        record = self._record(chunk_root)
+        return None if record is None else record[:2]
 
     def iter_linked(self) -> list[bytes]:
         """Every linked chunk root."""
@@ -259,7 +262,7 @@ class Links:
 
 class LinkTarget(Protocol):
     """What a :class:`node.store.PartialWriter` writes linked chunks into: the caller's open
-    file. ``write(index, data)`` puts chunk ``index`` at ``index * chunk_size``; ``sync()``
+    file. ``write_chunk(index, data)`` puts chunk ``index`` at ``index * chunk_size``; ``sync()``
     makes what was written durable (called before the links are committed)."""
 
     @property
@@ -268,6 +271,6 @@ class LinkTarget(Protocol):
     @property
     def chunk_size(self) -> int: ...
 
-    def write(self, index: int, data: bytes | bytearray | memoryview) -> None: ...
+    def write_chunk(self, index: int, data: bytes | bytearray | memoryview) -> None: ...
 
     def sync(self) -> None: ...

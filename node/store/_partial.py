@@ -178,7 +178,7 @@ class PartialWriter:
     that failed verification is never written.
 
     With ``link`` (:mod:`._links`): each verified chunk is written into the link target only
-    (``link.write``, before it is queued), a chunk the store has no copy of is linked there,
+    (``link.write_chunk``, before it is queued), a chunk the store has no copy of is linked there,
     and a group commit calls ``link.sync()`` before the batch that records the links.
     """
 
@@ -231,7 +231,7 @@ class PartialWriter:
         link = self.link
         try:
             if link is not None:
-                link.write(index, data)  # the one copy written; the store links to it
+                link.write_chunk(index, data)  # the one copy written; the store links to it
                 if not store._files.exists_with_size(expected, len(data)):
                     offset = index * link.chunk_size
                     record = pack_link(link.linked.file_id, offset, len(data))

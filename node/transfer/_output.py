@@ -128,9 +128,6 @@ class OutputFile:
         """The store links to this file (a verified chunk goes only here)."""
         return self._linked is not None
 
-    def write(self, index: int, data: bytes | bytearray | memoryview) -> None:
-        self.write_chunk(index, data)
-
     def sync(self) -> None:
         try:
             os.fdatasync(self._fd)
