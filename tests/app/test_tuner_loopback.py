@@ -194,8 +194,11 @@ async def test_tuner_speeds_up_the_slow_peer_case(tmp_path: Path) -> None:
             _, after = await _watched_fetch(
                 tmp_path, "tuned", roots[1], addrs, initial_window=window, **kwargs
             )
-    bound, _ = _dominant(learn)
-    assert bound in slow, learn.verdicts
+    # the two slow peers are alike, so the verdict names one or the other from tick to tick:
+    # together they are what bounds the fetch (a 4/4/2 split with "network" once read as a
+    # "network" majority)
+    named = Counter("slow" if v.bound in slow else v.bound for v in learn.verdicts)
+    assert named.most_common(1)[0][0] == "slow", learn.verdicts
     [decision] = [d for d in tuner.decisions if d.knob != "none"]
     assert (decision.knob, decision.old, decision.new) == ("initial_window", 16, 2)
     print(f"slow-peer case: default {before:.2f} s, tuned {after:.2f} s")
