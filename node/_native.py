@@ -2,7 +2,8 @@
 
 Lives outside ``node.content`` because building runs a compiler (a subprocess), which the
 sans-IO layers may not. ``make setup`` calls it; a machine without a C compiler gets a
-one-line note and the pure-Python tree.
+one-line note and the pure-Python tree. The SHA-NI path needs x86 intrinsics (GCC or clang);
+when that compile fails, the kernel is built again without it (OpenSSL's SHA-256 only).
 """
 
 from __future__ import annotations
@@ -39,7 +40,12 @@ def build(cc: str = "cc") -> Path:
     tmp = LIBRARY.with_suffix(f".{os.getpid()}.tmp")
     cmd = [cc, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(tmp), str(SOURCE), crypto]
     try:
-        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
+        except subprocess.CalledProcessError:
+            # A compiler without the SHA-NI intrinsics (or <cpuid.h>): the OpenSSL path only.
+            cmd.insert(1, "-DBCAI_NO_SHANI_BUILD")
+            subprocess.run(cmd, check=True, capture_output=True, text=True)
     except FileNotFoundError as exc:
         raise RuntimeError(f"no C compiler ({cc})") from exc
     except subprocess.CalledProcessError as exc:

@@ -26,15 +26,22 @@ Buffer = bytes | bytearray | memoryview
 LIBRARY = Path(__file__).with_name("_ctree.so")
 """Built by :mod:`node._native` (which names the same path: it may not import this layer)."""
 _CDEF = """
-int bcai_tree_root(const uint8_t *data, size_t len, uint8_t *scratch, uint8_t *out);
-int bcai_merkle_root(const uint8_t *leaves, size_t n, uint8_t *scratch, uint8_t *out);
+int bcai_sha_ni(void);
+int bcai_leaf_hashes(const uint8_t *data, size_t len, uint8_t *out, int sha_ni);
+int bcai_tree_root(const uint8_t *data, size_t len, uint8_t *scratch, uint8_t *out, int sha_ni);
+int bcai_merkle_root(const uint8_t *leaves, size_t n, uint8_t *scratch, uint8_t *out,
+                     int sha_ni);
 """
 
 
 class _Kernel:
-    def __init__(self, ffi: Any, lib: Any) -> None:
+    def __init__(self, ffi: Any, lib: Any, sha_ni: bool) -> None:
         self._ffi = ffi
         self._lib = lib
+        self.sha_ni = sha_ni
+        """True: SHA-256 through the CPU's SHA extensions, two messages interleaved; False:
+        OpenSSL's SHA-256 (same results)."""
+        self._flag = int(sha_ni)
 
     def tree_root(self, data: Buffer) -> bytes:
         """Root of non-empty ``data`` cut into 4 KiB segments (GIL released for the call)."""
@@ -42,7 +49,7 @@ class _Kernel:
         n = len(data)
         out = ffi.new("uint8_t[32]")
         scratch = ffi.new("uint8_t[]", 32 * -(-n // 4096))
-        self._lib.bcai_tree_root(ffi.from_buffer(data), n, scratch, out)
+        self._lib.bcai_tree_root(ffi.from_buffer(data), n, scratch, out, self._flag)
         return bytes(ffi.buffer(out))
 
     def merkle_root(self, leaves: bytes) -> bytes:
@@ -51,12 +58,25 @@ class _Kernel:
         n = len(leaves) // 32
         out = ffi.new("uint8_t[32]")
         scratch = ffi.new("uint8_t[]", 32 * n)
-        self._lib.bcai_merkle_root(ffi.from_buffer(leaves), n, scratch, out)
+        self._lib.bcai_merkle_root(ffi.from_buffer(leaves), n, scratch, out, self._flag)
+        return bytes(ffi.buffer(out))
+
+    def leaf_hashes(self, data: Buffer) -> bytes:
+        """The concatenated leaf hashes of non-empty ``data`` (SHA-256 of 0x00 || segment)."""
+        ffi = self._ffi
+        n = len(data)
+        out = ffi.new("uint8_t[]", 32 * -(-n // 4096))
+        self._lib.bcai_leaf_hashes(ffi.from_buffer(data), n, out, self._flag)
         return bytes(ffi.buffer(out))
 
 
-def load() -> _Kernel | None:
-    """The built kernel, or ``None`` (not built, unloadable, or ``BCAI_NO_ACCEL`` set)."""
+def load(sha_ni: bool | None = None) -> _Kernel | None:
+    """The built kernel, or ``None`` (not built, unloadable, or ``BCAI_NO_ACCEL`` set).
+
+    ``sha_ni``: ``None`` takes the SHA-NI path when the CPU has it and ``BCAI_NO_SHANI`` is
+    unset; ``False`` forces OpenSSL's SHA-256; ``True`` takes SHA-NI if the CPU has it (the
+    kernel's ``sha_ni`` says which path it got).
+    """
     if os.environ.get("BCAI_NO_ACCEL") or not LIBRARY.exists():
         return None
     try:
@@ -64,9 +84,13 @@ def load() -> _Kernel | None:
 
         ffi = FFI()
         ffi.cdef(_CDEF)
-        return _Kernel(ffi, ffi.dlopen(str(LIBRARY)))
-    except (ImportError, OSError):
+        lib = ffi.dlopen(str(LIBRARY))
+        cpu = bool(lib.bcai_sha_ni())
+    except (ImportError, OSError, AttributeError):  # AttributeError: a stale build
         return None
+    if sha_ni is None:
+        sha_ni = not os.environ.get("BCAI_NO_SHANI")
+    return _Kernel(ffi, lib, sha_ni and cpu)
 
 
 KERNEL = load()
