@@ -297,7 +297,12 @@ class RateProbe:
       the compressed window saved less than ``MIN_SAVING`` of its bytes (nothing to gain).
     - While holding, windows are still timed. Two in a row off the held mode's probed rate by
       more than ``change`` (the link got congested, or freed) re-probe the other mode at once
-      (the held mode's rate is then the mean of those two);
+      (the held mode's rate is then the mean of those two). So do two in a row, within the
+      first ``confirm_bytes`` of content held, that the other mode's probed rate beat by more
+      than ``margin``: the choice must stand on the held mode's sustained pace, not only on
+      its probe window, which can read high (a receiver's rate limiter refills its burst
+      while compressed chunks run under the cap, and the raw probe that follows spends it:
+      it read 122-400 MB/s at a 100 MB/s cap, then held at the cap);
       otherwise the other mode is re-probed after ``interval`` bytes of content, an interval
       that doubles each time the choice stands (up to ``max_interval``) and starts again from
       ``first_interval`` when it flips.
@@ -311,6 +316,7 @@ class RateProbe:
     window_bytes: int = 8 * _MIB
     margin: float = 0.1
     change: float = 0.3
+    confirm_bytes: int = 48 * _MIB
     first_interval: int = 256 * _MIB
     max_interval: int = 1024 * _MIB
     idle: float = 0.5
@@ -370,7 +376,11 @@ class RateProbe:
             self._next_probe()
             return
         ref = self.compressed_rate if self.compress else self.raw_rate
+        other = self.raw_rate if self.compress else self.compressed_rate
         off = ref is None or abs(rate / ref - 1.0) > self.change
+        if not off and other is not None and self._held <= self.confirm_bytes:
+            off = rate * (1.0 + self.margin) < other  # the choice does not stand on the held
+            # mode's own pace: its probe read high (e.g. a rate cap's burst left by the other)
         self._off_rates = [*self._off_rates, rate] if off else []
         if len(self._off_rates) >= 2 or self._held >= (self.interval or self.first_interval):
             if len(self._off_rates) >= 2:  # the held mode's rate as it is now

@@ -44,11 +44,12 @@ class _Recording(ChunkCompressor):
         if not any(t is tuner for t in self.tuners):
             self.tuners.append(tuner)
             if self.steady:  # before its first chunk is sent: the initial A/B only (no
-                # re-probe when a loaded runner's windows swing by more than 30%), with a
+                # re-probe when a loaded runner's windows swing by more than 30%, or sag
+                # below the other mode's probed rate while they confirm the choice), with a
                 # 4 MiB settle: even when a loaded runner's pace never steadies (settle up
                 # to 4x), both probes end within the 64 MiB content (the default 8 MiB
                 # could take 2 x (32 + 8) MiB: a test once ended still settling under xdist)
-                tuner.probe = RateProbe(change=100.0, settle_bytes=4 * MiB)
+                tuner.probe = RateProbe(change=100.0, confirm_bytes=0, settle_bytes=4 * MiB)
         payload, compressed = super().encode(root, chunk_root, data, tuner)
         if compressed and self.slow:
             time.sleep(self.slow)  # a worker thread: the sender waits for its read-ahead
