@@ -4,14 +4,20 @@ Why our own C (docs/decisions.md D30): hashing a 1 MiB chunk is 256 leaf hashes 
 hashes. ``hashlib`` releases the GIL for each 4 KiB leaf and takes it back after, so a worker
 thread verifying chunks convoys with the event-loop thread (measured 788 -> 173 MB/s when the
 other thread runs Python), and the 511 calls cost Python overhead besides. No kept library
-computes an RFC 6962 tree (they hash single messages); this file's ~60 lines of C over
-OpenSSL's SHA-256 (the same code ``hashlib`` uses) compute a whole chunk with the GIL released
-once, so the receiver's hashing runs on the second core.
+computes an RFC 6962 tree (they hash single messages); ``_ctree.c`` computes a whole chunk
+with the GIL released once, so the receiver's hashing runs on the second core.
+
+Its SHA-256 (D35): on a CPU with the SHA extensions, our own SHA-NI code hashing four (then
+two, then one) equal-length messages interleaved, ~1.8x OpenSSL's per byte; elsewhere, or
+with ``BCAI_NO_SHANI=1`` or ``load(sha_ni=False)``, OpenSSL's SHA-256 (the same code
+``hashlib`` uses). The CPU is checked once when the library loads (cpuid); tests check both
+paths against the Python tree and ``hashlib``.
 
 The kernel is built by ``make setup`` (``python -m node._native``: the system C compiler,
-linked against the ``libcrypto`` Python's own ``_hashlib`` loads; no headers needed). When it is not
-built, cannot be built (no compiler) or ``BCAI_NO_ACCEL=1`` is set, the pure-Python tree is
-used: same results (a property test checks both on random inputs), slower.
+linked against the ``libcrypto`` Python's own ``_hashlib`` loads; no headers needed; a
+compiler without the x86 intrinsics builds the OpenSSL path only). When it is not built,
+cannot be built (no compiler) or ``BCAI_NO_ACCEL=1`` is set, the pure-Python tree is used:
+same results (a property test checks both on random inputs), slower.
 """
 
 from __future__ import annotations
