@@ -32,12 +32,12 @@ def _libcrypto() -> str | None:
     return None
 
 
-def build(cc: str = "cc") -> Path:
-    """Compile the kernel next to this file; raises ``RuntimeError`` with the reason."""
+def build(cc: str = "cc", library: Path = LIBRARY) -> Path:
+    """Compile the kernel to ``library`` (default: next to this file); raises ``RuntimeError``."""
     crypto = _libcrypto()
     if crypto is None:
         raise RuntimeError("no libcrypto found in this process (hashlib without OpenSSL?)")
-    tmp = LIBRARY.with_suffix(f".{os.getpid()}.tmp")
+    tmp = library.with_suffix(f".{os.getpid()}.tmp")
     cmd = [cc, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(tmp), str(SOURCE), crypto]
     try:
         try:
@@ -50,11 +50,11 @@ def build(cc: str = "cc") -> Path:
         raise RuntimeError(f"no C compiler ({cc})") from exc
     except subprocess.CalledProcessError as exc:
         raise RuntimeError(f"{' '.join(cmd)} failed: {exc.stderr.strip()}") from exc
-    if LIBRARY.is_symlink() or (LIBRARY.exists() and not LIBRARY.is_file()):
+    if library.is_symlink() or (library.exists() and not library.is_file()):
         tmp.unlink()
-        raise RuntimeError(f"{LIBRARY} exists and is not a regular file: not replaced")
-    os.replace(tmp, LIBRARY)  # our own temp file over our own build output
-    return LIBRARY
+        raise RuntimeError(f"{library} exists and is not a regular file: not replaced")
+    os.replace(tmp, library)  # our own temp file over our own build output
+    return library
 
 
 def main(argv: list[str]) -> int:

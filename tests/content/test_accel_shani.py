@@ -11,14 +11,17 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cffi import FFI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from node import _native
 from node.content import _accel
 from node.content._tree import SEGMENT_SIZE, _reduce, chunk_root_py
 
@@ -138,3 +141,21 @@ def test_no_shani_env_forces_openssl() -> None:
     env.pop("BCAI_NO_SHANI")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == str(_CPU_SHA_NI), out.stderr
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_a_compiler_without_the_intrinsics_builds_the_openssl_path(tmp_path: Path) -> None:
+    """node._native retries with -DBCAI_NO_SHANI_BUILD when the first compile fails."""
+    fake = tmp_path / "cc"
+    fake.write_text(
+        '#!/bin/sh\ncase " $* " in *" -DBCAI_NO_SHANI_BUILD "*) exec cc "$@";; esac\n'
+        'echo "immintrin.h: no such file" >&2; exit 1\n'
+    )
+    fake.chmod(0o755)
+    library = _native.build(str(fake), tmp_path / "_ctree.so")
+    ffi = FFI()
+    ffi.cdef(_accel._CDEF)
+    kernel = _accel._Kernel(ffi, ffi.dlopen(str(library)), sha_ni=True)
+    assert kernel._lib.bcai_sha_ni() == 0  # built without the SHA-NI path: OpenSSL answers
+    data = os.urandom(9 * SEGMENT_SIZE + 55)
+    assert kernel.tree_root(data) == chunk_root_py(data)
