@@ -91,7 +91,7 @@ def load(sha_ni: bool | None = None) -> _Kernel | None:
         ffi = FFI()
         ffi.cdef(_CDEF)
         lib = ffi.dlopen(str(LIBRARY))
-        cpu = bool(lib.bcai_sha_ni())
+        cpu = lib.bcai_sha_ni() == 1  # 0: the CPU has no SHA-NI; -1: built without it
     except (ImportError, OSError, AttributeError):  # AttributeError: a stale build
         return None
     if sha_ni is None:

@@ -195,12 +195,12 @@ __attribute__((constructor)) static void detect(void) {
 }
 #endif
 
-/* 1 when this build and this CPU can take the SHA-NI path, else 0. */
+/* 1 when this CPU can take the SHA-NI path, 0 when it cannot, -1 when this build has none. */
 int bcai_sha_ni(void) {
 #ifdef BCAI_SHANI
     return cpu_sha_ni;
 #else
-    return 0;
+    return -1;
 #endif
 }
 
