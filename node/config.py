@@ -131,6 +131,12 @@ class NetworkConfig:
     and ``bcai serve`` sends frames to peers that ask, only where they pay. ``false``: neither
     (a provider on a fast LAN with little spare CPU)."""
 
+    congestion: str = "auto"
+    """TCP congestion control of peer connections: ``"auto"`` uses cubic where the handshake's
+    round trip is under 1 ms (same host, LAN: pacing there costs CPU and protects no queue) and
+    the system's choice elsewhere; ``"system"`` never changes it; or a kernel module name
+    (``"cubic"``, ``"bbr"``) for every connection (docs/decisions.md D36)."""
+
     # Admission control (docs/protocol.md, "Admission control"); same names and defaults as
     # ``node.transport.AdmissionLimits``, which ``AdmissionLimits.from_config`` builds from.
 
@@ -285,6 +291,9 @@ def _table_from(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
     return obj
 
 
+_CONGESTION = re.compile(r"auto|system|[a-z0-9_]{1,15}")  # TCP_CA_NAME_MAX is 16 with the NUL
+
+
 def _check(obj: Any, where: str) -> None:
     if isinstance(obj, NodeConfig):
         try:
@@ -308,6 +317,11 @@ def _check(obj: Any, where: str) -> None:
             raise ConfigError(f"[{where}] swarm must be true or false")
         if not isinstance(obj.compress, bool):
             raise ConfigError(f"[{where}] compress must be true or false")
+        if not isinstance(obj.congestion, str) or not _CONGESTION.fullmatch(obj.congestion):
+            raise ConfigError(
+                f'[{where}] congestion must be "auto", "system" or a congestion control name '
+                'such as "cubic" (lower case)'
+            )
         if not isinstance(obj.swarm_peers, int) or not 1 <= obj.swarm_peers <= 1024:
             raise ConfigError(f"[{where}] swarm_peers must be an integer in 1..1024")
     if isinstance(obj, TuningConfig):

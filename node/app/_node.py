@@ -55,7 +55,7 @@ from node.transfer import (
     default_receipt_domain,
     fetch,
 )
-from node.transport import LocalPeer
+from node.transport import LocalPeer, set_congestion
 from node.wire import Capabilities, CapFlag
 
 from ._errors import ExitStatus, Failure, NodeError, NotInitialised
@@ -932,7 +932,9 @@ def open_node(
     """
     tune_malloc()  # buffers reused from the heap, not mmap'd per chunk (node._memory)
     path = Path(data_dir).expanduser()
-    return Node(path, config or load_node_config(path), passphrase=passphrase, durable=durable)
+    config = config or load_node_config(path)
+    set_congestion(config.network.congestion)  # the process's peer sockets (node.transport._tcp)
+    return Node(path, config, passphrase=passphrase, durable=durable)
 
 
 __all__ = ["Node", "TransferInfo", "TransferTable", "open_node"]

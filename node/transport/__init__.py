@@ -37,6 +37,7 @@ from ._peer import MAX_ERROR_TEXT as MAX_ERROR_TEXT
 from ._peer import MAX_GOODBYE_TEXT as MAX_GOODBYE_TEXT
 from ._peer import PeerConnection as PeerConnection
 from ._peer import clip_text as clip_text
+from ._tcp import set_congestion as set_congestion
 
 __all__ = [
     "MAX_ERROR_TEXT",
@@ -63,4 +64,5 @@ __all__ = [
     "open_peer_connection",
     "raise_fd_limit",
     "serve_peers",
+    "set_congestion",
 ]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import socket
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -16,6 +15,7 @@ from node.wire import Capabilities, make_identity_payload
 from ._errors import ClosedInHandshake, PeerDisconnected, PeerUnresolvable
 from ._noise_stream import DEFAULT_HANDSHAKE_TIMEOUT, NoiseStream
 from ._peer import DEFAULT_IDLE_TIMEOUT, PeerConnection
+from ._tcp import tune_socket
 
 #: getaddrinfo answers that mean "no such name" (not a resolver outage or a timeout)
 _NO_SUCH_NAME = {
@@ -107,10 +107,8 @@ async def open_peer_connection(
 
 
 def _tune(tcp: trio.SocketStream) -> None:
-    """Big socket buffers: a 1 MiB chunk should not need many wake-ups to cross loopback."""
-    for opt in (socket.SO_SNDBUF, socket.SO_RCVBUF):
-        with contextlib.suppress(OSError):
-            tcp.setsockopt(socket.SOL_SOCKET, opt, 4 << 20)
+    """Socket buffers and congestion control (``node.transport._tcp``)."""
+    tune_socket(tcp.socket)  # type: ignore[arg-type]
 
 
 # ``serve_peers`` (inbound, under admission control) lives in ``_manager``.
