@@ -69,7 +69,7 @@ def test_a_udp_socket_has_no_round_trip() -> None:
 
 @pytest.mark.skipif("cubic" not in _available(), reason="no cubic module")
 def test_auto_picks_cubic_for_a_near_peer(pair: tuple[socket.socket, socket.socket]) -> None:
-    client, server = pair
+    _client, server = pair
     assert tcp.tune_socket(server, "auto") == "cubic"
     assert tcp.congestion_control(server) == "cubic"
     assert server.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= tcp.BUFFER_BYTES
