@@ -22,7 +22,7 @@ callers above treat it as fatal anyway.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography.exceptions import InvalidTag as _InvalidTag
@@ -185,6 +185,54 @@ class CipherState:
             raise DecryptError("authentication tag did not verify") from None
         self._n = n + 1
         return written
+
+    def decrypt_many_into(self, ad: bytes, ciphertexts: Sequence[Buffer], out: Buffer) -> int:
+        """:meth:`decrypt_into` of each ciphertext in turn (consecutive nonces), the
+        plaintexts laid out back to back in ``out`` (writable, >= the sum of their lengths);
+        returns the bytes written. One call per received batch instead of one per message.
+
+        On a tag that does not verify, :class:`DecryptError` is raised with ``n`` left at
+        that message (the ones before it were decrypted and counted; ``out`` past them holds
+        garbage). Same overlap rule as :meth:`encrypt_into`."""
+        aead = self._aead
+        view = memoryview(out)
+        if view.readonly:
+            raise LocalProtocolError("output buffer is read-only")
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        need = 0
+        for c in ciphertexts:
+            if len(c) < TAGLEN:
+                raise DecryptError("ciphertext shorter than the authentication tag")
+            need += len(c) - TAGLEN
+        if view.nbytes < need:
+            raise LocalProtocolError("output buffer too small for the plaintexts")
+        if aead is None:
+            off = 0
+            for c in ciphertexts:
+                view[off : off + len(c)] = c
+                off += len(c)
+            return off
+        n = self._n
+        if n + len(ciphertexts) > MAX_NONCE:  # at the very end of the nonce space: one by one
+            off = 0
+            for c in ciphertexts:
+                off += self.decrypt_into(ad, c, view[off:])
+            return off
+        decrypt_into = aead.decrypt_into
+        nonce = self._nonce
+        off = 0
+        try:
+            for c in ciphertexts:
+                k = len(c) - TAGLEN
+                decrypt_into(nonce(n), c, ad, view[off : off + k])
+                n += 1
+                off += k
+        except _InvalidTag:
+            raise DecryptError("authentication tag did not verify") from None
+        finally:
+            self._n = n
+        return off
 
     def rekey(self) -> None:
         """Rekey(): ``k = first 32 bytes of ENCRYPT(k, 2**64 - 1, "", zeros)``; ``n`` is kept."""

@@ -341,6 +341,24 @@ class NoiseConnection:
             self._broken = True
             raise
 
+    def decrypt_many_into(self, ciphertexts: Sequence[Buffer], out: Buffer) -> int:
+        """:meth:`decrypt_into` of several transport messages in order, their plaintexts
+        back to back in ``out``; returns the bytes written. Same failure rules (a bad tag or
+        an oversized message breaks the connection)."""
+        recv = self._recv
+        if recv is None or self._broken:
+            raise LocalProtocolError(
+                "connection is broken; drop it" if self._broken else "handshake not complete"
+            )
+        try:
+            for c in ciphertexts:
+                if len(c) > MAX_MESSAGE_LEN:
+                    raise RemoteProtocolError(f"transport message longer than {MAX_MESSAGE_LEN}")
+            return recv.decrypt_many_into(b"", ciphertexts, out)
+        except RemoteProtocolError:
+            self._broken = True
+            raise
+
     def rekey_outgoing(self) -> None:
         """Rekey our sending CipherState; the peer must call :meth:`rekey_incoming` in step."""
         if self._send is None or self._broken:

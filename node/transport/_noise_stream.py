@@ -29,10 +29,12 @@ pieces to fill a Noise message exactly). Encryption runs inline on the trio thre
 one send runs at a time.
 
 Receiving. ``receive_some`` returns decrypted plaintext. Each refill reads up to
-``receive_size`` bytes from the transport, decrypts every complete frame in it (in a worker
-thread when there are many bytes) and queues the plaintexts. :meth:`receive_plaintexts` hands
-out those plaintexts whole, one per Noise message, which lets the wire decoder slice ChunkData
-out of them without copying.
+``receive_size`` bytes from the transport, splits every complete frame out of it in one pass
+(``FrameDecoder.frame_views``), decrypts them with one call into the cipher
+(``decrypt_many_into``; in a worker thread when there are many bytes) into a buffer reused
+from the last refill once nothing refers to it, and queues the plaintexts.
+:meth:`receive_plaintexts` hands out those plaintexts whole, one per Noise message, which lets
+the wire decoder slice ChunkData out of them without copying.
 
 Concurrency. Two tasks calling ``send_all`` (or ``receive_some``) at once is a bug and raises
 ``trio.BusyResourceError``; a send and a receive may run concurrently.
@@ -160,6 +162,7 @@ class NoiseStream(trio.abc.Stream):
         )
         self._frames = FrameDecoder()
         self._plain: deque[bytes | memoryview] = deque()
+        self._spare: bytearray | None = None  # the last receive buffer (see _open_all)
         self._state = _State.OK
         self._broken_by: Exception | None = None
         self._handshake_lock = trio.Lock()
@@ -233,9 +236,11 @@ class NoiseStream(trio.abc.Stream):
         transport message may arrive in the same read as its last handshake message. The
         frames are read-only views of the received bytes (no copy per frame).
         """
+        if limit is None:
+            return await self._read_all_frames()
         frames: list[memoryview] = []
         next_frame = self._frames.next_frame_view
-        while limit is None or len(frames) < limit:
+        while len(frames) < limit:
             try:
                 frame = next_frame()
             except WireError as exc:
@@ -256,6 +261,30 @@ class NoiseStream(trio.abc.Stream):
                 assert isinstance(frame, memoryview)
                 frames.append(frame)
         return frames
+
+    async def _read_all_frames(self) -> list[memoryview]:
+        """:meth:`_read_frames` without a limit: every whole message buffered, split from
+        each read in one pass (``FrameDecoder.frame_views``)."""
+        decoder = self._frames
+        while True:
+            try:
+                frames = decoder.frame_views()
+                if frames:
+                    return frames
+                end = decoder.next_frame_view()  # NEED_DATA or PEER_CLOSED
+            except WireError as exc:
+                err = TransportProtocolError(f"bad frame: {exc}")
+                self._break(err)
+                raise err from None
+            if isinstance(end, memoryview):  # (frame_views took every whole one: not seen)
+                return [end]
+            if end is PEER_CLOSED:
+                return []
+            data = await self._raw_receive()
+            if data:
+                decoder.receive_data(data)
+            else:
+                decoder.receive_eof()
 
     async def _read_one_frame(self) -> bytes:
         frames = await self._read_frames(limit=1)
@@ -450,21 +479,28 @@ class NoiseStream(trio.abc.Stream):
     # -- receiving --------------------------------------------------------------------------
 
     def _open_all(self, frames: list[memoryview]) -> list[memoryview]:
-        """Decrypt every frame into one fresh buffer; read-only views of it, one per frame.
+        """Decrypt every frame into one buffer (one call into the cipher for the batch);
+        read-only views of it, one per frame.
 
         The views are handed to the wire decoder, which slices ChunkData out of them without
-        copying (it keeps read-only views as they are).
+        copying (it keeps read-only views as they are). The buffer is one this stream used
+        before when nothing refers to it any more (:func:`_reusable`), else a fresh one.
         """
-        decrypt_into = self._noise.decrypt_into
-        out = bytearray(sum(len(f) for f in frames) - 16 * len(frames))
-        view = memoryview(out)
-        ro = view.toreadonly()
+        need = sum(map(len, frames)) - 16 * len(frames)
+        out = self._spare
+        if out is None or len(out) < need or not _reusable(out):
+            out = bytearray(max(need, self.receive_size))
+        self._spare = None
+        self._noise.decrypt_many_into(frames, out)
+        ro = memoryview(out).toreadonly()
         plain: list[memoryview] = []
         off = 0
         for f in frames:
-            n = decrypt_into(f, view[off:])
+            n = len(f) - 16
             plain.append(ro[off : off + n])
             off += n
+        del ro
+        self._spare = out  # taken again only once every view above is gone
         return plain
 
     async def _fill(self) -> bool:
@@ -522,6 +558,17 @@ class NoiseStream(trio.abc.Stream):
             return
         self._state = _State.CLOSED
         await self.transport_stream.aclose()
+
+
+def _reusable(buf: bytearray) -> bool:
+    """No view of ``buf`` is alive: a bytearray with exported buffers cannot be resized, so a
+    one-byte grow and shrink succeeds exactly when nothing else holds its memory."""
+    try:
+        buf.append(0)
+    except BufferError:
+        return False
+    del buf[-1]
+    return True
 
 
 def _frame(message: bytes) -> bytes:

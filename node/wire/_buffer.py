@@ -86,6 +86,19 @@ class ReceiveBuffer:
         """Un-take everything consumed since the last commit/rollback."""
         self._taken = 0
 
+    def head(self) -> memoryview | None:
+        """The oldest part not yet consumed, whole, when nothing is tentatively taken (else
+        ``None``): lets a decoder walk one received read with ``unpack_from`` and then
+        :meth:`drop` what it used, instead of a consume/commit per message."""
+        if self._taken or not self._parts:
+            return None
+        return self._parts[0]
+
+    def drop(self, n: int) -> None:
+        """Commit ``n`` bytes of :meth:`head` as consumed."""
+        self._taken = n
+        self.commit()
+
 
 class BufferedInput:
     """What both stream decoders share: a :class:`ReceiveBuffer` fed until end of stream."""

@@ -48,6 +48,46 @@ class FrameDecoder(BufferedInput):
         frame = self.next_frame_view()
         return frame if isinstance(frame, Sentinel) else bytes(frame)
 
+    def frame_views(self) -> list[memoryview]:
+        """Every whole Noise message buffered now, as :meth:`next_frame_view` would return
+        them one by one (``[]``: need data or at the end; call that method for which).
+
+        The messages that lie inside one received read are split from it in one loop (a
+        read of 1 MiB holds ~16), with no per-message buffer bookkeeping; a message that
+        spans reads goes through :meth:`next_frame_view`.
+        """
+        if self._error is not None:
+            raise self._error
+        frames: list[memoryview] = []
+        buf = self._buf
+        unpack = _U16.unpack_from
+        while True:
+            part = buf.head()
+            if part is not None:
+                end = len(part)
+                off = 0
+                while off + FRAME_HEADER_LEN <= end:
+                    (n,) = unpack(part, off)
+                    if n < MIN_FRAME:
+                        buf.drop(off)
+                        self._error = MalformedFrame(
+                            f"Noise frame of {n} bytes is below {MIN_FRAME}"
+                        )
+                        raise self._error
+                    stop = off + FRAME_HEADER_LEN + n
+                    if stop > end:
+                        break
+                    frames.append(part[off + FRAME_HEADER_LEN : stop])
+                    off = stop
+                if off:
+                    buf.drop(off)
+                    if off == end:
+                        continue  # the next read may start with whole messages too
+            frame = self.next_frame_view()  # one spanning two reads, or none
+            if not isinstance(frame, memoryview):
+                return frames
+            frames.append(frame)
+
     def next_frame_view(self) -> memoryview | Sentinel:
         """As :meth:`next_frame`, without copying: a read-only view of the received bytes.
 

@@ -203,3 +203,50 @@ def test_decrypt_into_in_place() -> None:
     buf = bytearray(a.encrypt_with_ad(b"", b"in place please"))
     n = b.decrypt_into(b"", memoryview(buf), memoryview(buf))
     assert bytes(buf[:n]) == b"in place please"
+
+
+@given(st.lists(st.binary(max_size=3000), max_size=8), st.integers(0, 2**64 - 10))
+def test_decrypt_many_into_matches_one_by_one(plaintexts: list[bytes], nonce: int) -> None:
+    a, b = CipherState(KEY), CipherState(KEY)
+    a.set_nonce(nonce)
+    b.set_nonce(nonce)
+    cts = [a.encrypt_with_ad(b"", p) for p in plaintexts]
+    total = sum(map(len, plaintexts))
+    out = bytearray(total + 7)
+    assert b.decrypt_many_into(b"", [memoryview(c) for c in cts], out) == total
+    assert bytes(out[:total]) == b"".join(plaintexts)
+    assert b.nonce == nonce + len(plaintexts)
+
+
+def test_decrypt_many_into_stops_at_a_bad_tag_with_the_nonce_there() -> None:
+    a, b = CipherState(KEY), CipherState(KEY)
+    cts = [bytearray(a.encrypt_with_ad(b"", bytes([i]) * 100)) for i in range(5)]
+    cts[3][-1] ^= 1
+    out = bytearray(500)
+    with pytest.raises(DecryptError):
+        b.decrypt_many_into(b"", cts, out)
+    assert b.nonce == 3 and out[:300] == bytes([0]) * 100 + bytes([1]) * 100 + bytes([2]) * 100
+    with pytest.raises(DecryptError):
+        CipherState(KEY).decrypt_many_into(b"", [cts[0], b"short"], out)  # checked first
+    with pytest.raises(LocalProtocolError):
+        CipherState(KEY).decrypt_many_into(b"", cts[:2], bytearray(199))
+    with pytest.raises(LocalProtocolError):
+        CipherState(KEY).decrypt_many_into(b"", cts[:2], bytes(400))
+
+
+def test_decrypt_many_into_at_the_end_of_the_nonce_space() -> None:
+    a, b = CipherState(KEY), CipherState(KEY)
+    a.set_nonce(2**64 - 3)
+    b.set_nonce(2**64 - 3)
+    cts = [a.encrypt_with_ad(b"", b"x" * 10) for _ in range(2)]
+    out = bytearray(30)
+    assert b.decrypt_many_into(b"", cts, out) == 20 and b.nonce == 2**64 - 1
+    with pytest.raises(NonceExhausted):
+        b.decrypt_many_into(b"", cts[:1], out)
+    c, d = CipherState(KEY), CipherState(KEY)
+    c.set_nonce(2**64 - 2)
+    d.set_nonce(2**64 - 2)
+    last = d.encrypt_with_ad(b"", b"y" * 10)  # the last nonce there is
+    with pytest.raises(NonceExhausted):  # the first decrypts, the second has no nonce left
+        c.decrypt_many_into(b"", [last, last], out)
+    assert c.nonce == 2**64 - 1 and out[:10] == b"y" * 10

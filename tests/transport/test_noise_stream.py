@@ -181,3 +181,31 @@ async def test_first_transport_message_in_same_read_as_handshake_end() -> None:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(client_side)
             assert await server.receive_some() == b"hello right away"
+
+
+async def test_plaintexts_held_by_the_caller_survive_later_receives() -> None:
+    """The receive buffer is reused only when no plaintext view of it is alive: views kept
+    across several batches still read what was sent, and dropped ones let it be reused."""
+    client, server = noise_pair()
+    batches = [[bytes([i, j]) * 20000 for j in range(3)] for i in range(6)]
+    kept: list[tuple[bytes, bytes | memoryview]] = []
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.do_handshake)
+            await client.do_handshake()
+            for i, batch in enumerate(batches):
+                await client.send_plaintexts(batch)
+                got: list[bytes | memoryview] = []
+                while len(got) < len(batch):
+                    got += await server.receive_plaintexts()
+                assert [bytes(p) for p in got] == batch
+                if i % 2 == 0:  # hold every other batch's views until the end
+                    kept += list(zip(batch, got, strict=True))
+                del got
+    assert all(bytes(view) == sent for sent, view in kept)
+    spare = server._spare
+    assert spare is not None
+    del kept
+    from node.transport._noise_stream import _reusable
+
+    assert _reusable(spare)

@@ -50,3 +50,42 @@ def test_limits() -> None:
     dec.receive_data(b"\x00\x0f" + bytes(15))
     with pytest.raises(wire.MalformedFrame):
         dec.next_frame()
+
+
+@given(frames, st.lists(st.integers(0, 20000), max_size=10), st.booleans())
+def test_frame_views_split_like_next_frame(msgs: list[bytes], cuts: list[int], eof: bool) -> None:
+    """The batch splitter returns exactly the messages next_frame would, in order, however
+    the stream is cut into reads (messages inside a read and across reads)."""
+    stream = b"".join(wire.encode_frame(m) for m in msgs)
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    dec = wire.FrameDecoder()
+    got: list[bytes] = []
+    for a, b in zip([0, *points], [*points, len(stream)], strict=True):
+        dec.receive_data(stream[a:b])
+        views = dec.frame_views()
+        assert all(isinstance(v, memoryview) and v.readonly for v in views)
+        got += [bytes(v) for v in views]
+        assert dec.frame_views() == []  # nothing whole is left behind
+        assert dec.next_frame() is wire.NEED_DATA
+    assert got == msgs
+    if eof:
+        dec.receive_eof()
+        assert dec.frame_views() == [] and dec.next_frame() is wire.PEER_CLOSED
+
+
+@given(frames, st.integers(0, 15), st.integers(0, 20000))
+def test_frame_views_stop_at_a_short_frame(msgs: list[bytes], bad: int, cut: int) -> None:
+    """A length below 16 after whole messages: those are returned first, or the error is
+    raised (and keeps being raised), never a message past it."""
+    stream = b"".join(wire.encode_frame(m) for m in msgs) + bad.to_bytes(2, "big") + bytes(64)
+    cut %= len(stream) + 1
+    dec = wire.FrameDecoder()
+    got: list[bytes] = []
+    with pytest.raises(wire.MalformedFrame):
+        for part in (stream[:cut], stream[cut:]):
+            dec.receive_data(part)
+            got += [bytes(v) for v in dec.frame_views()]
+        got += [bytes(v) for v in dec.frame_views()]
+    assert got == msgs[: len(got)]
+    with pytest.raises(wire.MalformedFrame):
+        dec.frame_views()
