@@ -322,6 +322,19 @@ class NoiseConnection:
             raise LocalProtocolError(f"plaintext longer than {MAX_PLAINTEXT_LEN} bytes")
         return send.encrypt_into(b"", plaintext, out)
 
+    def encrypt_many_into(self, plaintexts: Sequence[Buffer], out: Buffer, gap: int = 0) -> int:
+        """:meth:`encrypt_into` of several transport messages in order, each ciphertext after
+        ``gap`` bytes the caller fills (CipherState.encrypt_many_into); returns the bytes."""
+        send = self._send
+        if send is None or self._broken:
+            raise LocalProtocolError(
+                "connection is broken; drop it" if self._broken else "handshake not complete"
+            )
+        for p in plaintexts:
+            if len(p) > MAX_PLAINTEXT_LEN:
+                raise LocalProtocolError(f"plaintext longer than {MAX_PLAINTEXT_LEN} bytes")
+        return send.encrypt_many_into(b"", plaintexts, out, gap)
+
     def decrypt_into(self, ciphertext: Buffer, out: Buffer) -> int:
         """:meth:`decrypt` into a preallocated ``out`` (>= len - 16 bytes); return the length.
 

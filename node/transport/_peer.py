@@ -47,11 +47,8 @@ import trio
 from node.log import get_logger
 from node.noise import NoiseError
 from node.wire import (
-    MAX_CHUNK_PIECE,
     NOISE_MAX_PLAINTEXT,
     Capabilities,
-    ChunkData,
-    ChunkDataZ,
     ErrorCode,
     ErrorMsg,
     Goodbye,
@@ -223,16 +220,8 @@ class PeerConnection:
         a peer whose Hello has COMPRESS; docs/protocol.md 5.14a)."""
         if self._closed:
             raise ConnectionClosed("connection closed by this side")
-        view = memoryview(data)
-        total = len(view)
-        plaintexts: list[bytes] = []
-        wire_parts = self.wire.send_parts
-        join = b"".join
-        make = ChunkDataZ if compressed else ChunkData
-        for offset in range(0, total, MAX_CHUNK_PIECE):
-            piece = view[offset : offset + MAX_CHUNK_PIECE]
-            # One copy per piece (header + payload into the plaintext the cipher needs).
-            plaintexts.append(join(wire_parts(make(root, index, offset, total, piece))))
+        # one copy per piece (header + payload into the plaintext the cipher needs)
+        plaintexts = self.wire.send_chunk(root, index, data, compressed=compressed)
         await self._send_plaintexts(plaintexts)
 
     async def _send_plaintexts(self, plaintexts: Sequence[bytes | memoryview]) -> None:

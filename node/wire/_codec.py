@@ -307,6 +307,31 @@ def chunk_data_header(
     )
 
 
+def encode_chunk_pieces(
+    root: bytes, index: int, data: Buffer, *, compressed: bool = False
+) -> list[bytes]:
+    """A whole chunk (or, ``compressed``, its zstd frame) as ChunkData (ChunkDataZ) messages
+    of at most :data:`MAX_CHUNK_PIECE` payload bytes, each laid out to be ONE Noise plaintext:
+    the same bytes as :func:`encode` of each piece, with the fields checked once per chunk and
+    no message object per piece. ``[]`` for empty ``data``."""
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    total = len(view)
+    if total > MAX_CHUNK_SIZE:
+        raise LocalProtocolError("ChunkData piece must lie inside a chunk of <= 4 MiB")
+    head = (Kind.CHUNK_DATA_Z if compressed else Kind.CHUNK_DATA, _root(root))
+    index = _uint(index, 32, "index")
+    pack = _CHUNK_HEADER.pack
+    join = b"".join
+    out = []
+    for offset in range(0, total, MAX_CHUNK_PIECE):
+        piece = view[offset : offset + MAX_CHUNK_PIECE]
+        length = 1 + CHUNK_DATA_HEADER_LEN + len(piece)
+        out.append(join((pack(length, *head, index, offset, total), piece)))
+    return out
+
+
 def encode_parts(msg: Message) -> list[Buffer]:
     """Encode ``msg`` as buffers to send in order; ChunkData's payload is passed through
     uncopied as the second buffer."""

@@ -11,11 +11,11 @@ The transport feeds it decrypted plaintext and asks it for bytes to encrypt::
 from __future__ import annotations
 
 from ._caps import Capabilities
-from ._codec import decode_chunk_piece, encode, encode_parts
+from ._codec import decode_chunk_piece, encode, encode_chunk_pieces, encode_parts
 from ._decoder import MessageDecoder
 from ._errors import RemoteProtocolError
-from ._limits import PROTOCOL_VERSION
-from ._messages import Buffer, ChunkData, Hello, Message
+from ._limits import MAX_CHUNK_PIECE, PROTOCOL_VERSION
+from ._messages import Buffer, ChunkData, ChunkDataZ, Hello, Message
 from ._sentinels import Sentinel
 from ._state import Phase, ProtocolState, Side
 
@@ -84,6 +84,21 @@ class WireConnection:
         parts = encode_parts(msg)
         self.state.process(Side.US, msg)
         return parts
+
+    def send_chunk(
+        self, root: bytes, index: int, data: Buffer, *, compressed: bool = False
+    ) -> list[bytes]:
+        """A whole chunk as ChunkData pieces (``encode_chunk_pieces``: one Noise plaintext
+        each), checked against the state and applied as sending them one by one would be:
+        the pieces before the last change nothing, so the state sees the last one."""
+        pieces = encode_chunk_pieces(root, index, data, compressed=compressed)
+        if pieces:
+            view = memoryview(data).cast("B")
+            total = len(view)
+            last = (len(pieces) - 1) * MAX_CHUNK_PIECE
+            make = ChunkDataZ if compressed else ChunkData
+            self.state.process(Side.US, make(bytes(root), index, last, total, view[last:]))
+        return pieces
 
     # -- introspection
     @property

@@ -250,3 +250,30 @@ def test_decrypt_many_into_at_the_end_of_the_nonce_space() -> None:
     with pytest.raises(NonceExhausted):  # the first decrypts, the second has no nonce left
         c.decrypt_many_into(b"", [last, last], out)
     assert c.nonce == 2**64 - 1 and out[:10] == b"y" * 10
+
+
+@given(st.lists(st.binary(max_size=3000), max_size=8), st.integers(0, 3), st.booleans())
+def test_encrypt_many_into_matches_one_by_one(
+    plaintexts: list[bytes], gap: int, keyed: bool
+) -> None:
+    a, ref = (CipherState(KEY), CipherState(KEY)) if keyed else (CipherState(), CipherState())
+    expected = [ref.encrypt_with_ad(b"", p) for p in plaintexts]
+    out = bytearray(sum(len(p) + gap + 16 for p in plaintexts))  # room for tags either way
+    assert a.encrypt_many_into(b"", plaintexts, out, gap) == sum(len(c) + gap for c in expected)
+    off = 0
+    for c in expected:
+        assert bytes(out[off + gap : off + gap + len(c)]) == c
+        off += gap + len(c)
+    assert a.nonce == ref.nonce
+    with pytest.raises(LocalProtocolError):
+        a.encrypt_many_into(b"", [b"x"], bytearray(gap + 16), gap)
+
+
+def test_encrypt_many_into_at_the_end_of_the_nonce_space() -> None:
+    a, ref = CipherState(KEY), CipherState(KEY)
+    a.set_nonce(2**64 - 2)
+    ref.set_nonce(2**64 - 2)
+    out = bytearray(100)
+    with pytest.raises(NonceExhausted):  # one nonce left for two messages
+        a.encrypt_many_into(b"", [b"a", b"b"], out, 2)
+    assert a.nonce == 2**64 - 1 and bytes(out[2:19]) == ref.encrypt_with_ad(b"", b"a")

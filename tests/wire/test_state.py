@@ -179,3 +179,41 @@ def test_chunk_piece_fast_path_keeps_the_state_rules_and_the_order() -> None:
     # With bytes waiting in the decoder, declined (they must come out first, in order).
     p.b.receive_data(wire.encode(wire.Ping(7))[:3])
     assert p.b.receive_chunk_piece(raw) is None
+
+
+@given(st.integers(1, 4 * 65470 + 3), st.booleans())
+def test_send_chunk_is_its_pieces_sent_one_by_one(size: int, compressed: bool) -> None:
+    """WireConnection.send_chunk: the same bytes as encoding each piece, the same state after
+    (the request answered), and the receiver decodes each plaintext as that piece."""
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    caps = wire.Capabilities(max_outstanding=4)
+    whole, pieces = Pair(b_caps=caps), Pair(b_caps=caps)
+    for p in (whole, pieces):
+        p.greet()
+        p.a_to_b(wire.Request(ROOT, 1, (5,)))
+    make = wire.ChunkDataZ if compressed else wire.ChunkData
+    step = wire.MAX_CHUNK_PIECE
+    one_by_one = [make(ROOT, 5, off, size, data[off : off + step]) for off in range(0, size, step)]
+    expected = [pieces.b.send(m) for m in one_by_one]
+    got = whole.b.send_chunk(ROOT, 5, memoryview(data), compressed=compressed)
+    assert got == expected and all(len(g) <= wire.NOISE_MAX_PLAINTEXT for g in got)
+    assert whole.b.state.requested == pieces.b.state.requested
+    assert whole.b.state.outstanding(wire.Side.THEM) == 0
+    for plaintext, msg in zip(got, one_by_one, strict=True):
+        assert whole.a.receive_chunk_piece(plaintext) == msg
+    assert whole.a.state.outstanding(wire.Side.US) == 0
+
+
+def test_send_chunk_checks_the_state_and_fields_once() -> None:
+    p = Pair()
+    with pytest.raises(wire.LocalProtocolError):  # before Hello
+        p.a.send_chunk(ROOT, 0, b"x")
+    p.greet()
+    assert p.a.send_chunk(ROOT, 0, b"") == []
+    for bad in (
+        dict(root=b"short", index=0, data=b"x"),
+        dict(root=ROOT, index=2**32, data=b"x"),
+        dict(root=ROOT, index=0, data=bytes(wire._limits.MAX_CHUNK_SIZE + 1)),
+    ):
+        with pytest.raises(wire.LocalProtocolError):
+            p.a.send_chunk(**bad)  # type: ignore[arg-type]
