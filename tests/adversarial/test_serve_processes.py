@@ -281,7 +281,8 @@ def _timed_get(base: Path, name: str, root: str, peer: str) -> float:
     return float(out["elapsed"])
 
 
-FLOOD_ROUNDS = 5
+FLOOD_ROUNDS = 7  #: gets of 24 MiB on each side (8 MiB gets of ~80 ms, medians of 5, read
+#: 0.77 once beside other work: a test of the noise, not of the flood)
 FLOOD_RETRY = 5.0  #: the attacker re-opens refused connections after the BUSY's retry_after
 
 
@@ -290,10 +291,10 @@ def test_flood_keeps_honest_throughput(tmp_path: Path) -> None:
     """Issue 9 acceptance: 2,000 idle sockets plus one key trying to hold 256 authenticated
     idle connections (re-opening the refused ones every second) against a real `bcai serve`,
     while an honest `bcai get` fetches at >= 80% of its unloaded speed. Unloaded is a second
-    `bcai serve` of the same content, unflooded, asked in turn with the flooded one (medians
-    of ``FLOOD_ROUNDS`` gets each): whatever else loads the machine hits both alike."""
+    `bcai serve` of the same content, unflooded, asked in turn with the flooded one (the best
+    three of ``FLOOD_ROUNDS`` gets each): whatever else loads the machine hits both alike."""
     _raise_nofile(IDLE_SOCKETS + AUTH_CONNECTIONS + 512)
-    content = Content(tmp_path, 8 * MiB)
+    content = Content(tmp_path, 24 * MiB)
     calm_data = tmp_path / "calm-server"
     cli(calm_data, "init")
     assert cli(calm_data, "add", str(content.src))["root"] == content.root
@@ -311,10 +312,13 @@ def test_flood_keeps_honest_throughput(tmp_path: Path) -> None:
             order = [("calm", calm), ("flood", server)]
             for name, srv in order if i % 2 == 0 else order[::-1]:
                 times[name].append(_timed_get(tmp_path, f"{name}{i}", content.root, srv.peer))
-        unloaded, loaded = statistics.median(times["calm"]), statistics.median(times["flood"])
+        # each side's best three of seven: other work on the machine only ever slows a get
+        # (gets of one side ranged 0.12-0.44 s beside two test suites), while a flood that
+        # slows the server slows all of its gets, the best ones too
+        unloaded, loaded = (statistics.mean(sorted(times[k])[:3]) for k in ("calm", "flood"))
         ratio = unloaded / loaded
         print(
-            f"flood: median unloaded {unloaded:.3f}s loaded {loaded:.3f}s ratio {ratio:.2f} "
+            f"flood: best-3 unloaded {unloaded:.3f}s loaded {loaded:.3f}s ratio {ratio:.2f} "
             f"(auth held {flood.admitted}/{AUTH_CONNECTIONS}; the flooding key tried "
             f"{flood.attempts} connections, {flood.handshakes} handshakes; gets {times})"
         )
