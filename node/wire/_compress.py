@@ -39,8 +39,9 @@ incompressible data (random, already compressed, encrypted) costs almost nothing
 
 Whether to compress at all is a per-connection call, made by :class:`RateProbe` from what
 the transfer achieves in each mode (content bytes delivered per second, A/B probes, the
-faster one held, re-probed periodically and when the rate changes): on a link or under a rate
-cap compressing pays; on loopback, where both ends share the CPU, it costs. Within the
+faster one held, re-probed periodically, when the rate changes, and when the held mode's
+first windows do not confirm the choice): on a link or under a rate cap compressing pays; on
+loopback, where both ends share the CPU, it costs. Within the
 compressed mode :class:`LevelTuner` picks the zstd level from measured speeds: compressing
 must keep ahead of sending. From the seconds spent compressing and sending each chunk it
 steps the level down (faster) when compressing runs at less than twice the send rate, up
