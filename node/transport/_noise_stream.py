@@ -89,6 +89,12 @@ def _verify_limiter() -> trio.CapacityLimiter:
         return limiter
 
 
+SPARE_MIN = 1 << 16
+"""A refill of at least this many plaintext bytes keeps its buffer for the next one (a bulk
+transfer reuses one ~1 MiB buffer); a smaller one (control messages, keep-alive) is
+decrypted into a fresh buffer of its size and drops the kept one, so a connection that goes
+quiet holds no receive buffer (10,000 idle connections at ~28 KiB each stay so)."""
+
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
 DEFAULT_RECEIVE_SIZE = 1 << 20
 DEFAULT_OFFLOAD_BYTES = 1 << 62
@@ -482,14 +488,17 @@ class NoiseStream(trio.abc.Stream):
         read-only views of it, one per frame.
 
         The views are handed to the wire decoder, which slices ChunkData out of them without
-        copying (it keeps read-only views as they are). The buffer is one this stream used
-        before when nothing refers to it any more (:func:`_reusable`), else a fresh one.
+        copying (it keeps read-only views as they are). For a bulk refill the buffer is the
+        last one when nothing refers to it any more (:func:`_reusable`), else a fresh one
+        (see :data:`SPARE_MIN`).
         """
         need = sum(map(len, frames)) - 16 * len(frames)
         out = self._spare
-        if out is None or len(out) < need or not _reusable(out):
-            out = bytearray(max(need, self.receive_size))
         self._spare = None
+        if need < SPARE_MIN:  # control messages: no buffer kept (an idle connection holds none)
+            out = bytearray(need)
+        elif out is None or len(out) < need or not _reusable(out):
+            out = bytearray(max(need, self.receive_size))
         self._noise.decrypt_many_into(frames, out)
         ro = memoryview(out).toreadonly()
         plain: list[memoryview] = []
@@ -499,7 +508,8 @@ class NoiseStream(trio.abc.Stream):
             plain.append(ro[off : off + n])
             off += n
         del ro
-        self._spare = out  # taken again only once every view above is gone
+        if need >= SPARE_MIN:
+            self._spare = out  # taken again only once every view above is gone
         return plain
 
     async def _fill(self) -> bool:

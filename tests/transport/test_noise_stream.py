@@ -209,3 +209,28 @@ async def test_plaintexts_held_by_the_caller_survive_later_receives() -> None:
     from node.transport._noise_stream import _reusable
 
     assert _reusable(spare)
+
+
+async def test_a_quiet_connection_keeps_no_receive_buffer() -> None:
+    """Bulk refills keep one buffer for the next; small ones (keep-alives, control) use a
+    buffer of their size and drop the kept one: 10,000 idle connections hold none."""
+    client, server = noise_pair()
+
+    async def receive(n: int) -> None:
+        got = 0
+        while got < n:
+            got += sum(map(len, await server.receive_plaintexts()))
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server.do_handshake)
+            await client.do_handshake()
+            await client.send_plaintexts([b"ping"] * 3)
+            await receive(12)
+            assert server._spare is None
+            await client.send_all(bytes(300_000))
+            await receive(300_000)
+            assert server._spare is not None and len(server._spare) >= server.receive_size
+            await client.send_plaintexts([b"pong"])
+            await receive(4)
+            assert server._spare is None
