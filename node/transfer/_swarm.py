@@ -692,14 +692,19 @@ class FetchSwarm:
         the running transfer. A peer already in this fetch (even one lost) is not dialled."""
         f = self.fetch
         key = str(addr.address).lower()
-        if any(a.lower() == key for a in f.peers):
+        port = self.options.listen_port
+        # our own listening socket under another address (an identity this endpoint had
+        # before, still in the providers' books): a handshake with ourselves, never a peer
+        ours = bool(port) and addr.port == port and _is_loopback(addr.host)
+        if ours or any(a.lower() == key for a in f.peers):
             self.candidates.failed(key, trio.current_time(), retry=False)
             return
         errors: dict[str, str] = {}
         await f._connect(addr, errors)
         address = next((a for a in f.peers if a.lower() == key), None)
-        if address is None:
-            self.candidates.failed(key, trio.current_time(), retry=True)
+        if address is None:  # not again if it is someone else (or unresolvable)
+            retry = str(addr) not in f._permanent
+            self.candidates.failed(key, trio.current_time(), retry=retry)
             log.debug("swarm: cannot dial", peer=str(addr), error="; ".join(errors.values()))
             return
         peer = f.peers[address]
