@@ -14,11 +14,13 @@ KERNEL  := node/content/_ctree.so
 
 setup: $(STAMP) $(NPMSTAMP) $(KERNEL)
 
+# The editable install is "compat" (a plain path in a .pth): setuptools' default import-hook
+# finder cost every Python process, each `bcai` command too, ~12-15 ms of start-up.
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install -q --disable-pip-version-check uv==0.13.8
 	$(UV) pip install -q --python $(PY) --compile-bytecode -r requirements.lock
-	$(UV) pip install -q --python $(PY) --no-deps -e .
+	$(UV) pip install -q --python $(PY) --no-deps -e . -C editable_mode=compat
 	$(PY) -m compileall -q node chain simulations
 	touch $(STAMP)
 
