@@ -179,7 +179,12 @@ def _cli(data: Path, *args: str) -> dict[str, Any]:
 
 
 def prepare_server(
-    work: Path, chunk_sizes: list[int], content: int, high: int, low: int
+    work: Path,
+    chunk_sizes: list[int],
+    content: int,
+    high: int,
+    low: int,
+    congestion: str = "auto",
 ) -> tuple[Path, dict[int, dict[str, Any]]]:
     """A data directory with one content per chunk size; ``[network]`` watermarks set."""
     from node.config import load_config, save_config
@@ -189,6 +194,7 @@ def prepare_server(
     cfg = load_config(data)
     cfg.network.connections_high = high
     cfg.network.connections_low = low
+    cfg.network.congestion = congestion
     save_config(data, cfg)
     roots = {}
     for cs in chunk_sizes:
@@ -989,6 +995,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--high", type=int, default=0, help="connections_high (0: above the peers)")
     ap.add_argument("--low", type=int, default=0, help="connections_low (0: high - 64)")
     ap.add_argument(
+        "--congestion",
+        default="auto",
+        help="the server's [network] congestion (auto, system, cubic, bbr; docs/decisions.md D36)",
+    )
+    ap.add_argument(
         "--connections", type=int, default=10000, help="idle mode: hold N connections (0: skip)"
     )
     ap.add_argument("--hold", type=float, default=75.0, help="idle mode: seconds to hold them")
@@ -1035,7 +1046,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bcai-load-") as tmp:
         work = a.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        data, roots = prepare_server(work, chunk_sizes, parse_size(a.content), high, low)
+        data, roots = prepare_server(
+            work, chunk_sizes, parse_size(a.content), high, low, a.congestion
+        )
         server = Server(data, _cpus(a.server_cpus))
         if a.py_spy:
             server.profile(a.py_spy)
@@ -1045,6 +1058,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "config": {
                 "connections_high": high,
                 "connections_low": low,
+                "congestion": a.congestion,
                 "content_bytes": parse_size(a.content),
                 "duration_s": a.duration,
                 "warmup_s": a.warmup,

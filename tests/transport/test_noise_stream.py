@@ -203,34 +203,35 @@ async def test_plaintexts_held_by_the_caller_survive_later_receives() -> None:
                     kept += list(zip(batch, got, strict=True))
                 del got
     assert all(bytes(view) == sent for sent, view in kept)
-    spare = server._spare
-    assert spare is not None
-    del kept
-    from node.transport._noise_stream import _reusable
-
-    assert _reusable(spare)
 
 
-async def test_a_quiet_connection_keeps_no_receive_buffer() -> None:
-    """Bulk refills keep one buffer for the next; small ones (keep-alives, control) use a
-    buffer of their size and drop the kept one: 10,000 idle connections hold none."""
-    client, server = noise_pair()
+async def test_receive_buffers_are_pooled_and_bounded() -> None:
+    """Bulk refills take their buffer from one bounded, process-wide pool (reused across
+    connections); small ones (keep-alives, control) never enter it, so idle connections hold
+    no receive buffer."""
+    from node.transport import _noise_stream as ns
 
-    async def receive(n: int) -> None:
+    pairs = [noise_pair() for _ in range(12)]
+
+    async def receive(server: NoiseStream, n: int) -> None:
         got = 0
         while got < n:
             got += sum(map(len, await server.receive_plaintexts()))
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(server.do_handshake)
-            await client.do_handshake()
-            await client.send_plaintexts([b"ping"] * 3)
-            await receive(12)
-            assert server._spare is None
-            await client.send_all(bytes(300_000))
-            await receive(300_000)
-            assert server._spare is not None and len(server._spare) >= server.receive_size
-            await client.send_plaintexts([b"pong"])
-            await receive(4)
-            assert server._spare is None
+            for client, server in pairs:
+                nursery.start_soon(server.do_handshake)
+                await client.do_handshake()
+            ns._recv_pool.clear()
+            for client, server in pairs:
+                await client.send_plaintexts([b"ping"] * 3)
+                await receive(server, 12)
+            assert ns._recv_pool == []  # nothing pooled for control-sized refills
+            for _ in range(3):
+                for client, server in pairs:
+                    await client.send_all(bytes(300_000))
+                    await receive(server, 300_000)
+            assert 1 <= len(ns._recv_pool) <= ns.RECV_POOL_MAX
+            # every refill's views were dropped: one pooled buffer served every connection
+            assert len(ns._recv_pool) == 1
