@@ -51,6 +51,18 @@ CIPHERS = tuple(_SUITES)
 """The Noise cipher names a CipherState implements."""
 
 Buffer = bytes | bytearray | memoryview
+
+
+def _writable(out: Buffer) -> memoryview:
+    """``out`` as a writable flat byte view, or :class:`LocalProtocolError`."""
+    view = memoryview(out)
+    if view.readonly:
+        raise LocalProtocolError("output buffer is read-only")
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    return view
+
+
 """What the encrypt/decrypt methods accept."""
 
 
@@ -137,13 +149,9 @@ class CipherState:
         """
         aead = self._aead
         n_in = len(plaintext)
-        view = memoryview(out)
-        if view.readonly:
-            raise LocalProtocolError("output buffer is read-only")
+        view = _writable(out)
         if view.nbytes < n_in + TAGLEN:
             raise LocalProtocolError("output buffer too small for ciphertext and tag")
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
         if aead is None:
             view[:n_in] = plaintext
             return n_in
@@ -162,11 +170,7 @@ class CipherState:
         """
         aead = self._aead
         n_in = len(ciphertext)
-        view = memoryview(out)
-        if view.readonly:
-            raise LocalProtocolError("output buffer is read-only")
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
+        view = _writable(out)
         if aead is None:
             if view.nbytes < n_in:
                 raise LocalProtocolError("output buffer too small for the plaintext")
@@ -195,11 +199,7 @@ class CipherState:
         writable and holds the plaintexts + (``gap`` + 16) bytes each. One call per batch
         instead of one per message."""
         aead = self._aead
-        view = memoryview(out)
-        if view.readonly:
-            raise LocalProtocolError("output buffer is read-only")
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
+        view = _writable(out)
         if view.nbytes < sum(map(len, plaintexts)) + (gap + TAGLEN) * len(plaintexts):
             raise LocalProtocolError("output buffer too small for the ciphertexts")
         if aead is None or self._n + len(plaintexts) > MAX_NONCE:
@@ -228,11 +228,7 @@ class CipherState:
         that message (the ones before it were decrypted and counted; ``out`` past them holds
         garbage). Same overlap rule as :meth:`encrypt_into`."""
         aead = self._aead
-        view = memoryview(out)
-        if view.readonly:
-            raise LocalProtocolError("output buffer is read-only")
-        if view.format != "B" or view.ndim != 1:
-            view = view.cast("B")
+        view = _writable(out)
         need = 0
         for c in ciphertexts:
             if len(c) < TAGLEN:

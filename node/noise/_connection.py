@@ -283,11 +283,7 @@ class NoiseConnection:
 
     def encrypt(self, plaintext: Buffer) -> bytes:
         """One transport message for at most 65519 bytes of plaintext."""
-        send = self._send
-        if send is None or self._broken:
-            raise LocalProtocolError(
-                "connection is broken; drop it" if self._broken else "handshake not complete"
-            )
+        send = self._transport(self._send)
         if len(plaintext) > MAX_PLAINTEXT_LEN:
             raise LocalProtocolError(f"plaintext longer than {MAX_PLAINTEXT_LEN} bytes")
         return send.encrypt_with_ad(b"", plaintext)
@@ -298,11 +294,7 @@ class NoiseConnection:
         Raises DecryptError on a bad tag and RemoteProtocolError on a message longer than
         65535 bytes; the connection is then broken and must be dropped.
         """
-        recv = self._recv
-        if recv is None or self._broken:
-            raise LocalProtocolError(
-                "connection is broken; drop it" if self._broken else "handshake not complete"
-            )
+        recv = self._transport(self._recv)
         try:
             if len(ciphertext) > MAX_MESSAGE_LEN:
                 raise RemoteProtocolError(f"transport message longer than {MAX_MESSAGE_LEN}")
@@ -313,11 +305,7 @@ class NoiseConnection:
 
     def encrypt_into(self, plaintext: Buffer, out: Buffer) -> int:
         """:meth:`encrypt` into a preallocated ``out`` (>= len + 16 bytes); return the length."""
-        send = self._send
-        if send is None or self._broken:
-            raise LocalProtocolError(
-                "connection is broken; drop it" if self._broken else "handshake not complete"
-            )
+        send = self._transport(self._send)
         if len(plaintext) > MAX_PLAINTEXT_LEN:
             raise LocalProtocolError(f"plaintext longer than {MAX_PLAINTEXT_LEN} bytes")
         return send.encrypt_into(b"", plaintext, out)
@@ -325,11 +313,7 @@ class NoiseConnection:
     def encrypt_many_into(self, plaintexts: Sequence[Buffer], out: Buffer, gap: int = 0) -> int:
         """:meth:`encrypt_into` of several transport messages in order, each ciphertext after
         ``gap`` bytes the caller fills (CipherState.encrypt_many_into); returns the bytes."""
-        send = self._send
-        if send is None or self._broken:
-            raise LocalProtocolError(
-                "connection is broken; drop it" if self._broken else "handshake not complete"
-            )
+        send = self._transport(self._send)
         for p in plaintexts:
             if len(p) > MAX_PLAINTEXT_LEN:
                 raise LocalProtocolError(f"plaintext longer than {MAX_PLAINTEXT_LEN} bytes")
@@ -341,11 +325,7 @@ class NoiseConnection:
         Same failure rules as :meth:`decrypt`: a bad tag or an oversized message breaks the
         connection (and ``out`` holds garbage).
         """
-        recv = self._recv
-        if recv is None or self._broken:
-            raise LocalProtocolError(
-                "connection is broken; drop it" if self._broken else "handshake not complete"
-            )
+        recv = self._transport(self._recv)
         try:
             if len(ciphertext) > MAX_MESSAGE_LEN:
                 raise RemoteProtocolError(f"transport message longer than {MAX_MESSAGE_LEN}")
@@ -358,11 +338,7 @@ class NoiseConnection:
         """:meth:`decrypt_into` of several transport messages in order, their plaintexts
         back to back in ``out``; returns the bytes written. Same failure rules (a bad tag or
         an oversized message breaks the connection)."""
-        recv = self._recv
-        if recv is None or self._broken:
-            raise LocalProtocolError(
-                "connection is broken; drop it" if self._broken else "handshake not complete"
-            )
+        recv = self._transport(self._recv)
         try:
             for c in ciphertexts:
                 if len(c) > MAX_MESSAGE_LEN:
@@ -371,6 +347,14 @@ class NoiseConnection:
         except RemoteProtocolError:
             self._broken = True
             raise
+
+    def _transport(self, state: CipherState | None) -> CipherState:
+        """``state`` (a transport CipherState), or why it cannot be used."""
+        if state is None or self._broken:
+            raise LocalProtocolError(
+                "connection is broken; drop it" if self._broken else "handshake not complete"
+            )
+        return state
 
     def rekey_outgoing(self) -> None:
         """Rekey our sending CipherState; the peer must call :meth:`rekey_incoming` in step."""
