@@ -11,14 +11,19 @@ from node import wire
 frames = st.lists(st.binary(min_size=16, max_size=3000), max_size=6)
 
 
+def _reads(stream: bytes, cuts: list[int]) -> list[bytes]:
+    """``stream`` cut at ``cuts`` (taken modulo its length + 1): the reads a socket gave."""
+    points = sorted({c % (len(stream) + 1) for c in cuts})
+    return [stream[a:b] for a, b in zip([0, *points], [*points, len(stream)], strict=True)]
+
+
 @given(frames, st.lists(st.integers(0, 20000), max_size=10))
 def test_split_stream_yields_the_same_frames(msgs: list[bytes], cuts: list[int]) -> None:
     stream = b"".join(wire.encode_frame(m) for m in msgs)
-    points = sorted({c % (len(stream) + 1) for c in cuts})
     dec = wire.FrameDecoder()
     got: list[bytes] = []
-    for a, b in zip([0, *points], [*points, len(stream)], strict=True):
-        dec.receive_data(stream[a:b])
+    for read in _reads(stream, cuts):
+        dec.receive_data(read)
         while isinstance(f := dec.next_frame(), bytes):
             got.append(f)
         assert dec.buffered < 2 + wire.NOISE_MAX_MESSAGE
@@ -57,11 +62,10 @@ def test_frame_views_split_like_next_frame(msgs: list[bytes], cuts: list[int], e
     """The batch splitter returns exactly the messages next_frame would, in order, however
     the stream is cut into reads (messages inside a read and across reads)."""
     stream = b"".join(wire.encode_frame(m) for m in msgs)
-    points = sorted({c % (len(stream) + 1) for c in cuts})
     dec = wire.FrameDecoder()
     got: list[bytes] = []
-    for a, b in zip([0, *points], [*points, len(stream)], strict=True):
-        dec.receive_data(stream[a:b])
+    for read in _reads(stream, cuts):
+        dec.receive_data(read)
         views = dec.frame_views()
         assert all(isinstance(v, memoryview) and v.readonly for v in views)
         got += [bytes(v) for v in views]
