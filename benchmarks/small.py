@@ -84,7 +84,14 @@ def _check(dst: Path, digest: str) -> None:
 
 
 def measure(
-    prov: Daemon, recv: Daemon, work: Path, size: int, way: str, runs: int, chunk: int
+    prov: Daemon,
+    recv: Daemon,
+    work: Path,
+    size: int,
+    way: str,
+    runs: int,
+    chunk: int,
+    link: bool = False,
 ) -> list[dict[str, Any]]:
     out = []
     for n in range(runs):
@@ -94,10 +101,11 @@ def measure(
         dst.unlink(missing_ok=True)
         if way == "api":
             t0 = time.perf_counter()
-            res = recv.api.fetch(root, [prov.peer], output=dst)
+            res = recv.api.fetch(root, [prov.peer], output=dst, link=link)
             wall = time.perf_counter() - t0
         else:
             cmd = _bcai(recv.data, "get", "0x" + root.hex(), "--peer", prov.peer, "-o", str(dst))
+            cmd += ["--link"] if link else []
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
             wall = time.perf_counter() - t0
@@ -135,6 +143,12 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2, help="untimed API gets first")
     ap.add_argument("--chunk-size", default="1MiB")
     ap.add_argument("--fsync", action="store_true", help="durable receiver store")
+    ap.add_argument(
+        "--link",
+        action="store_true",
+        help="get -o FILE --link (the store refers to FILE; compare with transfer.py's "
+        "bcai_daemon_link); default: the store keeps its own copy",
+    )
     ap.add_argument("--work", type=Path, help="scratch dir (default: a new temp dir, removed)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "small.json")
     a = ap.parse_args()
@@ -148,7 +162,7 @@ def main() -> None:
         shutil.rmtree(work / name, ignore_errors=True)
         subprocess.run(_bcai(work / name, "init"), env=ENV, check=True, capture_output=True)
     started: list[Daemon] = []
-    results: dict[str, Any] = {"sizes": {}}
+    results: dict[str, Any] = {"sizes": {}, "link": a.link, "fsync": a.fsync}
     try:
         prov = Daemon(work / "prov")
         started.append(prov)
@@ -161,7 +175,7 @@ def main() -> None:
             for way, runs in (("api", a.runs), ("cli", a.cli_runs)):
                 if runs <= 0:
                     continue
-                recs = measure(prov, recv, work, size, way, runs, chunk)
+                recs = measure(prov, recv, work, size, way, runs, chunk, a.link)
                 row[way] = summary(recs)
                 s = row[way]
                 print(
