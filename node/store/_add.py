@@ -33,7 +33,7 @@ from node.log import get_logger
 
 from . import _maint
 from ._index import Batch, access_key, content_key, dumps, job_key, pack_time, roots_key
-from ._links import LinkedFile, link_key, pack_link
+from ._links import LinkedFile, pack_link, put_link
 from ._records import ContentRecord, State
 
 if TYPE_CHECKING:
@@ -111,9 +111,7 @@ def ingest(
                 for i, (cr, n) in enumerate(group, start):
                     batch.put(roots_key(list_id, i), cr)
                     batch.ref(cr, +1, n)
-                    record = group_links.get(cr)
-                    if record is not None and not store._files.path(cr).exists():
-                        batch.put(link_key(cr), record)
+                    put_link(batch, store._files, cr, group_links.get(cr))
                 batch.commit()
         finally:
             with store._lock:

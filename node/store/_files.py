@@ -388,6 +388,10 @@ class ChunkFiles:
             return False
         return self.tier_path(chunk_root, cold).exists()
 
+    def has_file(self, chunk_root: bytes) -> bool:
+        """The store has a chunk file of ``chunk_root`` in either tier."""
+        return self.has_tier(chunk_root, cold=False) or self.has_tier(chunk_root, cold=True)
+
     # -- removal and sweeping --------------------------------------------------------------
 
     def delete(self, chunk_root: bytes) -> int:

@@ -28,7 +28,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import plyvel
 
@@ -48,6 +48,15 @@ def link_key(chunk_root: bytes) -> bytes:
 
 def file_key(file_id: int) -> bytes:
     return LINK_FILE + u64(file_id)
+
+
+def put_link(batch: Any, files: Any, chunk_root: bytes, record: bytes | None) -> None:
+    """Put ``chunk_root``'s link ``record`` into ``batch`` unless the store has a chunk file
+    of it in either tier (``files``: the store's ``ChunkFiles``): a chunk with a file of its
+    own is read from there and keeps no link (the one rule of a group commit, for fetches
+    and for ``add --link`` alike)."""
+    if record is not None and not files.has_file(chunk_root):
+        batch.put(link_key(chunk_root), record)
 
 
 def pack_link(file_id: int, offset: int, length: int) -> bytes:

@@ -37,7 +37,7 @@ from ._index import (
     ref_key,
     roots_key,
 )
-from ._links import LinkTarget, link_key, pack_link
+from ._links import LinkTarget, pack_link, put_link
 from ._records import ContentInfo, ContentRecord, State
 
 if TYPE_CHECKING:
@@ -341,8 +341,8 @@ def _commit(
                 continue
             bit_set(bm, bit)
             batch.ref(cr, +1, n)
-            if links and cr in links and not store._files.path(cr).exists():
-                batch.put(link_key(cr), links[cr])
+            if links:
+                put_link(batch, store._files, cr, links.get(cr))
             added += 1
             if taken is not None:
                 taken.append((index, cr, n))

@@ -198,3 +198,22 @@ def test_add_link_of_held_chunks_keeps_their_files(
     store.add_file(again, chunk_size=CS, link=True)  # the first three chunks are held already
     assert len(chunk_files(store_path)) == 3
     assert len(store._links.iter_linked()) == 1  # only the new tail chunk is linked
+
+
+def test_chunk_held_in_the_cold_tier_is_not_linked(tmp_path: Path) -> None:
+    """A chunk whose file sits in the cold tier is held too: a linked fetch writes it to the
+    output only and records no link for it (``put`` checks both tiers; the group commit's
+    second check, for a file that appeared in between, now does too: ``put_link``)."""
+    data, m, roots = content(tmp_path, 2 * CS, seed=13)
+    with Store.open(tmp_path / "s", cold_dir=tmp_path / "cold") as store:
+        src = tmp_path / "held.bin"
+        src.write_bytes(chunk_of(data, 0))
+        held = store.add_file(src, chunk_size=CS)  # chunk 0's bytes, as a content of their own
+        assert store.demote(held.root) == CS  # its one chunk file is in the cold tier now
+        store.begin_partial(m, iter(roots))
+        out = tmp_path / "out.bin"
+        assert run_linked(store, out, data, m.root, None)
+        assert out.read_bytes() == data
+        assert store._links.link_of(roots[0]) is None
+        assert store._links.link_of(roots[1]) is not None
+        assert b"".join(store.iter_verified(m.root)) == data
