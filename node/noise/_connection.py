@@ -325,14 +325,7 @@ class NoiseConnection:
         Same failure rules as :meth:`decrypt`: a bad tag or an oversized message breaks the
         connection (and ``out`` holds garbage).
         """
-        recv = self._transport(self._recv)
-        try:
-            if len(ciphertext) > MAX_MESSAGE_LEN:
-                raise RemoteProtocolError(f"transport message longer than {MAX_MESSAGE_LEN}")
-            return recv.decrypt_into(b"", ciphertext, out)
-        except RemoteProtocolError:
-            self._broken = True
-            raise
+        return self.decrypt_many_into((ciphertext,), out)
 
     def decrypt_many_into(self, ciphertexts: Sequence[Buffer], out: Buffer) -> int:
         """:meth:`decrypt_into` of several transport messages in order, their plaintexts
