@@ -51,6 +51,7 @@ CIPHERS = tuple(_SUITES)
 """The Noise cipher names a CipherState implements."""
 
 Buffer = bytes | bytearray | memoryview
+"""What the encrypt/decrypt methods accept."""
 
 
 def _writable(out: Buffer) -> memoryview:
@@ -61,9 +62,6 @@ def _writable(out: Buffer) -> memoryview:
     if view.format != "B" or view.ndim != 1:
         view = view.cast("B")
     return view
-
-
-"""What the encrypt/decrypt methods accept."""
 
 
 class CipherState:

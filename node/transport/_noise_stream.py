@@ -90,37 +90,53 @@ def _verify_limiter() -> trio.CapacityLimiter:
         return limiter
 
 
-RECV_POOL_MIN = 1 << 16
-"""Receive buffers: a refill of at least this many plaintext bytes decrypts into a buffer
-from a small process-wide pool (:func:`_take_receive_buffer`), reused once no plaintext view
-of it is alive, instead of a fresh zero-filled one per refill; smaller refills (control
-messages, keep-alives) get a fresh buffer of their size. The pool is shared by all
-connections and bounded (:data:`RECV_POOL_MAX` buffers): per-connection spares made a
-load client with 1,000 bulk connections hold one each (its CPU per chunk rose ~25 %), and
-10,000 idle connections must hold none."""
-RECV_POOL_MAX = 8
-_recv_pool: list[bytearray] = []
-_recv_lock = threading.Lock()
+class _BufferPool:
+    """A few bytearrays of at least ``minimum`` bytes, shared by every stream of the process,
+    reused instead of a fresh zero-filled one (a memset of every byte sent or received).
+
+    A buffer may be given back while views of it are still alive; :meth:`take` hands out
+    only one no view refers to (:func:`_reusable`). At most ``keep`` are kept (the oldest
+    is dropped), so many connections cannot pin a buffer each."""
+
+    def __init__(self, minimum: int = 1 << 16, keep: int = 8) -> None:
+        self.minimum = minimum
+        self.keep = keep
+        self.buffers: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, need: int) -> bytearray:
+        """A buffer of at least ``need`` bytes: a kept one no view refers to, or a new one
+        (rounded up to ``minimum``)."""
+        with self._lock:
+            buffers = self.buffers
+            for i in range(len(buffers) - 1, -1, -1):  # the most recently given back first
+                buf = buffers[i]
+                if len(buf) >= need and _reusable(buf):
+                    del buffers[i]
+                    return buf
+        return bytearray(-(-need // self.minimum) * self.minimum)
+
+    def give(self, buf: bytearray) -> None:
+        """Offer ``buf`` for reuse (views of it may still be alive: :meth:`take` checks)."""
+        with self._lock:
+            if len(self.buffers) >= self.keep:
+                del self.buffers[0]
+            self.buffers.append(buf)
 
 
-def _take_receive_buffer(need: int) -> bytearray:
-    """A buffer of at least ``need`` bytes: a pooled one no view refers to, or a new one."""
-    with _recv_lock:
-        pool = _recv_pool
-        for i in range(len(pool) - 1, -1, -1):  # the most recently given back first
-            buf = pool[i]
-            if len(buf) >= need and _reusable(buf):
-                del pool[i]
-                return buf
-    return bytearray(-(-need // RECV_POOL_MIN) * RECV_POOL_MIN)
+POOL_MIN = 1 << 16
+"""Batches of at least this many bytes use a pooled buffer; smaller ones (control messages,
+keep-alives) a fresh one of their size, so an idle connection holds none."""
 
+_seal_pool = _BufferPool(POOL_MIN)
+"""Sealing: a 1 MiB chunk is sealed into one ~1 MiB buffer (zero-filling a fresh one was ~3 %
+of a serving node's CPU); given back after its send completed."""
 
-def _give_receive_buffer(buf: bytearray) -> None:
-    """Offer ``buf`` for reuse (its views may still be alive: the taker checks)."""
-    with _recv_lock:
-        if len(_recv_pool) >= RECV_POOL_MAX:
-            del _recv_pool[0]
-        _recv_pool.append(buf)
+_recv_pool = _BufferPool(POOL_MIN)
+"""Receiving: a refill's plaintexts are decrypted into one buffer, given back at once and
+taken again only once no plaintext view of it is alive. Shared and bounded: per-connection
+spares made a load client with 1,000 bulk connections hold one each (its CPU per chunk rose
+~25 %), and 10,000 idle connections must hold none."""
 
 
 DEFAULT_HANDSHAKE_TIMEOUT = 10.0
@@ -130,34 +146,6 @@ DEFAULT_OFFLOAD_BYTES = 1 << 62
 loopback (2 cores, 256 MiB): sealing 1 MiB batches in a worker ran at ~300 MB/s, inline at
 ~550-700 MB/s; the thread hand-off and GIL ping-pong cost more than the overlap gained, and
 the receiver's hashing threads already use the second core."""
-
-
-# Sealing buffers: a 1 MiB chunk is sealed into one buffer of ~1 MiB. A fresh bytearray is
-# zero-filled first (memset of every byte sent: ~3 % of a serving node's CPU), so buffers of
-# at least POOL_MIN bytes are reused from this small shared pool (list pop/append are atomic;
-# a buffer is given back only after its send completed, when nothing refers to it).
-POOL_MIN = 1 << 16
-POOL_MAX = 8
-_POOL_ROUND = 1 << 16
-_pool: list[bytearray] = []
-
-
-def _take_buffer(n: int) -> bytearray:
-    if n < POOL_MIN:
-        return bytearray(n)
-    try:
-        buf = _pool.pop()
-    except IndexError:
-        pass
-    else:
-        if len(buf) >= n:
-            return buf
-    return bytearray(-(-n // _POOL_ROUND) * _POOL_ROUND)
-
-
-def _give_buffer(buf: bytearray) -> None:
-    if len(buf) >= POOL_MIN and len(_pool) < POOL_MAX:
-        _pool.append(buf)
 
 
 class _State(enum.Enum):
@@ -403,7 +391,7 @@ class NoiseStream(trio.abc.Stream):
 
         ``encrypt_into`` writes each ciphertext straight after its length prefix, so a whole
         1 MiB chunk is sealed with no per-message allocation and sent with one ``send``.
-        ``out`` (from :func:`_take_buffer`) holds at least the plaintexts + 18 bytes each;
+        ``out`` (from the seal pool) holds at least the plaintexts + 18 bytes each;
         without it a buffer of that size is allocated.
         """
         if out is None:
@@ -476,7 +464,8 @@ class NoiseStream(trio.abc.Stream):
             if len(p) > NOISE_MAX_PLAINTEXT:
                 raise ValueError(f"plaintext longer than {NOISE_MAX_PLAINTEXT} bytes")
             total += len(p)
-        out = _take_buffer(total + 18 * len(plaintexts))
+        need = total + 18 * len(plaintexts)
+        out = _seal_pool.take(need) if need >= POOL_MIN else bytearray(need)
         try:
             if total >= self.offload_bytes:
                 parts = await trio.to_thread.run_sync(self._seal, plaintexts, out)
@@ -491,7 +480,8 @@ class NoiseStream(trio.abc.Stream):
             raise
         await self._raw_send_parts(parts)
         del parts
-        _give_buffer(out)  # sent whole (a failed send raised and drops it)
+        if need >= POOL_MIN:
+            _seal_pool.give(out)  # sent whole (a failed send raised and drops it)
 
     async def send_all(self, data: Buffer) -> None:
         with self._send_conflict:
@@ -516,11 +506,11 @@ class NoiseStream(trio.abc.Stream):
 
         The views are handed to the wire decoder, which slices ChunkData out of them without
         copying (it keeps read-only views as they are). A bulk refill's buffer comes from the
-        receive pool (:data:`RECV_POOL_MIN`).
+        receive pool (:data:`POOL_MIN`).
         """
         need = sum(map(len, frames)) - 16 * len(frames)
-        bulk = need >= RECV_POOL_MIN
-        out = _take_receive_buffer(need) if bulk else bytearray(need)
+        bulk = need >= POOL_MIN
+        out = _recv_pool.take(need) if bulk else bytearray(need)
         self._noise.decrypt_many_into(frames, out)
         ro = memoryview(out).toreadonly()
         plain: list[memoryview] = []
@@ -531,7 +521,7 @@ class NoiseStream(trio.abc.Stream):
             off += n
         del ro
         if bulk:
-            _give_receive_buffer(out)  # taken again only once every view above is gone
+            _recv_pool.give(out)  # taken again only once every view above is gone
         return plain
 
     async def _fill(self) -> bool:

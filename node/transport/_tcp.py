@@ -50,10 +50,6 @@ def set_congestion(policy: str) -> None:
     _policy = policy
 
 
-def congestion_policy() -> str:
-    return _policy
-
-
 def handshake_rtt_us(sock: socket.socket) -> int | None:
     """The kernel's smoothed round trip of ``sock`` in microseconds (after connect/accept the
     TCP handshake has given it one sample), or ``None`` where TCP_INFO is not available."""

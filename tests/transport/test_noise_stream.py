@@ -223,15 +223,15 @@ async def test_receive_buffers_are_pooled_and_bounded() -> None:
             for client, server in pairs:
                 nursery.start_soon(server.do_handshake)
                 await client.do_handshake()
-            ns._recv_pool.clear()
+            ns._recv_pool.buffers.clear()
             for client, server in pairs:
                 await client.send_plaintexts([b"ping"] * 3)
                 await receive(server, 12)
-            assert ns._recv_pool == []  # nothing pooled for control-sized refills
+            assert ns._recv_pool.buffers == []  # nothing pooled for control-sized refills
             for _ in range(3):
                 for client, server in pairs:
                     await client.send_all(bytes(300_000))
                     await receive(server, 300_000)
-            assert 1 <= len(ns._recv_pool) <= ns.RECV_POOL_MAX
+            assert 1 <= len(ns._recv_pool.buffers) <= ns._recv_pool.keep
             # every refill's views were dropped: one pooled buffer served every connection
-            assert len(ns._recv_pool) == 1
+            assert len(ns._recv_pool.buffers) == 1
