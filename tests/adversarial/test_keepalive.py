@@ -74,8 +74,16 @@ class _Spawns(trio.abc.Instrument):
         self.count += 1
 
 
-async def _serve(nursery: trio.Nursery, src: Any, policy: AdmissionPolicy) -> int:
-    """A provider of ``src`` on 127.0.0.1 with a KEEPALIVE keep-alive; returns its port."""
+async def serve_provider(
+    nursery: trio.Nursery,
+    src: Any,
+    policy: AdmissionPolicy,
+    *,
+    idle_timeout: float = 10.0,
+    keepalive: float = KEEPALIVE,
+) -> int:
+    """A provider of ``src`` on 127.0.0.1 with the given idle timeout and keep-alive; returns
+    its port."""
     me = LocalPeer.from_identity(make_identity())
     prov = Provider(src, me.address, receipt_domain=default_receipt_domain())
     listeners = await nursery.start(
@@ -84,8 +92,8 @@ async def _serve(nursery: trio.Nursery, src: Any, policy: AdmissionPolicy) -> in
             0,
             me,
             policy=policy,
-            idle_timeout=10.0,
-            keepalive_interval=KEEPALIVE,
+            idle_timeout=idle_timeout,
+            keepalive_interval=keepalive,
             task_status=task_status,
         )
     )
@@ -107,7 +115,7 @@ async def test_sweep_writes_pings_itself_at_most_one_per_interval(tmp_path: Path
     spawns = _Spawns()
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, src, policy)
+            port = await serve_provider(nursery, src, policy)
             idle = [await _connect("127.0.9.1", port) for _ in range(20)]
             for c in idle:
                 nursery.start_soon(_answer, c)
@@ -142,7 +150,7 @@ async def test_a_connection_with_traffic_gets_no_keepalive_ping(tmp_path: Path) 
     policy = AdmissionPolicy()
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            port = await _serve(nursery, src, policy)
+            port = await serve_provider(nursery, src, policy)
             chatty = await _connect("127.0.9.2", port)
             quiet = await _connect("127.0.9.3", port)
             for c in (chatty, quiet):

@@ -31,6 +31,7 @@ from node.transport._noise_stream import NoiseStream
 from node.wire import ErrorCode
 
 from ..transfer.helpers import make_identity, store_with
+from .test_keepalive import serve_provider
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="needs 127.0.0.0/8 on lo")
 
@@ -135,20 +136,7 @@ async def test_idle_connections_cost_one_task_and_one_sweep_keeps_them_honest(
     policy = AdmissionPolicy()
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
-            me = LocalPeer.from_identity(make_identity())
-            prov = Provider(src, me.address, receipt_domain=default_receipt_domain())
-            listeners = await nursery.start(
-                lambda task_status: serve_peers(
-                    prov.handle,
-                    0,
-                    me,
-                    policy=policy,
-                    idle_timeout=1.2,
-                    keepalive_interval=0.3,
-                    task_status=task_status,
-                )
-            )
-            port = listeners[0].socket.getsockname()[1]
+            port = await serve_provider(nursery, src, policy, idle_timeout=1.2, keepalive=0.3)
             await trio.testing.wait_all_tasks_blocked()
             before = _tasks()
             idle = [
