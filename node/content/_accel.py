@@ -45,7 +45,7 @@ class _Kernel:
         self._ffi = ffi
         self._lib = lib
         self.sha_ni = sha_ni
-        """True: SHA-256 through the CPU's SHA extensions, two messages interleaved; False:
+        """True: SHA-256 through the CPU's SHA extensions, up to four messages interleaved; False:
         OpenSSL's SHA-256 (same results)."""
         self._flag = int(sha_ni)
 
