@@ -96,11 +96,15 @@ class ChunkCompressor:
 
         ``chunk_root`` keys the cache (``None``: not cached). ``tuner`` is the connection's:
         it says whether this connection compresses now (its rate probe) and at which level,
-        and is told how long compressing took.
+        and is told how long compressing took, and the root's compress speed (its probe's
+        ceiling: the root's last whole-chunk compressions on any connection, wall time).
         """
         n = len(data)
         with self._lock:
             policy = self._policy(root)
+            level = self.level if self.level is not None else tuner.level
+            tuner.bound(policy.speed(level))  # the probe's ceiling (at the first chunk: whether
+            # raw is probed first)
             if chunk_root is not None and chunk_root in self._cache:
                 self._cache.move_to_end(chunk_root)
                 frame = self._cache[chunk_root]
@@ -124,10 +128,11 @@ class ChunkCompressor:
                         self._admit(chunk_root, None)
                     return self._sent(policy, data, None)
             t0 = time.perf_counter()
-        frame = codec.compress(data, self.level if self.level is not None else tuner.level)
+        frame = codec.compress(data, level)
         seconds = time.perf_counter() - t0
-        tuner.observe_compress(n, seconds)
         with self._lock:
+            policy.timed(level, n, seconds)
+            tuner.compressed(n, seconds, policy.speed(level))
             self.stats.compress_seconds += seconds
             if chunk_root is not None:
                 self._admit(chunk_root, frame)

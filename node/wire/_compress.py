@@ -83,6 +83,9 @@ MAX_BACKOFF: Final = 64
 MAX_WINDOW: Final = MAX_CHUNK_SIZE
 STEADY: Final = 0.25
 """A :class:`RateProbe` settles until two steps of its settle run within 25% of each other."""
+SPEED_KEEP: Final = 4
+"""A root's compress speed at a level is that of its last 4 whole-chunk compressions there
+(:meth:`CompressionPolicy.speed`)."""
 _MIB: Final = 1 << 20
 
 
@@ -218,6 +221,23 @@ class CompressionPolicy:
     compressed_chunks: int = 0  #: chunks sent compressed
     raw_chunks: int = 0  #: chunks sent raw (skipped, a failed sample, a frame not worth sending)
     saved_bytes: int = 0
+    _timed: dict[int, list[tuple[int, float]]] = field(default_factory=dict)
+
+    def timed(self, level: int, raw_len: int, seconds: float) -> None:
+        """A chunk of ``raw_len`` bytes was compressed whole at ``level`` in ``seconds`` of
+        wall time (the provider's worker thread, beside whatever else runs on its cores)."""
+        log = self._timed.setdefault(level, [])
+        log.append((raw_len, max(seconds, 1e-9)))
+        del log[:-SPEED_KEEP]
+
+    def speed(self, level: int) -> float | None:
+        """Raw bytes per second of this root's last ``SPEED_KEEP`` compressions at ``level``
+        (``None``: none yet): what one compression at a time, as a connection's read-ahead
+        runs them, can deliver at most (a :class:`RateProbe`'s ``ceiling``)."""
+        log = self._timed.get(level)
+        if not log:
+            return None
+        return sum(n for n, _ in log) / sum(t for _, t in log)
 
     @property
     def off(self) -> bool:
@@ -293,9 +313,26 @@ class RateProbe:
       very well), longer until the pace is steady (buffers the previous mode left empty, or a
       rate cap's burst, take bytes faster than the link), at most four times it; then a
       window of ``window_bytes`` of content, timed.
-    - Both modes probed (compressed first), the faster one is held: compressed only if its
-      rate beats raw by more than ``margin`` (a near tie goes raw: it spends no CPU), or raw if
-      the compressed window saved less than ``MIN_SAVING`` of its bytes (nothing to gain).
+    - Both modes probed, the faster one is held: compressed only if its rate beats raw by
+      more than ``margin`` (a near tie goes raw: it spends no CPU), or raw if the compressed
+      window saved less than ``MIN_SAVING`` of its bytes (nothing to gain). Compressed is
+      probed first while nothing bounds it (a connection's first chunks, and a short
+      transfer's, go compressed and time the compressor); raw first (:meth:`start_raw`)
+      where a ``ceiling`` is known before the first chunk.
+    - The ``ceiling``: content bytes per second the compressed mode cannot exceed here. The
+      provider compresses one chunk at a time per connection (its read-ahead), so the recent
+      compress speed of the root's chunks at the connection's level (wall time, on the cores
+      the transfer shares; ``CompressionPolicy.speed``) bounds it. Since compressed is held
+      only if it beats raw by ``margin``, once ``ceiling <= raw_rate * (1 + margin)`` a probe
+      of it cannot change the choice: the probe is skipped (after a raw probe, or when raw's
+      held windows fell off its rate) or, when it runs (the ceiling was not known, or above;
+      a periodic re-probe, which refreshes the ceiling), cut short as soon as
+      ``calibration`` compressions timed in it bring the ceiling down to that. The
+      compressed rate is then the ceiling (an upper bound, compared like a measured rate:
+      raw's held windows falling below it by the margin re-probe compressed). Where
+      compressing cannot win (loopback: raw ~450 MB/s, compressing ~400 on one of the two
+      shared cores) no chunk is compressed once the root's speed is known; where it can (a
+      link or a rate cap well below the compressor) nothing changes.
     - While holding, windows are still timed. Two in a row off the held mode's probed rate by
       more than ``change`` (the link got congested, or freed) re-probe the other mode at once
       (the held mode's rate is then the mean of those two). So do two in a row, within the
@@ -321,12 +358,15 @@ class RateProbe:
     first_interval: int = 256 * _MIB
     max_interval: int = 1024 * _MIB
     idle: float = 0.5
+    calibration: int = 2
     compress: bool = True  #: the mode for the next chunk
+    ceiling: float | None = None  #: content bytes/s compressed cannot exceed (None: not known)
     phase: Phase = Phase.SETTLE
     raw_rate: float | None = None  #: content bytes/s last measured raw
     compressed_rate: float | None = None  #: ... compressed (None: not measured, or no saving)
     probes: int = 0  #: probe windows timed
     flips: int = 0  #: times the held mode changed
+    bounded: int = 0  #: compressed probes skipped or cut short by the ceiling
     interval: int = 0  #: content bytes to hold before the next probe (0: first_interval)
     _todo: list[bool] = field(default_factory=lambda: [False])  #: modes left to probe
     _then: Phase = Phase.MEASURE  #: the phase after SETTLE
@@ -343,6 +383,30 @@ class RateProbe:
     _chunks: int = 0
     _held: int = 0
     _off_rates: list[float] = field(default_factory=list)  #: the held windows off its rate
+    _fresh: int = 0  #: compressions timed in the current compressed probe
+
+    def start_raw(self) -> bool:
+        """Before the first chunk: probe raw first, then compressed unless the ceiling rules
+        it out. False (nothing changed) once a chunk was sent."""
+        if self._last is not None or self.probes or not self.compress:
+            return False
+        self.compress, self._todo = False, [True]
+        return True
+
+    def compressed(self, ceiling: float | None) -> None:
+        """A chunk was compressed whole for this connection; ``ceiling`` is the bound now
+        (the root's recent speed, this compression included)."""
+        self.ceiling = ceiling
+        if self._probing_compressed():
+            self._fresh += 1
+
+    def _probing_compressed(self) -> bool:
+        return self.compress and self.phase is not Phase.HOLD and self._then is Phase.MEASURE
+
+    def _bounded(self) -> bool:
+        """Compressed cannot beat raw's rate by the margin: its ceiling is below that."""
+        c, r = self.ceiling, self.raw_rate
+        return c is not None and r is not None and c <= r * (1.0 + self.margin)
 
     def on_sent(self, content: int, wire: int, now: float) -> None:
         """A chunk of ``content`` bytes went out as ``wire`` bytes; its send returned at ``now``."""
@@ -352,6 +416,11 @@ class RateProbe:
             if now - last > max(self.idle, 8 * mean):  # nothing was asked for a while
                 self._restart(now)
                 return
+        if self._probing_compressed() and self._fresh >= self.calibration and self._bounded():
+            self.compressed_rate = self.ceiling  # cut short: it cannot win
+            self.bounded += 1
+            self._next_probe()
+            return
         if self.phase is Phase.SETTLE:
             self._settle(content, wire, last, now)
             return
@@ -384,14 +453,15 @@ class RateProbe:
             # mode's own pace: its probe read high (e.g. a rate cap's burst left by the other)
         self._off_rates = [*self._off_rates, rate] if off else []
         if len(self._off_rates) >= 2 or self._held >= (self.interval or self.first_interval):
-            if len(self._off_rates) >= 2:  # the held mode's rate as it is now
+            periodic = len(self._off_rates) < 2
+            if not periodic:  # the held mode's rate as it is now
                 rate = sum(self._off_rates) / len(self._off_rates)
             if self.compress:  # then probe the other mode
                 self.compressed_rate = rate if saving >= MIN_SAVING else None
             else:
                 self.raw_rate = rate
             self._todo = [not self.compress]
-            self._next_probe()
+            self._next_probe(periodic=periodic)
 
     def _settle(self, content: int, wire: int, last: float | None, now: float) -> None:
         """Settling: over when the pipeline holds this mode (``settle_bytes`` of wire, or
@@ -430,9 +500,15 @@ class RateProbe:
             self._step_start = self._step_rate = None
         self._start = None
 
-    def _next_probe(self) -> None:
-        if self._todo:
-            self._switch(self._todo.pop(0), Phase.MEASURE)
+    def _next_probe(self, *, periodic: bool = False) -> None:
+        while self._todo:
+            mode = self._todo.pop(0)
+            if mode and not periodic and self._bounded():  # it cannot change the choice
+                self.compressed_rate = self.ceiling
+                self.bounded += 1
+                continue
+            self._fresh = 0
+            self._switch(mode, Phase.MEASURE)
             return
         r, c = self.raw_rate, self.compressed_rate
         choice = c is not None and (r is None or c > r * (1.0 + self.margin))
@@ -458,18 +534,40 @@ class LevelTuner:
     seconds of every compression (:meth:`observe_compress`, raw bytes) and of every chunk
     sent (:meth:`sent` feeds :meth:`observe_send`: content bytes and the time since the
     previous send). Every ``every`` compressions it compares the two rates and moves the
-    level one step: faster below 2x, smaller above 8x.
+    level one step: faster below 2x, smaller above 8x. The probe's ceiling comes from the
+    root's compress speeds (:meth:`bound` before each chunk, :meth:`compressed` after each
+    whole-chunk compression, which also feeds :meth:`observe_compress`).
     """
 
     level: int = START_LEVEL
     every: int = 16
     probe: RateProbe = field(default_factory=RateProbe)
+    _bound: bool = False  #: :meth:`bound` was called (the first chunk)
     _last_sent: float | None = None
     _n: int = 0
     _c_bytes: int = 0
     _c_seconds: float = 0.0
     _s_bytes: int = 0
     _s_seconds: float = 0.0
+
+    def bound(self, speed: float | None) -> None:
+        """Before each chunk: the root's recent compress speed at :attr:`level` (raw bytes
+        per second, ``CompressionPolicy.speed``; ``None``: not known) is the probe's
+        ``ceiling``. At the connection's first chunk a known speed starts the probe raw
+        (:meth:`RateProbe.start_raw`): raw's rate is then measured first, and compressed
+        probed only if that speed could beat it."""
+        if not self._bound:
+            self._bound = True
+            if speed is not None:
+                self.probe.start_raw()
+        self.probe.ceiling = speed
+
+    def compressed(self, raw_bytes: int, seconds: float, speed: float | None) -> None:
+        """A chunk of ``raw_bytes`` was compressed whole in ``seconds``; ``speed`` the root's
+        speed at this level now (this compression included): :meth:`observe_compress`, and
+        the probe's ceiling (:meth:`RateProbe.compressed`)."""
+        self.observe_compress(raw_bytes, seconds)
+        self.probe.compressed(speed)
 
     def skips_next(self) -> bool:
         """:meth:`should_compress` will answer False next time (a cheap peek, no change)."""

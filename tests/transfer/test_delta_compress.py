@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from pathlib import Path
 
 import trio
@@ -161,6 +162,39 @@ async def test_random_content_turns_the_compressor_off(tmp_path: Path) -> None:
     # no chunk compressed whole: 16 KiB samples, backing off (1, 2, 4, ... chunks between)
     assert comp.stats.raw_chunks == m.chunk_count
     assert comp.stats.samples <= 6
+
+
+class _Hops(ChunkCompressor):
+    """Counts the chunks encoded in a worker thread (a thread hop) and in the event loop."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hops = self.inline = 0
+
+    def encode(self, root, chunk_root, data, tuner: LevelTuner):  # type: ignore[no-untyped-def, override]
+        if threading.current_thread() is threading.main_thread():
+            self.inline += 1
+        else:
+            self.hops += 1
+        return super().encode(root, chunk_root, data, tuner)
+
+
+async def test_random_content_takes_a_thread_hop_only_for_a_sample(tmp_path: Path) -> None:
+    # while the root's policy backs off, a chunk goes raw from the event loop: no thread hop,
+    # no compression work; a hop (and 16 KiB compressed) only for the chunks it samples
+    data = random.Random(4).randbytes(16 * MiB)
+    src = _store(tmp_path / "src")
+    m = src.add_bytes(data, chunk_size=CHUNK)  # 64 chunks
+    comp = _Hops()
+    prov = Provider(src, "", compress=comp)
+    for i in range(2):  # a second fetch (another connection) finds the policy backing off
+        dst = _store(tmp_path / f"dst{i}")
+        result = await _fetch([(src, prov)], dst, m.root)
+        assert read_all(dst, m.root) == data and result.wire_bytes == len(data)
+    # a chunk due for a sample whose verdict is cached (sampled by the first fetch) hops too
+    assert comp.hops == comp.stats.samples + comp.stats.cache_hits <= 8
+    assert comp.inline == 2 * m.chunk_count - comp.hops
+    assert comp.stats.compressed_chunks == 0 and comp.stats.compress_seconds < 0.05
 
 
 class _BombCompressor(ChunkCompressor):
