@@ -15,14 +15,20 @@ against the content's SHA-256 (``-o`` file).
    its size appended. Acceptance: v2's ``wire_bytes`` <= 6% of its size; the appended case
    moves the appended part.
 2. **Compressible**: a CSV of ``--data-size`` MiB (log-like rows). Two receivers fetch it,
-   ``[network] compress = true`` and ``false``, ``--rounds`` times each, alternating which
-   goes first (after one untimed fetch: the store wrote the chunks with ``O_DIRECT``, so the
-   first fetch of a root reads them from disk; ``--no-warm`` leaves that to the first "on"
-   round, as before), the content removed between rounds, dirty pages written back
-   (``sync``) before each fetch (so no fetch runs beside the writeback of the add or of the
-   fetch before it; 0.2 s for 256 MiB here). Acceptance: a median transfer time no slower
-   than without, and >= 20% fewer bytes on the wire where compressing is chosen (the last
-   round's bytes; every round's saving is reported too).
+   ``[network] compress = true`` and ``false``, ``--rounds`` times each under a cap,
+   ``--loopback-rounds`` (default twice ``--rounds``) on loopback, whose short fetches are
+   the most exposed to disk noise, alternating which goes first, after one untimed fetch by
+   each receiver ("warm", reported apart: the store wrote the chunks with ``O_DIRECT``, so
+   the first fetch of a root reads them from disk; and the origin's first compressed fetch
+   of a root is the one that times its compressor, the cost a provider pays once per root,
+   docs/transfer.md; ``--no-warm`` leaves both to the first rounds), the content removed
+   between rounds, dirty pages written back (``sync``) before each fetch (so no fetch runs
+   beside the writeback of the add or of the fetch before it; 0.2 s for 256 MiB here).
+   Acceptance: a median transfer time no slower than without, and >= 20% fewer bytes on the
+   wire where compressing is chosen (the last round's bytes; every round's saving is
+   reported too). Reported beside the ratio of the medians: each round's on/off ratio and
+   their median, and the median CPU seconds of each arm, the origin daemon's during the
+   get (``/proc``) and the ``bcai get`` process's (start-up included).
 3. **Random**: the same with random bytes. Acceptance: median within 5% of uncompressed.
 
 ``--limit-rate RATE`` (e.g. ``100M``) caps the receivers' downloads (``[network] limit_rate``,
@@ -48,6 +54,7 @@ import hashlib
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import sys
@@ -108,8 +115,32 @@ def _config(data: Path, *, compress: bool = True, limit_rate: str | None = None)
     cfg.write_text(text + "\n")
 
 
-def _get(data: Path, root: str, peer: str, out: Path) -> dict[str, Any]:
+def _cpu_of(pid: int) -> float | None:
+    """CPU seconds (user + system) of process ``pid`` so far (Linux ``/proc``; else None)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _children_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _get(
+    data: Path, root: str, peer: str, out: Path, origin: Daemon | None = None
+) -> dict[str, Any]:
+    """``bcai get``; with ``origin``, the CPU seconds each end spent on it are added:
+    ``cpu_origin_s`` (the serving daemon, during the get) and ``cpu_receiver_s`` (the ``bcai
+    get`` process, its start-up and imports included, the same for both arms)."""
+    o0, r0 = (_cpu_of(origin.proc.pid) if origin else None), _children_cpu()
     got: dict[str, Any] = bcai(data, "get", root, "--peer", peer, "-o", str(out))
+    if origin is not None:
+        o1 = _cpu_of(origin.proc.pid)
+        got["cpu_origin_s"] = round(o1 - o0, 3) if o0 is not None and o1 is not None else None
+        got["cpu_receiver_s"] = round(_children_cpu() - r0, 3)
     return got
 
 
@@ -124,6 +155,8 @@ def _row(got: dict[str, Any], digest: str, out: Path) -> dict[str, Any]:
         "wire_fraction": round(got["wire_bytes"] / got["size"], 4) if got["size"] else 0.0,
         "elapsed_s": got["elapsed"],
         "wall_s": got.get("wall"),
+        "cpu_origin_s": got.get("cpu_origin_s"),
+        "cpu_receiver_s": got.get("cpu_receiver_s"),
         "sha256_ok": ok,
     }
 
@@ -186,28 +219,57 @@ def compare(
     _config(recv["on"], limit_rate=limit_rate)
     _config(recv["off"], compress=False, limit_rate=limit_rate)
     runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
-    if args.warm:  # one untimed fetch first: the store wrote the chunks with O_DIRECT, so the
-        # first fetch reads them from disk (and the origin's first reads warm its caches)
-        _row(_get(recv["off"], root, origin.peer, work / "out.bin"), digest, work / "out.bin")
-        bcai(recv["off"], "rm", root, "--force")
-    for r in range(args.rounds):
+    warm: dict[str, dict[str, Any]] = {}
+    if args.warm:  # one untimed fetch per receiver first: the store wrote the chunks with
+        # O_DIRECT, so the first fetch reads them from disk (and the origin's first reads warm
+        # its caches); the "on" one is the origin's first compressed fetch of the root, whose
+        # compressed probe times the compressor (later ones know the root's speed: the
+        # ceiling, docs/transfer.md); its time is reported as "warm", not in the medians
+        for mode in ("off", "on"):
+            os.sync()
+            got = _get(recv[mode], root, origin.peer, work / "out.bin", origin)
+            warm[mode] = _row(got, digest, work / "out.bin")
+            bcai(recv[mode], "rm", root, "--force")
+    rounds = args.rounds if limit_rate else (args.loopback_rounds or 2 * args.rounds)
+    for r in range(rounds):
         for mode in ("on", "off") if r % 2 == 0 else ("off", "on"):
             os.sync()  # the add's (or the last fetch's) writeback is not this fetch's work
-            got = _get(recv[mode], root, origin.peer, work / "out.bin")
+            got = _get(recv[mode], root, origin.peer, work / "out.bin", origin)
             runs[mode].append(_row(got, digest, work / "out.bin"))
             bcai(recv[mode], "rm", root, "--force")
     med = {m: statistics.median(x["elapsed_s"] for x in runs[m]) for m in runs}
     wire = {m: runs[m][-1]["wire_bytes"] for m in runs}
     savings = [round(1 - x["wire_bytes"] / x["size"], 4) if x["size"] else 0.0 for x in runs["on"]]
+    # each round's on/off pair (fetched back to back, order alternating): the median of their
+    # ratios is less sensitive to a slow stretch of the disk than the ratio of the medians
+    pairs = [
+        round(a["elapsed_s"] / b["elapsed_s"], 3) if b["elapsed_s"] else None
+        for a, b in zip(runs["on"], runs["off"], strict=True)
+    ]
+
+    def cpu(mode: str, key: str) -> float | None:
+        xs = [x[key] for x in runs[mode] if x.get(key) is not None]
+        return round(statistics.median(xs), 3) if xs else None
+
     out: dict[str, Any] = {
         "size": size,
         "limit_rate": limit_rate,
+        "rounds": rounds,
         "runs": runs,
+        "warm": warm,
         "median_elapsed_s": med,
         "wire_bytes": wire,
         "wire_saving": round(1 - wire["on"] / wire["off"], 4) if wire["off"] else 0.0,
         "wire_saving_runs": savings,
         "time_ratio_on_off": round(med["on"] / med["off"], 3) if med["off"] else None,
+        "round_ratios": pairs,
+        "median_round_ratio": statistics.median(p for p in pairs if p is not None)
+        if any(p is not None for p in pairs)
+        else None,
+        "median_cpu_s": {
+            m: {"origin": cpu(m, "cpu_origin_s"), "receiver": cpu(m, "cpu_receiver_s")}
+            for m in runs
+        },
     }
     if kind == "csv":  # no slower; the bytes bound where compressing is chosen (a link)
         out["ok"] = med["on"] <= med["off"] and (limit_rate is None or out["wire_saving"] >= 0.2)
@@ -247,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--changed", type=float, default=0.05, help="fraction changed (0.05)")
     ap.add_argument("--data-size", type=float, default=256, help="CSV/random size, MiB (256)")
     ap.add_argument("--rounds", type=int, default=3, help="fetches per mode (3)")
+    ap.add_argument(
+        "--loopback-rounds",
+        type=int,
+        help="fetches per mode on loopback (no cap; default twice --rounds: its fetches are "
+        "short, so disk noise weighs more)",
+    )
     ap.add_argument("--limit-rate", help="receivers' download cap, e.g. 100M (none: loopback)")
     ap.add_argument("--capped", help="also compare csv/random under this cap, e.g. 100M")
     ap.add_argument(
@@ -280,9 +348,23 @@ def main(argv: list[str] | None = None) -> int:
             f"/ off {r['wire_bytes']['off'] / MiB:7.1f} MiB (saving {100 * r['wire_saving']:.1f}%"
             f", per run on {[round(100 * x, 1) for x in r['wire_saving_runs']]})"
             f"; median {med['on']:.2f} s on / {med['off']:.2f} s off "
-            f"(x{r['time_ratio_on_off']}), per run on "
+            f"(x{r['time_ratio_on_off']}; median of the {r['rounds']} rounds' ratios "
+            f"x{r['median_round_ratio']}), per run on "
             f"{[x['elapsed_s'] for x in r['runs']['on']]} off "
             f"{[x['elapsed_s'] for x in r['runs']['off']]}  {'PASS' if r['ok'] else 'FAIL'}"
+        )
+        c = r["median_cpu_s"]
+        w = r["warm"]
+        print(
+            f"       CPU s (median): origin on {c['on']['origin']} / off {c['off']['origin']}, "
+            f"receiver process on {c['on']['receiver']} / off {c['off']['receiver']}"
+            + (
+                f"; warm (untimed) on {w['on']['elapsed_s']} s "
+                f"({100 * (1 - w['on']['wire_fraction']):.1f}% saved) / off "
+                f"{w['off']['elapsed_s']} s"
+                if w
+                else ""
+            )
         )
     return 0 if result["all_ok"] else 1
 
