@@ -41,7 +41,10 @@ Whether to compress at all is a per-connection call, made by :class:`RateProbe` 
 the transfer achieves in each mode (content bytes delivered per second, A/B probes, the
 faster one held, re-probed periodically, when the rate changes, and when the held mode's
 first windows do not confirm the choice): on a link or under a rate cap compressing pays; on
-loopback, where both ends share the CPU, it costs. Within the
+loopback, where both ends share the CPU, it costs. A probe of the compressed mode is skipped
+or cut short where it cannot win: its rate cannot exceed the root's measured compress speed
+(:meth:`CompressionPolicy.speed`, the probe's ceiling), so once raw runs faster than that
+by less than the margin, compressing would not be chosen anyway. Within the
 compressed mode :class:`LevelTuner` picks the zstd level from measured speeds: compressing
 must keep ahead of sending. From the seconds spent compressing and sending each chunk it
 steps the level down (faster) when compressing runs at less than twice the send rate, up
