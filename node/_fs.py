@@ -149,6 +149,35 @@ class DirectBuffers:
         return memoryview(buf)[:n]
 
 
+_RWF_NOWAIT = getattr(os, "RWF_NOWAIT", 0)
+_probe_buf = threading.local()
+
+
+def resident(fd: int, offset: int, length: int) -> bool:
+    """Are bytes ``[offset, offset + length)`` of ``fd`` in the page cache, so that reading
+    them now would not wait for the disk? Probes the first and the last byte with
+    ``preadv2(RWF_NOWAIT)`` (Linux >= 4.14), which fails with ``EAGAIN`` rather than start a
+    disk read. A file is read whole (and reclaimed, by the kernel or DAMON, in large runs), so
+    two pages stand for the range; a page missing in between costs one short wait, no harm.
+    ``True`` where the probe is not supported (no ``RWF_NOWAIT``, a file system that refuses
+    it): the caller then reads as it always did."""
+    if not _RWF_NOWAIT or length <= 0:
+        return True
+    buf = getattr(_probe_buf, "b", None)
+    if buf is None:
+        buf = _probe_buf.b = bytearray(1)
+    for at in (offset, offset + length - 1) if length > 1 else (offset,):
+        try:
+            os.preadv(fd, [buf], at, _RWF_NOWAIT)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                return True
+            raise
+    return True
+
+
 def write_all(fd: int, data: bytes | bytearray | memoryview | mmap.mmap) -> None:
     """Write all of ``data`` to ``fd`` (the file's position), however many calls it takes."""
     view = memoryview(data)

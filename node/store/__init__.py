@@ -33,6 +33,7 @@ from ._errors import StoreCorrupt as StoreCorrupt
 from ._errors import StoreError as StoreError
 from ._errors import StoreFull as StoreFull
 from ._errors import StoreLocked as StoreLocked
+from ._errors import WouldBlock as WouldBlock
 from ._links import LinkedFile as LinkedFile
 from ._links import LinkTarget as LinkTarget
 from ._partial import PartialWriter as PartialWriter
@@ -83,4 +84,5 @@ __all__ = [
     "StoreLocked",
     "StoreStats",
     "VerifyReport",
+    "WouldBlock",
 ]

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ._errors import WouldBlock
+
 
 class CacheObserver(Protocol):
     """Told about every cached read (``node.app``'s metrics implement it)."""
@@ -112,6 +114,11 @@ class ChunkCache:
 
     # -- reading -----------------------------------------------------------------------------
 
+    def has(self, key: bytes) -> bool:
+        """Is ``key`` cached? (Neither marks it visited nor counts.)"""
+        with self._lock:
+            return key in self._map
+
     def get(self, key: bytes) -> bytes | None:
         """The cached bytes of ``key`` (marked visited), or ``None``. Counts nothing."""
         with self._lock:
@@ -126,6 +133,8 @@ class ChunkCache:
         key: bytes,
         load: Callable[[], bytes],
         first: Callable[[], bytes] | None = None,
+        *,
+        nowait: bool = False,
     ) -> tuple[bytes, bool]:
         """``(bytes, hit)``: from memory, or from ``load()`` (which must return VERIFIED bytes).
 
@@ -133,6 +142,10 @@ class ChunkCache:
         An exception from ``load`` propagates (to every waiter, who then loads for itself).
         ``first`` (unverified bytes acceptable): the first miss of a key not seen recently
         returns ``first()`` and admits nothing (module docstring, admission).
+        ``nowait`` (the loaders raise ``WouldBlock`` rather than wait for the disk): a miss
+        that would wait for another thread's load raises ``WouldBlock`` too, and a first miss
+        whose ``first()`` raised it is forgotten (not counted, not "seen"), so the read done
+        again in a thread is the same first miss.
         """
         mine: _Load | None = None
         epoch = 0
@@ -147,6 +160,8 @@ class ChunkCache:
             else:
                 hit = None
                 pending = self._loading.get(key)
+                if pending is not None and nowait:
+                    raise WouldBlock(key.hex())
                 if pending is None and first is not None and key not in self._seen:
                     doorkeeper = True
                     self._misses += 1
@@ -161,7 +176,13 @@ class ChunkCache:
             return hit, True
         if doorkeeper:
             assert first is not None
-            data = first()
+            try:
+                data = first()
+            except WouldBlock:
+                with self._lock:
+                    self._misses -= 1
+                    self._seen.pop(key, None)
+                raise
             self._notify(False)
             return data, False
         if pending is not None:

@@ -63,6 +63,12 @@ class InvalidChunkRoots(StoreError, ValueError):
     """A chunk-root list offered to :meth:`Store.begin_partial` does not hash to the root."""
 
 
+class WouldBlock(Exception):
+    """Not an error: a ``nowait=True`` read found the chunk's bytes in neither the memory tier
+    nor the page cache, so reading them now would wait for the disk. Read again where waiting
+    is fine (a worker thread). Deliberately not a :class:`StoreError`."""
+
+
 class NotLinkable(StoreError, ValueError):
     """``add --link`` of something the store cannot link to (a stream, a device, a FIFO)."""
 

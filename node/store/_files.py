@@ -30,9 +30,9 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from node._fs import DirectBuffers, fsync_dir, write_all
+from node._fs import DirectBuffers, fsync_dir, resident, write_all
 
-from ._errors import StoreFull, is_no_space
+from ._errors import StoreFull, WouldBlock, is_no_space
 from ._links import Links
 
 _O_BINARY = getattr(os, "O_BINARY", 0)
@@ -231,10 +231,12 @@ class ChunkFiles:
             except FileNotFoundError:
                 return None
             cold = True
+        return fd, cold
+
+    def _count_read(self, cold: bool) -> None:
         with self._count_lock:
             self.reads += 1
             self.cold_reads += cold
-        return fd, cold
 
     def _count_bytes(self, n: int) -> None:
         with self._count_lock:
@@ -255,6 +257,7 @@ class ChunkFiles:
                 self._count_bytes(got_linked)
             return got_linked
         fd = opened[0]
+        self._count_read(opened[1])
         try:
             view = memoryview(buf).cast("B")
             got = 0
@@ -272,20 +275,43 @@ class ChunkFiles:
         """The chunk's bytes, or ``None`` if its file is missing. Length is not checked here."""
         return self.read_tier(chunk_root, expected)[0]
 
-    def read_tier(self, chunk_root: bytes, expected: int) -> tuple[bytes | None, bool]:
-        """``(bytes or None, read from the cold tier)``; see :meth:`read`."""
+    def read_tier(
+        self, chunk_root: bytes, expected: int, *, nowait: bool = False
+    ) -> tuple[bytes | None, bool]:
+        """``(bytes or None, read from the cold tier)``; see :meth:`read`. ``nowait``: raise
+        :class:`WouldBlock` instead of waiting for the disk (the bytes are not in the page
+        cache: ``node._fs.resident``)."""
         opened = self._open(chunk_root)
         if opened is None:
             if self.links is None:
                 return None, False
-            linked = self.links.read(chunk_root, expected + 1)  # +1: a file that grew
+            linked = self.links.read(chunk_root, expected + 1, nowait=nowait)  # +1: grew
             if linked is not None:
                 self._count_bytes(len(linked))
             return linked, False
         fd, cold = opened
+        if nowait and not resident(fd, 0, expected):
+            os.close(fd)
+            raise WouldBlock(chunk_root.hex())
+        self._count_read(cold)
         data = self._read_fd(fd, expected)
         self._count_bytes(len(data))
         return data, cold
+
+    def prefetch(self, chunk_root: bytes, expected: int) -> None:
+        """Ask the kernel to start reading the chunk into the page cache (``WILLNEED``): the
+        read that follows finds it there. Missing files and refusals are ignored."""
+        opened = self._open(chunk_root)
+        if opened is None:
+            if self.links is not None:
+                self.links.prefetch(chunk_root)
+            return
+        fd = opened[0]
+        try:
+            with contextlib.suppress(OSError, AttributeError):
+                os.posix_fadvise(fd, 0, expected, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _read_fd(fd: int, expected: int) -> bytes:

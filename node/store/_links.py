@@ -22,6 +22,7 @@ a chunk file of the store's own). ``delete``/``gc``/eviction forget links, never
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -32,6 +33,9 @@ from typing import Any, Protocol
 
 import plyvel
 
+from node._fs import resident
+
+from ._errors import WouldBlock
 from ._index import META, get_meta_int, iter_prefix, u64
 
 LINK_FILE = b"F"
@@ -202,10 +206,10 @@ class Links:
             return False
         return (st.st_dev, st.st_ino) == (linked.dev, linked.ino) and st.st_size >= offset + size
 
-    def read_into(self, chunk_root: bytes, view: memoryview) -> int | None:
+    def read_into(self, chunk_root: bytes, view: memoryview, *, nowait: bool = False) -> int | None:
         """Read the linked chunk (at most ``len(view)`` bytes: never past its recorded length);
         ``None`` if there is no link or its file is gone or replaced. A short count means the
-        file was truncated."""
+        file was truncated. ``nowait``: raise ``WouldBlock`` rather than wait for the disk."""
         at = self.where(chunk_root)
         if at is None:
             return None
@@ -215,6 +219,8 @@ class Links:
         if fd is None:
             return None
         try:
+            if nowait and not resident(fd, offset, len(view)):
+                raise WouldBlock(chunk_root.hex())
             got = 0
             while got < len(view):
                 n = os.preadv(fd, [view[got:]], offset + got)
@@ -225,9 +231,24 @@ class Links:
         finally:
             os.close(fd)
 
-    def read(self, chunk_root: bytes, want: int) -> bytes | None:
+    def prefetch(self, chunk_root: bytes) -> None:
+        """``WILLNEED`` for the linked chunk's bytes (``ChunkFiles.prefetch``)."""
+        at = self.where(chunk_root)
+        if at is None:
+            return
+        linked, offset, length = at
+        fd = self._open(linked)
+        if fd is None:
+            return
+        try:
+            with contextlib.suppress(OSError, AttributeError):
+                os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(fd)
+
+    def read(self, chunk_root: bytes, want: int, *, nowait: bool = False) -> bytes | None:
         buf = bytearray(want)
-        n = self.read_into(chunk_root, memoryview(buf))
+        n = self.read_into(chunk_root, memoryview(buf), nowait=nowait)
         if n is None:
             return None
         del buf[n:]

@@ -456,11 +456,16 @@ class Store:
         rec = self._require(root)
         return self._chunk_root_of(rec, index)
 
-    def read_chunk(self, root: bytes, index: int, *, verify: bool = True) -> bytes:
+    def read_chunk(
+        self, root: bytes, index: int, *, verify: bool = True, nowait: bool = False
+    ) -> bytes:
         """Bytes of chunk ``index``; checked against its chunk root unless ``verify=False``.
 
         Raises :class:`NotFound` (unknown root, or a chunk of partial content not yet present)
         and :class:`CorruptStoredChunk` naming the index when the file is damaged or gone.
+        ``nowait=True`` (an event loop's thread): raises :class:`WouldBlock` instead of
+        waiting for the disk, when the bytes are in neither the memory tier nor the page
+        cache; read again from a worker thread then.
         """
         rec = self._require(root)
         if rec.state is State.PARTIAL and not _partial.is_present(self, rec, index):
@@ -470,13 +475,33 @@ class Store:
         if self._cache is not None:
             data, _hit = self._cache.get_or_load(
                 cr,
-                lambda: self._read_chunk(rec, index, cr, True),
-                None if verify else lambda: self._read_chunk(rec, index, cr, False),
+                lambda: self._read_chunk(rec, index, cr, True, nowait),
+                None if verify else lambda: self._read_chunk(rec, index, cr, False, nowait),
+                nowait=nowait,
             )
         else:
-            data = self._read_chunk(rec, index, cr, verify)
+            data = self._read_chunk(rec, index, cr, verify, nowait)
         self._touch(root)
         return data
+
+    def prefetch(self, root: bytes, indices: Iterable[int]) -> None:
+        """Start reading chunks ``indices`` of ``root`` into the page cache (the kernel reads
+        them while the caller does something else; chunks in the memory tier, unknown roots
+        and indices, and chunks not present are skipped). For a reader that is about to read
+        them and found the disk cold (``read_chunk(nowait=True)`` raised ``WouldBlock``)."""
+        try:
+            rec = self._require(root)
+        except NotFound:
+            return
+        for index in indices:
+            if not 0 <= index < rec.manifest.chunk_count:
+                continue
+            if rec.state is State.PARTIAL and not _partial.is_present(self, rec, index):
+                continue
+            cr = self._chunk_root_of(rec, index)
+            if self._cache is not None and self._cache.has(cr):
+                continue
+            self._files.prefetch(cr, rec.manifest.chunk_length(index))
 
     def read_chunk_into(
         self, root: bytes, index: int, buf: bytearray | memoryview, *, verify: bool = False
@@ -840,10 +865,12 @@ class Store:
                 return data
         return self._read_chunk(rec, index, cr, verify)
 
-    def _read_chunk(self, rec: ContentRecord, index: int, cr: bytes, verify: bool) -> bytes:
+    def _read_chunk(
+        self, rec: ContentRecord, index: int, cr: bytes, verify: bool, nowait: bool = False
+    ) -> bytes:
         """Read from disk (either tier; never the memory tier) and check length (and hash)."""
         expected = rec.manifest.chunk_length(index)
-        data, cold = self._files.read_tier(cr, expected)
+        data, cold = self._files.read_tier(cr, expected, nowait=nowait)
         if cold and self._mover is not None:
             self._mover.request_promotion(cr)
         root = rec.manifest.root

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,8 @@ class Stalling(Provider):
 
 
 class Corrupting(Provider):
-    async def _read(self, root: bytes, index: int) -> bytes | Exception:
-        got = await super()._read(root, index)
+    async def _read(self, root: bytes, index: int, after: Sequence[int] = ()) -> bytes | Exception:
+        got = await super()._read(root, index, after)
         if isinstance(got, Exception) or not got:
             return got
         raw = bytearray(got)

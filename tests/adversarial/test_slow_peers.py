@@ -14,6 +14,7 @@ real TCP on 127.0.0.1 with real LevelDB stores and ledger, at the default timers
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -195,9 +196,9 @@ class _FarAway(Provider):
 
     delay = 0.8
 
-    async def _read(self, root: bytes, index: int) -> bytes | Exception:
+    async def _read(self, root: bytes, index: int, after: Sequence[int] = ()) -> bytes | Exception:
         await trio.sleep(self.delay)
-        return await super()._read(root, index)
+        return await super()._read(root, index, after)
 
 
 async def test_an_honest_slow_peer_overtaken_is_slow_not_a_staller(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ What the single path fixes (each failed while the two mechanisms were separate):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,9 @@ class _Slow(Provider):
 
     delay = 0.05
 
-    async def _read(self, root: bytes, index: int) -> bytes | Exception:
+    async def _read(self, root: bytes, index: int, after: Sequence[int] = ()) -> bytes | Exception:
         await trio.sleep(self.delay)
-        return await super()._read(root, index)
+        return await super()._read(root, index, after)
 
 
 class _Bigger(Provider):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
@@ -18,8 +19,8 @@ CHUNK = 256 * 1024
 class _Corrupting(Provider):
     """Flips one byte of every chunk it sends."""
 
-    async def _read(self, root: bytes, index: int) -> bytes | Exception:
-        got = await super()._read(root, index)
+    async def _read(self, root: bytes, index: int, after: Sequence[int] = ()) -> bytes | Exception:
+        got = await super()._read(root, index, after)
         if isinstance(got, Exception):
             return got
         raw = bytearray(got)

@@ -5,6 +5,7 @@ new chunks by Have updates, and takes from the origin only what no learned peer 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import trio
@@ -24,9 +25,9 @@ class SlowOrigin(Provider):
 
     delay = 0.03
 
-    async def _read(self, root: bytes, index: int) -> bytes | Exception:
+    async def _read(self, root: bytes, index: int, after: Sequence[int] = ()) -> bytes | Exception:
         await trio.sleep(self.delay)
-        return await super()._read(root, index)
+        return await super()._read(root, index, after)
 
 
 def _swarm_provider(store: Store) -> SwarmProvider:
