@@ -65,6 +65,7 @@ from typing import Any
 import trio
 
 from node.log import get_logger
+from node.transfer import DEFAULT_PUT_WORKERS
 
 log = get_logger("node.app.tuner")
 
@@ -263,7 +264,7 @@ class Knobs:
     """What the next fetch is given (``node.transfer.fetch`` parameters)."""
 
     initial_window: int = DEFAULT_WINDOW
-    put_workers: int = 3
+    put_workers: int = DEFAULT_PUT_WORKERS
     request_batch: int = 4
 
 

@@ -43,6 +43,7 @@ from ._errors import ProtocolViolation as ProtocolViolation
 from ._errors import ReceiptDomainMismatch as ReceiptDomainMismatch
 from ._errors import RemoteTransferError as RemoteTransferError
 from ._errors import TransferError as TransferError
+from ._fetch import DEFAULT_PUT_WORKERS as DEFAULT_PUT_WORKERS
 from ._fetch import FetchResult as FetchResult
 from ._fetch import NoUsablePeer as NoUsablePeer
 from ._fetch import PeerAddr as PeerAddr
@@ -78,6 +79,7 @@ from ._window import FlowWindow as FlowWindow
 
 __all__ = [
     "DEFAULT_MAX_SKEW",
+    "DEFAULT_PUT_WORKERS",
     "NULL_OBSERVER",
     "PRIORITY_WEIGHTS",
     "REFUSAL_REASONS",

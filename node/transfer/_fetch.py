@@ -185,6 +185,12 @@ CANCELLED_RECEIPT_TIMEOUT = 2.0  #: bound on sending the last receipts after a c
 HANDSHAKE_RETRY = (0.1, 0.4)  #: waits (+-50%) before the 2nd and 3rd connection attempts
 VERDICT_WAIT = 2.0  #: after the transfer, longest wait for an overtaken peer to answer or not
 RECEIPT_EVERY_CHUNKS = 256
+DEFAULT_PUT_WORKERS = 8
+"""Chunks verified and written at once (``put_workers``). Writes with ``O_DIRECT`` wait for the
+disk, and one that stalls (a journal commit, a discard of freed blocks) holds its slot; with
+all slots held the reader stops and the sender with it. 1 GiB gets through a daemon, ABBA, 6
+per arm, quiet: 3 -> 8 slots, median wall 2.46 -> 2.30 s (3 -> 6: 2.45 -> 2.34), receiver
+CPU unchanged (issue #11). Each slot holds one chunk buffer while it works."""
 RECEIPT_EVERY_BYTES = 256 * 1024 * 1024
 
 
@@ -1567,7 +1573,7 @@ async def fetch(
     lane: Lane | None = None,
     initial_window: int = 16,
     stall_timeout: float = 20.0,
-    put_workers: int = 3,
+    put_workers: int = DEFAULT_PUT_WORKERS,
     request_batch: int = 4,
     local_peer: LocalPeer | None = None,
     output: Path | None = None,

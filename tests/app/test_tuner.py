@@ -174,7 +174,7 @@ def test_a_slow_peer_lowers_the_next_initial_window_after_confirmation() -> None
 
 
 def test_disk_raises_put_workers_within_bounds_and_holds_elsewhere() -> None:
-    tuner = Tuner(Bounds(max_put_workers=8))
+    tuner = Tuner(Bounds(max_put_workers=8), defaults=Knobs(put_workers=3))
     news = [tuner.finish(f"t{i}", [_v("disk")] * 3)[0] for i in range(3)]
     assert [(d.knob, d.new) for d in news[:2]] == [("put_workers", 6), ("put_workers", 8)]
     assert news[2].knob == "none" and "max_put_workers" in news[2].reason

@@ -24,7 +24,7 @@ import trio
 
 import node.store._partial as partial
 from node.app import open_node
-from node.app._tuner import Tuner, Watch, watching
+from node.app._tuner import Knobs, Tuner, Watch, watching
 from node.config import load_config, save_config
 from node.store import Store
 from node.transfer import Shaper, fetch, serve_node
@@ -124,7 +124,10 @@ async def test_a_throttled_disk_is_named(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setattr(partial.PartialWriter, "put", slow_put)
     async with _providers(tmp_path, [src], [None], 256 * 1024) as (roots, addrs):
         with trio.fail_after(60):
-            watch, _ = await _watched_fetch(tmp_path, "r", roots[0], addrs, tuner=(t := Tuner()))
+            # 3 slots (not the default 8): the 200 ms writes must bound this 8 MiB fetch long
+            # enough for the analyser's ticks
+            t = Tuner(defaults=Knobs(put_workers=3))
+            watch, _ = await _watched_fetch(tmp_path, "r", roots[0], addrs, tuner=t, put_workers=3)
     bound, share = _dominant(watch)
     assert bound == "disk" and share >= 0.75, watch.verdicts
     assert watch.verdicts[-1].evidence["rx_backlog_share"] >= 0.5
