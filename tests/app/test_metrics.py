@@ -18,7 +18,7 @@ from node.store import Store
 from node.transfer import PeerAddr, Provider, fetch, serve_node
 from node.transfer._observer import TransferObserver
 
-from ..transfer.helpers import make_identity, read_all, store_with
+from ..transfer.helpers import fetch_served, make_identity, read_all, store_with
 
 A, B, C = "0x" + "a" * 40, "0x" + "b" * 40, "0x" + "c" * 40
 
@@ -324,21 +324,16 @@ async def test_a_compressed_loopback_transfer_shows_its_saving(tmp_path: Path) -
     served, received = Metrics(), Metrics()
     prov = Provider(src, provider_id.address, observer=served)
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            host, port = await nursery.start(
-                lambda task_status: serve_node(
-                    src, provider_id, provider=prov, task_status=task_status
-                )
-            )
-            result = await fetch(
-                dst,
-                receiver_id,
-                m.root,
-                [PeerAddr(host, port, provider_id.address)],
-                observer=received,
-                compress=True,
-            )
-            nursery.cancel_scope.cancel()
+        result = await fetch_served(
+            src,
+            provider_id,
+            dst,
+            receiver_id,
+            m.root,
+            serve={"provider": prov},
+            observer=received,
+            compress=True,
+        )
     assert read_all(dst, m.root) == rows
     r, s = scrape(received), scrape(served)
     assert value(r, "bcai_chunk_content_bytes_total", direction="in") == len(rows)

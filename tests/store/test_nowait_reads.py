@@ -20,9 +20,9 @@ import trio
 from node._fs import resident
 from node.store import Store, WouldBlock
 from node.store._cache import ChunkCache
-from node.transfer import PeerAddr, Provider, fetch, serve_node
+from node.transfer import Provider
 
-from ..transfer.helpers import make_identity, read_all
+from ..transfer.helpers import fetch_served, make_identity, read_all
 from .conftest import CS, chunk_files
 
 
@@ -189,16 +189,9 @@ async def test_provider_reads_cold_chunks_in_threads(tmp_path: Path, evictable: 
     dst = Store.open(tmp_path / "b", durable=False)
     provider = Provider(src, provider_id)
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            host, port = await nursery.start(
-                lambda task_status: serve_node(
-                    src, provider_id, provider=provider, task_status=task_status
-                )
-            )
-            result = await fetch(
-                dst, receiver_id, root, [PeerAddr(host, port, provider_id.address)]
-            )
-            nursery.cancel_scope.cancel()
+        result = await fetch_served(
+            src, provider_id, dst, receiver_id, root, serve={"provider": provider}
+        )
     assert read_all(dst, root) == data and result.fetched_chunks == 12
     # at least the first read was cold; prefetching made later ones warm (not all 12 cold)
     assert 1 <= provider.stats.disk_reads < 12

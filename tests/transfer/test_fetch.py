@@ -12,7 +12,6 @@ from node.store import Store
 from node.transfer import (
     ContentNotFound,
     CorruptChunk,
-    PeerAddr,
     PriceTooHigh,
     ReceiptBox,
     default_receipt_domain,
@@ -20,7 +19,7 @@ from node.transfer import (
     serve_node,
 )
 
-from .helpers import make_identity, read_all, store_with
+from .helpers import fetch_served, make_identity, read_all, store_with
 
 CHUNK = 256 * 1024
 
@@ -33,21 +32,16 @@ async def test_fetch_roundtrip_with_receipt(tmp_path: Path) -> None:
     domain = default_receipt_domain()
     progress: list[float] = []
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            host, port = await nursery.start(
-                lambda task_status: serve_node(
-                    src, provider_id, receipt_box=box, task_status=task_status
-                )
-            )
-            result = await fetch(
-                dst,
-                receiver_id,
-                root,
-                [PeerAddr(host, port, provider_id.address)],
-                receipt_domain=domain,
-                progress=lambda p: progress.append(p.fraction),
-            )
-            nursery.cancel_scope.cancel()
+        result = await fetch_served(
+            src,
+            provider_id,
+            dst,
+            receiver_id,
+            root,
+            serve={"receipt_box": box},
+            receipt_domain=domain,
+            progress=lambda p: progress.append(p.fraction),
+        )
     assert read_all(dst, root) == data
     assert result.fetched_chunks == 6 and result.resumed_chunks == 0
     assert result.fetched_bytes == len(data)
