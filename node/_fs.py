@@ -178,6 +178,14 @@ def resident(fd: int, offset: int, length: int) -> bool:
     return True
 
 
+def willneed(fd: int, offset: int, length: int) -> None:
+    """Ask the kernel to start reading ``[offset, offset + length)`` of ``fd`` into the page
+    cache (``POSIX_FADV_WILLNEED``: returns at once); a refusal, or a platform without
+    ``posix_fadvise``, is ignored (the later read just waits)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+
+
 def write_all(fd: int, data: bytes | bytearray | memoryview | mmap.mmap) -> None:
     """Write all of ``data`` to ``fd`` (the file's position), however many calls it takes."""
     view = memoryview(data)

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
-from node._fs import DirectBuffers, fsync_dir, resident, write_all
+from node._fs import DirectBuffers, fsync_dir, resident, willneed, write_all
 
 from ._errors import StoreFull, WouldBlock, is_no_space
 from ._links import Links
@@ -308,8 +308,7 @@ class ChunkFiles:
             return
         fd = opened[0]
         try:
-            with contextlib.suppress(OSError, AttributeError):
-                os.posix_fadvise(fd, 0, expected, os.POSIX_FADV_WILLNEED)
+            willneed(fd, 0, expected)
         finally:
             os.close(fd)
 

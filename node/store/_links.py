@@ -22,7 +22,6 @@ a chunk file of the store's own). ``delete``/``gc``/eviction forget links, never
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import struct
@@ -33,7 +32,7 @@ from typing import Any, Protocol
 
 import plyvel
 
-from node._fs import resident
+from node._fs import resident, willneed
 
 from ._errors import WouldBlock
 from ._index import META, get_meta_int, iter_prefix, u64
@@ -241,8 +240,7 @@ class Links:
         if fd is None:
             return
         try:
-            with contextlib.suppress(OSError, AttributeError):
-                os.posix_fadvise(fd, offset, length, os.POSIX_FADV_WILLNEED)
+            willneed(fd, offset, length)
         finally:
             os.close(fd)
 
