@@ -622,7 +622,7 @@ class Node:
         window = self.tuner.window_for(window)
         if self.config.network.swarm:
             kwargs["swarm"] = self._swarm_options()
-        flags = int(CapFlag.RECEIPTS) if domain is not None else 0
+        flags = int(CapFlag.BULK) | (int(CapFlag.RECEIPTS) if domain is not None else 0)
         if "swarm" in kwargs:
             flags |= int(CapFlag.SWARM)
         if kwargs["compress"]:

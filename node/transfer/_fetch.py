@@ -340,6 +340,7 @@ class _Peer:
     closed: bool = False  #: ``connection_closed`` was reported to the observer
     withheld: set[int] = field(default_factory=set)  #: Cancels held back while it is a suspect
     have_ready: bool = False  #: its Want answer is read: a Have from it now is an update
+    bulk: ChunkBuffer | None = None  #: the buffer its last bulk ChunkData was decrypted into
     roots_asked: bool = False  #: the first chunk-root page was asked with the Want (unread)
 
 
@@ -490,6 +491,7 @@ class _Fetch:
     async def _reader(self, peer: _Peer) -> None:
         """Route everything one peer sends; on failure tell the scheduler it is gone."""
         conn = peer.conn
+        conn.set_bulk_buffer(partial(self._bulk_buffer, peer))
         try:
             while True:
                 try:
@@ -530,6 +532,7 @@ class _Fetch:
         except (TransportError, TransferError) as exc:
             await self._peer_gone(peer, exc)
         finally:
+            conn.set_bulk_buffer(None)
             peer.ended.set()
 
     async def _peer_gone(self, peer: _Peer, exc: Exception) -> None:
@@ -554,6 +557,27 @@ class _Fetch:
 
     # -- chunks -------------------------------------------------------------------------------
 
+    def _bulk_buffer(self, peer: _Peer, root: bytes, index: int, total: int) -> ChunkBuffer | None:
+        """Where ``peer``'s bulk ChunkData for chunk ``index`` is decrypted: a chunk buffer of
+        ours when we want it whole from there (then :meth:`_on_piece` copies nothing). Not
+        while a rate cap paces what we read (``_pace``): then it comes as pieces, paced one
+        by one as before."""
+        sched = self.sched
+        if (
+            self.bucket is not None
+            or (self.lane is not None and not self.lane.unlimited)
+            or root != self.root
+            or sched is None
+            or peer.dropped
+            or index >= sched.chunk_count
+            or total != sched.chunk_len(index)
+            or index in peer.assembling
+        ):
+            peer.bulk = None
+            return None
+        peer.bulk = self._buffer(total)
+        return peer.bulk
+
     async def _on_piece(self, peer: _Peer, msg: ChunkData) -> None:
         index = msg.index
         if bytes(msg.root) != self.root or self.sched is None or index >= self.sched.chunk_count:
@@ -566,6 +590,7 @@ class _Fetch:
         if self.done.is_set():
             return  # over (finished or failed): neither stored nor billed
         total = msg.total_len
+        inplace = False
         asm = peer.assembling.get(index)
         if asm is None:
             if msg.offset != 0:
@@ -577,7 +602,13 @@ class _Fetch:
             elif total != self.sched.chunk_len(index):
                 raise ProtocolViolation(f"chunk {index} announced with the wrong length")
             else:
-                asm = _Assembly(self._buffer(total))
+                bulk, peer.bulk = peer.bulk, None
+                data = msg.data
+                if bulk is not None and isinstance(data, memoryview) and data.obj is bulk:
+                    asm = _Assembly(bulk)  # decrypted into it (``_bulk_buffer``): no copy
+                    inplace = True
+                else:
+                    asm = _Assembly(self._buffer(total))
             peer.assembling[index] = asm
         data = msg.data
         end = asm.filled + len(data)
@@ -589,7 +620,8 @@ class _Fetch:
         ):
             del peer.assembling[index]
             raise ProtocolViolation(f"chunk {index} pieces out of order or of the wrong length")
-        asm.buf[asm.filled : end] = data  # one copy, into a buffer of the final size
+        if not inplace:
+            asm.buf[asm.filled : end] = data  # one copy, into a buffer of the final size
         asm.filled = end
         if self.bucket is not None or (self.lane is not None and not self.lane.unlimited):
             await self._pace(peer, len(data))
@@ -1641,7 +1673,7 @@ async def fetch(
     ]
     if not addrs:
         raise InvalidArgument("at least one peer is needed")
-    flags = int(CapFlag.RECEIPTS) if receipt_domain is not None else 0
+    flags = int(CapFlag.BULK) | (int(CapFlag.RECEIPTS) if receipt_domain is not None else 0)
     if swarm is not None:
         flags |= int(CapFlag.SWARM)
     if compress:

@@ -77,6 +77,7 @@ from ._errors import (
 
 Buffer = bytes | bytearray | memoryview
 _U16 = struct.Struct(">H")
+_TAG_LEN = 16  # the AEAD tag on every Noise transport message
 _VERIFY_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("verify")
 
 
@@ -184,6 +185,11 @@ class NoiseStream(trio.abc.Stream):
         )
         self._frames = FrameDecoder()
         self._plain: deque[bytes | memoryview] = deque()
+        self._sealed: deque[memoryview] = deque()  # read, not yet decrypted
+        #: a received Noise message of exactly this length (ciphertext) ends a decryption
+        #: batch: what follows it stays sealed, so :meth:`receive_into` can decrypt it straight
+        #: into the caller's buffer (``PeerConnection`` sets it for bulk ChunkData headers)
+        self.pause_after: int | None = None
         self._state = _State.OK
         self._broken_by: Exception | None = None
         self._handshake_lock = trio.Lock()
@@ -524,14 +530,31 @@ class NoiseStream(trio.abc.Stream):
             _recv_pool.give(out)  # taken again only once every view above is gone
         return plain
 
+    def _take_sealed(self) -> list[memoryview]:
+        """The sealed frames to decrypt now: all of them, or up to and including the first
+        of length :attr:`pause_after`."""
+        sealed = self._sealed
+        pause = self.pause_after
+        if pause is not None:
+            for i, f in enumerate(sealed):
+                if len(f) == pause:
+                    frames = [sealed.popleft() for _ in range(i + 1)]
+                    return frames
+        frames = list(sealed)
+        sealed.clear()
+        return frames
+
     async def _fill(self) -> bool:
         """Queue at least one plaintext; False at a clean EOF. Always a checkpoint."""
-        if self._plain:
+        if self._plain or self._sealed:
             await trio.lowlevel.checkpoint()
         while not self._plain:
-            frames = await self._read_frames()
-            if not frames:
-                return False
+            if not self._sealed:
+                got = await self._read_frames()
+                if not got:
+                    return False
+                self._sealed.extend(got)
+            frames = self._take_sealed()
             try:
                 if sum(map(len, frames)) >= self.offload_bytes:
                     plain = await trio.to_thread.run_sync(self._open_all, frames)
@@ -554,6 +577,53 @@ class NoiseStream(trio.abc.Stream):
             out = list(self._plain)
             self._plain.clear()
             return out
+
+    async def receive_into(self, dest: memoryview) -> None:
+        """Decrypt the next ``len(dest)`` plaintext bytes straight into ``dest`` (writable):
+        they must come as whole Noise messages, each of :data:`NOISE_MAX_PLAINTEXT` bytes but
+        the last (a bulk ChunkData's data, docs/protocol.md 5.14b). Call it only when every
+        plaintext already decrypted has been taken (:attr:`pause_after`). Anything else (a
+        message of another length, EOF before the end) breaks the stream:
+        :class:`TransportProtocolError`."""
+        with self._recv_conflict:
+            self._check()
+            if self._plain:
+                raise TransportProtocolError("receive_into with plaintexts still queued")
+            sealed = self._sealed
+            off, n = 0, len(dest)
+            full = NOISE_MAX_PLAINTEXT + _TAG_LEN
+            while off < n:
+                if not sealed:
+                    got = await self._read_frames()
+                    if not got:
+                        err = TransportProtocolError("stream ended inside a bulk message")
+                        self._break(err)
+                        raise err
+                    sealed.extend(got)
+                batch: list[memoryview] = []
+                end = off
+                while sealed and end < n:
+                    want = min(full, n - end + _TAG_LEN)
+                    if len(sealed[0]) != want:
+                        err = TransportProtocolError(
+                            f"bulk data in a Noise message of {len(sealed[0])} bytes, not {want}"
+                        )
+                        self._break(err)
+                        raise err
+                    batch.append(sealed.popleft())
+                    end += want - _TAG_LEN
+                try:
+                    if end - off >= self.offload_bytes:
+                        await trio.to_thread.run_sync(
+                            self._noise.decrypt_many_into, batch, dest[off:end]
+                        )
+                    else:
+                        self._noise.decrypt_many_into(batch, dest[off:end])
+                except NoiseError as exc:
+                    err = TransportProtocolError(f"decryption failed: {exc}")
+                    self._break(err)
+                    raise err from None
+                off = end
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if max_bytes is not None:

@@ -38,17 +38,21 @@ Before the peer's Hello every protocol error is fatal: the session cannot start 
 from __future__ import annotations
 
 import itertools
+import mmap
 import socket
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import trio
 
 from node.log import get_logger
 from node.noise import NoiseError
 from node.wire import (
+    BULK_HEADER_LEN,
     NOISE_MAX_PLAINTEXT,
     Capabilities,
+    CapFlag,
+    ChunkData,
     ErrorCode,
     ErrorMsg,
     Goodbye,
@@ -73,6 +77,14 @@ from ._errors import (
 from ._noise_stream import Buffer, NoiseStream
 
 log = get_logger(__name__)
+_TAG_LEN = 16  # the AEAD tag on every Noise transport message
+#: where a bulk ChunkData's data goes: ``(root, index, total) -> writable buffer or None``
+BulkBuffer = Callable[[bytes, int, int], bytearray | mmap.mmap | None]
+
+
+def _no_buffer(root: bytes, index: int, total: int) -> None:
+    return None
+
 
 AGENT = "bcai-transfer/0.1"
 DEFAULT_IDLE_TIMEOUT = 60.0
@@ -138,6 +150,13 @@ class PeerConnection:
         #: part; the next write sends them first
         self._unsent = b""
         self._fatal: RemoteProtocolError | None = None  #: the peer's fatal error, not answered
+        #: where a bulk ChunkData's data goes (:meth:`set_bulk_buffer`)
+        self.bulk_buffer: BulkBuffer = _no_buffer
+        #: a bulk ChunkData handed out as pieces: root, index, total, next offset
+        self._bulk_rest: tuple[bytes, int, int, int] | None = None
+        if self.wire.capabilities.flags & CapFlag.BULK:
+            # a bulk header ends a decryption batch: its data is decrypted in place
+            stream.pause_after = BULK_HEADER_LEN + _TAG_LEN
 
     # -- identity ---------------------------------------------------------------------------
 
@@ -174,6 +193,15 @@ class PeerConnection:
         if not isinstance(msg, Hello):
             raise TransportProtocolError(f"expected Hello, got {type(msg).__name__}")
         self.peer_hello = msg
+
+    def set_bulk_buffer(self, buffer_for: BulkBuffer | None) -> None:
+        """Have each bulk ChunkData's data decrypted into ``buffer_for(root, index, total)``,
+        a writable buffer of ``total`` bytes, and :meth:`receive` return it as ONE ChunkData
+        of the whole chunk whose ``data`` is a view of that buffer (a receiver that fills
+        chunk buffers takes them without a copy). Where it returns ``None`` (or with no
+        callable: the default), the chunk comes as pieces of one Noise message each, as from
+        a peer without ``BULK`` (a receiver that paces what it reads keeps its granularity)."""
+        self.bulk_buffer = buffer_for if buffer_for is not None else _no_buffer
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -214,13 +242,14 @@ class PeerConnection:
     async def send_chunk(
         self, root: bytes, index: int, data: bytes | memoryview, *, compressed: bool = False
     ) -> None:
-        """Send a whole chunk as ChunkData pieces, one Noise message each, in one write.
+        """Send a whole chunk in one write: as one bulk ChunkData to a peer whose Hello has
+        BULK (its data encrypted straight from ``data``; docs/protocol.md 5.14b), else as
+        ChunkData pieces, one Noise message each (one copy per piece: header + payload).
 
         ``compressed``: ``data`` is the chunk's zstd frame, sent as ChunkDataZ pieces (only to
         a peer whose Hello has COMPRESS; docs/protocol.md 5.14a)."""
         if self._closed:
             raise ConnectionClosed("connection closed by this side")
-        # one copy per piece (header + payload into the plaintext the cipher needs)
         plaintexts = self.wire.send_chunk(root, index, data, compressed=compressed)
         await self._send_plaintexts(plaintexts)
 
@@ -343,11 +372,24 @@ class PeerConnection:
         assert not isinstance(ev, Sentinel)
         return ev
 
+    async def _bulk_piece(self) -> ChunkData:
+        """The next piece of a bulk ChunkData whose data nobody took whole: one Noise
+        message's worth, decrypted into a buffer of its own."""
+        assert self._bulk_rest is not None
+        root, index, total, offset = self._bulk_rest
+        piece = memoryview(bytearray(min(NOISE_MAX_PLAINTEXT, total - offset)))
+        await self.stream.receive_into(piece)
+        end = offset + len(piece)
+        self._bulk_rest = (root, index, total, end) if end < total else None
+        return ChunkData(root, index, offset, total, piece)
+
     async def _next_message(self) -> Message:
         events = self._events
         while True:
             if events:
                 return events.popleft()
+            if self._bulk_rest is not None:
+                return await self._bulk_piece()
             msg = self._buffered_message()
             if msg is not None:
                 return msg
@@ -363,6 +405,24 @@ class PeerConnection:
             feed = self.wire.receive_data
             for p in plaintexts:
                 m = piece(p)
+                if m is None and len(p) == BULK_HEADER_LEN and p is plaintexts[-1]:
+                    # a bulk ChunkData (docs/protocol.md 5.14b): the stream paused after its
+                    # header, so its data is still sealed and is decrypted into the buffer.
+                    # Whole messages fed before it are taken first (the header needs an
+                    # idle decoder), in order.
+                    while (ev := self._buffered_message()) is not None:
+                        events.append(ev)
+                    head = self.wire.receive_bulk_header(p)
+                    if head is not None:
+                        root, index, total = head
+                        buf = self.bulk_buffer(root, index, total)
+                        if buf is not None and len(buf) == total:
+                            view = memoryview(buf)
+                            await self.stream.receive_into(view)
+                            events.append(ChunkData(root, index, 0, total, view))
+                        else:  # handed out as pieces, one Noise message each
+                            self._bulk_rest = (root, index, total, 0)
+                        continue
                 if m is None:
                     feed(p)
                 else:

@@ -63,6 +63,7 @@ from ._identity import PeerIdentity as PeerIdentity
 from ._identity import make_identity_payload as make_identity_payload
 from ._identity import verify_identity_payload as verify_identity_payload
 from ._limits import BODY_BOUNDS as BODY_BOUNDS
+from ._limits import BULK_HEADER_LEN as BULK_HEADER_LEN
 from ._limits import MAX_CHUNK_PIECE as MAX_CHUNK_PIECE
 from ._limits import MAX_MESSAGE_LEN as MAX_MESSAGE_LEN
 from ._limits import MAX_PEERS_PER_MESSAGE as MAX_PEERS_PER_MESSAGE

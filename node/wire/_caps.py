@@ -27,6 +27,10 @@ class CapFlag(enum.IntFlag):
     """Speaks the swarm extension: Announce, GetPeers/Peers, and Have updates after Announce."""
     COMPRESS = 1 << 4
     """Accepts chunks sent as zstd frames (ChunkData pieces of kind 0x25, ``compressed``)."""
+    BULK = 1 << 5
+    """Accepts a raw chunk as ONE ChunkData message (offset 0, the whole chunk, up to 4 MiB,
+    more than ``max_message_size``): its 49-byte header alone in a Noise message, its data in
+    the Noise messages after it, each full but the last (docs/protocol.md 5.14b)."""
 
 
 DEFAULT_FLAGS: Final = CapFlag.PROVIDER | CapFlag.RECEIPTS | CapFlag.PARTIAL

@@ -27,6 +27,7 @@ from ._codes import decode_code
 from ._errors import LocalProtocolError, MalformedMessage, UnsupportedVersion
 from ._limits import (
     BODY_BOUNDS,
+    BULK_HEADER_LEN,
     CAPS_LEN,
     CHUNK_DATA_HEADER_LEN,
     DOMAIN_LEN,
@@ -40,6 +41,7 @@ from ._limits import (
     MAX_PEERS_PER_MESSAGE,
     MAX_REQUEST_INDICES,
     MAX_ROOTS_PER_PAGE,
+    NOISE_MAX_PLAINTEXT,
     PEER_ENTRY_LEN,
     PRICE_LEN,
     ROOT_LEN,
@@ -330,6 +332,41 @@ def encode_chunk_pieces(
         length = 1 + CHUNK_DATA_HEADER_LEN + len(piece)
         out.append(join((pack(length, *head, index, offset, total), piece)))
     return out
+
+
+def encode_chunk_bulk(root: bytes, index: int, data: Buffer) -> list[Buffer]:
+    """A whole raw chunk as ONE ChunkData message laid out for a ``CapFlag.BULK`` peer
+    (docs/protocol.md 5.14b): the 49-byte header as the first Noise plaintext, then the data,
+    uncopied, cut into plaintexts of :data:`NOISE_MAX_PLAINTEXT` bytes (the last may be
+    shorter). Only for chunks longer than one piece (:data:`MAX_CHUNK_PIECE`)."""
+    view = memoryview(data)
+    if view.format != "B" or view.ndim != 1:
+        view = view.cast("B")
+    total = len(view)
+    if not MAX_CHUNK_PIECE < total <= MAX_CHUNK_SIZE:
+        raise LocalProtocolError(f"a bulk chunk is {MAX_CHUNK_PIECE + 1}..{MAX_CHUNK_SIZE} bytes")
+    length = 1 + CHUNK_DATA_HEADER_LEN + total
+    index = _uint(index, 32, "index")
+    head = _CHUNK_HEADER.pack(length, Kind.CHUNK_DATA, _root(root), index, 0, total)
+    step = NOISE_MAX_PLAINTEXT
+    return [head, *(view[i : i + step] for i in range(0, total, step))]
+
+
+def decode_bulk_header(plaintext: Buffer) -> tuple[bytes, int, int] | None:
+    """``(root, index, total)`` if ``plaintext`` is exactly a bulk ChunkData's header (49
+    bytes: kind ChunkData, offset 0, ``length`` = 45 + ``total``, a ``total`` longer than one
+    piece and at most 4 MiB), else ``None``: the caller decodes it the general way."""
+    if len(plaintext) != BULK_HEADER_LEN:
+        return None
+    length, kind, root, index, offset, total = _CHUNK_HEADER.unpack_from(plaintext)
+    if (
+        kind != Kind.CHUNK_DATA
+        or offset != 0
+        or not MAX_CHUNK_PIECE < total <= MAX_CHUNK_SIZE
+        or length != 1 + CHUNK_DATA_HEADER_LEN + total
+    ):
+        return None
+    return root, index, total
 
 
 def encode_parts(msg: Message) -> list[Buffer]:

@@ -10,8 +10,15 @@ The transport feeds it decrypted plaintext and asks it for bytes to encrypt::
 
 from __future__ import annotations
 
-from ._caps import Capabilities
-from ._codec import decode_chunk_piece, encode, encode_chunk_pieces, encode_parts
+from ._caps import Capabilities, CapFlag
+from ._codec import (
+    decode_bulk_header,
+    decode_chunk_piece,
+    encode,
+    encode_chunk_bulk,
+    encode_chunk_pieces,
+    encode_parts,
+)
 from ._decoder import MessageDecoder
 from ._errors import RemoteProtocolError
 from ._limits import MAX_CHUNK_PIECE, PROTOCOL_VERSION
@@ -64,6 +71,26 @@ class WireConnection:
             return None
         return msg
 
+    def receive_bulk_header(self, plaintext: Buffer) -> tuple[bytes, int, int] | None:
+        """``(root, index, total)`` of a bulk ChunkData (docs/protocol.md 5.14b), when this
+        side advertised ``CapFlag.BULK``, the decoder holds nothing and ``plaintext`` is
+        exactly such a header the state machine accepts; the message is then checked and
+        applied as its last byte would be (as ``send_chunk`` applies a chunk's last piece).
+        The caller MUST take the next ``total`` plaintext bytes as its data before anything
+        else. ``None``: not that case, nothing changed (feed ``plaintext`` to
+        :meth:`receive_data`, which refuses the length)."""
+        if not self.capabilities.flags & CapFlag.BULK or not self._decoder.idle:
+            return None
+        fields = decode_bulk_header(plaintext)
+        if fields is None:
+            return None
+        root, index, total = fields
+        try:
+            self.state.process(Side.THEM, ChunkData(root, index, total - 1, total, b"\0"))
+        except RemoteProtocolError:
+            return None
+        return fields
+
     @property
     def buffered(self) -> int:
         return self._decoder.buffered
@@ -87,11 +114,24 @@ class WireConnection:
 
     def send_chunk(
         self, root: bytes, index: int, data: Buffer, *, compressed: bool = False
-    ) -> list[bytes]:
-        """A whole chunk as ChunkData pieces (``encode_chunk_pieces``: one Noise plaintext
-        each), checked against the state and applied as sending them one by one would be:
-        the pieces before the last change nothing, so the state sees the last one."""
-        pieces = encode_chunk_pieces(root, index, data, compressed=compressed)
+    ) -> list[Buffer]:
+        """A whole chunk as Noise plaintexts, checked against the state and applied: one
+        bulk ChunkData (``encode_chunk_bulk``) when the peer's Hello has ``CapFlag.BULK`` and
+        the chunk is raw and longer than one piece, else ChunkData pieces
+        (``encode_chunk_pieces``: one Noise plaintext each; the pieces before the last change
+        nothing, so the state sees the last one)."""
+        view = memoryview(data).cast("B")
+        theirs = self.peer_capabilities
+        if (
+            not compressed
+            and len(view) > MAX_CHUNK_PIECE
+            and theirs is not None
+            and theirs.flags & CapFlag.BULK
+        ):
+            out = encode_chunk_bulk(root, index, view)
+            self.state.process(Side.US, ChunkData(bytes(root), index, 0, len(view), view))
+            return out
+        pieces: list[Buffer] = list(encode_chunk_pieces(root, index, data, compressed=compressed))
         if pieces:
             view = memoryview(data).cast("B")
             total = len(view)

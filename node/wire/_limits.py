@@ -41,6 +41,10 @@ CHUNK_DATA_HEADER_LEN: Final = ROOT_LEN + 4 + 4 + 4
 MAX_CHUNK_PIECE: Final = NOISE_MAX_PLAINTEXT - MESSAGE_HEADER_LEN - CHUNK_DATA_HEADER_LEN
 """Largest ``ChunkData.data`` (65470): one whole ChunkData message fits one Noise message."""
 
+BULK_HEADER_LEN: Final = MESSAGE_HEADER_LEN + CHUNK_DATA_HEADER_LEN
+"""A bulk ChunkData's 49 header bytes, alone in their Noise message (``CapFlag.BULK``,
+docs/protocol.md 5.14b); its data follows in whole Noise messages."""
+
 MAX_ROOTS_PER_PAGE: Final = 2048
 """Largest ``count`` in GetChunkRoots / number of roots in one ChunkRoots page."""
 MAX_REQUEST_INDICES: Final = 1024

@@ -186,7 +186,7 @@ async def test_peer_without_provider_flag_is_not_asked(tmp_path: Path) -> None:
 
 
 async def test_fetch_advertises_receive_only_flags(tmp_path: Path) -> None:
-    """`get` advertises RECEIPTS when it signs receipts, plus COMPRESS unless told not to
+    """`get` advertises BULK, RECEIPTS when it signs receipts, and COMPRESS unless told not to
     (never PROVIDER)."""
     provider = make_identity()
     src, root, _ = store_with(tmp_path / "a", CHUNK, chunk_size=CHUNK)
@@ -220,4 +220,5 @@ async def test_fetch_advertises_receive_only_flags(tmp_path: Path) -> None:
                     compress=compress,
                 )
             nursery.cancel_scope.cancel()
-    assert seen == [0, int(CapFlag.RECEIPTS), int(CapFlag.COMPRESS)]
+    bulk = int(CapFlag.BULK)  # every fetch takes bulk chunks (docs/protocol.md 5.14b)
+    assert seen == [bulk, bulk | CapFlag.RECEIPTS, bulk | CapFlag.COMPRESS]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from node import wire
 
 EXPECTED = {
-    "ALLOWED", "BODY_BOUNDS", "BadSignature", "Cancel", "CapFlag", "Capabilities", "ChunkData",
+    "ALLOWED", "BODY_BOUNDS", "BULK_HEADER_LEN", "BadSignature", "Cancel", "CapFlag",
+    "Capabilities", "ChunkData",
     "ChunkRoots", "Complete", "DEFAULT_FLAGS", "ErrorCode", "ErrorMsg", "FrameDecoder",
     "GetChunkRoots", "Goodbye", "Have", "HaveAll", "Hello", "IDENTITY_DOMAIN",
     "IDENTITY_PAYLOAD_LEN", "IdentityError", "IdentityMismatch", "IdentityVersionError", "Kind",
