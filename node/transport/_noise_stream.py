@@ -584,46 +584,57 @@ class NoiseStream(trio.abc.Stream):
         the last (a bulk ChunkData's data, docs/protocol.md 5.14b). Call it only when every
         plaintext already decrypted has been taken (:attr:`pause_after`). Anything else (a
         message of another length, EOF before the end) breaks the stream:
-        :class:`TransportProtocolError`."""
+        :class:`TransportProtocolError`. So does a cancellation part-way: what follows on the
+        stream would be the rest of this data, which nobody could tell from messages."""
         with self._recv_conflict:
             self._check()
             if self._plain:
                 raise TransportProtocolError("receive_into with plaintexts still queued")
-            sealed = self._sealed
-            off, n = 0, len(dest)
-            full = NOISE_MAX_PLAINTEXT + _TAG_LEN
-            while off < n:
-                if not sealed:
-                    got = await self._read_frames()
-                    if not got:
-                        err = TransportProtocolError("stream ended inside a bulk message")
-                        self._break(err)
-                        raise err
-                    sealed.extend(got)
-                batch: list[memoryview] = []
-                end = off
-                while sealed and end < n:
-                    want = min(full, n - end + _TAG_LEN)
-                    if len(sealed[0]) != want:
-                        err = TransportProtocolError(
-                            f"bulk data in a Noise message of {len(sealed[0])} bytes, not {want}"
-                        )
-                        self._break(err)
-                        raise err
-                    batch.append(sealed.popleft())
-                    end += want - _TAG_LEN
-                try:
-                    if end - off >= self.offload_bytes:
-                        await trio.to_thread.run_sync(
-                            self._noise.decrypt_many_into, batch, dest[off:end]
-                        )
-                    else:
-                        self._noise.decrypt_many_into(batch, dest[off:end])
-                except NoiseError as exc:
-                    err = TransportProtocolError(f"decryption failed: {exc}")
+            try:
+                await self._receive_into(dest)
+            except BaseException as exc:
+                if self._state is _State.OK:
+                    cut = f"bulk read cut short: {type(exc).__name__}"
+                    self._break(TransportProtocolError(cut))
+                raise
+
+    async def _receive_into(self, dest: memoryview) -> None:
+        """:meth:`receive_into`'s loop: whole Noise messages, in batches as they arrive."""
+        sealed = self._sealed
+        off, n = 0, len(dest)
+        full = NOISE_MAX_PLAINTEXT + _TAG_LEN
+        while off < n:
+            if not sealed:
+                got = await self._read_frames()
+                if not got:
+                    err = TransportProtocolError("stream ended inside a bulk message")
                     self._break(err)
-                    raise err from None
-                off = end
+                    raise err
+                sealed.extend(got)
+            batch: list[memoryview] = []
+            end = off
+            while sealed and end < n:
+                want = min(full, n - end + _TAG_LEN)
+                if len(sealed[0]) != want:
+                    err = TransportProtocolError(
+                        f"bulk data in a Noise message of {len(sealed[0])} bytes, not {want}"
+                    )
+                    self._break(err)
+                    raise err
+                batch.append(sealed.popleft())
+                end += want - _TAG_LEN
+            try:
+                if end - off >= self.offload_bytes:
+                    await trio.to_thread.run_sync(
+                        self._noise.decrypt_many_into, batch, dest[off:end]
+                    )
+                else:
+                    self._noise.decrypt_many_into(batch, dest[off:end])
+            except NoiseError as exc:
+                err = TransportProtocolError(f"decryption failed: {exc}")
+                self._break(err)
+                raise err from None
+            off = end
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if max_bytes is not None:

@@ -156,3 +156,28 @@ async def test_bulk_laid_out_wrong_breaks_the_connection(lie: str) -> None:
             with pytest.raises(TransportProtocolError):  # broken for good, not resynced
                 await conn.receive()
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("whole", [True, False])  # into a given buffer, or as pieces
+async def test_a_receive_cancelled_inside_bulk_data_breaks_the_connection(whole: bool) -> None:
+    """The rest of the chunk is still to come on the stream: a later receive must not read
+    it as messages (nor wait for it), and a pool must not take the connection back."""
+    server, client = make_ident(), make_ident()
+
+    async def handler(conn: PeerConnection) -> None:
+        await conn.stream.send_plaintexts([bulk_header(MIB), bytes(FULL), bytes(FULL)])
+        await trio.sleep_forever()  # the other 14 data messages never come
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            port = await start_server(nursery, server, handler)
+            conn = await open_peer_connection("127.0.0.1", port, local(client, CapFlag.BULK))
+            if whole:
+                conn.set_bulk_buffer(lambda root, index, total: bytearray(total))
+            with trio.move_on_after(0.5) as scope:
+                while True:  # pieces: the first two arrive, then it waits for the third
+                    await conn.receive()
+            assert scope.cancelled_caught
+            with trio.fail_after(2), pytest.raises(TransportProtocolError):
+                await conn.receive()
+            nursery.cancel_scope.cancel()
