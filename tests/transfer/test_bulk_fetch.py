@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from node.store import Store
-from node.transfer import _fetch
+from node.transfer import FetchResult, _fetch
 from node.transport import PeerConnection
 from node.wire import MAX_CHUNK_PIECE, CapFlag
 
@@ -42,22 +42,30 @@ class Spy:
         monkeypatch.setattr(_fetch._Fetch, "_store_chunk", spy_store)
 
 
+async def fetched(tmp_path: Path, size: int, **kwargs: Any) -> FetchResult:
+    """``size`` bytes in 256 KiB chunks, served and fetched over 127.0.0.1; bytes checked."""
+    src, root, data = store_with(tmp_path / "a", size, chunk_size=CHUNK)
+    dst = Store.open(tmp_path / "b", durable=False)
+    try:
+        with trio.fail_after(30):
+            result = await fetch_served(src, make_identity(), dst, make_identity(), root, **kwargs)
+        assert read_all(dst, root) == data
+    finally:
+        src.close()
+        dst.close()
+    return result
+
+
 @pytest.mark.parametrize("tail", [1000, 100_000])  # a last chunk of one piece, or bulk
 async def test_bulk_chunks_are_stored_from_the_buffer_they_were_decrypted_into(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tail: int
 ) -> None:
     spy = Spy(monkeypatch)
-    src, root, data = store_with(tmp_path / "a", 5 * CHUNK + tail, chunk_size=CHUNK)
-    dst = Store.open(tmp_path / "b", durable=False)
-    with trio.fail_after(30):
-        result = await fetch_served(src, make_identity(), dst, make_identity(), root)
-    assert read_all(dst, root) == data and result.fetched_chunks == 6
+    assert (await fetched(tmp_path, 5 * CHUNK + tail)).fetched_chunks == 6
     bulk = 6 if tail > MAX_CHUNK_PIECE else 5
     assert len(spy.given) == bulk  # one buffer per bulk chunk, none for a piece
     uncopied = [i for i, buf in spy.stored if any(buf is g for g in spy.given)]
     assert sorted(uncopied) == list(range(bulk))  # each stored from where it was decrypted
-    src.close()
-    dst.close()
 
 
 async def test_a_receiver_without_bulk_gets_pieces(
@@ -77,14 +85,8 @@ async def test_a_receiver_without_bulk_gets_pieces(
         hellos.append(conn.peer_hello.capabilities.flags)
 
     monkeypatch.setattr(PeerConnection, "start", start_without_bulk)
-    src, root, data = store_with(tmp_path / "a", 3 * CHUNK, chunk_size=CHUNK)
-    dst = Store.open(tmp_path / "b", durable=False)
-    with trio.fail_after(30):
-        result = await fetch_served(src, make_identity(), dst, make_identity(), root)
-    assert read_all(dst, root) == data and result.fetched_chunks == 3
+    assert (await fetched(tmp_path, 3 * CHUNK)).fetched_chunks == 3
     assert spy.given == [] and all(not flags & CapFlag.BULK for flags in hellos)
-    src.close()
-    dst.close()
 
 
 async def test_a_rate_capped_fetch_takes_pieces(
@@ -92,13 +94,5 @@ async def test_a_rate_capped_fetch_takes_pieces(
 ) -> None:
     """While a cap paces what the fetch reads, bulk chunks come as pieces (paced one by one)."""
     spy = Spy(monkeypatch)
-    src, root, data = store_with(tmp_path / "a", 3 * CHUNK, chunk_size=CHUNK)
-    dst = Store.open(tmp_path / "b", durable=False)
-    with trio.fail_after(30):
-        result = await fetch_served(
-            src, make_identity(), dst, make_identity(), root, limit_rate=64 * CHUNK
-        )
-    assert read_all(dst, root) == data and result.fetched_chunks == 3
+    assert (await fetched(tmp_path, 3 * CHUNK, limit_rate=64 * CHUNK)).fetched_chunks == 3
     assert spy.given == []  # no chunk taken whole
-    src.close()
-    dst.close()

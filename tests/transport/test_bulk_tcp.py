@@ -104,28 +104,6 @@ async def test_with_no_buffer_given_a_bulk_chunk_comes_as_pieces() -> None:
             nursery.cancel_scope.cancel()
 
 
-async def test_without_bulk_a_receiver_gets_pieces() -> None:
-    server, client = make_ident(), make_ident()
-    data = os.urandom(MIB)
-
-    async def handler(conn: PeerConnection) -> None:
-        await conn.send_chunk(ROOT, 7, data)
-        await conn.aclose()
-
-    with trio.fail_after(20):
-        async with trio.open_nursery() as nursery:
-            port = await start_server(nursery, server, handler)
-            conn = await open_peer_connection("127.0.0.1", port, local(client, 0))
-            sizes = []
-            with pytest.raises(PeerDisconnected):
-                while True:
-                    msg = await conn.receive()
-                    assert isinstance(msg, ChunkData)
-                    sizes.append(len(msg.data))
-            assert sum(sizes) == MIB and max(sizes) < NOISE_MAX_PLAINTEXT
-            nursery.cancel_scope.cancel()
-
-
 FULL = NOISE_MAX_PLAINTEXT
 LIES = {
     "a data message too short": [bulk_header(MIB), bytes(FULL), bytes(1000)],
