@@ -17,15 +17,33 @@ CHUNK = 256 * 1024
 
 
 class _Corrupting(Provider):
-    """Flips one byte of every chunk it sends."""
+    """Flips one byte of every chunk it sends; sets ``reading`` when it reads its first."""
+
+    def __init__(self, *args: object, reading: trio.Event, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.reading = reading
 
     async def _read(self, root: bytes, index: int, after: Sequence[int] = ()) -> bytes | Exception:
+        self.reading.set()
         got = await super()._read(root, index, after)
         if isinstance(got, Exception):
             return got
         raw = bytearray(got)
         raw[len(raw) // 2] ^= 0xFF
         return bytes(raw)
+
+
+class _AfterCorrupt(Provider):
+    """Reads nothing until the corrupting provider has read a chunk to send, so the test does
+    not depend on which provider the scheduler (or the machine's load) favours first."""
+
+    def __init__(self, *args: object, gate: trio.Event, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.gate = gate
+
+    async def _read(self, root: bytes, index: int, after: Sequence[int] = ()) -> bytes | Exception:
+        await self.gate.wait()
+        return await super()._read(root, index, after)
 
 
 class Recorder:
@@ -130,16 +148,24 @@ async def test_corrupt_chunks_are_reported_per_peer(tmp_path: Path) -> None:
     bad.add_file(tmp_path / "good" / "src.bin", chunk_size=CHUNK)
     dst = Store.open(tmp_path / "b", durable=False)
     got = Recorder()
+    # The good provider waits for the bad one's first read (and holds at most 2 requests
+    # meanwhile), so the bad one is asked for chunks however fast the good one would be.
+    corrupted = trio.Event()
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             gh, gp = await nursery.start(
-                lambda task_status: serve_node(good, good_id, task_status=task_status)
+                lambda task_status: serve_node(
+                    good,
+                    good_id,
+                    provider=_AfterCorrupt(good, good_id.address, gate=corrupted),
+                    task_status=task_status,
+                )
             )
             bh, bp = await nursery.start(
                 lambda task_status: serve_node(
                     bad,
                     bad_id,
-                    provider=_Corrupting(bad, bad_id.address),
+                    provider=_Corrupting(bad, bad_id.address, reading=corrupted),
                     task_status=task_status,
                 )
             )
@@ -149,6 +175,7 @@ async def test_corrupt_chunks_are_reported_per_peer(tmp_path: Path) -> None:
                 root,
                 [PeerAddr(bh, bp, bad_id.address), PeerAddr(gh, gp, good_id.address)],
                 observer=got,
+                initial_window=2,
             )
             nursery.cancel_scope.cancel()
     assert read_all(dst, root) == data
