@@ -564,8 +564,7 @@ class _Fetch:
         by one as before."""
         sched = self.sched
         if (
-            self.bucket is not None
-            or (self.lane is not None and not self.lane.unlimited)
+            self._paced
             or root != self.root
             or sched is None
             or peer.dropped
@@ -577,6 +576,12 @@ class _Fetch:
             return None
         peer.bulk = self._buffer(total)
         return peer.bulk
+
+    @property
+    def _paced(self) -> bool:
+        """A rate cap is in force on what we read (``limit_rate``'s bucket, or the lane's
+        cap): pieces wait in ``_pace``. Looked up per piece, so a cap set at run time holds."""
+        return self.bucket is not None or (self.lane is not None and not self.lane.unlimited)
 
     async def _on_piece(self, peer: _Peer, msg: ChunkData) -> None:
         index = msg.index
@@ -590,6 +595,7 @@ class _Fetch:
         if self.done.is_set():
             return  # over (finished or failed): neither stored nor billed
         total = msg.total_len
+        data = msg.data
         inplace = False
         asm = peer.assembling.get(index)
         if asm is None:
@@ -603,14 +609,12 @@ class _Fetch:
                 raise ProtocolViolation(f"chunk {index} announced with the wrong length")
             else:
                 bulk, peer.bulk = peer.bulk, None
-                data = msg.data
                 if bulk is not None and isinstance(data, memoryview) and data.obj is bulk:
                     asm = _Assembly(bulk)  # decrypted into it (``_bulk_buffer``): no copy
                     inplace = True
                 else:
                     asm = _Assembly(self._buffer(total))
             peer.assembling[index] = asm
-        data = msg.data
         end = asm.filled + len(data)
         if (
             msg.offset != asm.filled
@@ -623,7 +627,7 @@ class _Fetch:
         if not inplace:
             asm.buf[asm.filled : end] = data  # one copy, into a buffer of the final size
         asm.filled = end
-        if self.bucket is not None or (self.lane is not None and not self.lane.unlimited):
+        if self._paced:
             await self._pace(peer, len(data))
         if end < total:
             return

@@ -62,7 +62,7 @@ from node.noise import KeyPair, NoiseConnection, NoiseError
 from node.wire._errors import IdentityMismatch, WireError
 from node.wire._frames import FrameDecoder
 from node.wire._identity import PeerIdentity, identity_verified, verify_identity_payload
-from node.wire._limits import NOISE_MAX_PLAINTEXT, PROLOGUE
+from node.wire._limits import NOISE_MAX_PLAINTEXT, NOISE_TAG_LEN, PROLOGUE
 from node.wire._sentinels import NEED_DATA, PEER_CLOSED
 
 from ._conflict import ConflictDetector
@@ -77,7 +77,6 @@ from ._errors import (
 
 Buffer = bytes | bytearray | memoryview
 _U16 = struct.Struct(">H")
-_TAG_LEN = 16  # the AEAD tag on every Noise transport message
 _VERIFY_LIMITER: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("verify")
 
 
@@ -514,7 +513,7 @@ class NoiseStream(trio.abc.Stream):
         copying (it keeps read-only views as they are). A bulk refill's buffer comes from the
         receive pool (:data:`POOL_MIN`).
         """
-        need = sum(map(len, frames)) - 16 * len(frames)
+        need = sum(map(len, frames)) - NOISE_TAG_LEN * len(frames)
         bulk = need >= POOL_MIN
         out = _recv_pool.take(need) if bulk else bytearray(need)
         self._noise.decrypt_many_into(frames, out)
@@ -522,7 +521,7 @@ class NoiseStream(trio.abc.Stream):
         plain: list[memoryview] = []
         off = 0
         for f in frames:
-            n = len(f) - 16
+            n = len(f) - NOISE_TAG_LEN
             plain.append(ro[off : off + n])
             off += n
         del ro
@@ -602,7 +601,7 @@ class NoiseStream(trio.abc.Stream):
         """:meth:`receive_into`'s loop: whole Noise messages, in batches as they arrive."""
         sealed = self._sealed
         off, n = 0, len(dest)
-        full = NOISE_MAX_PLAINTEXT + _TAG_LEN
+        full = NOISE_MAX_PLAINTEXT + NOISE_TAG_LEN
         while off < n:
             if not sealed:
                 got = await self._read_frames()
@@ -614,7 +613,7 @@ class NoiseStream(trio.abc.Stream):
             batch: list[memoryview] = []
             end = off
             while sealed and end < n:
-                want = min(full, n - end + _TAG_LEN)
+                want = min(full, n - end + NOISE_TAG_LEN)
                 if len(sealed[0]) != want:
                     err = TransportProtocolError(
                         f"bulk data in a Noise message of {len(sealed[0])} bytes, not {want}"
@@ -622,7 +621,7 @@ class NoiseStream(trio.abc.Stream):
                     self._break(err)
                     raise err
                 batch.append(sealed.popleft())
-                end += want - _TAG_LEN
+                end += want - NOISE_TAG_LEN
             try:
                 if end - off >= self.offload_bytes:
                     await trio.to_thread.run_sync(

@@ -65,6 +65,7 @@ from node.wire import (
     WireError,
 )
 from node.wire._identity import PeerIdentity
+from node.wire._limits import NOISE_TAG_LEN
 from node.wire._sentinels import NEED_DATA, PEER_CLOSED, Sentinel
 
 from ._errors import (
@@ -77,7 +78,6 @@ from ._errors import (
 from ._noise_stream import Buffer, NoiseStream
 
 log = get_logger(__name__)
-_TAG_LEN = 16  # the AEAD tag on every Noise transport message
 #: where a bulk ChunkData's data goes: ``(root, index, total) -> writable buffer or None``
 BulkBuffer = Callable[[bytes, int, int], bytearray | mmap.mmap | None]
 
@@ -156,7 +156,7 @@ class PeerConnection:
         self._bulk_rest: tuple[bytes, int, int, int] | None = None
         if self.wire.capabilities.flags & CapFlag.BULK:
             # a bulk header ends a decryption batch: its data is decrypted in place
-            stream.pause_after = BULK_HEADER_LEN + _TAG_LEN
+            stream.pause_after = BULK_HEADER_LEN + NOISE_TAG_LEN
 
     # -- identity ---------------------------------------------------------------------------
 

@@ -133,7 +133,6 @@ class WireConnection:
             return out
         pieces: list[Buffer] = list(encode_chunk_pieces(root, index, data, compressed=compressed))
         if pieces:
-            view = memoryview(data).cast("B")
             total = len(view)
             last = (len(pieces) - 1) * MAX_CHUNK_PIECE
             make = ChunkDataZ if compressed else ChunkData
