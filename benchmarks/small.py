@@ -149,6 +149,11 @@ def main() -> None:
         help="get -o FILE --link (the store refers to FILE; compare with transfer.py's "
         "bcai_daemon_link); default: the store keeps its own copy",
     )
+    ap.add_argument(
+        "--add-cached",
+        help="the provider's [node] add_cached (bytes of each add left in the page cache; "
+        "0: every chunk written O_DIRECT, so each get reads from the disk); default: the node's",
+    )
     ap.add_argument("--work", type=Path, help="scratch dir (default: a new temp dir, removed)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "small.json")
     a = ap.parse_args()
@@ -161,8 +166,15 @@ def main() -> None:
     for name in ("prov", "recv"):
         shutil.rmtree(work / name, ignore_errors=True)
         subprocess.run(_bcai(work / name, "init"), env=ENV, check=True, capture_output=True)
+    if a.add_cached is not None:
+        from node.config import load_config, save_config
+
+        cfg = load_config(work / "prov")
+        cfg.node.add_cached = parse_size(a.add_cached)
+        save_config(work / "prov", cfg)
     started: list[Daemon] = []
     results: dict[str, Any] = {"sizes": {}, "link": a.link, "fsync": a.fsync}
+    results["add_cached"] = a.add_cached
     try:
         prov = Daemon(work / "prov")
         started.append(prov)

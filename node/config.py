@@ -84,6 +84,12 @@ class NodeConfig:
     64 MiB; 0: off); a hot root served to many peers is read from disk once, and a damaged
     chunk file is found (and quarantined) before it is sent (docs/store.md, "Tiers")."""
 
+    add_cached: int = 256 << 20
+    """Bytes at the start of each added content that are written through the page cache, so
+    the node serves content it has just added from memory (a gradient published and fetched
+    by its peers at once); the rest is written with ``O_DIRECT``, which leaves no page cache
+    behind (default 256 MiB; 0: all ``O_DIRECT``; docs/store.md)."""
+
     cold_dir: str | None = None
     """A second chunk directory (another disk) that least recently used chunks are moved to
     and promoted back from on use; relative paths are inside the data directory."""
@@ -262,6 +268,7 @@ _SIZE_FIELDS = {
     "chunk_size",
     "limit_rate",
     "memory_cache",
+    "add_cached",
     "hot_limit",
     "upload_buffers",
 }
@@ -302,6 +309,8 @@ def _check(obj: Any, where: str) -> None:
             raise ConfigError(f"[{where}] chunk_size: {exc}") from None
         if obj.memory_cache is None:
             obj.memory_cache = 0
+        if obj.add_cached is None:
+            obj.add_cached = 0
         if obj.cold_dir is not None and (not isinstance(obj.cold_dir, str) or not obj.cold_dir):
             raise ConfigError(f"[{where}] cold_dir must be a directory path (a string)")
         if obj.hot_limit is not None and obj.cold_dir is None:

@@ -247,6 +247,7 @@ class Node:
                     cold_dir=config.cold_path(self.data_dir),
                     hot_limit=config.node.hot_limit,
                     cache_observer=self.metrics,
+                    add_cached=config.node.add_cached,
                 )
             )
             self._slots: SlotStore | None = None

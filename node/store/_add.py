@@ -61,7 +61,10 @@ def _hash_and_write(
             return cr, None
         if link is not None:
             return cr, pack_link(link.file_id, offset, len(data))
-        return cr, store._files.write(cr, data, fsync=False)
+        # the content's first add_cached bytes stay in the page cache: content is added to be
+        # served, usually right away (docs/store.md); the rest skips it (O_DIRECT)
+        direct = offset + len(data) > store.add_cached
+        return cr, store._files.write(cr, data, fsync=False, direct=direct)
     except BaseException:
         with store._lock:
             store._release((cr,))

@@ -97,21 +97,28 @@ class ChunkFiles:
     # -- writing ---------------------------------------------------------------------------
 
     def write(
-        self, chunk_root: bytes, data: bytes | bytearray | memoryview, *, fsync: bool | None = None
+        self,
+        chunk_root: bytes,
+        data: bytes | bytearray | memoryview,
+        *,
+        fsync: bool | None = None,
+        direct: bool = True,
     ) -> Path:
         """Write a chunk atomically (temp file, optional fsync, rename); return its directory.
 
         ``fsync`` defaults to :attr:`durable`. With it, the caller must :meth:`sync_dirs` the
         returned directory before the index refers to the chunk; without it (group commit),
-        :meth:`sync_files` on the chunk roots. Raises :class:`StoreFull` when the disk refuses
-        the write (nothing is left behind).
+        :meth:`sync_files` on the chunk roots. ``direct=False`` writes through the page cache
+        even where ``O_DIRECT`` applies, so the chunk is still there to be read soon after (an
+        add's first ``add_cached`` bytes). Raises :class:`StoreFull` when the disk refuses the
+        write (nothing is left behind).
         """
         if fsync is None:
             fsync = self.durable
         final = self.path(chunk_root)
         tmp = self.tmp_dir / f"{chunk_root.hex()[:16]}.{secrets.token_hex(6)}.part"
         try:
-            if not (self.direct and self._write_direct(tmp, data, fsync)):
+            if not (direct and self.direct and self._write_direct(tmp, data, fsync)):
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o644)
                 try:
                     write_all(fd, data)

@@ -92,6 +92,11 @@ class Store:
     told of every hit and miss); ``cold_dir`` adds a cold tier on another directory, and
     ``hot_limit`` bounds the bytes kept in the hot one (least recently used content is demoted,
     chunks read cold are promoted back).
+
+    ``add_cached`` (bytes): each added content's first ``add_cached`` bytes are written through
+    the page cache, so a node that serves what it just added reads it from memory; the rest
+    (and every chunk a fetch writes) goes to the disk with ``O_DIRECT``, leaving no page cache
+    behind. 0 (the default here; the node's config sets 256 MiB): all ``O_DIRECT``.
     """
 
     def __init__(
@@ -105,9 +110,11 @@ class Store:
         cold_dir: Path | None = None,
         hot_limit: int | None = None,
         cache_observer: CacheObserver | None = None,
+        add_cached: int = 0,
     ) -> None:
         self.path = path
         self.quota = quota
+        self.add_cached = max(0, add_cached)
         self.workers = max(1, workers)
         self.hot_limit = hot_limit
         self._cache = ChunkCache(memory_cache, cache_observer) if memory_cache > 0 else None
@@ -174,10 +181,11 @@ class Store:
         cold_dir: str | os.PathLike[str] | None = None,
         hot_limit: int | None = None,
         cache_observer: CacheObserver | None = None,
+        add_cached: int = 0,
     ) -> Store:
         """Open (creating if needed) the store at ``path`` and run the recovery pass.
 
-        ``memory_cache``, ``cold_dir``, ``hot_limit`` and ``cache_observer``: see
+        ``memory_cache``, ``cold_dir``, ``hot_limit``, ``cache_observer`` and ``add_cached``: see
         :class:`Store`. Raises :class:`StoreLocked` when another process has it open.
         """
         return cls(
@@ -189,6 +197,7 @@ class Store:
             cold_dir=None if cold_dir is None else Path(cold_dir),
             hot_limit=hot_limit,
             cache_observer=cache_observer,
+            add_cached=add_cached,
         )
 
     def close(self) -> None:

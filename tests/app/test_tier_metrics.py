@@ -17,6 +17,7 @@ from node.store import Store
 from node.transfer import fetch, serve_node
 from tests._procs import ENV, cli
 
+from ..store.test_nowait_reads import _is_resident
 from ..transfer.helpers import make_identity
 
 MiB = 1 << 20
@@ -79,3 +80,23 @@ async def test_cache_hits_reach_the_node_metrics(tmp_path: Path) -> None:
     finally:
         for st in stores:
             st.close()
+
+
+def test_node_add_leaves_add_cached_bytes_in_the_page_cache(tmp_path: Path) -> None:
+    """config.toml's ``[node] add_cached`` reaches the node's store (tests/store/test_add_cached.py
+    has the byte-exact rule)."""
+    data_dir = tmp_path / "prov"
+    status, _, err = cli(data_dir, "init")
+    assert status == 0, err
+    cfg = load_config(data_dir)
+    cfg.node.add_cached = MiB  # of a 2 MiB content: the first chunk
+    save_config(data_dir, cfg)
+    src = tmp_path / "src.bin"
+    src.write_bytes(os.urandom(2 * MiB))
+    with open_node(data_dir, passphrase=ENV["BCAI_PASSPHRASE"]) as node:
+        assert node.store.add_cached == MiB
+        node.add(src)
+        files = [f for f in (data_dir / "store" / "chunks").glob("*/*") if f.is_file()]
+        if not node.store._files.direct or not hasattr(os, "RWF_NOWAIT"):
+            pytest.skip("O_DIRECT or RWF_NOWAIT does not apply on this file system")
+        assert sorted(_is_resident(f) for f in files) == [False, True]
