@@ -20,7 +20,7 @@ against its Merkle chunk root, receipts signed and stored):
 It prints throughput, RSS and the ratios against scp (chacha20-poly1305) and libtorrent v2.
 
     .venv/bin/python benchmarks/transfer.py [--sizes 1g,256m] [--runs 3]
-        [--methods bcai,bcai_daemon,scp_chacha,scp_aesgcm,lt_v2_plain] [--chunk-size 1MiB]
+        [--methods bcai,bcai_daemon,scp_chacha,scp_aesgcm,lt_v2_plain] [--chunk-size auto]
         [--fsync] [--anchors DIR]
 
 The source files are the anchors' /tmp/anchors/src/file{1g,256m}; the provider's store gets
@@ -107,7 +107,8 @@ def prepare(
     roots = {}
     for size in sizes:
         src = A / "src" / {"1g": "file1g", "256m": "file256m"}[size]
-        roots[size] = _cli(provider, "add", str(src), "--chunk-size", chunk_size)["root"]
+        flag = [] if chunk_size == "auto" else ["--chunk-size", chunk_size]
+        roots[size] = _cli(provider, "add", str(src), *flag)["root"]
     address = json.loads((provider / "keystore" / "noise.json").read_text())["address"]
     return provider, address, roots
 
@@ -223,7 +224,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="1g,256m")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--methods", default="bcai,bcai_daemon,scp_chacha,scp_aesgcm,lt_v2_plain")
-    ap.add_argument("--chunk-size", default="1MiB")
+    ap.add_argument(
+        "--chunk-size",
+        default="auto",
+        help="the provider's add --chunk-size (default auto, the node's own: 4 MiB chunks for "
+        "1 GiB, 1 MiB for 256 MiB)",
+    )
     ap.add_argument("--fsync", action="store_true", help="durable receiver store (per-chunk fsync)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "transfer.json")
     ap.add_argument(

@@ -22,7 +22,7 @@ from typing import Any
 import tomli_w
 
 from node._fs import atomic_write
-from node.content import DEFAULT_CHUNK_SIZE, check_chunk_size
+from node.content import check_chunk_size
 
 CONFIG_FILE = "config.toml"
 
@@ -76,8 +76,10 @@ class NodeConfig:
     """Bytes of unpinned content to keep before least recently used content is evicted
     (deduplicated chunk bytes; ``None``: no limit). Pinned content is never evicted."""
 
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    """Chunk size for newly added content: a power of two from 256 KiB to 4 MiB."""
+    chunk_size: int | None = None
+    """Chunk size for newly added content: a power of two from 256 KiB to 4 MiB, or ``None``
+    (``"auto"``, the default): by the content's size, 1 MiB up to 512 MiB, 2 MiB below 1 GiB,
+    4 MiB from 1 GiB (:func:`node.content.auto_chunk_size`; a pipe gets 1 MiB)."""
 
     memory_cache: int = 64 << 20
     """Bytes of verified chunks kept in memory ahead of the disk, e.g. ``"512MiB"`` (default
@@ -291,7 +293,7 @@ def _table_from(cls: type[Any], raw: dict[str, Any], where: str) -> Any:
             extra[key] = value
             continue
         if key in _SIZE_FIELDS:
-            value = None if value in ("", "none", "unlimited") else parse_size(value)
+            value = None if value in ("", "none", "unlimited", "auto") else parse_size(value)
         kwargs[key] = value
     obj = cls(**kwargs, extra=extra)
     _check(obj, where)
@@ -304,7 +306,8 @@ _CONGESTION = re.compile(r"auto|system|[a-z0-9_]{1,15}")  # TCP_CA_NAME_MAX is 1
 def _check(obj: Any, where: str) -> None:
     if isinstance(obj, NodeConfig):
         try:
-            check_chunk_size(obj.chunk_size)
+            if obj.chunk_size is not None:
+                check_chunk_size(obj.chunk_size)
         except ValueError as exc:
             raise ConfigError(f"[{where}] chunk_size: {exc}") from None
         if obj.memory_cache is None:

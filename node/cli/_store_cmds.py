@@ -37,14 +37,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--passphrase-file", type=Path, help="read the keystore passphrase from a file")
     p.add_argument("--force", action="store_true", help="replace an existing identity")
     p.add_argument("--cache-quota", help="bytes of unpinned content to keep, e.g. '50GiB'")
-    p.add_argument("--chunk-size", help="default chunk size for new content, e.g. '1MiB'")
+    p.add_argument(
+        "--chunk-size",
+        help="default chunk size for new content, e.g. '1MiB' (default: auto, by content size)",
+    )
     p.set_defaults(handler=_guard(cmd_init))
 
     p = sub.add_parser("add", help="add a file (or - for stdin) to the store; print its root")
     p.add_argument("file", help="file to add, or - to read standard input")
     p.add_argument("--name", help="name recorded in the manifest (default: the file name)")
     p.add_argument("--media-type", default="application/octet-stream", help="MIME type")
-    p.add_argument("--chunk-size", help="chunk size, a power of two in 256KiB..4MiB")
+    p.add_argument(
+        "--chunk-size",
+        help="chunk size, a power of two in 256KiB..4MiB (default: the config's, auto: 1 MiB "
+        "up to 512 MiB, 2 MiB below 1 GiB, 4 MiB from 1 GiB)",
+    )
     p.add_argument("--pin", action="store_true", help="protect the content from eviction")
     p.add_argument(
         "--link",

@@ -43,12 +43,14 @@ from ._stream import HashResult as HashResult
 from ._stream import StreamingTreeHasher as StreamingTreeHasher
 from ._stream import hash_file as hash_file
 from ._stream import read_full as read_full
+from ._tree import AUTO_CHUNKS as AUTO_CHUNKS
 from ._tree import DEFAULT_CHUNK_SIZE as DEFAULT_CHUNK_SIZE
 from ._tree import EMPTY_ROOT as EMPTY_ROOT
 from ._tree import HASH_SIZE as HASH_SIZE
 from ._tree import MAX_CHUNK_SIZE as MAX_CHUNK_SIZE
 from ._tree import MIN_CHUNK_SIZE as MIN_CHUNK_SIZE
 from ._tree import SEGMENT_SIZE as SEGMENT_SIZE
+from ._tree import auto_chunk_size as auto_chunk_size
 from ._tree import check_chunk_size as check_chunk_size
 from ._tree import check_segment as check_segment
 from ._tree import chunk_count as chunk_count

@@ -49,6 +49,24 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(_NODE_PREFIX + left + right).digest()
 
 
+AUTO_CHUNKS = 256
+""":func:`auto_chunk_size` aims at this many chunks per content (docs/decisions.md D41)."""
+
+
+def auto_chunk_size(size: int) -> int:
+    """The chunk size for content of ``size`` bytes when none is asked for: the largest power
+    of two <= ``size / 256``, clamped to [1 MiB (the default), 4 MiB]. Up to 512 MiB that is
+    the default; 512 MiB - 1 GiB: 2 MiB; 1 GiB and more: 4 MiB (1 GiB is 256 chunks, not
+    1,024: each chunk costs both nodes a fixed amount of work besides its bytes)."""
+    if size < 0:
+        raise ValueError("size must be >= 0")
+    per = size // AUTO_CHUNKS
+    best = DEFAULT_CHUNK_SIZE
+    while best * 2 <= min(per, MAX_CHUNK_SIZE):
+        best *= 2
+    return best
+
+
 def check_chunk_size(chunk_size: int) -> int:
     """Return ``chunk_size`` if it is a power of two in [256 KiB, 4 MiB], else raise."""
     if not (MIN_CHUNK_SIZE <= chunk_size <= MAX_CHUNK_SIZE) or chunk_size & (chunk_size - 1):

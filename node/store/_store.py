@@ -22,7 +22,14 @@ from typing import BinaryIO, Self
 
 import plyvel
 
-from node.content import DEFAULT_CHUNK_SIZE, Manifest, StreamingTreeHasher, chunk_root, root_hex
+from node.content import (
+    DEFAULT_CHUNK_SIZE,
+    Manifest,
+    StreamingTreeHasher,
+    auto_chunk_size,
+    chunk_root,
+    root_hex,
+)
 from node.log import get_logger
 
 from . import _add, _delta, _maint, _partial, _tier
@@ -245,7 +252,7 @@ class Store:
         *,
         name: str | None = None,
         media_type: str = "application/octet-stream",
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         pin: bool = False,
         progress_cb: ProgressCallback | None = None,
         link: bool = False,
@@ -256,7 +263,8 @@ class Store:
         a thread pool while this thread reads; identical chunks are stored once. If the content
         is already complete in the store, the stored manifest is returned (and pinned if asked).
         ``link`` (a path to a regular file): the store links to the file's chunks instead of
-        copying them (``_links``; the file must then stay as it is).
+        copying them (``_links``; the file must then stay as it is). ``chunk_size`` ``None``:
+        :func:`~node.content.auto_chunk_size` of a regular file's size, else the default.
         """
         if isinstance(source, (str, os.PathLike)):
             p = Path(source)
@@ -274,7 +282,7 @@ class Store:
                         f,
                         name=p.name if name is None else name,
                         media_type=media_type,
-                        chunk_size=chunk_size,
+                        chunk_size=_chunk_size_for(f, chunk_size),
                         pin=pin,
                         progress_cb=progress_cb,
                         link=linked,
@@ -289,7 +297,7 @@ class Store:
             source,
             name=name or "",
             media_type=media_type,
-            chunk_size=chunk_size,
+            chunk_size=_chunk_size_for(source, chunk_size),
             pin=pin,
             progress_cb=progress_cb,
         )
@@ -300,7 +308,7 @@ class Store:
         *,
         name: str = "",
         media_type: str = "application/octet-stream",
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
         pin: bool = False,
     ) -> Manifest:
         """Add in-memory bytes (small content; tests). Same result as :meth:`add_file`."""
@@ -311,7 +319,7 @@ class Store:
             io.BytesIO(bytes(data)),
             name=name,
             media_type=media_type,
-            chunk_size=chunk_size,
+            chunk_size=auto_chunk_size(len(data)) if chunk_size is None else chunk_size,
             pin=pin,
             progress_cb=None,
         )
@@ -948,3 +956,15 @@ class Store:
 
 
 __all__ = ["ACCESS", "PartialWriter", "ProgressCallback", "PutResult", "Store"]
+
+
+def _chunk_size_for(source: BinaryIO, chunk_size: int | None) -> int:
+    """``chunk_size``, or for ``None`` the automatic size of a regular file (its size now;
+    :func:`~node.content.auto_chunk_size`) and the default for a pipe or other stream."""
+    if chunk_size is not None:
+        return chunk_size
+    try:
+        st = os.fstat(source.fileno())
+    except (AttributeError, OSError, ValueError):  # io.BytesIO has no fileno; closed: ValueError
+        return DEFAULT_CHUNK_SIZE
+    return auto_chunk_size(st.st_size) if stat.S_ISREG(st.st_mode) else DEFAULT_CHUNK_SIZE

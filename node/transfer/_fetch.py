@@ -191,6 +191,10 @@ disk, and one that stalls (a journal commit, a discard of freed blocks) holds it
 all slots held the reader stops and the sender with it. 1 GiB gets through a daemon, ABBA, 6
 per arm, quiet: 3 -> 8 slots, median wall 2.46 -> 2.30 s (3 -> 6: 2.45 -> 2.34), receiver
 CPU unchanged (issue #11). Each slot holds one chunk buffer while it works."""
+PUT_BUFFER_BYTES = 12 << 20
+"""Most chunk bytes the put slots hold at once: a content of larger chunks gets fewer slots
+(4 MiB chunks: 3), never fewer than 2. 8 slots of 4 MiB took the receiver daemon's peak RSS
+to 98-105 MiB; 3 slots: 82-83 MiB, as fast (issue #11)."""
 RECEIPT_EVERY_BYTES = 256 * 1024 * 1024
 
 
@@ -1497,6 +1501,11 @@ class _Fetch:
     async def _transfer(self, manifest: Manifest, start: float) -> FetchResult:
         n = manifest.chunk_count
         self.chunk_size = manifest.chunk_size
+        cap = max(2, PUT_BUFFER_BYTES // manifest.chunk_size)
+        if self.put_workers > cap:  # no put has started yet: the slots can be replaced
+            self.put_workers = cap
+            self.put_slots = trio.Semaphore(cap)
+            self._free_max = cap + 4
 
         def held_then_missing() -> tuple[Any, list[int]]:  # one worker-thread hop for both
             adopted = None
