@@ -65,6 +65,10 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from swarm import Daemon, MiB, bcai, init
 
+#: every content here is added with 1 MiB chunks, the unit the delta numbers are counted in
+#: (the node's own default, auto, would give 4 MiB ones: docs/decisions.md D41)
+CHUNK = ("--chunk-size", "1MiB")
+
 
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
@@ -183,10 +187,10 @@ def delta(work: Path, origin: Daemon, origin_dir: Path, args: argparse.Namespace
         f.write(random.Random(3).randbytes(appended))
     rows = {}
     for name, path in (("in_place", v2), ("appended", v2b)):
-        root = bcai(origin_dir, "add", str(path))["root"]
+        root = bcai(origin_dir, "add", str(path), *CHUNK)["root"]
         recv = work / f"delta-{name}"
         init(recv, swarm=False)
-        bcai(recv, "add", str(v1))
+        bcai(recv, "add", str(v1), *CHUNK)
         got = _get(recv, root, origin.peer, work / "out.bin")
         rows[name] = _row(got, _sha256(path), work / "out.bin")
     rows["in_place"]["changed_chunks"] = len(changed)
@@ -210,7 +214,7 @@ def compare(
     src = work / f"{kind}.bin"
     (_csv_file if kind == "csv" else lambda p, s: _random_file(p, s, 7))(src, size)
     digest = _sha256(src)
-    root = bcai(origin_dir, "add", str(src))["root"]
+    root = bcai(origin_dir, "add", str(src), *CHUNK)["root"]
     src.unlink()
     tag = f"{kind}-{limit_rate or 'lo'}"
     recv = {"on": work / f"{tag}-on", "off": work / f"{tag}-off"}

@@ -15,7 +15,7 @@ receiver daemon runs with ``serve --no-fsync`` (as benchmarks/transfer.py's rece
 and libtorrent: no fsync); ``--fsync`` measures the durable store.
 
     .venv/bin/python benchmarks/small.py [--sizes 1m,16m,100m] [--runs 20] [--cli-runs 10]
-        [--chunk-size 1MiB] [--fsync] [--out benchmarks/results/small.json]
+        [--chunk-size auto] [--fsync] [--out benchmarks/results/small.json]
 
 Reports, per size and way: median, p95 and min wall, the daemon's own ``elapsed`` (inside the
 fetch) and MB/s at the median; and both daemons' peak RSS (``VmHWM``) at the end, and the
@@ -90,7 +90,7 @@ def measure(
     size: int,
     way: str,
     runs: int,
-    chunk: int,
+    chunk: int | None,
     link: bool = False,
 ) -> list[dict[str, Any]]:
     out = []
@@ -141,7 +141,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=20, help="API gets per size")
     ap.add_argument("--cli-runs", type=int, default=10, help="CLI gets per size (0: none)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed API gets first")
-    ap.add_argument("--chunk-size", default="1MiB")
+    ap.add_argument(
+        "--chunk-size",
+        default="auto",
+        help="the provider's add chunk size (default auto, the node's own: D41)",
+    )
     ap.add_argument("--fsync", action="store_true", help="durable receiver store")
     ap.add_argument(
         "--link",
@@ -159,7 +163,7 @@ def main() -> None:
     a = ap.parse_args()
     from node.config import parse_size
 
-    chunk = parse_size(a.chunk_size)
+    chunk = None if a.chunk_size == "auto" else parse_size(a.chunk_size)
     precompile()
     work = a.work or Path(tempfile.mkdtemp(prefix="bcai-small-"))
     work.mkdir(parents=True, exist_ok=True)

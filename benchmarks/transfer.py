@@ -228,7 +228,7 @@ def main() -> None:
         "--chunk-size",
         default="auto",
         help="the provider's add --chunk-size (default auto, the node's own: 4 MiB chunks for "
-        "1 GiB, 1 MiB for 256 MiB)",
+        "both sizes)",
     )
     ap.add_argument("--fsync", action="store_true", help="durable receiver store (per-chunk fsync)")
     ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "transfer.json")

@@ -78,8 +78,8 @@ class NodeConfig:
 
     chunk_size: int | None = None
     """Chunk size for newly added content: a power of two from 256 KiB to 4 MiB, or ``None``
-    (``"auto"``, the default): by the content's size, 1 MiB up to 512 MiB, 2 MiB below 1 GiB,
-    4 MiB from 1 GiB (:func:`node.content.auto_chunk_size`; a pipe gets 1 MiB)."""
+    (``"auto"``, the default): by the content's size, 1 MiB below 32 MiB, 2 MiB below 64 MiB,
+    4 MiB from 64 MiB (:func:`node.content.auto_chunk_size`; a pipe gets 1 MiB)."""
 
     memory_cache: int = 64 << 20
     """Bytes of verified chunks kept in memory ahead of the disk, e.g. ``"512MiB"`` (default

@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--chunk-size",
         help="chunk size, a power of two in 256KiB..4MiB (default: the config's, auto: 1 MiB "
-        "up to 512 MiB, 2 MiB below 1 GiB, 4 MiB from 1 GiB)",
+        "below 32 MiB, 2 MiB below 64 MiB, 4 MiB from 64 MiB)",
     )
     p.add_argument("--pin", action="store_true", help="protect the content from eviction")
     p.add_argument(

@@ -49,15 +49,15 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return _sha256(_NODE_PREFIX + left + right).digest()
 
 
-AUTO_CHUNKS = 256
-""":func:`auto_chunk_size` aims at this many chunks per content (docs/decisions.md D41)."""
+AUTO_CHUNKS = 16
+""":func:`auto_chunk_size` grows a chunk only while the content keeps this many (D41)."""
 
 
 def auto_chunk_size(size: int) -> int:
     """The chunk size for content of ``size`` bytes when none is asked for: the largest power
-    of two <= ``size / 256``, clamped to [1 MiB (the default), 4 MiB]. Up to 512 MiB that is
-    the default; 512 MiB - 1 GiB: 2 MiB; 1 GiB and more: 4 MiB (1 GiB is 256 chunks, not
-    1,024: each chunk costs both nodes a fixed amount of work besides its bytes)."""
+    of two <= ``size / 16``, clamped to [1 MiB (the default), 4 MiB]. Below 32 MiB that is
+    the default; 32-64 MiB: 2 MiB; 64 MiB and more: 4 MiB (each chunk costs both nodes a
+    fixed amount of work besides its bytes: a 100 MiB content as 25 chunks, not 100)."""
     if size < 0:
         raise ValueError("size must be >= 0")
     per = size // AUTO_CHUNKS

@@ -22,11 +22,12 @@ MiB = 1 << 20
     [
         (0, MiB),
         (1, MiB),
-        (100 * MiB, MiB),  # the seed's gradient updates keep 1 MiB chunks
-        (512 * MiB - 1, MiB),
-        (512 * MiB, 2 * MiB),
-        (1024 * MiB - 1, 2 * MiB),
-        (1024 * MiB, 4 * MiB),
+        (16 * MiB, MiB),
+        (32 * MiB - 1, MiB),
+        (32 * MiB, 2 * MiB),
+        (64 * MiB - 1, 2 * MiB),
+        (64 * MiB, 4 * MiB),
+        (100 * MiB, 4 * MiB),  # the seed's 100 MB gradient update: 25 chunks
         (1 << 40, 4 * MiB),
     ],
 )
@@ -35,10 +36,10 @@ def test_table(size: int, chunk: int) -> None:
 
 
 @given(st.integers(min_value=0, max_value=1 << 50))
-def test_a_valid_size_that_aims_at_256_chunks(size: int) -> None:
+def test_a_valid_size_that_keeps_16_chunks(size: int) -> None:
     c = auto_chunk_size(size)
     assert check_chunk_size(c) == c and DEFAULT_CHUNK_SIZE <= c <= MAX_CHUNK_SIZE
-    if c > DEFAULT_CHUNK_SIZE:  # grown only while the content still has >= 256 chunks
+    if c > DEFAULT_CHUNK_SIZE:  # grown only while the content still has >= 16 chunks
         assert size // c >= AUTO_CHUNKS
     if c < MAX_CHUNK_SIZE:  # and as far as that goes
         assert size // (2 * c) < AUTO_CHUNKS

@@ -23,10 +23,10 @@ def _sparse(path: Path, size: int) -> Path:
     return path
 
 
-def test_a_1_gib_file_gets_4_mib_chunks_and_a_small_one_the_default(tmp_path: Path) -> None:
+def test_a_100_mib_file_gets_4_mib_chunks_and_a_small_one_the_default(tmp_path: Path) -> None:
     with Store.open(tmp_path / "s", durable=False) as store:
-        big = store.add_file(_sparse(tmp_path / "big", 1 << 30))
-        assert (big.chunk_size, big.chunk_count) == (4 * MiB, 256)
+        big = store.add_file(_sparse(tmp_path / "big", 100 * MiB))
+        assert (big.chunk_size, big.chunk_count) == (4 * MiB, 25)
         small = store.add_file(_sparse(tmp_path / "small", 3 * MiB + 5))
         assert small.chunk_size == DEFAULT_CHUNK_SIZE
         assert store.verify(big.root).ok
@@ -41,11 +41,12 @@ def test_a_stream_gets_the_default_and_an_explicit_size_wins(tmp_path: Path) -> 
         os.close(w)
         with os.fdopen(r, "rb") as pipe:  # a pipe's size says nothing about its content
             assert store.add_file(pipe).chunk_size == DEFAULT_CHUNK_SIZE
-        src = _sparse(tmp_path / "big", 1 << 30)
+        src = _sparse(tmp_path / "big", 100 * MiB)
         assert store.add_file(src, chunk_size=MiB).chunk_size == MiB
         # (fresh bytes each: content already complete keeps the manifest it was added with)
         assert store.add_bytes(os.urandom(MiB), chunk_size=256 * 1024).chunk_size == 256 * 1024
         assert store.add_bytes(os.urandom(2 * MiB)).chunk_size == DEFAULT_CHUNK_SIZE
+        assert store.add_bytes(bytes(40 * MiB)).chunk_size == 2 * MiB
 
 
 def test_config_chunk_size_is_auto_unless_set() -> None:
