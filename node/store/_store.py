@@ -955,9 +955,6 @@ class Store:
         return tree.root()
 
 
-__all__ = ["ACCESS", "PartialWriter", "ProgressCallback", "PutResult", "Store"]
-
-
 def _chunk_size_for(source: BinaryIO, chunk_size: int | None) -> int:
     """``chunk_size``, or for ``None`` the automatic size of a regular file (its size now;
     :func:`~node.content.auto_chunk_size`) and the default for a pipe or other stream."""
@@ -968,3 +965,6 @@ def _chunk_size_for(source: BinaryIO, chunk_size: int | None) -> int:
     except (AttributeError, OSError, ValueError):  # io.BytesIO has no fileno; closed: ValueError
         return DEFAULT_CHUNK_SIZE
     return auto_chunk_size(st.st_size) if stat.S_ISREG(st.st_mode) else DEFAULT_CHUNK_SIZE
+
+
+__all__ = ["ACCESS", "PartialWriter", "ProgressCallback", "PutResult", "Store"]

@@ -434,7 +434,6 @@ class _Fetch:
         self.writer: PartialWriter | None = None
         self.chunk_size = 0
         self._free: list[ChunkBuffer] = []
-        self._free_max = put_workers + 4
         self.fetched_chunks = 0
         self.fetched_bytes = 0
         self.swarm = FetchSwarm(self, swarm) if swarm is not None else None
@@ -809,7 +808,8 @@ class _Fetch:
         return bytearray(size)
 
     def _recycle(self, buf: ChunkBuffer) -> None:
-        if len(buf) == self.chunk_size and len(self._free) < self._free_max:
+        # keep as many as the put slots hold, plus a few for the reader (follows the slot cap)
+        if len(buf) == self.chunk_size and len(self._free) < self.put_workers + 4:
             self._free.append(buf)
 
     def _store_chunk(self, index: int, data: ChunkBuffer, compressed: bool = False) -> None:
@@ -1505,7 +1505,6 @@ class _Fetch:
         if self.put_workers > cap:  # no put has started yet: the slots can be replaced
             self.put_workers = cap
             self.put_slots = trio.Semaphore(cap)
-            self._free_max = cap + 4
 
         def held_then_missing() -> tuple[Any, list[int]]:  # one worker-thread hop for both
             adopted = None
