@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 import trio
 
+from node.config import load_config, save_config
 from node.ledger import LocalLedger, open_ledger_db
 from node.store import Store
 from node.transfer import NoUsablePeer, PeerAddr, fetch, serve_node
@@ -86,6 +87,12 @@ class Content:
 @pytest.fixture(scope="module")
 def honest(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Content, Server]]:
     content = Content(tmp_path_factory.mktemp("honest"), 6 * MiB + 123)
+    # The honest node serves at 8 MiB/s (~0.75 s for the content): uncapped, it could serve
+    # every chunk before a bad process slowed by CI's load had answered the Want, and that
+    # run then had nothing to say about the bad peer (it failed once that way in CI)
+    cfg = load_config(content.data)
+    cfg.network.limit_rate = 8 * MiB
+    save_config(content.data, cfg)
     server = Server(content.data)
     yield content, server
     assert server.stop() == 0
