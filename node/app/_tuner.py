@@ -27,7 +27,8 @@ returns a :class:`Verdict`: ``bound`` is one of ``"rate_cap"``, ``"cpu"``, ``"di
 changes of the knobs the *next* fetch is given (``initial_window``, ``put_workers``,
 ``request_batch``: the parameters ``node.transfer.fetch`` already takes; a running fetch has no
 live knob). A bound must be the dominant verdict of a transfer for at least two ticks before it
-changes anything (hysteresis), every change stays inside ``[tuning]``'s bounds, and every
+changes anything (hysteresis; every ``peer:`` verdict counts as one kind, whichever peer
+it names, and the latest names the peer), every change stays inside ``[tuning]``'s bounds, and every
 decision (holds included) is logged and kept for ``status()["tuning"]``:
 
 - a slow peer beside faster ones: ``initial_window`` down to what the slow peer delivers in
@@ -362,11 +363,14 @@ class Tuner:
     def finish(self, transfer: str, verdicts: Sequence[Verdict]) -> list[Decision]:
         """A transfer ended; ``verdicts`` are its tick verdicts. Returns (and logs, keeps) the
         decisions: the knob changes for the next fetch, or a hold."""
-        counts = Counter(v.bound for v in verdicts if v.bound != "none")
+        # Every "peer:" verdict is one kind: two slow peers alike are named by turns, and
+        # counted apart they lost to a minority of "network" ticks (their window was doubled)
+        counts = Counter(_kind(v.bound) for v in verdicts if v.bound != "none")
         if not counts:
             return []
-        bound, ticks = counts.most_common(1)[0]
-        latest = next(v for v in reversed(verdicts) if v.bound == bound)
+        kind, ticks = counts.most_common(1)[0]
+        latest = next(v for v in reversed(verdicts) if _kind(v.bound) == kind)
+        bound = latest.bound  # a peer kind: the peer named last
         out: list[Decision] = []
         b, k = self.bounds, self.knobs
 
@@ -446,6 +450,11 @@ class Tuner:
             "next": asdict(self.knobs),
             "decisions": [d.to_json() for d in self.decisions],
         }
+
+
+def _kind(bound: str) -> str:
+    """What a verdict is counted as in :meth:`Tuner.finish`: ``peer:`` for any peer."""
+    return "peer:" if bound.startswith("peer:") else bound
 
 
 def _working(v: Verdict) -> list[str]:

@@ -173,6 +173,24 @@ def test_a_slow_peer_lowers_the_next_initial_window_after_confirmation() -> None
     assert steps[3][0].knob == "none"  # back at the default: nothing to change
 
 
+def test_two_slow_peers_named_by_turns_outvote_a_network_minority() -> None:
+    # Two peers alike at 1 MiB/s beside one at 8: each tick names the slower of the two, so
+    # they share the "peer:" ticks; together they are the bound (a CI run had 3 + 3 against
+    # 4 "network" ticks, and the window was doubled instead of lowered)
+    rates = {FAST: (8 * MiB, 1.0), SLOW: (1 * MiB, 1.0), OTHER: (1.1 * MiB, 1.0)}
+    ticks = [
+        *[_v(f"peer:{SLOW}", **rates)] * 3,
+        *[_v("network", **rates)] * 4,
+        *[_v(f"peer:{OTHER}", **rates)] * 3,
+    ]
+    tuner = Tuner()
+    [d] = tuner.finish("t", ticks)
+    assert (d.bound, d.knob, d.old, d.new) == (f"peer:{OTHER}", "initial_window", 16, 2)
+    # and a majority of "network" still deepens the pipeline
+    [d] = Tuner().finish("n", [*ticks[:2], *[_v("network", **rates)] * 3])
+    assert (d.bound, d.new) == ("network", 32)
+
+
 def test_disk_raises_put_workers_within_bounds_and_holds_elsewhere() -> None:
     tuner = Tuner(Bounds(max_put_workers=8), defaults=Knobs(put_workers=3))
     news = [tuner.finish(f"t{i}", [_v("disk")] * 3)[0] for i in range(3)]

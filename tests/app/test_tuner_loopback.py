@@ -185,12 +185,14 @@ async def test_our_own_cap_is_the_rate_cap_not_the_peer(tmp_path: Path) -> None:
 
 
 async def test_tuner_speeds_up_the_slow_peer_case(tmp_path: Path) -> None:
-    """Three providers of two 32 MiB contents (1 MiB chunks): one at 8 MiB/s, two at 1 MiB/s.
+    """Three providers of two 32 MiB contents (1 MiB chunks): one at 16 MiB/s, two at 1 MiB/s.
     Baseline: a fetch of B with the default knobs. Tuned: a fetch of A is analysed (a slow peer,
     named), the tuner lowers the initial window, then B is fetched with the tuner's knobs."""
     a = _content(tmp_path, "a.bin", 32 * MiB)
     b = _content(tmp_path, "b.bin", 32 * MiB)
-    async with _providers(tmp_path, [a, b], [8 * MiB, 1 * MiB, 1 * MiB], MiB) as (roots, addrs):
+    # 16x apart (a slow peer is >= 4x slower than the fastest): at 8x a loaded CI machine
+    # once measured the peers as alike ("network") in most ticks
+    async with _providers(tmp_path, [a, b], [16 * MiB, 1 * MiB, 1 * MiB], MiB) as (roots, addrs):
         slow = {f"peer:{addr}" for _, _, addr in addrs[1:]}
         with trio.fail_after(120):
             _, before = await _watched_fetch(tmp_path, "base", roots[1], addrs)
@@ -209,9 +211,10 @@ async def test_tuner_speeds_up_the_slow_peer_case(tmp_path: Path) -> None:
     [decision] = [d for d in tuner.decisions if d.knob != "none"]
     assert (decision.knob, decision.old, decision.new) == ("initial_window", 16, 2)
     print(f"slow-peer case: default {before:.2f} s, tuned {after:.2f} s")
-    # measured on the quiet 2-core box: default 6.0-6.9 s, tuned 3.2-3.5 s (optimum 32/10 =
-    # 3.2 s), i.e. < 0.55x. Under CI's parallel workers the two runs see different loads, so
-    # the test asserts the direction with a margin that held there, not the quiet ratio.
+    # measured on a 2-core box, quiet and beside two busy loops: default 5.0-14.9 s, tuned
+    # 1.67-1.75 s (the optimum 32/18 = 1.8 s, less the caps' bursts). Under CI's parallel
+    # workers the two runs see different loads, so the test asserts the direction with a
+    # margin, not the quiet ratio.
     assert after < 0.9 * before, (before, after)
 
 
