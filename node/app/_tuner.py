@@ -595,6 +595,9 @@ class Watch:
         self.tee: _Tee | None = None
         self.samples: deque[Sample] = deque(maxlen=int(SPAN / interval) + 1)
         self.first: Sample | None = None
+        #: each peer's first sample: the history a verdict measures a peer's run rate from
+        #: (the transfer's first sample is taken before any peer is connected)
+        self.first_seen: dict[str, PeerSample] = {}
         self.verdicts: list[Verdict] = []
         self.verdict: Verdict | None = None
 
@@ -635,8 +638,11 @@ class Watch:
         s = self.sample(backlog=backlog)
         if self.first is None:
             self.first = s
+        for p in s.peers:
+            self.first_seen.setdefault(p.address, p)
         self.samples.append(s)
-        verdict = analyse(list(self.samples), self.first)
+        history = replace(self.first, peers=tuple(self.first_seen.values()))
+        verdict = analyse(list(self.samples), history)
         if verdict.evidence:
             verdict.evidence["chunk_size"] = s.chunk_size
         self.verdict = verdict

@@ -25,7 +25,12 @@ Rules, per peer (``PeerState``):
   so a peer known to have cheated is never asked first), rotating among peers of equal rank
   so none of them is always first.
 - Endgame: with nothing left to hand out, idle peers duplicate in-flight requests (at most
-  ``endgame_copies`` holders per chunk); the first copy to verify cancels the others.
+  ``endgame_copies`` holders per chunk); the first copy to verify cancels the others. A
+  holder whose request for the chunk is older than ``ENDGAME_BEHIND`` (4) times the idle
+  peer's own pace (``gap``: seconds between its deliveries while busy) is *behind* and does
+  not count, up to one copy more: two slow
+  peers holding the copies of a chunk between them no longer make a fast peer wait for them
+  (a 32 MiB fetch from one peer at 16 MiB/s and two at 1 MiB/s took up to 15 s, not 2).
 - Overtaken: a peer with requests outstanding that has delivered nothing since its oldest
   one, while other peers delivered ``overtake_after`` (8) chunks (half the chunk count, at
   least 2, for smaller contents), counts as ``overtaken`` (once per such run). That alone
@@ -63,6 +68,11 @@ from ._errors import CorruptChunk, PeerFailed, TransferError
 from ._window import FlowWindow
 
 PeerId = Hashable
+
+ENDGAME_BEHIND = 4.0
+"""An endgame holder whose request is older than this many times the idle peer's own pace
+(``PeerState.gap``) is behind: it does not count against ``endgame_copies`` (module
+docstring)."""
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,7 @@ class PeerState:
     suspect_since: float | None = None  #: overtaken with no byte since this (oldest request)
     last_bytes: float = -1.0  #: when the last bytes of a chunk came from it (``on_bytes``)
     chunk_time: float = 0.0  #: EWMA of seconds from Request to verified chunk, held time out
+    gap: float = 0.0  #: EWMA of seconds between its deliveries while busy (0: none yet)
     passed_by: int = 0  #: chunks others delivered since its last delivery, while it had requests
     rank: float = 0.0  #: lower is served first (see ``Scheduler.poll``)
     holds: int = 0  #: nested holds now (its data waits on our side: the stall clock stops)
@@ -245,6 +256,8 @@ class Scheduler:
         nbytes = self.chunk_len(index)
         age = self.request_age(peer, index, now) if ok else None
         st.asked_held.pop(index, None)
+        # a delivery after one of its own or after it began to work: its per-chunk pace
+        gap = max(0.0, now - st.last_progress - st.held) if st.outstanding else None
         requested = st.outstanding.pop(index, None) is not None
         self._heard(st, now)
         if requested:
@@ -268,6 +281,8 @@ class Scheduler:
         st.chunks_ok += 1
         if age is not None:
             st.chunk_time = age if not st.chunk_time else 0.8 * st.chunk_time + 0.2 * age
+        if gap is not None and requested:
+            st.gap = gap if not st.gap else 0.8 * st.gap + 0.2 * gap
         st.attempt = 0
         st.breaker.record_success()
         if requested:
@@ -462,7 +477,7 @@ class Scheduler:
                     break  # one probe at a time
                 if not st.window.has_room(st.outstanding_bytes, self.chunk_size):
                     break
-                index = self._pick(st)
+                index = self._pick(st, now)
                 if index is None:
                     break
                 nbytes = self.chunk_len(index)
@@ -577,7 +592,7 @@ class Scheduler:
             self._next += 1
         return index
 
-    def _pick(self, st: PeerState) -> int | None:
+    def _pick(self, st: PeerState, now: float) -> int | None:
         self._advance_cursor()
         everyone_full = all(p.have is None for p in self.usable_peers())
         best: int | None = None
@@ -594,15 +609,27 @@ class Scheduler:
                 best, best_avail = index, avail
         if best is not None:
             return self._take(best)
-        return self._endgame_pick(st)
+        return self._endgame_pick(st, now)
 
-    def _endgame_pick(self, st: PeerState) -> int | None:
+    def _endgame_pick(self, st: PeerState, now: float) -> int | None:
+        """The in-flight chunk ``st`` should copy: fewest holders that count (module
+        docstring: a holder *behind* does not), first found on a tie; ``None``: none."""
         choice: int | None = None
         fewest = self.endgame_copies
+        behind_after = ENDGAME_BEHIND * st.gap  # 0: not measured yet, none is behind
         for index, holders in self.inflight.items():
-            if st.peer in holders or not st.has(index) or len(holders) >= fewest:
+            if st.peer in holders or not st.has(index) or len(holders) > self.endgame_copies:
                 continue
-            choice, fewest = index, len(holders)
-            if fewest == 1:
+            count = len(holders)
+            if behind_after:
+                count -= sum(
+                    1
+                    for h in holders
+                    if now - self.peers[h].outstanding.get(index, now) > behind_after
+                )
+            if count >= fewest:
+                continue
+            choice, fewest = index, count
+            if fewest == 0:
                 break
         return choice

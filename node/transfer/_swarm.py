@@ -376,7 +376,7 @@ class SwarmScheduler(Scheduler):
                     yield i
                 i += 1
 
-    def _pick(self, st: PeerState) -> int | None:
+    def _pick(self, st: PeerState, now: float) -> int | None:
         usable = self.usable_peers()
         spare = st.peer in self.spare
         cheap = [p for p in usable if p.peer not in self.spare]
@@ -397,7 +397,7 @@ class SwarmScheduler(Scheduler):
                     break
         if best is not None:
             return self._take(best)
-        return self._spare_endgame(st, cheap) if spare else self._endgame_pick(st)
+        return self._spare_endgame(st, cheap) if spare else self._endgame_pick(st, now)
 
     def _spare_endgame(self, st: PeerState, cheap: list[PeerState]) -> int | None:
         """Endgame for a spare peer: only chunks no cheaper peer holds."""

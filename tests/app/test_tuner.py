@@ -283,6 +283,21 @@ def test_watch_tee_records_this_transfer_and_forwards_everything() -> None:
     assert s.cpu > 0 and s.rx_backlog is not None
 
 
+def test_watch_measures_each_peer_from_its_first_sample() -> None:
+    # The transfer's first sample comes before any peer is connected: a peer's run rate is
+    # measured from the first sample that saw it (else a fast peer left idle had none)
+    watch = Watch()
+    tee = watch.observer(None)
+    watch.tick(backlog=False)
+    assert watch.first is not None and watch.first.peers == ()
+    tee.requests_outstanding(FAST, 4, 16)
+    watch.tick(backlog=False)
+    seen = watch.first_seen[FAST]
+    tee.chunk_received(FAST, MiB, 0.1)
+    watch.tick(backlog=False)
+    assert watch.first_seen == {FAST: seen} and seen.bytes == 0  # kept, not replaced
+
+
 def test_rx_backlog_sees_unread_bytes_and_cpu_counts() -> None:
     before = rx_backlog()
     assert before is not None  # Linux: /proc/net/tcp is readable

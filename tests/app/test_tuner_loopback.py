@@ -184,10 +184,15 @@ async def test_our_own_cap_is_the_rate_cap_not_the_peer(tmp_path: Path) -> None:
     assert watch.verdicts[-1].evidence["cap"] == 2 * MiB
 
 
-async def test_tuner_speeds_up_the_slow_peer_case(tmp_path: Path) -> None:
+async def test_slow_peers_are_named_and_neither_fetch_waits_for_them(tmp_path: Path) -> None:
     """Three providers of two 32 MiB contents (1 MiB chunks): one at 16 MiB/s, two at 1 MiB/s.
-    Baseline: a fetch of B with the default knobs. Tuned: a fetch of A is analysed (a slow peer,
-    named), the tuner lowers the initial window, then B is fetched with the tuner's knobs."""
+    A fetch of B with the default knobs; a fetch of A analysed (slow peers, named), after which
+    the tuner lowers the initial window; B again with the tuner's knobs.
+
+    With 16 chunks each, the slow peers used to hold chunks the fast one then waited for (each
+    had copied the other's in the endgame, so no third copy was allowed): the default fetch took
+    5-15 s and the tuned one 1.7 s. The endgame now copies a chunk whose holders are behind the
+    fast peer's pace (node.transfer._scheduler), so both are near the optimum (32/18 = 1.8 s)."""
     a = _content(tmp_path, "a.bin", 32 * MiB)
     b = _content(tmp_path, "b.bin", 32 * MiB)
     # 16x apart (a slow peer is >= 4x slower than the fastest): at 8x a loaded CI machine
@@ -204,18 +209,16 @@ async def test_tuner_speeds_up_the_slow_peer_case(tmp_path: Path) -> None:
                 tmp_path, "tuned", roots[1], addrs, initial_window=window, **kwargs
             )
     # the two slow peers are alike, so the verdict names one or the other from tick to tick:
-    # together they are what bounds the fetch (a 4/4/2 split with "network" once read as a
-    # "network" majority)
+    # together they are what bounds the fetch
     named = Counter("slow" if v.bound in slow else v.bound for v in learn.verdicts)
     assert named.most_common(1)[0][0] == "slow", learn.verdicts
     [decision] = [d for d in tuner.decisions if d.knob != "none"]
     assert (decision.knob, decision.old, decision.new) == ("initial_window", 16, 2)
     print(f"slow-peer case: default {before:.2f} s, tuned {after:.2f} s")
-    # measured on a 2-core box, quiet and beside two busy loops: default 5.0-14.9 s, tuned
-    # 1.67-1.75 s (the optimum 32/18 = 1.8 s, less the caps' bursts). Under CI's parallel
-    # workers the two runs see different loads, so the test asserts the direction with a
-    # margin, not the quiet ratio.
-    assert after < 0.9 * before, (before, after)
+    # measured on a 2-core box, quiet and beside two busy loops: default 1.80-1.81 s, tuned
+    # 1.74-1.75 s; before the endgame rule the default took 3.9-14.9 s (a slow peer's
+    # 16 chunks at 1 MiB/s). The bound leaves CI's load a 4x margin.
+    assert before < 7.5 and after < 7.5, (before, after)
 
 
 async def test_node_status_shows_verdicts_and_decisions(tmp_path: Path) -> None:

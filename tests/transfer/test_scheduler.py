@@ -151,6 +151,37 @@ def test_endgame_duplicates_then_cancels() -> None:
     assert s.duplicates_received == 1 and 0 not in s.need
 
 
+def test_a_peer_s_pace_is_the_time_between_its_deliveries() -> None:
+    s = make(8)
+    s.add_peer("a", 0.0)
+    s.poll(0.0)
+    assert s.peers["a"].gap == 0.0  # nothing delivered: not measured
+    s.on_chunk("a", 0, True, 0.3)
+    s.on_chunk("a", 1, True, 0.4)
+    assert s.peers["a"].gap == pytest.approx(0.8 * 0.3 + 0.2 * 0.1)
+
+
+def test_endgame_copies_a_chunk_two_slow_peers_hold_once_they_are_behind() -> None:
+    # Two slow peers hold both chunks between them (each copied the other's in the endgame):
+    # a fast peer, idle, used to wait for them however slow they were
+    s = make(2)
+    for p in ("s1", "s2"):
+        s.add_peer(p, 0.0)
+        s.peers[p].window.size = 2 * CHUNK
+    s.poll(0.0)
+    assert all(sorted(h) == ["s1", "s2"] for h in s.inflight.values())
+    s.add_peer("f", 0.0)
+    assert s.poll(5.0) == []  # its pace unknown: no holder counts as behind
+    s.peers["f"].gap = 0.1  # one chunk per 0.1 s: a holder is behind after 0.4 s
+    s.peers["s1"].outstanding[1] = s.peers["s2"].outstanding[1] = 4.7  # asked again lately
+    assert requests(s.poll(5.0)) == {"f": [0]}  # chunk 1's holders are not behind yet
+    assert requests(s.poll(5.2)) == {"f": [1]}
+    assert all(len(h) == 3 for h in s.inflight.values())
+    assert s.poll(9.0) == []  # at most one copy more than endgame_copies
+    cancels = s.on_chunk("f", 0, True, 5.3)
+    assert sorted(cancels, key=str) == [CancelChunks("s1", (0,)), CancelChunks("s2", (0,))]
+
+
 def test_rarest_first_with_bitfields() -> None:
     s = make(8)
     s.add_peer("a", 0.0, have=Bitmap(8, fill=True))
