@@ -729,8 +729,13 @@ class Store:
     # -- tiers: memory cache and cold directory ---------------------------------------------
 
     def demote(self, root: bytes) -> int:
-        """Move every hot chunk of ``root`` to the cold tier; return the bytes moved."""
+        """Move every hot chunk of ``root`` to the cold tier; return the bytes moved.
+
+        Promotions of its chunks still waiting (reads from the cold tier before this) are
+        dropped: they would bring the chunks back."""
         self._require_tiers()
+        if self._mover is not None:
+            self._mover.drop(set(self.chunk_roots(root)))
         return _tier.demote_root(self, root)
 
     def promote(self, root: bytes) -> int:

@@ -232,6 +232,7 @@ class TierMover:
         self._store = store
         self.interval = interval
         self._queue: dict[bytes, None] = {}
+        self._dropped: set[bytes] = set()  #: of the batch being worked on: skip them
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = False
@@ -244,6 +245,14 @@ class TierMover:
                 return
             self._queue[cr] = None
         self._wake.set()
+
+    def drop(self, chunk_roots: Iterable[bytes]) -> None:
+        """Forget promotions asked for these chunks, queued or in the batch being worked on
+        (``Store.demote``: a read before it must not bring the chunks back after it)."""
+        with self._lock:
+            for cr in chunk_roots:
+                self._queue.pop(cr, None)
+                self._dropped.add(cr)
 
     @property
     def stopping(self) -> bool:
@@ -261,8 +270,10 @@ class TierMover:
                 break
             with self._lock:
                 batch, self._queue = list(self._queue), {}
+                self._dropped = set()
+            dropped = self._dropped
             try:
-                rebalance(self._store, batch)
+                rebalance(self._store, (cr for cr in batch if cr not in dropped))
             except Exception as exc:  # never kill the thread; the next pass retries
                 if not self._stop:
                     log.warning("tier pass failed", error=str(exc))
