@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import struct
 import threading
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import TYPE_CHECKING
 
 from node.content import chunk_root, root_hex
@@ -87,17 +87,18 @@ def forget(store: Store, cr: bytes) -> None:
         _set_tier(store, cr, _U32.unpack(value)[0], cold=False)
 
 
-def move(store: Store, cr: bytes, *, cold: bool) -> int:
+def move(store: Store, cr: bytes, *, cold: bool, skip: Container[bytes] = ()) -> int:
     """Move one referenced chunk into the cold (or hot) tier; return the bytes moved (0: not).
 
-    Skipped (0) when the chunk is unreferenced, has a write in flight, is already there, or its
+    Skipped (0) when the chunk is unreferenced, has a write in flight, is already there, is
+    in ``skip`` once the tier lock is held (a promotion a demote dropped meanwhile), or its
     source file is missing or fails its chunk-root check (``verify`` names it).
     """
     with store._tier_lock:
         with store._lock:
             store._check_open()
             ref = store._db.get(ref_key(cr))
-            if ref is None or store._inflight[cr] or is_cold(store, cr) == cold:
+            if ref is None or store._inflight[cr] or is_cold(store, cr) == cold or cr in skip:
                 return 0
             _, length = unpack_ref(ref)
             store._inflight[cr] += 1
@@ -157,8 +158,15 @@ def promote_root(store: Store, root: bytes) -> int:
     return moved
 
 
-def rebalance(store: Store, promote: Iterable[bytes] = (), *, protect: Iterable[bytes] = ()) -> int:
-    """Demote least recently used content above ``hot_limit``; promote what fits. Bytes moved."""
+def rebalance(
+    store: Store,
+    promote: Iterable[bytes] = (),
+    *,
+    protect: Iterable[bytes] = (),
+    skip: Container[bytes] = (),
+) -> int:
+    """Demote least recently used content above ``hot_limit``; promote what fits, but none in
+    ``skip`` (checked as each is moved). Bytes moved."""
     limit = store.hot_limit
     moved = 0
     if limit is not None and hot_bytes(store) > limit:
@@ -181,7 +189,7 @@ def rebalance(store: Store, promote: Iterable[bytes] = (), *, protect: Iterable[
             value = store._db.get(ref_key(cr))
             if value is None or hot_bytes(store) + unpack_ref(value)[1] > limit:
                 continue
-        moved += move(store, cr, cold=False)
+        moved += move(store, cr, cold=False, skip=skip)
     return moved
 
 
@@ -271,9 +279,8 @@ class TierMover:
             with self._lock:
                 batch, self._queue = list(self._queue), {}
                 self._dropped = set()
-            dropped = self._dropped
             try:
-                rebalance(self._store, (cr for cr in batch if cr not in dropped))
+                rebalance(self._store, batch, skip=self._dropped)
             except Exception as exc:  # never kill the thread; the next pass retries
                 if not self._stop:
                     log.warning("tier pass failed", error=str(exc))
