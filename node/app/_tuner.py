@@ -27,9 +27,9 @@ returns a :class:`Verdict`: ``bound`` is one of ``"rate_cap"``, ``"cpu"``, ``"di
 changes of the knobs the *next* fetch is given (``initial_window``, ``put_workers``,
 ``request_batch``: the parameters ``node.transfer.fetch`` already takes; a running fetch has no
 live knob). A bound must be the dominant verdict of a transfer for at least two ticks before it
-changes anything (hysteresis; every ``peer:`` verdict counts as one kind, whichever peer
-it names, and the latest names the peer), every change stays inside ``[tuning]``'s bounds, and every
-decision (holds included) is logged and kept for ``status()["tuning"]``:
+changes anything (hysteresis; every ``peer:`` verdict counts as one kind, whichever peer it
+names, and the latest names the peer), every change stays inside ``[tuning]``'s bounds, and
+every decision (holds included) is logged and kept for ``status()["tuning"]``:
 
 - a slow peer beside faster ones: ``initial_window`` down to what the slow peer delivers in
   ``horizon`` seconds (at least ``min_window``), so that it no longer takes 16 chunks at the

@@ -28,9 +28,9 @@ Rules, per peer (``PeerState``):
   ``endgame_copies`` holders per chunk); the first copy to verify cancels the others. A
   holder whose request for the chunk is older than ``ENDGAME_BEHIND`` (4) times the idle
   peer's own pace (``gap``: seconds between its deliveries while busy) is *behind* and does
-  not count, up to one copy more: two slow
-  peers holding the copies of a chunk between them no longer make a fast peer wait for them
-  (a 32 MiB fetch from one peer at 16 MiB/s and two at 1 MiB/s took up to 15 s, not 2).
+  not count, up to one copy more: two slow peers holding the copies of a chunk between them
+  no longer make a fast peer wait for them (a 32 MiB fetch from one peer at 16 MiB/s and two
+  at 1 MiB/s took up to 15 s, not 2).
 - Overtaken: a peer with requests outstanding that has delivered nothing since its oldest
   one, while other peers delivered ``overtake_after`` (8) chunks (half the chunk count, at
   least 2, for smaller contents), counts as ``overtaken`` (once per such run). That alone
@@ -630,6 +630,6 @@ class Scheduler:
             if count >= fewest:
                 continue
             choice, fewest = index, count
-            if fewest == 0:
-                break
+            if fewest == 0 or (fewest == 1 and not behind_after):
+                break  # none can count less
         return choice

@@ -242,6 +242,12 @@ def test_random_runs_finish_or_fail_cleanly(
                     assert i in s.need and i not in received
                     inflight_wire.append((a.peer, i))
                 assert st_.outstanding_bytes <= max(st_.window.size, CHUNK)
+                # endgame copies: endgame_copies, one more for holders behind; never twice
+                # to one peer
+                for i in a.indices:
+                    holders = s.inflight[i]
+                    assert len(holders) <= s.endgame_copies + 1
+                    assert len(set(holders)) == len(holders)
             else:
                 inflight_wire = [
                     (p, i) for p, i in inflight_wire if not (p == a.peer and i in a.indices)
