@@ -256,8 +256,8 @@ class Scheduler:
         nbytes = self.chunk_len(index)
         age = self.request_age(peer, index, now) if ok else None
         st.asked_held.pop(index, None)
-        # a delivery after one of its own or after it began to work: its per-chunk pace
-        gap = max(0.0, now - st.last_progress - st.held) if st.outstanding else None
+        # since its last delivery or since it began to work: its per-chunk pace (if requested)
+        gap = max(0.0, now - st.last_progress - st.held)
         requested = st.outstanding.pop(index, None) is not None
         self._heard(st, now)
         if requested:
@@ -281,7 +281,7 @@ class Scheduler:
         st.chunks_ok += 1
         if age is not None:
             st.chunk_time = age if not st.chunk_time else 0.8 * st.chunk_time + 0.2 * age
-        if gap is not None and requested:
+        if requested:
             st.gap = gap if not st.gap else 0.8 * st.gap + 0.2 * gap
         st.attempt = 0
         st.breaker.record_success()
