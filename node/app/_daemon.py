@@ -23,7 +23,7 @@ import trio
 
 from node._fs import atomic_write
 from node.log import get_logger
-from node.transfer import default_receipt_domain, serve_node
+from node.transfer import CHUNK_BUFFERS, BufferPool, default_receipt_domain, serve_node
 from node.transport import AdmissionLimits
 
 from ._client import API_FILE as API_FILE  # defined with the client, which reads them
@@ -115,6 +115,18 @@ async def gc_policy(
         gc.set_threshold(*old)
 
 
+#: How often a daemon unmaps the chunk buffers its fetches left unused (:func:`trim_buffers`).
+TRIM_BUFFERS_EVERY = 10.0
+
+
+async def trim_buffers(pool: BufferPool = CHUNK_BUFFERS, every: float = TRIM_BUFFERS_EVERY) -> None:
+    """Unmap the pooled chunk buffers idle past the pool's ``idle`` (``node.transfer
+    .CHUNK_BUFFERS``): a node keeps them between gets, not while it has none to do."""
+    while True:
+        await trio.sleep(every)
+        pool.trim()
+
+
 async def run_daemon(
     node: Node,
     *,
@@ -186,6 +198,7 @@ async def run_daemon(
                 )
                 node.listen = f"{host}:{port}"
                 nursery.start_soon(gc_policy)
+                nursery.start_soon(trim_buffers)
                 node_status["listen"] = node.listen
                 status_file.write(node_status)
                 if api:

@@ -12,6 +12,7 @@ Layout:
 - ``_receipts``: the provider's durable ReceiptBox outbox (LevelDB)
 - ``_acceptance``: which receipts a provider accepts (per-connection credit, sans-IO)
 - ``_errors``: TransferError > LocalTransferError / RemoteTransferError
+- ``_buffers``: page-aligned chunk buffers kept between fetches (``CHUNK_BUFFERS``)
 - ``_observer``: ``TransferObserver`` hooks (metrics) called by ``_fetch`` and ``_provider``
 - ``_swarm``: peer exchange, Have updates and the origin-sparing scheduler (sans-IO parts and
   the glue the fetch and the provider call)
@@ -29,6 +30,8 @@ from ._bitmap import Bitmap as Bitmap
 from ._breaker import CircuitBreaker as CircuitBreaker
 from ._bucket import TokenBucket as TokenBucket
 from ._bucket import parse_rate as parse_rate
+from ._buffers import POOL as CHUNK_BUFFERS
+from ._buffers import BufferPool as BufferPool
 from ._errors import ChunkRootsMismatch as ChunkRootsMismatch
 from ._errors import ContentNotFound as ContentNotFound
 from ._errors import CorruptChunk as CorruptChunk
@@ -78,6 +81,7 @@ from ._swarm import SwarmScheduler as SwarmScheduler
 from ._window import FlowWindow as FlowWindow
 
 __all__ = [
+    "CHUNK_BUFFERS",
     "DEFAULT_MAX_SKEW",
     "DEFAULT_PUT_WORKERS",
     "NULL_OBSERVER",
@@ -85,6 +89,7 @@ __all__ = [
     "REFUSAL_REASONS",
     "Backoff",
     "Bitmap",
+    "BufferPool",
     "CancelChunks",
     "ChunkRootsMismatch",
     "CircuitBreaker",

@@ -151,6 +151,7 @@ from node.wire import (
 from ._acceptance import ReceiptRefused
 from ._bitmap import Bitmap
 from ._bucket import TokenBucket
+from ._buffers import POOL
 from ._compress import decompress
 from ._errors import (
     ChunkRootsMismatch,
@@ -433,7 +434,7 @@ class _Fetch:
         self.done = trio.Event()
         self.writer: PartialWriter | None = None
         self.chunk_size = 0
-        self._free: list[ChunkBuffer] = []
+        self.buffers = POOL  #: where full-size chunk buffers come from and go back to
         self.fetched_chunks = 0
         self.fetched_bytes = 0
         self.swarm = FetchSwarm(self, swarm) if swarm is not None else None
@@ -690,7 +691,9 @@ class _Fetch:
             peer.put_done.set()
             peer.put_done = trio.Event()
         n = self.sched.chunk_len(index)  # content bytes, also for a frame (receipts bill these)
-        self._recycle(data)  # the worker is done with it (written, or refused)
+        received = len(data)  # what came (a frame's length when compressed)
+        self._recycle(data)  # the worker is done with it (written, or refused): the pool's now
+        del data
         address = peer.conn.address
         if not ok and address in self.sched.peers:
             # Caught corrupting: take no new chunk from it, but let the chunks of it already
@@ -709,7 +712,7 @@ class _Fetch:
         self._outstanding(address)
         if ok and was_needed:
             seconds = now - asked if asked is not None else 0.0
-            self.observer.chunk_received(address, n, seconds, len(data))
+            self.observer.chunk_received(address, n, seconds, received)
             if self.ledger is not None:
                 self.ledger.record_chunk(address, n, own or 0.0, time.time())
         elif not ok:
@@ -798,19 +801,17 @@ class _Fetch:
             self.put_slots.release()
 
     def _buffer(self, size: int) -> ChunkBuffer:
-        """A chunk buffer: reused when it has the usual size (no 1 MiB allocation per chunk).
-
-        Full-size chunks get page-aligned buffers (anonymous ``mmap``): the store and the
-        output file write those with ``O_DIRECT`` straight from the buffer, with no copy into
-        an aligned bounce buffer (two copies of every byte fewer with ``-o``)."""
+        """A chunk buffer: full-size chunks get page-aligned ones from the process's
+        :data:`~node.transfer._buffers.POOL` (reused between chunks and between fetches: no
+        page faults on a warm one), which the store and the output file write with
+        ``O_DIRECT`` straight from the buffer, with no copy into an aligned bounce buffer."""
         if size == self.chunk_size:
-            return self._free.pop() if self._free else mmap.mmap(-1, size)
+            return self.buffers.take(size)
         return bytearray(size)
 
     def _recycle(self, buf: ChunkBuffer) -> None:
-        # keep as many as the put slots hold, plus a few for the reader (follows the slot cap)
-        if len(buf) == self.chunk_size and len(self._free) < self.put_workers + 4:
-            self._free.append(buf)
+        if isinstance(buf, mmap.mmap):
+            self.buffers.give(buf)  # bounded by the pool (its byte cap), not per fetch
 
     def _store_chunk(self, index: int, data: ChunkBuffer, compressed: bool = False) -> None:
         """Worker thread: (decompress,) verify + write (group commit), then copy into the
@@ -1726,10 +1727,6 @@ async def fetch(
         raise ContentNotFound(str(exc)) from None
     except TransportError as exc:
         raise PeerFailed(f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        # the spare chunk buffers (mmaps) go now: the run is in reference cycles, which a
-        # daemon's cyclic GC reaches only at its full collection (node.app._daemon.gc_policy)
-        run._free.clear()
 
 
 async def _dial(addr: PeerAddr, me: LocalPeer) -> PeerConnection:

@@ -8,7 +8,8 @@ import weakref
 
 import trio
 
-from node.app._daemon import GC_THRESHOLD0, gc_policy
+from node.app._daemon import GC_THRESHOLD0, gc_policy, trim_buffers
+from node.transfer import BufferPool
 
 
 class _Cycle:
@@ -36,3 +37,17 @@ async def test_gc_policy_freezes_survivors_frees_frozen_cycles_and_restores() ->
                 await trio.sleep(0.05)
         nursery.cancel_scope.cancel()
     assert gc.get_freeze_count() == 0 and gc.get_threshold() == old
+
+
+async def test_the_daemon_unmaps_chunk_buffers_its_gets_left_idle() -> None:
+    pool = BufferPool(idle=0.5)
+    kept, fresh = pool.take(1 << 20), pool.take(1 << 20)
+    pool.give(kept)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(trim_buffers, pool, 0.05)
+        await trio.sleep(0.8)
+        assert kept.closed and pool.held_bytes == 0  # idle past 0.5 s: unmapped
+        pool.give(fresh)
+        await trio.sleep(0.1)  # a trim or two ran since
+        assert not fresh.closed and pool.held_bytes == 1 << 20  # just given back: kept
+        nursery.cancel_scope.cancel()
