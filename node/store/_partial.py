@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,10 @@ ROOTS_BATCH = 4096
 #: Group commit of received chunks: at most this many bytes or seconds between index commits.
 GROUP_BYTES = 16 << 20
 GROUP_SECONDS = 0.5
+#: A linked chunk at least this long is written while it is hashed (``PartialWriter._put_linked``).
+PARALLEL_WRITE_MIN = 1 << 20
+#: The threads those writes run in (one per put slot is plenty: each put waits for its own).
+_WRITES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bcai-link-write")
 
 Buffer = bytes | bytearray | memoryview
 
@@ -133,8 +138,9 @@ class PutResult:
     error: ChunkMismatch | None = None  #: why it was rejected (the sender's fault)
 
 
-def _verify(store: Store, rec: ContentRecord, index: int, data: Buffer) -> bytes | None:
-    """The chunk root ``data`` was checked against; ``None`` if chunk ``index`` is present."""
+def _expect(store: Store, rec: ContentRecord, index: int, data: Buffer) -> bytes | None:
+    """The chunk root ``data`` must hash to (its index and length checked); ``None`` if chunk
+    ``index`` is present."""
     root, m = rec.manifest.root, rec.manifest
     if not 0 <= index < m.chunk_count:
         raise ChunkMismatch(
@@ -152,12 +158,21 @@ def _verify(store: Store, rec: ContentRecord, index: int, data: Buffer) -> bytes
             root=root,
             index=index,
         )
-    if chunk_root(data) != expected:
-        raise ChunkMismatch(
-            f"chunk {index} of {root_hex(root)} does not match its chunk root",
-            root=root,
-            index=index,
-        )
+    return expected
+
+
+def _mismatch(rec: ContentRecord, index: int) -> ChunkMismatch:
+    root = rec.manifest.root
+    return ChunkMismatch(
+        f"chunk {index} of {root_hex(root)} does not match its chunk root", root=root, index=index
+    )
+
+
+def _verify(store: Store, rec: ContentRecord, index: int, data: Buffer) -> bytes | None:
+    """The chunk root ``data`` was checked against; ``None`` if chunk ``index`` is present."""
+    expected = _expect(store, rec, index, data)
+    if expected is not None and chunk_root(data) != expected:
+        raise _mismatch(rec, index)
     return expected
 
 
@@ -204,6 +219,8 @@ class PartialWriter:
         self._queue: list[tuple[int, bytes, int]] = []  # (index, chunk root, length)
         self._linked: dict[bytes, bytes] = {}  # queued chunk root -> its link record
         self._queued: set[int] = set()  # indices queued or being committed
+        self._busy: set[int] = set()  # indices a linked put is writing and hashing
+        self._idle = threading.Condition(self._lock)  # notified when an index leaves _busy
         self._queued_bytes = 0
         self._oldest = 0.0
         self.committed_chunks = 0
@@ -217,8 +234,12 @@ class PartialWriter:
         """Verify and write chunk ``index``; ``False`` if it is present or already queued.
 
         Raises :class:`ChunkMismatch` (nothing written), :class:`NotFound`, :class:`StoreFull`.
+        With ``link``, a chunk of :data:`PARALLEL_WRITE_MIN` bytes or more is written into the
+        link target while it is hashed (:meth:`_put_linked`).
         """
         store = self._store
+        if self.link is not None and len(data) >= PARALLEL_WRITE_MIN:
+            return self._put_linked(index, data)
         expected = _verify(store, store._require(self.root), index, data)
         if expected is None:
             return False
@@ -226,12 +247,64 @@ class PartialWriter:
             if index in self._queued:
                 return False
             self._queued.add(index)
+        self._write_and_queue(index, data, expected, written=False)
+        return True
+
+    def _put_linked(self, index: int, data: Buffer) -> bool:
+        """:meth:`put` into a link target, its write overlapping its hash (both release the
+        GIL: the chunk's last put no longer waits for one, then the other; docs/store.md).
+
+        The write lands before the chunk is verified, in a region of the target nothing
+        refers to yet: the chunk is not present (checked first) and a link record is written
+        only once it verified. A chunk that does not verify leaves its bytes there until a
+        good copy is written over them; the target is the fetch's ``.part`` file, renamed into
+        place only when every chunk verified. Puts of one index run one at a time, and each
+        checks again that the chunk is neither present nor queued, so an unverified copy never
+        overwrites a verified one."""
+        store, link = self._store, self.link
+        assert link is not None
+        with self._lock:
+            while index in self._busy:
+                self._idle.wait()
+            self._busy.add(index)
+        try:
+            rec = store._require(self.root)
+            expected = _expect(store, rec, index, data)
+            if expected is None:
+                return False
+            with self._lock:
+                if index in self._queued:
+                    return False
+            write = _WRITES.submit(link.write_chunk, index, data)
+            try:
+                match = chunk_root(data) == expected
+            finally:
+                failed = write.exception()  # waits: the buffer is the caller's again after
+            if not match:
+                raise _mismatch(rec, index)
+            if failed is not None:
+                raise failed
+            with self._lock:
+                self._queued.add(index)
+            self._write_and_queue(index, data, expected, written=True)
+            return True
+        finally:
+            with self._lock:
+                self._busy.discard(index)
+                self._idle.notify_all()
+
+    def _write_and_queue(self, index: int, data: Buffer, expected: bytes, *, written: bool) -> None:
+        """Write verified chunk ``index`` (``written``: already in the link target) and queue
+        it for the next group commit (flushing when the group is due). The caller added
+        ``index`` to ``_queued``."""
+        store = self._store
         with store._lock:
             store._inflight[expected] += 1
         link = self.link
         try:
             if link is not None:
-                link.write_chunk(index, data)  # the one copy written; the store links to it
+                if not written:
+                    link.write_chunk(index, data)  # the one copy written; the store links to it
                 if not store._files.exists_with_size(expected, len(data)):
                     offset = index * link.chunk_size
                     record = pack_link(link.linked.file_id, offset, len(data))
@@ -256,7 +329,6 @@ class PartialWriter:
             due = self._due(now)
         if due:
             self.flush()
-        return True
 
     def _due(self, now: float) -> bool:
         return bool(self._queue) and (
