@@ -113,9 +113,24 @@ class ChunkFiles:
         add's first ``add_cached`` bytes). Raises :class:`StoreFull` when the disk refuses the
         write (nothing is left behind).
         """
+        return self.commit_temp(
+            self.write_temp(chunk_root, data, fsync=fsync, direct=direct), chunk_root
+        )
+
+    def write_temp(
+        self,
+        chunk_root: bytes,
+        data: bytes | bytearray | memoryview,
+        *,
+        fsync: bool | None = None,
+        direct: bool = True,
+    ) -> Path:
+        """The first half of :meth:`write`: the bytes in a new temp file, not yet a chunk file
+        (:meth:`commit_temp` renames it into place, :meth:`discard_temp` removes it). So a
+        chunk can be written while it is still being verified and named only if it verifies
+        (``PartialWriter``). Raises :class:`StoreFull` (nothing left behind)."""
         if fsync is None:
             fsync = self.durable
-        final = self.path(chunk_root)
         tmp = self.tmp_dir / f"{chunk_root.hex()[:16]}.{secrets.token_hex(6)}.part"
         try:
             if not (direct and self.direct and self._write_direct(tmp, data, fsync)):
@@ -126,6 +141,18 @@ class ChunkFiles:
                         os.fsync(fd)
                 finally:
                     os.close(fd)
+        except OSError as exc:
+            self.discard_temp(tmp)
+            if is_no_space(exc):
+                raise _no_space(exc, f"chunk {chunk_root.hex()}") from exc
+            raise
+        return tmp
+
+    def commit_temp(self, tmp: Path, chunk_root: bytes) -> Path:
+        """Rename a :meth:`write_temp` file into place as ``chunk_root``'s chunk file; return
+        its directory (the temp file is gone either way)."""
+        final = self.path(chunk_root)
+        try:
             try:
                 os.rename(tmp, final)
             except FileNotFoundError:
@@ -134,12 +161,16 @@ class ChunkFiles:
                     fsync_dir(self.chunks_dir, strict=True)
                 os.rename(tmp, final)
         except OSError as exc:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+            self.discard_temp(tmp)
             if is_no_space(exc):
                 raise _no_space(exc, f"chunk {chunk_root.hex()}") from exc
             raise
         return final.parent
+
+    @staticmethod
+    def discard_temp(tmp: Path) -> None:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
 
     def sync_dirs(self, dirs: set[Path]) -> None:
         """``fsync`` the directories that gained chunk files (a no-op when not durable)."""

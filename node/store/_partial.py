@@ -14,9 +14,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from node.content import EMPTY_ROOT, Manifest, StreamingTreeHasher, chunk_root, root_hex
 
@@ -49,12 +50,19 @@ ROOTS_BATCH = 4096
 #: Group commit of received chunks: at most this many bytes or seconds between index commits.
 GROUP_BYTES = 16 << 20
 GROUP_SECONDS = 0.5
-#: A linked chunk at least this long is written while it is hashed (``PartialWriter._put_linked``).
+#: A chunk at least this long is written while it is hashed (``PartialWriter._put_parallel``).
 PARALLEL_WRITE_MIN = 1 << 20
 #: The threads those writes run in (one per put slot is plenty: each put waits for its own).
 _WRITES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bcai-link-write")
 
 Buffer = bytes | bytearray | memoryview
+
+
+class CopyTarget(Protocol):
+    """Where a :class:`PartialWriter` also writes each chunk it takes (a get's ``-o`` file):
+    ``write_chunk(index, data)`` puts chunk ``index`` at its offset."""
+
+    def write_chunk(self, index: int, data: bytes | bytearray | memoryview) -> None: ...
 
 
 def begin(store: Store, manifest: Manifest, chunk_roots: Iterable[bytes]) -> ContentInfo:
@@ -205,13 +213,17 @@ class PartialWriter:
         group_bytes: int = GROUP_BYTES,
         group_seconds: float = GROUP_SECONDS,
         link: LinkTarget | None = None,
+        copy: CopyTarget | None = None,
     ) -> None:
         rec = store._require(root)
+        if link is not None and copy is not None:
+            raise ValueError("a linked chunk has one copy: link or copy, not both")
         if link is not None and link.chunk_size != rec.manifest.chunk_size:
             raise ValueError("link target's chunk size differs from the content's")
         self._store = store
         self.root = root
         self.link = link
+        self.copy = copy
         self.group_bytes = group_bytes
         self.group_seconds = group_seconds
         self._lock = threading.Lock()  # guards the queue
@@ -234,12 +246,14 @@ class PartialWriter:
         """Verify and write chunk ``index``; ``False`` if it is present or already queued.
 
         Raises :class:`ChunkMismatch` (nothing written), :class:`NotFound`, :class:`StoreFull`.
-        With ``link``, a chunk of :data:`PARALLEL_WRITE_MIN` bytes or more is written into the
-        link target while it is hashed (:meth:`_put_linked`).
+        With ``copy``, a chunk the writer takes is also written there (the ``-o`` file of a
+        get without ``--link``). A chunk of :data:`PARALLEL_WRITE_MIN` bytes or more is written
+        (into the link target, or into a temp chunk file and the copy target) while it is
+        hashed (:meth:`_put_parallel`).
         """
         store = self._store
-        if self.link is not None and len(data) >= PARALLEL_WRITE_MIN:
-            return self._put_linked(index, data)
+        if len(data) >= PARALLEL_WRITE_MIN:
+            return self._put_parallel(index, data)
         expected = _verify(store, store._require(self.root), index, data)
         if expected is None:
             return False
@@ -248,25 +262,31 @@ class PartialWriter:
                 return False
             self._queued.add(index)
         self._write_and_queue(index, data, expected, written=False)
+        if self.copy is not None:
+            self.copy.write_chunk(index, data)
         return True
 
-    def _put_linked(self, index: int, data: Buffer) -> bool:
-        """:meth:`put` into a link target, its write overlapping its hash (both release the
-        GIL: the chunk's last put no longer waits for one, then the other; docs/store.md).
+    def _put_parallel(self, index: int, data: Buffer) -> bool:
+        """:meth:`put` with its writes overlapping its hash (the writes in worker threads,
+        the hash here; all release the GIL), so a put costs the longest of them instead of
+        their sum (docs/store.md, "Writes while a chunk is verified").
 
-        The write lands before the chunk is verified, in a region of the target nothing
-        refers to yet: the chunk is not present (checked first) and a link record is written
-        only once it verified. A chunk that does not verify leaves its bytes there until a
-        good copy is written over them; the target is the fetch's ``.part`` file, renamed into
-        place only when every chunk verified. Puts of one index run one at a time, and each
-        checks again that the chunk is neither present nor queued, so an unverified copy never
+        Each write lands before the chunk is verified, where that is safe: into the link or
+        copy target (the fetch's ``.part`` file), in the region of a chunk that is neither
+        present nor queued (checked first), which nothing refers to until it verifies; and
+        into a temp file that becomes the chunk file (renamed to its chunk root) only once it
+        verified, or is removed. A copy that fails verification leaves its bytes in the
+        ``.part`` region until a good copy is written over them; that file is renamed into
+        place only when every chunk verified. Puts of one index take turns, and each checks
+        again that the chunk is neither present nor queued, so an unverified copy never
         overwrites a verified one."""
-        store, link = self._store, self.link
-        assert link is not None
+        store = self._store
+        target = self.link if self.link is not None else self.copy
         with self._lock:
             while index in self._busy:
                 self._idle.wait()
             self._busy.add(index)
+        tmp: Path | None = None
         try:
             rec = store._require(self.root)
             expected = _expect(store, rec, index, data)
@@ -275,28 +295,43 @@ class PartialWriter:
             with self._lock:
                 if index in self._queued:
                     return False
-            write = _WRITES.submit(link.write_chunk, index, data)
+            writes: list[Future[Any]] = []
+            if target is not None:
+                writes.append(_WRITES.submit(target.write_chunk, index, data))
+            temp = None
+            if self.link is None and not store._files.exists_with_size(expected, len(data)):
+                temp = _WRITES.submit(store._files.write_temp, expected, data, fsync=False)
+                writes.append(temp)
             try:
                 match = chunk_root(data) == expected
             finally:
-                failed = write.exception()  # waits: the buffer is the caller's again after
+                failed = [f.exception() for f in writes]  # waits: the buffer is free after
+                if temp is not None and temp.exception() is None:
+                    tmp = temp.result()
             if not match:
                 raise _mismatch(rec, index)
-            if failed is not None:
-                raise failed
+            for exc in failed:
+                if exc is not None:
+                    raise exc
             with self._lock:
                 self._queued.add(index)
-            self._write_and_queue(index, data, expected, written=True)
+            committing, tmp = tmp, None  # _write_and_queue renames it or removes it
+            self._write_and_queue(index, data, expected, written=True, tmp=committing)
             return True
         finally:
+            if tmp is not None:
+                store._files.discard_temp(tmp)
             with self._lock:
                 self._busy.discard(index)
                 self._idle.notify_all()
 
-    def _write_and_queue(self, index: int, data: Buffer, expected: bytes, *, written: bool) -> None:
-        """Write verified chunk ``index`` (``written``: already in the link target) and queue
-        it for the next group commit (flushing when the group is due). The caller added
-        ``index`` to ``_queued``."""
+    def _write_and_queue(
+        self, index: int, data: Buffer, expected: bytes, *, written: bool, tmp: Path | None = None
+    ) -> None:
+        """Write verified chunk ``index`` and queue it for the next group commit (flushing
+        when the group is due). ``written``: its writes are done (:meth:`_put_parallel`), and
+        ``tmp``, if any, is its chunk file to rename into place (removed on failure). The
+        caller added ``index`` to ``_queued``."""
         store = self._store
         with store._lock:
             store._inflight[expected] += 1
@@ -310,11 +345,19 @@ class PartialWriter:
                     record = pack_link(link.linked.file_id, offset, len(data))
                     with self._lock:
                         self._linked[expected] = record
-            elif not store._files.exists_with_size(expected, len(data)):
+            elif tmp is not None:
+                taken: Path = tmp
+                tmp = None  # commit_temp removes it if the rename fails
+                store._files.commit_temp(taken, expected)
+                with store._lock:
+                    store._uncommitted.add(expected)
+            elif not written and not store._files.exists_with_size(expected, len(data)):
                 store._files.write(expected, data, fsync=False)
                 with store._lock:
                     store._uncommitted.add(expected)
         except BaseException:
+            if tmp is not None:
+                store._files.discard_temp(tmp)
             with self._lock:
                 self._queued.discard(index)
             with store._lock:

@@ -62,7 +62,7 @@ from ._index import (
     unpack_time,
 )
 from ._links import LinkedFile, Links, LinkTarget
-from ._partial import PartialWriter, PutResult
+from ._partial import CopyTarget, PartialWriter, PutResult
 from ._records import (
     ContentInfo,
     ContentRecord,
@@ -366,6 +366,7 @@ class Store:
         group_bytes: int = _partial.GROUP_BYTES,
         group_seconds: float = _partial.GROUP_SECONDS,
         link: LinkTarget | None = None,
+        copy: CopyTarget | None = None,
     ) -> PartialWriter:
         """A thread-safe group-commit writer for ``root`` (see :class:`PartialWriter`).
 
@@ -373,10 +374,16 @@ class Store:
         ``group_bytes`` or ``group_seconds``; a crash loses at most the uncommitted group.
         With ``link`` (a file registered with :meth:`link_file`), each verified chunk is
         written into that file only and the store links to it instead of keeping a chunk
-        file of its own (``_links``: ``bcai get -o FILE --link``).
+        file of its own (``_links``: ``bcai get -o FILE --link``). With ``copy`` instead, each
+        chunk the writer takes is also written there (``bcai get -o FILE``).
         """
         return _partial.PartialWriter(
-            self, root, group_bytes=group_bytes, group_seconds=group_seconds, link=link
+            self,
+            root,
+            group_bytes=group_bytes,
+            group_seconds=group_seconds,
+            link=link,
+            copy=copy,
         )
 
     def link_file(self, fd: int, path: str | os.PathLike[str]) -> LinkedFile:

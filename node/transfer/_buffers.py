@@ -11,6 +11,9 @@ transport decrypts into the buffer on the event loop), so on its latency.
 :class:`BufferPool` keeps the buffers a fetch gives back, up to ``max_bytes`` in all (the
 excess is unmapped at once), and :meth:`BufferPool.trim` unmaps those idle longer than
 ``idle``: a daemon calls it periodically (``node.app._daemon``), so an idle node holds none.
+A :meth:`BufferPool.take` of a size the pool has none of unmaps the buffers of other sizes
+(an earlier get's chunk size): a get of 4 MiB chunks after one of 1 MiB chunks would
+otherwise hold both sets at once.
 Buffers are private anonymous mappings (``MAP_PRIVATE``): unmapping them is about half the
 cost of the shared ones ``mmap.mmap(-1, n)`` makes.
 
@@ -73,6 +76,13 @@ class BufferPool:
                 self.reused += 1
                 return buf
             self.created += 1
+            # a size the pool has none of: the others are another chunk size's (an earlier
+            # get's), which would sit there while this one maps new memory
+            stale = [b for n, free in self._free.items() if n != size for _, b in free]
+            self._free = {n: free for n, free in self._free.items() if n == size}
+            self.held_bytes = sum(n * len(free) for n, free in self._free.items())
+        for buf in stale:
+            self._close(buf)
         return new_buffer(size)
 
     def give(self, buf: mmap.mmap) -> None:

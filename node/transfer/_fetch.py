@@ -814,23 +814,21 @@ class _Fetch:
             self.buffers.give(buf)  # bounded by the pool (its byte cap), not per fetch
 
     def _store_chunk(self, index: int, data: ChunkBuffer, compressed: bool = False) -> None:
-        """Worker thread: (decompress,) verify + write (group commit), then copy into the
+        """Worker thread: (decompress,) verify + write (group commit) into the store and the
         output file. A frame must decode to exactly the chunk's length
         (``CompressedChunkError`` otherwise); the chunk root is checked over the result.
 
-        Only a chunk the store took now is written to the output: one it already had (an
-        earlier run's, or a duplicate from a second peer, which ``put`` does not verify)
-        is written from the store at the end. With ``link`` the store's writer itself
-        writes the output file (the one copy) before it queues the chunk."""
+        The store's writer writes the output too (as its link target with ``link``, else as
+        its copy target), and only for a chunk it takes now: one it already had (an earlier
+        run's, or a duplicate from a second peer, which ``put`` does not verify) is written
+        from the store at the end."""
         assert self.writer is not None and self.sched is not None
         chunk = (
             decompress(memoryview(data), self.sched.chunk_len(index))
             if compressed
             else memoryview(data)  # (an mmap: written with O_DIRECT without a copy)
         )
-        out = self.output
-        if self.writer.put(index, chunk) and out is not None and not out.links:
-            out.write_chunk(index, chunk)
+        self.writer.put(index, chunk)
 
     async def _on_request_error(self, peer: _Peer, msg: ErrorMsg) -> None:
         assert self.sched is not None
@@ -1538,8 +1536,11 @@ class _Fetch:
         self._sched_ready.set()
         log.info("fetching", root="0x" + self.root.hex(), chunks=n, missing=len(need))
         out = self.output
+        links = out is not None and out.links
         self.writer = self.store.partial_writer(
-            self.root, link=out if out is not None and out.links else None
+            self.root,
+            link=out if links else None,
+            copy=out if not links else None,  # written while the chunk is hashed (docs/store.md)
         )
         try:
             if not self.sched.finished:

@@ -38,6 +38,17 @@ def test_a_given_back_buffer_is_taken_again_and_keeps_its_bytes() -> None:
     assert other is not buf and len(other) == 2 * PAGE and pool.created == 2
 
 
+def test_taking_a_size_the_pool_lacks_unmaps_the_other_sizes() -> None:
+    pool = BufferPool(max_bytes=16 * PAGE)
+    small = [pool.take(PAGE) for _ in range(3)]
+    for buf in small:
+        pool.give(buf)
+    big = pool.take(4 * PAGE)  # another get's chunk size: the small ones would only sit there
+    assert all(b.closed for b in small) and pool.held_bytes == 0 and pool.dropped == 3
+    pool.give(big)
+    assert pool.take(4 * PAGE) is big and pool.dropped == 3  # a hit unmaps nothing
+
+
 def test_buffers_past_the_byte_cap_are_unmapped_at_once() -> None:
     pool = BufferPool(max_bytes=2 * PAGE)
     bufs = [pool.take(PAGE) for _ in range(3)]

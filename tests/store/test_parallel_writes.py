@@ -1,10 +1,12 @@
-"""A linked chunk is written into the output file while it is hashed (``_put_linked``).
+"""A chunk is written while it is hashed (``PartialWriter._put_parallel``): into the output
+file (linked or copied) and, without ``--link``, into a temp file that becomes its chunk file.
 
-The write lands before the chunk is verified; these tests hold the guarantees that makes
+The writes land before the chunk is verified; these tests hold the guarantees that makes
 necessary: an unverified copy never overwrites a verified one (puts of one index run one at a
-time), a copy that fails verification or whose write fails is neither queued nor linked, and
-a fetch that goes through this path reads back byte for byte. Real LevelDB, real files, real
-threads; the chunk size is lowered past ``PARALLEL_WRITE_MIN`` so 256 KiB chunks take it.
+time), a copy that fails verification or whose write fails is neither queued, linked nor named
+as a chunk file (its temp file is removed), and a fetch that goes through this path reads back
+byte for byte. Real LevelDB, real files, real threads; the chunk size is lowered past
+``PARALLEL_WRITE_MIN`` so 256 KiB chunks take it.
 """
 
 from __future__ import annotations
@@ -16,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from node.store import ChunkMismatch, State, Store, _partial
+from node.store import ChunkMismatch, State, Store, StoreFull, _partial
 from node.store._links import LinkedFile
 from node.transfer._output import OutputFile
 
-from .conftest import CS, chunk_files, chunk_of, content
+from .conftest import CS, chunk_files, chunk_of, content, tmp_files
 from .test_links import linked
 
 
@@ -65,8 +67,9 @@ def test_a_linked_fetch_written_while_hashed_reads_back(
     assert store.verify(m.root).ok
 
 
+@pytest.mark.parametrize("link", [True, False], ids=["link", "copy"])
 def test_a_corrupt_copy_never_overwrites_the_good_one_of_the_same_chunk(
-    store: Store, tmp_path: Path
+    store: Store, store_path: Path, tmp_path: Path, link: bool
 ) -> None:
     n = 6
     data, m, roots = content(tmp_path, n * CS)
@@ -78,9 +81,13 @@ def test_a_corrupt_copy_never_overwrites_the_good_one_of_the_same_chunk(
         if chunk == bad[index]:
             time.sleep(0.05)  # the corrupt copy's write lands last, unless it is kept out
 
-    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=True)
+    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=link)
     target = Target(output, slow_bad)
-    writer = store.partial_writer(m.root, link=target)  # type: ignore[arg-type]
+    writer = (
+        store.partial_writer(m.root, link=target)  # type: ignore[arg-type]
+        if link
+        else store.partial_writer(m.root, copy=target)
+    )
     outcomes: dict[tuple[int, str], object] = {}
 
     def put(index: int, which: str, gate: threading.Barrier) -> None:
@@ -110,21 +117,29 @@ def test_a_corrupt_copy_never_overwrites_the_good_one_of_the_same_chunk(
         output.close()
     assert (tmp_path / "out.bin").read_bytes() == data
     assert store.verify(m.root).ok
+    assert len(chunk_files(store_path)) == (0 if link else n) and tmp_files(store_path) == []
 
 
-def test_a_copy_that_fails_verification_is_not_linked_and_a_good_one_replaces_it(
-    store: Store, tmp_path: Path
+@pytest.mark.parametrize("link", [True, False], ids=["link", "copy"])
+def test_a_copy_that_fails_verification_is_not_kept_and_a_good_one_replaces_it(
+    store: Store, store_path: Path, tmp_path: Path, link: bool
 ) -> None:
     data, m, roots = content(tmp_path, 3 * CS)
     store.begin_partial(m, iter(roots))
-    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=True)
+    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=link)
     target = Target(output)
-    writer = store.partial_writer(m.root, link=target)  # type: ignore[arg-type]
+    writer = (
+        store.partial_writer(m.root, link=target)  # type: ignore[arg-type]
+        if link
+        else store.partial_writer(m.root, copy=target)
+    )
     try:
         corrupt = b"\x00" * CS
         with pytest.raises(ChunkMismatch):
             writer.put(1, corrupt)
-        assert target.writes == 1  # written while hashed, into the part file only
+        assert target.writes == 1  # written while hashed, into the part file
+        # not named after its chunk root, and its temp file is gone
+        assert chunk_files(store_path) == [] and tmp_files(store_path) == []
         writer.flush()
         assert list(store.missing_chunks(m.root)) == [0, 1, 2]
         for i in range(3):
@@ -137,6 +152,7 @@ def test_a_copy_that_fails_verification_is_not_linked_and_a_good_one_replaces_it
         output.close()
     assert (tmp_path / "out.bin").read_bytes() == data
     assert store.verify(m.root).ok
+    assert len(chunk_files(store_path)) == (0 if link else 3) and tmp_files(store_path) == []
 
 
 def test_a_failed_write_queues_nothing_and_the_chunk_can_be_put_again(
@@ -165,3 +181,51 @@ def test_a_failed_write_queues_nothing_and_the_chunk_can_be_put_again(
     finally:
         output.close()
     assert (tmp_path / "out.bin").read_bytes() == data
+
+
+def test_a_chunk_file_that_cannot_be_written_queues_nothing_and_leaves_no_temp_file(
+    store: Store, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data, m, roots = content(tmp_path, 2 * CS)
+    store.begin_partial(m, iter(roots))
+    real = store._files.write_temp
+
+    def full(*args: object, **kwargs: object) -> Path:
+        raise StoreFull("chunk: no space left on device")
+
+    monkeypatch.setattr(store._files, "write_temp", full)
+    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=False)
+    writer = store.partial_writer(m.root, copy=output)
+    try:
+        with pytest.raises(StoreFull):
+            writer.put(0, chunk_of(data, 0))
+        assert writer.queued_chunks == 0 and not store._inflight.get(roots[0])
+        assert chunk_files(store_path) == [] and tmp_files(store_path) == []
+        monkeypatch.setattr(store._files, "write_temp", real)
+        assert writer.put(0, chunk_of(data, 0)) is True
+        assert writer.put(1, chunk_of(data, 1)) is True
+        writer.flush()
+        output.finish(store)
+    finally:
+        output.close()
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert len(chunk_files(store_path)) == 2 and store.verify(m.root).ok
+
+
+def test_a_fetch_without_link_written_while_hashed_reads_back(
+    store: Store, store_path: Path, tmp_path: Path
+) -> None:
+    data, m, roots = content(tmp_path, 5 * CS + 777)
+    store.begin_partial(m, iter(roots))
+    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=False)
+    writer = store.partial_writer(m.root, copy=output)
+    try:
+        for i in reversed(range(m.chunk_count)):
+            assert writer.put(i, chunk_of(data, i)) is True
+        writer.flush()
+        output.finish(store)
+    finally:
+        output.close()
+    assert (tmp_path / "out.bin").read_bytes() == data
+    assert len(chunk_files(store_path)) == m.chunk_count and tmp_files(store_path) == []
+    assert store.info(m.root).state is State.COMPLETE and store.verify(m.root).ok
