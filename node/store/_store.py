@@ -586,7 +586,7 @@ class Store:
         return self._iter_verified(rec, start)
 
     def _iter_verified(self, rec: ContentRecord, start: int) -> Iterator[bytes]:
-        ahead = 2 * self.workers
+        ahead = _add.pending_chunks(self.workers, rec.manifest.chunk_size)
         pending: collections.deque[Future[bytes]] = collections.deque()
         with ThreadPoolExecutor(self.workers, thread_name_prefix="store-read") as pool:
             try:
