@@ -10,6 +10,7 @@ several cores while the main thread reads.
 
 from __future__ import annotations
 
+import mmap
 import os
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -116,7 +117,7 @@ class ChunkedHasher:
         return self._tree.root(), self.size, self._tree.count
 
 
-def read_full(f: BinaryIO, buf: bytearray | memoryview) -> int:
+def read_full(f: BinaryIO, buf: bytearray | memoryview | mmap.mmap) -> int:
     """``readinto`` until ``buf`` is full or the stream ends; return the bytes read."""
     mv = memoryview(buf)
     got = 0
