@@ -53,7 +53,7 @@ GROUP_SECONDS = 0.5
 #: A chunk at least this long is written while it is hashed (``PartialWriter._put_parallel``).
 PARALLEL_WRITE_MIN = 1 << 20
 #: The threads those writes run in (one per put slot is plenty: each put waits for its own).
-_WRITES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bcai-link-write")
+_WRITES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bcai-chunk-write")
 
 Buffer = bytes | bytearray | memoryview
 
@@ -231,7 +231,7 @@ class PartialWriter:
         self._queue: list[tuple[int, bytes, int]] = []  # (index, chunk root, length)
         self._linked: dict[bytes, bytes] = {}  # queued chunk root -> its link record
         self._queued: set[int] = set()  # indices queued or being committed
-        self._busy: set[int] = set()  # indices a linked put is writing and hashing
+        self._busy: set[int] = set()  # indices a put is writing while it hashes them
         self._idle = threading.Condition(self._lock)  # notified when an index leaves _busy
         self._queued_bytes = 0
         self._oldest = 0.0
@@ -287,6 +287,7 @@ class PartialWriter:
                 self._idle.wait()
             self._busy.add(index)
         tmp: Path | None = None
+        holding: bytes | None = None
         try:
             rec = store._require(self.root)
             expected = _expect(store, rec, index, data)
@@ -295,6 +296,11 @@ class PartialWriter:
             with self._lock:
                 if index in self._queued:
                     return False
+            # Held while we write and hash: a chunk file found below cannot be collected (gc,
+            # eviction) before the reference _write_and_queue takes.
+            with store._lock:
+                store._inflight[expected] += 1
+            holding = expected
             writes: list[Future[Any]] = []
             if target is not None:
                 writes.append(_WRITES.submit(target.write_chunk, index, data))
@@ -321,6 +327,9 @@ class PartialWriter:
         finally:
             if tmp is not None:
                 store._files.discard_temp(tmp)
+            if holding is not None:
+                with store._lock:
+                    store._release((holding,))
             with self._lock:
                 self._busy.discard(index)
                 self._idle.notify_all()

@@ -118,6 +118,7 @@ def test_a_corrupt_copy_never_overwrites_the_good_one_of_the_same_chunk(
     assert (tmp_path / "out.bin").read_bytes() == data
     assert store.verify(m.root).ok
     assert len(chunk_files(store_path)) == (0 if link else n) and tmp_files(store_path) == []
+    assert not store._inflight
 
 
 @pytest.mark.parametrize("link", [True, False], ids=["link", "copy"])
@@ -229,3 +230,4 @@ def test_a_fetch_without_link_written_while_hashed_reads_back(
     assert (tmp_path / "out.bin").read_bytes() == data
     assert len(chunk_files(store_path)) == m.chunk_count and tmp_files(store_path) == []
     assert store.info(m.root).state is State.COMPLETE and store.verify(m.root).ok
+    assert not store._inflight  # every in-flight mark taken for a write was dropped
