@@ -156,24 +156,49 @@ def test_a_copy_that_fails_verification_is_not_kept_and_a_good_one_replaces_it(
     assert len(chunk_files(store_path)) == (0 if link else 3) and tmp_files(store_path) == []
 
 
-def test_a_failed_write_queues_nothing_and_the_chunk_can_be_put_again(
-    store: Store, tmp_path: Path
+@pytest.mark.parametrize(
+    ("link", "failing"),
+    [(True, "output"), (False, "output"), (False, "chunk file")],
+    ids=["link-output", "copy-output", "copy-chunk-file"],
+)
+def test_a_write_that_fails_queues_nothing_and_the_chunk_can_be_put_again(
+    store: Store,
+    store_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    link: bool,
+    failing: str,
 ) -> None:
     data, m, roots = content(tmp_path, 2 * CS)
     store.begin_partial(m, iter(roots))
     full = [True]
 
-    def disk_full(index: int, chunk: bytes) -> None:
-        if full[0]:
+    def output_full(index: int, chunk: bytes) -> None:
+        if full[0] and failing == "output":
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=True)
-    writer = store.partial_writer(m.root, link=Target(output, disk_full))  # type: ignore[arg-type]
+    real = store._files.write_temp
+
+    def chunk_file_full(*args: object, **kwargs: object) -> Path:
+        if full[0]:
+            raise StoreFull("chunk: no space left on device")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    if failing == "chunk file":
+        monkeypatch.setattr(store._files, "write_temp", chunk_file_full)
+    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=link)
+    target = Target(output, output_full)
+    writer = (
+        store.partial_writer(m.root, link=target)  # type: ignore[arg-type]
+        if link
+        else store.partial_writer(m.root, copy=target)
+    )
     try:
-        with pytest.raises(OSError) as info:
+        with pytest.raises(OSError) as info:  # (StoreFull is one)
             writer.put(0, chunk_of(data, 0))
-        assert info.value.errno == errno.ENOSPC
-        assert writer.queued_chunks == 0 and not store._inflight.get(roots[0])
+        assert info.value.errno == errno.ENOSPC or isinstance(info.value, StoreFull)
+        assert writer.queued_chunks == 0 and not store._inflight
+        assert chunk_files(store_path) == [] and tmp_files(store_path) == []
         full[0] = False
         assert writer.put(0, chunk_of(data, 0)) is True
         assert writer.put(1, chunk_of(data, 1)) is True
@@ -182,35 +207,7 @@ def test_a_failed_write_queues_nothing_and_the_chunk_can_be_put_again(
     finally:
         output.close()
     assert (tmp_path / "out.bin").read_bytes() == data
-
-
-def test_a_chunk_file_that_cannot_be_written_queues_nothing_and_leaves_no_temp_file(
-    store: Store, store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    data, m, roots = content(tmp_path, 2 * CS)
-    store.begin_partial(m, iter(roots))
-    real = store._files.write_temp
-
-    def full(*args: object, **kwargs: object) -> Path:
-        raise StoreFull("chunk: no space left on device")
-
-    monkeypatch.setattr(store._files, "write_temp", full)
-    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=False)
-    writer = store.partial_writer(m.root, copy=output)
-    try:
-        with pytest.raises(StoreFull):
-            writer.put(0, chunk_of(data, 0))
-        assert writer.queued_chunks == 0 and not store._inflight.get(roots[0])
-        assert chunk_files(store_path) == [] and tmp_files(store_path) == []
-        monkeypatch.setattr(store._files, "write_temp", real)
-        assert writer.put(0, chunk_of(data, 0)) is True
-        assert writer.put(1, chunk_of(data, 1)) is True
-        writer.flush()
-        output.finish(store)
-    finally:
-        output.close()
-    assert (tmp_path / "out.bin").read_bytes() == data
-    assert len(chunk_files(store_path)) == 2 and store.verify(m.root).ok
+    assert len(chunk_files(store_path)) == (0 if link else 2) and store.verify(m.root).ok
 
 
 def test_a_fetch_without_link_written_while_hashed_reads_back(
