@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from node.store import ChunkMismatch, State, Store, StoreFull, _partial
+from node.content import Manifest
+from node.store import ChunkMismatch, PartialWriter, State, Store, StoreFull, _partial
 from node.store._links import LinkedFile
 from node.transfer._output import OutputFile
 
@@ -57,6 +58,18 @@ class Target:
         self.out.sync()
 
 
+def open_writer(
+    store: Store, path: Path, m: Manifest, link: bool, before: object = None
+) -> tuple[OutputFile, Target, PartialWriter]:
+    """The fetch's output file at ``path``, wrapped in a :class:`Target`, and a writer that
+    links into it or copies into it."""
+    output = OutputFile(path, m, durable=False, store=store, link=link)
+    target = Target(output, before)
+    if link:
+        return output, target, store.partial_writer(m.root, link=target)  # type: ignore[arg-type]
+    return output, target, store.partial_writer(m.root, copy=target)
+
+
 def test_a_linked_fetch_written_while_hashed_reads_back(
     store: Store, store_path: Path, tmp_path: Path
 ) -> None:
@@ -81,13 +94,7 @@ def test_a_corrupt_copy_never_overwrites_the_good_one_of_the_same_chunk(
         if chunk == bad[index]:
             time.sleep(0.05)  # the corrupt copy's write lands last, unless it is kept out
 
-    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=link)
-    target = Target(output, slow_bad)
-    writer = (
-        store.partial_writer(m.root, link=target)  # type: ignore[arg-type]
-        if link
-        else store.partial_writer(m.root, copy=target)
-    )
+    output, _, writer = open_writer(store, tmp_path / "out.bin", m, link, slow_bad)
     outcomes: dict[tuple[int, str], object] = {}
 
     def put(index: int, which: str, gate: threading.Barrier) -> None:
@@ -127,13 +134,7 @@ def test_a_copy_that_fails_verification_is_not_kept_and_a_good_one_replaces_it(
 ) -> None:
     data, m, roots = content(tmp_path, 3 * CS)
     store.begin_partial(m, iter(roots))
-    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=link)
-    target = Target(output)
-    writer = (
-        store.partial_writer(m.root, link=target)  # type: ignore[arg-type]
-        if link
-        else store.partial_writer(m.root, copy=target)
-    )
+    output, target, writer = open_writer(store, tmp_path / "out.bin", m, link)
     try:
         corrupt = b"\x00" * CS
         with pytest.raises(ChunkMismatch):
@@ -186,13 +187,7 @@ def test_a_write_that_fails_queues_nothing_and_the_chunk_can_be_put_again(
 
     if failing == "chunk file":
         monkeypatch.setattr(store._files, "write_temp", chunk_file_full)
-    output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store, link=link)
-    target = Target(output, output_full)
-    writer = (
-        store.partial_writer(m.root, link=target)  # type: ignore[arg-type]
-        if link
-        else store.partial_writer(m.root, copy=target)
-    )
+    output, _, writer = open_writer(store, tmp_path / "out.bin", m, link, output_full)
     try:
         with pytest.raises(OSError) as info:  # (StoreFull is one)
             writer.put(0, chunk_of(data, 0))
