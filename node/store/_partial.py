@@ -52,8 +52,10 @@ GROUP_BYTES = 16 << 20
 GROUP_SECONDS = 0.5
 #: A chunk at least this long is written while it is hashed (``PartialWriter._put_parallel``).
 PARALLEL_WRITE_MIN = 1 << 20
-#: The threads those writes run in (one per put slot is plenty: each put waits for its own).
-_WRITES = ThreadPoolExecutor(max_workers=4, thread_name_prefix="bcai-chunk-write")
+#: The threads those writes run in: a put waits for its own writes (at most two: the output
+#: and the chunk file), and a fetch runs a few puts at once (``PUT_BUFFER_BYTES``), so 8 keep
+#: every write of one or two fetches of 4 MiB chunks going without queueing.
+_WRITES = ThreadPoolExecutor(max_workers=8, thread_name_prefix="bcai-chunk-write")
 
 Buffer = bytes | bytearray | memoryview
 
