@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -118,8 +119,10 @@ def main() -> None:
                 recv[k].api.fetch(roots[k], [prov.peer], output=dst, link=link)
                 if n:
                     times[k].append((time.perf_counter() - t0) * 1e3)
-            for k in range(len(trees)):
+            for k, root in enumerate(roots):  # disk stays bounded: nothing kept between rounds
                 (work / f"dst{k}.bin").unlink(missing_ok=True)
+                recv[k].api.rm(root, force=True)
+                prov.api.rm(root, force=True)
         way = "linked" if link else "copying"
         print(f"{a.rounds} rounds, {a.size_mib} MiB, {way}: API get wall, ms")
         for tree, t in zip(trees, times, strict=True):
@@ -136,6 +139,7 @@ def main() -> None:
     finally:
         for d in daemons:
             d.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
