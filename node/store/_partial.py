@@ -296,8 +296,11 @@ class PartialWriter:
             if expected is None:
                 return False
             with self._lock:
-                if index in self._queued:
-                    return False
+                queued = index in self._queued
+            if queued:  # another copy is being committed: this one is checked, not written
+                if chunk_root(data) != expected:
+                    raise _mismatch(rec, index)  # a corrupt duplicate is caught, as in put
+                return False
             # Held while we write and hash: a chunk file found below cannot be collected (gc,
             # eviction) before the reference _write_and_queue takes.
             with store._lock:

@@ -146,7 +146,11 @@ def test_a_copy_that_fails_verification_is_not_kept_and_a_good_one_replaces_it(
         assert list(store.missing_chunks(m.root)) == [0, 1, 2]
         for i in range(3):
             assert writer.put(i, chunk_of(data, i)) is True
-        assert writer.put(1, corrupt) is False  # queued now: not written, not even hashed
+        # queued now: a copy is checked but not written; a corrupt one is still caught (its
+        # sender is blamed), a good one is a duplicate
+        with pytest.raises(ChunkMismatch):
+            writer.put(1, corrupt)
+        assert writer.put(1, chunk_of(data, 1)) is False
         assert target.writes == 4
         writer.flush()
         output.finish(store)
