@@ -148,9 +148,9 @@ class PutResult:
     error: ChunkMismatch | None = None  #: why it was rejected (the sender's fault)
 
 
-def _expect(store: Store, rec: ContentRecord, index: int, data: Buffer) -> bytes | None:
-    """The chunk root ``data`` must hash to (its index and length checked); ``None`` if chunk
-    ``index`` is present."""
+def _expect(store: Store, rec: ContentRecord, index: int, data: Buffer) -> tuple[bytes, bool]:
+    """The chunk root ``data`` must hash to (its index and length checked), and whether chunk
+    ``index`` is present already."""
     root, m = rec.manifest.root, rec.manifest
     if not 0 <= index < m.chunk_count:
         raise ChunkMismatch(
@@ -158,9 +158,6 @@ def _expect(store: Store, rec: ContentRecord, index: int, data: Buffer) -> bytes
             root=root,
             index=index,
         )
-    if rec.state is State.COMPLETE or is_present(store, rec, index):
-        return None
-    expected = store._chunk_root_of(rec, index)
     if len(data) != m.chunk_length(index):
         raise ChunkMismatch(
             f"chunk {index} of {root_hex(root)} has {len(data)} bytes, "
@@ -168,7 +165,8 @@ def _expect(store: Store, rec: ContentRecord, index: int, data: Buffer) -> bytes
             root=root,
             index=index,
         )
-    return expected
+    present = rec.state is State.COMPLETE or is_present(store, rec, index)
+    return store._chunk_root_of(rec, index), present
 
 
 def _mismatch(rec: ContentRecord, index: int) -> ChunkMismatch:
@@ -179,11 +177,13 @@ def _mismatch(rec: ContentRecord, index: int) -> ChunkMismatch:
 
 
 def _verify(store: Store, rec: ContentRecord, index: int, data: Buffer) -> bytes | None:
-    """The chunk root ``data`` was checked against; ``None`` if chunk ``index`` is present."""
-    expected = _expect(store, rec, index, data)
-    if expected is not None and chunk_root(data) != expected:
+    """Check ``data`` against its chunk root: every copy, a present chunk's too (a corrupt
+    duplicate is its sender's fault and must be reported as such, never counted as delivered).
+    The chunk root, or ``None`` if the chunk is present already."""
+    expected, present = _expect(store, rec, index, data)
+    if chunk_root(data) != expected:
         raise _mismatch(rec, index)
-    return expected
+    return None if present else expected
 
 
 class PartialWriter:
@@ -245,7 +245,8 @@ class PartialWriter:
         return len(self._queued)
 
     def put(self, index: int, data: Buffer) -> bool:
-        """Verify and write chunk ``index``; ``False`` if it is present or already queued.
+        """Verify and write chunk ``index``; ``False`` if it is present or already queued (a
+        duplicate is verified too: a corrupt one raises, so its sender is never credited).
 
         Raises :class:`ChunkMismatch` (nothing written), :class:`NotFound`, :class:`StoreFull`.
         With ``copy``, a chunk the writer takes is also written there (the ``-o`` file of a
@@ -292,14 +293,12 @@ class PartialWriter:
         holding: bytes | None = None
         try:
             rec = store._require(self.root)
-            expected = _expect(store, rec, index, data)
-            if expected is None:
-                return False
+            expected, present = _expect(store, rec, index, data)
             with self._lock:
                 queued = index in self._queued
-            if queued:  # another copy is being committed: this one is checked, not written
+            if present or queued:  # a duplicate: checked (as in put), not written
                 if chunk_root(data) != expected:
-                    raise _mismatch(rec, index)  # a corrupt duplicate is caught, as in put
+                    raise _mismatch(rec, index)  # its sender is blamed, never credited
                 return False
             # Held while we write and hash: a chunk file found below cannot be collected (gc,
             # eviction) before the reference _write_and_queue takes.

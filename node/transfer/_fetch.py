@@ -820,8 +820,8 @@ class _Fetch:
 
         The store's writer writes the output too (as its link target with ``link``, else as
         its copy target), and only for a chunk it takes now: one it already had (an earlier
-        run's, or a duplicate from a second peer, which ``put`` does not verify) is written
-        from the store at the end."""
+        run's, or a duplicate from a second peer: verified, a corrupt one raises
+        ``ChunkMismatch``, but not written) is written from the store at the end."""
         assert self.writer is not None and self.sched is not None
         chunk = (
             decompress(memoryview(data), self.sched.chunk_len(index))

@@ -153,6 +153,9 @@ def test_a_copy_that_fails_verification_is_not_kept_and_a_good_one_replaces_it(
         assert writer.put(1, chunk_of(data, 1)) is False
         assert target.writes == 4
         writer.flush()
+        with pytest.raises(ChunkMismatch):  # committed (present) now: still checked
+            writer.put(1, corrupt)
+        assert writer.put(1, chunk_of(data, 1)) is False and target.writes == 4
         output.finish(store)
     finally:
         output.close()

@@ -1,7 +1,8 @@
 """A chunk the store already took is never written to ``-o`` again from a second copy.
 
-In the endgame two peers may deliver the same chunk; the store's ``put`` does not re-verify
-a chunk it already holds, so the second copy (possibly a lie) must not reach the output file.
+In the endgame two peers may deliver the same chunk. The store's ``put`` verifies the second
+copy too (a lie raises ``ChunkMismatch``: its sender is blamed, never credited, session 11) and
+writes no copy of a chunk it already holds, so a second copy never reaches the output file.
 """
 
 from __future__ import annotations
@@ -9,8 +10,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from node.content import Manifest, hash_file
-from node.store import Store
+from node.store import ChunkMismatch, Store
 from node.transfer._fetch import _Fetch
 from node.transfer._output import OutputFile
 
@@ -27,13 +30,15 @@ def test_a_second_copy_of_a_stored_chunk_does_not_reach_the_output(tmp_path: Pat
     with Store.open(tmp_path / "store", durable=False) as store:
         store.begin_partial(m, iter(res.chunk_roots))
         f = _Fetch.__new__(_Fetch)  # only what _store_chunk touches
-        f.writer = store.partial_writer(m.root)
         f.output = OutputFile(tmp_path / "out.bin", m, durable=False, store=store)
+        f.writer = store.partial_writer(m.root, copy=f.output)  # as _Fetch._transfer sets it up
         f.sched = object()  # type: ignore[assignment]  # read for compressed chunks only
         try:
             f._store_chunk(0, bytearray(data[:CS]))
-            f.writer.flush()  # committed: present, so put no longer hashes a copy of it
-            f._store_chunk(0, bytearray(b"\x00" * CS))  # the duplicate: a lie, not verified
+            f.writer.flush()  # committed: present
+            with pytest.raises(ChunkMismatch):  # the duplicate, a lie: checked and refused
+                f._store_chunk(0, bytearray(b"\x00" * CS))
+            f._store_chunk(0, bytearray(data[:CS]))  # a true duplicate: taken, not written
             f._store_chunk(1, bytearray(data[CS:]))
             f.writer.flush()
             f.output.finish(store)
