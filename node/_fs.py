@@ -130,6 +130,19 @@ def aligned_for_direct(data: bytes | bytearray | memoryview, align: int = 4096) 
     return address % align == 0
 
 
+_MAP_PRIVATE = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+
+
+def anonymous_buffer(size: int) -> mmap.mmap:
+    """A new page-aligned, zeroed buffer of ``size`` bytes: an anonymous private mapping
+    (what ``O_DIRECT`` writes take without a bounce copy; unmapped when dropped, never left
+    in a malloc arena; a private one unmaps in about half the time of the shared one
+    ``mmap.mmap(-1, n)`` makes)."""
+    if _MAP_PRIVATE:
+        return mmap.mmap(-1, size, flags=_MAP_PRIVATE)
+    return mmap.mmap(-1, size)  # (no MAP_PRIVATE here: the default, shared)
+
+
 class DirectBuffers:
     """What an ``O_DIRECT`` write is given: the caller's bytes when they are page-aligned
     (:func:`aligned_for_direct`), else a copy in a page-aligned bounce buffer, one per thread
@@ -144,7 +157,7 @@ class DirectBuffers:
         n = len(data)
         buf: mmap.mmap | None = getattr(self._local, "bounce", None)
         if buf is None or len(buf) < n:
-            buf = self._local.bounce = mmap.mmap(-1, max(n, 1 << 20))
+            buf = self._local.bounce = anonymous_buffer(max(n, 1 << 20))
         buf[:n] = data
         return memoryview(buf)[:n]
 

@@ -1,8 +1,11 @@
 """Adding a file: read, hash in worker threads, write chunk files, index in batches.
 
-The calling thread reads chunk-sized pieces into reusable page-aligned buffers; a small thread
-pool hashes each chunk (``hashlib`` releases the GIL on large updates, so two cores work) and
-writes its file (temp, rename; no fsync per file). Results are consumed in order: each chunk
+The calling thread reads chunk-sized pieces into reusable page-aligned buffers (anonymous
+mappings: an ``O_DIRECT`` chunk write goes straight from them, with no bounce copy nor a bounce
+buffer per worker thread, and they are unmapped when the add ends instead of staying in a
+daemon worker thread's malloc arena); a small thread pool hashes each chunk (``hashlib``
+releases the GIL on large updates, so two cores work) and writes its file (temp, rename; no
+fsync per file). Results are consumed in order: each chunk
 root goes into a :class:`~node.content.StreamingTreeHasher` (O(log n) memory) and into the
 chunk-root list, which is committed to LevelDB every ``COMMIT_BYTES`` after one ``fdatasync``
 pass over the files of that group and their directories (group commit). Memory is a few chunk
@@ -29,6 +32,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from node._fs import anonymous_buffer
 from node.content import Manifest, StreamingTreeHasher, check_chunk_size, chunk_root, read_full
 from node.log import get_logger
 
@@ -49,17 +53,6 @@ COMMIT_BYTES = 32 << 20
 #: buffers, and a daemon adding a 100 MiB content peaked at 114-118 MiB (session 11), where
 #: 4 chunks in flight hash as fast on two cores.
 AHEAD_BYTES = 16 << 20
-
-
-_MAP_FLAGS = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
-
-
-def _buffer(size: int) -> mmap.mmap:
-    """A chunk buffer of the add: page-aligned, so the ``O_DIRECT`` write of a whole chunk
-    goes straight from it (no copy into a bounce buffer, nor the bounce buffer's 4 MiB per
-    worker thread), and unmapped when the add drops it (a ``bytearray`` of the daemon's worker
-    thread stayed in that thread's malloc arena after the add: 16 MiB resident for good)."""
-    return mmap.mmap(-1, size, flags=_MAP_FLAGS) if _MAP_FLAGS else mmap.mmap(-1, size)
 
 
 def pending_chunks(workers: int, chunk_size: int) -> int:
@@ -175,7 +168,7 @@ def ingest(
         with commit_pool, ThreadPoolExecutor(workers, thread_name_prefix="store-add") as pool:
             try:
                 while True:
-                    buf = free.pop() if free else _buffer(chunk_size)
+                    buf = free.pop() if free else anonymous_buffer(chunk_size)
                     n = read_full(f, buf)
                     if not n:
                         break

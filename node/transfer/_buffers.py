@@ -14,8 +14,8 @@ excess is unmapped at once), and :meth:`BufferPool.trim` unmaps those idle longe
 A :meth:`BufferPool.take` of a size the pool has none of unmaps the buffers of other sizes
 (an earlier get's chunk size): a get of 4 MiB chunks after one of 1 MiB chunks would
 otherwise hold both sets at once.
-Buffers are private anonymous mappings (``MAP_PRIVATE``): unmapping them is about half the
-cost of the shared ones ``mmap.mmap(-1, n)`` makes.
+Buffers are private anonymous mappings (``node._fs.anonymous_buffer``): unmapping them is
+about half the cost of the shared ones ``mmap.mmap(-1, n)`` makes.
 
 Thread-safe (a lock); in practice the trio thread takes and gives them.
 """
@@ -27,20 +27,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from node._fs import anonymous_buffer as new_buffer
+
 #: Idle bytes a process keeps at most (the default pool): one 4 MiB-chunk fetch's buffers
 #: (3 put slots + 4 being received) fit.
 MAX_BYTES = 32 << 20
 #: Seconds a kept buffer may stay unused before :meth:`BufferPool.trim` unmaps it.
 IDLE_SECONDS = 30.0
-
-_FLAGS = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
-
-
-def new_buffer(size: int) -> mmap.mmap:
-    """A fresh page-aligned, zeroed buffer of ``size`` bytes (an anonymous private mapping)."""
-    if _FLAGS:
-        return mmap.mmap(-1, size, flags=_FLAGS)
-    return mmap.mmap(-1, size)  # (no MAP_PRIVATE here: the default, shared)
 
 
 class BufferPool:
