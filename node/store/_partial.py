@@ -343,8 +343,8 @@ class PartialWriter:
     ) -> None:
         """Write verified chunk ``index`` and queue it for the next group commit (flushing
         when the group is due). ``written``: its writes are done (:meth:`_put_parallel`), and
-        ``tmp``, if any, is its chunk file to rename into place (removed on failure). The
-        caller added ``index`` to ``_queued``."""
+        ``tmp``, if any, is its chunk file to rename into place (``commit_temp`` removes it if
+        that fails). The caller added ``index`` to ``_queued``."""
         store = self._store
         with store._lock:
             store._inflight[expected] += 1
@@ -359,9 +359,7 @@ class PartialWriter:
                     with self._lock:
                         self._linked[expected] = record
             elif tmp is not None:
-                taken: Path = tmp
-                tmp = None  # commit_temp removes it if the rename fails
-                store._files.commit_temp(taken, expected)
+                store._files.commit_temp(tmp, expected)  # removes it if the rename fails
                 with store._lock:
                     store._uncommitted.add(expected)
             elif not written and not store._files.exists_with_size(expected, len(data)):
@@ -369,8 +367,6 @@ class PartialWriter:
                 with store._lock:
                     store._uncommitted.add(expected)
         except BaseException:
-            if tmp is not None:
-                store._files.discard_temp(tmp)
             with self._lock:
                 self._queued.discard(index)
             with store._lock:
