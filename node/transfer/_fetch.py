@@ -19,7 +19,11 @@ The decisions are made by the sans-IO :class:`Scheduler`; this module does the I
    resume) wins outright, else the group with the most peers, then the best ledger score. The
    chunk-root list is fetched from a peer of that group in pages of 2048 (the first page is
    asked of the best-ranked peer together with its Want when nothing of the root is held: a
-   round trip less for a small content) and streamed into ``Store.begin_partial`` from a
+   round trip less for a small content; with that page in hand, before the list is checked
+   and stored and the plan made, the first chunks (up to ``EARLY_BYTES``) are asked of that
+   peer, the *early Request*: they are on the way while the rest is set up, and
+   ``_take_early`` hands them to the scheduler as that peer's requests, or forgets them if the
+   peer is not used after all) and streamed into ``Store.begin_partial`` from a
    worker thread, which checks it hashes to the content root and
    has the manifest's chunk count (O(log n) memory; each page is also checked against a
    :class:`RootListVerifier`, and its ``total`` against the manifest, so a bad list is blamed
@@ -197,6 +201,10 @@ PUT_BUFFER_BYTES = 12 << 20
 (4 MiB chunks: 3), never fewer than 2. 8 slots of 4 MiB took the receiver daemon's peak RSS
 to 98-105 MiB; 3 slots: 82-83 MiB, as fast (issue #11)."""
 RECEIPT_EVERY_BYTES = 256 * 1024 * 1024
+EARLY_BYTES = 4 << 20
+"""What the early Request asks (module docstring, item 2): the first chunks up to this many
+bytes, at least one. One 4 MiB chunk takes about as long to arrive as the rest of the set-up
+takes (issue #11); more would only sit in the provider's queue ahead of the plan's choice."""
 
 
 class PeerLedger(Protocol):
@@ -347,6 +355,9 @@ class _Peer:
     have_ready: bool = False  #: its Want answer is read: a Have from it now is an update
     bulk: ChunkBuffer | None = None  #: the buffer its last bulk ChunkData was decrypted into
     roots_asked: bool = False  #: the first chunk-root page was asked with the Want (unread)
+    early: int | None = None  #: request id of the early Request (``_send_early``)
+    early_indices: tuple[int, ...] = ()  #: what it asked
+    early_done: dict[int, _Assembly] = field(default_factory=dict)  #: came whole before the plan
 
 
 class _Fetch:
@@ -380,8 +391,11 @@ class _Fetch:
         delta_verify: bool = True,
         dial: Dial | None = None,
         wait_receipts: bool = True,
+        early: bool = True,
     ) -> None:
         self.dial: Dial = dial or _dial
+        self.early = early
+        self._early_sent = False  #: one early Request per fetch, to one peer
         self.wait_receipts = wait_receipts
         self.delta = delta
         self.delta_verify = delta_verify
@@ -521,7 +535,10 @@ class _Fetch:
                     and msg.request_id in peer.requests
                     and not peer.dropped
                 ):
-                    await self._on_request_error(peer, msg)
+                    if self.sched is None:  # the early Request refused: the plan asks again
+                        self._forget_early(peer, peer.early_indices)
+                    else:
+                        await self._on_request_error(peer, msg)
                 elif isinstance(msg, ReceiptAck) or (
                     isinstance(msg, ErrorMsg)
                     and (msg.code == ErrorCode.BAD_RECEIPT or msg.ref_kind == Kind.RECEIPT)
@@ -570,16 +587,27 @@ class _Fetch:
         if (
             self._paced
             or root != self.root
-            or sched is None
             or peer.dropped
-            or index >= sched.chunk_count
-            or total != sched.chunk_len(index)
             or index in peer.assembling
+            or total != self._chunk_len(peer, index)
+            or (sched is not None and peer.conn.address not in sched.peers)
         ):
             peer.bulk = None
             return None
         peer.bulk = self._buffer(total)
         return peer.bulk
+
+    def _chunk_len(self, peer: _Peer, index: int) -> int | None:
+        """The length chunk ``index`` must have, ``None`` if it is not taken from ``peer``
+        now: beyond the content, or, before the plan, not asked in its early Request (whose
+        lengths come from its own manifest: the one agreed, if it is used at all)."""
+        sched = self.sched
+        if sched is not None:
+            return sched.chunk_len(index) if index < sched.chunk_count else None
+        m = peer.manifest
+        if m is None or index not in peer.early_indices or index in peer.early_done:
+            return None
+        return m.chunk_length(index)
 
     @property
     def _paced(self) -> bool:
@@ -589,12 +617,18 @@ class _Fetch:
 
     async def _on_piece(self, peer: _Peer, msg: ChunkData) -> None:
         index = msg.index
-        if bytes(msg.root) != self.root or self.sched is None or index >= self.sched.chunk_count:
+        sched = self.sched
+        if bytes(msg.root) != self.root:
             return
+        length = self._chunk_len(peer, index)  # before the plan: the early Request's only
+        if length is None:
+            return
+        if sched is not None and peer.conn.address not in sched.peers:
+            return  # a peer we take nothing from (not used: price, domain) is not paid either
         self.wire_bytes += len(msg.data)
         if peer.dropped:
             return  # neither stored nor billed
-        if self.sched.on_bytes(peer.conn.address, trio.current_time()):
+        if sched is not None and sched.on_bytes(peer.conn.address, trio.current_time()):
             await self._answered(peer)
         if self.done.is_set():
             return  # over (finished or failed): neither stored nor billed
@@ -606,10 +640,10 @@ class _Fetch:
             if msg.offset != 0:
                 return  # tail of a chunk we cancelled
             if msg.compressed:  # a zstd frame of the chunk: never longer than the chunk
-                if total > self.sched.chunk_len(index):
+                if total > length:
                     raise ProtocolViolation(f"chunk {index} sent as a frame longer than itself")
                 asm = _Assembly(bytearray(total), compressed=True)
-            elif total != self.sched.chunk_len(index):
+            elif total != length:
                 raise ProtocolViolation(f"chunk {index} announced with the wrong length")
             else:
                 bulk, peer.bulk = peer.bulk, None
@@ -637,6 +671,14 @@ class _Fetch:
             return
         if peer.assembling.pop(index, None) is not asm:
             return  # cancelled (e.g. got elsewhere) while this piece waited for the rate limit
+        if sched is None:
+            peer.early_done[index] = asm  # handed to the scheduler with the plan (_take_early)
+            return
+        await self._deliver(peer, index, asm)
+
+    async def _deliver(self, peer: _Peer, index: int, asm: _Assembly) -> None:
+        """A whole chunk from ``peer``: verified and written by a ``_put`` task."""
+        assert self.sched is not None
         buf = asm.buf
         if index not in self.sched.need:
             self._recycle(buf)
@@ -644,6 +686,93 @@ class _Fetch:
         await self.put_slots.acquire()
         peer.putting += 1
         self.nursery.start_soon(self._put, peer, index, buf, asm.compressed)
+
+    # -- the early Request (module docstring, item 2) ----------------------------------------
+
+    async def _send_early(self, peer: _Peer, manifest: Manifest, page: bytes) -> None:
+        """Ask ``peer`` for the first chunks now, from the first chunk-root page of a content
+        nothing of which is held, before the list is checked and stored and the plan made:
+        what a get waits for first (the first chunk) is then on its way during that set-up.
+        The peer has answered Want (Manifest, Price, Have), so this is an ordinary Request
+        (docs/protocol.md 5.13). It names chunks the peer has and none whose chunk root the
+        store holds (delta takes those: asking would move them for nothing): the first ones,
+        up to ``EARLY_BYTES`` (at least one chunk, at most the initial window and the peer's
+        ``max_outstanding``); in a swarm one chunk from a random start, as the swarm
+        scheduler picks, so that receivers of one root do not all ask the origin for the
+        same chunks (it spares the origin what other receivers can serve)."""
+        if self._early_sent or not self.early or self._paced:
+            return
+        self._early_sent = True
+        limit = max(1, EARLY_BYTES // manifest.chunk_size)
+        hello = peer.conn.peer_hello
+        if hello is not None:
+            limit = min(limit, hello.capabilities.max_outstanding)
+        count = min(manifest.chunk_count, len(page) // 32)
+        limit = min(limit, self.initial_window, count)
+        start = 0
+        if self.swarm is not None:
+            limit, start = 1, random.randrange(count)
+
+        def wanted(i: int) -> bool:
+            if peer.have is not None and i not in peer.have:
+                return False
+            cr = page[32 * i : 32 * i + 32]
+            return not (self.delta and self.store.holds_chunk(cr, manifest.chunk_length(i)))
+
+        looked = itertools.islice(itertools.chain(range(start, count), range(start)), 16 * limit)
+        indices = tuple(itertools.islice((i for i in looked if wanted(i)), limit))
+        if not indices:
+            return
+        self.chunk_size = manifest.chunk_size  # its buffers come from the pool (``_buffer``)
+        req_id = next(peer.req_ids)
+        peer.requests[req_id] = indices
+        peer.early, peer.early_indices = req_id, indices
+        try:
+            await peer.conn.send(Request(self.root, req_id, indices))
+        except TransportError:
+            self._forget_early(peer, indices)  # its reader will see the connection fail
+
+    def _forget_early(self, peer: _Peer, indices: Sequence[int]) -> None:
+        """``indices`` of ``peer``'s early Request are not taken from it: they leave the
+        request (an answer to it is no longer ours to count) and what came of them is
+        dropped (a piece still coming is ignored, as after a Cancel)."""
+        if peer.early is None:
+            return
+        for index in indices:
+            for asm in (peer.early_done.pop(index, None), peer.assembling.pop(index, None)):
+                if asm is not None:  # ours alone (a bulk chunk still arriving is in neither)
+                    self._recycle(asm.buf)
+        left = tuple(i for i in peer.early_indices if i not in indices)
+        if left:
+            peer.requests[peer.early] = peer.early_indices = left
+        else:
+            peer.requests.pop(peer.early, None)
+            peer.early, peer.early_indices = None, ()
+
+    def _take_early(
+        self, peer: _Peer, now: float
+    ) -> tuple[list[tuple[int, _Assembly]], tuple[int, ...]]:
+        """The plan exists (scheduler, peers): the chunks of ``peer``'s early Request become
+        its outstanding requests (``Scheduler.requested``), as if the scheduler had asked
+        them, except those it does not take (not needed: delta; the peer not used after all:
+        price, domain, a lie, gone), which are forgotten (``_forget_early``).
+
+        Returns (the chunks that came whole already: the caller delivers them; the indices
+        to Cancel: forgotten with their data still to come). Synchronous: the reader cannot
+        slip a piece in between."""
+        sched = self.sched
+        assert sched is not None
+        indices = peer.early_indices
+        address = peer.conn.address
+        if peer.dropped or peer.gone or address not in sched.peers:
+            ignored = indices
+        else:
+            ignored = sched.requested(address, indices, now)
+        cancel = () if peer.gone else tuple(i for i in ignored if i not in peer.early_done)
+        self._forget_early(peer, ignored)
+        whole = sorted(peer.early_done.items())
+        peer.early, peer.early_indices, peer.early_done = None, (), {}
+        return whole, cancel
 
     async def _answered(self, peer: _Peer) -> None:
         """A suspect (overtaken, nothing from it since its oldest request) sent bytes: it is
@@ -1323,6 +1452,7 @@ class _Fetch:
             first = None
             if 0 < manifest.chunk_count <= MAX_ROOTS_PER_PAGE:  # one page: read it here
                 first = await self._roots_page(peer, 0, manifest.chunk_count)
+                await self._send_early(peer, manifest, first)
             await trio.to_thread.run_sync(
                 self.store.begin_partial, manifest, self._roots_from(peer, manifest, token, first)
             )
@@ -1533,6 +1663,7 @@ class _Fetch:
             peer = self.peers[address]
             if peer.report is not None and not peer.gone:
                 self.sched.add_peer(address, now, peer.have, rank=rank)
+        early = [(p, *self._take_early(p, now)) for p in self.peers.values() if p.early is not None]
         self._sched_ready.set()
         log.info("fetching", root="0x" + self.root.hex(), chunks=n, missing=len(need))
         out = self.output
@@ -1543,6 +1674,12 @@ class _Fetch:
             copy=out if not links else None,  # written while the chunk is hashed (docs/store.md)
         )
         try:
+            for peer, whole, cancel in early:
+                for index, asm in whole:
+                    await self._deliver(peer, index, asm)
+                if cancel:
+                    with contextlib.suppress(TransportError):  # its reader will see it fail
+                        await peer.conn.send(Cancel(self.root, cancel))
             if not self.sched.finished:
                 self.nursery.start_soon(self._timer)
                 if self.swarm is not None:
@@ -1637,6 +1774,7 @@ async def fetch(
     delta_verify: bool = True,
     dial: Dial | None = None,
     wait_receipts: bool = True,
+    early: bool = True,
 ) -> FetchResult:
     """Fetch ``root`` from ``peers`` into ``store``; resumes whatever an earlier run left.
 
@@ -1673,7 +1811,8 @@ async def fetch(
     ``open_peer_connection``); ``ConnectionPool.dial`` lends kept ones (``_pool``). With
     ``wait_receipts=False`` the last receipts' answers on pooled connections are not waited
     for: the pool takes them into the provider reports later (``receipt_acked`` stays False
-    until then).
+    until then). ``early``: when nothing of the root is held, the first chunks are asked as
+    soon as the first chunk-root page is in (module docstring, item 2), not after the plan.
     """
     if receipt_every_chunks < 1 or receipt_every_bytes < 1:
         raise InvalidArgument("receipt_every_chunks and receipt_every_bytes must be >= 1")
@@ -1721,6 +1860,7 @@ async def fetch(
         delta_verify=delta_verify,
         dial=dial,
         wait_receipts=wait_receipts,
+        early=early,
     )
     try:
         return await run.run(addrs)

@@ -315,6 +315,31 @@ class Scheduler:
                 actions.append(CancelChunks(other, (index,)))
         return actions
 
+    def requested(self, peer: PeerId, indices: tuple[int, ...], now: float) -> tuple[int, ...]:
+        """``indices`` were asked of ``peer`` before this scheduler existed (an early Request,
+        docs/protocol.md 5.13a): from ``now`` they are outstanding there, as if :meth:`poll`
+        had handed them out. Returns those it does not take (beyond the content, not needed,
+        not held by the peer by its Have, already outstanding there, or the peer unusable):
+        the caller forgets their request, and their data is unsolicited."""
+        st = self.peers[peer]
+        ignored: list[int] = []
+        for index in dict.fromkeys(indices):  # a repeat is taken once, not returned
+            if (
+                not st.usable
+                or not 0 <= index < self.chunk_count
+                or index not in self.need
+                or index in self.inflight
+                or not st.has(index)
+            ):
+                ignored.append(index)
+                continue
+            if not st.outstanding:
+                st.progress(now)
+            st.outstanding[index] = now
+            st.outstanding_bytes += self.chunk_len(index)
+            self.inflight.setdefault(index, []).append(peer)
+        return tuple(ignored)
+
     def on_refused(
         self,
         peer: PeerId,

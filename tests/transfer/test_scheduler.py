@@ -318,3 +318,59 @@ def test_equal_ranks_still_rotate() -> None:
             for i in a.indices:
                 s.on_chunk(a.peer, i, True, float(t))
     assert firsts == {"a", "b"}
+
+
+# -- requests made before the scheduler existed (the fetch's early Request) ---------------------
+
+
+def test_requested_indices_are_outstanding_and_not_asked_again() -> None:
+    s = make(40)
+    s.add_peer("a", 0.0)
+    assert s.requested("a", (0, 1, 2, 3), 0.0) == ()
+    assert set(s.peers["a"].outstanding) == {0, 1, 2, 3}
+    assert s.peers["a"].outstanding_bytes == 4 * CHUNK
+    reqs = requests(s.poll(0.0))
+    assert reqs == {"a": list(range(4, 16))}  # the rest of the window, none of them again
+    assert s.on_chunk("a", 2, True, 0.5) == []  # delivered like any request
+    assert s.peers["a"].chunks_ok == 1 and 2 not in s.need and 2 not in s.inflight
+
+
+def test_requested_returns_what_it_does_not_take() -> None:
+    have = Bitmap.from_indices(10, [0, 1, 2, 3, 5])
+    s = make(10, missing=[0, 2, 3, 4, 5])  # 1 is held already
+    s.add_peer("a", 0.0, have)
+    s.add_peer("b", 0.0)
+    assert s.requested("b", (3,), 0.0) == ()
+    # 1 not needed, 3 in flight at b, 4 not held by a, 11 beyond the content
+    assert s.requested("a", (0, 1, 3, 4, 11), 0.0) == (1, 3, 4, 11)
+    assert set(s.peers["a"].outstanding) == {0}
+    s.remove_peer("b")
+    assert s.requested("b", (5,), 0.0) == (5,)  # gone: takes nothing
+    assert 3 not in s.inflight  # b's early index went back to the pool with it
+
+
+@settings(max_examples=examples(60))
+@given(
+    n=st.integers(1, 64),
+    early=st.lists(st.integers(0, 80), max_size=20),
+    missing=st.sets(st.integers(0, 63)),
+)
+def test_requested_then_polled_never_asks_an_index_twice(
+    n: int, early: list[int], missing: set[int]
+) -> None:
+    s = make(n, missing=sorted(i for i in missing if i < n))
+    s.add_peer("a", 0.0)
+    ignored = s.requested("a", tuple(early), 0.0)
+    taken = [i for i in dict.fromkeys(early) if i not in ignored]
+    assert all(0 <= i < n and i in s.need for i in taken)
+    asked = list(taken)
+    now = 0.0
+    for _ in range(200):  # deliver in order until done
+        asked.extend(requests(s.poll(now)).get("a", []))
+        pending = sorted(s.peers["a"].outstanding)
+        if not pending:
+            break
+        now += 0.01
+        s.on_chunk("a", pending[0], True, now)
+    assert len(asked) == len(set(asked))
+    assert s.finished
