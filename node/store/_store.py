@@ -148,7 +148,7 @@ class Store:
             if hot_limit is not None and cold_dir is None:
                 raise ValueError("hot_limit needs a cold tier (cold_dir)")
             self._files = ChunkFiles(path, durable=durable, cold_dir=cold_dir)
-            self._files.links = self._links = Links(self._db)
+            self._files.links = self._links = Links(self._db, durable=durable)
             _maint.recover(self)
             self._quarantined = _maint.load_quarantine(self)
             if cold_dir is not None:

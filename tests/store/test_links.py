@@ -217,3 +217,48 @@ def test_chunk_held_in_the_cold_tier_is_not_linked(tmp_path: Path) -> None:
         assert store._links.link_of(roots[0]) is None
         assert store._links.link_of(roots[1]) is not None
         assert b"".join(store.iter_verified(m.root)) == data
+
+
+def test_linked_files_are_found_by_inode_without_reading_every_record(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each ``get --link`` registers its output and checks the path first: with many linked
+    files kept, neither reads every record again (it did, parsing each: a cost that grew
+    with every linked get the store had kept). Found right after renames, a reopen and gc."""
+    from node.store import _links
+
+    outs = []
+    with Store.open(store_path) as store:
+        for k in range(12):
+            sub = tmp_path / f"c{k}"
+            sub.mkdir()
+            data, m, roots = content(sub, CS + k, seed=k + 1)  # no chunk shared
+            store.begin_partial(m, iter(roots))
+            assert run_linked(store, sub / "out.bin", data, m.root, None)
+            outs.append((sub / "out.bin", m, data))
+        parsed = [0]
+        real = _links.LinkedFile.from_json
+
+        def counting(file_id: int, raw: bytes) -> _links.LinkedFile:
+            parsed[0] += 1
+            return real(file_id, raw)
+
+        monkeypatch.setattr(_links.LinkedFile, "from_json", counting)
+        ids = set()
+        for out, _, _ in outs:
+            found = store.linked_file_at(out)
+            assert found is not None and found.path == out
+            ids.add(found.file_id)
+        data, m, out = linked(store, tmp_path, 2 * CS)  # one more get: register, finish
+        assert parsed[0] == 0 and len(ids) == 12
+        assert store.linked_file_at(out).file_id not in ids  # type: ignore[union-attr]
+        monkeypatch.undo()
+    with Store.open(store_path) as store:  # the map is read again from the index
+        for out, m, data in outs:
+            assert store.linked_file_at(out) is not None
+            assert b"".join(store.iter_verified(m.root)) == data
+        gone, m0, _ = outs[0]
+        store.remove(m0.root)
+        store.gc()
+        assert store.linked_file_at(gone) is None  # its record went with its last link
+        assert store.linked_file_at(outs[1][0]) is not None
