@@ -61,7 +61,8 @@ def anvil_binary() -> Path | None:
 
 @dataclass
 class AnvilProcess:
-    """A running anvil. ``stop()`` terminates it (only if this object started it)."""
+    """A running anvil. ``stop()`` terminates it (only if this object started it) and removes
+    its log directory when ``start_anvil`` made one (no ``log_dir`` given)."""
 
     pid: int
     port: int
@@ -69,6 +70,7 @@ class AnvilProcess:
     hardfork: str
     _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _log: IO[bytes] | None = field(default=None, repr=False)
+    _own_dir: Path | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -97,6 +99,9 @@ class AnvilProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
+        if self._own_dir is not None and not self.alive():
+            shutil.rmtree(self._own_dir, ignore_errors=True)
+            self._own_dir = None
 
     def __enter__(self) -> AnvilProcess:
         return self
@@ -150,7 +155,9 @@ def start_anvil(
     binary = anvil_binary()
     if binary is None:
         raise ChainUsageError("anvil not found: run `npm ci` (node_modules/@foundry-rs/anvil)")
-    log_dir = Path(log_dir) if log_dir is not None else Path(tempfile.mkdtemp(prefix="bcai-anvil-"))
+    own_dir = None if log_dir is not None else Path(tempfile.mkdtemp(prefix="bcai-anvil-"))
+    log_dir = Path(log_dir) if log_dir is not None else own_dir
+    assert log_dir is not None
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "anvil.log"
     log = open(log_path, "wb")  # noqa: SIM115 - owned by the AnvilProcess
@@ -181,7 +188,9 @@ def start_anvil(
             if match:
                 found_port = int(match.group(2))
         if found_port is not None and _answers(f"http://127.0.0.1:{found_port}"):
-            return AnvilProcess(proc.pid, found_port, log_path, hardfork, _proc=proc, _log=log)
+            return AnvilProcess(
+                proc.pid, found_port, log_path, hardfork, _proc=proc, _log=log, _own_dir=own_dir
+            )
         time.sleep(0.05)
     proc.kill()
     proc.wait()

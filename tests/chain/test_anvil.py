@@ -62,7 +62,9 @@ def test_stopped_anvil_is_unavailable() -> None:
     assert backend.is_up()
     world = build_world(backend)
     client = world.client(0)
+    made = proc.log_path.parent  # start_anvil's own log directory (no log_dir given)
     proc.stop()
+    assert not made.exists()  # not left behind in /tmp
     assert not backend.is_up()
     with pytest.raises(ChainUnavailable):
         backend.block_number()
