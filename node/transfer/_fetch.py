@@ -665,7 +665,7 @@ class _Fetch:
         if not inplace:
             asm.buf[asm.filled : end] = data  # one copy, into a buffer of the final size
         asm.filled = end
-        if self._paced:
+        if self._paced and sched is not None:  # (the early chunks, asked unpaced, are not)
             await self._pace(peer, len(data))
         if end < total:
             return
