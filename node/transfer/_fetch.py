@@ -695,11 +695,12 @@ class _Fetch:
         what a get waits for first (the first chunk) is then on its way during that set-up.
         The peer has answered Want (Manifest, Price, Have), so this is an ordinary Request
         (docs/protocol.md 5.13). It names chunks the peer has and none whose chunk root the
-        store holds (delta takes those: asking would move them for nothing): the first ones,
-        up to ``EARLY_BYTES`` (at least one chunk, at most the initial window and the peer's
-        ``max_outstanding``); in a swarm one chunk from a random start, as the swarm
-        scheduler picks, so that receivers of one root do not all ask the origin for the
-        same chunks (it spares the origin what other receivers can serve)."""
+        store holds (delta takes those: asking would move them for nothing): from a single
+        peer the first ones, up to ``EARLY_BYTES`` (at least one chunk, at most the initial
+        window and the peer's ``max_outstanding``); with several peers only the first chunk,
+        so the scheduler still spreads a small content over them; in a swarm one chunk from a
+        random start, as the swarm scheduler picks, so that receivers of one root do not all
+        ask the origin for the same chunks (it spares the origin what others can serve)."""
         if self._early_sent or not self.early or self._paced:
             return
         self._early_sent = True
@@ -712,6 +713,8 @@ class _Fetch:
         start = 0
         if self.swarm is not None:
             limit, start = 1, random.randrange(count)
+        elif len(self.peers) > 1:
+            limit = 1
 
         def wanted(i: int) -> bool:
             if peer.have is not None and i not in peer.have:
