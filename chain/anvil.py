@@ -155,9 +155,10 @@ def start_anvil(
     binary = anvil_binary()
     if binary is None:
         raise ChainUsageError("anvil not found: run `npm ci` (node_modules/@foundry-rs/anvil)")
-    own_dir = None if log_dir is not None else Path(tempfile.mkdtemp(prefix="bcai-anvil-"))
-    log_dir = Path(log_dir) if log_dir is not None else own_dir
-    assert log_dir is not None
+    own_dir = None  # made here: removed by stop()
+    if log_dir is None:
+        log_dir = own_dir = Path(tempfile.mkdtemp(prefix="bcai-anvil-"))
+    log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "anvil.log"
     log = open(log_path, "wb")  # noqa: SIM115 - owned by the AnvilProcess

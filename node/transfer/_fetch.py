@@ -583,14 +583,12 @@ class _Fetch:
         ours when we want it whole from there (then :meth:`_on_piece` copies nothing). Not
         while a rate cap paces what we read (``_pace``): then it comes as pieces, paced one
         by one as before."""
-        sched = self.sched
         if (
             self._paced
             or root != self.root
             or peer.dropped
             or index in peer.assembling
             or total != self._chunk_len(peer, index)
-            or (sched is not None and peer.conn.address not in sched.peers)
         ):
             peer.bulk = None
             return None
@@ -599,11 +597,15 @@ class _Fetch:
 
     def _chunk_len(self, peer: _Peer, index: int) -> int | None:
         """The length chunk ``index`` must have, ``None`` if it is not taken from ``peer``
-        now: beyond the content, or, before the plan, not asked in its early Request (whose
-        lengths come from its own manifest: the one agreed, if it is used at all)."""
+        now: beyond the content, from a peer the scheduler does not have (not used: price,
+        domain; what it sends is neither stored nor paid), or, before the plan, not asked in
+        its early Request (whose lengths come from its own manifest: the one agreed, if it is
+        used at all)."""
         sched = self.sched
         if sched is not None:
-            return sched.chunk_len(index) if index < sched.chunk_count else None
+            if index >= sched.chunk_count or peer.conn.address not in sched.peers:
+                return None
+            return sched.chunk_len(index)
         m = peer.manifest
         if m is None or index not in peer.early_indices or index in peer.early_done:
             return None
@@ -623,8 +625,6 @@ class _Fetch:
         length = self._chunk_len(peer, index)  # before the plan: the early Request's only
         if length is None:
             return
-        if sched is not None and peer.conn.address not in sched.peers:
-            return  # a peer we take nothing from (not used: price, domain) is not paid either
         self.wire_bytes += len(msg.data)
         if peer.dropped:
             return  # neither stored nor billed
